@@ -1,0 +1,24 @@
+#include "protocol/line_framer.h"
+
+namespace serverswap::protocol {
+
+std::optional<std::string> LineFramer::next_line() {
+  if (overflowed_) return std::nullopt;
+  size_t newline = buffer_.find('\n', consumed_);
+  if (newline == std::string::npos) {
+    if (buffered() >= kMaxLine) overflowed_ = true;
+    // Compact so the buffer never holds more than one partial line.
+    buffer_.erase(0, consumed_);
+    consumed_ = 0;
+    return std::nullopt;
+  }
+  if (newline - consumed_ + 1 > kMaxLine) {
+    overflowed_ = true;
+    return std::nullopt;
+  }
+  std::string line = buffer_.substr(consumed_, newline - consumed_);
+  consumed_ = newline + 1;
+  return line;
+}
+
+}  // namespace serverswap::protocol

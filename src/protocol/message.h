@@ -1,0 +1,40 @@
+// Message: one protocol line decoded. A message is a JSON object whose first key names it
+// ({"readyFor": ":8080"}); the value of that key is its body and any further keys are
+// extra fields (docs/protocol.md, "Framing").
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace serverswap::protocol {
+
+// Keys keep their order, so that "first key names it" holds on both sides.
+using Json = nlohmann::ordered_json;
+
+inline constexpr int kVersion = 1;
+
+struct Message {
+  std::string name;
+  Json body;
+  Json whole;
+};
+
+// Fails, with a message fit for an `error` reply, on malformed JSON, a non-object or an
+// empty object.
+Result<Message> decode(std::string_view line);
+
+// One line, '\n' included. Invalid UTF-8 in strings is replaced rather than thrown on.
+std::string encode(const Json& message);
+
+Json make(std::string_view name, Json body);
+
+// {"error": text, "request": request}; `request` is omitted when null.
+Json error_reply(const std::string& text, const Json& request = nullptr);
+
+// The body as a string, or an error naming the message when it is not one.
+Result<std::string> string_body(const Message& message);
+
+}  // namespace serverswap::protocol
