@@ -1,0 +1,106 @@
+/* serverswap C API: what a server links to take part in zero-downtime restarts.
+ *
+ * A server started by the serverswap daemon finds SERVERSWAP_SOCKET and SERVERSWAP_ID in its
+ * environment. serverswap_open() connects there and says hello; serverswap_ready_for() asks
+ * for a resource (":8080", "127.0.0.1:8080", "[::1]:8080", "unix:/path.sock") and returns the
+ * listening socket the daemon holds for it, shared with the server it replaces. When the
+ * server is serving it calls serverswap_server_up(); when a newer server is up, the daemon
+ * takes this one down, by a callback registered with serverswap_on_takedown() or else by a
+ * signal. The wire protocol is docs/protocol.md.
+ *
+ * Without SERVERSWAP_SOCKET the client is "standalone": serverswap_ready_for() binds the
+ * resource itself, serverswap_managed() is 0 and the calls that talk to the daemon do
+ * nothing, so the same program runs unchanged in development.
+ *
+ * Conventions:
+ *  - Functions returning int return 0 on success and -1 on failure; serverswap_error()
+ *    then says why, with the resource and errno text ("readyFor :8080: bind :8080: Address
+ *    already in use"). The text stays valid until the next call on the same client.
+ *  - A serverswap_client is an opaque handle. It is not thread-safe: use each client from
+ *    one thread at a time (normally the server's event-loop thread). Distinct clients are
+ *    independent.
+ *  - Strings passed in are copied; callers keep ownership. Returned file descriptors belong
+ *    to the caller, who closes them. All descriptors are close-on-exec.
+ *  - Listening sockets are in non-blocking mode (shared O_NONBLOCK, docs/protocol.md §4):
+ *    accept() may fail with EAGAIN when another process took the connection; wait for
+ *    readability again. Do not make them blocking. Standalone sockets behave the same.
+ *  - Every wait has a deadline: serverswap_open() waits at most 10 s for the daemon's
+ *    welcome, serverswap_ready_for() at most 60 s for the socket.
+ *  - Takedown callbacks run only inside serverswap_dispatch() and serverswap_ready_for()
+ *    (for takeDown messages that arrived while it waited), on the calling thread. They may
+ *    call serverswap_took_down(), serverswap_server_up() and serverswap_fail(), but not
+ *    serverswap_ready_for(), serverswap_dispatch() or serverswap_close().
+ *  - No C++ exception ever leaves these functions.
+ */
+#ifndef SERVERSWAP_SERVERSWAP_H_
+#define SERVERSWAP_SERVERSWAP_H_
+
+#include "serverswap/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct serverswap_client serverswap_client;
+
+/* Called with the resource a newer server has taken over: stop accepting on it (close the
+ * listening socket), finish what is in flight, and exit when nothing is left to serve. */
+typedef void (*serverswap_takedown_fn)(const char* resource, void* user);
+
+/* Flag for serverswap_open_ex: the server promises to call serverswap_server_up() itself
+ * (hello's "upMessage": true), so the daemon does not apply its settle rule. */
+#define SERVERSWAP_EXPLICIT_UP 1u
+
+/* Connects to the daemon named by SERVERSWAP_SOCKET as SERVERSWAP_ID and waits for its
+ * welcome; standalone when SERVERSWAP_SOCKET is unset. *out is set even on failure (to NULL
+ * only when memory ran out) so that serverswap_error(*out) can say why; close it either way.
+ * serverswap_open(out) is serverswap_open_ex(out, 0). */
+int serverswap_open(serverswap_client** out);
+int serverswap_open_ex(serverswap_client** out, unsigned flags);
+
+/* 1 when connected to a serverswap daemon, 0 when standalone (or the open failed). */
+int serverswap_managed(const serverswap_client* client);
+
+/* Asks for the listening socket of `resource` and blocks until it comes (or the daemon's
+ * error reply, or the 60 s deadline). On success *fd_out is a new descriptor owned by the
+ * caller. Standalone: binds the resource itself (SO_REUSEADDR, backlog SOMAXCONN); asking
+ * again for the same resource string returns another descriptor of the same socket. */
+int serverswap_ready_for(serverswap_client* client, const char* resource, int* fd_out);
+
+/* Registers `cb` (not NULL) for `resource`, replacing an earlier callback, and asks the
+ * daemon to send takeDown for it instead of a signal. The callback is registered even when
+ * sending the request fails. Standalone: only registers. */
+int serverswap_on_takedown(serverswap_client* client, const char* resource,
+                           serverswap_takedown_fn cb, void* user);
+
+/* The server is serving on every resource it asked for. Standalone: no-op. */
+int serverswap_server_up(serverswap_client* client);
+
+/* The server cannot start; the daemon kills it and keeps the old servers. Standalone: no-op. */
+int serverswap_fail(serverswap_client* client, const char* reason);
+
+/* Optional: the server has stopped accepting on `resource`. Standalone: no-op. */
+int serverswap_took_down(serverswap_client* client, const char* resource);
+
+/* The control socket, for the server's own event loop: when it is readable, call
+ * serverswap_dispatch(). -1 when standalone or once the connection is gone (poll() ignores
+ * negative descriptors, so it can stay in a pollfd array). */
+int serverswap_fd(const serverswap_client* client);
+
+/* Reads what the daemon sent without blocking and runs takedown callbacks. Returns 0, or -1
+ * when the daemon closed the connection or it failed (serverswap_fd() is -1 from then on).
+ * Standalone: returns 0. */
+int serverswap_dispatch(serverswap_client* client);
+
+/* Why the last failing call on this client failed; "" if none did. Never NULL. */
+const char* serverswap_error(const serverswap_client* client);
+
+/* Closes the connection (the daemon sees the server leave) and frees the client. Listening
+ * descriptors returned earlier stay open; they belong to the caller. NULL is allowed. */
+void serverswap_close(serverswap_client* client);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SERVERSWAP_SERVERSWAP_H_ */

@@ -1,0 +1,193 @@
+// The C API and the C++ wrapper over it, against a fake daemon on a real socket path found
+// through the environment, as a server started by serverswap would.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "client/test_peer.h"
+#include "serverswap/client.h"
+#include "serverswap/serverswap.h"
+
+namespace serverswap::client {
+namespace {
+
+using protocol::make;
+using testing::FakeDaemon;
+using testing::Json;
+using testing::Peer;
+using testing::ScopedEnv;
+
+// Greets the client the way the daemon does.
+void greet(Peer& peer) {
+  Json hello = peer.next();
+  EXPECT_EQ(hello["hello"]["id"], "test-1");
+  peer.send(testing::welcome());
+}
+
+struct Managed {
+  FakeDaemon daemon;
+  ScopedEnv socket, id;
+  explicit Managed(std::function<void(Peer&)> script)
+      : daemon(std::move(script)),
+        socket("SERVERSWAP_SOCKET", daemon.path().c_str()),
+        id("SERVERSWAP_ID", "test-1") {}
+};
+
+struct Recorded {
+  std::vector<std::string> resources;
+  serverswap_client* client = nullptr;
+};
+
+extern "C" void on_takedown(const char* resource, void* user) {
+  auto* recorded = static_cast<Recorded*>(user);
+  recorded->resources.push_back(resource);
+  serverswap_took_down(recorded->client, resource);  // allowed inside a callback
+}
+
+TEST(CApi, StandaloneWithoutSocketEnvironment) {
+  ScopedEnv socket("SERVERSWAP_SOCKET", nullptr);
+  serverswap_client* c = nullptr;
+  ASSERT_EQ(serverswap_open(&c), 0) << serverswap_error(c);
+  EXPECT_EQ(serverswap_managed(c), 0);
+  EXPECT_EQ(serverswap_fd(c), -1);
+  int fd = -1;
+  ASSERT_EQ(serverswap_ready_for(c, "127.0.0.1:0", &fd), 0) << serverswap_error(c);
+  EXPECT_TRUE(testing::accepts_a_connection(fd));
+  ::close(fd);
+  EXPECT_EQ(serverswap_server_up(c), 0);
+  EXPECT_EQ(serverswap_dispatch(c), 0);
+  EXPECT_EQ(serverswap_ready_for(c, "nonsense", &fd), -1);
+  EXPECT_NE(std::string(serverswap_error(c)).find("readyFor nonsense: "), std::string::npos);
+  serverswap_close(c);
+}
+
+TEST(CApi, ErrorsAndTakedownThroughTheDaemon) {
+  Managed m([](Peer& peer) {
+    greet(peer);
+    EXPECT_EQ(peer.next(), make("readyFor", ":8080"));
+    peer.send(
+        protocol::error_reply("bind :8080: Address already in use", make("readyFor", ":8080")));
+    EXPECT_EQ(peer.next(), make("onTakedown", ":9000"));
+    peer.send(make("takeDown", ":9000"));
+    EXPECT_EQ(peer.next(), make("tookDown", ":9000"));
+  });
+  Recorded recorded;
+  ASSERT_EQ(serverswap_open(&recorded.client), 0) << serverswap_error(recorded.client);
+  serverswap_client* c = recorded.client;
+  EXPECT_EQ(serverswap_managed(c), 1);
+  int fd = -1;
+  EXPECT_EQ(serverswap_ready_for(c, ":8080", &fd), -1);
+  EXPECT_STREQ(serverswap_error(c), "readyFor :8080: bind :8080: Address already in use");
+  EXPECT_EQ(fd, -1);
+  ASSERT_EQ(serverswap_on_takedown(c, ":9000", on_takedown, &recorded), 0);
+  ASSERT_TRUE(testing::wait_readable(serverswap_fd(c)));
+  EXPECT_EQ(serverswap_dispatch(c), 0) << serverswap_error(c);
+  EXPECT_EQ(recorded.resources, std::vector<std::string>{":9000"});
+  serverswap_close(c);
+}
+
+TEST(CApi, FailedOpenStillExplainsItself) {
+  ScopedEnv socket("SERVERSWAP_SOCKET", "/nonexistent/serverswap.sock");
+  ScopedEnv id("SERVERSWAP_ID", "test-1");
+  serverswap_client* c = nullptr;
+  EXPECT_EQ(serverswap_open(&c), -1);
+  ASSERT_NE(c, nullptr);
+  EXPECT_STREQ(serverswap_error(c),
+               "connect /nonexistent/serverswap.sock: No such file or directory");
+  EXPECT_EQ(serverswap_managed(c), 0);
+  EXPECT_EQ(serverswap_server_up(c), -1);
+  EXPECT_STREQ(serverswap_error(c),
+               "not connected: connect /nonexistent/serverswap.sock: No such file or directory");
+  serverswap_close(c);
+}
+
+TEST(CApi, SocketWithoutIdIsAnError) {
+  ScopedEnv socket("SERVERSWAP_SOCKET", "/nonexistent/serverswap.sock");
+  ScopedEnv id("SERVERSWAP_ID", nullptr);
+  serverswap_client* c = nullptr;
+  EXPECT_EQ(serverswap_open_ex(&c, SERVERSWAP_EXPLICIT_UP), -1);
+  EXPECT_STREQ(serverswap_error(c), "SERVERSWAP_SOCKET is set but SERVERSWAP_ID is not");
+  serverswap_close(c);
+}
+
+TEST(CApi, NullArgumentsAreErrorsNotCrashes) {
+  ScopedEnv socket("SERVERSWAP_SOCKET", nullptr);
+  serverswap_client* c = nullptr;
+  ASSERT_EQ(serverswap_open(&c), 0);
+  EXPECT_EQ(serverswap_ready_for(c, nullptr, nullptr), -1);
+  EXPECT_STREQ(serverswap_error(c), "readyFor: resource is NULL");
+  EXPECT_EQ(serverswap_on_takedown(c, ":1", nullptr, nullptr), -1);
+  EXPECT_EQ(serverswap_open(nullptr), -1);
+  EXPECT_EQ(serverswap_dispatch(nullptr), -1);
+  EXPECT_EQ(serverswap_fd(nullptr), -1);
+  serverswap_close(c);
+  serverswap_close(nullptr);
+}
+
+TEST(CppClient, ExplicitUpReadyForAndTakedown) {
+  UniqueFd listener = testing::loopback_listener();
+  Managed m([&](Peer& peer) {
+    Json hello = peer.next();
+    EXPECT_EQ(hello["hello"]["upMessage"], true);
+    peer.send(testing::welcome());
+    EXPECT_EQ(peer.next(), make("readyFor", "127.0.0.1:0"));
+    peer.send(make("resourceReady", "127.0.0.1:0"), listener.get());
+    EXPECT_EQ(peer.next(), make("onTakedown", "127.0.0.1:0"));
+    EXPECT_EQ(peer.next(), make("serverUp", true));
+    peer.send(make("takeDown", "127.0.0.1:0"));
+    EXPECT_EQ(peer.next(), make("fail", "done"));
+  });
+  auto client = serverswap::Client::open({.explicit_up = true});
+  EXPECT_TRUE(client.managed());
+  UniqueFd fd(client.ready_for("127.0.0.1:0"));
+  EXPECT_TRUE(testing::accepts_a_connection(fd.get()));
+  std::vector<std::string> seen;
+  client.on_takedown("127.0.0.1:0", [&](std::string_view r) { seen.emplace_back(r); });
+  client.server_up();
+  serverswap::Client moved = std::move(client);  // callbacks survive a move
+  ASSERT_TRUE(testing::wait_readable(moved.control_fd()));
+  moved.dispatch();
+  EXPECT_EQ(seen, std::vector<std::string>{"127.0.0.1:0"});
+  moved.fail("done");
+}
+
+TEST(CppClient, FailuresThrowErrorWithTheText) {
+  Managed m([](Peer& peer) {
+    greet(peer);
+    EXPECT_EQ(peer.next(), make("readyFor", ":8080"));
+    peer.send(
+        protocol::error_reply("bind :8080: Address already in use", make("readyFor", ":8080")));
+    EXPECT_EQ(peer.next(), make("onTakedown", ":9000"));
+    peer.send(make("takeDown", ":9000"));
+    peer.close();
+  });
+  auto client = serverswap::Client::open();
+  try {
+    client.ready_for(":8080");
+    ADD_FAILURE() << "ready_for did not throw";
+  } catch (const serverswap::Error& e) {
+    EXPECT_STREQ(e.what(), "readyFor :8080: bind :8080: Address already in use");
+  }
+  client.on_takedown(":9000", [](std::string_view) { throw std::runtime_error("from callback"); });
+  ASSERT_TRUE(testing::wait_readable(client.control_fd()));
+  EXPECT_THROW(
+      {
+        try {
+          client.dispatch();
+        } catch (const std::runtime_error& e) {
+          EXPECT_STREQ(e.what(), "from callback");
+          throw;
+        }
+      },
+      std::runtime_error);
+}
+
+TEST(CppClient, OpenFailureThrows) {
+  ScopedEnv socket("SERVERSWAP_SOCKET", "/nonexistent/serverswap.sock");
+  ScopedEnv id("SERVERSWAP_ID", "test-1");
+  EXPECT_THROW(serverswap::Client::open(), serverswap::Error);
+}
+
+}  // namespace
+}  // namespace serverswap::client

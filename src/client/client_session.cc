@@ -1,0 +1,347 @@
+#include "client/client_session.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "base/log.h"
+#include "handover/fd_passing.h"
+#include "handover/listen_socket.h"
+#include "protocol/resource.h"
+#include "serverswap/version.h"
+
+static_assert(SERVERSWAP_PROTOCOL_VERSION == serverswap::protocol::kVersion);
+
+namespace serverswap::client {
+namespace {
+
+using protocol::Json;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kReadChunk = 65536;
+// Reads per dispatch(); poll() is level-triggered, so whatever is left wakes the loop again.
+constexpr int kMaxReadsPerDispatch = 64;
+
+Result<UniqueFd> connect_unix(const std::string& path) {
+  if (path.size() > protocol::kMaxUnixPath)
+    return Status::error("connect " + path + ": socket path longer than 107 bytes");
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Status::system_error("socket for " + path, errno);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return Status::system_error("connect " + path, errno);
+  return fd;
+}
+
+Status set_nonblocking(int fd, const std::string& what) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+    return Status::system_error("set O_NONBLOCK on " + what, errno);
+  return {};
+}
+
+int millis_until(Clock::time_point deadline) {
+  auto left = std::chrono::ceil<Millis>(deadline - Clock::now()).count();
+  return left <= 0 ? 0 : static_cast<int>(std::min<int64_t>(left, 1 << 30));
+}
+
+// Ok(true) when `events` are ready, ok(false) when the deadline passed first.
+Result<bool> wait_for(int fd, short events, Clock::time_point deadline) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    int n = ::poll(&p, 1, millis_until(deadline));
+    if (n > 0) return true;
+    if (n == 0) return false;
+    if (errno != EINTR) return Status::system_error("poll", errno);
+  }
+}
+
+const Json* field(const Json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+std::string error_text(const protocol::Message& m) {
+  return m.body.is_string() ? m.body.get<std::string>() : m.body.dump();
+}
+
+// Whether a resource in a reply names `resource`: the daemon may echo its canonical spelling.
+bool names_resource(const Json* value, const std::string& resource) {
+  if (value == nullptr || !value->is_string()) return false;
+  const auto& text = value->get_ref<const std::string&>();
+  if (text == resource) return true;
+  auto a = protocol::parse_resource(text);
+  auto b = protocol::parse_resource(resource);
+  return a.ok() && b.ok() && a->name() == b->name();
+}
+
+}  // namespace
+
+ClientSession::ClientSession(bool managed, UniqueFd sock, const Options& options)
+    : managed_(managed), options_(options), sock_(std::move(sock)), read_buf_(kReadChunk) {}
+
+Result<std::unique_ptr<ClientSession>> ClientSession::open(const Options& options) {
+  const char* path = std::getenv("SERVERSWAP_SOCKET");
+  if (path == nullptr || *path == '\0') return standalone(options);
+  const char* id = std::getenv("SERVERSWAP_ID");
+  if (id == nullptr || *id == '\0')
+    return Status::error("SERVERSWAP_SOCKET is set but SERVERSWAP_ID is not");
+  auto sock = connect_unix(path);
+  if (!sock.ok()) return sock.status();
+  return handshake(std::move(*sock), id, options);
+}
+
+std::unique_ptr<ClientSession> ClientSession::standalone(const Options& options) {
+  return std::unique_ptr<ClientSession>(new ClientSession(false, UniqueFd(), options));
+}
+
+Result<std::unique_ptr<ClientSession>> ClientSession::handshake(UniqueFd sock,
+                                                                const std::string& id,
+                                                                const Options& options) {
+  // Non-blocking so that every wait is a poll() with a deadline.
+  if (Status s = set_nonblocking(sock.get(), "the control socket"); !s.ok()) return s;
+  std::unique_ptr<ClientSession> session(new ClientSession(true, std::move(sock), options));
+  Json hello = {{"id", id}, {"pid", ::getpid()}, {"protocol", protocol::kVersion}};
+  if (options.explicit_up) hello["upMessage"] = true;
+  if (Status s = session->send(protocol::make("hello", hello)); !s.ok()) return s.wrap("hello");
+  auto reply = session->await(
+      [](const Incoming& in) { return in.message.name == "welcome" || in.message.name == "error"; },
+      options.hello_timeout);
+  if (!reply.ok()) return reply.status().wrap("hello");
+  if (reply->message.name == "error") return Status::error("hello: " + error_text(reply->message));
+  const Json* version = field(reply->message.body, "protocol");
+  if (version == nullptr || *version != protocol::kVersion)
+    return Status::error("hello: the daemon does not speak protocol 1: " +
+                         reply->message.whole.dump());
+  return session;
+}
+
+Result<UniqueFd> ClientSession::ready_for(const std::string& resource) {
+  const std::string what = "readyFor " + resource;
+  if (in_callback_) return Status::error(what + ": not allowed in a takedown callback");
+  if (!managed_) return standalone_ready_for(resource);
+  Status sent = send(protocol::make("readyFor", resource));
+  Result<UniqueFd> result = sent.ok() ? await_resource(resource) : Result<UniqueFd>(sent);
+  deliver_inbox();  // what arrived meanwhile (takeDown of other resources) is not lost
+  if (!result.ok()) return result.status().wrap(what);
+  return result;
+}
+
+Result<UniqueFd> ClientSession::await_resource(const std::string& resource) {
+  auto reply = await(
+      [&](const Incoming& in) {
+        if (in.message.name == "resourceReady") return names_resource(&in.message.body, resource);
+        if (in.message.name != "error") return false;
+        const Json* request = field(in.message.whole, "request");
+        return request != nullptr && names_resource(field(*request, "readyFor"), resource);
+      },
+      options_.ready_timeout);
+  if (!reply.ok()) return reply.status();
+  if (reply->message.name == "error") return Status::error(error_text(reply->message));
+  if (!reply->fd) return Status::error("resourceReady came without a file descriptor");
+  return std::move(reply->fd);
+}
+
+Result<UniqueFd> ClientSession::standalone_ready_for(const std::string& resource) {
+  const std::string what = "readyFor " + resource;
+  auto it = bound_.find(resource);
+  if (it == bound_.end()) {
+    auto parsed = protocol::parse_resource(resource);
+    if (!parsed.ok()) return parsed.status().wrap(what);
+    auto bound = handover::bind_listener(*parsed);
+    if (!bound.ok()) return bound.status().wrap(what);
+    // Behave as a socket from the daemon does (docs/protocol.md §4), so code tried
+    // standalone handles EAGAIN from accept() as it must under serverswap.
+    if (Status s = set_nonblocking(bound->fd.get(), resource); !s.ok()) return s.wrap(what);
+    it = bound_.emplace(resource, std::move(bound->fd)).first;
+  }
+  UniqueFd copy(::fcntl(it->second.get(), F_DUPFD_CLOEXEC, 0));
+  if (!copy) return Status::system_error(what + ": dup", errno);
+  return copy;
+}
+
+Status ClientSession::on_takedown(const std::string& resource, TakedownFn fn) {
+  takedown_[resource] = std::move(fn);
+  if (!managed_) return {};
+  return send(protocol::make("onTakedown", resource)).wrap("onTakedown " + resource);
+}
+
+Status ClientSession::server_up() {
+  if (!managed_) return {};
+  return send(protocol::make("serverUp", true)).wrap("serverUp");
+}
+
+Status ClientSession::fail(const std::string& reason) {
+  if (!managed_) return {};
+  return send(protocol::make("fail", reason)).wrap("fail");
+}
+
+Status ClientSession::took_down(const std::string& resource) {
+  if (!managed_) return {};
+  return send(protocol::make("tookDown", resource)).wrap("tookDown " + resource);
+}
+
+Status ClientSession::dispatch() {
+  if (in_callback_) return Status::error("dispatch: not allowed in a takedown callback");
+  if (!managed_) return {};
+  for (int i = 0; sock_ && i < kMaxReadsPerDispatch; ++i) {
+    bool would_block = false;
+    if (!read_once(would_block).ok() || would_block) break;
+  }
+  deliver_inbox();  // before reporting a lost connection: takeDowns sent before it count
+  return sock_ ? Status() : lost_;
+}
+
+Status ClientSession::send(const Json& message) {
+  if (!sock_) return Status::error("not connected to the daemon: " + lost_.message());
+  const std::string line = protocol::encode(message);
+  std::string_view rest = line;
+  const auto deadline = Clock::now() + options_.send_timeout;
+  while (!rest.empty()) {
+    errno = 0;
+    auto sent = handover::send_with_fd(sock_.get(), rest, -1);
+    if (sent.ok()) {
+      rest.remove_prefix(*sent);
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return disconnect(sent.status());
+    auto writable = wait_for(sock_.get(), POLLOUT, deadline);
+    if (!writable.ok()) return disconnect(writable.status());
+    // Half a line may be out: the connection cannot be used for anything else.
+    if (!*writable)
+      return disconnect(
+          Status::error("the daemon read nothing for " + format_duration(options_.send_timeout)));
+  }
+  return {};
+}
+
+Result<ClientSession::Incoming> ClientSession::await(
+    const std::function<bool(const Incoming&)>& wanted, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    for (auto it = inbox_.begin(); it != inbox_.end(); ++it) {
+      if (!wanted(*it)) continue;
+      Incoming in = std::move(*it);
+      inbox_.erase(it);
+      return in;
+    }
+    if (!sock_) return lost_;
+    auto readable = wait_for(sock_.get(), POLLIN, deadline);
+    if (!readable.ok()) return readable.status();
+    if (!*readable)
+      return Status::error("no reply from the daemon within " + format_duration(timeout));
+    bool would_block = false;
+    read_once(would_block);  // a failure empties sock_, reported above after what was read
+  }
+}
+
+Status ClientSession::read_once(bool& would_block) {
+  errno = 0;
+  auto got = handover::recv_with_fd(sock_.get(), read_buf_.data(), read_buf_.size());
+  const int err = errno;
+  // A reset is a close with our last message unread; the data sent before it came first.
+  if ((got.ok() && got->bytes == 0) || (!got.ok() && err == ECONNRESET))
+    return disconnect(Status::error("the daemon closed the connection"));
+  if (!got.ok()) {
+    would_block = err == EAGAIN || err == EWOULDBLOCK;
+    return would_block ? Status() : disconnect(got.status().wrap("reading from the daemon"));
+  }
+  const uint64_t begin = received_;
+  received_ += got->bytes;
+  if (got->fd) pending_fds_.push_back({std::move(got->fd), begin, received_});
+  framer_.append(std::string_view(read_buf_.data(), got->bytes));
+  take_lines();
+  if (framer_.overflowed())
+    return disconnect(Status::error("the daemon sent a line longer than 65536 bytes"));
+  return {};
+}
+
+void ClientSession::take_lines() {
+  while (auto line = framer_.next_line()) {
+    const uint64_t start = line_start_;
+    line_start_ += line->size() + 1;
+    take_line(*line, start);
+  }
+  // A descriptor whose bytes hold no resourceReady line start came with the wrong message.
+  while (!pending_fds_.empty() && pending_fds_.front().end <= line_start_) {
+    if (pending_fds_.front().fd)
+      log_line(
+          "serverswap client: closed a file descriptor sent with a message not meant to carry one");
+    pending_fds_.pop_front();
+  }
+}
+
+void ClientSession::take_line(const std::string& line, uint64_t start) {
+  if (line.empty()) return;
+  auto decoded = protocol::decode(line);
+  if (!decoded.ok()) {
+    log_line("serverswap client: ignoring a line from the daemon: " + decoded.status().message());
+    return;
+  }
+  Incoming in{std::move(*decoded), UniqueFd()};
+  if (in.message.name == "resourceReady") {
+    for (PendingFd& p : pending_fds_) {
+      if (p.fd && start >= p.begin && start < p.end) {
+        in.fd = std::move(p.fd);
+        break;
+      }
+    }
+  }
+  inbox_.push_back(std::move(in));
+}
+
+Status ClientSession::disconnect(Status why) {
+  sock_.reset();
+  pending_fds_.clear();
+  lost_ = why;
+  return why;
+}
+
+void ClientSession::deliver_inbox() {
+  while (!inbox_.empty()) {
+    Incoming in = std::move(inbox_.front());
+    inbox_.pop_front();
+    const protocol::Message& m = in.message;
+    if (m.name == "takeDown") {
+      run_takedown(m.body.is_string() ? m.body.get<std::string>() : m.body.dump());
+    } else if (m.name == "error") {
+      log_line("serverswap client: the daemon reported an error: " + m.whole.dump());
+    } else if (m.name == "resourceReady") {
+      // Nobody waits for it (a readyFor that timed out); its descriptor closes here.
+      log_line("serverswap client: ignoring an unrequested " + m.whole.dump());
+    }
+    // Anything else (a later protocol's messages) is ignored, as docs/protocol.md allows.
+  }
+}
+
+void ClientSession::run_takedown(const std::string& resource) {
+  auto it = takedown_.find(resource);
+  if (it == takedown_.end()) {
+    const Json name = resource;
+    it = std::find_if(takedown_.begin(), takedown_.end(),
+                      [&](const auto& entry) { return names_resource(&name, entry.first); });
+  }
+  if (it == takedown_.end() || !it->second) {
+    log_line("serverswap client: takeDown " + resource + " with no callback registered");
+    return;
+  }
+  // A copy: the callback may replace itself with on_takedown().
+  TakedownFn fn = it->second;
+  in_callback_ = true;
+  struct Reset {
+    bool& flag;
+    ~Reset() { flag = false; }
+  } reset{in_callback_};
+  fn(resource);
+}
+
+}  // namespace serverswap::client
