@@ -1,0 +1,90 @@
+#include "cli/app.h"
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "base/log.h"
+#include "cli/commands.h"
+#include "verify/verify_command.h"
+
+namespace serverswap::cli {
+namespace {
+
+const char* kDescription =
+    "serverswap: zero-downtime restarts for any server.\n"
+    "\n"
+    "  serverswap [OPTIONS] COMMAND [ARGS...]   start COMMAND; run it again to swap in new code\n"
+    "  serverswap-deploy [OPTIONS] COMMAND...   the same, then stay until that server exits\n"
+    "                                           (0: replaced by a later deploy, 1: it failed)\n"
+    "  serverswap -- COMMAND...                 COMMAND even if it is named like a subcommand\n"
+    "\n"
+    "The first run becomes the daemon in the foreground (Ctrl-C takes every server down).\n"
+    "Exit codes: 0 ok, 1 deploy or server failed (running servers untouched), 2 usage,\n"
+    "3 no daemon running, 4 system error.";
+
+void add_global_options(CLI::App& app, GlobalOptions& o) {
+  app.add_option("--socket", o.socket,
+                 "control socket (default: $SERVERSWAP_SOCKET, else "
+                 "$XDG_RUNTIME_DIR/serverswap/control.sock, else /tmp/serverswap-UID/)");
+  app.add_option("--ready-timeout", o.ready_timeout,
+                 "a new server not up in this time is killed (daemon setting)")
+      ->capture_default_str();
+  app.add_option("--takedown-timeout", o.takedown_timeout,
+                 "grace before SIGKILL for a server taken down (daemon setting)")
+      ->capture_default_str();
+  app.add_option("--takedown-signal", o.takedown_signal,
+                 "signal for servers that did not subscribe to takeDown (daemon setting)")
+      ->capture_default_str();
+  app.add_option("--settle", o.settle,
+                 "a server that never sends serverUp is up once alive this long after its "
+                 "last resource (daemon setting)")
+      ->capture_default_str();
+  app.add_flag("-q,--quiet", o.quiet, "print only the outcome of a deploy");
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  std::string self = argc > 0 ? argv[0] : "serverswap";
+  bool deploy_mode = self.ends_with("serverswap-deploy");
+
+  CLI::App app{kDescription, deploy_mode ? "serverswap-deploy" : "serverswap"};
+  app.set_version_flag("--version", std::string("serverswap ") + SERVERSWAP_VERSION);
+  app.get_formatter()->column_width(34);
+  GlobalOptions options;
+  add_global_options(app, options);
+  // Everything from the first word that is not an option or a subcommand is COMMAND, with
+  // its own flags left alone: `serverswap ./my-server --port 8080`.
+  app.prefix_command();
+  app.fallthrough();
+
+  bool json = false;
+  CLI::App* status = app.add_subcommand("status", "show the daemon's servers and sockets");
+  status->add_flag("--json", json, "machine-readable output");
+  CLI::App* stop = app.add_subcommand("stop", "take every server down gracefully; daemon exits");
+  CLI::App* daemon = app.add_subcommand("daemon", "run only the daemon, in the foreground");
+  verify::VerifyArgs verify_args;
+  CLI::App* verify = verify::add_verify_command(app, verify_args);
+  for (CLI::App* sub : {status, stop, daemon}) sub->fallthrough();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kOk : kUsage;
+  }
+  if (status->parsed()) return status_command(options, json);
+  if (stop->parsed()) return stop_command(options);
+  if (daemon->parsed()) return daemon_command(options);
+  if (verify->parsed()) return verify::verify_main(verify_args);
+
+  std::vector<std::string> command = app.remaining();
+  if (!command.empty() && command.front() == "--") command.erase(command.begin());
+  if (command.empty()) {
+    std::fputs(app.help().c_str(), stderr);
+    return kUsage;
+  }
+  return start_or_deploy(options, std::move(command), deploy_mode);
+}
+
+}  // namespace serverswap::cli

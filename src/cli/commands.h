@@ -1,0 +1,48 @@
+// The serverswap command line: one function per subcommand, dispatched from the table in
+// app.cc. Exit codes are part of the interface (README, "Exit codes").
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/instance_lock.h"
+#include "daemon/server_process.h"
+#include "daemon/supervisor.h"
+
+namespace serverswap::cli {
+
+enum ExitCode : int {
+  kOk = 0,
+  kFailed = 1,       // the deploy failed (old servers untouched), or the server failed
+  kUsage = 2,        // bad command line
+  kNoDaemon = 3,     // status/stop: no daemon answers on the socket
+  kSystemError = 4,  // the socket directory, lock or daemon could not be set up
+};
+
+struct GlobalOptions {
+  std::string socket;
+  std::string ready_timeout = "60s";
+  std::string takedown_timeout = "30s";
+  std::string takedown_signal = "SIGTERM";
+  std::string settle = "1s";
+  bool quiet = false;
+};
+
+// Validated daemon settings; prints the error and returns nullopt on bad values.
+std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& options);
+
+// Runs the daemon in the foreground until stopped, starting `first` if given.
+int run_daemon(const daemon::SupervisorOptions& options, daemon::InstanceLock lock,
+               const std::optional<daemon::SpawnSpec>& first);
+
+int start_or_deploy(const GlobalOptions& options, std::vector<std::string> command,
+                    bool follow_exit);
+int daemon_command(const GlobalOptions& options);
+int status_command(const GlobalOptions& options, bool json);
+int stop_command(const GlobalOptions& options);
+
+// Prints "serverswap: <text>" on stderr.
+void say(const std::string& text);
+
+}  // namespace serverswap::cli

@@ -1,0 +1,78 @@
+#include "cli/control_client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace serverswap::cli {
+
+Result<ControlClient> ControlClient::connect(const std::string& path, bool* no_daemon) {
+  *no_daemon = false;
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Status::system_error("socket", errno);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    *no_daemon = errno == ENOENT || errno == ECONNREFUSED;
+    return Status::system_error("connect " + path, errno);
+  }
+  ControlClient client(std::move(fd));
+  Status sent = client.send(protocol::make(
+      "hello", {{"protocol", protocol::kVersion}, {"role", "control"}}));
+  if (!sent.ok()) return sent;
+  auto welcome = client.next(Millis(10'000));
+  if (!welcome.ok()) return welcome.status().wrap("daemon at " + path);
+  if (welcome->name != "welcome")
+    return Status::error("daemon at " + path + " answered: " + welcome->whole.dump());
+  return client;
+}
+
+Status ControlClient::send(const protocol::Json& message) {
+  std::string line = protocol::encode(message);
+  size_t done = 0;
+  while (done < line.size()) {
+    ssize_t n = ::send(fd_.get(), line.data() + done, line.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::system_error("send to the daemon", errno);
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Result<protocol::Message> ControlClient::next(Millis timeout) {
+  using Clock = std::chrono::steady_clock;
+  auto deadline = timeout == Millis::max() ? Clock::time_point::max() : Clock::now() + timeout;
+  for (;;) {
+    if (auto line = framer_.next_line()) {
+      if (line->empty()) continue;
+      auto message = protocol::decode(*line);
+      if (!message.ok()) return message.status().wrap("reply from the daemon");
+      return message;
+    }
+    if (framer_.overflowed()) return Status::error("reply from the daemon too long");
+    int wait_ms = -1;
+    if (deadline != Clock::time_point::max()) {
+      auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now()).count();
+      if (left <= 0) return Status::error("no answer from the daemon in time");
+      wait_ms = static_cast<int>(left);
+    }
+    pollfd p{fd_.get(), POLLIN, 0};
+    int ready = ::poll(&p, 1, wait_ms);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) return Status::system_error("poll", errno);
+    if (ready == 0) continue;
+    char buf[16384];
+    ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::system_error("read from the daemon", errno);
+    if (n == 0) return Status::error("the daemon closed the connection");
+    framer_.append(std::string_view(buf, static_cast<size_t>(n)));
+  }
+}
+
+}  // namespace serverswap::cli

@@ -1,0 +1,31 @@
+// ControlClient: the serverswap command's side of the control socket (blocking I/O; one
+// thread). Says hello with role "control" and reads the daemon's replies line by line.
+#pragma once
+
+#include <string>
+
+#include "base/duration.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
+#include "protocol/line_framer.h"
+#include "protocol/message.h"
+
+namespace serverswap::cli {
+
+class ControlClient {
+ public:
+  // Connects and exchanges hello/welcome. *no_daemon is set when nothing listens on `path`
+  // (no file, or a stale one), as opposed to a real error.
+  static Result<ControlClient> connect(const std::string& path, bool* no_daemon);
+
+  Status send(const protocol::Json& message);
+  // The next message; an error when the daemon hangs up or `timeout` passes.
+  Result<protocol::Message> next(Millis timeout = Millis::max());
+
+ private:
+  explicit ControlClient(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+  protocol::LineFramer framer_;
+};
+
+}  // namespace serverswap::cli

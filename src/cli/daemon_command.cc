@@ -1,0 +1,55 @@
+#include "base/log.h"
+#include "cli/commands.h"
+#include "cli/socket_path.h"
+#include "daemon/daemon.h"
+
+namespace serverswap::cli {
+
+void say(const std::string& text) {
+  std::string line = "serverswap: " + text + "\n";
+  fputs(line.c_str(), stderr);
+}
+
+std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& options) {
+  auto socket = resolve_socket_path(options.socket);
+  auto ready = parse_duration(options.ready_timeout);
+  auto takedown = parse_duration(options.takedown_timeout);
+  auto settle = parse_duration(options.settle);
+  auto signum = daemon::parse_signal(options.takedown_signal);
+  for (const Status& s : {socket.status(), ready.status(), takedown.status(), settle.status(),
+                          signum.status()}) {
+    if (!s.ok()) {
+      say(s.message());
+      return std::nullopt;
+    }
+  }
+  return daemon::SupervisorOptions{*socket, *ready, *takedown, *settle, *signum};
+}
+
+int run_daemon(const daemon::SupervisorOptions& options, daemon::InstanceLock lock,
+               const std::optional<daemon::SpawnSpec>& first) {
+  daemon::Daemon d(options, std::move(lock));
+  if (Status s = d.start(); !s.ok()) {
+    say(s.message());
+    return kSystemError;
+  }
+  if (first) d.deploy_first(*first);
+  return d.run();
+}
+
+int daemon_command(const GlobalOptions& options) {
+  auto settings = daemon_options(options);
+  if (!settings) return kUsage;
+  auto lock = daemon::try_lock_instance(settings->socket_path);
+  if (!lock.ok()) {
+    say(lock.status().message());
+    return kSystemError;
+  }
+  if (!lock->held()) {
+    say("a daemon already runs on " + settings->socket_path);
+    return kFailed;
+  }
+  return run_daemon(*settings, std::move(*lock), std::nullopt);
+}
+
+}  // namespace serverswap::cli

@@ -1,0 +1,167 @@
+// `serverswap COMMAND...` and `serverswap-deploy COMMAND...`: deploy COMMAND to the daemon,
+// becoming the daemon first when none runs.
+#include <fcntl.h>
+#include <spawn.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "cli/control_client.h"
+
+extern char** environ;
+
+namespace serverswap::cli {
+namespace {
+
+using protocol::Json;
+
+daemon::SpawnSpec spec_for(std::vector<std::string> command) {
+  // The original tool ran a first argument ending in .js under node; so do we.
+  if (command[0].ends_with(".js")) command.insert(command.begin(), "node");
+  daemon::SpawnSpec spec;
+  spec.argv = std::move(command);
+  std::error_code ec;
+  spec.cwd = std::filesystem::current_path(ec).string();
+  for (char** e = environ; *e; ++e) spec.env.emplace_back(*e);
+  return spec;
+}
+
+Json deploy_request(const daemon::SpawnSpec& spec, bool follow_exit) {
+  Json env = Json::object();
+  for (const auto& kv : spec.env) {
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return protocol::make("deploy", {{"argv", spec.argv},
+                                   {"cwd", spec.cwd},
+                                   {"env", env},
+                                   {"follow", follow_exit ? "exit" : "up"}});
+}
+
+std::string pids(const Json& list) {
+  std::string out;
+  for (const auto& p : list) out += (out.empty() ? "" : ", ") + p.dump();
+  return out;
+}
+
+// Prints the deploy's progress; returns the exit code once it is decided.
+int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
+  for (;;) {
+    auto message = client.next();
+    if (!message.ok()) {
+      say(message.status().message() + "; the outcome of the deploy is unknown");
+      return kFailed;
+    }
+    const Json& body = message->body;
+    if (message->name == "event") {
+      if (!quiet) say(body.value("text", ""));
+    } else if (message->name == "deployed") {
+      std::string replaced = body["replaced"].empty()
+                                 ? "nothing to replace"
+                                 : "replaced pid " + pids(body["replaced"]) + ", which exited";
+      say("deployed: pid " + body["pid"].dump() + " (generation " + body["generation"].dump() +
+          ") is up; " + replaced);
+      if (!follow_exit) return kOk;
+    } else if (message->name == "deployFailed") {
+      say("deploy failed: " + body.value("reason", "") +
+          "; the servers already running keep serving");
+      return kFailed;
+    } else if (message->name == "serverExited") {
+      bool replaced = body.value("replaced", false);
+      say("server " + body["pid"].dump() + " " + body.value("exit", "") +
+          (replaced ? " after a newer deploy replaced it" : " without being replaced"));
+      return replaced ? kOk : kFailed;
+    } else if (message->name == "error") {
+      say("the daemon refused the deploy: " + body.get<std::string>());
+      return kFailed;
+    }
+  }
+}
+
+// A daemon in the background for serverswap-deploy, which must outlive this process: its
+// own session, stdin from /dev/null, its log appended next to the socket.
+Status start_background_daemon(const GlobalOptions& options, const std::string& socket) {
+  std::string log = std::filesystem::path(socket).parent_path() / "daemon.log";
+  std::vector<std::string> args = {"serverswap",         "daemon",
+                                   "--socket",           socket,
+                                   "--ready-timeout",    options.ready_timeout,
+                                   "--takedown-timeout", options.takedown_timeout,
+                                   "--takedown-signal",  options.takedown_signal,
+                                   "--settle",           options.settle};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+  pid_t pid;
+  int rc = posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return Status::system_error("start the daemon", rc);
+  say("started a daemon in the background, pid " + std::to_string(pid) + ", logging to " + log);
+  return {};
+}
+
+// Another process holds the daemon lock and is about to listen: retry, bounded.
+Result<ControlClient> wait_for_daemon(const std::string& socket) {
+  using namespace std::chrono;
+  auto deadline = steady_clock::now() + seconds(10);
+  auto pause = milliseconds(5);
+  for (;;) {
+    bool no_daemon;
+    auto client = ControlClient::connect(socket, &no_daemon);
+    if (client.ok() || !no_daemon || steady_clock::now() > deadline) return client;
+    usleep(static_cast<useconds_t>(duration_cast<microseconds>(pause).count()));
+    pause = std::min(pause * 2, milliseconds(200));
+  }
+}
+
+}  // namespace
+
+int start_or_deploy(const GlobalOptions& options, std::vector<std::string> command,
+                    bool follow_exit) {
+  auto settings = daemon_options(options);
+  if (!settings) return kUsage;
+  daemon::SpawnSpec spec = spec_for(std::move(command));
+  const std::string& socket = settings->socket_path;
+  bool no_daemon;
+  auto client = ControlClient::connect(socket, &no_daemon);
+  if (!client.ok() && no_daemon) {
+    auto lock = daemon::try_lock_instance(socket);
+    if (!lock.ok()) {
+      say(lock.status().message());
+      return kSystemError;
+    }
+    if (lock->held() && !follow_exit) {
+      say("no daemon on " + socket + "; running one here (Ctrl-C takes every server down)");
+      return run_daemon(*settings, std::move(*lock), spec);
+    }
+    if (lock->held()) {
+      lock->fd.reset();  // the background daemon takes it
+      if (Status s = start_background_daemon(options, socket); !s.ok()) {
+        say(s.message());
+        return kSystemError;
+      }
+    }
+    client = wait_for_daemon(socket);
+  }
+  if (!client.ok()) {
+    say(client.status().message());
+    return kSystemError;
+  }
+  if (Status s = client->send(deploy_request(spec, follow_exit)); !s.ok()) {
+    say(s.message());
+    return kSystemError;
+  }
+  return follow_deploy(*client, follow_exit, options.quiet);
+}
+
+}  // namespace serverswap::cli

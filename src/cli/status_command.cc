@@ -1,0 +1,105 @@
+// `serverswap status [--json]` and `serverswap stop`.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/control_client.h"
+#include "cli/socket_path.h"
+
+namespace serverswap::cli {
+namespace {
+
+using protocol::Json;
+
+// Connects to the daemon, or says why not and sets *code.
+std::optional<ControlClient> connect_or_say(const GlobalOptions& options, int* code) {
+  auto socket = resolve_socket_path(options.socket);
+  if (!socket.ok()) {
+    say(socket.status().message());
+    *code = kSystemError;
+    return std::nullopt;
+  }
+  bool no_daemon;
+  auto client = ControlClient::connect(*socket, &no_daemon);
+  if (!client.ok()) {
+    say(no_daemon ? "no daemon is running on " + *socket : client.status().message());
+    *code = no_daemon ? kNoDaemon : kSystemError;
+    return std::nullopt;
+  }
+  return std::move(*client);
+}
+
+std::string format_uptime(long long ms) {
+  long long s = ms / 1000;
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%llds", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, (s / 60) % 60);
+  }
+  return buf;
+}
+
+void print_table(const Json& status) {
+  const Json& d = status["daemon"];
+  std::printf("daemon pid %s, %s, socket %s\n", d["pid"].dump().c_str(),
+              d.value("stopping", false) ? "stopping" : "running",
+              d.value("socket", "").c_str());
+  std::printf("%-8s %-4s %-10s %-8s %-28s %s\n", "PID", "GEN", "STATE", "UPTIME", "RESOURCES",
+              "COMMAND");
+  for (const auto& s : status["servers"]) {
+    std::string resources, command;
+    for (const auto& r : s["resources"])
+      resources += (resources.empty() ? "" : ",") + r.value("address", r.value("name", ""));
+    for (const auto& a : s["argv"]) command += (command.empty() ? "" : " ") + a.get<std::string>();
+    std::printf("%-8s %-4s %-10s %-8s %-28s %s\n", s["pid"].dump().c_str(),
+                s["generation"].dump().c_str(), s.value("state", "").c_str(),
+                format_uptime(s.value("uptime_ms", 0LL)).c_str(),
+                resources.empty() ? "-" : resources.c_str(), command.c_str());
+  }
+}
+
+}  // namespace
+
+int status_command(const GlobalOptions& options, bool json) {
+  int code = kOk;
+  auto client = connect_or_say(options, &code);
+  if (!client) return code;
+  auto reply = client->send(protocol::make("status", true)).ok()
+                   ? client->next(Millis(10'000))
+                   : Result<protocol::Message>(Status::error("could not ask the daemon"));
+  if (!reply.ok() || reply->name != "status") {
+    say(reply.ok() ? "unexpected reply: " + reply->whole.dump() : reply.status().message());
+    return kSystemError;
+  }
+  if (json) {
+    std::printf("%s\n", reply->body.dump(2).c_str());
+  } else {
+    print_table(reply->body);
+  }
+  return kOk;
+}
+
+int stop_command(const GlobalOptions& options) {
+  int code = kOk;
+  auto client = connect_or_say(options, &code);
+  if (!client) return code;
+  if (Status s = client->send(protocol::make("stop", true)); !s.ok()) {
+    say(s.message());
+    return kSystemError;
+  }
+  for (;;) {
+    auto reply = client->next();
+    if (!reply.ok()) {
+      say(reply.status().message());
+      return kSystemError;
+    }
+    if (reply->name == "stopped") {
+      say("every server has exited; the daemon has stopped");
+      return kOk;
+    }
+  }
+}
+
+}  // namespace serverswap::cli

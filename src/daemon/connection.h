@@ -1,0 +1,71 @@
+// Connection: one peer of the daemon's control socket (a server or the serverswap command),
+// speaking the line protocol of docs/protocol.md over a libuv IPC pipe so that listening
+// sockets can ride on its writes. Loop thread only.
+//
+// Lifetime: the owner (ControlServer) creates it and deletes it in on_closed, which runs
+// from libuv's close callback, never while a line is being handled.
+#pragma once
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "protocol/line_framer.h"
+#include "protocol/message.h"
+
+namespace serverswap::daemon {
+
+class Connection {
+ public:
+  struct Handlers {
+    std::function<void(Connection&, const std::string& line)> on_line;
+    std::function<void(Connection&)> on_disconnect;  // reading stopped; no more lines
+    std::function<void(Connection&)> on_closed;      // handle closed; delete it now
+  };
+
+  Connection(uv_loop_t* loop, uint64_t id);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&pipe_); }
+  // Starts reading once the pipe has been accepted; fills in the peer's credentials.
+  void start(Handlers handlers);
+
+  void send(const protocol::Json& message) { write(message, nullptr); }
+  // Sends a listening socket with the line (SCM_RIGHTS on the sendmsg that carries it).
+  void send_with_handle(const protocol::Json& message, uv_stream_t* handle) {
+    write(message, handle);
+  }
+  // Flushes what was sent, then closes. Idempotent.
+  void close();
+
+  uint64_t id() const { return id_; }
+  pid_t peer_pid() const { return pid_; }
+  uid_t peer_uid() const { return uid_; }
+  bool closing() const { return closing_; }
+
+  // Set by the supervisor after hello.
+  enum class Role { kNew, kServer, kControl };
+  Role role = Role::kNew;
+  std::string server_id;
+
+ private:
+  void write(const protocol::Json& message, uv_stream_t* handle);
+  void on_read(ssize_t nread, const uv_buf_t* buf);
+  void drop_unasked_fds();
+  static void closed_cb(uv_handle_t* handle);
+
+  uv_pipe_t pipe_;
+  uint64_t id_;
+  Handlers handlers_;
+  protocol::LineFramer framer_;
+  char read_buffer_[64 * 1024];
+  pid_t pid_ = 0;
+  uid_t uid_ = static_cast<uid_t>(-1);
+  bool closing_ = false;
+};
+
+}  // namespace serverswap::daemon

@@ -1,0 +1,62 @@
+// Server: the daemon's record of one server it started, and the states it goes through
+// (docs/architecture.md draws the table). Owned by the Supervisor. Loop thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "daemon/server_process.h"
+#include "daemon/uv_handle.h"
+
+namespace serverswap::daemon {
+
+enum class ServerState {
+  kStarting,   // spawned; has not said hello
+  kConnected,  // said hello; holds no resource yet
+  kReady,      // holds every resource it asked for; not yet up
+  kUp,         // serving: sent serverUp, or settled
+  kDraining,   // taken down on every resource it held; waiting for it to exit
+  kFailed,     // could not start (exit, fail, timeout, bind error); being killed
+  kGone,       // exited and reaped
+};
+
+const char* state_name(ServerState state);
+
+struct Server {
+  Server(uv_loop_t* loop) : ready_timer(loop), settle_timer(loop), kill_timer(loop) {}
+
+  std::string id;  // SERVERSWAP_ID
+  uint64_t generation = 0;
+  std::vector<std::string> argv;
+  std::string cwd;
+  std::unique_ptr<ServerProcess> process;
+  pid_t pid = 0;
+  ServerState state = ServerState::kStarting;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  uint64_t connection = 0;  // control connection id; 0 when not connected
+  bool up_message = false;  // promised serverUp in hello: no settle rule
+  // Resources it holds: canonical name -> the spelling it used (echoed back in takeDown).
+  std::map<std::string, std::string> held;
+  std::set<std::string> subscribed;  // onTakedown, canonical names
+  std::set<std::string> taken;       // held resources handed over to a newer server
+  bool signalled = false;
+  std::string failure;  // why it failed, when it did
+
+  Timer ready_timer;   // --ready-timeout from spawn
+  Timer settle_timer;  // --settle after its last resource, for servers that never say up
+  Timer kill_timer;    // --takedown-timeout from draining or failure to SIGKILL
+
+  bool alive() const { return state != ServerState::kGone; }
+  bool starting() const {
+    return state == ServerState::kStarting || state == ServerState::kConnected ||
+           state == ServerState::kReady;
+  }
+};
+
+}  // namespace serverswap::daemon

@@ -1,0 +1,90 @@
+#include "daemon/server_process.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include <cerrno>
+#include <charconv>
+
+namespace serverswap::daemon {
+
+struct ServerProcess::Block {
+  uv_process_t handle;
+  ExitFn on_exit;
+  bool exited = false;
+};
+
+Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, const SpawnSpec& spec,
+                                                            ExitFn on_exit) {
+  if (spec.argv.empty()) return Status::error("spawn: empty command");
+  std::vector<char*> args, env;
+  for (const auto& a : spec.argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  for (const auto& e : spec.env) env.push_back(const_cast<char*>(e.c_str()));
+  env.push_back(nullptr);
+
+  uv_stdio_container_t stdio[3];
+  stdio[0].flags = UV_IGNORE;  // /dev/null: a server does not read the daemon's terminal
+  stdio[1].flags = UV_INHERIT_FD;
+  stdio[1].data.fd = 1;
+  stdio[2].flags = UV_INHERIT_FD;
+  stdio[2].data.fd = 2;
+
+  uv_process_options_t options{};
+  options.file = args[0];
+  options.args = args.data();
+  options.env = env.data();
+  options.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  options.flags = UV_PROCESS_DETACHED;  // setsid: its own process group, no terminal signals
+  options.stdio_count = 3;
+  options.stdio = stdio;
+  options.exit_cb = [](uv_process_t* p, int64_t status, int term_signal) {
+    auto* block = static_cast<Block*>(p->data);
+    block->exited = true;
+    block->on_exit(status, term_signal);  // may destroy the owner; touch nothing after
+  };
+
+  auto* block = new Block;
+  block->on_exit = std::move(on_exit);
+  block->handle.data = block;
+  int rc = uv_spawn(loop, &block->handle, &options);
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&block->handle),
+             [](uv_handle_t* h) { delete static_cast<Block*>(h->data); });
+    return Status::error("start " + spec.argv[0] + ": " + uv_strerror(rc));
+  }
+  std::unique_ptr<ServerProcess> process(new ServerProcess(block));
+  process->pid_ = block->handle.pid;
+  return process;
+}
+
+ServerProcess::~ServerProcess() {
+  uv_close(reinterpret_cast<uv_handle_t*>(&block_->handle),
+           [](uv_handle_t* h) { delete static_cast<Block*>(h->data); });
+}
+
+bool ServerProcess::exited() const { return block_->exited; }
+
+void ServerProcess::signal_group(int signum) const {
+  if (::kill(-pid_, signum) != 0 && errno == ESRCH && !block_->exited) ::kill(pid_, signum);
+}
+
+Result<int> parse_signal(const std::string& text) {
+  int number = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (ec == std::errc() && end == text.data() + text.size() && number > 0 && number < NSIG)
+    return number;
+  std::string name = text.starts_with("SIG") ? text.substr(3) : text;
+  for (int s = 1; s < NSIG; ++s) {
+    const char* abbrev = sigabbrev_np(s);
+    if (abbrev && name == abbrev) return s;
+  }
+  return Status::error("unknown signal '" + text + "' (expected e.g. SIGTERM, QUIT, 15)");
+}
+
+std::string signal_name(int signum) {
+  const char* abbrev = sigabbrev_np(signum);
+  return abbrev ? std::string("SIG") + abbrev : std::to_string(signum);
+}
+
+}  // namespace serverswap::daemon

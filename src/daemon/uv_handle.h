@@ -1,0 +1,73 @@
+// RAII owners for libuv handles. libuv frees a handle only after uv_close's callback, so
+// each owner keeps its handle in a heap block that the close callback deletes; the owner
+// itself can then be destroyed at any time, like any other C++ object. Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <utility>
+
+#include "base/duration.h"
+
+namespace serverswap::daemon {
+
+// Closes and frees a handle whose data field points at the heap block T owning it.
+template <class Block>
+void close_block(Block* block, uv_handle_t* handle) {
+  handle->data = block;
+  uv_close(handle, [](uv_handle_t* h) { delete static_cast<Block*>(h->data); });
+}
+
+class Timer {
+ public:
+  explicit Timer(uv_loop_t* loop) : block_(new Block) {
+    uv_timer_init(loop, &block_->handle);
+    block_->handle.data = block_;
+  }
+  ~Timer() { close_block(block_, reinterpret_cast<uv_handle_t*>(&block_->handle)); }
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  void start(Millis after, std::function<void()> fn) {
+    block_->fn = std::move(fn);
+    uv_timer_start(
+        &block_->handle, [](uv_timer_t* t) { static_cast<Block*>(t->data)->fn(); },
+        static_cast<uint64_t>(after.count()), 0);
+  }
+  void stop() { uv_timer_stop(&block_->handle); }
+  bool active() const { return uv_is_active(reinterpret_cast<const uv_handle_t*>(&block_->handle)); }
+
+ private:
+  struct Block {
+    uv_timer_t handle;
+    std::function<void()> fn;
+  };
+  Block* block_;
+};
+
+// Delivers a signal as an event in the loop (never work inside a signal handler).
+class SignalWatch {
+ public:
+  SignalWatch(uv_loop_t* loop, int signum, std::function<void()> fn) : block_(new Block) {
+    block_->fn = std::move(fn);
+    uv_signal_init(loop, &block_->handle);
+    block_->handle.data = block_;
+    uv_signal_start(
+        &block_->handle, [](uv_signal_t* s, int) { static_cast<Block*>(s->data)->fn(); }, signum);
+    // A pending signal watcher must not keep the loop alive on its own.
+    uv_unref(reinterpret_cast<uv_handle_t*>(&block_->handle));
+  }
+  ~SignalWatch() { close_block(block_, reinterpret_cast<uv_handle_t*>(&block_->handle)); }
+  SignalWatch(const SignalWatch&) = delete;
+  SignalWatch& operator=(const SignalWatch&) = delete;
+
+ private:
+  struct Block {
+    uv_signal_t handle;
+    std::function<void()> fn;
+  };
+  Block* block_;
+};
+
+}  // namespace serverswap::daemon
