@@ -94,7 +94,9 @@ void Supervisor::deploy(const SpawnSpec& request, Sink sink, bool follow_exit) {
   server->pid = server->process->pid();
   Server& s = *server;
   servers_.emplace(id, std::move(server));
-  deploys_[id] = Deploy{std::move(sink), follow_exit, {}, false};
+  Deploy& tracked = deploys_[id];
+  tracked.sink = std::move(sink);
+  tracked.follow_exit = follow_exit;
   s.ready_timer.start(options_.ready_timeout, [this, id] {
     if (Server* late = find(id); late && late->starting())
       fail(*late, "not up within --ready-timeout " + format_duration(options_.ready_timeout));
@@ -205,8 +207,11 @@ void Supervisor::disconnected(Connection& connection) {
   server->connection = 0;
   if (server->starting()) {
     fail(*server, "closed its control connection before it was up");
+  } else if (server->state == ServerState::kUp) {
+    emit(*server, "disconnected",
+         "closed its control connection (a takedown will have to be by signal)");
   } else if (server->alive()) {
-    emit(*server, "disconnected", "closed its control connection (takedown will be by signal)");
+    emit(*server, "disconnected", "closed its control connection");
   }
 }
 
