@@ -25,7 +25,8 @@
  *    accept() may fail with EAGAIN when another process took the connection; wait for
  *    readability again. Do not make them blocking. Standalone sockets behave the same.
  *  - Every wait has a deadline: serverswap_open() waits at most 10 s for the daemon's
- *    welcome, serverswap_ready_for() at most 60 s for the socket.
+ *    welcome, serverswap_ready_for() at most 60 s for the socket, and sending a message at
+ *    most 10 s for the daemon to read it (after which the connection is dropped).
  *  - Takedown callbacks run only inside serverswap_dispatch() and serverswap_ready_for()
  *    (for takeDown messages that arrived while it waited), on the calling thread. They may
  *    call serverswap_took_down(), serverswap_server_up() and serverswap_fail(), but not
