@@ -35,7 +35,10 @@
 namespace serverswap::verify {
 
 enum class Mode {
-  kClose,      // one connection per request; the request says `Connection: close`
+  // One connection per request; the request says `Connection: close`. We close as soon as
+  // the response is complete, so TIME_WAIT lands on this side; Linux reuses those ports
+  // for loopback connections (tcp_tw_reuse=2), elsewhere long runs can exhaust them.
+  kClose,
   kKeepAlive,  // connections are reused; a new one is opened after an error or a close
 };
 
