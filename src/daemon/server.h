@@ -47,6 +47,7 @@ struct Server {
   std::set<std::string> taken;       // held resources handed over to a newer server
   bool signalled = false;
   std::string failure;  // why it failed, when it did
+  bool disconnected_before_up = false;
 
   Timer ready_timer;   // --ready-timeout from spawn
   Timer settle_timer;  // --settle after its last resource, for servers that never say up

@@ -25,6 +25,10 @@ const char* state_name(ServerState state) {
 
 namespace {
 
+// How long a server that closed its connection before it was up may take to exit by
+// itself before it is signalled.
+constexpr Millis kExitGrace{1000};
+
 // Generation plus 64 random bits: one server cannot guess another's id.
 std::string make_id(uint64_t generation) {
   static std::mt19937_64 random{std::random_device{}()};
@@ -206,7 +210,10 @@ void Supervisor::disconnected(Connection& connection) {
   if (!server) return;
   server->connection = 0;
   if (server->starting()) {
-    fail(*server, "closed its control connection before it was up");
+    // Usually the process is exiting: give it a moment so that the deploy can report its
+    // exit status rather than the closed connection, and so that no signal races its exit.
+    server->disconnected_before_up = true;
+    fail(*server, "closed its control connection before it was up", kExitGrace);
   } else if (server->state == ServerState::kUp) {
     emit(*server, "disconnected",
          "closed its control connection (a takedown will have to be by signal)");
@@ -266,7 +273,7 @@ void Supervisor::begin_draining(Server& server) {
   kill_after_grace(server);
 }
 
-void Supervisor::fail(Server& server, const std::string& reason) {
+void Supervisor::fail(Server& server, const std::string& reason, Millis signal_after) {
   if (!server.starting()) return;
   server.state = ServerState::kFailed;
   server.failure = reason;
@@ -283,7 +290,14 @@ void Supervisor::fail(Server& server, const std::string& reason) {
       told = true;
     }
   }
-  if (!told) signal(server, options_.takedown_signal, "it failed");
+  if (!told && signal_after.count() > 0) {
+    std::string id = server.id;
+    server.settle_timer.start(signal_after, [this, id] {
+      if (Server* s = find(id); s && s->alive()) signal(*s, options_.takedown_signal, "it failed");
+    });
+  } else if (!told) {
+    signal(server, options_.takedown_signal, "it failed");
+  }
   kill_after_grace(server);
 }
 
@@ -312,7 +326,11 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   Server& server = *it->second;
   ServerState before = server.state;
   std::string description = describe_exit(status, term_signal);
-  if (server.starting()) fail(server, description + " before it was up");
+  if (server.starting()) {
+    fail(server, description + " before it was up");
+  } else if (server.disconnected_before_up) {
+    server.failure = description + " before it was up";  // more telling than the disconnect
+  }
   server.state = ServerState::kGone;
   server.ready_timer.stop();
   server.settle_timer.stop();

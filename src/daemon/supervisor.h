@@ -76,7 +76,7 @@ class Supervisor {
   void become_up(Server& server, const std::string& how);
   void take_down(Server& victim, const std::set<std::string>& resources, const std::string& why);
   void begin_draining(Server& server);
-  void fail(Server& server, const std::string& reason);
+  void fail(Server& server, const std::string& reason, Millis signal_after = Millis(0));
   void exited(const std::string& id, int64_t status, int term_signal);
   void kill_after_grace(Server& server);
   void signal(Server& server, int signum, const std::string& why);

@@ -1,0 +1,175 @@
+#include "harness.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace serverswap::testing {
+
+Child::Child(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
+  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    if (kv.starts_with("SERVERSWAP_")) continue;  // the test decides
+    env_strings.push_back(kv);
+  }
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> args, envp;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 2);
+  int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error("spawn " + argv[0] + ": " + std::strerror(rc));
+  pidfd_.reset(static_cast<int>(syscall(SYS_pidfd_open, pid_, 0)));
+  out_ = std::move(read_end);
+  reader_ = std::thread([this] {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = read(out_.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      std::lock_guard lock(mutex_);
+      output_.append(buf, static_cast<size_t>(n));
+      changed_.notify_all();
+    }
+    std::lock_guard lock(mutex_);
+    output_done_ = true;
+    changed_.notify_all();
+  });
+}
+
+Child::~Child() {
+  if (!status_) {
+    kill(pid_, SIGKILL);
+    wait(10s);
+  }
+  if (reader_.joinable()) reader_.join();
+}
+
+std::optional<int> Child::wait(Millis timeout) {
+  if (status_) return status_;
+  pollfd p{pidfd_.get(), POLLIN, 0};
+  int ready;
+  do {
+    ready = poll(&p, 1, static_cast<int>(timeout.count()));
+  } while (ready < 0 && errno == EINTR);
+  if (ready <= 0) return std::nullopt;
+  int raw = 0;
+  if (waitpid(pid_, &raw, 0) != pid_) return std::nullopt;
+  status_ = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+  // Its last output may still be in the pipe; a grandchild that inherited the pipe may keep
+  // it open, hence the bound.
+  std::unique_lock lock(mutex_);
+  changed_.wait_for(lock, 2s, [&] { return output_done_; });
+  return status_;
+}
+
+bool Child::wait_for_output(const std::string& text, Millis timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout,
+                           [&] { return output_.find(text) != std::string::npos; });
+}
+
+std::string Child::output() {
+  std::lock_guard lock(mutex_);
+  return output_;
+}
+
+void Child::signal(int signum) { kill(pid_, signum); }
+
+bool eventually(const std::function<bool()>& done, Millis timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    usleep(5000);
+  }
+  return true;
+}
+
+bool process_exists(pid_t pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
+
+DaemonUnderTest::DaemonUnderTest(std::vector<std::string> options) {
+  char pattern[] = "/tmp/serverswap-test-XXXXXX";
+  if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp");
+  dir_ = pattern;
+  socket_ = dir_ + "/control.sock";
+  std::vector<std::string> argv = {SERVERSWAP_BIN, "--socket", socket_};
+  argv.insert(argv.end(), options.begin(), options.end());
+  argv.push_back("daemon");
+  daemon_ = std::make_unique<Child>(argv);
+  if (!daemon_->wait_for_output("daemon listening on", 10s))
+    throw std::runtime_error("daemon did not start: " + daemon_->output());
+}
+
+DaemonUnderTest::~DaemonUnderTest() {
+  if (!daemon_->wait(0ms)) {
+    Child stop({SERVERSWAP_BIN, "--socket", socket_, "stop"});
+    stop.wait(30s);
+    daemon_->wait(30s);
+  }
+  std::filesystem::remove_all(dir_);
+}
+
+DaemonUnderTest::Outcome DaemonUnderTest::deploy(const std::vector<std::string>& command,
+                                                 Millis timeout) {
+  auto child = start_deploy(command);
+  auto code = child->wait(timeout);
+  return {code.value_or(-1), child->output()};
+}
+
+std::unique_ptr<Child> DaemonUnderTest::start_deploy(const std::vector<std::string>& command,
+                                                     const std::string& program) {
+  std::vector<std::string> argv = {program, "--socket", socket_, "--"};
+  argv.insert(argv.end(), command.begin(), command.end());
+  return std::make_unique<Child>(argv);
+}
+
+nlohmann::json DaemonUnderTest::status() {
+  Child child({SERVERSWAP_BIN, "--socket", socket_, "status", "--json"});
+  if (child.wait(10s) != 0) throw std::runtime_error("status failed: " + child.output());
+  return nlohmann::json::parse(child.output());
+}
+
+std::string DaemonUnderTest::address_of(const std::string& resource) {
+  nlohmann::json current = status();
+  for (const auto& r : current["daemon"]["resources"])
+    if (r["name"] == resource) return r["address"];
+  return "";
+}
+
+std::vector<pid_t> DaemonUnderTest::server_pids() {
+  std::vector<pid_t> pids;
+  nlohmann::json current = status();
+  for (const auto& s : current["servers"]) pids.push_back(s["pid"].get<pid_t>());
+  return pids;
+}
+
+int DaemonUnderTest::open_fds() {
+  int count = 0;
+  std::string path = "/proc/" + std::to_string(daemon_->pid()) + "/fd";
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(path)) ++count;
+  return count;
+}
+
+}  // namespace serverswap::testing

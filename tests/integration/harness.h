@@ -1,0 +1,90 @@
+// Test harness: runs the real serverswap daemon and command in a private directory, with
+// bounded, event-driven waits (process exit through pidfd, log lines through a pipe).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/unique_fd.h"
+
+namespace serverswap::testing {
+
+using namespace std::chrono_literals;
+using Millis = std::chrono::milliseconds;
+
+// A child process with its stdout+stderr captured line by line on a thread.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {});
+  ~Child();  // SIGKILLs it if still running
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Exit status (or 128+signal), or nullopt if it did not exit within `timeout`.
+  std::optional<int> wait(Millis timeout);
+  // Waits for an output line containing `text`; false on timeout.
+  bool wait_for_output(const std::string& text, Millis timeout);
+  std::string output();
+  void signal(int signum);
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+  UniqueFd out_;
+  std::optional<int> status_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string output_;
+  bool output_done_ = false;
+  std::thread reader_;
+};
+
+// A daemon on a socket in a fresh temporary directory.
+class DaemonUnderTest {
+ public:
+  explicit DaemonUnderTest(std::vector<std::string> options = {"--takedown-timeout", "5s"});
+  ~DaemonUnderTest();
+
+  const std::string& dir() const { return dir_; }
+  const std::string& socket() const { return socket_; }
+  Child& process() { return *daemon_; }
+
+  // `serverswap --socket S COMMAND...`, run to completion (bounded).
+  struct Outcome {
+    int code = -1;
+    std::string output;
+  };
+  Outcome deploy(const std::vector<std::string>& command, Millis timeout = 30s);
+  // Starts a deploy without waiting (races, deploy mode).
+  std::unique_ptr<Child> start_deploy(const std::vector<std::string>& command,
+                                      const std::string& program = SERVERSWAP_BIN);
+  nlohmann::json status();
+  // Address ("127.0.0.1:PORT") of the daemon's socket for `resource`.
+  std::string address_of(const std::string& resource);
+  int open_fds();
+  // Pids of the servers in the status, in generation order.
+  std::vector<pid_t> server_pids();
+
+ private:
+  std::string dir_;
+  std::string socket_;
+  std::unique_ptr<Child> daemon_;
+};
+
+// Polls `done` every few ms until it holds or `timeout` passes; for states that have no
+// event to wait on (another process's fd table).
+bool eventually(const std::function<bool()>& done, Millis timeout);
+
+bool process_exists(pid_t pid);
+
+}  // namespace serverswap::testing
