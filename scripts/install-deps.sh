@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what serverswap needs to build and test, from Debian's packages. Idempotent.
+set -euo pipefail
+packages=(build-essential cmake pkg-config libuv1-dev nlohmann-json3-dev libcli11-dev
+          libgtest-dev curl python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
