@@ -1,0 +1,466 @@
+"""The serverswap client: one connection to the daemon, shared by every thread.
+
+A Client says `hello` when it is created, then a background reader thread receives the
+daemon's messages: `resourceReady` replies (matched to `ready_for` calls by resource
+name), `error` replies (raised from the call they answer) and `takeDown` (dispatched to
+the `on_takedown` callbacks, each on a thread of its own). All methods are thread-safe.
+
+Without SERVERSWAP_SOCKET in the environment the client is *standalone*: `ready_for`
+binds the resource itself and the other calls do nothing, so the same code runs in
+development.
+"""
+import array
+import collections
+import concurrent.futures
+import json
+import os
+import socket
+import sys
+import threading
+
+from . import resources
+
+PROTOCOL = 1
+MAX_LINE = 65536           # bytes, including the "\n" (docs/protocol.md §8)
+FD_SLOTS = 16              # ancillary space: more than the 1 fd a message may carry, so
+                           # that an excess is seen (and closed) rather than truncated
+HELLO_TIMEOUT = 10.0       # seconds to wait for `welcome`
+
+
+class ServerswapError(Exception):
+    """The daemon connection failed or the daemon broke the protocol."""
+
+
+class RequestError(ServerswapError):
+    """The daemon answered a request with {"error": text, "request": {...}}."""
+
+    def __init__(self, text, request=None):
+        super().__init__(text)
+        self.text = text
+        self.request = request
+
+
+def _log(text):
+    sys.stderr.write("serverswap pid %d: %s\n" % (os.getpid(), text))
+    sys.stderr.flush()
+
+
+def _close_fds(fds):
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class LineFramer:
+    """Splits a byte stream into lines and gives each line the fds that came with it.
+
+    Descriptors arrive with the recvmsg() whose data begins with the line that carries
+    them. Any fd that does not line up with the start of a line is closed at once.
+    """
+
+    def __init__(self, max_line=MAX_LINE):
+        self._buffer = bytearray()
+        self._pending_fds = []
+        self._max_line = max_line
+
+    def feed(self, data, fds=()):
+        """Returns [(line_bytes, fds)] for every complete line; raises ServerswapError."""
+        if fds:
+            if self._buffer or self._pending_fds:
+                _close_fds(fds)  # not at the start of a line: stray
+            else:
+                self._pending_fds = list(fds)
+        self._buffer += data
+        lines = []
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                break
+            if end + 1 > self._max_line:
+                self.close()
+                raise ServerswapError("line longer than %d bytes" % self._max_line)
+            line = bytes(self._buffer[:end])
+            del self._buffer[:end + 1]
+            line_fds, self._pending_fds = self._pending_fds, []
+            lines.append((line, line_fds))
+        if len(self._buffer) >= self._max_line:
+            self.close()
+            raise ServerswapError("line longer than %d bytes" % self._max_line)
+        return lines
+
+    def close(self):
+        _close_fds(self._pending_fds)
+        self._pending_fds = []
+        self._buffer.clear()
+
+
+def receive(sock, framer):
+    """One recvmsg(); returns the complete lines with their fds, or None at end of stream.
+
+    MSG_CTRUNC (descriptors lost) is an error: whatever did arrive is closed.
+    """
+    fd_size = array.array("i").itemsize
+    data, ancillary, flags, _ = sock.recvmsg(
+        MAX_LINE, socket.CMSG_SPACE(FD_SLOTS * fd_size), socket.MSG_CMSG_CLOEXEC)
+    fds = array.array("i")
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[:len(payload) - len(payload) % fd_size])
+    if flags & socket.MSG_CTRUNC:
+        _close_fds(fds)
+        raise ServerswapError("recvmsg: ancillary data truncated (MSG_CTRUNC)")
+    if not data:
+        _close_fds(fds)
+        return None
+    return framer.feed(data, list(fds))
+
+
+def _decode(line):
+    """The message as (name, value, whole object), or None for a malformed line."""
+    try:
+        message = json.loads(line.decode("utf-8"))
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or not message:
+        return None
+    name = next(iter(message))
+    return name, message[name], message
+
+
+class Client:
+    """A connection to the serverswap daemon (or a standalone stand-in).
+
+    Client()                       from SERVERSWAP_SOCKET / SERVERSWAP_ID, else standalone
+    Client(up_message=True)        promise to call server_up() (no 1 s settle wait)
+    Client(socket_path=..., server_id=...)   explicit
+    """
+
+    def __init__(self, socket_path=None, server_id=None, up_message=False,
+                 hello_timeout=HELLO_TIMEOUT):
+        if socket_path is None:
+            socket_path = os.environ.get("SERVERSWAP_SOCKET") or None
+        if server_id is None:
+            server_id = os.environ.get("SERVERSWAP_ID", "")
+        self.standalone = socket_path is None
+        self.up_message = up_message
+        self.welcome = None
+        self._lock = threading.Lock()          # guards everything below and sends
+        self._waiters = collections.defaultdict(collections.deque)  # resource -> Futures
+        self._callbacks = collections.defaultdict(list)             # resource -> [fn]
+        self._sockets = {}                     # standalone: resource -> socket
+        self._addresses = {}                   # resource -> address actually bound
+        self._resource_of_fd = {}              # fileno -> resource, for drain()
+        self._closed_reason = None
+        self._sock = None
+        self._reader = None
+        if not self.standalone:
+            self._connect(socket_path, server_id, hello_timeout)
+
+    # ---- connection ---------------------------------------------------------------
+
+    def _connect(self, path, server_id, timeout):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            hello = {"id": server_id, "pid": os.getpid(), "protocol": PROTOCOL}
+            if self.up_message:
+                hello["upMessage"] = True
+            sock.sendall(self._encode({"hello": hello}))
+            framer = LineFramer()
+            backlog = self._await_welcome(sock, framer)
+            sock.settimeout(None)
+        except socket.timeout:
+            sock.close()
+            raise ServerswapError("no welcome from the daemon at %s within %gs" % (path, timeout))
+        except OSError as e:
+            sock.close()
+            raise ServerswapError("connect %s: %s" % (path, e.strerror or e)) from e
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        for line, fds in backlog:
+            self._handle(line, fds)
+        self._reader = threading.Thread(target=self._read_loop, args=(framer,),
+                                        name="serverswap-reader", daemon=True)
+        self._reader.start()
+
+    def _await_welcome(self, sock, framer):
+        while True:
+            lines = receive(sock, framer)
+            if lines is None:
+                raise ServerswapError("the daemon closed the connection before welcome")
+            for i, (line, fds) in enumerate(lines):
+                decoded = _decode(line)
+                if decoded is None:
+                    _close_fds(fds)
+                    continue
+                name, value, _ = decoded
+                if name == "welcome":
+                    _close_fds(fds)
+                    self.welcome = value
+                    return lines[i + 1:]
+                _close_fds(fds)
+                if name == "error":
+                    raise RequestError(str(value), decoded[2].get("request"))
+
+    @staticmethod
+    def _encode(message):
+        data = (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8")
+        if len(data) > MAX_LINE:
+            raise ValueError("message longer than %d bytes" % MAX_LINE)
+        return data
+
+    def _send(self, message):
+        data = self._encode(message)
+        with self._lock:
+            if self._closed_reason is not None:
+                raise ServerswapError(self._closed_reason)
+            try:
+                self._sock.sendall(data)
+            except OSError as e:
+                raise ServerswapError("send to the daemon: %s" % (e.strerror or e)) from e
+
+    def _read_loop(self, framer):
+        reason = "the daemon closed the connection"
+        try:
+            while True:
+                lines = receive(self._sock, framer)
+                if lines is None:
+                    break
+                for line, fds in lines:
+                    self._handle(line, fds)
+        except ServerswapError as e:
+            reason = str(e)
+        except OSError as e:
+            reason = "receive from the daemon: %s" % (e.strerror or e)
+        finally:
+            framer.close()
+            self._connection_lost(reason)
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # the daemon sees us go
+            except OSError:
+                pass
+
+    def _connection_lost(self, reason):
+        with self._lock:
+            if self._closed_reason is None:
+                self._closed_reason = reason
+            waiters = [f for queue in self._waiters.values() for f in queue]
+            self._waiters.clear()
+        for future in waiters:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(ServerswapError(reason))
+
+    # ---- incoming messages --------------------------------------------------------
+
+    def _handle(self, line, fds):
+        if not line.strip():
+            _close_fds(fds)
+            return
+        decoded = _decode(line)
+        if decoded is None:
+            _close_fds(fds)
+            _log("ignored a malformed line from the daemon: %r" % line[:200])
+            return
+        name, value, message = decoded
+        if name == "resourceReady" and len(fds) == 1:
+            self._on_resource_ready(value, message.get("address"), fds[0])
+            return
+        _close_fds(fds)  # only resourceReady carries an fd, and exactly one
+        if name == "resourceReady":
+            self._settle(value, error=ServerswapError(
+                "resourceReady %s came with %d descriptors, not 1" % (value, len(fds))))
+        elif name == "error":
+            self._on_error(value, message.get("request"))
+        elif name == "takeDown":
+            self._on_takedown(value)
+
+    def _pop_waiter(self, resource):
+        with self._lock:
+            queue = self._waiters.get(resource)
+            while queue:
+                future = queue.popleft()
+                if future.set_running_or_notify_cancel():
+                    return future
+        return None
+
+    def _on_resource_ready(self, resource, address, fd):
+        future = self._pop_waiter(resource)
+        if future is None:
+            os.close(fd)  # nobody is waiting for it (timed out or cancelled)
+            return
+        future.set_result((fd, address))
+
+    def _settle(self, resource, error):
+        future = self._pop_waiter(resource)
+        if future is not None:
+            future.set_exception(error)
+        else:
+            _log(str(error))
+
+    def _on_error(self, text, request):
+        error = RequestError(str(text), request)
+        if isinstance(request, dict) and isinstance(request.get("readyFor"), str):
+            self._settle(request["readyFor"], error)
+        else:
+            _log("error from the daemon: %s (request %s)" % (text, json.dumps(request)))
+
+    def _on_takedown(self, resource):
+        with self._lock:
+            callbacks = list(self._callbacks.get(resource, ()))
+        for fn in callbacks:
+            threading.Thread(target=fn, args=(resource,),
+                             name="serverswap-takedown %s" % resource).start()
+
+    # ---- requests -----------------------------------------------------------------
+
+    def _request_ready(self, resource):
+        """Sends readyFor and returns the Future of its reply: (fd, address)."""
+        if not isinstance(resource, str):
+            raise TypeError("resource must be a str")
+        future = concurrent.futures.Future()
+        with self._lock:
+            if self._closed_reason is not None:
+                raise ServerswapError(self._closed_reason)
+            self._waiters[resource].append(future)
+        try:
+            self._send({"readyFor": resource})
+        except BaseException:
+            future.cancel()
+            raise
+        return future
+
+    def _adopt(self, resource, fd, address):
+        sock = socket.socket(fileno=fd)  # family and type are read from the fd
+        with self._lock:
+            self._addresses[resource] = address
+            self._resource_of_fd[sock.fileno()] = resource
+        return sock
+
+    def _bind_standalone(self, resource):
+        with self._lock:
+            first = self._sockets.get(resource)
+            if first is not None and first.fileno() >= 0:
+                sock = first.dup()
+                sock.setblocking(False)
+            else:
+                sock = resources.bind(resource)
+                self._sockets[resource] = sock
+            self._addresses[resource] = resources.address_of(sock)
+            self._resource_of_fd[sock.fileno()] = resource
+        return sock
+
+    def ready_for(self, resource, timeout=None):
+        """The listening socket for `resource` (non-blocking; shared, never make it blocking).
+
+        Raises RequestError with the daemon's text if it refuses, ServerswapError if the
+        connection fails, TimeoutError after `timeout` seconds.
+        """
+        if self.standalone:
+            return self._bind_standalone(resource)
+        future = self._request_ready(resource)
+        try:
+            fd, address = future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            if future.cancelled():
+                raise TimeoutError("no resourceReady for %s within %gs" % (resource, timeout))
+            fd, address = future.result()
+        return self._adopt(resource, fd, address)
+
+    async def ready_for_async(self, resource):
+        """ready_for() for asyncio code: awaits the reply without blocking the loop."""
+        if self.standalone:
+            return self._bind_standalone(resource)
+        future = self._request_ready(resource)
+        import asyncio  # here: most servers never need it, and it is slow to import
+        fd, address = await asyncio.wrap_future(future)
+        return self._adopt(resource, fd, address)
+
+    def address(self, resource):
+        """The address bound for a resource received so far ("127.0.0.1:41234"), or None."""
+        with self._lock:
+            return self._addresses.get(resource)
+
+    def resource_of(self, sock):
+        """The resource name a socket from ready_for() was asked as, or None."""
+        with self._lock:
+            return self._resource_of_fd.get(sock.fileno())
+
+    def on_takedown(self, resource, fn):
+        """Calls fn(resource) (on a new thread) when a newer server takes `resource` over.
+
+        Subscribing replaces the daemon's takedown signal for this server. The callback
+        should stop accepting, call took_down(resource), finish what is in flight and let
+        the process exit. Does nothing standalone (but the callback is kept).
+        """
+        with self._lock:
+            first = not self._callbacks[resource]
+            self._callbacks[resource].append(fn)
+        if first and not self.standalone:
+            self._send({"onTakedown": resource})
+
+    def has_takedown_handler(self, resource):
+        with self._lock:
+            return bool(self._callbacks.get(resource))
+
+    def server_up(self):
+        """Declares the server up on every resource it asked for."""
+        if not self.standalone:
+            self._send({"serverUp": True})
+
+    def fail(self, reason):
+        """The server cannot start; the daemon kills it and the old servers keep serving."""
+        if not self.standalone:
+            self._send({"fail": str(reason)})
+
+    def took_down(self, resource):
+        """Optional: tells the daemon this server stopped accepting on `resource`."""
+        if not self.standalone:
+            self._send({"tookDown": resource})
+
+    @property
+    def closed(self):
+        return self._closed_reason is not None
+
+    def close(self):
+        """Closes the connection (a server that closes it before it is up has failed)."""
+        if self._sock is None:
+            return
+        with self._lock:
+            if self._closed_reason is None:
+                self._closed_reason = "the client was closed"
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join()
+        self._sock.close()
+
+
+_default = None
+_default_lock = threading.Lock()
+
+
+def init(**options):
+    """Creates the default client with options (e.g. up_message=True); call it first."""
+    global _default
+    with _default_lock:
+        if _default is not None:
+            raise ServerswapError("the default serverswap client already exists")
+        _default = Client(**options)
+        return _default
+
+
+def default_client():
+    """The client the module-level functions use, created on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Client()
+        return _default
