@@ -53,25 +53,47 @@ def _close_fds(fds):
             pass
 
 
+def _decode(line):
+    """The message as (name, value, whole object), or None for a malformed line."""
+    try:
+        message = json.loads(line.decode("utf-8"))
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or not message:
+        return None
+    name = next(iter(message))
+    return name, message[name], message
+
+
+def _is_resource_ready(line):
+    decoded = _decode(line)
+    return decoded is not None and decoded[0] == "resourceReady"
+
+
 class LineFramer:
     """Splits a byte stream into lines and gives each line the fds that came with it.
 
-    Descriptors arrive with the recvmsg() whose data begins with the line that carries
-    them. Any fd that does not line up with the start of a line is closed at once.
+    Descriptors come with the recvmsg() that read the start of the line carrying them,
+    but one read may also hold earlier lines (the kernel joins data sent without fds
+    to the next message that has some). Like the C++ client, the fds of a read go to
+    the first line that starts within that read's bytes and may carry fds (v1: a
+    resourceReady); fds of a read in which no such line starts are closed at once.
     """
 
-    def __init__(self, max_line=MAX_LINE):
+    def __init__(self, max_line=MAX_LINE, carries_fds=_is_resource_ready):
         self._buffer = bytearray()
-        self._pending_fds = []
+        self._groups = []        # [fds, first byte offset, end offset] of each read with fds
+        self._received = 0       # stream offset of the end of the buffer
+        self._line_start = 0     # stream offset of the start of the buffer
         self._max_line = max_line
+        self._carries_fds = carries_fds
 
     def feed(self, data, fds=()):
         """Returns [(line_bytes, fds)] for every complete line; raises ServerswapError."""
+        begin = self._received
+        self._received += len(data)
         if fds:
-            if self._buffer or self._pending_fds:
-                _close_fds(fds)  # not at the start of a line: stray
-            else:
-                self._pending_fds = list(fds)
+            self._groups.append([list(fds), begin, self._received])
         self._buffer += data
         lines = []
         while True:
@@ -83,16 +105,29 @@ class LineFramer:
                 raise ServerswapError("line longer than %d bytes" % self._max_line)
             line = bytes(self._buffer[:end])
             del self._buffer[:end + 1]
-            line_fds, self._pending_fds = self._pending_fds, []
-            lines.append((line, line_fds))
+            start = self._line_start
+            self._line_start += end + 1
+            lines.append((line, self._take_fds(line, start)))
+        while self._groups and self._groups[0][2] <= self._line_start:
+            _close_fds(self._groups.pop(0)[0])  # no line that may carry them starts there
         if len(self._buffer) >= self._max_line:
             self.close()
             raise ServerswapError("line longer than %d bytes" % self._max_line)
         return lines
 
+    def _take_fds(self, line, start):
+        if not line.strip() or not self._carries_fds(line):
+            return []
+        for group in self._groups:
+            if group[0] and group[1] <= start < group[2]:
+                fds, group[0] = group[0], []
+                return fds
+        return []
+
     def close(self):
-        _close_fds(self._pending_fds)
-        self._pending_fds = []
+        for group in self._groups:
+            _close_fds(group[0])
+        self._groups = []
         self._buffer.clear()
 
 
@@ -115,18 +150,6 @@ def receive(sock, framer):
         _close_fds(fds)
         return None
     return framer.feed(data, list(fds))
-
-
-def _decode(line):
-    """The message as (name, value, whole object), or None for a malformed line."""
-    try:
-        message = json.loads(line.decode("utf-8"))
-    except ValueError:
-        return None
-    if not isinstance(message, dict) or not message:
-        return None
-    name = next(iter(message))
-    return name, message[name], message
 
 
 class Client:
@@ -336,6 +359,7 @@ class Client:
 
     def _adopt(self, resource, fd, address):
         sock = socket.socket(fileno=fd)  # family and type are read from the fd
+        sock.setblocking(False)  # already O_NONBLOCK; this makes Python's view match
         with self._lock:
             self._addresses[resource] = address
             self._resource_of_fd[sock.fileno()] = resource

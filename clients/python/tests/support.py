@@ -13,6 +13,8 @@ EXAMPLES = os.path.join(PACKAGE_ROOT, "examples")
 REPO_ROOT = os.path.dirname(os.path.dirname(PACKAGE_ROOT))
 SERVERSWAP_BIN = os.environ.get("SERVERSWAP_BIN") or os.path.join(
     REPO_ROOT, "build", "bin", "serverswap")
+if PACKAGE_ROOT not in sys.path:
+    sys.path.insert(0, PACKAGE_ROOT)  # the tests import the package from the checkout
 PYTHON = [sys.executable, "-S"]  # -S: no site-packages scan, a faster start per deploy
 
 
