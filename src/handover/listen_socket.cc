@@ -104,7 +104,10 @@ std::string bound_address(int fd) {
   if (addr.ss_family == AF_INET6) {
     auto* a6 = reinterpret_cast<sockaddr_in6*>(&addr);
     inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(a6->sin6_port));
+    // Appended piecewise: GCC 12's -Wrestrict misfires on "[" + std::string(...) at -O2.
+    std::string out = "[";
+    out.append(host).append("]:").append(std::to_string(ntohs(a6->sin6_port)));
+    return out;
   }
   if (addr.ss_family == AF_INET) {
     auto* a4 = reinterpret_cast<sockaddr_in*>(&addr);
