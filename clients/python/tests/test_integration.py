@@ -44,7 +44,7 @@ class IntegrationTest(unittest.TestCase):
                                            self.daemon.socket, str(SWAPS), "--"] + \
             support.PYTHON + [EXAMPLE, RESOURCE, "--body", "v1\n"]
         verify = subprocess.run(
-            [support.SERVERSWAP_BIN, "verify", "--duration", "24", "--clients", "8",
+            [support.SERVERSWAP_BIN, "verify", "--duration", "21", "--clients", "8",
              "--rate", "400", "--mode", mode, address, "--"] + deploy_command,
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
             env=support.clean_env())
@@ -90,6 +90,15 @@ class IntegrationTest(unittest.TestCase):
         self.assert_old_one_kept(address, old_pids, done)
         log = self.daemon.output.text()
         self.assertRegex(log, r"bad_server: RequestError: .*no-such-resource")
+
+    def test_asyncio_example_swaps_and_drains(self):
+        command = support.PYTHON + [os.path.join(support.EXAMPLES, "asyncio_example.py"),
+                                    RESOURCE]
+        for _ in range(2):
+            done = self.daemon.deploy(command)
+            self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(get(self.daemon.address_of(RESOURCE)), (200, b"Hello from asyncio!\n"))
+        self.assertIn("drained, exiting", self.daemon.output.text())
 
 
 if __name__ == "__main__":
