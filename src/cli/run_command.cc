@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "base/join.h"
 #include "cli/commands.h"
 #include "cli/control_client.h"
 
@@ -41,9 +42,9 @@ Json deploy_request(const daemon::SpawnSpec& spec, bool follow_exit) {
 }
 
 std::string pids(const Json& list) {
-  std::string out;
-  for (const auto& p : list) out += (out.empty() ? "" : ", ") + p.dump();
-  return out;
+  std::vector<std::string> texts;
+  for (const auto& p : list) texts.push_back(p.dump());
+  return join(texts, ", ");
 }
 
 // Prints the deploy's progress; returns the exit code once it is decided.

@@ -1,6 +1,7 @@
 // `serverswap status [--json]` and `serverswap stop`.
 #include <cstdio>
 
+#include "base/join.h"
 #include "cli/commands.h"
 #include "cli/control_client.h"
 #include "cli/socket_path.h"
@@ -49,10 +50,10 @@ void print_table(const Json& status) {
   std::printf("%-8s %-4s %-10s %-8s %-28s %s\n", "PID", "GEN", "STATE", "UPTIME", "RESOURCES",
               "COMMAND");
   for (const auto& s : status["servers"]) {
-    std::string resources, command;
-    for (const auto& r : s["resources"])
-      resources += (resources.empty() ? "" : ",") + r.value("address", r.value("name", ""));
-    for (const auto& a : s["argv"]) command += (command.empty() ? "" : " ") + a.get<std::string>();
+    std::vector<std::string> addresses;
+    for (const auto& r : s["resources"]) addresses.push_back(r.value("address", r.value("name", "")));
+    std::string resources = join(addresses, ",");
+    std::string command = join(s["argv"].get<std::vector<std::string>>(), " ");
     std::printf("%-8s %-4s %-10s %-8s %-28s %s\n", s["pid"].dump().c_str(),
                 s["generation"].dump().c_str(), s.value("state", "").c_str(),
                 format_uptime(s.value("uptime_ms", 0LL)).c_str(),

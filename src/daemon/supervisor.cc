@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "base/join.h"
 #include "base/log.h"
 
 namespace serverswap::daemon {
@@ -43,12 +44,6 @@ std::string describe_exit(int64_t status, int term_signal) {
   return "exited with status " + std::to_string(status);
 }
 
-std::string join(const std::vector<std::string>& words) {
-  std::string out;
-  for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
-  return out;
-}
-
 }  // namespace
 
 Supervisor::Supervisor(uv_loop_t* loop, SupervisorOptions options, SocketSet& sockets,
@@ -85,7 +80,7 @@ void Supervisor::deploy(const SpawnSpec& request, Sink sink, bool follow_exit) {
   auto process = ServerProcess::spawn(
       loop_, spec, [this, id](int64_t status, int sig) { exited(id, status, sig); });
   if (!process.ok()) {
-    log_line("deploy of '" + join(spec.argv) + "' failed: " + process.status().message());
+    log_line("deploy of '" + join(spec.argv, " ") + "' failed: " + process.status().message());
     sink(protocol::make("deployFailed", {{"reason", process.status().message()}}));
     return;
   }
@@ -105,7 +100,7 @@ void Supervisor::deploy(const SpawnSpec& request, Sink sink, bool follow_exit) {
     if (Server* late = find(id); late && late->starting())
       fail(*late, "not up within --ready-timeout " + format_duration(options_.ready_timeout));
   });
-  emit(s, "spawned", "started generation " + std::to_string(generation) + ": " + join(s.argv));
+  emit(s, "spawned", "started generation " + std::to_string(generation) + ": " + join(s.argv, " "));
 }
 
 // ---- Messages from servers ---------------------------------------------------------------

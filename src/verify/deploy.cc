@@ -5,16 +5,12 @@
 
 #include <cassert>
 
+#include "base/join.h"
+
 namespace serverswap::verify {
 namespace {
 
 constexpr uint64_t kKillGraceMs = 5000;  // between SIGTERM and SIGKILL on timeout
-
-std::string joined(const std::vector<std::string>& argv) {
-  std::string text;
-  for (const std::string& arg : argv) text += (text.empty() ? "" : " ") + arg;
-  return text;
-}
 
 uint64_t elapsed_ms_since(uint64_t start_ns) {
   return (uv_hrtime() - start_ns) / 1000000;
@@ -129,7 +125,7 @@ class DeployRunner {
 }  // namespace
 
 std::string DeployResult::describe() const {
-  std::string text = "deploy `" + joined(argv) + "`: ";
+  std::string text = "deploy `" + join(argv, " ") + "`: ";
   if (!error.empty()) return text + error;
   if (timed_out) text += "timed out, ";
   if (term_signal != 0) {
