@@ -24,9 +24,9 @@ Result<ControlClient> ControlClient::connect(const std::string& path, bool* no_d
   ControlClient client(std::move(fd));
   Status sent = client.send(protocol::make(
       "hello", {{"protocol", protocol::kVersion}, {"role", "control"}}));
-  if (!sent.ok()) return sent;
+  // Even when the send failed, the daemon may have said why before it hung up.
   auto welcome = client.next(Millis(10'000));
-  if (!welcome.ok()) return welcome.status().wrap("daemon at " + path);
+  if (!welcome.ok()) return (sent.ok() ? welcome.status() : sent).wrap("daemon at " + path);
   if (welcome->name != "welcome")
     return Status::error("daemon at " + path + " answered: " + welcome->whole.dump());
   return client;
