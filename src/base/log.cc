@@ -2,15 +2,10 @@
 
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <ctime>
 
 namespace serverswap {
-namespace {
-std::atomic<bool> quiet{false};
-}
-
 std::string timestamp_now() {
   using namespace std::chrono;
   auto now = system_clock::now();
@@ -25,7 +20,6 @@ std::string timestamp_now() {
 }
 
 void log_line(std::string_view text) {
-  if (quiet.load(std::memory_order_relaxed)) return;
   std::string line = timestamp_now() + " serverswap[" + std::to_string(getpid()) + "]: ";
   line.append(text);
   line.push_back('\n');
@@ -33,7 +27,5 @@ void log_line(std::string_view text) {
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;
 }
-
-void set_log_quiet(bool q) { quiet.store(q, std::memory_order_relaxed); }
 
 }  // namespace serverswap

@@ -12,8 +12,4 @@ std::string timestamp_now();
 
 void log_line(std::string_view text);
 
-// Turns off log output (used by `serverswap status --json` style commands that must
-// print nothing but their answer).
-void set_log_quiet(bool quiet);
-
 }  // namespace serverswap

@@ -6,7 +6,9 @@
 namespace serverswap {
 namespace {
 
-bool is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
+bool is_open(int fd) {
+  return fcntl(fd, F_GETFD) != -1;
+}
 
 TEST(UniqueFd, ClosesOnDestructionAndMove) {
   int raw = open("/dev/null", O_RDONLY | O_CLOEXEC);

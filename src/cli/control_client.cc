@@ -22,8 +22,8 @@ Result<ControlClient> ControlClient::connect(const std::string& path, bool* no_d
     return Status::system_error("connect " + path, errno);
   }
   ControlClient client(std::move(fd));
-  Status sent = client.send(protocol::make(
-      "hello", {{"protocol", protocol::kVersion}, {"role", "control"}}));
+  Status sent =
+      client.send(protocol::make("hello", {{"protocol", protocol::kVersion}, {"role", "control"}}));
   // Even when the send failed, the daemon may have said why before it hung up.
   auto welcome = client.next(Millis(10'000));
   if (!welcome.ok()) return (sent.ok() ? welcome.status() : sent).wrap("daemon at " + path);

@@ -16,8 +16,8 @@ std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& opt
   auto takedown = parse_duration(options.takedown_timeout);
   auto settle = parse_duration(options.settle);
   auto signum = daemon::parse_signal(options.takedown_signal);
-  for (const Status& s : {socket.status(), ready.status(), takedown.status(), settle.status(),
-                          signum.status()}) {
+  for (const Status& s :
+       {socket.status(), ready.status(), takedown.status(), settle.status(), signum.status()}) {
     if (!s.ok()) {
       say(s.message());
       return std::nullopt;

@@ -15,7 +15,7 @@ namespace {
 Status ensure_private_dir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     return Status::system_error("create " + dir, errno);
-  struct stat st{};
+  struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0) return Status::system_error("stat " + dir, errno);
   if (!S_ISDIR(st.st_mode)) return Status::error(dir + " is not a directory");
   if (st.st_uid != ::getuid())

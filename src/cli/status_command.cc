@@ -45,13 +45,13 @@ std::string format_uptime(long long ms) {
 void print_table(const Json& status) {
   const Json& d = status["daemon"];
   std::printf("daemon pid %s, %s, socket %s\n", d["pid"].dump().c_str(),
-              d.value("stopping", false) ? "stopping" : "running",
-              d.value("socket", "").c_str());
+              d.value("stopping", false) ? "stopping" : "running", d.value("socket", "").c_str());
   std::printf("%-8s %-4s %-10s %-8s %-28s %s\n", "PID", "GEN", "STATE", "UPTIME", "RESOURCES",
               "COMMAND");
   for (const auto& s : status["servers"]) {
     std::vector<std::string> addresses;
-    for (const auto& r : s["resources"]) addresses.push_back(r.value("address", r.value("name", "")));
+    for (const auto& r : s["resources"])
+      addresses.push_back(r.value("address", r.value("name", "")));
     std::string resources = join(addresses, ",");
     std::string command = join(s["argv"].get<std::vector<std::string>>(), " ");
     std::printf("%-8s %-4s %-10s %-8s %-28s %s\n", s["pid"].dump().c_str(),

@@ -45,8 +45,9 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
   drop_unasked_fds();
   if (nread == 0) return;  // EAGAIN
   if (nread < 0) {
-    if (nread != UV_EOF) log_line("control connection of pid " + std::to_string(pid_) + ": " +
-                                  uv_strerror(static_cast<int>(nread)));
+    if (nread != UV_EOF)
+      log_line("control connection of pid " + std::to_string(pid_) + ": " +
+               uv_strerror(static_cast<int>(nread)));
     close();
     return;
   }

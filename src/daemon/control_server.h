@@ -34,7 +34,6 @@ class ControlServer {
   void close_all();
 
   Connection* find(uint64_t id);
-  size_t connection_count() const { return connections_.size(); }
 
  private:
   void on_connection();

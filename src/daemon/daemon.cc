@@ -14,9 +14,9 @@ Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
   uv_loop_init(&loop_);
   sockets_ = std::make_unique<SocketSet>(&loop_);
   control_ = std::make_unique<ControlServer>(
-      &loop_, ControlServer::Handlers{
-                  [this](Connection& c, const std::string& line) { on_line(c, line); },
-                  [this](Connection& c) { supervisor_->disconnected(c); }});
+      &loop_,
+      ControlServer::Handlers{[this](Connection& c, const std::string& line) { on_line(c, line); },
+                              [this](Connection& c) { supervisor_->disconnected(c); }});
   supervisor_ = std::make_unique<Supervisor>(&loop_, options_, *sockets_,
                                              [this](uint64_t id) { return control_->find(id); });
 }
@@ -47,9 +47,8 @@ Status Daemon::start() {
       stop("received " + signal_name(signum));
     }));
   }
-  signals_.push_back(std::make_unique<SignalWatch>(&loop_, SIGHUP, [] {
-    log_line("received SIGHUP: ignored (servers keep running)");
-  }));
+  signals_.push_back(std::make_unique<SignalWatch>(
+      &loop_, SIGHUP, [] { log_line("received SIGHUP: ignored (servers keep running)"); }));
   log_line(std::string("serverswap ") + SERVERSWAP_VERSION + " daemon listening on " +
            options_.socket_path);
   return {};
@@ -78,8 +77,7 @@ int Daemon::run() {
 void Daemon::on_line(Connection& connection, const std::string& line) {
   auto message = protocol::decode(line);
   if (!message.ok()) {
-    connection.send(protocol::error_reply(message.status().message() + ": " +
-                                          line.substr(0, 200)));
+    connection.send(protocol::error_reply(message.status().message() + ": " + line.substr(0, 200)));
     if (connection.role == Connection::Role::kNew) connection.close();
     return;
   }
@@ -96,9 +94,9 @@ void Daemon::on_line(Connection& connection, const std::string& line) {
     connection.close();
   } else if (message->body.is_object() && message->body.value("role", "") == "control") {
     connection.role = Connection::Role::kControl;
-    connection.send(protocol::make(
-        "welcome", {{"protocol", protocol::kVersion},
-                    {"version", std::string("serverswap ") + SERVERSWAP_VERSION}}));
+    connection.send(
+        protocol::make("welcome", {{"protocol", protocol::kVersion},
+                                   {"version", std::string("serverswap ") + SERVERSWAP_VERSION}}));
   } else {
     supervisor_->hello(connection, *message);
   }
@@ -116,8 +114,8 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
     for (const auto& [name, entry] : sockets_->entries())
       resources.push_back({{"name", name}, {"address", entry.address}});
     daemon["resources"] = resources;
-    connection.send(protocol::make(
-        "status", {{"daemon", daemon}, {"servers", supervisor_->status()}}));
+    connection.send(
+        protocol::make("status", {{"daemon", daemon}, {"servers", supervisor_->status()}}));
   } else if (message.name == "stop") {
     stop_requesters_.push_back(connection.id());
     stop("asked by serverswap stop (pid " + std::to_string(connection.peer_pid()) + ")");

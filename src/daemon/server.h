@@ -28,7 +28,8 @@ enum class ServerState {
 const char* state_name(ServerState state);
 
 struct Server {
-  Server(uv_loop_t* loop) : ready_timer(loop), settle_timer(loop), kill_timer(loop) {}
+  explicit Server(uv_loop_t* loop)
+      : ready_timer(loop), settle_timer(loop), kill_timer(loop), exit_grace_timer(loop) {}
 
   std::string id;  // SERVERSWAP_ID
   uint64_t generation = 0;
@@ -49,9 +50,10 @@ struct Server {
   std::string failure;  // why it failed, when it did
   bool disconnected_before_up = false;
 
-  Timer ready_timer;   // --ready-timeout from spawn
-  Timer settle_timer;  // --settle after its last resource, for servers that never say up
-  Timer kill_timer;    // --takedown-timeout from draining or failure to SIGKILL
+  Timer ready_timer;       // --ready-timeout from spawn
+  Timer settle_timer;      // --settle after its last resource, for servers that never say up
+  Timer kill_timer;        // --takedown-timeout from draining or failure to SIGKILL
+  Timer exit_grace_timer;  // a moment to exit alone after closing its connection early
 
   bool alive() const { return state != ServerState::kGone; }
   bool starting() const {

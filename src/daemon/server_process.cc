@@ -63,7 +63,9 @@ ServerProcess::~ServerProcess() {
            [](uv_handle_t* h) { delete static_cast<Block*>(h->data); });
 }
 
-bool ServerProcess::exited() const { return block_->exited; }
+bool ServerProcess::exited() const {
+  return block_->exited;
+}
 
 void ServerProcess::signal_group(int signum) const {
   if (::kill(-pid_, signum) != 0 && errno == ESRCH && !block_->exited) ::kill(pid_, signum);

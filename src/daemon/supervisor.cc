@@ -13,13 +13,20 @@ using protocol::Json;
 
 const char* state_name(ServerState state) {
   switch (state) {
-    case ServerState::kStarting: return "starting";
-    case ServerState::kConnected: return "connected";
-    case ServerState::kReady: return "ready";
-    case ServerState::kUp: return "up";
-    case ServerState::kDraining: return "draining";
-    case ServerState::kFailed: return "failed";
-    case ServerState::kGone: return "gone";
+    case ServerState::kStarting:
+      return "starting";
+    case ServerState::kConnected:
+      return "connected";
+    case ServerState::kReady:
+      return "ready";
+    case ServerState::kUp:
+      return "up";
+    case ServerState::kDraining:
+      return "draining";
+    case ServerState::kFailed:
+      return "failed";
+    case ServerState::kGone:
+      return "gone";
   }
   return "?";
 }
@@ -123,9 +130,10 @@ void Supervisor::hello(Connection& connection, const protocol::Message& message)
   server->connection = connection.id();
   server->up_message = body.value("upMessage", false) == true;
   if (server->state == ServerState::kStarting) server->state = ServerState::kConnected;
-  connection.send(protocol::make(
-      "welcome", {{"protocol", protocol::kVersion}, {"id", server->id},
-                  {"version", std::string("serverswap ") + SERVERSWAP_VERSION}}));
+  connection.send(
+      protocol::make("welcome", {{"protocol", protocol::kVersion},
+                                 {"id", server->id},
+                                 {"version", std::string("serverswap ") + SERVERSWAP_VERSION}}));
   emit(*server, "connected", "connected (pid " + std::to_string(connection.peer_pid()) + ")");
 }
 
@@ -186,8 +194,8 @@ void Supervisor::ready_for(Server& server, Connection& connection, const protoco
       server.settle_timer.start(options_.settle, [this, id] {
         Server* s = find(id);
         if (s && s->state == ServerState::kReady && s->connection != 0)
-          become_up(*s, "settled: alive and connected for --settle " +
-                            format_duration(options_.settle));
+          become_up(
+              *s, "settled: alive and connected for --settle " + format_duration(options_.settle));
       });
     }
   }
@@ -232,8 +240,8 @@ void Supervisor::become_up(Server& server, const std::string& how) {
       if (other->held.count(name)) shared.insert(name);
     if (shared.empty()) continue;
     if (other->starting()) {
-      fail(*other, "superseded by generation " + std::to_string(server.generation) +
-                       " before it came up");
+      fail(*other,
+           "superseded by generation " + std::to_string(server.generation) + " before it came up");
     } else if (other->state == ServerState::kUp) {
       if (deploy != deploys_.end()) {
         deploy->second.replacing.insert(id);
@@ -287,7 +295,7 @@ void Supervisor::fail(Server& server, const std::string& reason, Millis signal_a
   }
   if (!told && signal_after.count() > 0) {
     std::string id = server.id;
-    server.settle_timer.start(signal_after, [this, id] {
+    server.exit_grace_timer.start(signal_after, [this, id] {
       if (Server* s = find(id); s && s->alive()) signal(*s, options_.takedown_signal, "it failed");
     });
   } else if (!told) {
@@ -330,9 +338,10 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   server.ready_timer.stop();
   server.settle_timer.stop();
   server.kill_timer.stop();
+  server.exit_grace_timer.stop();
   if (Connection* c = connection_of(server)) c->close();
-  emit(server, "exited", before == ServerState::kUp ? description + " while serving (crashed)"
-                                                    : description);
+  emit(server, "exited",
+       before == ServerState::kUp ? description + " while serving (crashed)" : description);
   // Out of the table first, so that deploys waiting for it see it gone. Destroying its
   // process handle from inside that handle's exit callback is safe (uv_close defers).
   std::unique_ptr<Server> gone = std::move(it->second);
@@ -345,12 +354,15 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
 
 void Supervisor::emit(const Server& server, const std::string& kind, const std::string& text,
                       const std::string& resource) {
-  std::string where = "server " + std::to_string(server.pid) + " (gen " +
-                      std::to_string(server.generation) + ")";
+  std::string where =
+      "server " + std::to_string(server.pid) + " (gen " + std::to_string(server.generation) + ")";
   if (!resource.empty()) where += " " + resource;
   log_line(where + ": " + text);
-  Json event = {{"time", timestamp_now()}, {"kind", kind},       {"id", server.id},
-                {"pid", server.pid},       {"generation", server.generation},
+  Json event = {{"time", timestamp_now()},
+                {"kind", kind},
+                {"id", server.id},
+                {"pid", server.pid},
+                {"generation", server.generation},
                 {"text", where + ": " + text}};
   if (!resource.empty()) event["resource"] = resource;
   Json line = protocol::make("event", event);
@@ -368,24 +380,22 @@ void Supervisor::check_deployed(const std::string& id) {
   if (!it->second.replacing.empty()) return;
   Json replaced = it->second.replaced;
   it->second.reported = true;
-  it->second.sink(protocol::make(
-      "deployed", {{"id", id}, {"pid", server->pid}, {"generation", server->generation},
-                   {"replaced", replaced}}));
+  it->second.sink(protocol::make("deployed", {{"id", id},
+                                              {"pid", server->pid},
+                                              {"generation", server->generation},
+                                              {"replaced", replaced}}));
   if (!it->second.follow_exit) deploys_.erase(it);
 }
 
-void Supervisor::report_exit(const Server& server, const std::string& description,
-                             bool replaced) {
+void Supervisor::report_exit(const Server& server, const std::string& description, bool replaced) {
   if (auto it = deploys_.find(server.id); it != deploys_.end()) {
     Deploy& deploy = it->second;
     if (!deploy.reported && !server.failure.empty()) {
-      deploy.sink(
-          protocol::make("deployFailed", {{"id", server.id}, {"reason", server.failure}}));
+      deploy.sink(protocol::make("deployFailed", {{"id", server.id}, {"reason", server.failure}}));
     } else if (deploy.follow_exit) {
-      deploy.sink(protocol::make("serverExited", {{"id", server.id},
-                                                  {"pid", server.pid},
-                                                  {"exit", description},
-                                                  {"replaced", replaced}}));
+      deploy.sink(protocol::make(
+          "serverExited",
+          {{"id", server.id}, {"pid", server.pid}, {"exit", description}, {"replaced", replaced}}));
     }
     deploys_.erase(it);
   }

@@ -60,7 +60,7 @@ class Supervisor {
     bool follow_exit = false;
     std::set<std::string> replacing;  // ids of the older servers it takes down, still alive
     protocol::Json replaced = protocol::Json::array();  // pids of those it took down
-    bool reported = false;            // deployed or deployFailed sent
+    bool reported = false;                              // deployed or deployFailed sent
   };
 
   Server* find(const std::string& id);

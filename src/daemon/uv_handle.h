@@ -36,7 +36,6 @@ class Timer {
         static_cast<uint64_t>(after.count()), 0);
   }
   void stop() { uv_timer_stop(&block_->handle); }
-  bool active() const { return uv_is_active(reinterpret_cast<const uv_handle_t*>(&block_->handle)); }
 
  private:
   struct Block {

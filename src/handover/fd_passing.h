@@ -3,8 +3,9 @@
 // is an error, and any fd beyond the one expected is closed at once.
 #pragma once
 
-#include <string_view>
 #include <sys/types.h>
+
+#include <string_view>
 
 #include "base/status.h"
 #include "base/unique_fd.h"

@@ -66,8 +66,8 @@ Result<ListenSocket> bind_tcp(const Resource& r) {
 // True when something accepts on the Unix socket at `path`.
 bool unix_socket_alive(const sockaddr_un& addr) {
   UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  return probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr),
-                            sizeof addr) == 0;
+  return probe &&
+         ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
 }
 
 Result<ListenSocket> bind_unix(const Resource& r) {
@@ -78,9 +78,9 @@ Result<ListenSocket> bind_unix(const Resource& r) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return Status::system_error("socket for " + what, errno);
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    struct stat st{};
-    bool stale = errno == EADDRINUSE && ::lstat(r.path.c_str(), &st) == 0 &&
-                 S_ISSOCK(st.st_mode) && !unix_socket_alive(addr);
+    struct stat st {};
+    bool stale = errno == EADDRINUSE && ::lstat(r.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+                 !unix_socket_alive(addr);
     if (!stale) return Status::system_error("bind " + what, errno);
     ::unlink(r.path.c_str());
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)

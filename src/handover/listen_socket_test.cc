@@ -11,7 +11,9 @@
 namespace serverswap::handover {
 namespace {
 
-protocol::Resource parse(std::string_view text) { return *protocol::parse_resource(text); }
+protocol::Resource parse(std::string_view text) {
+  return *protocol::parse_resource(text);
+}
 
 TEST(BindListener, EphemeralLoopbackPortIsReported) {
   auto s = bind_listener(parse("127.0.0.1:0"));
@@ -32,8 +34,7 @@ TEST(BindListener, DualStackAnyAddress) {
   auto s = bind_listener(parse(":0"));
   ASSERT_TRUE(s.ok()) << s.status().message();
   // Either dual-stack IPv6 or the IPv4 fallback on kernels without IPv6.
-  EXPECT_TRUE(s->address.starts_with("[::]:") || s->address.starts_with("0.0.0.0:"))
-      << s->address;
+  EXPECT_TRUE(s->address.starts_with("[::]:") || s->address.starts_with("0.0.0.0:")) << s->address;
 }
 
 TEST(BindListener, UnixSocketReplacesAStaleFileButNotALiveOne) {

@@ -29,9 +29,4 @@ Json error_reply(const std::string& text, const Json& request) {
   return reply;
 }
 
-Result<std::string> string_body(const Message& message) {
-  if (!message.body.is_string()) return Status::error(message.name + " takes a string");
-  return message.body.get<std::string>();
-}
-
 }  // namespace serverswap::protocol

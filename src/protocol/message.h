@@ -34,7 +34,4 @@ Json make(std::string_view name, Json body);
 // {"error": text, "request": request}; `request` is omitted when null.
 Json error_reply(const std::string& text, const Json& request = nullptr);
 
-// The body as a string, or an error naming the message when it is not one.
-Result<std::string> string_body(const Message& message);
-
 }  // namespace serverswap::protocol

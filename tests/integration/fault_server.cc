@@ -3,6 +3,7 @@
 // Modes: crash-before-ready, hang, no-client, fail-after-resource, crash-after-resource,
 // ignore-takedown, bad-resource, abuse (malformed protocol input, then readyFor and fail).
 #include <poll.h>
+#include <serverswap/client.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -11,7 +12,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <serverswap/client.h>
 #include <string>
 
 namespace {

@@ -128,8 +128,7 @@ TEST_F(Faults, OldServerIgnoringTakedownIsKilledAfterTheGrace) {
 TEST_F(Faults, MalformedMessagesGetErrorRepliesAndTheServerGoesOn) {
   expect_failed_deploy(fault("abuse"), "sent fail: done abusing");
   std::string out = daemon_.process().output();
-  EXPECT_NE(out.find("malformed: {\"error\":\"malformed JSON: {nope\"}"), std::string::npos)
-      << out;
+  EXPECT_NE(out.find("malformed: {\"error\":\"malformed JSON: {nope\"}"), std::string::npos) << out;
   EXPECT_NE(out.find("unknown: {\"error\":\"unknown message 'bogus'\",\"request\":{\"bogus\":1}}"),
             std::string::npos)
       << out;

@@ -87,8 +87,7 @@ std::optional<int> Child::wait(Millis timeout) {
 
 bool Child::wait_for_output(const std::string& text, Millis timeout) {
   std::unique_lock lock(mutex_);
-  return changed_.wait_for(lock, timeout,
-                           [&] { return output_.find(text) != std::string::npos; });
+  return changed_.wait_for(lock, timeout, [&] { return output_.find(text) != std::string::npos; });
 }
 
 std::string Child::output() {
@@ -96,7 +95,9 @@ std::string Child::output() {
   return output_;
 }
 
-void Child::signal(int signum) { kill(pid_, signum); }
+void Child::signal(int signum) {
+  kill(pid_, signum);
+}
 
 bool eventually(const std::function<bool()>& done, Millis timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -107,7 +108,9 @@ bool eventually(const std::function<bool()>& done, Millis timeout) {
   return true;
 }
 
-bool process_exists(pid_t pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
+bool process_exists(pid_t pid) {
+  return kill(pid, 0) == 0 || errno != ESRCH;
+}
 
 DaemonUnderTest::DaemonUnderTest(std::vector<std::string> options) {
   char pattern[] = "/tmp/serverswap-test-XXXXXX";

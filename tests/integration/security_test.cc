@@ -13,7 +13,7 @@ namespace {
 
 TEST(Security, ControlSocketIsPrivateToItsOwner) {
   DaemonUnderTest daemon;
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(stat(daemon.socket().c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0600u);

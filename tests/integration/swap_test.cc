@@ -94,8 +94,8 @@ TEST(Swap, DeployModeExitsZeroWhenReplacedAndOneWhenItsServerFails) {
   EXPECT_EQ(attached->wait(10s), 0) << attached->output();
   EXPECT_NE(attached->output().find("after a newer deploy replaced it"), std::string::npos);
 
-  auto crashing = daemon.start_deploy({"/bin/sh", "-c", "exit 7"},
-                                      std::string(SERVERSWAP_BIN) + "-deploy");
+  auto crashing =
+      daemon.start_deploy({"/bin/sh", "-c", "exit 7"}, std::string(SERVERSWAP_BIN) + "-deploy");
   EXPECT_EQ(crashing->wait(10s), 1) << crashing->output();
   EXPECT_NE(crashing->output().find("exited with status 7"), std::string::npos);
 }
