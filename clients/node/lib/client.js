@@ -1,0 +1,388 @@
+'use strict';
+// The serverswap client: talks to the daemon through a relay child process (Node cannot
+// recvmsg() on a net.Socket, but its IPC channel carries listening sockets). The relay is
+// `$SERVERSWAP_RELAY node-relay`: every object sent on the channel is one protocol line
+// to the daemon, every daemon line arrives as a message, resourceReady with its handle.
+// The relay and its channel are unref'd except while a readyFor is pending, so they never
+// keep the application alive.
+
+const childProcess = require('child_process');
+const EventEmitter = require('events');
+const { parseResource } = require('./resources');
+const { drain: drainServer, isDraining } = require('./drain');
+
+class ServerswapError extends Error {
+  constructor(text, request) {
+    super(text);
+    this.name = 'ServerswapError';
+    this.request = request;
+  }
+}
+
+function log(text) {
+  process.stderr.write(`serverswap[${process.pid}]: ${text}\n`);
+}
+
+class Client extends EventEmitter {
+  constructor(env = process.env) {
+    super();
+    this.env = env;
+    this.active = Boolean(env.SERVERSWAP_SOCKET);
+    this.relay = null;
+    this.closed = null;        // why the connection to the daemon ended
+    this.welcome = null;
+    this.pending = new Map();  // resource -> [{resolve, reject}] in request order
+    this.entries = [];         // {resource, address, handle, used, server, listening}
+    this.subscribed = new Set();
+    this.handlers = new Map(); // resource -> the application's onTakedown handler
+    this.takenDown = new Set();
+    this.servers = new Map();  // net.Server -> resource
+    this.autoUp = true;
+    this.upRequested = false;
+    this.upSent = false;
+    this.broken = false;       // fail() was sent or a readyFor callback threw
+    this.inCallback = 0;
+    this.drains = new Set();   // default drains still running
+  }
+
+  // ---- the connection -------------------------------------------------------------
+
+  start() {
+    if (this.relay || this.closed || !this.active) return;
+    const relayPath = this.env.SERVERSWAP_RELAY;
+    if (!relayPath) {
+      this.connectionLost('SERVERSWAP_RELAY is not set (a daemon without the node relay?)');
+      return;
+    }
+    const relay = childProcess.spawn(relayPath, ['node-relay'], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: this.env,
+    });
+    this.relay = relay;
+    relay.on('message', (msg, handle) => this.onMessage(msg, handle));
+    relay.on('error', (err) => this.connectionLost(`relay ${relayPath}: ${err.message}`));
+    relay.on('disconnect', () => this.connectionLost('the connection to the daemon closed'));
+    relay.unref();
+    relay.channel.unref();
+    this.send({ hello: { id: this.env.SERVERSWAP_ID, pid: process.pid, protocol: 1, upMessage: true } });
+  }
+
+  send(message) {
+    this.start();
+    if (this.closed || !this.relay || !this.relay.connected) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      try {
+        this.relay.send(message, (err) => resolve(!err));
+      } catch (err) {
+        resolve(false);
+      }
+    });
+  }
+
+  // The channel keeps the process alive only while a readyFor waits for its answer.
+  updateRef() {
+    if (!this.relay || !this.relay.channel) return;
+    let waiting = 0;
+    for (const queue of this.pending.values()) waiting += queue.length;
+    if (waiting > 0) this.relay.channel.ref();
+    else this.relay.channel.unref();
+  }
+
+  connectionLost(why) {
+    if (this.closed) return;
+    this.closed = why;
+    const error = new ServerswapError(`serverswap: ${why}`);
+    const queues = [...this.pending.values()];
+    this.pending.clear();
+    for (const queue of queues) for (const p of queue) p.reject(error);
+  }
+
+  onMessage(msg, handle) {
+    if (!msg || typeof msg !== 'object') return;
+    if ('welcome' in msg) {
+      this.welcome = msg.welcome;
+    } else if ('resourceReady' in msg) {
+      this.onResourceReady(msg.resourceReady, msg.address, handle);
+    } else if ('takeDown' in msg) {
+      this.onTakeDown(msg.takeDown);
+    } else if ('error' in msg) {
+      this.onError(msg.error, msg.request);
+    }
+  }
+
+  onResourceReady(resource, address, handle) {
+    const queue = this.pending.get(resource);
+    const waiter = queue && queue.shift();
+    if (queue && queue.length === 0) this.pending.delete(resource);
+    this.updateRef();
+    if (!waiter) {
+      if (handle) handle.close();
+      return;
+    }
+    if (!handle) {
+      waiter.reject(new ServerswapError(`serverswap: resourceReady ${resource} came without a socket`));
+      return;
+    }
+    const entry = { resource, address, handle, used: false, server: null, listening: false };
+    this.entries.push(entry);
+    waiter.resolve(entry);
+  }
+
+  onError(text, request) {
+    const resource = request && request.readyFor;
+    const queue = resource !== undefined && this.pending.get(resource);
+    if (queue && queue.length) {
+      const waiter = queue.shift();
+      if (queue.length === 0) this.pending.delete(resource);
+      this.updateRef();
+      waiter.reject(new ServerswapError(String(text), request));
+      return;
+    }
+    log(`daemon error: ${text}${request ? ' (request ' + JSON.stringify(request) + ')' : ''}`);
+  }
+
+  // ---- readyFor -------------------------------------------------------------------
+
+  request(resource) {
+    return new Promise((resolve, reject) => {
+      if (this.closed) throw new ServerswapError(`serverswap: ${this.closed}`);
+      const queue = this.pending.get(resource) || [];
+      queue.push({ resolve, reject });
+      this.pending.set(resource, queue);
+      this.subscribe(resource);  // takeDown instead of a signal: drain by default
+      this.send({ readyFor: resource });
+      this.updateRef();
+    });
+  }
+
+  // readyFor(resource, cb): cb(handle, address) once the daemon sent the socket.
+  // readyFor(resource): a promise of the handle. Outside serverswap: no handle, at once.
+  readyFor(resource, callback) {
+    if (typeof callback === 'function') {
+      if (!this.active) return this.runCallback(callback, undefined, undefined);
+      this.request(resource).then(
+        (entry) => this.runCallback(callback, entry.handle, entry.address),
+        (err) => process.nextTick(() => { throw err; }));
+      return undefined;
+    }
+    if (!this.active) return Promise.resolve(undefined);
+    return this.request(resource).then((entry) => entry.handle);
+  }
+
+  // A throw in the callback must not let this server become up.
+  runCallback(callback, handle, address) {
+    this.inCallback++;
+    try {
+      callback(handle, address);
+    } catch (err) {
+      if (this.active && !this.upSent) {
+        this.broken = true;
+        this.send({ fail: `readyFor callback threw: ${err && err.message}` });
+      }
+      process.nextTick(() => { throw err; });
+      return;
+    } finally {
+      this.inCallback--;
+    }
+    this.maybeSendUp();
+    this.scheduleAutoUp();
+  }
+
+  // ---- serverUp -------------------------------------------------------------------
+
+  serverUp() {
+    if (!this.active) return;
+    this.upRequested = true;
+    this.maybeSendUp();
+  }
+
+  manualUp() {
+    this.autoUp = false;
+  }
+
+  maybeSendUp() {
+    if (!this.upRequested || this.upSent || this.broken || this.inCallback > 0) return;
+    this.upSent = true;
+    this.send({ serverUp: true });
+  }
+
+  // Auto serverUp: every resource handed is listening and no readyFor is pending.
+  scheduleAutoUp() {
+    if (!this.autoUp || this.upRequested || !this.active) return;
+    setImmediate(() => {
+      if (!this.autoUp || this.upRequested || this.broken || this.pending.size > 0) return;
+      if (this.entries.length === 0 || !this.entries.every((e) => e.listening)) return;
+      this.upRequested = true;
+      this.maybeSendUp();
+    });
+  }
+
+  fail(reason) {
+    if (!this.active) return Promise.resolve(false);
+    this.broken = true;
+    return this.send({ fail: String(reason === undefined ? 'fail() called' : reason) });
+  }
+
+  // ---- handles and servers (used by lib/listen.js) ---------------------------------
+
+  handed() {
+    return this.entries.filter((e) => !e.used);
+  }
+
+  resourceOfHandle(handle) {
+    if (!handle || typeof handle !== 'object') return null;
+    const entry = this.entries.find((e) => e.handle === handle);
+    if (!entry) return null;
+    entry.used = true;
+    return entry.resource;
+  }
+
+  takeHandle(resource) {
+    const entry = this.entries.find((e) => e.resource === resource && !e.used);
+    if (!entry) return null;
+    entry.used = true;
+    return entry.handle;
+  }
+
+  adopt(server, resource) {
+    this.servers.set(server, resource);
+    const entry = this.entries.find((e) => e.resource === resource && e.used && !e.server);
+    if (entry) entry.server = server;
+    server.once('listening', () => {
+      if (entry) entry.listening = true;
+      this.scheduleAutoUp();
+    });
+    // server.close() after a takeDown drains instead of closing idle keep-alive
+    // connections (http.Server#close in Node >= 19 does, and resets clients).
+    if (typeof server.closeIdleConnections === 'function' && !server.hasOwnProperty('close')) {
+      const client = this;
+      const originalClose = server.close;
+      server.close = function close(callback) {
+        if (client.takenDown.has(resource)) {
+          client.drain(this, {}, callback ? () => callback() : undefined);
+          return this;
+        }
+        return originalClose.apply(this, arguments);
+      };
+    }
+  }
+
+  address(resource) {
+    const entry = this.entries.find((e) => e.resource === resource);
+    if (!entry || !entry.address) return null;
+    if (entry.address.startsWith('unix:')) return entry.address.slice(5);
+    const m = /^\[?(.*?)\]?:(\d+)$/.exec(entry.address);
+    if (!m) return null;
+    return { address: m[1], family: m[1].includes(':') ? 'IPv6' : 'IPv4', port: Number(m[2]) };
+  }
+
+  // ---- takedown -------------------------------------------------------------------
+
+  subscribe(resource) {
+    if (this.subscribed.has(resource)) return;
+    this.subscribed.add(resource);
+    this.send({ onTakedown: resource });
+  }
+
+  onTakedown(resource, handler) {
+    if (!this.active) return;
+    if (typeof handler === 'function') this.handlers.set(resource, handler);
+    this.subscribe(resource);
+  }
+
+  tookDown(resource) {
+    if (this.tookDownSent && this.tookDownSent.has(resource)) return;
+    this.tookDownSent = this.tookDownSent || new Set();
+    this.tookDownSent.add(resource);
+    this.send({ tookDown: resource });
+  }
+
+  onTakeDown(resource) {
+    this.takenDown.add(resource);
+    const handler = this.handlers.get(resource);
+    if (handler) {
+      let called = false;
+      const done = () => {
+        if (called) return;
+        called = true;
+        this.tookDown(resource);
+      };
+      if (handler.length >= 1) {
+        handler(done, resource);
+        return;
+      }
+      const result = handler(undefined, resource);
+      if (result && typeof result.then === 'function') result.then(done, (err) => process.nextTick(() => { throw err; }));
+      else done();
+      return;
+    }
+    this.defaultTakedown(resource);
+  }
+
+  // No handler: drain the servers listening on the resource; exit 0 once every resource
+  // was taken down and drained (when the application registered no handler at all).
+  defaultTakedown(resource) {
+    const servers = [...this.servers].filter(([, r]) => r === resource).map(([s]) => s);
+    for (const entry of this.entries) {
+      if (entry.resource === resource && !entry.used) {
+        entry.used = true;
+        entry.handle.close();
+      }
+    }
+    if (servers.length === 0) {
+      this.tookDown(resource);
+      this.maybeExit();
+      return;
+    }
+    for (const server of servers) {
+      if (isDraining(server)) continue;
+      const running = this.drain(server, {});
+      this.drains.add(running);
+      running.then(() => {
+        this.drains.delete(running);
+        this.maybeExit();
+      });
+    }
+  }
+
+  maybeExit() {
+    if (this.handlers.size > 0 || this.drains.size > 0) return;
+    for (const resource of this.subscribed) if (!this.takenDown.has(resource)) return;
+    if (this.servers.size === 0 && this.entries.length === 0) {
+      process.kill(process.pid, 'SIGTERM');  // nothing of ours to drain: as without takeDown
+      return;
+    }
+    log('drained, exiting');
+    process.exit(0);
+  }
+
+  // drain(server) plus tookDown for the resources the server listens on.
+  drain(server, options, callback) {
+    const resource = this.servers.get(server);
+    const onStopped = () => {
+      if (resource !== undefined && this.active) this.tookDown(resource);
+      if (options && options.onStopped) options.onStopped();
+    };
+    return drainServer(server, { ...options, onStopped }, callback);
+  }
+
+  // listen(server, resource): listens on the daemon's socket, or binds the resource
+  // itself outside serverswap. Resolves with the server once it is listening.
+  async listen(server, resource) {
+    const handle = await this.readyFor(resource);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      const done = () => {
+        server.removeListener('error', reject);
+        resolve(server);
+      };
+      if (handle) return server.listen(handle, done);
+      const r = parseResource(resource);
+      if (!r) return reject(new ServerswapError(`serverswap: bad resource ${resource}`));
+      if (r.kind === 'unix') return server.listen(r.path, done);
+      return server.listen(r.host ? { port: r.port, host: r.host } : { port: r.port }, done);
+    });
+  }
+}
+
+module.exports = { Client, ServerswapError };

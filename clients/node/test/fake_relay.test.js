@@ -1,0 +1,74 @@
+'use strict';
+// The client against a fake relay + daemon (test/fake_relay.js): handles, the listen
+// patch, auto serverUp, errors, default drain and exit. No real daemon needed.
+const test = require('node:test');
+const assert = require('node:assert');
+const { spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const APP = path.join(__dirname, 'servers', 'app.js');
+const RELAY = path.join(__dirname, 'fake_relay.js');
+
+function run(args, extraEnv, timeoutMs = 15000) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'serverswap-node-fake-'));
+  const logFile = path.join(dir, 'log');
+  const env = { ...process.env, SERVERSWAP_SOCKET: path.join(dir, 'none.sock'), SERVERSWAP_ID: 'test-1',
+    SERVERSWAP_RELAY: RELAY, FAKE_LOG: logFile, ...extraEnv };
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [APP, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => { output += d; });
+    child.stderr.on('data', (d) => { output += d; });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('timeout:\n' + output)); }, timeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      const messages = fs.existsSync(logFile)
+        ? fs.readFileSync(logFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+      fs.rmSync(dir, { recursive: true, force: true });
+      resolve({ code, signal, output, messages });
+    });
+  });
+}
+
+const keys = (messages) => messages.map((m) => Object.keys(m)[0]);
+
+test('listen(port) is redirected, serverUp is sent once listening, takeDown drains and exits 0', async () => {
+  const r = await run(['listen', '127.0.0.1:0'], { FAKE_TAKEDOWN: '1' });
+  assert.equal(r.code, 0, r.output);
+  assert.deepEqual(keys(r.messages), ['hello', 'onTakedown', 'readyFor', 'serverUp', 'tookDown'], r.output);
+  assert.equal(r.messages[0].hello.id, 'test-1');
+  assert.equal(r.messages[0].hello.upMessage, true);
+  assert.match(r.output, /listening/);
+  assert.match(r.output, /drained, exiting/);
+});
+
+test('await readyFor() gives a handle; the onTakedown promise handler runs', async () => {
+  const r = await run(['handle', '127.0.0.1:0'], { FAKE_TAKEDOWN: '1' });
+  assert.equal(r.code, 0, r.output);
+  assert.deepEqual(keys(r.messages), ['hello', 'onTakedown', 'readyFor', 'serverUp', 'tookDown'], r.output);
+  assert.match(r.output, /onTakedown ran/);
+});
+
+test('a throw in the readyFor callback sends fail, never serverUp, and crashes', async () => {
+  const r = await run(['throw', '127.0.0.1:0'], {});
+  assert.notEqual(r.code, 0, r.output);
+  assert.ok(!keys(r.messages).includes('serverUp'), r.output);
+  assert.ok(keys(r.messages).includes('fail'), r.output);
+  assert.match(r.output, /configuration broken/);
+});
+
+test('fail() is sent and serverUp never is', async () => {
+  const r = await run(['fail', '127.0.0.1:0'], { APP_EXIT_AFTER_FAIL: '1' });
+  assert.equal(r.code, 1, r.output);
+  assert.deepEqual(keys(r.messages), ['hello', 'onTakedown', 'readyFor', 'fail'], r.output);
+  assert.equal(r.messages[3].fail, 'app: cannot start');
+});
+
+test('an error reply rejects readyFor with the daemon text', async () => {
+  const r = await run(['bad', 'bad'], {});
+  assert.equal(r.code, 1, r.output);
+  assert.match(r.output, /ServerswapError: bad resource: bad/);
+  assert.deepEqual(keys(r.messages), ['hello', 'onTakedown', 'readyFor', 'fail'], r.output);
+});
