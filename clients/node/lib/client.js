@@ -54,9 +54,13 @@ class Client extends EventEmitter {
       this.connectionLost('SERVERSWAP_RELAY is not set (a daemon without the node relay?)');
       return;
     }
+    // Its own process group: a signal the daemon sends to this server's group (a failed
+    // start) must not kill the relay before it forwarded the daemon's last lines (an
+    // error reply). It exits when either side closes, so it never outlives this process.
     const relay = childProcess.spawn(relayPath, ['node-relay'], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: this.env,
+      detached: true,
     });
     this.relay = relay;
     relay.on('message', (msg, handle) => this.onMessage(msg, handle));
