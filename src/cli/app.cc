@@ -65,6 +65,8 @@ int run(int argc, char** argv) {
   CLI::App* daemon = app.add_subcommand("daemon", "run only the daemon, in the foreground");
   verify::VerifyArgs verify_args;
   CLI::App* verify = verify::add_verify_command(app, verify_args);
+  CLI::App* relay = app.add_subcommand("node-relay", "bridge for the Node.js client (internal)");
+  relay->group("");  // started by the Node.js client, not by people
   for (CLI::App* sub : {status, stop, daemon}) sub->fallthrough();
 
   try {
@@ -76,6 +78,7 @@ int run(int argc, char** argv) {
   if (status->parsed()) return status_command(options, json);
   if (stop->parsed()) return stop_command(options);
   if (daemon->parsed()) return daemon_command(options);
+  if (relay->parsed()) return node_relay_command();
   if (verify->parsed()) return verify::verify_main(verify_args);
 
   std::vector<std::string> command = app.remaining();

@@ -1,3 +1,5 @@
+#include <filesystem>
+
 #include "base/log.h"
 #include "cli/commands.h"
 #include "cli/socket_path.h"
@@ -23,7 +25,9 @@ std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& opt
       return std::nullopt;
     }
   }
-  return daemon::SupervisorOptions{*socket, *ready, *takedown, *settle, *signum};
+  std::error_code ec;
+  std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  return daemon::SupervisorOptions{*socket, *ready, *takedown, *settle, *signum, self};
 }
 
 int run_daemon(const daemon::SupervisorOptions& options, daemon::InstanceLock lock,

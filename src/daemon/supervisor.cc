@@ -80,8 +80,10 @@ void Supervisor::deploy(const SpawnSpec& request, Sink sink, bool follow_exit) {
   // The caller's environment may carry another daemon's values (a deploy run from inside a
   // server); ours must be the only ones, since getenv returns the first match.
   std::erase_if(spec.env, [](const std::string& e) {
-    return e.starts_with("SERVERSWAP_SOCKET=") || e.starts_with("SERVERSWAP_ID=");
+    return e.starts_with("SERVERSWAP_SOCKET=") || e.starts_with("SERVERSWAP_ID=") ||
+           e.starts_with("SERVERSWAP_RELAY=");
   });
+  if (!options_.relay_path.empty()) spec.env.push_back("SERVERSWAP_RELAY=" + options_.relay_path);
   spec.env.push_back("SERVERSWAP_SOCKET=" + options_.socket_path);
   spec.env.push_back("SERVERSWAP_ID=" + id);
   auto process = ServerProcess::spawn(

@@ -26,6 +26,9 @@ struct SupervisorOptions {
   Millis takedown_timeout{30'000};
   Millis settle{1'000};
   int takedown_signal = 15;  // SIGTERM
+  // This program, given to servers as SERVERSWAP_RELAY (the Node.js client runs its
+  // node-relay subcommand).
+  std::string relay_path;
 };
 
 class Supervisor {
