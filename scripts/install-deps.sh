@@ -2,11 +2,13 @@
 # Installs what serverswap needs to build and test, from Debian's packages. Idempotent.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libuv1-dev nlohmann-json3-dev libcli11-dev
-          libgtest-dev curl python3)
+          libgtest-dev curl python3 clang-format)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# Node.js for the Node client's tests: any node >= 18 will do (Debian's nodejs is 18).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

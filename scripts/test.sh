@@ -13,6 +13,9 @@ run_suite() {
   (cd "$dir" && ctest --output-on-failure --timeout 300)
 }
 
+echo "== clang-format"
+git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
+
 echo "== build and test (-Wall -Wextra -Wpedantic -Werror)"
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== build and test with AddressSanitizer + UndefinedBehaviorSanitizer"
