@@ -96,6 +96,8 @@ test('the seed example, unmodified, swaps under keep-alive load on :8080', { ski
     // Its takedown handler closes the server (a drain), then exits 5 s later.
     const enough = (text) => text.split('exited with status 0').length - 1 >= SEED_SWAPS;
     assert.ok(await daemon.output.waitFor(enough, 40000), daemon.output.text);
+    // Each old one ran its takedown handler: server.close() drained, done() sent tookDown.
+    assert.equal(daemon.output.count(': stopped accepting'), SEED_SWAPS, daemon.output.text);
     for (const pid of firstPids) assert.ok(!processExists(pid), `pid ${pid} survived`);
     assert.equal((await daemon.serverPids()).length, 1);
     assert.deepEqual(await get(address), { status: 200, body: 'Hello World!\n' });
