@@ -594,6 +594,14 @@ def main():
             p.error(f"{b} not found: build first (cmake -S . -B build "
                     "-DCMAKE_BUILD_TYPE=Release && cmake --build build -j2)")
     a.out = os.path.abspath(a.out)
+
+    def interrupted(signum, frame):  # so that SIGTERM/SIGINT still run every finally block
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     os.makedirs(os.path.join(a.out, "logs"), exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="swapbench-")  # 0700; short path for the socket
 
@@ -654,4 +662,8 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as e:  # every run's finally has cleaned up by now
+        log(f"interrupted ({e or 'SIGINT'}); servers and daemons started so far were ended")
+        sys.exit(130)
