@@ -655,8 +655,10 @@ def main():
                {k: v for k, v in r.items() if k != "report"} |
                {"report": {k: v for k, v in r["report"].items() if k != "timeline"}}
                for r in runs], "errors": errors}
+    # Paths relative to the checkout, so that results say nothing about this machine.
+    text = json.dumps(doc, indent=1).replace(json.dumps(ROOT + os.sep)[1:-1], "")
     with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump(doc, f, indent=1)
+        f.write(text)
     log(plot(runs, a.out))
     return 1 if errors else 0
 
