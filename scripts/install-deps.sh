@@ -2,7 +2,13 @@
 # Installs what serverswap needs to build and test, from Debian's packages. Idempotent.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libuv1-dev nlohmann-json3-dev libcli11-dev
-          libgtest-dev curl python3 clang-format)
+          libgtest-dev curl python3 clang-format
+          # fuzz targets (libFuzzer ships with clang's runtime)
+          clang libclang-rt-14-dev
+          # reference implementations the environment contracts are checked against
+          libsystemd-dev libserver-starter-perl
+          # third-party servers swapped in tests, and the benchmark's peers and plot
+          gunicorn lighttpd wrk gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
