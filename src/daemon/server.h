@@ -35,6 +35,9 @@ struct Server {
   uint64_t generation = 0;
   std::vector<std::string> argv;
   std::string cwd;
+  // The deploy request as the user gave it (before the daemon added its own environment):
+  // what a reload, a crash restart or a later deploy of the same command starts again.
+  SpawnSpec request;
   std::unique_ptr<ServerProcess> process;
   pid_t pid = 0;
   ServerState state = ServerState::kStarting;

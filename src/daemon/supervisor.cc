@@ -98,6 +98,7 @@ void Supervisor::deploy(const SpawnSpec& request, Sink sink, bool follow_exit) {
   server->generation = generation;
   server->argv = spec.argv;
   server->cwd = spec.cwd;
+  server->request = request;
   server->process = std::move(*process);
   server->pid = server->process->pid();
   Server& s = *server;
