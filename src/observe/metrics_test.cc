@@ -1,0 +1,78 @@
+#include "observe/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include "observe/metrics_endpoint.h"
+
+namespace serverswap::observe {
+namespace {
+
+using protocol::Json;
+using namespace std::chrono_literals;
+
+Json event(const std::string& kind, const std::string& id, const std::string& text = "") {
+  return protocol::make("event", {{"kind", kind}, {"id", id}, {"text", text}});
+}
+
+// The value of one sample line ("name{labels} value"), or -1 when absent.
+double value_of(const std::string& text, const std::string& series) {
+  size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+TEST(MetricsTest, CountsDeploysSwapsAndDurations) {
+  Metrics m;
+  auto t0 = Metrics::Clock::now();
+  m.observe(event("spawned", "1.a"), t0);
+  m.observe(protocol::make("deployed", {{"id", "1.a"}, {"replaced", Json::array()}}), t0 + 30ms);
+  m.observe(event("spawned", "2.b"), t0 + 1s);
+  m.observe(protocol::make("deployed", {{"id", "2.b"}, {"replaced", {42}}}), t0 + 1s + 700ms);
+  m.observe(event("spawned", "3.c"), t0 + 2s);
+  m.observe(protocol::make("deployFailed", {{"id", "3.c"}, {"reason", "x"}}), t0 + 3s);
+  m.observe(
+      event("exited", "2.b", "server 1 (gen 2): exited with status 1 while serving (crashed)"));
+  m.observe(event("restarting", "4.d"));
+  std::string text = m.render(Json::array({{{"state", "up"}}, {{"state", "draining"}}}));
+
+  EXPECT_EQ(value_of(text, "serverswap_deploys_total{outcome=\"deployed\"}"), 2);
+  EXPECT_EQ(value_of(text, "serverswap_deploys_total{outcome=\"failed\"}"), 1);
+  EXPECT_EQ(value_of(text, "serverswap_swaps_total"), 1);
+  EXPECT_EQ(value_of(text, "serverswap_deploy_duration_seconds_bucket{le=\"0.05\"}"), 1);
+  EXPECT_EQ(value_of(text, "serverswap_deploy_duration_seconds_bucket{le=\"0.5\"}"), 1);
+  EXPECT_EQ(value_of(text, "serverswap_deploy_duration_seconds_bucket{le=\"1\"}"), 2);
+  EXPECT_EQ(value_of(text, "serverswap_deploy_duration_seconds_bucket{le=\"+Inf\"}"), 2);
+  EXPECT_EQ(value_of(text, "serverswap_deploy_duration_seconds_count"), 2);
+  EXPECT_NEAR(value_of(text, "serverswap_deploy_duration_seconds_sum"), 0.73, 1e-9);
+  EXPECT_EQ(value_of(text, "serverswap_servers{state=\"up\"}"), 1);
+  EXPECT_EQ(value_of(text, "serverswap_servers{state=\"draining\"}"), 1);
+  EXPECT_EQ(value_of(text, "serverswap_servers{state=\"starting\"}"), 0);
+  EXPECT_EQ(value_of(text, "serverswap_server_crashes_total"), 1);
+  EXPECT_EQ(value_of(text, "serverswap_server_restarts_total"), 1);
+  EXPECT_NE(text.find("# TYPE serverswap_deploy_duration_seconds histogram\n"), std::string::npos);
+}
+
+TEST(MetricsTest, IgnoresMessagesItDoesNotKnow) {
+  Metrics m;
+  m.observe(Json::array());
+  m.observe(Json::object());
+  m.observe(protocol::make("event", "not an object"));
+  m.observe(protocol::make("deployed", {{"replaced", "not an array"}}));
+  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_deploys_total{outcome=\"deployed\"}"), 1);
+}
+
+TEST(MetricsResponseTest, AnswersOnlyGetMetrics) {
+  std::string ok = metrics_response("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "a 1\n");
+  EXPECT_TRUE(ok.starts_with("HTTP/1.1 200 OK\r\n")) << ok;
+  EXPECT_NE(ok.find("Content-Length: 4\r\n"), std::string::npos);
+  EXPECT_TRUE(ok.ends_with("\r\n\r\na 1\n"));
+  std::string head = metrics_response("HEAD /metrics HTTP/1.1\r\n\r\n", "a 1\n");
+  EXPECT_TRUE(head.ends_with("\r\n\r\n"));
+  EXPECT_NE(metrics_response("GET / HTTP/1.1\r\n\r\n", "").find(" 404 "), std::string::npos);
+  EXPECT_NE(metrics_response("POST /metrics HTTP/1.1\r\n\r\n", "").find(" 405 "),
+            std::string::npos);
+  EXPECT_NE(metrics_response("garbage\r\n\r\n", "").find(" 400 "), std::string::npos);
+}
+
+}  // namespace
+}  // namespace serverswap::observe
