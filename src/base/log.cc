@@ -2,10 +2,38 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <ctime>
 
 namespace serverswap {
+namespace {
+
+std::atomic<LogFormat> g_format{LogFormat::kText};
+
+void write_line(const std::string& line) {
+  // One write so that lines from several threads or processes do not interleave.
+  ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
+  (void)ignored;
+}
+
+}  // namespace
+
+bool parse_log_format(std::string_view name, LogFormat* out) {
+  if (name == "text") {
+    *out = LogFormat::kText;
+  } else if (name == "json") {
+    *out = LogFormat::kJson;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void set_log_format(LogFormat format) {
+  g_format = format;
+}
+
 std::string timestamp_now() {
   using namespace std::chrono;
   auto now = system_clock::now();
@@ -19,13 +47,29 @@ std::string timestamp_now() {
   return buf;
 }
 
-void log_line(std::string_view text) {
-  std::string line = timestamp_now() + " serverswap[" + std::to_string(getpid()) + "]: ";
+std::string format_log_line(std::string_view text, const nlohmann::ordered_json& fields) {
+  if (g_format == LogFormat::kJson) {
+    nlohmann::ordered_json line = {
+        {"time", timestamp_now()}, {"pid", getpid()}, {"msg", std::string(text)}};
+    if (fields.is_object())
+      for (const auto& [key, value] : fields.items())
+        if (!line.contains(key)) line[key] = value;
+    // Invalid UTF-8 from a server's output is replaced, never thrown on.
+    return line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+  }
+  std::string line = timestamp_now();
+  line.append(" serverswap[").append(std::to_string(getpid())).append("]: ");
   line.append(text);
   line.push_back('\n');
-  // One write so that lines from several threads or processes do not interleave.
-  ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
-  (void)ignored;
+  return line;
+}
+
+void log_line(std::string_view text) {
+  write_line(format_log_line(text, nullptr));
+}
+
+void log_event(std::string_view text, const nlohmann::ordered_json& fields) {
+  write_line(format_log_line(text, fields));
 }
 
 }  // namespace serverswap
