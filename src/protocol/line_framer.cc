@@ -6,13 +6,13 @@ std::optional<std::string> LineFramer::next_line() {
   if (overflowed_) return std::nullopt;
   size_t newline = buffer_.find('\n', consumed_);
   if (newline == std::string::npos) {
-    if (buffered() >= kMaxLine) overflowed_ = true;
+    if (buffered() >= max_line_) overflowed_ = true;
     // Compact so the buffer never holds more than one partial line.
     buffer_.erase(0, consumed_);
     consumed_ = 0;
     return std::nullopt;
   }
-  if (newline - consumed_ + 1 > kMaxLine) {
+  if (newline - consumed_ + 1 > max_line_) {
     overflowed_ = true;
     return std::nullopt;
   }

@@ -14,16 +14,23 @@ inline constexpr size_t kMaxLine = 65536;
 
 class LineFramer {
  public:
-  void append(std::string_view bytes) { buffer_.append(bytes); }
+  // `max_line` other than kMaxLine is for tests and the fuzz target.
+  explicit LineFramer(size_t max_line = kMaxLine) : max_line_(max_line) {}
+
+  // Once overflowed, bytes are dropped: the buffer never grows past one maximal line.
+  void append(std::string_view bytes) {
+    if (!overflowed_) buffer_.append(bytes);
+  }
 
   // The next complete line without its '\n', or nullopt when none is complete yet.
-  // Once a line exceeds kMaxLine, overflowed() is true and no more lines come out.
+  // Once a line exceeds the maximum, overflowed() is true and no more lines come out.
   std::optional<std::string> next_line();
 
   bool overflowed() const { return overflowed_; }
   size_t buffered() const { return buffer_.size() - consumed_; }
 
  private:
+  size_t max_line_;
   std::string buffer_;
   size_t consumed_ = 0;
   bool overflowed_ = false;

@@ -50,5 +50,15 @@ TEST(LineFramer, ByteAtATime) {
   EXPECT_EQ(lines, (std::vector<std::string>{"one", "two"}));
 }
 
+TEST(LineFramer, StopsBufferingOnceOverflowed) {
+  LineFramer f(/*max_line=*/8);
+  f.append("0123456789");
+  EXPECT_FALSE(f.next_line());
+  EXPECT_TRUE(f.overflowed());
+  f.append(std::string(1000, 'y') + "\n");
+  EXPECT_FALSE(f.next_line());
+  EXPECT_LE(f.buffered(), 10u);
+}
+
 }  // namespace
 }  // namespace serverswap::protocol

@@ -1,8 +1,39 @@
 #include "protocol/message.h"
 
 namespace serverswap::protocol {
+namespace {
+
+// True when arrays and objects outside strings nest deeper than kMaxDepth. Checked before
+// parsing, so that no deep value is ever built (copies and dumps of it recurse).
+bool nested_too_deep(std::string_view line) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : line) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 Result<Message> decode(std::string_view line) {
+  if (nested_too_deep(line))
+    return Status::error("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
   Json parsed = Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return Status::error("malformed JSON");
   if (!parsed.is_object()) return Status::error("a message must be a JSON object");

@@ -16,14 +16,19 @@ using Json = nlohmann::ordered_json;
 
 inline constexpr int kVersion = 1;
 
+// Deepest nesting of arrays and objects a message may have. Real messages nest 3 levels;
+// a 64 KiB line of '[' would otherwise make every later copy and dump of it recurse 32,000
+// frames deep (a stack overflow under ASan).
+inline constexpr int kMaxDepth = 32;
+
 struct Message {
   std::string name;
   Json body;
   Json whole;
 };
 
-// Fails, with a message fit for an `error` reply, on malformed JSON, a non-object or an
-// empty object.
+// Fails, with a message fit for an `error` reply, on malformed JSON, nesting deeper than
+// kMaxDepth, a non-object or an empty object.
 Result<Message> decode(std::string_view line);
 
 // One line, '\n' included. Invalid UTF-8 in strings is replaced rather than thrown on.

@@ -20,6 +20,19 @@ TEST(Message, RejectsWhatIsNotAnObject) {
   EXPECT_FALSE(decode("").ok());
 }
 
+// A 64 KiB line of brackets once parsed into a value whose copy and dump recursed 32,000
+// frames deep: a stack overflow under ASan.
+TEST(Message, RejectsNestingDeeperThanTheLimit) {
+  std::string deep = "{\"bogus\":" + std::string(30'000, '[') + std::string(30'000, ']') + "}";
+  EXPECT_EQ(decode(deep).status().message(), "JSON nested deeper than 32 levels");
+  std::string limit =
+      "{\"a\":" + std::string(kMaxDepth - 1, '[') + std::string(kMaxDepth - 1, ']') + "}";
+  EXPECT_TRUE(decode(limit).ok());
+  // Brackets inside strings, escaped quotes included, are not nesting.
+  std::string quoted = "{\"a\":\"\\\"" + std::string(100, '[') + "\"}";
+  EXPECT_TRUE(decode(quoted).ok()) << decode(quoted).status().message();
+}
+
 TEST(Message, EncodeIsOneLineAndKeepsKeyOrder) {
   Json m = make("takeDown", ":8080");
   m["zeta"] = 1;

@@ -22,6 +22,8 @@ Result<uint16_t> parse_port(std::string_view text, std::string_view whole) {
 
 // Canonical numeric form of an IPv4 or IPv6 literal, or an error.
 Result<std::string> canonical_host(std::string_view host, bool bracketed, std::string_view whole) {
+  // inet_pton reads up to a NUL: "127.0.0.1\0junk" must not pass as 127.0.0.1.
+  if (host.find('\0') != std::string_view::npos) return bad(whole, "host contains a NUL byte");
   std::string h(host);
   if (!bracketed && h == "localhost") return std::string("127.0.0.1");
   unsigned char buf[16];

@@ -48,5 +48,15 @@ TEST(Resource, RejectsBadInputSayingWhy) {
   EXPECT_FALSE(parse_resource("unix:/" + std::string(200, 'a')).ok());
 }
 
+// inet_pton stops at a NUL, so "127.0.0.1\0junk" once parsed as 127.0.0.1.
+TEST(Resource, RejectsANulByteInTheHost) {
+  using namespace std::string_view_literals;
+  for (auto text : {"127.0.0.1\0junk:80"sv, "[::1\0x]:80"sv}) {
+    auto r = parse_resource(text);
+    ASSERT_FALSE(r.ok()) << r->name();
+    EXPECT_NE(r.status().message().find("NUL byte"), std::string::npos) << r.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace serverswap::protocol
