@@ -40,6 +40,25 @@ Outcome classify(int uv_error) {
   }
 }
 
+// The names of the report's failure kinds (report.cc's JSON keys).
+const char* outcome_name(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk:
+      return "ok";
+    case Outcome::kRefused:
+      return "refused";
+    case Outcome::kReset:
+      return "reset";
+    case Outcome::kTimeout:
+      return "timeout";
+    case Outcome::kOtherStatus:
+      return "other_status";
+    case Outcome::kOtherError:
+      return "other_error";
+  }
+  return "other_error";
+}
+
 std::string describe(const char* what, const std::string& target, int uv_error) {
   return std::string(what) + " " + target + ": " + uv_strerror(uv_error);
 }
@@ -367,6 +386,7 @@ void Generator::run(LoadReport* report) {
   report_ = report;
   running_ = true;
   start_ns_ = uv_hrtime();
+  report_->started_monotonic_ns = start_ns_;
   uv_update_time(&loop_);
   arm_deadline();
   uv_timer_start(
@@ -412,6 +432,11 @@ void Generator::record(Outcome outcome, uint64_t request_start_ns, std::string e
       break;
   }
   report_->timeline.record(std::chrono::nanoseconds(now - start_ns_), outcome == Outcome::kOk);
+  if (options_.on_sample) {
+    options_.on_sample({.completed = std::chrono::nanoseconds(now - start_ns_),
+                        .latency_us = (now - request_start_ns) / 1000,
+                        .outcome = outcome_name(outcome)});
+  }
   auto& errors = report_->errors;
   if (!error.empty() &&
       (errors.size() < LoadReport::kMaxDistinctErrors || errors.contains(error))) {

@@ -45,6 +45,14 @@ enum class Mode {
 const char* mode_name(Mode mode);
 std::optional<Mode> parse_mode(std::string_view name);
 
+// One judged request, for callers that need more than the report's aggregates (the
+// benchmark splits latency into "during a swap" and "steady" windows with these).
+struct RequestSample {
+  std::chrono::nanoseconds completed{0};  // since the start of the run
+  uint64_t latency_us = 0;                // request start to completion (success or failure)
+  const char* outcome = "ok";             // "ok", "refused", "reset", "timeout", ...
+};
+
 struct LoadOptions {
   std::string host = "127.0.0.1";  // IPv4/IPv6 literal (no brackets) or a name
   uint16_t port = 0;
@@ -57,6 +65,9 @@ struct LoadOptions {
   // Called on the load thread about every 10 ms, and once at the end, with the counts so
   // far. Must be quick and must not call back into the load.
   std::function<void(uint64_t ok, uint64_t failed)> on_progress;
+  // Called on the load thread for every judged request (not the unfinished ones). Must be
+  // quick and must not call back into the load.
+  std::function<void(const RequestSample&)> on_sample;
 };
 
 struct Counts {
@@ -77,6 +88,9 @@ struct LoadReport {
   int connections = 0;
   double target_rate = 0;
   std::chrono::nanoseconds elapsed{0};  // actual run length
+  // CLOCK_MONOTONIC at the start of the run (uv_hrtime), so that other processes can place
+  // their events (a deploy's start, a server's exit) on the run's timeline.
+  uint64_t started_monotonic_ns = 0;
   Counts counts;
   // Requests still in flight when the run ended: neither success nor failure, since they
   // were cut short by us, not by the server.

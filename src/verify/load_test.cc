@@ -119,6 +119,34 @@ TEST(LoadTest, ClosedPortIsRefused) {
   }
 }
 
+TEST(LoadTest, SamplesMatchTheCounts) {
+  auto server = start_server();
+  ASSERT_TRUE(server);
+  LoadOptions options = options_for(server->port(), Mode::kKeepAlive);
+  std::vector<RequestSample> samples;
+  options.on_sample = [&](const RequestSample& sample) { samples.push_back(sample); };
+  const LoadReport report = run_load(options);
+  expect_only_ok(report);
+  ASSERT_EQ(samples.size(), report.counts.total());
+  EXPECT_GT(report.started_monotonic_ns, 0u);
+  for (const RequestSample& sample : samples) {
+    EXPECT_STREQ(sample.outcome, "ok");
+    EXPECT_LE(sample.completed, report.elapsed);
+    EXPECT_LE(sample.latency_us, report.latency_us.max());
+  }
+}
+
+TEST(LoadTest, SamplesNameTheFailureKind) {
+  ClosedPort closed;
+  LoadOptions options = options_for(closed.port(), Mode::kClose, 1, milliseconds(50));
+  std::vector<std::string> outcomes;
+  options.on_sample = [&](const RequestSample& sample) { outcomes.emplace_back(sample.outcome); };
+  const LoadReport report = run_load(options);
+  ASSERT_GT(report.counts.refused, 0u) << to_text(report);
+  EXPECT_EQ(outcomes.size(), report.counts.total());
+  EXPECT_EQ(outcomes.front(), "refused");
+}
+
 TEST(LoadTest, CloseWithoutResponseIsReset) {
   auto server = start_server({.behaviour = Behaviour::kCloseWithoutResponse});
   ASSERT_TRUE(server);

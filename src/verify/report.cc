@@ -36,6 +36,7 @@ nlohmann::json to_json(const LoadReport& report) {
       {"connections", report.connections},
       {"target_rate", report.target_rate},
       {"duration_ms", std::chrono::duration<double, std::milli>(report.elapsed).count()},
+      {"started_monotonic_ns", report.started_monotonic_ns},
       {"requests", c.total()},
       {"ok", c.ok},
       {"failed", c.failed()},

@@ -3,9 +3,14 @@
 //
 //   serverswap verify [--duration S] [--clients N] [--mode close|keepalive] [--rate R]
 //                     [--timeout S] [--path P] [--deploy-timeout S] [--json]
+//                     [--samples FILE] [--progress-file FILE] [--deploy-at S]
+//                     [--stop-after-deploy]
 //                     ADDRESS [-- DEPLOY COMMAND...]
 //
 // ADDRESS is host:port, [v6]:port, or :port (meaning 127.0.0.1).
+// The deploy command finds in SERVERSWAP_VERIFY_START_NS the run's start on CLOCK_MONOTONIC
+// in nanoseconds (within a millisecond), so that it can time its actions from the start of
+// the load rather than from its own, possibly slow, start.
 // Exit codes: 0 when every request succeeded and the deploy command (if any) exited 0;
 // 1 otherwise (a failed request, a failed or timed-out deploy, a bad address, a load that
 // could not run). Usage errors are CLI11's to report.
@@ -39,9 +44,16 @@ struct VerifyArgs {
   double timeout_s = 2;
   std::string path = "/";
   bool json = false;
+  // When set, one CSV line per judged request: completed_ms,latency_us,outcome.
+  std::string samples_path;
+  // When set, replaced about every 100 ms with "OK FAILED\n" (counts so far), so that a
+  // deploy script can print live progress.
+  std::string progress_path;
   // The deploy command is killed (SIGTERM, then SIGKILL 5 s later) if it runs longer.
   double deploy_timeout_s = 300;
   std::vector<std::string> deploy;  // argv, searched in PATH; empty = no deploy
+  double deploy_at_s = -1;          // seconds into the run; negative = a third of the way
+  bool stop_after_deploy = false;   // end the load as soon as the deploy command exits
 };
 
 // Adds the `verify` subcommand, whose options fill *args (which must outlive parsing).

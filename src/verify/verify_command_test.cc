@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -88,6 +90,97 @@ TEST(VerifyCommandTest, FailsWhenRequestsFail) {
   EXPECT_EQ(verify_main(short_run(closed.port()), out, err), kVerifyFailed);
   EXPECT_NE(out.str().find("verify: FAIL"), std::string::npos) << out.str();
   EXPECT_NE(out.str().find("connection refused"), std::string::npos) << out.str();
+}
+
+TEST(VerifyCommandTest, SamplesFileHasALinePerJudgedRequest) {
+  std::string error;
+  auto server = TestHttpServer::start({}, &error);
+  ASSERT_TRUE(server) << error;
+  VerifyArgs args = short_run(server->port());
+  args.json = true;
+  args.samples_path = ::testing::TempDir() + "verify_samples.csv";
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(verify_main(args, out, err), kVerifyPassed) << out.str() << err.str();
+  const nlohmann::json json = nlohmann::json::parse(out.str());
+  std::ifstream samples(args.samples_path);
+  std::string line;
+  ASSERT_TRUE(std::getline(samples, line));
+  EXPECT_EQ(line, "completed_ms,latency_us,outcome");
+  uint64_t ok_lines = 0;
+  uint64_t lines = 0;
+  while (std::getline(samples, line)) {
+    ++lines;
+    if (line.ends_with(",ok")) ++ok_lines;
+  }
+  EXPECT_GT(lines, 0u);
+  EXPECT_EQ(lines, json["ok"].get<uint64_t>());
+  EXPECT_EQ(ok_lines, lines);
+  std::remove(args.samples_path.c_str());
+}
+
+TEST(VerifyCommandTest, ProgressFileHoldsTheFinalCounts) {
+  std::string error;
+  auto server = TestHttpServer::start({}, &error);
+  ASSERT_TRUE(server) << error;
+  VerifyArgs args = short_run(server->port());
+  args.json = true;
+  args.progress_path = ::testing::TempDir() + "verify_progress";
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(verify_main(args, out, err), kVerifyPassed) << out.str() << err.str();
+  const nlohmann::json json = nlohmann::json::parse(out.str());
+  std::ifstream progress(args.progress_path);
+  uint64_t ok = 0;
+  uint64_t failed = 1;
+  ASSERT_TRUE(progress >> ok >> failed);
+  EXPECT_EQ(ok, json["ok"].get<uint64_t>());
+  EXPECT_EQ(failed, 0u);
+  std::remove(args.progress_path.c_str());
+}
+
+TEST(VerifyCommandTest, DeployAtAndStopAfterDeployBoundTheRun) {
+  std::string error;
+  auto server = TestHttpServer::start({}, &error);
+  ASSERT_TRUE(server) << error;
+  VerifyArgs args = short_run(server->port());
+  args.duration_s = 30;  // ended by the deploy's exit, not by the duration
+  args.deploy_at_s = 0.05;
+  args.stop_after_deploy = true;
+  args.deploy = {"true"};
+  args.json = true;
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(verify_main(args, out, err), kVerifyPassed) << out.str() << err.str();
+  const nlohmann::json json = nlohmann::json::parse(out.str());
+  EXPECT_LT(json["duration_ms"].get<double>(), 10000) << out.str();
+  EXPECT_GE(json["deploy"]["started_after_ms"].get<int>(), 50);
+  EXPECT_LT(json["deploy"]["started_after_ms"].get<int>(), 10000);
+}
+
+TEST(VerifyCommandTest, DeployCommandGetsTheStartOfTheRun) {
+  std::string error;
+  auto server = TestHttpServer::start({}, &error);
+  ASSERT_TRUE(server) << error;
+  VerifyArgs args = short_run(server->port());
+  const std::string file = ::testing::TempDir() + "verify_start_ns";
+  args.deploy = {"sh", "-c", "echo \"$SERVERSWAP_VERIFY_START_NS\" > " + file};
+  auto now_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  const int64_t before = now_ns();
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(verify_main(args, out, err), kVerifyPassed) << out.str() << err.str();
+  const int64_t after = now_ns();
+  std::ifstream in(file);
+  int64_t start = 0;
+  ASSERT_TRUE(in >> start);
+  EXPECT_GE(start, before);
+  EXPECT_LE(start, after);
+  std::remove(file.c_str());
 }
 
 TEST(VerifyCommandTest, BadAddressFailsBeforeAnyLoad) {
