@@ -6,6 +6,14 @@
 //
 //   hello_server RESOURCE [--body TEXT]        e.g. hello_server 127.0.0.1:8080
 //
+// RESOURCE may also name a socket the supervisor passed at exec, which ready_for() then uses
+// as it is (serverswap/serverswap.h, "Inherited sockets"):
+//   serverswap --listen web=127.0.0.1:8080 -- hello_server web
+//   start_server --port 127.0.0.1:8080 -- hello_server 127.0.0.1:8080   (SIGHUP swaps)
+//   systemd: a .socket unit with ListenStream=8080 and FileDescriptorName=web, then
+//            ExecStart=hello_server web (or :8080)
+// Old servers drain on SIGTERM, the takedown signal of all three.
+//
 // One thread, one poll() loop over a signalfd (SIGTERM, SIGINT), the serverswap control
 // socket, the listening socket and the client connections, all non-blocking.
 #include <arpa/inet.h>

@@ -1,7 +1,7 @@
 // serverswap::Client: the C++ face of the serverswap client library, a thin header-only
 // RAII wrapper over the C API in serverswap/serverswap.h (read its conventions: standalone
-// mode, deadlines, non-blocking listening sockets, when callbacks run). Failures throw
-// serverswap::Error, whose what() is the C API's error text.
+// mode, inherited sockets, deadlines, non-blocking listening sockets, when callbacks run). Failures
+// throw serverswap::Error, whose what() is the C API's error text.
 //
 // Thread-safety: like the C handle, a Client is used from one thread at a time. It is
 // move-only; moving it does not invalidate registered callbacks.
@@ -50,7 +50,9 @@ class Client {
 
   bool managed() const { return serverswap_managed(state_->handle) != 0; }
 
-  // The listening socket of `resource`, a new descriptor the caller owns and closes.
+  // The listening socket of `resource`, a new descriptor the caller owns and closes: an
+  // inherited one when it matches (LISTEN_FDS, SERVER_STARTER_PORT, EINHORN_FD_n), else
+  // the daemon's (managed) or one bound here (standalone).
   int ready_for(std::string_view resource) {
     int fd = -1;
     check(serverswap_ready_for(state_->handle, std::string(resource).c_str(), &fd));

@@ -12,6 +12,22 @@
  * resource itself, serverswap_managed() is 0 and the calls that talk to the daemon do
  * nothing, so the same program runs unchanged in development.
  *
+ * Inherited sockets: a listening socket that a supervisor left open across exec is used
+ * before anything else, managed or standalone, with no round-trip to the daemon. This is how
+ * `serverswap --listen ADDR -- COMMAND`, systemd socket activation and Server::Starter's
+ * start_server run a server. serverswap_ready_for() looks, in this order, at
+ *  - LISTEN_FDS / LISTEN_FDNAMES (fds from 3), only when LISTEN_PID is this process;
+ *  - else SERVER_STARTER_PORT ("8080=3;127.0.0.1:8081=4;/run/app.sock=5");
+ *  - else EINHORN_FD_COUNT and EINHORN_FD_0, EINHORN_FD_1, ...
+ * A socket matches a resource when it listens on the resource's address (for ":8080" any
+ * address with port 8080, for "unix:/p" the path /p; checked with getsockname()) or when its
+ * LISTEN_FDNAMES name is the resource string (serverswap_ready_for(c, "web", &fd)). The
+ * caller gets a new descriptor of it, set non-blocking (a shared flag) like any socket from
+ * this library; the inherited descriptor itself stays open and is made close-on-exec, so
+ * asking again works. Malformed variables are logged on stderr and ignored. When nothing
+ * matches, the resource is asked for (managed) or bound (standalone) as usual; a failed bind
+ * then lists what was inherited, the usual cause of "Address already in use".
+ *
  * Conventions:
  *  - Functions returning int return 0 on success and -1 on failure; serverswap_error()
  *    then says why, with the resource and errno text ("readyFor :8080: bind :8080: Address
@@ -64,8 +80,10 @@ int serverswap_managed(const serverswap_client* client);
 
 /* Asks for the listening socket of `resource` and blocks until it comes (or the daemon's
  * error reply, or the 60 s deadline). On success *fd_out is a new descriptor owned by the
- * caller. Standalone: binds the resource itself (SO_REUSEADDR, backlog SOMAXCONN); asking
- * again for the same resource string returns another descriptor of the same socket. */
+ * caller. An inherited socket that matches (see "Inherited sockets" above) is returned at
+ * once, without asking. Standalone: binds the resource itself (SO_REUSEADDR, backlog
+ * SOMAXCONN); asking again for the same resource string returns another descriptor of the
+ * same socket. */
 int serverswap_ready_for(serverswap_client* client, const char* resource, int* fd_out);
 
 /* Registers `cb` (not NULL) for `resource`, replacing an earlier callback, and asks the

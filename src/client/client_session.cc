@@ -129,6 +129,11 @@ Result<std::unique_ptr<ClientSession>> ClientSession::handshake(UniqueFd sock,
 Result<UniqueFd> ClientSession::ready_for(const std::string& resource) {
   const std::string what = "readyFor " + resource;
   if (in_callback_) return Status::error(what + ": not allowed in a takedown callback");
+  // A socket the supervisor passed at exec (serverswap --listen, systemd, Server::Starter,
+  // einhorn) needs no round-trip: the daemon already counts this server as holding it.
+  auto inherited = inherited_ready_for(resource);
+  if (!inherited.ok()) return inherited.status().wrap(what);
+  if (*inherited) return inherited;
   if (!managed_) return standalone_ready_for(resource);
   Status sent = send(protocol::make("readyFor", resource));
   Result<UniqueFd> result = sent.ok() ? await_resource(resource) : Result<UniqueFd>(sent);
@@ -152,14 +157,29 @@ Result<UniqueFd> ClientSession::await_resource(const std::string& resource) {
   return std::move(reply->fd);
 }
 
+Result<UniqueFd> ClientSession::inherited_ready_for(const std::string& resource) {
+  if (!inherited_) inherited_ = InheritedSockets::from_environment();
+  auto found = inherited_->find(resource);
+  if (!found.ok()) return found.status();
+  if (!*found) return UniqueFd();
+  const int fd = (*found)->fd;
+  UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!copy) return Status::system_error("dup inherited fd " + std::to_string(fd), errno);
+  // The API promises non-blocking listening sockets (accept() may see EAGAIN when another
+  // server took the connection); systemd and Server::Starter pass blocking ones.
+  if (Status s = set_nonblocking(copy.get(), "inherited fd " + std::to_string(fd)); !s.ok())
+    return s;
+  return copy;
+}
+
 Result<UniqueFd> ClientSession::standalone_ready_for(const std::string& resource) {
   const std::string what = "readyFor " + resource;
   auto it = bound_.find(resource);
   if (it == bound_.end()) {
     auto parsed = protocol::parse_resource(resource);
-    if (!parsed.ok()) return parsed.status().wrap(what);
+    if (!parsed.ok()) return with_inherited_hint(parsed.status()).wrap(what);
     auto bound = handover::bind_listener(*parsed);
-    if (!bound.ok()) return bound.status().wrap(what);
+    if (!bound.ok()) return with_inherited_hint(bound.status()).wrap(what);
     // Behave as a socket from the daemon does (docs/protocol.md §4), so code tried
     // standalone handles EAGAIN from accept() as it must under serverswap.
     if (Status s = set_nonblocking(bound->fd.get(), resource); !s.ok()) return s.wrap(what);
@@ -168,6 +188,15 @@ Result<UniqueFd> ClientSession::standalone_ready_for(const std::string& resource
   UniqueFd copy(::fcntl(it->second.get(), F_DUPFD_CLOEXEC, 0));
   if (!copy) return Status::system_error(what + ": dup", errno);
   return copy;
+}
+
+// The sockets that were there but did not match: the usual cause of a bind conflict.
+Status ClientSession::with_inherited_hint(const Status& status) const {
+  if (!inherited_ || inherited_->empty()) return status;
+  std::string text = status.message();
+  text.append(" (inherited through ").append(inherited_->set().convention).append(": ");
+  text.append(inherited_->describe()).append(")");
+  return Status::error(text);
 }
 
 Status ClientSession::on_takedown(const std::string& resource, TakedownFn fn) {

@@ -2,7 +2,8 @@
 // (docs/protocol.md), the engine under the C API. It does blocking request/reply exchanges
 // with deadlines (hello/welcome, readyFor/resourceReady) and non-blocking dispatch of what
 // the daemon sends unasked (takeDown). Without a daemon it runs "standalone" and binds
-// resources itself.
+// resources itself. Either way, a socket inherited at exec that matches the resource
+// (inherited_sockets.h) is used first, with no round-trip.
 //
 // Every received descriptor is checked: it belongs to the resourceReady line whose data it
 // came with, and one that arrives with any other line, or with a resourceReady nobody waits
@@ -16,12 +17,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/duration.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
+#include "client/inherited_sockets.h"
 #include "protocol/line_framer.h"
 #include "protocol/message.h"
 
@@ -77,6 +80,9 @@ class ClientSession {
   Result<Incoming> await(const std::function<bool(const Incoming&)>& wanted, Millis timeout);
   Result<UniqueFd> await_resource(const std::string& resource);
   Result<UniqueFd> standalone_ready_for(const std::string& resource);
+  // A descriptor of the inherited socket for `resource`; an empty UniqueFd when none matches.
+  Result<UniqueFd> inherited_ready_for(const std::string& resource);
+  Status with_inherited_hint(const Status& status) const;
   Status read_once(bool& would_block);
   void take_lines();
   void take_line(const std::string& line, uint64_t start);
@@ -95,7 +101,8 @@ class ClientSession {
   std::deque<PendingFd> pending_fds_;
   std::deque<Incoming> inbox_;
   std::map<std::string, TakedownFn> takedown_;
-  std::map<std::string, UniqueFd> bound_;  // standalone: resource -> listening socket
+  std::map<std::string, UniqueFd> bound_;      // standalone: resource -> listening socket
+  std::optional<InheritedSockets> inherited_;  // read from the environment at first readyFor
   bool in_callback_ = false;
 };
 
