@@ -8,6 +8,10 @@ the `on_takedown` callbacks, each on a thread of its own). All methods are threa
 Without SERVERSWAP_SOCKET in the environment the client is *standalone*: `ready_for`
 binds the resource itself and the other calls do nothing, so the same code runs in
 development.
+
+Either way, a listening socket inherited at exec that matches the resource (LISTEN_FDS,
+SERVER_STARTER_PORT, EINHORN_FD_n: see inherited.py) is used first, with no round-trip:
+that is how `serverswap --listen`, systemd and Server::Starter run a server.
 """
 import array
 import collections
@@ -18,7 +22,7 @@ import socket
 import sys
 import threading
 
-from . import resources
+from . import inherited, resources
 
 PROTOCOL = 1
 MAX_LINE = 65536           # bytes, including the "\n" (docs/protocol.md §8)
@@ -175,6 +179,7 @@ class Client:
         self._sockets = {}                     # standalone: resource -> socket
         self._addresses = {}                   # resource -> address actually bound
         self._resource_of_fd = {}              # fileno -> resource, for drain()
+        self._inherited = None                 # (convention, [Inherited]), read on first use
         self._closed_reason = None
         self._sock = None
         self._reader = None
@@ -365,6 +370,33 @@ class Client:
             self._resource_of_fd[sock.fileno()] = resource
         return sock
 
+    def _inherited_for(self, resource):
+        """A new socket object on the inherited fd for `resource`, or None."""
+        with self._lock:
+            if self._inherited is None:
+                self._inherited = inherited.read(log=_log)
+                inherited.mark_close_on_exec(self._inherited[1])
+            try:
+                found = inherited.find(self._inherited[1], resource)
+            except ValueError as e:
+                raise ServerswapError("readyFor %s: %s" % (resource, e)) from None
+            if found is None:
+                return None
+            # A duplicate: the inherited fd stays open, so asking again works. Non-blocking
+            # like every socket from ready_for (a shared flag; systemd and Server::Starter
+            # pass blocking ones).
+            sock = socket.socket(fileno=os.dup(found.fd))
+            sock.setblocking(False)
+            self._addresses[resource] = resources.address_of(sock)
+            self._resource_of_fd[sock.fileno()] = resource
+        return sock
+
+    def _inherited_hint(self):
+        if not self._inherited or not self._inherited[1]:
+            return ""
+        return " (inherited through %s: %s)" % (self._inherited[0],
+                                                 inherited.describe(self._inherited[1]))
+
     def _bind_standalone(self, resource):
         with self._lock:
             first = self._sockets.get(resource)
@@ -372,7 +404,13 @@ class Client:
                 sock = first.dup()
                 sock.setblocking(False)
             else:
-                sock = resources.bind(resource)
+                try:
+                    sock = resources.bind(resource)
+                except OSError as e:
+                    hint = self._inherited_hint()
+                    if not hint:
+                        raise
+                    raise OSError(e.errno, e.strerror + hint) from e
                 self._sockets[resource] = sock
             self._addresses[resource] = resources.address_of(sock)
             self._resource_of_fd[sock.fileno()] = resource
@@ -382,8 +420,12 @@ class Client:
         """The listening socket for `resource` (non-blocking; shared, never make it blocking).
 
         Raises RequestError with the daemon's text if it refuses, ServerswapError if the
-        connection fails, TimeoutError after `timeout` seconds.
+        connection fails, TimeoutError after `timeout` seconds. An inherited socket that
+        matches is returned at once, without asking the daemon.
         """
+        sock = self._inherited_for(resource)
+        if sock is not None:
+            return sock
         if self.standalone:
             return self._bind_standalone(resource)
         future = self._request_ready(resource)
@@ -398,6 +440,9 @@ class Client:
 
     async def ready_for_async(self, resource):
         """ready_for() for asyncio code: awaits the reply without blocking the loop."""
+        sock = self._inherited_for(resource)
+        if sock is not None:
+            return sock
         if self.standalone:
             return self._bind_standalone(resource)
         future = self._request_ready(resource)
