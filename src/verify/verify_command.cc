@@ -136,6 +136,8 @@ CLI::App* add_verify_command(CLI::App& app, VerifyArgs& args) {
   verify->add_flag("--json", args.json, "Print the report as JSON, with the timeline");
   verify->add_option("--samples", args.samples_path,
                      "Write completed_ms,latency_us,outcome per request to this CSV file");
+  verify->add_option("--progress-file", args.progress_path,
+                     "Keep \"OK FAILED\" counts so far in this file (for live progress)");
   verify
       ->add_option("--deploy-at", args.deploy_at_s,
                    "Seconds into the run to deploy (default: a third)")

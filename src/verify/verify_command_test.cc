@@ -24,6 +24,7 @@ TEST(VerifyCommandTest, ParsesOptionsAddressAndDeployCommand) {
   CLI::App* verify = add_verify_command(app, args);
   app.parse(
       "verify --duration 2.5 --clients 7 --mode close --rate 100 --timeout 0.5 --json "
+      "--samples s.csv --progress-file p --deploy-at 1.5 --stop-after-deploy "
       "[::1]:8080 -- sh -c 'exit 3'",
       false);
   EXPECT_TRUE(verify->parsed());
@@ -34,6 +35,10 @@ TEST(VerifyCommandTest, ParsesOptionsAddressAndDeployCommand) {
   EXPECT_DOUBLE_EQ(args.rate, 100);
   EXPECT_DOUBLE_EQ(args.timeout_s, 0.5);
   EXPECT_TRUE(args.json);
+  EXPECT_EQ(args.samples_path, "s.csv");
+  EXPECT_EQ(args.progress_path, "p");
+  EXPECT_DOUBLE_EQ(args.deploy_at_s, 1.5);
+  EXPECT_TRUE(args.stop_after_deploy);
   EXPECT_EQ(args.deploy, (std::vector<std::string>{"sh", "-c", "exit 3"}));
 }
 
