@@ -170,12 +170,13 @@ def plot(runs, tools, modes, out):
     fmax = max([max(coarse(r["report"]["timeline"])[1] or [0]) for _, r in panels] + [4]) * 1.15
     script = [f"set terminal pngcairo size 1100,{190 * len(panels) + 60} font 'sans,9'",
               f"set output '{png}'", "set datafile separator ','",
-              f"set multiplot layout {len(panels)},1 title 'swapbench: requests per 100 ms "
+              f"set multiplot layout {len(panels)},1 title 'requests per 100 ms "
               "(green ok, left axis; red failed, right axis); grey lines: deploy starts'",
               f"set yrange [0:{ymax:.0f}]", f"set y2range [0:{fmax:.0f}]", "set ytics nomirror",
               "set y2tics", "set key off", "set lmargin 8", "set rmargin 8"]
     for n, (title, r) in enumerate(panels):
         ok, failed = coarse(r["report"]["timeline"])
+        ok, failed = ok[:-1], failed[:-1]  # the last bucket is cut short by the end of the run
         data = os.path.join(out, "logs", f"plot{n}.csv")
         with open(data, "w") as f:
             for i, (o, x) in enumerate(zip(ok, failed)):

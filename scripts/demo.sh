@@ -6,13 +6,16 @@
 # every wait is bounded; about 30 s after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSERVERSWAP_WERROR=OFF >/dev/null
-cmake --build build -j2 --target serverswap hello_server >/dev/null
+# DEMO_BIN=DIR uses binaries built elsewhere (no install, no build); DEMO_OUT=DIR for output.
+if [ -z "${DEMO_BIN:-}" ]; then
+  bash scripts/install-deps.sh
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSERVERSWAP_WERROR=OFF >/dev/null
+  cmake --build build -j2 --target serverswap hello_server >/dev/null
+fi
 
-bin=$PWD/build/bin
+bin=${DEMO_BIN:-$PWD/build/bin}
 port=${DEMO_PORT:-18080}
-out=$PWD/build/demo
+out=${DEMO_OUT:-$PWD/build/demo}
 work=$(mktemp -d)
 socket=$work/control.sock
 mkdir -p "$out"
