@@ -1,0 +1,38 @@
+// OrphanReaper: makes the daemon the reaper of its servers' orphans. A server's descendant
+// whose parent exits (a daemonizing child, a Node.js relay outliving node) is reparented to
+// the nearest subreaper, or to PID 1 -- which, in a container, is often the daemon itself
+// and never reaps it, leaving a zombie. As a subreaper (PR_SET_CHILD_SUBREAPER) the daemon
+// gets them in every setting, and reaps each on SIGCHLD. Its own servers are left to libuv,
+// which waits for each by pid. Loop thread only.
+#pragma once
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include <set>
+#include <vector>
+
+#include "daemon/uv_handle.h"
+
+namespace serverswap::daemon {
+
+class OrphanReaper {
+ public:
+  explicit OrphanReaper(uv_loop_t* loop);
+  OrphanReaper(const OrphanReaper&) = delete;
+  OrphanReaper& operator=(const OrphanReaper&) = delete;
+
+  // Reaps every exited child of the daemon that no uv_process_t of the loop waits for.
+  void reap();
+
+ private:
+  std::set<pid_t> spawned_by_the_loop() const;
+
+  uv_loop_t* loop_;
+  SignalWatch sigchld_;
+};
+
+// The current children of this process (every thread's), from /proc.
+std::vector<pid_t> children_of_self();
+
+}  // namespace serverswap::daemon

@@ -1,0 +1,21 @@
+// Reload: `serverswap reload`, SIGHUP, systemd's ExecReload=. Every server that is up is
+// deployed again with the request that started it, exactly as if its command had been run
+// again: the new generation takes the sockets over and the old one is taken down, or the
+// new one fails and the old one keeps serving. Loop thread only.
+#pragma once
+
+#include <functional>
+
+#include "daemon/supervisor.h"
+#include "protocol/message.h"
+
+namespace serverswap::daemon {
+
+// Starts one deploy per up server. `events` gets each deploy's event lines; `done` gets,
+// once every deploy has succeeded or failed,
+//   {"reloaded": {"ok": bool, "deploys": [{"argv", "ok", "pid"|"reason", "replaced"}]}}
+// (right away, with no deploys, when no server is up).
+void reload_servers(Supervisor& supervisor, Supervisor::Sink events,
+                    std::function<void(const protocol::Json& reloaded)> done);
+
+}  // namespace serverswap::daemon

@@ -1,0 +1,153 @@
+// --user/--group: the daemon, as root, binds the sockets (privileged ports too) and starts
+// servers as another user, who still get their sockets and talk to the daemon (through a
+// socket of their own user) but may not send it control requests.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "harness.h"
+
+namespace serverswap::testing {
+namespace {
+
+constexpr uid_t kNobody = 65534;
+
+bool http_ok(uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  timeval tv{5, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
+  const char request[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  if (write(fd.get(), request, sizeof request - 1) < 0) return false;
+  char buf[512];
+  ssize_t n = read(fd.get(), buf, sizeof buf);
+  return n > 12 && std::string(buf, 12) == "HTTP/1.1 200";
+}
+
+uint16_t port_of(const std::string& address) {
+  return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+}
+
+// "Uid:" or "Gid:" of /proc/PID/status: real, effective, saved, filesystem.
+std::string proc_field(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.starts_with(field)) return line.substr(0, line.find_last_not_of(" \t") + 1);
+  return "";
+}
+
+struct Run {
+  int code;
+  std::string output;
+};
+
+// `serverswap --socket S ARGS...` to completion (bounded).
+Run serverswap(const DaemonUnderTest& daemon, std::vector<std::string> args) {
+  args.insert(args.begin(), {SERVERSWAP_BIN, "--socket", daemon.socket()});
+  Child child(args);
+  auto code = child.wait(30s);
+  return {code.value_or(-1), child.output()};
+}
+
+class User : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (getuid() != 0) GTEST_SKIP() << "needs root to start servers as another user";
+    if (access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "needs setpriv for the probe";
+    Child probe(
+        {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", HELLO_SERVER_BIN});
+    if (probe.wait(10s) != 2) GTEST_SKIP() << "uid 65534 cannot run " << HELLO_SERVER_BIN;
+  }
+
+  static void expect_runs_as_nobody(pid_t pid) {
+    EXPECT_EQ(proc_field(pid, "Uid:"), "Uid:\t65534\t65534\t65534\t65534");
+    EXPECT_EQ(proc_field(pid, "Gid:"), "Gid:\t65534\t65534\t65534\t65534");
+    EXPECT_EQ(proc_field(pid, "Groups:"), "Groups:");  // no supplementary groups
+  }
+};
+
+TEST_F(User, ServerRunsAsNobodyAndStillGetsItsSocket) {
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--settle", "200ms"});
+  auto deploy =
+      serverswap(daemon, {"--user", "65534", "--group", "65534", HELLO_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(deploy.code, 0) << deploy.output;
+  auto pids = daemon.server_pids();
+  ASSERT_EQ(pids.size(), 1u);
+  expect_runs_as_nobody(pids[0]);
+  EXPECT_TRUE(http_ok(port_of(daemon.address_of("127.0.0.1:0"))));
+  // A reload runs the new generation as the same user.
+  auto reload = serverswap(daemon, {"reload"});
+  ASSERT_EQ(reload.code, 0) << reload.output;
+  auto reloaded = daemon.server_pids();
+  ASSERT_EQ(reloaded.size(), 1u);
+  EXPECT_NE(reloaded[0], pids[0]);
+  expect_runs_as_nobody(reloaded[0]);
+}
+
+TEST_F(User, PrivilegedPortBoundByTheDaemonServedByNobody) {
+  {
+    // Only where port 80 is free on loopback; the daemon binds it again below.
+    UniqueFd probe(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    setsockopt(probe.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(80);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      GTEST_SKIP() << "127.0.0.1:80 is taken here";
+  }
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--settle", "200ms"});
+  auto deploy = serverswap(daemon, {"--user", "nobody", HELLO_SERVER_BIN, "127.0.0.1:80"});
+  ASSERT_EQ(deploy.code, 0) << deploy.output;
+  auto pids = daemon.server_pids();
+  ASSERT_EQ(pids.size(), 1u);
+  EXPECT_EQ(proc_field(pids[0], "Uid:"), "Uid:\t65534\t65534\t65534\t65534");
+  EXPECT_TRUE(http_ok(80));
+}
+
+// `serverswap daemon --user`: the default for every deploy. The server may speak the
+// server protocol but not deploy (which would run commands as root).
+TEST_F(User, DaemonWideUserAndNoControlRequestsFromServers) {
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--settle", "200ms", "--user", "nobody"});
+  char pattern[] = "/tmp/serverswap-test-XXXXXX";
+  ASSERT_TRUE(mkdtemp(pattern));
+  std::string dir = pattern;
+  chmod(dir.c_str(), 0777);
+  std::string out = dir + "/status.out";
+  std::string script = std::string(SERVERSWAP_BIN) + " status > " + out + " 2>&1; exec " +
+                       HELLO_SERVER_BIN + " 127.0.0.1:0";
+  auto deploy = daemon.deploy({"/bin/sh", "-c", script});
+  ASSERT_EQ(deploy.code, 0) << deploy.output;
+  auto pids = daemon.server_pids();
+  ASSERT_EQ(pids.size(), 1u);
+  EXPECT_EQ(proc_field(pids[0], "Uid:"), "Uid:\t65534\t65534\t65534\t65534");
+  std::ifstream in(out);
+  std::string refused((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(refused.find("a server of another user may not send control requests"),
+            std::string::npos)
+      << refused;
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(User, UnknownUserFailsTheDeploy) {
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--settle", "200ms"});
+  auto deploy =
+      serverswap(daemon, {"--user", "no-such-user-here", HELLO_SERVER_BIN, "127.0.0.1:0"});
+  EXPECT_EQ(deploy.code, 1) << deploy.output;
+  EXPECT_NE(deploy.output.find("--user no-such-user-here: no such user"), std::string::npos)
+      << deploy.output;
+}
+
+}  // namespace
+}  // namespace serverswap::testing
