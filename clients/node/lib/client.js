@@ -5,10 +5,15 @@
 // to the daemon, every daemon line arrives as a message, resourceReady with its handle.
 // The relay and its channel are unref'd except while a readyFor is pending, so they never
 // keep the application alive.
+//
+// A listening socket inherited at exec (serverswap --listen, systemd, Server::Starter,
+// einhorn: lib/inherited.js) that matches a resource is used first, with no round-trip and
+// no relay; standalone too.
 
 const childProcess = require('child_process');
 const EventEmitter = require('events');
 const { parseResource } = require('./resources');
+const { readInherited, find: findInherited } = require('./inherited');
 const { drain: drainServer, isDraining } = require('./drain');
 
 class ServerswapError extends Error {
@@ -43,6 +48,38 @@ class Client extends EventEmitter {
     this.broken = false;       // fail() was sent or a readyFor callback threw
     this.inCallback = 0;
     this.drains = new Set();   // default drains still running
+    this.inherited = null;     // {convention, sockets}, read from env on first use
+    this.inheritedHandles = new Map();  // fd -> the one {fd} handle given out for it
+  }
+
+  // ---- inherited sockets ------------------------------------------------------------
+
+  hasInherited() {
+    if (this.inherited === null) this.inherited = readInherited(this.env, process.pid, log);
+    return this.inherited.sockets.length > 0;
+  }
+
+  // The entry of the inherited socket for `resource`, or null; throws ServerswapError when
+  // a LISTEN_FDNAMES name matches a descriptor that is not listening. Node cannot dup() a
+  // descriptor and a server listening on {fd} owns it, so each fd has one handle object:
+  // asking again returns it, and one net.Server can listen on it.
+  inheritedEntry(resource) {
+    if (!this.hasInherited()) return null;
+    const existing = this.entries.find((e) => e.inherited && e.resource === resource);
+    if (existing) return existing;
+    let found;
+    try {
+      found = findInherited(this.inherited.sockets, resource);
+    } catch (err) {
+      throw new ServerswapError(`serverswap: readyFor ${resource}: ${err.message}`);
+    }
+    if (!found) return null;
+    if (!this.inheritedHandles.has(found.fd)) this.inheritedHandles.set(found.fd, { fd: found.fd });
+    const handle = this.inheritedHandles.get(found.fd);
+    const entry = { resource, address: found.address, handle, used: false, server: null, listening: false, inherited: true };
+    this.entries.push(entry);
+    if (this.active) this.subscribe(resource);  // takeDown instead of a signal, as for readyFor
+    return entry;
   }
 
   // ---- the connection -------------------------------------------------------------
@@ -162,6 +199,16 @@ class Client extends EventEmitter {
   // readyFor(resource, cb): cb(handle, address) once the daemon sent the socket.
   // readyFor(resource): a promise of the handle. Outside serverswap: no handle, at once.
   readyFor(resource, callback) {
+    let entry = null;
+    try {
+      entry = this.inheritedEntry(resource);
+    } catch (err) {
+      if (typeof callback !== 'function') return Promise.reject(err);
+      process.nextTick(() => { throw err; });
+      return undefined;
+    }
+    if (entry && typeof callback === 'function') return this.runCallback(callback, entry.handle, entry.address);
+    if (entry) return Promise.resolve(entry.handle);
     if (typeof callback === 'function') {
       if (!this.active) return this.runCallback(callback, undefined, undefined);
       this.request(resource).then(
@@ -330,7 +377,7 @@ class Client extends EventEmitter {
     for (const entry of this.entries) {
       if (entry.resource === resource && !entry.used) {
         entry.used = true;
-        entry.handle.close();
+        if (!entry.inherited) entry.handle.close();  // an inherited {fd} is no handle yet
       }
     }
     if (servers.length === 0) {

@@ -8,15 +8,36 @@ const net = require('net');
 const { listenRequest, matchListen } = require('./resources');
 const { track } = require('./drain');
 
+// The resource a listen() request names, to look for an inherited socket: a wildcard or
+// no host is ":PORT" (any address with that port).
+function requestedResource(request) {
+  if (!request) return null;
+  if (request.path !== undefined) return `unix:${request.path}`;
+  const host = request.host;
+  if (host === undefined || ['', '0.0.0.0', '::', '[::]'].includes(host)) return `:${request.port}`;
+  return host.includes(':') ? `[${host}]:${request.port}` : `${host}:${request.port}`;
+}
+
 const originalListen = net.Server.prototype.listen;
 let router = null;  // the client that owns the handles (set by install())
 
 function patchedListen(...args) {
   track(this);
-  if (router && router.active) {
+  if (router && (router.active || router.hasInherited())) {
     let resource = router.resourceOfHandle(args[0]);
     if (resource === null) {
-      resource = matchListen(listenRequest(args), router.handed());
+      const request = listenRequest(args);
+      resource = matchListen(request, router.handed());
+      // Not asked for with readyFor: a socket passed at exec for this address, if any.
+      if (resource === null) {
+        let entry = null;
+        try {
+          entry = router.inheritedEntry(requestedResource(request));
+        } catch (err) {
+          entry = null;  // a name, not an address, is what fails: bind as asked
+        }
+        if (entry && !entry.used) resource = entry.resource;
+      }
       const handle = resource !== null ? router.takeHandle(resource) : null;
       if (handle) {
         const callback = args.find((a) => typeof a === 'function');
@@ -40,4 +61,4 @@ function uninstall() {
   net.Server.prototype.listen = originalListen;
 }
 
-module.exports = { install, uninstall, originalListen };
+module.exports = { install, uninstall, originalListen, requestedResource };
