@@ -15,7 +15,8 @@ struct ServerProcess::Block {
 };
 
 Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, const SpawnSpec& spec,
-                                                            ExitFn on_exit) {
+                                                            ExitFn on_exit,
+                                                            const std::vector<int>& inherited) {
   if (spec.argv.empty()) return Status::error("spawn: empty command");
   std::vector<char*> args, env;
   for (const auto& a : spec.argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -23,12 +24,18 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, con
   for (const auto& e : spec.env) env.push_back(const_cast<char*>(e.c_str()));
   env.push_back(nullptr);
 
-  uv_stdio_container_t stdio[3];
+  // libuv dup2()s each container onto its index in the child, so inherited sockets land at
+  // 3, 4, ... without the close-on-exec flag; it resets O_NONBLOCK only on fds 0-2.
+  std::vector<uv_stdio_container_t> stdio(3 + inherited.size());
   stdio[0].flags = UV_IGNORE;  // /dev/null: a server does not read the daemon's terminal
   stdio[1].flags = UV_INHERIT_FD;
   stdio[1].data.fd = 1;
   stdio[2].flags = UV_INHERIT_FD;
   stdio[2].data.fd = 2;
+  for (size_t i = 0; i < inherited.size(); ++i) {
+    stdio[3 + i].flags = UV_INHERIT_FD;
+    stdio[3 + i].data.fd = inherited[i];
+  }
 
   uv_process_options_t options{};
   options.file = args[0];
@@ -36,8 +43,14 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, con
   options.env = env.data();
   options.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
   options.flags = UV_PROCESS_DETACHED;  // setsid: its own process group, no terminal signals
-  options.stdio_count = 3;
-  options.stdio = stdio;
+  if (spec.run_as) {
+    // libuv also drops the supplementary groups (setgroups(0, NULL)) before setgid/setuid.
+    options.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+    options.uid = spec.run_as->uid;
+    options.gid = spec.run_as->gid;
+  }
+  options.stdio_count = static_cast<int>(stdio.size());
+  options.stdio = stdio.data();
   options.exit_cb = [](uv_process_t* p, int64_t status, int term_signal) {
     auto* block = static_cast<Block*>(p->data);
     block->exited = true;

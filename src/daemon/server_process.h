@@ -8,17 +8,39 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "base/duration.h"
 #include "base/status.h"
+#include "daemon/identity.h"
 
 namespace serverswap::daemon {
 
+// One `--listen [NAME=]ADDR`: a listening socket the daemon binds and passes to the server
+// at spawn (fd 3 + its index), for programs that take sockets the systemd, Server::Starter
+// or einhorn way instead of asking with readyFor.
+struct ListenAddress {
+  std::string name;      // its LISTEN_FDNAMES entry; empty: derived from the resource
+  std::string resource;  // as given: ":8080", "unix:/run/app.sock"
+  bool operator==(const ListenAddress&) const = default;
+};
+
+// A command as deployed, with the settings that belong to it (not to the daemon): a later
+// deploy, reload or restart of the same command starts it with the same ones.
 struct SpawnSpec {
   std::vector<std::string> argv;
   std::string cwd;
   std::vector<std::string> env;  // "K=V"
+  std::vector<ListenAddress> listen;
+  std::optional<Millis> ready_after;   // alive this long after spawn = up (the weak rule)
+  std::optional<int> takedown_signal;  // else the daemon's --takedown-signal
+  // --user/--group as given (names or numbers; empty: the daemon's own), and what they
+  // resolved to when the supervisor started it.
+  std::string user;
+  std::string group;
+  std::optional<Identity> run_as;
 };
 
 class ServerProcess {
@@ -26,8 +48,11 @@ class ServerProcess {
   // status: exit code, or 0 when killed by term_signal.
   using ExitFn = std::function<void(int64_t status, int term_signal)>;
 
+  // `inherited` are placed at fds 3, 4, ... in the child, in order, their flags (O_NONBLOCK
+  // included) unchanged; every other descriptor of the daemon is close-on-exec.
   static Result<std::unique_ptr<ServerProcess>> spawn(uv_loop_t* loop, const SpawnSpec& spec,
-                                                      ExitFn on_exit);
+                                                      ExitFn on_exit,
+                                                      const std::vector<int>& inherited = {});
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;

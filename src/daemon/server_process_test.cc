@@ -6,6 +6,12 @@
 namespace serverswap::daemon {
 namespace {
 
+SpawnSpec command(std::vector<std::string> argv) {
+  SpawnSpec spec;
+  spec.argv = std::move(argv);
+  return spec;
+}
+
 TEST(ParseSignal, NamesAndNumbers) {
   EXPECT_EQ(*parse_signal("SIGTERM"), SIGTERM);
   EXPECT_EQ(*parse_signal("QUIT"), SIGQUIT);
@@ -23,7 +29,7 @@ TEST(ServerProcess, SpawnsInItsOwnGroupAndReportsExit) {
   int64_t status = -1;
   int term = -1;
   {
-    auto p = ServerProcess::spawn(&loop, {{"/bin/sh", "-c", "exit 3"}, "", {}},
+    auto p = ServerProcess::spawn(&loop, command({"/bin/sh", "-c", "exit 3"}),
                                   [&](int64_t s, int t) { status = s, term = t; });
     ASSERT_TRUE(p.ok()) << p.status().message();
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -41,7 +47,7 @@ TEST(ServerProcess, SignalReachesTheWholeGroup) {
   int term = -1;
   {
     // The shell waits on a child; SIGTERM to the group ends both.
-    auto p = ServerProcess::spawn(&loop, {{"/bin/sh", "-c", "sleep 60 & wait"}, "", {}},
+    auto p = ServerProcess::spawn(&loop, command({"/bin/sh", "-c", "sleep 60 & wait"}),
                                   [&](int64_t, int t) { term = t; });
     ASSERT_TRUE(p.ok());
     (*p)->signal_group(SIGTERM);
@@ -55,7 +61,7 @@ TEST(ServerProcess, SignalReachesTheWholeGroup) {
 TEST(ServerProcess, MissingProgramIsAnErrorNamingIt) {
   uv_loop_t loop;
   uv_loop_init(&loop);
-  auto p = ServerProcess::spawn(&loop, {{"/nonexistent/server"}, "", {}}, [](int64_t, int) {});
+  auto p = ServerProcess::spawn(&loop, command({"/nonexistent/server"}), [](int64_t, int) {});
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().message(), "start /nonexistent/server: no such file or directory");
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -1,0 +1,190 @@
+#include "daemon/spawn_environment.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <string_view>
+
+namespace serverswap::daemon {
+namespace {
+
+bool valid_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Server::Starter's spelling: "8080" for every interface, else the bound host and port
+// (the real port when the resource asked for port 0), or the Unix path.
+std::string starter_address(const PassedSocket& socket) {
+  if (socket.resource.kind == protocol::Resource::Kind::kUnix) return socket.resource.path;
+  if (!socket.resource.host.empty()) return socket.address;
+  return socket.address.substr(socket.address.rfind(':') + 1);
+}
+
+}  // namespace
+
+Result<ListenAddress> parse_listen_option(const std::string& text) {
+  ListenAddress listen;
+  listen.resource = text;
+  // A name never contains ':', every resource does: "web=:8080" has its '=' before it.
+  size_t eq = text.find('=');
+  size_t colon = text.find(':');
+  if (eq != std::string::npos && colon != std::string::npos && eq < colon) {
+    listen.name = text.substr(0, eq);
+    listen.resource = text.substr(eq + 1);
+    if (!valid_name(listen.name))
+      return Status::error("--listen " + text + ": a name is letters, digits, '_', '.' or '-'");
+  }
+  auto resource = protocol::parse_resource(listen.resource);
+  if (!resource.ok()) return resource.status().wrap("--listen " + text);
+  return listen;
+}
+
+std::string fd_name(const ListenAddress& listen, const protocol::Resource& resource) {
+  if (!listen.name.empty()) return listen.name;
+  std::string name = resource.name();
+  for (char& c : name)
+    if (c == ':' || c == '/' || c == '[' || c == ']') c = '_';
+  size_t first = name.find_first_not_of('_');
+  return first == std::string::npos ? "" : name.substr(first);
+}
+
+Result<std::vector<PassedSocket>> bind_listen_sockets(SocketSet& sockets,
+                                                      const std::vector<ListenAddress>& listen) {
+  std::vector<PassedSocket> passed;
+  for (const auto& l : listen) {
+    auto resource = protocol::parse_resource(l.resource);
+    if (!resource.ok()) return resource.status().wrap("--listen");
+    auto entry = sockets.get_or_bind(*resource);
+    if (!entry.ok()) return entry.status().wrap("--listen");
+    uv_os_fd_t fd = -1;
+    uv_fileno(reinterpret_cast<const uv_handle_t*>((*entry)->handle), &fd);
+    passed.push_back({fd_name(l, *resource), *resource, (*entry)->address,
+                      3 + static_cast<int>(passed.size()), fd});
+  }
+  return passed;
+}
+
+std::vector<std::string> listen_environment(const std::vector<PassedSocket>& sockets) {
+  std::string count = std::to_string(sockets.size());
+  std::string names, starter;
+  std::vector<std::string> env = {"LISTEN_FDS=" + count, "EINHORN_FD_COUNT=" + count};
+  for (size_t i = 0; i < sockets.size(); ++i) {
+    const PassedSocket& s = sockets[i];
+    std::string fd = std::to_string(s.child_fd);
+    if (i > 0) names += ':', starter += ';';
+    names += s.fd_name;
+    starter.append(starter_address(s)).append("=").append(fd);
+    env.push_back("EINHORN_FD_" + std::to_string(i) + "=" + fd);
+  }
+  env.push_back("LISTEN_FDNAMES=" + names);
+  env.push_back("SERVER_STARTER_PORT=" + starter);
+  return env;
+}
+
+bool is_per_server_variable(const std::string& kv) {
+  for (std::string_view prefix :
+       {"LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=", "SERVER_STARTER_PORT=", "EINHORN_FD_",
+        "EINHORN_SOCK_PATH=", "NOTIFY_SOCKET=", "SERVERSWAP_SOCKET=", "SERVERSWAP_ID=",
+        "SERVERSWAP_RELAY="}) {
+    if (kv.starts_with(prefix)) return true;
+  }
+  return false;
+}
+
+SpawnSpec spawned_spec(const SpawnSpec& request, const std::vector<std::string>& daemon_env,
+                       const std::vector<PassedSocket>& sockets, const std::string& self) {
+  SpawnSpec spec = request;
+  // The caller's environment may carry another daemon's or supervisor's values (a deploy run
+  // from inside a server); ours must be the only ones, since getenv returns the first match.
+  std::erase_if(spec.env, is_per_server_variable);
+  spec.env.insert(spec.env.end(), daemon_env.begin(), daemon_env.end());
+  if (sockets.empty()) return spec;
+  for (auto& kv : listen_environment(sockets)) spec.env.push_back(std::move(kv));
+  spec.argv = exec_shim_argv(self, request.argv);
+  return spec;
+}
+
+std::vector<std::string> exec_shim_argv(const std::string& self,
+                                        const std::vector<std::string>& argv) {
+  std::vector<std::string> shim = {self.empty() ? "/proc/self/exe" : self, kExecShimArg};
+  shim.insert(shim.end(), argv.begin(), argv.end());
+  return shim;
+}
+
+int exec_shim(int argc, char** argv) {
+  if (argc < 1) {
+    std::fputs("serverswap: exec shim: no command\n", stderr);
+    return 127;
+  }
+  ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+  ::execvp(argv[0], argv);
+  std::string line = std::string("serverswap: start ") + argv[0] + ": " + strerror(errno) + "\n";
+  std::fputs(line.c_str(), stderr);
+  return 127;
+}
+
+Status parse_command_settings(const protocol::Json& body, SpawnSpec& spec) {
+  if (body.contains("listen")) {
+    const protocol::Json& listen = body["listen"];
+    if (!listen.is_array()) return Status::error("listen must be an array");
+    for (const auto& l : listen) {
+      if (!l.is_object() || !l.value("resource", protocol::Json()).is_string() ||
+          !l.value("name", protocol::Json("")).is_string())
+        return Status::error("listen entries are {\"name\": string, \"resource\": string}");
+      std::string name = l.value("name", "");
+      auto parsed =
+          parse_listen_option(name.empty() ? l["resource"].get<std::string>()
+                                           : name + "=" + l["resource"].get<std::string>());
+      if (!parsed.ok()) return parsed.status();
+      spec.listen.push_back(*parsed);
+    }
+  }
+  if (body.contains("readyAfterMs")) {
+    if (!body["readyAfterMs"].is_number_unsigned())
+      return Status::error("readyAfterMs must be a number of milliseconds");
+    spec.ready_after = Millis(body["readyAfterMs"].get<int64_t>());
+  }
+  if (body.contains("takedownSignal")) {
+    if (!body["takedownSignal"].is_string())
+      return Status::error("takedownSignal must be a string");
+    auto signum = parse_signal(body["takedownSignal"].get<std::string>());
+    if (!signum.ok()) return signum.status();
+    spec.takedown_signal = *signum;
+  }
+  return {};
+}
+
+void RememberedSettings::apply(SpawnSpec& spec) {
+  SpawnSpec& last = by_command_[{spec.argv, spec.cwd}];
+  if (spec.listen.empty()) spec.listen = last.listen;
+  if (!spec.ready_after) spec.ready_after = last.ready_after;
+  if (!spec.takedown_signal) spec.takedown_signal = last.takedown_signal;
+  last.listen = spec.listen;
+  last.ready_after = spec.ready_after;
+  last.takedown_signal = spec.takedown_signal;
+}
+
+std::string never_ready_reason(bool connected, bool holds_listen, bool notified,
+                               const std::string& timeout) {
+  std::string when = "not up within --ready-timeout " + timeout;
+  if (connected || notified) return when;
+  if (holds_listen)
+    return when +
+           ": it holds its --listen sockets but never said it was ready (no serverUp, no READY=1 "
+           "on NOTIFY_SOCKET); if it cannot, give it --ready-after S";
+  return when +
+         ": it never said it was ready: it sent no readyFor/serverUp on SERVERSWAP_SOCKET and no "
+         "READY=1 on NOTIFY_SOCKET; give it its sockets with --listen ADDR and readiness with "
+         "--ready-after S, or use a client library";
+}
+
+}  // namespace serverswap::daemon

@@ -1,0 +1,92 @@
+#include "daemon/spawn_environment.h"
+
+#include <gtest/gtest.h>
+
+namespace serverswap::daemon {
+namespace {
+
+PassedSocket passed(const std::string& resource, const std::string& address, int fd,
+                    const std::string& name = "") {
+  auto parsed = protocol::parse_resource(resource);
+  return {fd_name({name, resource}, *parsed), *parsed, address, fd, -1};
+}
+
+TEST(ParseListenOption, NamesAndResources) {
+  auto plain = parse_listen_option(":8080");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->name, "");
+  EXPECT_EQ(plain->resource, ":8080");
+  auto named = parse_listen_option("web=127.0.0.1:8080");
+  ASSERT_TRUE(named.ok());
+  EXPECT_EQ(named->name, "web");
+  EXPECT_EQ(named->resource, "127.0.0.1:8080");
+  auto unix_named = parse_listen_option("api.v2=unix:/run/a=b.sock");
+  ASSERT_TRUE(unix_named.ok());
+  EXPECT_EQ(unix_named->name, "api.v2");
+  EXPECT_EQ(unix_named->resource, "unix:/run/a=b.sock");
+  // An '=' after the first ':' belongs to the path.
+  auto path_eq = parse_listen_option("unix:/run/a=b.sock");
+  ASSERT_TRUE(path_eq.ok());
+  EXPECT_EQ(path_eq->name, "");
+  EXPECT_FALSE(parse_listen_option("we b=:8080").ok());
+  EXPECT_FALSE(parse_listen_option("web=").ok());
+  EXPECT_FALSE(parse_listen_option("8080").ok());
+  auto bad = parse_listen_option("web=nohost:80");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--listen web=nohost:80"), std::string::npos);
+}
+
+TEST(FdName, GivenOrDerivedFromTheCanonicalResource) {
+  EXPECT_EQ(passed(":8080", "[::]:8080", 3).fd_name, "8080");
+  EXPECT_EQ(passed("127.0.0.1:8080", "127.0.0.1:8080", 3).fd_name, "127.0.0.1_8080");
+  EXPECT_EQ(passed("localhost:8080", "127.0.0.1:8080", 3).fd_name, "127.0.0.1_8080");
+  EXPECT_EQ(passed("[::1]:8080", "[::1]:8080", 3).fd_name, "__1__8080");
+  EXPECT_EQ(passed("unix:/run/app.sock", "unix:/run/app.sock", 3).fd_name, "unix__run_app.sock");
+  EXPECT_EQ(passed(":8080", "[::]:8080", 3, "web").fd_name, "web");
+}
+
+TEST(ListenEnvironment, ThreeConventionsAtOnce) {
+  std::vector<PassedSocket> sockets = {
+      passed(":8080", "[::]:8080", 3, "web"), passed("127.0.0.1:0", "127.0.0.1:41000", 4),
+      passed("[::1]:9000", "[::1]:9000", 5), passed("unix:/run/app.sock", "unix:/run/app.sock", 6)};
+  std::vector<std::string> expected = {
+      "LISTEN_FDS=4",
+      "EINHORN_FD_COUNT=4",
+      "EINHORN_FD_0=3",
+      "EINHORN_FD_1=4",
+      "EINHORN_FD_2=5",
+      "EINHORN_FD_3=6",
+      "LISTEN_FDNAMES=web:127.0.0.1_0:__1__9000:unix__run_app.sock",
+      "SERVER_STARTER_PORT=8080=3;127.0.0.1:41000=4;[::1]:9000=5;/run/app.sock=6"};
+  EXPECT_EQ(listen_environment(sockets), expected);
+}
+
+TEST(SpawnedSpec, ReplacesPerServerVariablesAndAddsTheShim) {
+  SpawnSpec request;
+  request.argv = {"gunicorn", "app:app"};
+  request.env = {"PATH=/bin", "LISTEN_FDS=9", "LISTEN_PID=1", "NOTIFY_SOCKET=/x",
+                 "EINHORN_FD_0=7", "SERVERSWAP_ID=old", "HOME=/h"};
+  SpawnSpec plain = spawned_spec(request, {"SERVERSWAP_ID=new"}, {}, "/bin/serverswap");
+  EXPECT_EQ(plain.argv, request.argv);
+  EXPECT_EQ(plain.env, (std::vector<std::string>{"PATH=/bin", "HOME=/h", "SERVERSWAP_ID=new"}));
+  SpawnSpec listening = spawned_spec(request, {}, {passed(":80", "[::]:80", 3)}, "/bin/serverswap");
+  EXPECT_EQ(listening.argv,
+            (std::vector<std::string>{"/bin/serverswap", kExecShimArg, "gunicorn", "app:app"}));
+  EXPECT_NE(std::find(listening.env.begin(), listening.env.end(), "LISTEN_FDS=1"),
+            listening.env.end());
+  EXPECT_EQ(std::find(listening.env.begin(), listening.env.end(), "LISTEN_FDS=9"),
+            listening.env.end());
+}
+
+TEST(NeverReadyReason, SaysWhatTheServerWouldNeed) {
+  std::string silent = never_ready_reason(false, false, false, "2s");
+  EXPECT_NE(silent.find("no READY=1 on NOTIFY_SOCKET"), std::string::npos) << silent;
+  EXPECT_NE(silent.find("--listen"), std::string::npos) << silent;
+  EXPECT_NE(silent.find("--ready-after"), std::string::npos) << silent;
+  std::string listening = never_ready_reason(false, true, false, "2s");
+  EXPECT_NE(listening.find("holds its --listen sockets"), std::string::npos) << listening;
+  EXPECT_EQ(never_ready_reason(true, false, false, "2s"), "not up within --ready-timeout 2s");
+}
+
+}  // namespace
+}  // namespace serverswap::daemon

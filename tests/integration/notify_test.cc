@@ -1,0 +1,53 @@
+// Readiness without a client library: sd_notify on the server's own NOTIFY_SOCKET (a real
+// server process speaking through libsystemd: READY=1, STATUS=, MAINPID=, STOPPING=1),
+// --ready-after for programs that can say nothing, and the message a program gets when it
+// has neither. About 4 s.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "unmodified.h"
+
+namespace serverswap::testing {
+namespace {
+
+TEST(Notify, ReadyStatusMainPidAndStoppingFromARealServer) {
+  DaemonUnderTest daemon;
+  std::string report = daemon.dir() + "/report";
+  // With a --listen socket, so that the second deploy replaces the first.
+  auto first = deploy_with(daemon, {"--listen", "127.0.0.1:0"}, {LISTEN_PROBE_BIN, report});
+  ASSERT_EQ(first.code, 0) << first.output;
+  EXPECT_TRUE(contains(first.output, "is up (sent READY=1 on NOTIFY_SOCKET)")) << first.output;
+  pid_t pid = daemon.server_pids().at(0);
+  Child& log = daemon.process();
+  EXPECT_TRUE(log.wait_for_output("STATUS=probe serving 1 sockets", 5s)) << log.output();
+  EXPECT_TRUE(log.wait_for_output("MAINPID=" + std::to_string(pid), 5s)) << log.output();
+
+  auto second = deploy_with(daemon, {}, {LISTEN_PROBE_BIN, report});
+  ASSERT_EQ(second.code, 0) << second.output;
+  // Sent just before it exited: read before its notify socket is closed.
+  EXPECT_TRUE(log.wait_for_output("(gen 1): said STOPPING=1", 5s)) << log.output();
+  EXPECT_EQ(read_file(report + "." + std::to_string(pid) + ".signal"), "SIGTERM\n");
+}
+
+TEST(Notify, SilentServerWithListenIsUpAfterReadyAfter) {
+  DaemonUnderTest daemon;
+  auto outcome = deploy_with(daemon, {"--listen", "127.0.0.1:0", "--ready-after", "200ms"},
+                             {LISTEN_PROBE_BIN, daemon.dir() + "/report", "silent"});
+  ASSERT_EQ(outcome.code, 0) << outcome.output;
+  EXPECT_TRUE(contains(outcome.output, "is up (alive for --ready-after 200ms")) << outcome.output;
+}
+
+TEST(Notify, PlainProgramThatCannotSayAnythingIsToldWhatItNeeds) {
+  if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "python3 is not installed";
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--ready-timeout", "1500ms"});
+  // Binds a port of its own, knows nothing of serverswap or systemd.
+  auto outcome = deploy_with(daemon, {},
+                             {"/usr/bin/python3", "-m", "http.server", "0", "--bind", "127.0.0.1"});
+  EXPECT_EQ(outcome.code, 1) << outcome.output;
+  EXPECT_TRUE(contains(outcome.output, "never said it was ready")) << outcome.output;
+  EXPECT_TRUE(contains(outcome.output, "--listen ADDR")) << outcome.output;
+  EXPECT_TRUE(contains(outcome.output, "--ready-after S")) << outcome.output;
+}
+
+}  // namespace
+}  // namespace serverswap::testing
