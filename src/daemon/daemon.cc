@@ -115,7 +115,9 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
       resources.push_back({{"name", name}, {"address", entry.address}});
     daemon["resources"] = resources;
     connection.send(
-        protocol::make("status", {{"daemon", daemon}, {"servers", supervisor_->status()}}));
+        protocol::make("status", {{"daemon", daemon},
+                                  {"servers", supervisor_->status()},
+                                  {"crashLoops", supervisor_->crash_loops()}}));
   } else if (message.name == "stop") {
     stop_requesters_.push_back(connection.id());
     stop("asked by serverswap stop (pid " + std::to_string(connection.peer_pid()) + ")");

@@ -52,6 +52,7 @@ struct Server {
   bool signalled = false;
   std::string failure;  // why it failed, when it did
   bool disconnected_before_up = false;
+  int restarts = 0;  // > 0: started by the daemon after this command crashed (the nth restart)
 
   Timer ready_timer;       // --ready-timeout from spawn
   Timer settle_timer;      // --settle after its last resource, for servers that never say up

@@ -46,6 +46,12 @@ std::string make_id(uint64_t generation) {
   return buf;
 }
 
+// Deploys of the same command are recognised by argv and working directory (not the
+// environment, which differs between shells).
+std::string command_key(const SpawnSpec& request) {
+  return join(request.argv, std::string_view("\0", 1)) + std::string(2, '\0') + request.cwd;
+}
+
 std::string describe_exit(int64_t status, int term_signal) {
   if (term_signal != 0) return "killed by " + signal_name(term_signal);
   return "exited with status " + std::to_string(status);
@@ -74,6 +80,29 @@ void Supervisor::deploy(const SpawnSpec& request, Sink sink, bool follow_exit) {
     sink(protocol::make("deployFailed", {{"reason", "the daemon is stopping"}}));
     return;
   }
+  // First wins: a deploy of a command that is already starting is refused, so that ten
+  // deploys at once make one swap, not ten servers that supersede each other.
+  if (const Server* running = deploy_in_progress(request)) {
+    std::string reason = "another deploy of this command is in progress (generation " +
+                         std::to_string(running->generation) + ", pid " +
+                         std::to_string(running->pid) + ")";
+    log_line("deploy of '" + join(request.argv, " ") + "' refused: " + reason);
+    sink(protocol::make("deployFailed", {{"reason", reason}}));
+    return;
+  }
+  start_server(request, std::move(sink), follow_exit);
+}
+
+// A server of the same command, started by a deploy (not by a crash restart, which a
+// deploy may overtake), that is not up yet.
+const Server* Supervisor::deploy_in_progress(const SpawnSpec& request) const {
+  std::string key = command_key(request);
+  for (const auto& [id, s] : servers_)
+    if (s->starting() && s->restarts == 0 && command_key(s->request) == key) return s.get();
+  return nullptr;
+}
+
+Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follow_exit) {
   uint64_t generation = next_generation_++;
   std::string id = make_id(generation);
   SpawnSpec spec = request;
@@ -91,7 +120,7 @@ void Supervisor::deploy(const SpawnSpec& request, Sink sink, bool follow_exit) {
   if (!process.ok()) {
     log_line("deploy of '" + join(spec.argv, " ") + "' failed: " + process.status().message());
     sink(protocol::make("deployFailed", {{"reason", process.status().message()}}));
-    return;
+    return nullptr;
   }
   auto server = std::make_unique<Server>(loop_);
   server->id = id;
@@ -106,11 +135,14 @@ void Supervisor::deploy(const SpawnSpec& request, Sink sink, bool follow_exit) {
   Deploy& tracked = deploys_[id];
   tracked.sink = std::move(sink);
   tracked.follow_exit = follow_exit;
+  tracked.pid = s.pid;
+  tracked.generation = generation;
   s.ready_timer.start(options_.ready_timeout, [this, id] {
     if (Server* late = find(id); late && late->starting())
       fail(*late, "not up within --ready-timeout " + format_duration(options_.ready_timeout));
   });
   emit(s, "spawned", "started generation " + std::to_string(generation) + ": " + join(s.argv, " "));
+  return &s;
 }
 
 // ---- Messages from servers ---------------------------------------------------------------
@@ -235,7 +267,9 @@ void Supervisor::become_up(Server& server, const std::string& how) {
   server.ready_timer.stop();
   server.settle_timer.stop();
   emit(server, "up", "is up (" + how + ")");
+  restart_stayed_up(server);
   auto deploy = deploys_.find(server.id);
+  if (deploy != deploys_.end()) deploy->second.up = true;
   for (auto& [id, other] : servers_) {
     if (other.get() == &server || other->generation > server.generation) continue;
     std::set<std::string> shared;
@@ -349,8 +383,161 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   // process handle from inside that handle's exit callback is safe (uv_close defers).
   std::unique_ptr<Server> gone = std::move(it->second);
   servers_.erase(it);
+  reap_leftovers(*gone);
   report_exit(*gone, description, before == ServerState::kDraining);
-  if (servers_.empty() && stop_done_) stop_done_();
+  after_exit(*gone, before);
+  if (servers_.empty() && stop_done_) {
+    kill_leftovers();
+    stop_done_();
+  }
+}
+
+// The leader has exited; processes it forked may still run in its group (workers, or a
+// child that was meant to be short-lived). Unsupervised, they would serve old code forever
+// on a duplicate of the listening socket: they get the takedown signal, then SIGKILL.
+void Supervisor::reap_leftovers(const Server& server) {
+  pid_t group = server.pid;
+  if (::kill(-group, 0) != 0) return;  // ESRCH: the group is empty
+  log_line("server " + std::to_string(group) + " (gen " + std::to_string(server.generation) +
+           "): processes it started still run in its process group; sending " +
+           signal_name(options_.takedown_signal) + ", SIGKILL after --takedown-timeout " +
+           format_duration(options_.takedown_timeout));
+  ::kill(-group, options_.takedown_signal);
+  auto timer = std::make_unique<Timer>(loop_);
+  timer->start(options_.takedown_timeout, [this, group] {
+    if (::kill(-group, SIGKILL) == 0)
+      log_line("process group " + std::to_string(group) + " outlived --takedown-timeout: SIGKILL");
+    leftover_groups_.erase(group);  // destroys this timer; its handle closes later
+  });
+  leftover_groups_[group] = std::move(timer);
+}
+
+// The daemon is about to exit: nothing may outlive it unsupervised.
+void Supervisor::kill_leftovers() {
+  for (auto& [group, timer] : leftover_groups_) ::kill(-group, SIGKILL);
+  leftover_groups_.clear();
+}
+
+// ---- Crash restarts ----------------------------------------------------------------------
+
+// An up server that exits without being taken down (a crash, or a clean exit nobody asked
+// for), or a restart of a crash loop that failed, may leave its resources unserved.
+void Supervisor::after_exit(const Server& gone, ServerState before) {
+  bool crashed_while_up = before == ServerState::kUp;
+  bool loop_goes_on = !gone.failure.empty() && crash_loops_.count(command_key(gone.request)) > 0;
+  if (crashed_while_up || loop_goes_on) crashed(gone);
+}
+
+// Restarts the command after its backoff unless another up server serves every resource it
+// held. The listening sockets stay open meanwhile: new connections wait in their backlog.
+void Supervisor::crashed(const Server& gone) {
+  if (stopping()) return;
+  std::string key = command_key(gone.request);
+  auto& loop = crash_loops_[key];
+  if (!loop) {
+    loop = std::make_unique<CrashLoop>(loop_, options_);
+    loop->request = gone.request;
+    for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
+  }
+  if (served_elsewhere(loop->resources, gone.id)) {
+    log_line("server " + std::to_string(gone.pid) +
+             " exited; newer servers hold its resources, so it is not restarted");
+    crash_loops_.erase(key);
+    return;
+  }
+  loop->reset_timer.stop();
+  if (loop->restart_pending) return;  // a crash of an overtaking deploy: one restart is enough
+  auto now = std::chrono::steady_clock::now();
+  Millis delay = loop->backoff.crashed(now);
+  emit(gone, "restarting", join(gone.request.argv, " ") + " " + loop->backoff.describe(now, delay));
+  loop->restart_pending = true;
+  loop->next_restart = now + delay;
+  loop->restart_timer.start(delay, [this, key] { restart(key); });
+}
+
+void Supervisor::restart(const std::string& key) {
+  auto it = crash_loops_.find(key);
+  if (it == crash_loops_.end() || stopping()) return;
+  CrashLoop& loop = *it->second;
+  loop.restart_pending = false;
+  if (served_elsewhere(loop.resources, "")) {
+    log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: a newer server is up");
+    crash_loops_.erase(it);
+    return;
+  }
+  if (const Server* deploying = deploy_in_progress(loop.request)) {
+    // Its failure comes back here through after_exit, its success ends the loop.
+    log_line("restart of '" + join(loop.request.argv, " ") +
+             "' left to the deploy in progress (pid " + std::to_string(deploying->pid) + ")");
+    return;
+  }
+  Server* server = start_server(
+      loop.request, [](const Json&) {}, /*follow_exit=*/false);
+  if (!server) {
+    // Not even spawned (the program is gone): back off as for a crash.
+    auto now = std::chrono::steady_clock::now();
+    Millis delay = loop.backoff.crashed(now);
+    log_line("restart of '" + join(loop.request.argv, " ") + "' " +
+             loop.backoff.describe(now, delay));
+    loop.restart_pending = true;
+    loop.next_restart = now + delay;
+    loop.restart_timer.start(delay, [this, key] { restart(key); });
+    return;
+  }
+  server->restarts = ++loop.restarts;
+}
+
+// A server of a crash-looping command is up: once it has stayed up for restart_reset,
+// the loop is over and the next crash starts the backoff afresh.
+void Supervisor::restart_stayed_up(const Server& server) {
+  std::string key = command_key(server.request);
+  auto it = crash_loops_.find(key);
+  if (it == crash_loops_.end()) return;
+  it->second->restart_timer.stop();
+  it->second->restart_pending = false;
+  std::string id = server.id;
+  it->second->reset_timer.start(options_.restart_reset, [this, key, id] {
+    Server* s = find(id);
+    if (!s || s->state != ServerState::kUp) return;
+    emit(*s, "stable",
+         "stayed up for " + format_duration(options_.restart_reset) + ": the crash loop is over");
+    crash_loops_.erase(key);  // destroys this timer; its handle closes later
+  });
+}
+
+// Every one of `resources` is held, not yet handed over, by an up server other than `except`.
+bool Supervisor::served_elsewhere(const std::set<std::string>& resources,
+                                  const std::string& except) const {
+  if (resources.empty()) return false;
+  for (const auto& name : resources) {
+    bool served = false;
+    for (const auto& [id, s] : servers_)
+      if (id != except && s->state == ServerState::kUp && s->held.count(name) &&
+          !s->taken.count(name))
+        served = true;
+    if (!served) return false;
+  }
+  return true;
+}
+
+Json Supervisor::crash_loops() const {
+  Json loops = Json::array();
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& [key, loop] : crash_loops_) {
+    Json entry = {{"argv", loop->request.argv},
+                  {"cwd", loop->request.cwd},
+                  {"crashes", loop->backoff.crashes()},
+                  {"restarts", loop->restarts},
+                  {"since_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   now - loop->backoff.first_crash())
+                                   .count()}};
+    if (loop->restart_pending)
+      entry["next_restart_ms"] = std::max<long long>(
+          0,
+          std::chrono::duration_cast<std::chrono::milliseconds>(loop->next_restart - now).count());
+    loops.push_back(entry);
+  }
+  return loops;
 }
 
 // ---- Reporting ---------------------------------------------------------------------------
@@ -377,30 +564,43 @@ void Supervisor::emit(const Server& server, const std::string& kind, const std::
 // A deploy has succeeded once its server is up and every server it replaced has exited.
 void Supervisor::check_deployed(const std::string& id) {
   auto it = deploys_.find(id);
-  if (it == deploys_.end() || it->second.reported) return;
-  Server* server = find(id);
-  if (!server || server->state != ServerState::kUp) return;
-  if (!it->second.replacing.empty()) return;
-  Json replaced = it->second.replaced;
-  it->second.reported = true;
-  it->second.sink(protocol::make("deployed", {{"id", id},
-                                              {"pid", server->pid},
-                                              {"generation", server->generation},
-                                              {"replaced", replaced}}));
-  if (!it->second.follow_exit) deploys_.erase(it);
+  if (it == deploys_.end()) return;
+  Deploy& deploy = it->second;
+  // Its server may be draining or gone by now: several generations drain at once.
+  if (deploy.reported || !deploy.up || !deploy.replacing.empty()) return;
+  deploy.reported = true;
+  deploy.sink(protocol::make("deployed", {{"id", id},
+                                          {"pid", deploy.pid},
+                                          {"generation", deploy.generation},
+                                          {"replaced", deploy.replaced}}));
+  bool server_gone = !deploy.server_exited.is_null();
+  if (server_gone && deploy.follow_exit) deploy.sink(deploy.server_exited);
+  if (server_gone || !deploy.follow_exit) deploys_.erase(it);
 }
 
 void Supervisor::report_exit(const Server& server, const std::string& description, bool replaced) {
   if (auto it = deploys_.find(server.id); it != deploys_.end()) {
     Deploy& deploy = it->second;
+    Json exited = protocol::make(
+        "serverExited",
+        {{"id", server.id}, {"pid", server.pid}, {"exit", description}, {"replaced", replaced}});
     if (!deploy.reported && !server.failure.empty()) {
       deploy.sink(protocol::make("deployFailed", {{"id", server.id}, {"reason", server.failure}}));
-    } else if (deploy.follow_exit) {
-      deploy.sink(protocol::make(
-          "serverExited",
-          {{"id", server.id}, {"pid", server.pid}, {"exit", description}, {"replaced", replaced}}));
+      deploys_.erase(it);
+    } else if (!deploy.reported && !replaced) {
+      // It came up, then crashed while the servers it replaced were still draining.
+      deploy.sink(protocol::make("deployFailed",
+                                 {{"id", server.id},
+                                  {"reason", "it was up, then " + description +
+                                                 " before the servers it replaced exited"}}));
+      deploys_.erase(it);
+    } else if (!deploy.reported) {
+      // Replaced in turn before its own predecessors exited: `deployed` once they have.
+      deploy.server_exited = exited;
+    } else {
+      if (deploy.follow_exit) deploy.sink(exited);
+      deploys_.erase(it);
     }
-    deploys_.erase(it);
   }
   std::vector<std::string> waiting;
   for (auto& [deploy_id, deploy] : deploys_)
@@ -429,6 +629,7 @@ Json Supervisor::status() const {
          {"argv", s->argv},
          {"cwd", s->cwd},
          {"resources", resources},
+         {"restarts", s->restarts},
          {"uptime_ms",
           std::chrono::duration_cast<std::chrono::milliseconds>(now - s->started).count()}});
   }
@@ -437,7 +638,9 @@ Json Supervisor::status() const {
 
 void Supervisor::stop(std::function<void()> done) {
   stop_done_ = std::move(done);
+  crash_loops_.clear();  // cancels pending restarts
   if (servers_.empty()) {
+    kill_leftovers();
     stop_done_();
     return;
   }

@@ -14,6 +14,7 @@
 
 #include "base/duration.h"
 #include "daemon/connection.h"
+#include "daemon/crash_backoff.h"
 #include "daemon/server.h"
 #include "daemon/socket_set.h"
 #include "protocol/message.h"
@@ -29,7 +30,11 @@ struct SupervisorOptions {
   // This program, given to servers as SERVERSWAP_RELAY (the Node.js client runs its
   // node-relay subcommand).
   std::string relay_path;
-};
+  // Crash restarts (an up server exited, taken down by nobody, and no other up server holds
+  // its resources): the first after restart_delay, each further one of the same crash loop
+  // after twice the last, at most restart_delay_max; a restart that stays up for
+  // restart_reset ends the loop (the next crash starts again at restart_delay).
+  Millis restart_delay{100};
 
 class Supervisor {
  public:
@@ -50,6 +55,7 @@ class Supervisor {
   void disconnected(Connection& connection);
 
   protocol::Json status() const;
+  // Crash loops: the command, its crashes, restarts, and the pending restart if any.
   // Takes every server down gracefully; `done` runs once the last one has exited.
   void stop(std::function<void()> done);
   // SIGKILL to every server's process group (a second Ctrl-C).
@@ -64,8 +70,33 @@ class Supervisor {
     std::set<std::string> replacing;  // ids of the older servers it takes down, still alive
     protocol::Json replaced = protocol::Json::array();  // pids of those it took down
     bool reported = false;                              // deployed or deployFailed sent
+    bool up = false;  // its server came up (it may be draining or gone since)
+    pid_t pid = 0;
+    uint64_t generation = 0;
+    // Its server was replaced and exited before the servers it replaced had: the
+    // serverExited to send after `deployed`.
+    protocol::Json server_exited;
   };
 
+  // A crash loop of one command (argv and cwd): restarts of the last command that came up
+  // on resources that nothing else serves, spaced by a CrashBackoff.
+  struct CrashLoop {
+    CrashLoop(uv_loop_t* loop, const SupervisorOptions& options)
+        : backoff(options.restart_delay, options.restart_delay_max),
+          restart_timer(loop),
+          reset_timer(loop) {}
+    SpawnSpec request;
+    std::set<std::string> resources;  // canonical names the crashed server held
+    CrashBackoff backoff;
+    int restarts = 0;
+    std::chrono::steady_clock::time_point next_restart;
+    bool restart_pending = false;
+    Timer restart_timer;  // the next restart
+    Timer reset_timer;    // a restart stayed up for restart_reset: the loop is over
+  };
+
+  Server* start_server(const SpawnSpec& request, Sink sink, bool follow_exit);
+  const Server* deploy_in_progress(const SpawnSpec& request) const;
   Server* find(const std::string& id);
   Server* server_of(const Connection& connection);
   Connection* connection_of(const Server& server);
@@ -83,6 +114,15 @@ class Supervisor {
   void exited(const std::string& id, int64_t status, int term_signal);
   void kill_after_grace(Server& server);
   void signal(Server& server, int signum, const std::string& why);
+  void reap_leftovers(const Server& server);
+  void kill_leftovers();
+
+  // Crash restarts.
+  void after_exit(const Server& gone, ServerState before);
+  void crashed(const Server& gone);
+  void restart(const std::string& key);
+  void restart_stayed_up(const Server& server);
+  bool served_elsewhere(const std::set<std::string>& resources, const std::string& except) const;
 
   // Reporting.
   void emit(const Server& server, const std::string& kind, const std::string& text,
@@ -98,6 +138,10 @@ class Supervisor {
   std::map<std::string, std::unique_ptr<Server>> servers_;
   std::map<std::string, Deploy> deploys_;  // by the id of the server it started
   std::function<void()> stop_done_;
+  std::map<std::string, std::unique_ptr<CrashLoop>> crash_loops_;  // by command_key()
+  // Process groups of servers that exited while processes they forked kept running: sent
+  // the takedown signal, then SIGKILL after --takedown-timeout (or when the daemon stops).
+  std::map<pid_t, std::unique_ptr<Timer>> leftover_groups_;
 };
 
 }  // namespace serverswap::daemon
