@@ -67,6 +67,13 @@ void ControlServer::on_connection() {
              " may connect)");
     raw->send(protocol::error_reply("permission denied: the daemon runs as another user"));
     raw->close();
+  } else if (connections_.size() > kMaxConnections) {
+    // The new one only: servers already connected keep their connections.
+    log_line("refused a control connection from pid " + std::to_string(raw->peer_pid()) +
+             ": already " + std::to_string(kMaxConnections) + " connections");
+    raw->send(protocol::error_reply("too many connections: the daemon serves at most " +
+                                    std::to_string(kMaxConnections) + " at once; try again later"));
+    raw->close();
   }
 }
 

@@ -15,6 +15,10 @@
 
 namespace serverswap::daemon {
 
+// Connections at once, servers and commands together (docs/protocol.md, "Limits"): well
+// under the default 1024-fd limit, so the daemon keeps fds for sockets and children.
+inline constexpr size_t kMaxConnections = 512;
+
 class ControlServer {
  public:
   struct Handlers {
