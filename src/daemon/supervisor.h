@@ -35,6 +35,9 @@ struct SupervisorOptions {
   // after twice the last, at most restart_delay_max; a restart that stays up for
   // restart_reset ends the loop (the next crash starts again at restart_delay).
   Millis restart_delay{100};
+  Millis restart_delay_max{30'000};
+  Millis restart_reset{10'000};
+};
 
 class Supervisor {
  public:
