@@ -5,6 +5,7 @@
 
 #include "base/log.h"
 #include "cli/commands.h"
+#include "daemon/spawn_environment.h"
 #include "verify/verify_command.h"
 
 namespace serverswap::cli {
@@ -33,18 +34,30 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
                  "grace before SIGKILL for a server taken down (daemon setting)")
       ->capture_default_str();
   app.add_option("--takedown-signal", o.takedown_signal,
-                 "signal for servers that did not subscribe to takeDown (daemon setting)")
+                 "signal for servers that did not subscribe to takeDown (daemon default; "
+                 "with COMMAND, that command's)")
       ->capture_default_str();
   app.add_option("--settle", o.settle,
                  "a server that never sends serverUp is up once alive this long after its "
                  "last resource (daemon setting)")
       ->capture_default_str();
+  app.add_option("--user", o.user,
+                 "run the server as this user (name or uid; the daemon must run as root)");
+  app.add_option("--group", o.group, "run the server with this group (default: the user's)");
+  app.add_option("--listen", o.listen,
+                 "[NAME=]ADDR: bind ADDR once and give it to COMMAND at fd 3, 4, ... with "
+                 "LISTEN_FDS, SERVER_STARTER_PORT and EINHORN_FD_* (repeatable)");
+  app.add_option("--ready-after", o.ready_after,
+                 "COMMAND is up once alive this long (for programs that cannot say so)");
   app.add_flag("-q,--quiet", o.quiet, "print only the outcome of a deploy");
 }
 
 }  // namespace
 
 int run(int argc, char** argv) {
+  // The exec shim the daemon puts in front of a --listen command (daemon/spawn_environment.h).
+  if (argc >= 2 && std::string_view(argv[1]) == daemon::kExecShimArg)
+    return daemon::exec_shim(argc - 2, argv + 2);
   std::string self = argc > 0 ? argv[0] : "serverswap";
   bool deploy_mode = self.ends_with("serverswap-deploy");
 
@@ -62,12 +75,14 @@ int run(int argc, char** argv) {
   CLI::App* status = app.add_subcommand("status", "show the daemon's servers and sockets");
   status->add_flag("--json", json, "machine-readable output");
   CLI::App* stop = app.add_subcommand("stop", "take every server down gracefully; daemon exits");
+  CLI::App* reload =
+      app.add_subcommand("reload", "redeploy every up server's command (also: SIGHUP)");
   CLI::App* daemon = app.add_subcommand("daemon", "run only the daemon, in the foreground");
   verify::VerifyArgs verify_args;
   CLI::App* verify = verify::add_verify_command(app, verify_args);
   CLI::App* relay = app.add_subcommand("node-relay", "bridge for the Node.js client (internal)");
   relay->group("");  // started by the Node.js client, not by people
-  for (CLI::App* sub : {status, stop, daemon}) sub->fallthrough();
+  for (CLI::App* sub : {status, stop, reload, daemon}) sub->fallthrough();
 
   try {
     app.parse(argc, argv);
@@ -75,8 +90,10 @@ int run(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kOk : kUsage;
   }
+  options.takedown_signal_given = app.count("--takedown-signal") > 0;
   if (status->parsed()) return status_command(options, json);
   if (stop->parsed()) return stop_command(options);
+  if (reload->parsed()) return reload_command(options);
   if (daemon->parsed()) return daemon_command(options);
   if (relay->parsed()) return node_relay_command();
   if (verify->parsed()) return verify::verify_main(verify_args);

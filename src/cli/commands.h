@@ -26,6 +26,15 @@ struct GlobalOptions {
   std::string takedown_timeout = "30s";
   std::string takedown_signal = "SIGTERM";
   std::string settle = "1s";
+  // Per command, carried by the deploy request (daemon::SpawnSpec): --listen [NAME=]ADDR in
+  // order, --ready-after D; --takedown-signal counts for the command too when given.
+  std::vector<std::string> listen;
+  std::string ready_after;
+  bool takedown_signal_given = false;
+  // Run servers as this user/group (per command; given to `serverswap daemon`, the default
+  // of every command deployed without one). Names or numbers; the daemon must be root.
+  std::string user;
+  std::string group;
   bool quiet = false;
 };
 
@@ -41,6 +50,7 @@ int start_or_deploy(const GlobalOptions& options, std::vector<std::string> comma
 int daemon_command(const GlobalOptions& options);
 int status_command(const GlobalOptions& options, bool json);
 int stop_command(const GlobalOptions& options);
+int reload_command(const GlobalOptions& options);
 int node_relay_command();
 
 // Prints "serverswap: <text>" on stderr.

@@ -10,6 +10,7 @@
 #include "base/join.h"
 #include "cli/commands.h"
 #include "cli/control_client.h"
+#include "daemon/spawn_environment.h"
 
 extern char** environ;
 
@@ -18,7 +19,7 @@ namespace {
 
 using protocol::Json;
 
-daemon::SpawnSpec spec_for(std::vector<std::string> command) {
+daemon::SpawnSpec spec_for(std::vector<std::string> command, const GlobalOptions& options) {
   // The original tool ran a first argument ending in .js under node; so do we.
   if (command[0].ends_with(".js")) command.insert(command.begin(), "node");
   daemon::SpawnSpec spec;
@@ -26,7 +27,41 @@ daemon::SpawnSpec spec_for(std::vector<std::string> command) {
   std::error_code ec;
   spec.cwd = std::filesystem::current_path(ec).string();
   for (char** e = environ; *e; ++e) spec.env.emplace_back(*e);
+  spec.user = options.user;
+  spec.group = options.group;
   return spec;
+}
+
+// The settings that belong to the command: --listen, --ready-after, --takedown-signal.
+Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spec) {
+  for (const auto& text : options.listen) {
+    auto listen = daemon::parse_listen_option(text);
+    if (!listen.ok()) return listen.status();
+    spec.listen.push_back(*listen);
+  }
+  if (!options.ready_after.empty()) {
+    auto after = parse_duration(options.ready_after);
+    if (!after.ok()) return after.status().wrap("--ready-after");
+    spec.ready_after = *after;
+  }
+  if (options.takedown_signal_given) {
+    auto signum = daemon::parse_signal(options.takedown_signal);
+    if (!signum.ok()) return signum.status();
+    spec.takedown_signal = *signum;
+  }
+  return {};
+}
+
+// docs/protocol.md, "Control messages": listen, readyAfterMs, takedownSignal.
+void add_command_fields(const daemon::SpawnSpec& spec, Json& body) {
+  if (!spec.listen.empty()) {
+    Json listen = Json::array();
+    for (const auto& l : spec.listen)
+      listen.push_back({{"name", l.name}, {"resource", l.resource}});
+    body["listen"] = listen;
+  }
+  if (spec.ready_after) body["readyAfterMs"] = spec.ready_after->count();
+  if (spec.takedown_signal) body["takedownSignal"] = daemon::signal_name(*spec.takedown_signal);
 }
 
 Json deploy_request(const daemon::SpawnSpec& spec, bool follow_exit) {
@@ -35,10 +70,14 @@ Json deploy_request(const daemon::SpawnSpec& spec, bool follow_exit) {
     size_t eq = kv.find('=');
     if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  return protocol::make("deploy", {{"argv", spec.argv},
-                                   {"cwd", spec.cwd},
-                                   {"env", env},
-                                   {"follow", follow_exit ? "exit" : "up"}});
+  Json body = {{"argv", spec.argv},
+               {"cwd", spec.cwd},
+               {"env", env},
+               {"follow", follow_exit ? "exit" : "up"}};
+  if (!spec.user.empty()) body["user"] = spec.user;
+  if (!spec.group.empty()) body["group"] = spec.group;
+  add_command_fields(spec, body);
+  return protocol::make("deploy", body);
 }
 
 std::string pids(const Json& list) {
@@ -131,7 +170,11 @@ int start_or_deploy(const GlobalOptions& options, std::vector<std::string> comma
                     bool follow_exit) {
   auto settings = daemon_options(options);
   if (!settings) return kUsage;
-  daemon::SpawnSpec spec = spec_for(std::move(command));
+  daemon::SpawnSpec spec = spec_for(std::move(command), options);
+  if (Status s = add_command_settings(options, spec); !s.ok()) {
+    say(s.message());
+    return kUsage;
+  }
   const std::string& socket = settings->socket_path;
   bool no_daemon;
   auto client = ControlClient::connect(socket, &no_daemon);

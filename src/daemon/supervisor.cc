@@ -1,11 +1,15 @@
 #include "daemon/supervisor.h"
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <random>
 
 #include "base/join.h"
 #include "base/log.h"
+#include "daemon/spawn_environment.h"
 
 namespace serverswap::daemon {
 
@@ -36,6 +40,26 @@ namespace {
 // How long a server that closed its connection before it was up may take to exit by
 // itself before it is signalled.
 constexpr Millis kExitGrace{1000};
+
+// --user/--group: the identity it runs as, and a control socket that user can reach in
+// place of the daemon's own (in a 0700 directory of the daemon's user).
+Status run_as_requested_identity(SpawnSpec& spec, const SupervisorOptions& options) {
+  if (spec.user.empty() && spec.group.empty()) return {};
+  auto identity = resolve_identity(spec.user, spec.group);
+  if (!identity.ok()) return identity.status();
+  if (identity->uid == getuid() && identity->gid == getgid()) return {};
+  if (identity->uid != getuid()) {
+    if (!options.socket_for_user) return Status::error("--user: no socket for other users");
+    auto socket = options.socket_for_user(identity->uid, identity->gid);
+    if (!socket.ok()) return socket.status();
+    std::erase_if(spec.env,
+                  [](const std::string& e) { return e.starts_with("SERVERSWAP_SOCKET="); });
+    spec.env.push_back("SERVERSWAP_SOCKET=" + *socket);
+  }
+  set_login_environment(*identity, spec.env);
+  spec.run_as = *identity;
+  return {};
+}
 
 // Generation plus 64 random bits: one server cannot guess another's id.
 std::string make_id(uint64_t generation) {
@@ -105,31 +129,42 @@ const Server* Supervisor::deploy_in_progress(const SpawnSpec& request) const {
 Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follow_exit) {
   uint64_t generation = next_generation_++;
   std::string id = make_id(generation);
-  SpawnSpec spec = request;
-  // The caller's environment may carry another daemon's values (a deploy run from inside a
-  // server); ours must be the only ones, since getenv returns the first match.
-  std::erase_if(spec.env, [](const std::string& e) {
-    return e.starts_with("SERVERSWAP_SOCKET=") || e.starts_with("SERVERSWAP_ID=") ||
-           e.starts_with("SERVERSWAP_RELAY=");
-  });
-  if (!options_.relay_path.empty()) spec.env.push_back("SERVERSWAP_RELAY=" + options_.relay_path);
-  spec.env.push_back("SERVERSWAP_SOCKET=" + options_.socket_path);
-  spec.env.push_back("SERVERSWAP_ID=" + id);
-  auto process = ServerProcess::spawn(
-      loop_, spec, [this, id](int64_t status, int sig) { exited(id, status, sig); });
-  if (!process.ok()) {
-    log_line("deploy of '" + join(spec.argv, " ") + "' failed: " + process.status().message());
-    sink(protocol::make("deployFailed", {{"reason", process.status().message()}}));
+  auto refuse = [&](const Status& why) -> Server* {
+    log_line("deploy of '" + join(request.argv, " ") + "' failed: " + why.message());
+    sink(protocol::make("deployFailed", {{"reason", why.message()}}));
     return nullptr;
-  }
+  };
+  auto passed = bind_listen_sockets(sockets_, request.listen);
+  if (!passed.ok()) return refuse(passed.status());
+  auto notify = NotifySocket::open(
+      loop_, "serverswap-notify-" + id,
+      [this, id](const NotifyMessage& message) { notified(id, message); },
+      [this, id](const std::string& why) {
+        if (Server* s = find(id)) emit(*s, "notifyRejected", why);
+      });
+  if (!notify.ok()) return refuse(notify.status());
+  std::vector<std::string> daemon_env = {"SERVERSWAP_SOCKET=" + options_.socket_path,
+                                         "SERVERSWAP_ID=" + id,
+                                         "NOTIFY_SOCKET=" + (*notify)->address()};
+  if (!options_.relay_path.empty()) daemon_env.push_back("SERVERSWAP_RELAY=" + options_.relay_path);
+  SpawnSpec spec = spawned_spec(request, daemon_env, *passed, options_.relay_path);
+  if (Status s = run_as_requested_identity(spec, options_); !s.ok()) return refuse(s);
+  std::vector<int> inherited;
+  for (const auto& p : *passed) inherited.push_back(p.daemon_fd);
+  auto process = ServerProcess::spawn(
+      loop_, spec, [this, id](int64_t status, int sig) { exited(id, status, sig); }, inherited);
+  if (!process.ok()) return refuse(process.status());
   auto server = std::make_unique<Server>(loop_);
   server->id = id;
   server->generation = generation;
-  server->argv = spec.argv;
+  server->argv = request.argv;
   server->cwd = spec.cwd;
   server->request = request;
   server->process = std::move(*process);
   server->pid = server->process->pid();
+  server->notify = std::move(*notify);
+  // setsid: its pid is its session's id.
+  server->notify->accept_sender(server->pid, spec.run_as ? spec.run_as->uid : ::getuid());
   Server& s = *server;
   servers_.emplace(id, std::move(server));
   Deploy& tracked = deploys_[id];
@@ -139,10 +174,63 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   tracked.generation = generation;
   s.ready_timer.start(options_.ready_timeout, [this, id] {
     if (Server* late = find(id); late && late->starting())
-      fail(*late, "not up within --ready-timeout " + format_duration(options_.ready_timeout));
+      fail(*late,
+           never_ready_reason(late->state != ServerState::kStarting, !late->request.listen.empty(),
+                              late->notified, format_duration(options_.ready_timeout)));
   });
   emit(s, "spawned", "started generation " + std::to_string(generation) + ": " + join(s.argv, " "));
+  hold_listen_sockets(s, *passed);
   return &s;
+}
+
+// ---- Unmodified programs: --listen sockets, sd_notify, --ready-after ---------------------
+
+// A --listen server holds its sockets from spawn, as if it had asked for each.
+void Supervisor::hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed) {
+  for (size_t i = 0; i < passed.size(); ++i) {
+    std::string name = passed[i].resource.name();
+    server.held[name] = server.request.listen[i].resource;
+    emit(server, "resourceReady",
+         "inherits the listening socket " + passed[i].address + " at fd " +
+             std::to_string(passed[i].child_fd) + " (" + passed[i].fd_name + ")",
+         name);
+  }
+  if (!server.request.ready_after) return;
+  Millis after = *server.request.ready_after;
+  std::string id = server.id;
+  server.ready_after_timer.start(after, [this, id, after] {
+    if (Server* s = find(id); s && s->starting())
+      become_up(*s, "alive for --ready-after " + format_duration(after) +
+                        ", the weaker rule: it did not say it was ready");
+  });
+}
+
+// One sd_notify datagram, from a sender NotifySocket has already checked.
+void Supervisor::notified(const std::string& id, const NotifyMessage& message) {
+  Server* server = find(id);
+  if (!server || !server->alive()) return;
+  server->notified = true;
+  for (const auto& [key, value] : message.fields) {
+    if (key == "READY" && value == "1") {
+      if (server->starting()) become_up(*server, "sent READY=1 on NOTIFY_SOCKET");
+    } else if (key == "STATUS") {
+      emit(*server, "status", "STATUS=" + value);
+    } else if (key == "STOPPING" && value == "1") {
+      server->said_stopping = true;
+      emit(*server, "stopping", "said STOPPING=1");
+    } else if (key == "MAINPID") {
+      char* end = nullptr;
+      long pid = std::strtol(value.c_str(), &end, 10);
+      if (end && *end == '\0' && pid > 0) {
+        server->main_pid = static_cast<pid_t>(pid);
+        emit(*server, "mainpid", "MAINPID=" + value);
+      }
+    }
+  }
+}
+
+int Supervisor::takedown_signal(const Server& server) const {
+  return server.request.takedown_signal.value_or(options_.takedown_signal);
 }
 
 // ---- Messages from servers ---------------------------------------------------------------
@@ -165,11 +253,14 @@ void Supervisor::hello(Connection& connection, const protocol::Message& message)
   server->connection = connection.id();
   server->up_message = body.value("upMessage", false) == true;
   if (server->state == ServerState::kStarting) server->state = ServerState::kConnected;
+  bool inherited_only = server->state == ServerState::kConnected && !server->held.empty();
   connection.send(
       protocol::make("welcome", {{"protocol", protocol::kVersion},
                                  {"id", server->id},
                                  {"version", std::string("serverswap ") + SERVERSWAP_VERSION}}));
   emit(*server, "connected", "connected (pid " + std::to_string(connection.peer_pid()) + ")");
+  // A --listen server with a client library has its sockets already and asks for none.
+  if (inherited_only) become_ready(*server);
 }
 
 void Supervisor::server_message(Connection& connection, const protocol::Message& message) {
@@ -222,18 +313,21 @@ void Supervisor::ready_for(Server& server, Connection& connection, const protoco
   reply["address"] = (*entry)->address;
   connection.send_with_handle(reply, (*entry)->handle);
   emit(server, "resourceReady", "handed the listening socket " + (*entry)->address, name);
-  if (server.starting()) {
-    server.state = ServerState::kReady;
-    if (!server.up_message) {
-      std::string id = server.id;
-      server.settle_timer.start(options_.settle, [this, id] {
-        Server* s = find(id);
-        if (s && s->state == ServerState::kReady && s->connection != 0)
-          become_up(
-              *s, "settled: alive and connected for --settle " + format_duration(options_.settle));
-      });
-    }
-  }
+  if (server.starting()) become_ready(server);
+}
+
+// It holds every resource it asked for (or inherited): up after --settle unless it
+// promised serverUp.
+void Supervisor::become_ready(Server& server) {
+  server.state = ServerState::kReady;
+  if (server.up_message) return;
+  std::string id = server.id;
+  server.settle_timer.start(options_.settle, [this, id] {
+    Server* s = find(id);
+    if (s && s->state == ServerState::kReady && s->connection != 0)
+      become_up(*s,
+                "settled: alive and connected for --settle " + format_duration(options_.settle));
+  });
 }
 
 void Supervisor::on_takedown(Server& server, Connection& connection, const protocol::Message& m) {
@@ -309,7 +403,7 @@ void Supervisor::begin_draining(Server& server) {
   for (const auto& [name, spelled] : server.held)
     if (!server.subscribed.count(name)) all_subscribed = false;
   if (!all_subscribed || server.held.empty())
-    signal(server, options_.takedown_signal, "it did not subscribe to takeDown");
+    signal(server, takedown_signal(server), "it did not subscribe to takeDown");
   kill_after_grace(server);
 }
 
@@ -333,10 +427,10 @@ void Supervisor::fail(Server& server, const std::string& reason, Millis signal_a
   if (!told && signal_after.count() > 0) {
     std::string id = server.id;
     server.exit_grace_timer.start(signal_after, [this, id] {
-      if (Server* s = find(id); s && s->alive()) signal(*s, options_.takedown_signal, "it failed");
+      if (Server* s = find(id); s && s->alive()) signal(*s, takedown_signal(*s), "it failed");
     });
   } else if (!told) {
-    signal(server, options_.takedown_signal, "it failed");
+    signal(server, takedown_signal(server), "it failed");
   }
   kill_after_grace(server);
 }
@@ -357,6 +451,11 @@ void Supervisor::signal(Server& server, int signum, const std::string& why) {
   if (server.signalled) return;
   server.signalled = true;
   server.process->signal_group(signum);
+  // MAINPID= named the process that stands for the server; it may have left the group.
+  // Only within its session, so that a reused pid is never signalled.
+  if (server.main_pid > 0 && ::getsid(server.main_pid) == server.pid &&
+      ::getpgid(server.main_pid) != server.pid)
+    ::kill(server.main_pid, signum);
   emit(server, "signalled", "sent " + signal_name(signum) + " (" + why + ")");
 }
 
@@ -364,6 +463,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   auto it = servers_.find(id);
   if (it == servers_.end()) return;
   Server& server = *it->second;
+  if (server.notify) server.notify->read_pending();  // STOPPING=1 or STATUS= sent just before
   ServerState before = server.state;
   std::string description = describe_exit(status, term_signal);
   if (server.starting()) {
@@ -669,6 +769,24 @@ void Supervisor::kill_all() {
 }
 
 // ---- Lookups -----------------------------------------------------------------------------
+
+std::vector<SpawnSpec> Supervisor::up_requests() const {
+  std::vector<SpawnSpec> requests;
+  for (const auto& [id, s] : servers_)
+    if (s->state == ServerState::kUp && s->taken.empty()) requests.push_back(s->request);
+  return requests;
+}
+
+bool Supervisor::is_server_peer(pid_t pid, uid_t uid) const {
+  pid_t session = getsid(pid);
+  for (const auto& [id, s] : servers_) {
+    if (s->pid != session || !s->alive()) continue;
+    struct stat leader {};
+    std::string proc = "/proc/" + std::to_string(s->pid);
+    return ::stat(proc.c_str(), &leader) == 0 && leader.st_uid == uid;
+  }
+  return false;
+}
 
 Server* Supervisor::find(const std::string& id) {
   auto it = servers_.find(id);

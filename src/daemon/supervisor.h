@@ -17,6 +17,7 @@
 #include "daemon/crash_backoff.h"
 #include "daemon/server.h"
 #include "daemon/socket_set.h"
+#include "daemon/spawn_environment.h"
 #include "protocol/message.h"
 
 namespace serverswap::daemon {
@@ -30,6 +31,8 @@ struct SupervisorOptions {
   // This program, given to servers as SERVERSWAP_RELAY (the Node.js client runs its
   // node-relay subcommand).
   std::string relay_path;
+  // Where a server run as another user (--user) connects: a socket that user can reach.
+  std::function<Result<std::string>(uid_t uid, gid_t gid)> socket_for_user;
   // Crash restarts (an up server exited, taken down by nobody, and no other up server holds
   // its resources): the first after restart_delay, each further one of the same crash loop
   // after twice the last, at most restart_delay_max; a restart that stays up for
@@ -59,12 +62,18 @@ class Supervisor {
 
   protocol::Json status() const;
   // Crash loops: the command, its crashes, restarts, and the pending restart if any.
+  protocol::Json crash_loops() const;
   // Takes every server down gracefully; `done` runs once the last one has exited.
   void stop(std::function<void()> done);
   // SIGKILL to every server's process group (a second Ctrl-C).
   void kill_all();
   bool stopping() const { return static_cast<bool>(stop_done_); }
   size_t server_count() const { return servers_.size(); }
+  // The requests of the servers that are up (not taken down): what a reload deploys again.
+  std::vector<SpawnSpec> up_requests() const;
+  // Whether `pid` runs in the session of a live server running as `uid` (a server started
+  // with --user, connecting to the daemon; each server is a session leader).
+  bool is_server_peer(pid_t pid, uid_t uid) const;
 
  private:
   struct Deploy {
@@ -100,6 +109,11 @@ class Supervisor {
 
   Server* start_server(const SpawnSpec& request, Sink sink, bool follow_exit);
   const Server* deploy_in_progress(const SpawnSpec& request) const;
+  // Unmodified programs (docs/protocol.md, "Inherited sockets and unmodified programs").
+  void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);
+  void notified(const std::string& id, const NotifyMessage& message);
+  int takedown_signal(const Server& server) const;  // its command's, else the daemon's
+
   Server* find(const std::string& id);
   Server* server_of(const Connection& connection);
   Connection* connection_of(const Server& server);
@@ -110,6 +124,7 @@ class Supervisor {
   void on_takedown(Server& server, Connection& connection, const protocol::Message& message);
 
   // Transitions.
+  void become_ready(Server& server);
   void become_up(Server& server, const std::string& how);
   void take_down(Server& victim, const std::set<std::string>& resources, const std::string& why);
   void begin_draining(Server& server);
