@@ -147,10 +147,9 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
     for (const auto& [name, entry] : sockets_->entries())
       resources.push_back({{"name", name}, {"address", entry.address}});
     daemon["resources"] = resources;
-    connection.send(
-        protocol::make("status", {{"daemon", daemon},
-                                  {"servers", supervisor_->status()},
-                                  {"crashLoops", supervisor_->crash_loops()}}));
+    connection.send(protocol::make("status", {{"daemon", daemon},
+                                              {"servers", supervisor_->status()},
+                                              {"crashLoops", supervisor_->crash_loops()}}));
   } else if (message.name == "reload") {
     reload("asked by serverswap reload (pid " + std::to_string(connection.peer_pid()) + ")",
            connection.id());
