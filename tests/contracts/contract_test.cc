@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -67,22 +66,10 @@ struct Probe {
   std::vector<std::string> argv;  // REPORT and resources are appended
 };
 
-// Whether `program` is on PATH: CI installs python3 and node, a developer may lack node.
-bool on_path(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "");
-  for (std::string dir; std::getline(dirs, dir, ':');)
-    if (!dir.empty() && ::access((dir + "/" + program).c_str(), X_OK) == 0) return true;
-  return false;
-}
-
 std::vector<Probe> client_probes() {
-  std::vector<Probe> probes = {{"c++", {CLIENT_PROBE_BIN}}};
-  if (on_path("python3"))
-    probes.push_back({"python", {"/usr/bin/env", "python3", "-S", PYTHON_PROBE}});
-  if (on_path("node"))
-    probes.push_back({"node", {"/usr/bin/env", "node", NODE_PROBE, NODE_CLIENT_DIR}});
-  return probes;
+  return {{"c++", {CLIENT_PROBE_BIN}},
+          {"python", {"/usr/bin/env", "python3", "-S", PYTHON_PROBE}},
+          {"node", {"/usr/bin/env", "node", NODE_PROBE, NODE_CLIENT_DIR}}};
 }
 
 Env client_env() {
