@@ -170,6 +170,7 @@ def plot(runs, tools, modes, out):
     fmax = max([max(coarse(r["report"]["timeline"])[1] or [0]) for _, r in panels] + [4]) * 1.15
     script = [f"set terminal pngcairo size 1100,{190 * len(panels) + 60} font 'sans,9'",
               f"set output '{png}'", "set datafile separator ','",
+              "set termoption noenhanced",  # "start_server" is a name, not a subscript
               f"set multiplot layout {len(panels)},1 title 'requests per 100 ms "
               "(green ok, left axis; red failed, right axis); grey lines: deploy starts'",
               f"set yrange [0:{ymax:.0f}]", f"set y2range [0:{fmax:.0f}]", "set ytics nomirror",
@@ -250,7 +251,11 @@ def write_all(a, started, wall_s, runs, points, errors):
               "runs": [{k: v for k, v in r.items() if k != "report"}
                        | {"report": {k: v for k, v in r["report"].items() if k != "timeline"}}
                        for r in runs]}
-    # Paths relative to the checkout, so that results say nothing about this machine.
+    # Paths relative to the checkout, so that results say nothing about this machine; the
+    # deploy helper's command line (temporary paths, the interpreter's) is left out.
+    for r in result["runs"]:
+        if "deploy" in r["report"]:
+            r["report"]["deploy"].pop("argv", None)
     text = json.dumps(result, indent=1).replace(json.dumps(b.ROOT + os.sep)[1:-1], "")
     with open(os.path.join(a.out, "results.json"), "w") as f:
         f.write(text)

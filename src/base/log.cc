@@ -11,6 +11,23 @@ namespace {
 
 std::atomic<LogFormat> g_format{LogFormat::kText};
 
+// Text lines carry what servers sent (a fail reason, a resource): a newline or terminal
+// escape in it must not forge a log line or drive the terminal. Tabs pass.
+void append_printable(std::string& line, std::string_view text) {
+  static const char kHex[] = "0123456789abcdef";
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte == '\n') {
+      line.append("\\n");
+    } else if ((byte < 0x20 && byte != '\t') || byte == 0x7f) {
+      line.append("\\x").push_back(kHex[byte >> 4]);
+      line.push_back(kHex[byte & 0xf]);
+    } else {
+      line.push_back(c);
+    }
+  }
+}
+
 void write_line(const std::string& line) {
   // One write so that lines from several threads or processes do not interleave.
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
@@ -59,7 +76,7 @@ std::string format_log_line(std::string_view text, const nlohmann::ordered_json&
   }
   std::string line = timestamp_now();
   line.append(" serverswap[").append(std::to_string(getpid())).append("]: ");
-  line.append(text);
+  append_printable(line, text);
   line.push_back('\n');
   return line;
 }

@@ -19,6 +19,13 @@ TEST_F(LogTest, TextLineHasTimePidAndText) {
   EXPECT_EQ(line.find("kind"), std::string::npos);
 }
 
+// A server's fail reason "x\n<time> serverswap[1]: forged" once made a second log line.
+TEST_F(LogTest, TextLineEscapesNewlinesAndControlCharacters) {
+  std::string line = format_log_line("sent fail: x\nforged\r\x1b[31m\ttab\x7f end", nullptr);
+  EXPECT_TRUE(line.ends_with(": sent fail: x\\nforged\\x0d\\x1b[31m\ttab\\x7f end\n")) << line;
+  EXPECT_EQ(line.find('\n'), line.size() - 1);
+}
+
 TEST_F(LogTest, JsonLineCarriesTheFields) {
   set_log_format(LogFormat::kJson);
   std::string line = format_log_line("is up", {{"kind", "up"}, {"deploy", "d3"}, {"msg", "no"}});

@@ -27,7 +27,14 @@ std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& opt
   }
   std::error_code ec;
   std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
-  return daemon::SupervisorOptions{*socket, *ready, *takedown, *settle, *signum, self};
+  daemon::SupervisorOptions settings;
+  settings.socket_path = *socket;
+  settings.ready_timeout = *ready;
+  settings.takedown_timeout = *takedown;
+  settings.settle = *settle;
+  settings.takedown_signal = *signum;
+  settings.relay_path = self;
+  return settings;
 }
 
 int run_daemon(const daemon::SupervisorOptions& options, daemon::InstanceLock lock,
@@ -53,7 +60,14 @@ int daemon_command(const GlobalOptions& options) {
     say("a daemon already runs on " + settings->socket_path);
     return kFailed;
   }
-  return run_daemon(*settings, std::move(*lock), std::nullopt);
+  daemon::Daemon d(*settings, std::move(*lock));
+  d.use_service_manager();
+  d.run_servers_as(options.user, options.group);
+  if (Status s = d.start(); !s.ok()) {
+    say(s.message());
+    return kSystemError;
+  }
+  return d.run();
 }
 
 }  // namespace serverswap::cli

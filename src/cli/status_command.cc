@@ -1,6 +1,7 @@
 // `serverswap status [--json]` and `serverswap stop`.
 #include <cstdio>
 
+#include "base/duration.h"
 #include "base/join.h"
 #include "cli/commands.h"
 #include "cli/control_client.h"
@@ -42,23 +43,40 @@ std::string format_uptime(long long ms) {
   return buf;
 }
 
+// "crash loop: ./srv crashed 5 times in 12s, restarted 4 times; next restart in 3.2s"
+void print_crash_loops(const Json& loops) {
+  for (const auto& loop : loops) {
+    std::string command = join(loop["argv"].get<std::vector<std::string>>(), " ");
+    std::string line = "crash loop: " + command + " crashed " +
+                       std::to_string(loop.value("crashes", 0)) + " times in " +
+                       format_uptime(loop.value("since_ms", 0LL)) + ", restarted " +
+                       std::to_string(loop.value("restarts", 0)) + " times";
+    if (loop.contains("next_restart_ms"))
+      line +=
+          "; next restart in " + format_duration(Millis(loop["next_restart_ms"].get<long long>()));
+    std::printf("%s\n", line.c_str());
+  }
+}
+
 void print_table(const Json& status) {
   const Json& d = status["daemon"];
   std::printf("daemon pid %s, %s, socket %s\n", d["pid"].dump().c_str(),
               d.value("stopping", false) ? "stopping" : "running", d.value("socket", "").c_str());
-  std::printf("%-8s %-4s %-10s %-8s %-28s %s\n", "PID", "GEN", "STATE", "UPTIME", "RESOURCES",
-              "COMMAND");
+  std::printf("%-8s %-4s %-10s %-8s %-8s %-28s %s\n", "PID", "GEN", "STATE", "UPTIME", "RESTARTS",
+              "RESOURCES", "COMMAND");
   for (const auto& s : status["servers"]) {
     std::vector<std::string> addresses;
     for (const auto& r : s["resources"])
       addresses.push_back(r.value("address", r.value("name", "")));
     std::string resources = join(addresses, ",");
     std::string command = join(s["argv"].get<std::vector<std::string>>(), " ");
-    std::printf("%-8s %-4s %-10s %-8s %-28s %s\n", s["pid"].dump().c_str(),
+    std::printf("%-8s %-4s %-10s %-8s %-8s %-28s %s\n", s["pid"].dump().c_str(),
                 s["generation"].dump().c_str(), s.value("state", "").c_str(),
                 format_uptime(s.value("uptime_ms", 0LL)).c_str(),
+                std::to_string(s.value("restarts", 0)).c_str(),
                 resources.empty() ? "-" : resources.c_str(), command.c_str());
   }
+  print_crash_loops(status.value("crashLoops", Json::array()));
 }
 
 }  // namespace

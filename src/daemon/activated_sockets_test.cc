@@ -28,9 +28,9 @@ TEST(ActivatedSockets, NamesTheResourceASocketAnswersFor) {
   EXPECT_NE(v4, "127.0.0.1:0");
   std::string any = round_trip(":0");
   EXPECT_TRUE(any.starts_with(":")) << any;
-  EXPECT_EQ(round_trip("unix:/tmp/serverswap-activated-test.sock"),
-            "unix:/tmp/serverswap-activated-test.sock");
-  unlink("/tmp/serverswap-activated-test.sock");
+  std::string path = "/tmp/serverswap-activated-test-" + std::to_string(getpid()) + ".sock";
+  EXPECT_EQ(round_trip("unix:" + path), "unix:" + path);
+  unlink(path.c_str());
 }
 
 TEST(ActivatedSockets, TheIpv4WildcardIsEveryInterface) {

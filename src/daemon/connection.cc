@@ -56,7 +56,7 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
     auto line = framer_.next_line();
     if (!line) break;
     if (line->empty()) continue;
-    handlers_.on_line(*this, *line);
+    if (admit_message()) handlers_.on_line(*this, *line);
   }
   if (framer_.overflowed() && !closing_) {
     send(protocol::error_reply("line longer than " + std::to_string(protocol::kMaxLine) +
@@ -65,17 +65,49 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
   }
 }
 
+// The message rate limit, one token per message. The first message dropped in a row gets
+// an error reply saying the limit; a whole burst dropped in a row closes the connection.
+bool Connection::admit_message() {
+  if (message_rate_.take(uv_now(pipe_.loop))) {
+    dropped_in_a_row_ = 0;
+    return true;
+  }
+  std::string limit = std::to_string(static_cast<int>(kMessagesPerSecond)) +
+                      " messages per second (bursts of " + std::to_string(kMessageBurst) + ")";
+  if (++dropped_in_a_row_ == 1) {
+    send(protocol::error_reply("rate limit: more than " + limit +
+                               " on this connection; message dropped"));
+  } else if (dropped_in_a_row_ >= kMessageBurst) {
+    log_line("closing the control connection of " + peer() + ": over the rate limit of " + limit);
+    send(protocol::error_reply("rate limit: still more than " + limit +
+                               " on this connection; closing the connection"));
+    close();
+  }
+  return false;
+}
+
 // The daemon asks no peer for descriptors (protocol v1): whatever arrives is closed at once
-// so that a misbehaving server cannot make the daemon hold its files open.
+// so that a misbehaving server cannot make the daemon hold its files open. (libuv has
+// already received them; the kernel discards any beyond the room libuv gives, MSG_CTRUNC.)
 void Connection::drop_unasked_fds() {
+  int dropped = 0;
   while (uv_pipe_pending_count(&pipe_) > 0) {
     auto* sink = new uv_pipe_t;
     uv_pipe_init(pipe_.loop, sink, 0);
-    uv_accept(stream(), reinterpret_cast<uv_stream_t*>(sink));
+    uv_accept(stream(), reinterpret_cast<uv_stream_t*>(sink));  // closes the fd if it fails
     uv_close(reinterpret_cast<uv_handle_t*>(sink),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
-    log_line("closed a file descriptor sent unasked by pid " + std::to_string(pid_));
+    ++dropped;
   }
+  if (dropped == 0) return;
+  std::string what = std::to_string(dropped) + " file descriptor(s) sent unasked";
+  log_line("closed " + what + " by " + peer());
+  if (admit_message())
+    send(protocol::error_reply("closed " + what + ": the daemon accepts none (protocol v1)"));
+}
+
+std::string Connection::peer() const {
+  return "pid " + std::to_string(pid_) + " (uid " + std::to_string(uid_) + ")";
 }
 
 void Connection::write(const protocol::Json& message, uv_stream_t* handle) {
@@ -89,12 +121,28 @@ void Connection::write(const protocol::Json& message, uv_stream_t* handle) {
     delete request;
     log_line("write to pid " + std::to_string(pid_) + ": " + uv_strerror(rc));
     close();
+  } else if (uv_stream_get_write_queue_size(stream()) > kMaxUnreadBytes) {
+    abort("it left more than " + std::to_string(kMaxUnreadBytes >> 20) + " MiB of replies unread");
   }
 }
 
 void Connection::closed_cb(uv_handle_t* handle) {
   auto* self = static_cast<Connection*>(handle->data);
+  if (self->aborted_ && self->handlers_.on_disconnect) self->handlers_.on_disconnect(*self);
   if (self->handlers_.on_closed) self->handlers_.on_closed(*self);
+}
+
+// Called from inside writes, which the supervisor makes in the middle of its own work:
+// on_disconnect waits for the close callback rather than re-entering it here.
+void Connection::abort(const std::string& why) {
+  if (aborted_) return;
+  log_line("dropping the control connection of " + peer() + ": " + why);
+  bool was_closing = closing_;
+  closing_ = true;
+  aborted_ = !was_closing;
+  uv_read_stop(stream());
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&pipe_)))
+    uv_close(reinterpret_cast<uv_handle_t*>(&pipe_), &Connection::closed_cb);
 }
 
 void Connection::close() {
@@ -105,7 +153,9 @@ void Connection::close() {
   // Shut down after queued writes (an error reply) are flushed, then close.
   auto* shutdown = new uv_shutdown_t;
   int rc = uv_shutdown(shutdown, stream(), [](uv_shutdown_t* req, int) {
-    uv_close(reinterpret_cast<uv_handle_t*>(req->handle), &Connection::closed_cb);
+    // After abort() the handle is closing already (the shutdown is then cancelled).
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(req->handle)))
+      uv_close(reinterpret_cast<uv_handle_t*>(req->handle), &Connection::closed_cb);
     delete req;
   });
   if (rc != 0) {

@@ -13,10 +13,19 @@
 #include <functional>
 #include <string>
 
+#include "daemon/token_bucket.h"
 #include "protocol/line_framer.h"
 #include "protocol/message.h"
 
 namespace serverswap::daemon {
+
+// Per-connection limits (docs/protocol.md, "Limits"). A message over the rate is dropped
+// with an error reply; a peer still sending a whole burst's worth over it is disconnected.
+inline constexpr double kMessagesPerSecond = 100;
+inline constexpr int kMessageBurst = 200;
+// Replies queued for a peer that does not read them: past this it is disconnected at once,
+// so that it cannot make the daemon hold unbounded memory.
+inline constexpr size_t kMaxUnreadBytes = 8u << 20;
 
 class Connection {
  public:
@@ -41,6 +50,8 @@ class Connection {
   }
   // Flushes what was sent, then closes. Idempotent.
   void close();
+  // Closes now, dropping what was not sent yet (a peer that does not read). Idempotent.
+  void abort(const std::string& why);
 
   uint64_t id() const { return id_; }
   pid_t peer_pid() const { return pid_; }
@@ -55,7 +66,9 @@ class Connection {
  private:
   void write(const protocol::Json& message, uv_stream_t* handle);
   void on_read(ssize_t nread, const uv_buf_t* buf);
+  bool admit_message();
   void drop_unasked_fds();
+  std::string peer() const;
   static void closed_cb(uv_handle_t* handle);
 
   uv_pipe_t pipe_;
@@ -66,6 +79,9 @@ class Connection {
   pid_t pid_ = 0;
   uid_t uid_ = static_cast<uid_t>(-1);
   bool closing_ = false;
+  bool aborted_ = false;  // on_disconnect is then called from the close callback
+  TokenBucket message_rate_{kMessagesPerSecond, kMessageBurst};
+  int dropped_in_a_row_ = 0;
 };
 
 }  // namespace serverswap::daemon

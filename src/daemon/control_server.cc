@@ -3,6 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+
 #include "base/log.h"
 
 namespace serverswap::daemon {
@@ -16,41 +19,82 @@ ControlServer::~ControlServer() {
   for (auto& [id, connection] : connections_) connection.release();
 }
 
-Status ControlServer::listen(const std::string& path) {
-  listener_ = new uv_pipe_t;
-  uv_pipe_init(loop_, listener_, 0);
-  listener_->data = this;
+Result<uv_pipe_t*> ControlServer::bind_listener(const std::string& path) {
+  auto* pipe = new uv_pipe_t;
+  uv_pipe_init(loop_, pipe, 0);
+  pipe->data = this;
   // The socket file is created 0600: only the owner may connect (SO_PEERCRED checks again).
   mode_t old_mask = umask(0177);
-  int rc = uv_pipe_bind(listener_, path.c_str());
+  int rc = uv_pipe_bind(pipe, path.c_str());
   umask(old_mask);
   if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 128, [](uv_stream_t* s, int status) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(pipe), 128, [](uv_stream_t* s, int status) {
       auto* self = static_cast<ControlServer*>(s->data);
-      if (status == 0) self->on_connection();
+      if (status == 0) self->on_connection(s);
     });
   }
   if (rc != 0) {
-    stop_listening();
+    uv_close(reinterpret_cast<uv_handle_t*>(pipe),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
     return Status::error("control socket " + path + ": " + uv_strerror(rc));
   }
+  return pipe;
+}
+
+Status ControlServer::listen(const std::string& path) {
+  auto pipe = bind_listener(path);
+  if (!pipe.ok()) return pipe.status();
+  listener_ = *pipe;
   path_ = path;
   return {};
 }
 
+Result<std::string> ControlServer::listen_for_user(uid_t uid, gid_t gid) {
+  if (auto it = user_listeners_.find(uid); it != user_listeners_.end()) return it->second.path;
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern = tmp && tmp[0] == '/' ? tmp : "/tmp";
+  pattern.append("/serverswap-uid").append(std::to_string(uid)).append("-XXXXXX");
+  if (!mkdtemp(pattern.data())) return Status::system_error("mkdtemp " + pattern, errno);
+  Listener listener{nullptr, pattern + "/control.sock", pattern};
+  auto pipe = bind_listener(listener.path);
+  // Socket first, then the directory: while it is still root's, no one can plant a
+  // symlink where the socket goes.
+  if (pipe.ok() && (lchown(listener.path.c_str(), uid, gid) != 0 ||
+                    chown(listener.directory.c_str(), uid, gid) != 0)) {
+    pipe = Status::system_error("chown " + listener.path, errno);
+  }
+  if (!pipe.ok()) {
+    ::unlink(listener.path.c_str());
+    ::rmdir(listener.directory.c_str());
+    return pipe.status();
+  }
+  listener.pipe = *pipe;
+  log_line("servers of uid " + std::to_string(uid) + " connect on " + listener.path);
+  return user_listeners_.emplace(uid, listener).first->second.path;
+}
+
 void ControlServer::stop_listening() {
+  auto close_pipe = [](uv_pipe_t* pipe) {
+    uv_close(reinterpret_cast<uv_handle_t*>(pipe),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+  };
+  for (auto& [uid, listener] : user_listeners_) {
+    close_pipe(listener.pipe);
+    ::unlink(listener.path.c_str());
+    ::rmdir(listener.directory.c_str());
+  }
+  user_listeners_.clear();
   if (!listener_) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(listener_),
-           [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+  close_pipe(listener_);
   listener_ = nullptr;
   if (!path_.empty()) ::unlink(path_.c_str());
   path_.clear();
 }
 
-void ControlServer::on_connection() {
+void ControlServer::on_connection(uv_stream_t* listener) {
   uint64_t id = next_id_++;
   auto connection = std::make_unique<Connection>(loop_, id);
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_), connection->stream()) != 0) {
+  if (uv_accept(listener, connection->stream()) != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(connection->stream()),
              [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
     connection.release();
@@ -61,13 +105,26 @@ void ControlServer::on_connection() {
   raw->start({handlers_.on_line, handlers_.on_disconnect,
               [this](Connection& c) { connections_.erase(c.id()); }});
   uid_t uid = raw->peer_uid();
-  if (uid != getuid() && uid != 0) {
+  if (!peer_allowed(*raw)) {
     log_line("refused a control connection from pid " + std::to_string(raw->peer_pid()) +
              " of uid " + std::to_string(uid) + " (only uid " + std::to_string(getuid()) +
              " may connect)");
     raw->send(protocol::error_reply("permission denied: the daemon runs as another user"));
     raw->close();
+  } else if (connections_.size() > kMaxConnections) {
+    // The new one only: servers already connected keep their connections.
+    log_line("refused a control connection from pid " + std::to_string(raw->peer_pid()) +
+             ": already " + std::to_string(kMaxConnections) + " connections");
+    raw->send(protocol::error_reply("too many connections: the daemon serves at most " +
+                                    std::to_string(kMaxConnections) + " at once; try again later"));
+    raw->close();
   }
+}
+
+bool ControlServer::peer_allowed(const Connection& connection) const {
+  uid_t uid = connection.peer_uid();
+  if (uid == getuid() || uid == 0) return true;
+  return handlers_.is_server_peer && handlers_.is_server_peer(connection.peer_pid(), uid);
 }
 
 void ControlServer::close_all() {

@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "daemon/activated_sockets.h"
+#include "daemon/reload.h"
+#include "daemon/spawn_environment.h"
 
 namespace serverswap::daemon {
 
@@ -14,15 +17,21 @@ Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
   uv_loop_init(&loop_);
   sockets_ = std::make_unique<SocketSet>(&loop_);
   control_ = std::make_unique<ControlServer>(
-      &loop_,
-      ControlServer::Handlers{[this](Connection& c, const std::string& line) { on_line(c, line); },
-                              [this](Connection& c) { supervisor_->disconnected(c); }});
+      &loop_, ControlServer::Handlers{
+                  [this](Connection& c, const std::string& line) { on_line(c, line); },
+                  [this](Connection& c) { supervisor_->disconnected(c); },
+                  [this](pid_t pid, uid_t uid) { return supervisor_->is_server_peer(pid, uid); }});
+  // Servers run as another user (--user) reach the daemon through a socket of their own.
+  options_.socket_for_user = [this](uid_t uid, gid_t gid) {
+    return control_->listen_for_user(uid, gid);
+  };
   supervisor_ = std::make_unique<Supervisor>(&loop_, options_, *sockets_,
                                              [this](uint64_t id) { return control_->find(id); });
 }
 
 Daemon::~Daemon() {
   signals_.clear();
+  reaper_.reset();
   supervisor_.reset();
   control_.reset();
   sockets_.reset();
@@ -36,7 +45,12 @@ Status Daemon::start() {
   ::signal(SIGPIPE, SIG_IGN);
   // Holding the instance lock means any socket file there is stale: replace it.
   if (lock_.held()) ::unlink(options_.socket_path.c_str());
+  if (service_manager_) {
+    notify_ = SdNotify::from_environment();
+    if (Status s = adopt_activated_sockets(); !s.ok()) return s;
+  }
   if (Status s = control_->listen(options_.socket_path); !s.ok()) return s;
+  reaper_ = std::make_unique<OrphanReaper>(&loop_);
   for (int signum : {SIGINT, SIGTERM}) {
     signals_.push_back(std::make_unique<SignalWatch>(&loop_, signum, [this, signum] {
       if (stopping_) {
@@ -47,16 +61,29 @@ Status Daemon::start() {
       stop("received " + signal_name(signum));
     }));
   }
-  signals_.push_back(std::make_unique<SignalWatch>(
-      &loop_, SIGHUP, [] { log_line("received SIGHUP: ignored (servers keep running)"); }));
+  signals_.push_back(
+      std::make_unique<SignalWatch>(&loop_, SIGHUP, [this] { reload("received SIGHUP", 0); }));
   log_line(std::string("serverswap ") + SERVERSWAP_VERSION + " daemon listening on " +
            options_.socket_path);
+  if (Status s = notify_.send("READY=1\nSTATUS=listening on " + options_.socket_path); !s.ok())
+    log_line(s.message());
+  return {};
+}
+
+Status Daemon::adopt_activated_sockets() {
+  auto sockets = take_activated_sockets();
+  if (!sockets.ok()) return sockets.status();
+  for (auto& socket : *sockets) {
+    if (Status s = sockets_->adopt(socket.resource, std::move(socket.fd)); !s.ok()) return s;
+  }
   return {};
 }
 
 void Daemon::deploy_first(const SpawnSpec& spec) {
+  SpawnSpec first = spec;
+  remembered_.apply(first);
   supervisor_->deploy(
-      spec,
+      with_default_identity(first),
       [this](const Json& message) {
         if (message.contains("deployFailed") && supervisor_->server_count() == 0) {
           log_line("the first server failed; nothing is serving, so the daemon stops");
@@ -93,6 +120,12 @@ void Daemon::on_line(Connection& connection, const std::string& line) {
     connection.send(protocol::error_reply("the first message must be hello", message->whole));
     connection.close();
   } else if (message->body.is_object() && message->body.value("role", "") == "control") {
+    if (!may_control(connection)) {
+      connection.send(protocol::error_reply(
+          "permission denied: a server of another user may not send control requests"));
+      connection.close();
+      return;
+    }
     connection.role = Connection::Role::kControl;
     connection.send(
         protocol::make("welcome", {{"protocol", protocol::kVersion},
@@ -114,8 +147,12 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
     for (const auto& [name, entry] : sockets_->entries())
       resources.push_back({{"name", name}, {"address", entry.address}});
     daemon["resources"] = resources;
-    connection.send(
-        protocol::make("status", {{"daemon", daemon}, {"servers", supervisor_->status()}}));
+    connection.send(protocol::make("status", {{"daemon", daemon},
+                                              {"servers", supervisor_->status()},
+                                              {"crashLoops", supervisor_->crash_loops()}}));
+  } else if (message.name == "reload") {
+    reload("asked by serverswap reload (pid " + std::to_string(connection.peer_pid()) + ")",
+           connection.id());
   } else if (message.name == "stop") {
     stop_requesters_.push_back(connection.id());
     stop("asked by serverswap stop (pid " + std::to_string(connection.peer_pid()) + ")");
@@ -146,6 +183,12 @@ Result<SpawnSpec> parse_deploy(const Json& body) {
     if (!value.is_string()) return Status::error("env must be an object of strings");
     spec.env.push_back(key + "=" + value.get<std::string>());
   }
+  for (const char* key : {"user", "group"}) {
+    if (!body.contains(key)) continue;
+    if (!body[key].is_string()) return Status::error(std::string(key) + " must be a string");
+    (key[0] == 'u' ? spec.user : spec.group) = body[key].get<std::string>();
+  }
+  if (Status s = parse_command_settings(body, spec); !s.ok()) return s;
   return spec;
 }
 
@@ -157,8 +200,18 @@ void Daemon::deploy_request(Connection& connection, const protocol::Message& mes
     connection.send(protocol::error_reply(spec.status().message(), message.whole));
     return;
   }
+  remembered_.apply(*spec);
   bool follow_exit = message.body.value("follow", "up") == "exit";
-  supervisor_->deploy(*spec, sink_for(connection.id()), follow_exit);
+  supervisor_->deploy(with_default_identity(*spec), sink_for(connection.id()), follow_exit);
+}
+
+// The request keeps the identity it ran with, so a reload or restart runs it the same way.
+SpawnSpec Daemon::with_default_identity(SpawnSpec spec) const {
+  if (spec.user.empty() && spec.group.empty()) {
+    spec.user = default_user_;
+    spec.group = default_group_;
+  }
+  return spec;
 }
 
 Supervisor::Sink Daemon::sink_for(uint64_t connection_id) {
@@ -168,11 +221,48 @@ Supervisor::Sink Daemon::sink_for(uint64_t connection_id) {
   };
 }
 
+// Servers run as another user are let in to speak for themselves, never to deploy (which
+// would run commands as the daemon's user).
+bool Daemon::may_control(const Connection& connection) const {
+  return connection.peer_uid() == getuid() || connection.peer_uid() == 0;
+}
+
+// ---- Reloading ---------------------------------------------------------------------------
+
+void Daemon::reload(const std::string& why, uint64_t requester) {
+  if (stopping_) {
+    if (Connection* c = control_->find(requester))
+      c->send(protocol::error_reply("the daemon is stopping; nothing to reload"));
+    return;
+  }
+  log_line("reloading (" + why + "): redeploying every up server's command");
+  ++reloads_in_flight_;
+  std::string state = "RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec());
+  if (Status s = notify_.send(state); !s.ok()) log_line(s.message());
+  reload_servers(*supervisor_, sink_for(requester),
+                 [this, requester](const Json& outcome) { reloaded(outcome, requester); });
+}
+
+void Daemon::reloaded(const Json& outcome, uint64_t requester) {
+  const Json& body = outcome["reloaded"];
+  size_t failed = 0;
+  for (const auto& d : body["deploys"]) failed += d.value("ok", false) ? 0 : 1;
+  log_line("reload done: " + std::to_string(body["deploys"].size()) + " redeployed, " +
+           std::to_string(failed) + " failed");
+  if (Connection* c = control_->find(requester)) c->send(outcome);
+  // systemd waits for READY=1 after RELOADING=1, whatever the outcome: the old servers of a
+  // failed redeploy are still serving.
+  if (--reloads_in_flight_ == 0 && !stopping_) {
+    if (Status s = notify_.send("READY=1"); !s.ok()) log_line(s.message());
+  }
+}
+
 // ---- Stopping ----------------------------------------------------------------------------
 
 void Daemon::stop(const std::string& why) {
   if (stopping_) return;
   stopping_ = true;
+  if (Status s = notify_.send("STOPPING=1"); !s.ok()) log_line(s.message());
   log_line("stopping (" + why + "): taking every server down");
   supervisor_->stop([this] { finish(); });
 }

@@ -1,6 +1,8 @@
 // Daemon: the event loop with its control socket, listening sockets, supervisor and signal
 // watches. SIGINT/SIGTERM (or a `stop` request) take every server down gracefully and end
-// run(); a second SIGINT/SIGTERM kills what is left at once. Loop thread only.
+// run(); a second SIGINT/SIGTERM kills what is left at once. SIGHUP (or a `reload` request)
+// redeploys every up server's command. Under a service manager it speaks sd_notify and
+// takes the listening sockets of systemd's socket units. Loop thread only.
 #pragma once
 
 #include <uv.h>
@@ -10,7 +12,10 @@
 
 #include "daemon/control_server.h"
 #include "daemon/instance_lock.h"
+#include "daemon/orphan_reaper.h"
+#include "daemon/sd_notify.h"
 #include "daemon/socket_set.h"
+#include "daemon/spawn_environment.h"
 #include "daemon/supervisor.h"
 #include "daemon/uv_handle.h"
 
@@ -23,6 +28,14 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
+  // `serverswap daemon` under systemd or another service manager: start() takes the
+  // sockets passed in LISTEN_FDS and says READY=1 (RELOADING=1, STOPPING=1) to NOTIFY_SOCKET.
+  void use_service_manager() { service_manager_ = true; }
+  // `serverswap daemon --user U --group G`: how servers whose deploy names neither run.
+  void run_servers_as(std::string user, std::string group) {
+    default_user_ = std::move(user);
+    default_group_ = std::move(group);
+  }
   // Binds the control socket and watches signals.
   Status start();
   // The command given on the daemon's own command line (first run): if it fails before any
@@ -35,6 +48,11 @@ class Daemon {
   void on_line(Connection& connection, const std::string& line);
   void control_request(Connection& connection, const protocol::Message& message);
   void deploy_request(Connection& connection, const protocol::Message& message);
+  void reload(const std::string& why, uint64_t requester);
+  void reloaded(const protocol::Json& outcome, uint64_t requester);
+  Status adopt_activated_sockets();
+  bool may_control(const Connection& connection) const;
+  SpawnSpec with_default_identity(SpawnSpec spec) const;
   void stop(const std::string& why);
   void finish();
   Supervisor::Sink sink_for(uint64_t connection_id);
@@ -47,8 +65,14 @@ class Daemon {
   std::unique_ptr<Supervisor> supervisor_;
   std::vector<std::unique_ptr<SignalWatch>> signals_;
   std::vector<uint64_t> stop_requesters_;
+  std::unique_ptr<OrphanReaper> reaper_;
+  SdNotify notify_;
+  bool service_manager_ = false;
+  std::string default_user_, default_group_;
+  int reloads_in_flight_ = 0;
   int exit_code_ = 0;
   bool stopping_ = false;
+  RememberedSettings remembered_;  // --listen, --ready-after, --takedown-signal by command
 };
 
 }  // namespace serverswap::daemon

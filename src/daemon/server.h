@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/notify_socket.h"
 #include "daemon/server_process.h"
 #include "daemon/uv_handle.h"
 
@@ -29,7 +30,11 @@ const char* state_name(ServerState state);
 
 struct Server {
   explicit Server(uv_loop_t* loop)
-      : ready_timer(loop), settle_timer(loop), kill_timer(loop), exit_grace_timer(loop) {}
+      : ready_timer(loop),
+        settle_timer(loop),
+        kill_timer(loop),
+        exit_grace_timer(loop),
+        ready_after_timer(loop) {}
 
   std::string id;  // SERVERSWAP_ID
   uint64_t generation = 0;
@@ -52,11 +57,20 @@ struct Server {
   bool signalled = false;
   std::string failure;  // why it failed, when it did
   bool disconnected_before_up = false;
+  int restarts = 0;  // > 0: started by the daemon after this command crashed (the nth restart)
 
   Timer ready_timer;       // --ready-timeout from spawn
   Timer settle_timer;      // --settle after its last resource, for servers that never say up
   Timer kill_timer;        // --takedown-timeout from draining or failure to SIGKILL
   Timer exit_grace_timer;  // a moment to exit alone after closing its connection early
+
+  // Programs without a client library (docs/protocol.md, "Inherited sockets and unmodified
+  // programs"): --listen sockets are in `held` from spawn; readiness by sd_notify or time.
+  std::unique_ptr<NotifySocket> notify;  // its NOTIFY_SOCKET
+  bool notified = false;                 // sent at least one notification
+  bool said_stopping = false;            // STOPPING=1
+  pid_t main_pid = 0;                    // MAINPID=: signalled too when outside its group
+  Timer ready_after_timer;               // --ready-after: alive this long = up (weaker)
 
   bool alive() const { return state != ServerState::kGone; }
   bool starting() const {

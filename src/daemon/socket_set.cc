@@ -62,6 +62,17 @@ Result<const SocketSet::Entry*> SocketSet::get_or_bind(const protocol::Resource&
   return &entries_.emplace(name, std::move(entry)).first->second;
 }
 
+Status SocketSet::adopt(const std::string& name, UniqueFd fd) {
+  if (entries_.count(name)) return Status::error("two sockets for " + name);
+  std::string address = handover::bound_address(fd.get());
+  auto stream = wrap(loop_, fd.get(), name.starts_with("unix:"));
+  if (!stream.ok()) return stream.status().wrap(name);
+  fd.release();  // the libuv handle owns it now
+  log_line("adopted " + name + " (" + address + ") from the service manager");
+  entries_.emplace(name, Entry{address, "", *stream});
+  return {};
+}
+
 const SocketSet::Entry* SocketSet::find(const std::string& name) const {
   auto it = entries_.find(name);
   return it == entries_.end() ? nullptr : &it->second;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "base/unique_fd.h"
 #include "protocol/resource.h"
 
 namespace serverswap::daemon {
@@ -27,6 +28,9 @@ class SocketSet {
   SocketSet& operator=(const SocketSet&) = delete;
 
   Result<const Entry*> get_or_bind(const protocol::Resource& resource);
+  // Takes a socket bound by someone else (systemd's socket units) for resource `name`,
+  // which get_or_bind then returns. Its Unix socket file, if any, is left for its owner.
+  Status adopt(const std::string& name, UniqueFd fd);
   const Entry* find(const std::string& name) const;
   const std::map<std::string, Entry>& entries() const { return entries_; }
 

@@ -1,11 +1,15 @@
 #include "daemon/supervisor.h"
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <random>
 
 #include "base/join.h"
 #include "base/log.h"
+#include "daemon/spawn_environment.h"
 
 namespace serverswap::daemon {
 
@@ -37,6 +41,26 @@ namespace {
 // itself before it is signalled.
 constexpr Millis kExitGrace{1000};
 
+// --user/--group: the identity it runs as, and a control socket that user can reach in
+// place of the daemon's own (in a 0700 directory of the daemon's user).
+Status run_as_requested_identity(SpawnSpec& spec, const SupervisorOptions& options) {
+  if (spec.user.empty() && spec.group.empty()) return {};
+  auto identity = resolve_identity(spec.user, spec.group);
+  if (!identity.ok()) return identity.status();
+  if (identity->uid == getuid() && identity->gid == getgid()) return {};
+  if (identity->uid != getuid()) {
+    if (!options.socket_for_user) return Status::error("--user: no socket for other users");
+    auto socket = options.socket_for_user(identity->uid, identity->gid);
+    if (!socket.ok()) return socket.status();
+    std::erase_if(spec.env,
+                  [](const std::string& e) { return e.starts_with("SERVERSWAP_SOCKET="); });
+    spec.env.push_back("SERVERSWAP_SOCKET=" + *socket);
+  }
+  set_login_environment(*identity, spec.env);
+  spec.run_as = *identity;
+  return {};
+}
+
 // Generation plus 64 random bits: one server cannot guess another's id.
 std::string make_id(uint64_t generation) {
   static std::mt19937_64 random{std::random_device{}()};
@@ -44,6 +68,12 @@ std::string make_id(uint64_t generation) {
   std::snprintf(buf, sizeof buf, "%llu.%016llx", static_cast<unsigned long long>(generation),
                 static_cast<unsigned long long>(random()));
   return buf;
+}
+
+// Deploys of the same command are recognised by argv and working directory (not the
+// environment, which differs between shells).
+std::string command_key(const SpawnSpec& request) {
+  return join(request.argv, std::string_view("\0", 1)) + std::string(2, '\0') + request.cwd;
 }
 
 std::string describe_exit(int64_t status, int term_signal) {
@@ -74,43 +104,133 @@ void Supervisor::deploy(const SpawnSpec& request, Sink sink, bool follow_exit) {
     sink(protocol::make("deployFailed", {{"reason", "the daemon is stopping"}}));
     return;
   }
-  uint64_t generation = next_generation_++;
-  std::string id = make_id(generation);
-  SpawnSpec spec = request;
-  // The caller's environment may carry another daemon's values (a deploy run from inside a
-  // server); ours must be the only ones, since getenv returns the first match.
-  std::erase_if(spec.env, [](const std::string& e) {
-    return e.starts_with("SERVERSWAP_SOCKET=") || e.starts_with("SERVERSWAP_ID=") ||
-           e.starts_with("SERVERSWAP_RELAY=");
-  });
-  if (!options_.relay_path.empty()) spec.env.push_back("SERVERSWAP_RELAY=" + options_.relay_path);
-  spec.env.push_back("SERVERSWAP_SOCKET=" + options_.socket_path);
-  spec.env.push_back("SERVERSWAP_ID=" + id);
-  auto process = ServerProcess::spawn(
-      loop_, spec, [this, id](int64_t status, int sig) { exited(id, status, sig); });
-  if (!process.ok()) {
-    log_line("deploy of '" + join(spec.argv, " ") + "' failed: " + process.status().message());
-    sink(protocol::make("deployFailed", {{"reason", process.status().message()}}));
+  // First wins: a deploy of a command that is already starting is refused, so that ten
+  // deploys at once make one swap, not ten servers that supersede each other.
+  if (const Server* running = deploy_in_progress(request)) {
+    std::string reason = "another deploy of this command is in progress (generation " +
+                         std::to_string(running->generation) + ", pid " +
+                         std::to_string(running->pid) + ")";
+    log_line("deploy of '" + join(request.argv, " ") + "' refused: " + reason);
+    sink(protocol::make("deployFailed", {{"reason", reason}}));
     return;
   }
+  start_server(request, std::move(sink), follow_exit);
+}
+
+// A server of the same command, started by a deploy (not by a crash restart, which a
+// deploy may overtake), that is not up yet.
+const Server* Supervisor::deploy_in_progress(const SpawnSpec& request) const {
+  std::string key = command_key(request);
+  for (const auto& [id, s] : servers_)
+    if (s->starting() && s->restarts == 0 && command_key(s->request) == key) return s.get();
+  return nullptr;
+}
+
+Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follow_exit) {
+  uint64_t generation = next_generation_++;
+  std::string id = make_id(generation);
+  auto refuse = [&](const Status& why) -> Server* {
+    log_line("deploy of '" + join(request.argv, " ") + "' failed: " + why.message());
+    sink(protocol::make("deployFailed", {{"reason", why.message()}}));
+    return nullptr;
+  };
+  auto passed = bind_listen_sockets(sockets_, request.listen);
+  if (!passed.ok()) return refuse(passed.status());
+  auto notify = NotifySocket::open(
+      loop_, "serverswap-notify-" + id,
+      [this, id](const NotifyMessage& message) { notified(id, message); },
+      [this, id](const std::string& why) {
+        if (Server* s = find(id)) emit(*s, "notifyRejected", why);
+      });
+  if (!notify.ok()) return refuse(notify.status());
+  std::vector<std::string> daemon_env = {"SERVERSWAP_SOCKET=" + options_.socket_path,
+                                         "SERVERSWAP_ID=" + id,
+                                         "NOTIFY_SOCKET=" + (*notify)->address()};
+  if (!options_.relay_path.empty()) daemon_env.push_back("SERVERSWAP_RELAY=" + options_.relay_path);
+  SpawnSpec spec = spawned_spec(request, daemon_env, *passed, options_.relay_path);
+  if (Status s = run_as_requested_identity(spec, options_); !s.ok()) return refuse(s);
+  std::vector<int> inherited;
+  for (const auto& p : *passed) inherited.push_back(p.daemon_fd);
+  auto process = ServerProcess::spawn(
+      loop_, spec, [this, id](int64_t status, int sig) { exited(id, status, sig); }, inherited);
+  if (!process.ok()) return refuse(process.status());
   auto server = std::make_unique<Server>(loop_);
   server->id = id;
   server->generation = generation;
-  server->argv = spec.argv;
+  server->argv = request.argv;
   server->cwd = spec.cwd;
   server->request = request;
   server->process = std::move(*process);
   server->pid = server->process->pid();
+  server->notify = std::move(*notify);
+  // setsid: its pid is its session's id.
+  server->notify->accept_sender(server->pid, spec.run_as ? spec.run_as->uid : ::getuid());
   Server& s = *server;
   servers_.emplace(id, std::move(server));
   Deploy& tracked = deploys_[id];
   tracked.sink = std::move(sink);
   tracked.follow_exit = follow_exit;
+  tracked.pid = s.pid;
+  tracked.generation = generation;
   s.ready_timer.start(options_.ready_timeout, [this, id] {
     if (Server* late = find(id); late && late->starting())
-      fail(*late, "not up within --ready-timeout " + format_duration(options_.ready_timeout));
+      fail(*late,
+           never_ready_reason(late->state != ServerState::kStarting, !late->request.listen.empty(),
+                              late->notified, format_duration(options_.ready_timeout)));
   });
   emit(s, "spawned", "started generation " + std::to_string(generation) + ": " + join(s.argv, " "));
+  hold_listen_sockets(s, *passed);
+  return &s;
+}
+
+// ---- Unmodified programs: --listen sockets, sd_notify, --ready-after ---------------------
+
+// A --listen server holds its sockets from spawn, as if it had asked for each.
+void Supervisor::hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed) {
+  for (size_t i = 0; i < passed.size(); ++i) {
+    std::string name = passed[i].resource.name();
+    server.held[name] = server.request.listen[i].resource;
+    emit(server, "resourceReady",
+         "inherits the listening socket " + passed[i].address + " at fd " +
+             std::to_string(passed[i].child_fd) + " (" + passed[i].fd_name + ")",
+         name);
+  }
+  if (!server.request.ready_after) return;
+  Millis after = *server.request.ready_after;
+  std::string id = server.id;
+  server.ready_after_timer.start(after, [this, id, after] {
+    if (Server* s = find(id); s && s->starting())
+      become_up(*s, "alive for --ready-after " + format_duration(after) +
+                        ", the weaker rule: it did not say it was ready");
+  });
+}
+
+// One sd_notify datagram, from a sender NotifySocket has already checked.
+void Supervisor::notified(const std::string& id, const NotifyMessage& message) {
+  Server* server = find(id);
+  if (!server || !server->alive()) return;
+  server->notified = true;
+  for (const auto& [key, value] : message.fields) {
+    if (key == "READY" && value == "1") {
+      if (server->starting()) become_up(*server, "sent READY=1 on NOTIFY_SOCKET");
+    } else if (key == "STATUS") {
+      emit(*server, "status", "STATUS=" + value);
+    } else if (key == "STOPPING" && value == "1") {
+      server->said_stopping = true;
+      emit(*server, "stopping", "said STOPPING=1");
+    } else if (key == "MAINPID") {
+      char* end = nullptr;
+      long pid = std::strtol(value.c_str(), &end, 10);
+      if (end && *end == '\0' && pid > 0) {
+        server->main_pid = static_cast<pid_t>(pid);
+        emit(*server, "mainpid", "MAINPID=" + value);
+      }
+    }
+  }
+}
+
+int Supervisor::takedown_signal(const Server& server) const {
+  return server.request.takedown_signal.value_or(options_.takedown_signal);
 }
 
 // ---- Messages from servers ---------------------------------------------------------------
@@ -133,11 +253,14 @@ void Supervisor::hello(Connection& connection, const protocol::Message& message)
   server->connection = connection.id();
   server->up_message = body.value("upMessage", false) == true;
   if (server->state == ServerState::kStarting) server->state = ServerState::kConnected;
+  bool inherited_only = server->state == ServerState::kConnected && !server->held.empty();
   connection.send(
       protocol::make("welcome", {{"protocol", protocol::kVersion},
                                  {"id", server->id},
                                  {"version", std::string("serverswap ") + SERVERSWAP_VERSION}}));
   emit(*server, "connected", "connected (pid " + std::to_string(connection.peer_pid()) + ")");
+  // A --listen server with a client library has its sockets already and asks for none.
+  if (inherited_only) become_ready(*server);
 }
 
 void Supervisor::server_message(Connection& connection, const protocol::Message& message) {
@@ -190,18 +313,21 @@ void Supervisor::ready_for(Server& server, Connection& connection, const protoco
   reply["address"] = (*entry)->address;
   connection.send_with_handle(reply, (*entry)->handle);
   emit(server, "resourceReady", "handed the listening socket " + (*entry)->address, name);
-  if (server.starting()) {
-    server.state = ServerState::kReady;
-    if (!server.up_message) {
-      std::string id = server.id;
-      server.settle_timer.start(options_.settle, [this, id] {
-        Server* s = find(id);
-        if (s && s->state == ServerState::kReady && s->connection != 0)
-          become_up(
-              *s, "settled: alive and connected for --settle " + format_duration(options_.settle));
-      });
-    }
-  }
+  if (server.starting()) become_ready(server);
+}
+
+// It holds every resource it asked for (or inherited): up after --settle unless it
+// promised serverUp.
+void Supervisor::become_ready(Server& server) {
+  server.state = ServerState::kReady;
+  if (server.up_message) return;
+  std::string id = server.id;
+  server.settle_timer.start(options_.settle, [this, id] {
+    Server* s = find(id);
+    if (s && s->state == ServerState::kReady && s->connection != 0)
+      become_up(*s,
+                "settled: alive and connected for --settle " + format_duration(options_.settle));
+  });
 }
 
 void Supervisor::on_takedown(Server& server, Connection& connection, const protocol::Message& m) {
@@ -235,7 +361,9 @@ void Supervisor::become_up(Server& server, const std::string& how) {
   server.ready_timer.stop();
   server.settle_timer.stop();
   emit(server, "up", "is up (" + how + ")");
+  restart_stayed_up(server);
   auto deploy = deploys_.find(server.id);
+  if (deploy != deploys_.end()) deploy->second.up = true;
   for (auto& [id, other] : servers_) {
     if (other.get() == &server || other->generation > server.generation) continue;
     std::set<std::string> shared;
@@ -275,7 +403,7 @@ void Supervisor::begin_draining(Server& server) {
   for (const auto& [name, spelled] : server.held)
     if (!server.subscribed.count(name)) all_subscribed = false;
   if (!all_subscribed || server.held.empty())
-    signal(server, options_.takedown_signal, "it did not subscribe to takeDown");
+    signal(server, takedown_signal(server), "it did not subscribe to takeDown");
   kill_after_grace(server);
 }
 
@@ -299,10 +427,10 @@ void Supervisor::fail(Server& server, const std::string& reason, Millis signal_a
   if (!told && signal_after.count() > 0) {
     std::string id = server.id;
     server.exit_grace_timer.start(signal_after, [this, id] {
-      if (Server* s = find(id); s && s->alive()) signal(*s, options_.takedown_signal, "it failed");
+      if (Server* s = find(id); s && s->alive()) signal(*s, takedown_signal(*s), "it failed");
     });
   } else if (!told) {
-    signal(server, options_.takedown_signal, "it failed");
+    signal(server, takedown_signal(server), "it failed");
   }
   kill_after_grace(server);
 }
@@ -323,6 +451,11 @@ void Supervisor::signal(Server& server, int signum, const std::string& why) {
   if (server.signalled) return;
   server.signalled = true;
   server.process->signal_group(signum);
+  // MAINPID= named the process that stands for the server; it may have left the group.
+  // Only within its session, so that a reused pid is never signalled.
+  if (server.main_pid > 0 && ::getsid(server.main_pid) == server.pid &&
+      ::getpgid(server.main_pid) != server.pid)
+    ::kill(server.main_pid, signum);
   emit(server, "signalled", "sent " + signal_name(signum) + " (" + why + ")");
 }
 
@@ -330,6 +463,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   auto it = servers_.find(id);
   if (it == servers_.end()) return;
   Server& server = *it->second;
+  if (server.notify) server.notify->read_pending();  // STOPPING=1 or STATUS= sent just before
   ServerState before = server.state;
   std::string description = describe_exit(status, term_signal);
   if (server.starting()) {
@@ -349,8 +483,161 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   // process handle from inside that handle's exit callback is safe (uv_close defers).
   std::unique_ptr<Server> gone = std::move(it->second);
   servers_.erase(it);
+  reap_leftovers(*gone);
   report_exit(*gone, description, before == ServerState::kDraining);
-  if (servers_.empty() && stop_done_) stop_done_();
+  after_exit(*gone, before);
+  if (servers_.empty() && stop_done_) {
+    kill_leftovers();
+    stop_done_();
+  }
+}
+
+// The leader has exited; processes it forked may still run in its group (workers, or a
+// child that was meant to be short-lived). Unsupervised, they would serve old code forever
+// on a duplicate of the listening socket: they get the takedown signal, then SIGKILL.
+void Supervisor::reap_leftovers(const Server& server) {
+  pid_t group = server.pid;
+  if (::kill(-group, 0) != 0) return;  // ESRCH: the group is empty
+  log_line("server " + std::to_string(group) + " (gen " + std::to_string(server.generation) +
+           "): processes it started still run in its process group; sending " +
+           signal_name(options_.takedown_signal) + ", SIGKILL after --takedown-timeout " +
+           format_duration(options_.takedown_timeout));
+  ::kill(-group, options_.takedown_signal);
+  auto timer = std::make_unique<Timer>(loop_);
+  timer->start(options_.takedown_timeout, [this, group] {
+    if (::kill(-group, SIGKILL) == 0)
+      log_line("process group " + std::to_string(group) + " outlived --takedown-timeout: SIGKILL");
+    leftover_groups_.erase(group);  // destroys this timer; its handle closes later
+  });
+  leftover_groups_[group] = std::move(timer);
+}
+
+// The daemon is about to exit: nothing may outlive it unsupervised.
+void Supervisor::kill_leftovers() {
+  for (auto& [group, timer] : leftover_groups_) ::kill(-group, SIGKILL);
+  leftover_groups_.clear();
+}
+
+// ---- Crash restarts ----------------------------------------------------------------------
+
+// An up server that exits without being taken down (a crash, or a clean exit nobody asked
+// for), or a restart of a crash loop that failed, may leave its resources unserved.
+void Supervisor::after_exit(const Server& gone, ServerState before) {
+  bool crashed_while_up = before == ServerState::kUp;
+  bool loop_goes_on = !gone.failure.empty() && crash_loops_.count(command_key(gone.request)) > 0;
+  if (crashed_while_up || loop_goes_on) crashed(gone);
+}
+
+// Restarts the command after its backoff unless another up server serves every resource it
+// held. The listening sockets stay open meanwhile: new connections wait in their backlog.
+void Supervisor::crashed(const Server& gone) {
+  if (stopping()) return;
+  std::string key = command_key(gone.request);
+  auto& loop = crash_loops_[key];
+  if (!loop) {
+    loop = std::make_unique<CrashLoop>(loop_, options_);
+    loop->request = gone.request;
+    for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
+  }
+  if (served_elsewhere(loop->resources, gone.id)) {
+    log_line("server " + std::to_string(gone.pid) +
+             " exited; newer servers hold its resources, so it is not restarted");
+    crash_loops_.erase(key);
+    return;
+  }
+  loop->reset_timer.stop();
+  if (loop->restart_pending) return;  // a crash of an overtaking deploy: one restart is enough
+  auto now = std::chrono::steady_clock::now();
+  Millis delay = loop->backoff.crashed(now);
+  emit(gone, "restarting", join(gone.request.argv, " ") + " " + loop->backoff.describe(now, delay));
+  loop->restart_pending = true;
+  loop->next_restart = now + delay;
+  loop->restart_timer.start(delay, [this, key] { restart(key); });
+}
+
+void Supervisor::restart(const std::string& key) {
+  auto it = crash_loops_.find(key);
+  if (it == crash_loops_.end() || stopping()) return;
+  CrashLoop& loop = *it->second;
+  loop.restart_pending = false;
+  if (served_elsewhere(loop.resources, "")) {
+    log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: a newer server is up");
+    crash_loops_.erase(it);
+    return;
+  }
+  if (const Server* deploying = deploy_in_progress(loop.request)) {
+    // Its failure comes back here through after_exit, its success ends the loop.
+    log_line("restart of '" + join(loop.request.argv, " ") +
+             "' left to the deploy in progress (pid " + std::to_string(deploying->pid) + ")");
+    return;
+  }
+  Server* server = start_server(
+      loop.request, [](const Json&) {}, /*follow_exit=*/false);
+  if (!server) {
+    // Not even spawned (the program is gone): back off as for a crash.
+    auto now = std::chrono::steady_clock::now();
+    Millis delay = loop.backoff.crashed(now);
+    log_line("restart of '" + join(loop.request.argv, " ") + "' " +
+             loop.backoff.describe(now, delay));
+    loop.restart_pending = true;
+    loop.next_restart = now + delay;
+    loop.restart_timer.start(delay, [this, key] { restart(key); });
+    return;
+  }
+  server->restarts = ++loop.restarts;
+}
+
+// A server of a crash-looping command is up: once it has stayed up for restart_reset,
+// the loop is over and the next crash starts the backoff afresh.
+void Supervisor::restart_stayed_up(const Server& server) {
+  std::string key = command_key(server.request);
+  auto it = crash_loops_.find(key);
+  if (it == crash_loops_.end()) return;
+  it->second->restart_timer.stop();
+  it->second->restart_pending = false;
+  std::string id = server.id;
+  it->second->reset_timer.start(options_.restart_reset, [this, key, id] {
+    Server* s = find(id);
+    if (!s || s->state != ServerState::kUp) return;
+    emit(*s, "stable",
+         "stayed up for " + format_duration(options_.restart_reset) + ": the crash loop is over");
+    crash_loops_.erase(key);  // destroys this timer; its handle closes later
+  });
+}
+
+// Every one of `resources` is held, not yet handed over, by an up server other than `except`.
+bool Supervisor::served_elsewhere(const std::set<std::string>& resources,
+                                  const std::string& except) const {
+  if (resources.empty()) return false;
+  for (const auto& name : resources) {
+    bool served = false;
+    for (const auto& [id, s] : servers_)
+      if (id != except && s->state == ServerState::kUp && s->held.count(name) &&
+          !s->taken.count(name))
+        served = true;
+    if (!served) return false;
+  }
+  return true;
+}
+
+Json Supervisor::crash_loops() const {
+  Json loops = Json::array();
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& [key, loop] : crash_loops_) {
+    Json entry = {{"argv", loop->request.argv},
+                  {"cwd", loop->request.cwd},
+                  {"crashes", loop->backoff.crashes()},
+                  {"restarts", loop->restarts},
+                  {"since_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   now - loop->backoff.first_crash())
+                                   .count()}};
+    if (loop->restart_pending)
+      entry["next_restart_ms"] = std::max<long long>(
+          0,
+          std::chrono::duration_cast<std::chrono::milliseconds>(loop->next_restart - now).count());
+    loops.push_back(entry);
+  }
+  return loops;
 }
 
 // ---- Reporting ---------------------------------------------------------------------------
@@ -377,30 +664,43 @@ void Supervisor::emit(const Server& server, const std::string& kind, const std::
 // A deploy has succeeded once its server is up and every server it replaced has exited.
 void Supervisor::check_deployed(const std::string& id) {
   auto it = deploys_.find(id);
-  if (it == deploys_.end() || it->second.reported) return;
-  Server* server = find(id);
-  if (!server || server->state != ServerState::kUp) return;
-  if (!it->second.replacing.empty()) return;
-  Json replaced = it->second.replaced;
-  it->second.reported = true;
-  it->second.sink(protocol::make("deployed", {{"id", id},
-                                              {"pid", server->pid},
-                                              {"generation", server->generation},
-                                              {"replaced", replaced}}));
-  if (!it->second.follow_exit) deploys_.erase(it);
+  if (it == deploys_.end()) return;
+  Deploy& deploy = it->second;
+  // Its server may be draining or gone by now: several generations drain at once.
+  if (deploy.reported || !deploy.up || !deploy.replacing.empty()) return;
+  deploy.reported = true;
+  deploy.sink(protocol::make("deployed", {{"id", id},
+                                          {"pid", deploy.pid},
+                                          {"generation", deploy.generation},
+                                          {"replaced", deploy.replaced}}));
+  bool server_gone = !deploy.server_exited.is_null();
+  if (server_gone && deploy.follow_exit) deploy.sink(deploy.server_exited);
+  if (server_gone || !deploy.follow_exit) deploys_.erase(it);
 }
 
 void Supervisor::report_exit(const Server& server, const std::string& description, bool replaced) {
   if (auto it = deploys_.find(server.id); it != deploys_.end()) {
     Deploy& deploy = it->second;
+    Json exited = protocol::make(
+        "serverExited",
+        {{"id", server.id}, {"pid", server.pid}, {"exit", description}, {"replaced", replaced}});
     if (!deploy.reported && !server.failure.empty()) {
       deploy.sink(protocol::make("deployFailed", {{"id", server.id}, {"reason", server.failure}}));
-    } else if (deploy.follow_exit) {
-      deploy.sink(protocol::make(
-          "serverExited",
-          {{"id", server.id}, {"pid", server.pid}, {"exit", description}, {"replaced", replaced}}));
+      deploys_.erase(it);
+    } else if (!deploy.reported && !replaced) {
+      // It came up, then crashed while the servers it replaced were still draining.
+      deploy.sink(protocol::make("deployFailed",
+                                 {{"id", server.id},
+                                  {"reason", "it was up, then " + description +
+                                                 " before the servers it replaced exited"}}));
+      deploys_.erase(it);
+    } else if (!deploy.reported) {
+      // Replaced in turn before its own predecessors exited: `deployed` once they have.
+      deploy.server_exited = exited;
+    } else {
+      if (deploy.follow_exit) deploy.sink(exited);
+      deploys_.erase(it);
     }
-    deploys_.erase(it);
   }
   std::vector<std::string> waiting;
   for (auto& [deploy_id, deploy] : deploys_)
@@ -429,6 +729,7 @@ Json Supervisor::status() const {
          {"argv", s->argv},
          {"cwd", s->cwd},
          {"resources", resources},
+         {"restarts", s->restarts},
          {"uptime_ms",
           std::chrono::duration_cast<std::chrono::milliseconds>(now - s->started).count()}});
   }
@@ -437,7 +738,9 @@ Json Supervisor::status() const {
 
 void Supervisor::stop(std::function<void()> done) {
   stop_done_ = std::move(done);
+  crash_loops_.clear();  // cancels pending restarts
   if (servers_.empty()) {
+    kill_leftovers();
     stop_done_();
     return;
   }
@@ -466,6 +769,24 @@ void Supervisor::kill_all() {
 }
 
 // ---- Lookups -----------------------------------------------------------------------------
+
+std::vector<SpawnSpec> Supervisor::up_requests() const {
+  std::vector<SpawnSpec> requests;
+  for (const auto& [id, s] : servers_)
+    if (s->state == ServerState::kUp && s->taken.empty()) requests.push_back(s->request);
+  return requests;
+}
+
+bool Supervisor::is_server_peer(pid_t pid, uid_t uid) const {
+  pid_t session = getsid(pid);
+  for (const auto& [id, s] : servers_) {
+    if (s->pid != session || !s->alive()) continue;
+    struct stat leader {};
+    std::string proc = "/proc/" + std::to_string(s->pid);
+    return ::stat(proc.c_str(), &leader) == 0 && leader.st_uid == uid;
+  }
+  return false;
+}
 
 Server* Supervisor::find(const std::string& id) {
   auto it = servers_.find(id);

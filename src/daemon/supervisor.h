@@ -14,8 +14,10 @@
 
 #include "base/duration.h"
 #include "daemon/connection.h"
+#include "daemon/crash_backoff.h"
 #include "daemon/server.h"
 #include "daemon/socket_set.h"
+#include "daemon/spawn_environment.h"
 #include "protocol/message.h"
 
 namespace serverswap::daemon {
@@ -29,6 +31,15 @@ struct SupervisorOptions {
   // This program, given to servers as SERVERSWAP_RELAY (the Node.js client runs its
   // node-relay subcommand).
   std::string relay_path;
+  // Where a server run as another user (--user) connects: a socket that user can reach.
+  std::function<Result<std::string>(uid_t uid, gid_t gid)> socket_for_user;
+  // Crash restarts (an up server exited, taken down by nobody, and no other up server holds
+  // its resources): the first after restart_delay, each further one of the same crash loop
+  // after twice the last, at most restart_delay_max; a restart that stays up for
+  // restart_reset ends the loop (the next crash starts again at restart_delay).
+  Millis restart_delay{100};
+  Millis restart_delay_max{30'000};
+  Millis restart_reset{10'000};
 };
 
 class Supervisor {
@@ -50,12 +61,19 @@ class Supervisor {
   void disconnected(Connection& connection);
 
   protocol::Json status() const;
+  // Crash loops: the command, its crashes, restarts, and the pending restart if any.
+  protocol::Json crash_loops() const;
   // Takes every server down gracefully; `done` runs once the last one has exited.
   void stop(std::function<void()> done);
   // SIGKILL to every server's process group (a second Ctrl-C).
   void kill_all();
   bool stopping() const { return static_cast<bool>(stop_done_); }
   size_t server_count() const { return servers_.size(); }
+  // The requests of the servers that are up (not taken down): what a reload deploys again.
+  std::vector<SpawnSpec> up_requests() const;
+  // Whether `pid` runs in the session of a live server running as `uid` (a server started
+  // with --user, connecting to the daemon; each server is a session leader).
+  bool is_server_peer(pid_t pid, uid_t uid) const;
 
  private:
   struct Deploy {
@@ -64,7 +82,37 @@ class Supervisor {
     std::set<std::string> replacing;  // ids of the older servers it takes down, still alive
     protocol::Json replaced = protocol::Json::array();  // pids of those it took down
     bool reported = false;                              // deployed or deployFailed sent
+    bool up = false;  // its server came up (it may be draining or gone since)
+    pid_t pid = 0;
+    uint64_t generation = 0;
+    // Its server was replaced and exited before the servers it replaced had: the
+    // serverExited to send after `deployed`.
+    protocol::Json server_exited;
   };
+
+  // A crash loop of one command (argv and cwd): restarts of the last command that came up
+  // on resources that nothing else serves, spaced by a CrashBackoff.
+  struct CrashLoop {
+    CrashLoop(uv_loop_t* loop, const SupervisorOptions& options)
+        : backoff(options.restart_delay, options.restart_delay_max),
+          restart_timer(loop),
+          reset_timer(loop) {}
+    SpawnSpec request;
+    std::set<std::string> resources;  // canonical names the crashed server held
+    CrashBackoff backoff;
+    int restarts = 0;
+    std::chrono::steady_clock::time_point next_restart;
+    bool restart_pending = false;
+    Timer restart_timer;  // the next restart
+    Timer reset_timer;    // a restart stayed up for restart_reset: the loop is over
+  };
+
+  Server* start_server(const SpawnSpec& request, Sink sink, bool follow_exit);
+  const Server* deploy_in_progress(const SpawnSpec& request) const;
+  // Unmodified programs (docs/protocol.md, "Inherited sockets and unmodified programs").
+  void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);
+  void notified(const std::string& id, const NotifyMessage& message);
+  int takedown_signal(const Server& server) const;  // its command's, else the daemon's
 
   Server* find(const std::string& id);
   Server* server_of(const Connection& connection);
@@ -76,6 +124,7 @@ class Supervisor {
   void on_takedown(Server& server, Connection& connection, const protocol::Message& message);
 
   // Transitions.
+  void become_ready(Server& server);
   void become_up(Server& server, const std::string& how);
   void take_down(Server& victim, const std::set<std::string>& resources, const std::string& why);
   void begin_draining(Server& server);
@@ -83,6 +132,15 @@ class Supervisor {
   void exited(const std::string& id, int64_t status, int term_signal);
   void kill_after_grace(Server& server);
   void signal(Server& server, int signum, const std::string& why);
+  void reap_leftovers(const Server& server);
+  void kill_leftovers();
+
+  // Crash restarts.
+  void after_exit(const Server& gone, ServerState before);
+  void crashed(const Server& gone);
+  void restart(const std::string& key);
+  void restart_stayed_up(const Server& server);
+  bool served_elsewhere(const std::set<std::string>& resources, const std::string& except) const;
 
   // Reporting.
   void emit(const Server& server, const std::string& kind, const std::string& text,
@@ -98,6 +156,10 @@ class Supervisor {
   std::map<std::string, std::unique_ptr<Server>> servers_;
   std::map<std::string, Deploy> deploys_;  // by the id of the server it started
   std::function<void()> stop_done_;
+  std::map<std::string, std::unique_ptr<CrashLoop>> crash_loops_;  // by command_key()
+  // Process groups of servers that exited while processes they forked kept running: sent
+  // the takedown signal, then SIGKILL after --takedown-timeout (or when the daemon stops).
+  std::map<pid_t, std::unique_ptr<Timer>> leftover_groups_;
 };
 
 }  // namespace serverswap::daemon

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -66,10 +67,22 @@ struct Probe {
   std::vector<std::string> argv;  // REPORT and resources are appended
 };
 
+// Whether `program` is on PATH: CI installs python3 and node, a developer may lack node.
+bool on_path(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path != nullptr ? path : "");
+  for (std::string dir; std::getline(dirs, dir, ':');)
+    if (!dir.empty() && ::access((dir + "/" + program).c_str(), X_OK) == 0) return true;
+  return false;
+}
+
 std::vector<Probe> client_probes() {
-  return {{"c++", {CLIENT_PROBE_BIN}},
-          {"python", {"/usr/bin/env", "python3", "-S", PYTHON_PROBE}},
-          {"node", {"/usr/bin/env", "node", NODE_PROBE, NODE_CLIENT_DIR}}};
+  std::vector<Probe> probes = {{"c++", {CLIENT_PROBE_BIN}}};
+  if (on_path("python3"))
+    probes.push_back({"python", {"/usr/bin/env", "python3", "-S", PYTHON_PROBE}});
+  if (on_path("node"))
+    probes.push_back({"node", {"/usr/bin/env", "node", NODE_PROBE, NODE_CLIENT_DIR}});
+  return probes;
 }
 
 Env client_env() {

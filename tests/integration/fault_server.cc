@@ -1,7 +1,13 @@
 // fault_server: a server that misbehaves on purpose, one way per mode, for the fault tests.
 //   fault_server MODE [RESOURCE]
 // Modes: crash-before-ready, hang, no-client, fail-after-resource, crash-after-resource,
-// ignore-takedown, bad-resource, abuse (malformed protocol input, then readyFor and fail).
+// ignore-takedown, bad-resource, abuse (malformed protocol input, then readyFor and fail),
+// fork-children (forks two children that stay in its process group, prints their pids,
+// exits alone on takeDown), close-control (comes up, then closes its control connection),
+// crash-loop MARKER (comes up the first time; exits 5 at once when MARKER exists), hold
+// (answers "held by PID" on each connection, "done by PID" once the client sends a line,
+// and on takeDown exits when its connections are done).
+#include <fcntl.h>
 #include <poll.h>
 #include <serverswap/client.h>
 #include <signal.h>
@@ -12,7 +18,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -59,6 +67,65 @@ int abuse(const std::string& resource) {
   return 0;
 }
 
+// Two children that do nothing until signalled, in our process group (fork keeps it).
+[[noreturn]] void fork_children(serverswap::Client& client, const std::string& resource) {
+  client.on_takedown(resource, [](std::string_view) { std::exit(0); });  // leaves them behind
+  client.ready_for(resource);
+  pid_t children[2];
+  for (pid_t& child : children) {
+    child = fork();
+    if (child == 0) block_forever();
+  }
+  std::printf("fork-children: children %d %d\n", children[0], children[1]);
+  std::fflush(stdout);
+  client.server_up();
+  idle(client);
+}
+
+[[noreturn]] void close_control(serverswap::Client& client, const std::string& resource) {
+  client.ready_for(resource);
+  client.server_up();
+  shutdown(client.control_fd(), SHUT_RDWR);  // the daemon sees the connection end
+  block_forever();                           // SIGTERM (default action) ends it
+}
+
+// A line-based "long request" server: each connection is one request that lasts until the
+// client sends a line.
+int hold(serverswap::Client& client, const std::string& resource) {
+  int listener = -1;
+  bool draining = false;
+  client.on_takedown(resource, [&](std::string_view) {
+    draining = true;
+    close(listener);
+    listener = -1;
+    client.took_down(resource);
+  });
+  listener = client.ready_for(resource);
+  client.server_up();
+  std::string held = "held by " + std::to_string(getpid()) + "\n";
+  std::string done = "done by " + std::to_string(getpid()) + "\n";
+  std::set<int> connections;
+  while (!draining || !connections.empty()) {
+    std::vector<pollfd> fds = {{client.control_fd(), POLLIN, 0}, {listener, POLLIN, 0}};
+    for (int c : connections) fds.push_back({c, POLLIN, 0});
+    if (poll(fds.data(), fds.size(), -1) < 0) continue;
+    if (fds[0].revents) client.dispatch();
+    if (fds[1].revents && listener >= 0) {
+      int c = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c >= 0 && send(c, held.data(), held.size(), MSG_NOSIGNAL) > 0) connections.insert(c);
+    }
+    for (size_t i = 2; i < fds.size(); ++i) {
+      if (!fds[i].revents) continue;
+      char buf[256];
+      if (read(fds[i].fd, buf, sizeof buf) > 0)
+        send(fds[i].fd, done.data(), done.size(), MSG_NOSIGNAL);
+      close(fds[i].fd);
+      connections.erase(fds[i].fd);
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,9 +137,17 @@ int main(int argc, char** argv) {
   std::string resource = argc > 2 ? argv[2] : "127.0.0.1:0";
   if (mode == "no-client") block_forever();
   if (mode == "abuse") return abuse(resource);
+  if (mode == "crash-loop") {
+    if (argc < 4) return 2;
+    if (access(argv[3], F_OK) == 0) return 5;  // every restart dies at once
+    close(open(argv[3], O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+  }
   auto client = serverswap::Client::open();
   if (mode == "crash-before-ready") return 3;
   if (mode == "hang") idle(client);
+  if (mode == "fork-children") fork_children(client, resource);
+  if (mode == "close-control") close_control(client, resource);
+  if (mode == "hold") return hold(client, resource);
   if (mode == "bad-resource") {
     try {
       client.ready_for(resource);
@@ -89,6 +164,10 @@ int main(int argc, char** argv) {
     idle(client);
   }
   if (mode == "crash-after-resource") return 4;
+  if (mode == "crash-loop") {
+    client.server_up();
+    idle(client);
+  }
   if (mode == "ignore-takedown") {
     signal(SIGTERM, SIG_IGN);
     client.server_up();

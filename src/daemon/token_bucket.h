@@ -1,0 +1,35 @@
+// TokenBucket: admits `rate` events per second on average and bursts of up to `burst`;
+// the daemon's per-connection message rate limit (docs/protocol.md, "Limits"). Time comes
+// from the caller (libuv's loop clock), so tests need no clock. Not thread-safe.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+namespace serverswap::daemon {
+
+class TokenBucket {
+ public:
+  TokenBucket(double rate_per_second, double burst)
+      : rate_per_ms_(rate_per_second / 1000), burst_(burst), tokens_(burst) {}
+
+  // Takes one token at `now_ms` (monotonic milliseconds); false when none is left.
+  bool take(uint64_t now_ms) {
+    if (started_ && now_ms > last_ms_)
+      tokens_ = std::min(burst_, tokens_ + static_cast<double>(now_ms - last_ms_) * rate_per_ms_);
+    started_ = true;
+    last_ms_ = std::max(last_ms_, now_ms);
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+  }
+
+ private:
+  double rate_per_ms_;
+  double burst_;
+  double tokens_;
+  uint64_t last_ms_ = 0;
+  bool started_ = false;
+};
+
+}  // namespace serverswap::daemon
