@@ -40,7 +40,7 @@ TEST(FdName, GivenOrDerivedFromTheCanonicalResource) {
   EXPECT_EQ(passed(":8080", "[::]:8080", 3).fd_name, "8080");
   EXPECT_EQ(passed("127.0.0.1:8080", "127.0.0.1:8080", 3).fd_name, "127.0.0.1_8080");
   EXPECT_EQ(passed("localhost:8080", "127.0.0.1:8080", 3).fd_name, "127.0.0.1_8080");
-  EXPECT_EQ(passed("[::1]:8080", "[::1]:8080", 3).fd_name, "__1__8080");
+  EXPECT_EQ(passed("[::1]:8080", "[::1]:8080", 3).fd_name, "1__8080");
   EXPECT_EQ(passed("unix:/run/app.sock", "unix:/run/app.sock", 3).fd_name, "unix__run_app.sock");
   EXPECT_EQ(passed(":8080", "[::]:8080", 3, "web").fd_name, "web");
 }
@@ -56,7 +56,7 @@ TEST(ListenEnvironment, ThreeConventionsAtOnce) {
       "EINHORN_FD_1=4",
       "EINHORN_FD_2=5",
       "EINHORN_FD_3=6",
-      "LISTEN_FDNAMES=web:127.0.0.1_0:__1__9000:unix__run_app.sock",
+      "LISTEN_FDNAMES=web:127.0.0.1_0:1__9000:unix__run_app.sock",
       "SERVER_STARTER_PORT=8080=3;127.0.0.1:41000=4;[::1]:9000=5;/run/app.sock=6"};
   EXPECT_EQ(listen_environment(sockets), expected);
 }
