@@ -75,12 +75,14 @@ int run(int argc, char** argv) {
   CLI::App* status = app.add_subcommand("status", "show the daemon's servers and sockets");
   status->add_flag("--json", json, "machine-readable output");
   CLI::App* stop = app.add_subcommand("stop", "take every server down gracefully; daemon exits");
+  CLI::App* reload =
+      app.add_subcommand("reload", "redeploy every up server's command (also: SIGHUP)");
   CLI::App* daemon = app.add_subcommand("daemon", "run only the daemon, in the foreground");
   verify::VerifyArgs verify_args;
   CLI::App* verify = verify::add_verify_command(app, verify_args);
   CLI::App* relay = app.add_subcommand("node-relay", "bridge for the Node.js client (internal)");
   relay->group("");  // started by the Node.js client, not by people
-  for (CLI::App* sub : {status, stop, daemon}) sub->fallthrough();
+  for (CLI::App* sub : {status, stop, reload, daemon}) sub->fallthrough();
 
   try {
     app.parse(argc, argv);
@@ -88,9 +90,10 @@ int run(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kOk : kUsage;
   }
+  options.takedown_signal_given = app.count("--takedown-signal") > 0;
   if (status->parsed()) return status_command(options, json);
   if (stop->parsed()) return stop_command(options);
-  options.takedown_signal_given = app.count("--takedown-signal") > 0;
+  if (reload->parsed()) return reload_command(options);
   if (daemon->parsed()) return daemon_command(options);
   if (relay->parsed()) return node_relay_command();
   if (verify->parsed()) return verify::verify_main(verify_args);

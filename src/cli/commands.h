@@ -50,6 +50,7 @@ int start_or_deploy(const GlobalOptions& options, std::vector<std::string> comma
 int daemon_command(const GlobalOptions& options);
 int status_command(const GlobalOptions& options, bool json);
 int stop_command(const GlobalOptions& options);
+int reload_command(const GlobalOptions& options);
 int node_relay_command();
 
 // Prints "serverswap: <text>" on stderr.
