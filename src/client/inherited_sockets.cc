@@ -178,15 +178,21 @@ bool listens_on(int fd, std::string_view resource) {
 }
 
 InheritedSockets InheritedSockets::from_environment() {
-  InheritedSet set = read_inherited([](const char* name) { return std::getenv(name); }, ::getpid());
-  // Not for the server's own children (sd_listen_fds does the same); descriptors that are not
-  // open are left alone and simply never match.
-  for (const InheritedSocket& s : set.sockets) {
-    int flags = ::fcntl(s.fd, F_GETFD);
-    if (flags >= 0) ::fcntl(s.fd, F_SETFD, flags | FD_CLOEXEC);
-  }
-  return InheritedSockets(std::move(set));
+  return InheritedSockets(
+      read_inherited([](const char* name) { return std::getenv(name); }, ::getpid()));
 }
+
+namespace {
+
+// A socket we use is not for the server's own children (sd_listen_fds() does the same). Only
+// matched ones: a descriptor a stale variable names may be something else the program owns.
+std::optional<InheritedSocket> adopted(const InheritedSocket& s) {
+  int flags = ::fcntl(s.fd, F_GETFD);
+  if (flags >= 0) ::fcntl(s.fd, F_SETFD, flags | FD_CLOEXEC);
+  return s;
+}
+
+}  // namespace
 
 Result<std::optional<InheritedSocket>> InheritedSockets::find(const std::string& resource) const {
   for (const InheritedSocket& s : set_.sockets) {
@@ -194,10 +200,10 @@ Result<std::optional<InheritedSocket>> InheritedSockets::find(const std::string&
     if (!listening_stream(s.fd))
       return Status::error("inherited fd " + std::to_string(s.fd) + " (LISTEN_FDNAMES " + s.name +
                            ") is not a listening stream socket");
-    return std::optional<InheritedSocket>(s);
+    return adopted(s);
   }
   for (const InheritedSocket& s : set_.sockets) {
-    if (listens_on(s.fd, resource)) return std::optional<InheritedSocket>(s);
+    if (listens_on(s.fd, resource)) return adopted(s);
   }
   return std::optional<InheritedSocket>();
 }

@@ -15,7 +15,7 @@
 //
 // Malformed variables are logged and ignored, never fatal: the program then binds or asks the
 // daemon as it would without them. The descriptors stay open for the life of the process
-// (another client in it may ask again); they are made close-on-exec when read, as
+// (another client in it may ask again); one that matches is made close-on-exec, as
 // sd_listen_fds() does.
 #pragma once
 
@@ -62,15 +62,16 @@ bool listens_on(int fd, std::string_view resource);
 
 class InheritedSockets {
  public:
-  // Reads the process environment and marks the described descriptors close-on-exec.
+  // Reads the process environment (no descriptor is touched).
   static InheritedSockets from_environment();
   explicit InheritedSockets(InheritedSet set) : set_(std::move(set)) {}
 
   bool empty() const { return set_.sockets.empty(); }
   const InheritedSet& set() const { return set_; }
 
-  // The inherited socket for `resource`, or nullopt when none matches. An error when a
-  // LISTEN_FDNAMES name matches a descriptor that is not a listening stream socket.
+  // The inherited socket for `resource` (now close-on-exec), or nullopt when none matches.
+  // An error when a LISTEN_FDNAMES name matches a descriptor that is not a listening stream
+  // socket.
   Result<std::optional<InheritedSocket>> find(const std::string& resource) const;
 
   // "fd 3 [::]:8080 (web), fd 4 unix:/run/a.sock" for messages.

@@ -375,13 +375,13 @@ class Client:
         with self._lock:
             if self._inherited is None:
                 self._inherited = inherited.read(log=_log)
-                inherited.mark_close_on_exec(self._inherited[1])
             try:
                 found = inherited.find(self._inherited[1], resource)
             except ValueError as e:
                 raise ServerswapError("readyFor %s: %s" % (resource, e)) from None
             if found is None:
                 return None
+            inherited.mark_close_on_exec([found])
             # A duplicate: the inherited fd stays open, so asking again works. Non-blocking
             # like every socket from ready_for (a shared flag; systemd and Server::Starter
             # pass blocking ones).

@@ -186,7 +186,8 @@ def find(found, resource):
 
 
 def mark_close_on_exec(found):
-    """Not for the server's own children, as sd_listen_fds() does; closed fds are skipped."""
+    """Not for the server's own children, as sd_listen_fds() does. Only for matched fds: one a
+    stale variable names may be something else the program owns."""
     for s in found:
         try:
             os.set_inheritable(s.fd, False)
