@@ -98,10 +98,9 @@ TEST(ThirdParty, LighttpdThroughSocketActivationTwentySwapsLoseNoRequest) {
                          "index-file.names = (\"index.html\")\n");
   // lighttpd sends no READY=1: --ready-after, the weaker rule. Its graceful stop is SIGINT
   // (SIGTERM stops at once, dropping connections it has accepted).
-  swap_under_load(daemon,
-                  {"--listen", "127.0.0.1:0", "--ready-after", "300ms", "--takedown-signal",
-                   "SIGINT"},
-                  {"/usr/sbin/lighttpd", "-D", "-f", config}, "127.0.0.1:0");
+  swap_under_load(
+      daemon, {"--listen", "127.0.0.1:0", "--ready-after", "300ms", "--takedown-signal", "SIGINT"},
+      {"/usr/sbin/lighttpd", "-D", "-f", config}, "127.0.0.1:0");
 }
 
 }  // namespace
