@@ -49,6 +49,12 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
                  "LISTEN_FDS, SERVER_STARTER_PORT and EINHORN_FD_* (repeatable)");
   app.add_option("--ready-after", o.ready_after,
                  "COMMAND is up once alive this long (for programs that cannot say so)");
+  app.add_option("--metrics", o.metrics,
+                 "serve Prometheus metrics at ADDR/metrics: 127.0.0.1:PORT or unix:PATH "
+                 "(daemon setting)");
+  app.add_option("--log-format", o.log_format, "log lines as text or json (daemon setting)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   app.add_flag("-q,--quiet", o.quiet, "print only the outcome of a deploy");
 }
 
@@ -74,6 +80,11 @@ int run(int argc, char** argv) {
   bool json = false;
   CLI::App* status = app.add_subcommand("status", "show the daemon's servers and sockets");
   status->add_flag("--json", json, "machine-readable output");
+  StatusWatch watch;
+  status->add_flag("-w,--watch", watch.enabled, "refresh until interrupted (Ctrl-C)");
+  status->add_option("--interval", watch.interval, "time between refreshes with --watch")
+      ->capture_default_str();
+  status->add_option("--count", watch.count, "with --watch, stop after this many refreshes");
   CLI::App* stop = app.add_subcommand("stop", "take every server down gracefully; daemon exits");
   CLI::App* reload =
       app.add_subcommand("reload", "redeploy every up server's command (also: SIGHUP)");
@@ -91,7 +102,9 @@ int run(int argc, char** argv) {
     return code == 0 ? kOk : kUsage;
   }
   options.takedown_signal_given = app.count("--takedown-signal") > 0;
-  if (status->parsed()) return status_command(options, json);
+  LogFormat format;
+  if (parse_log_format(options.log_format, &format)) set_log_format(format);
+  if (status->parsed()) return status_command(options, json, watch);
   if (stop->parsed()) return stop_command(options);
   if (reload->parsed()) return reload_command(options);
   if (daemon->parsed()) return daemon_command(options);

@@ -35,6 +35,8 @@ struct GlobalOptions {
   // of every command deployed without one). Names or numbers; the daemon must be root.
   std::string user;
   std::string group;
+  std::string metrics;              // --metrics ADDR (daemon setting)
+  std::string log_format = "text";  // --log-format text|json (daemon setting)
   bool quiet = false;
 };
 
@@ -43,12 +45,18 @@ std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& opt
 
 // Runs the daemon in the foreground until stopped, starting `first` if given.
 int run_daemon(const daemon::SupervisorOptions& options, daemon::InstanceLock lock,
-               const std::optional<daemon::SpawnSpec>& first);
+               const std::optional<daemon::SpawnSpec>& first, const std::string& metrics);
 
 int start_or_deploy(const GlobalOptions& options, std::vector<std::string> command,
                     bool follow_exit);
 int daemon_command(const GlobalOptions& options);
-int status_command(const GlobalOptions& options, bool json);
+// `status --watch`: a fresh table every interval, `count` times (0: until interrupted).
+struct StatusWatch {
+  bool enabled = false;
+  std::string interval = "1s";
+  int count = 0;
+};
+int status_command(const GlobalOptions& options, bool json, const StatusWatch& watch);
 int stop_command(const GlobalOptions& options);
 int reload_command(const GlobalOptions& options);
 int node_relay_command();

@@ -38,8 +38,9 @@ std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& opt
 }
 
 int run_daemon(const daemon::SupervisorOptions& options, daemon::InstanceLock lock,
-               const std::optional<daemon::SpawnSpec>& first) {
+               const std::optional<daemon::SpawnSpec>& first, const std::string& metrics) {
   daemon::Daemon d(options, std::move(lock));
+  d.serve_metrics(metrics);
   if (Status s = d.start(); !s.ok()) {
     say(s.message());
     return kSystemError;
@@ -63,6 +64,7 @@ int daemon_command(const GlobalOptions& options) {
   daemon::Daemon d(*settings, std::move(*lock));
   d.use_service_manager();
   d.run_servers_as(options.user, options.group);
+  d.serve_metrics(options.metrics);
   if (Status s = d.start(); !s.ok()) {
     say(s.message());
     return kSystemError;

@@ -186,7 +186,7 @@ int start_or_deploy(const GlobalOptions& options, std::vector<std::string> comma
     }
     if (lock->held() && !follow_exit) {
       say("no daemon on " + socket + "; running one here (Ctrl-C takes every server down)");
-      return run_daemon(*settings, std::move(*lock), spec);
+      return run_daemon(*settings, std::move(*lock), spec, options.metrics);
     }
     if (lock->held()) {
       lock->fd.reset();  // the background daemon takes it

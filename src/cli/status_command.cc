@@ -1,4 +1,8 @@
-// `serverswap status [--json]` and `serverswap stop`.
+// `serverswap status [--json] [--watch]` and `serverswap stop`.
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 
 #include "base/duration.h"
@@ -79,9 +83,8 @@ void print_table(const Json& status) {
   print_crash_loops(status.value("crashLoops", Json::array()));
 }
 
-}  // namespace
-
-int status_command(const GlobalOptions& options, bool json) {
+// Asks once and prints the table (or JSON); the exit code.
+int print_status(const GlobalOptions& options, bool json) {
   int code = kOk;
   auto client = connect_or_say(options, &code);
   if (!client) return code;
@@ -96,6 +99,35 @@ int status_command(const GlobalOptions& options, bool json) {
     std::printf("%s\n", reply->body.dump(2).c_str());
   } else {
     print_table(reply->body);
+  }
+  std::fflush(stdout);
+  return kOk;
+}
+
+}  // namespace
+
+int status_command(const GlobalOptions& options, bool json, const StatusWatch& watch) {
+  if (!watch.enabled) return print_status(options, json);
+  auto interval = parse_duration(watch.interval);
+  if (!interval.ok() || interval->count() <= 0) {
+    say("--interval: " +
+        (interval.ok() ? std::string("must be above 0") : interval.status().message()));
+    return kUsage;
+  }
+  // On a terminal each refresh replaces the last; into a pipe they follow one another.
+  bool terminal = ::isatty(STDOUT_FILENO) == 1;
+  for (int done = 0; watch.count == 0 || done < watch.count; ++done) {
+    if (done > 0) {
+      // The refresh period itself, not a wait for an event: nothing to wake on.
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*interval).count();
+      timespec pause{static_cast<time_t>(ns / 1'000'000'000),
+                     static_cast<long>(ns % 1'000'000'000)};
+      while (::nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+      }
+    }
+    if (terminal) std::fputs("\033[H\033[2J", stdout);
+    if (int code = print_status(options, json); code != kOk) return code;
+    if (!terminal) std::fputs("\n", stdout);
   }
   return kOk;
 }

@@ -25,6 +25,7 @@ Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
   options_.socket_for_user = [this](uid_t uid, gid_t gid) {
     return control_->listen_for_user(uid, gid);
   };
+  options_.observer = [this](const Json& message) { metrics_.observe(message); };
   supervisor_ = std::make_unique<Supervisor>(&loop_, options_, *sockets_,
                                              [this](uint64_t id) { return control_->find(id); });
 }
@@ -32,6 +33,7 @@ Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
 Daemon::~Daemon() {
   signals_.clear();
   reaper_.reset();
+  metrics_endpoint_.reset();
   supervisor_.reset();
   control_.reset();
   sockets_.reset();
@@ -50,6 +52,12 @@ Status Daemon::start() {
     if (Status s = adopt_activated_sockets(); !s.ok()) return s;
   }
   if (Status s = control_->listen(options_.socket_path); !s.ok()) return s;
+  if (!metrics_address_.empty()) {
+    auto endpoint = observe::MetricsEndpoint::start(
+        &loop_, metrics_address_, [this] { return metrics_.render(supervisor_->status()); });
+    if (!endpoint.ok()) return endpoint.status();
+    metrics_endpoint_ = std::move(*endpoint);
+  }
   reaper_ = std::make_unique<OrphanReaper>(&loop_);
   for (int signum : {SIGINT, SIGTERM}) {
     signals_.push_back(std::make_unique<SignalWatch>(&loop_, signum, [this, signum] {
@@ -147,6 +155,7 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
     for (const auto& [name, entry] : sockets_->entries())
       resources.push_back({{"name", name}, {"address", entry.address}});
     daemon["resources"] = resources;
+    if (metrics_endpoint_) daemon["metrics"] = metrics_endpoint_->address();
     connection.send(protocol::make("status", {{"daemon", daemon},
                                               {"servers", supervisor_->status()},
                                               {"crashLoops", supervisor_->crash_loops()}}));
@@ -273,6 +282,7 @@ void Daemon::finish() {
   log_line("every server has exited; the daemon exits");
   control_->stop_listening();
   control_->close_all();
+  metrics_endpoint_.reset();  // an open listener would keep the loop, and the daemon, alive
   signals_.clear();
 }
 

@@ -18,6 +18,8 @@
 #include "daemon/spawn_environment.h"
 #include "daemon/supervisor.h"
 #include "daemon/uv_handle.h"
+#include "observe/metrics.h"
+#include "observe/metrics_endpoint.h"
 
 namespace serverswap::daemon {
 
@@ -36,6 +38,8 @@ class Daemon {
     default_user_ = std::move(user);
     default_group_ = std::move(group);
   }
+  // `--metrics ADDR`: serve Prometheus metrics there (bound by start()).
+  void serve_metrics(std::string address) { metrics_address_ = std::move(address); }
   // Binds the control socket and watches signals.
   Status start();
   // The command given on the daemon's own command line (first run): if it fails before any
@@ -72,6 +76,9 @@ class Daemon {
   int reloads_in_flight_ = 0;
   int exit_code_ = 0;
   bool stopping_ = false;
+  observe::Metrics metrics_;
+  std::string metrics_address_;
+  std::unique_ptr<observe::MetricsEndpoint> metrics_endpoint_;
   RememberedSettings remembered_;  // --listen, --ready-after, --takedown-signal by command
 };
 

@@ -64,7 +64,7 @@ TEST(ListenEnvironment, ThreeConventionsAtOnce) {
 TEST(SpawnedSpec, ReplacesPerServerVariablesAndAddsTheShim) {
   SpawnSpec request;
   request.argv = {"gunicorn", "app:app"};
-  request.env = {"PATH=/bin", "LISTEN_FDS=9", "LISTEN_PID=1", "NOTIFY_SOCKET=/x",
+  request.env = {"PATH=/bin",      "LISTEN_FDS=9",      "LISTEN_PID=1", "NOTIFY_SOCKET=/x",
                  "EINHORN_FD_0=7", "SERVERSWAP_ID=old", "HOME=/h"};
   SpawnSpec plain = spawned_spec(request, {"SERVERSWAP_ID=new"}, {}, "/bin/serverswap");
   EXPECT_EQ(plain.argv, request.argv);

@@ -99,7 +99,12 @@ Supervisor::~Supervisor() {
 
 // ---- Starting a server -------------------------------------------------------------------
 
-void Supervisor::deploy(const SpawnSpec& request, Sink sink, bool follow_exit) {
+void Supervisor::deploy(const SpawnSpec& request, Sink requester, bool follow_exit) {
+  // The observer hears each outcome of a deploy once; events reach it from emit().
+  Sink sink = [observer = options_.observer, requester](const Json& message) {
+    if (observer && !message.contains("event")) observer(message);
+    requester(message);
+  };
   if (stopping()) {
     sink(protocol::make("deployFailed", {{"reason", "the daemon is stopping"}}));
     return;
@@ -647,7 +652,6 @@ void Supervisor::emit(const Server& server, const std::string& kind, const std::
   std::string where =
       "server " + std::to_string(server.pid) + " (gen " + std::to_string(server.generation) + ")";
   if (!resource.empty()) where += " " + resource;
-  log_line(where + ": " + text);
   Json event = {{"time", timestamp_now()},
                 {"kind", kind},
                 {"id", server.id},
@@ -655,10 +659,25 @@ void Supervisor::emit(const Server& server, const std::string& kind, const std::
                 {"generation", server.generation},
                 {"text", where + ": " + text}};
   if (!resource.empty()) event["resource"] = resource;
-  Json line = protocol::make("event", event);
+  // The deploy a line is about: the one that started this server, else the one replacing
+  // it, so that one id follows a swap through every line (docs/architecture.md, "Logs").
+  std::vector<Sink*> sinks;
+  std::string about;
   for (auto& [deploy_id, deploy] : deploys_) {
-    if (deploy_id == server.id || deploy.replacing.count(server.id)) deploy.sink(line);
+    if (deploy_id != server.id && !deploy.replacing.count(server.id)) continue;
+    sinks.push_back(&deploy.sink);
+    if (about.empty() || deploy_id == server.id) about = deploy_id;
   }
+  Json fields = {{"kind", kind},
+                 {"server", server.id},
+                 {"serverPid", server.pid},
+                 {"generation", server.generation}};
+  if (!resource.empty()) fields["resource"] = resource;
+  if (!about.empty()) fields["deploy"] = about;
+  log_event(where + ": " + text, fields);
+  Json line = protocol::make("event", event);
+  if (options_.observer) options_.observer(line);
+  for (Sink* sink : sinks) (*sink)(line);
 }
 
 // A deploy has succeeded once its server is up and every server it replaced has exited.

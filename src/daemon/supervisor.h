@@ -33,6 +33,8 @@ struct SupervisorOptions {
   std::string relay_path;
   // Where a server run as another user (--user) connects: a socket that user can reach.
   std::function<Result<std::string>(uid_t uid, gid_t gid)> socket_for_user;
+  // Sees every event, and every deploy's outcome (deployed, deployFailed): the metrics.
+  std::function<void(const protocol::Json&)> observer;
   // Crash restarts (an up server exited, taken down by nobody, and no other up server holds
   // its resources): the first after restart_delay, each further one of the same crash loop
   // after twice the last, at most restart_delay_max; a restart that stays up for

@@ -1,0 +1,167 @@
+// Observability against the real daemon: the Prometheus endpoint scraped over a real socket,
+// the JSON log format with a deploy id on every line about a deploy, `status --json`
+// against the process table, and `status --watch`.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "base/unique_fd.h"
+#include "harness.h"
+
+namespace serverswap::testing {
+namespace {
+
+// GET /metrics on 127.0.0.1:port; the whole response, or "" on a socket error.
+std::string scrape(uint16_t port, const std::string& target = "/metrics") {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  timeval timeout{5, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return "";
+  std::string request = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  if (::write(fd.get(), request.data(), request.size()) != ssize_t(request.size())) return "";
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) > 0;) response.append(buf, size_t(n));
+  return response;
+}
+
+// Parses the exposition text into series -> value ("name{labels}" as written).
+std::map<std::string, double> parse_exposition(const std::string& text) {
+  std::map<std::string, double> samples;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    size_t space = line.rfind(' ');
+    samples[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return samples;
+}
+
+uint16_t metrics_port(DaemonUnderTest& daemon) {
+  std::string address = daemon.status()["daemon"].value("metrics", "");
+  return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+}
+
+TEST(ObserveTest, MetricsEndpointCountsDeploysSwapsAndFailures) {
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--metrics", "127.0.0.1:0"});
+  const std::vector<std::string> server = {HELLO_SERVER_BIN, "127.0.0.1:0"};
+  ASSERT_EQ(daemon.deploy(server).code, 0);
+  ASSERT_EQ(daemon.deploy(server).code, 0);
+  auto failed = daemon.deploy({FAULT_SERVER_BIN, "crash-before-ready", "127.0.0.1:0"});
+  ASSERT_EQ(failed.code, 1) << failed.output;
+
+  std::string response = scrape(metrics_port(daemon));
+  ASSERT_TRUE(response.starts_with("HTTP/1.1 200 OK\r\n")) << response;
+  EXPECT_NE(response.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
+  auto samples = parse_exposition(response.substr(response.find("\r\n\r\n") + 4));
+  EXPECT_EQ(samples["serverswap_deploys_total{outcome=\"deployed\"}"], 2);
+  EXPECT_EQ(samples["serverswap_deploys_total{outcome=\"failed\"}"], 1);
+  EXPECT_EQ(samples["serverswap_swaps_total"], 1);
+  EXPECT_EQ(samples["serverswap_deploy_duration_seconds_count"], 2);
+  EXPECT_EQ(samples["serverswap_deploy_duration_seconds_bucket{le=\"+Inf\"}"], 2);
+  EXPECT_GT(samples["serverswap_deploy_duration_seconds_sum"], 0);
+  EXPECT_EQ(samples["serverswap_servers{state=\"up\"}"], 1);
+  EXPECT_EQ(samples["serverswap_servers{state=\"draining\"}"], 0);
+
+  EXPECT_NE(scrape(metrics_port(daemon), "/other").find(" 404 "), std::string::npos);
+
+  // The endpoint must not keep a stopped daemon alive.
+  Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
+  ASSERT_EQ(stop.wait(10s), 0) << stop.output();
+  EXPECT_EQ(daemon.process().wait(10s), 0) << daemon.process().output();
+}
+
+TEST(ObserveTest, MetricsAddressInUseIsAClearStartError) {
+  DaemonUnderTest first({"--metrics", "127.0.0.1:0"});
+  std::string taken = first.status()["daemon"].value("metrics", "");
+  char dir[] = "/tmp/serverswap-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  Child second(
+      {SERVERSWAP_BIN, "--socket", std::string(dir) + "/c.sock", "--metrics", taken, "daemon"});
+  EXPECT_EQ(second.wait(10s), 4);
+  EXPECT_NE(second.output().find("Address already in use"), std::string::npos) << second.output();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ObserveTest, JsonLogsCarryTheDeployIdOnEveryLineAboutIt) {
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--log-format", "json"});
+  const std::vector<std::string> server = {HELLO_SERVER_BIN, "127.0.0.1:0"};
+  ASSERT_EQ(daemon.deploy(server).code, 0);
+  pid_t old_pid = daemon.server_pids().at(0);
+  ASSERT_EQ(daemon.deploy(server).code, 0);
+  ASSERT_TRUE(daemon.process().wait_for_output("\"kind\":\"exited\"", 10s));
+
+  std::vector<nlohmann::json> lines;
+  std::istringstream output(daemon.process().output());
+  for (std::string line; std::getline(output, line);) {
+    if (!line.starts_with("{")) continue;  // a server's own output
+    auto parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(parsed.is_discarded()) << line;
+    ASSERT_TRUE(parsed.contains("time") && parsed.contains("msg")) << line;
+    lines.push_back(parsed);
+  }
+  // The old server's takedown and exit belong to the second deploy.
+  std::string second_deploy;
+  bool old_exit_seen = false;
+  for (const auto& l : lines) {
+    if (l.value("kind", "") == "spawned" && l.value("generation", 0) == 2)
+      second_deploy = l.value("deploy", "");
+    if (l.value("kind", "") == "exited" && l.value("serverPid", 0) == old_pid) {
+      old_exit_seen = true;
+      EXPECT_EQ(l.value("deploy", ""), second_deploy) << l.dump();
+    }
+  }
+  EXPECT_FALSE(second_deploy.empty());
+  EXPECT_TRUE(old_exit_seen);
+}
+
+std::string cmdline_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (char& c : all)
+    if (c == '\0') c = ' ';
+  while (!all.empty() && all.back() == ' ') all.pop_back();
+  return all;
+}
+
+TEST(ObserveTest, StatusJsonMatchesTheProcessTable) {
+  DaemonUnderTest daemon;
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"}).code, 0);
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, "unix:" + daemon.dir() + "/b.sock"}).code, 0);
+  auto status = daemon.status();
+  ASSERT_EQ(status["servers"].size(), 2u) << status.dump();
+  for (const auto& s : status["servers"]) {
+    pid_t pid = s["pid"].get<pid_t>();
+    EXPECT_TRUE(process_exists(pid)) << pid;
+    std::string argv;
+    for (const auto& a : s["argv"]) argv += (argv.empty() ? "" : " ") + a.get<std::string>();
+    EXPECT_EQ(cmdline_of(pid), argv);
+    EXPECT_EQ(s["state"], "up");
+    EXPECT_EQ(getsid(pid), pid) << "each server leads a session of its own";
+  }
+}
+
+TEST(ObserveTest, StatusWatchRefreshesUntilItsCount) {
+  DaemonUnderTest daemon;
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"}).code, 0);
+  Child watch({SERVERSWAP_BIN, "--socket", daemon.socket(), "status", "--watch", "--interval",
+               "50ms", "--count", "3"});
+  ASSERT_EQ(watch.wait(10s), 0) << watch.output();
+  std::string out = watch.output();
+  size_t tables = 0;
+  for (size_t at = 0; (at = out.find("daemon pid", at)) != std::string::npos; ++at) ++tables;
+  EXPECT_EQ(tables, 3u) << out;
+}
+
+}  // namespace
+}  // namespace serverswap::testing
