@@ -13,7 +13,13 @@
 namespace serverswap::testing {
 namespace {
 
+// 20 swaps is the bar, checked in the plain build. Under ASan the same test proves
+// memory safety, not the count, and each gunicorn start costs seconds there: 5 swaps.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int kSwaps = 5;
+#else
 constexpr int kSwaps = 20;
+#endif
 
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
