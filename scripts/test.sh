@@ -10,7 +10,7 @@ run_suite() {
   local dir=$1; shift
   cmake -S . -B "$dir" -DSERVERSWAP_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j"$jobs"
-  (cd "$dir" && ctest --output-on-failure --timeout 300)
+  (cd "$dir" && ctest -j"$jobs" --output-on-failure --timeout 300)
 }
 
 echo "== clang-format"
