@@ -124,7 +124,11 @@ void Daemon::on_line(Connection& connection, const std::string& line) {
     case Connection::Role::kNew:
       break;
   }
-  if (message->name != "hello") {
+  if (message->name == "command") {
+    // einhorn's command socket (EINHORN_SOCK_PATH is this socket): {"command":"worker:ack"}.
+    supervisor_->einhorn_command(connection, *message);
+    connection.close();
+  } else if (message->name != "hello") {
     connection.send(protocol::error_reply("the first message must be hello", message->whole));
     connection.close();
   } else if (message->body.is_object() && message->body.value("role", "") == "control") {

@@ -180,7 +180,8 @@ std::string never_ready_reason(bool connected, bool holds_listen, bool notified,
   if (holds_listen)
     return when +
            ": it holds its --listen sockets but never said it was ready (no serverUp, no READY=1 "
-           "on NOTIFY_SOCKET); if it cannot, give it --ready-after S";
+           "on NOTIFY_SOCKET, no worker:ack on EINHORN_SOCK_PATH); if it cannot, give it "
+           "--ready-after S";
   return when +
          ": it never said it was ready: it sent no readyFor/serverUp on SERVERSWAP_SOCKET and no "
          "READY=1 on NOTIFY_SOCKET; give it its sockets with --listen ADDR and readiness with "

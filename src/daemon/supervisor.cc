@@ -61,6 +61,17 @@ Status run_as_requested_identity(SpawnSpec& spec, const SupervisorOptions& optio
   return {};
 }
 
+// einhorn workers ack on EINHORN_SOCK_PATH: the control socket this server reaches (its
+// SERVERSWAP_SOCKET), where a first line {"command": ...} is read as einhorn's.
+void add_einhorn_socket(std::vector<std::string>& env) {
+  const std::string key = "SERVERSWAP_SOCKET=";
+  for (const auto& e : env)
+    if (e.starts_with(key)) {
+      env.push_back("EINHORN_SOCK_PATH=" + e.substr(key.size()));
+      return;
+    }
+}
+
 // Generation plus 64 random bits: one server cannot guess another's id.
 std::string make_id(uint64_t generation) {
   static std::mt19937_64 random{std::random_device{}()};
@@ -154,6 +165,7 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   if (!options_.relay_path.empty()) daemon_env.push_back("SERVERSWAP_RELAY=" + options_.relay_path);
   SpawnSpec spec = spawned_spec(request, daemon_env, *passed, options_.relay_path);
   if (Status s = run_as_requested_identity(spec, options_); !s.ok()) return refuse(s);
+  if (!passed->empty()) add_einhorn_socket(spec.env);
   std::vector<int> inherited;
   for (const auto& p : *passed) inherited.push_back(p.daemon_fd);
   auto process = ServerProcess::spawn(
@@ -794,6 +806,27 @@ std::vector<SpawnSpec> Supervisor::up_requests() const {
   for (const auto& [id, s] : servers_)
     if (s->state == ServerState::kUp && s->taken.empty()) requests.push_back(s->request);
   return requests;
+}
+
+void Supervisor::einhorn_command(Connection& connection, const protocol::Message& m) {
+  auto refuse = [&](const std::string& text) {
+    log_line("einhorn command from pid " + std::to_string(connection.peer_pid()) +
+             " refused: " + text);
+    connection.send(protocol::error_reply(text, m.whole));
+  };
+  if (!m.body.is_string() || m.body.get<std::string>() != "worker:ack")
+    return refuse("the only einhorn command understood is worker:ack");
+  // The sender, as the kernel reports it (SO_PEERCRED), must run in a server's session: the
+  // pid in the message is the worker's word only.
+  pid_t session = getsid(connection.peer_pid());
+  Server* server = nullptr;
+  for (auto& [id, s] : servers_)
+    if (s->alive() && s->pid == session) server = s.get();
+  if (!server) return refuse("the sender is not in the session of a server this daemon started");
+  if (!server->starting()) return;  // a second ack, or one after it came up another way
+  if (server->held.empty())
+    return refuse("worker:ack from a server without --listen sockets (nothing to serve yet)");
+  become_up(*server, "einhorn worker:ack from pid " + std::to_string(connection.peer_pid()));
 }
 
 bool Supervisor::is_server_peer(pid_t pid, uid_t uid) const {

@@ -61,6 +61,9 @@ class Supervisor {
   void hello(Connection& connection, const protocol::Message& message);
   void server_message(Connection& connection, const protocol::Message& message);
   void disconnected(Connection& connection);
+  // einhorn's `{"command":"worker:ack","pid":N}` from a process in a starting server's
+  // session: that server is up (docs/protocol.md, "Inherited sockets and unmodified programs").
+  void einhorn_command(Connection& connection, const protocol::Message& message);
 
   protocol::Json status() const;
   // Crash loops: the command, its crashes, restarts, and the pending restart if any.

@@ -6,7 +6,8 @@
 // exits alone on takeDown), close-control (comes up, then closes its control connection),
 // crash-loop MARKER (comes up the first time; exits 5 at once when MARKER exists), hold
 // (answers "held by PID" on each connection, "done by PID" once the client sends a line,
-// and on takeDown exits when its connections are done).
+// and on takeDown exits when its connections are done), einhorn-ack (an einhorn worker: no
+// serverswap client; acks on EINHORN_SOCK_PATH, then waits for its takedown signal).
 #include <fcntl.h>
 #include <poll.h>
 #include <serverswap/client.h>
@@ -43,6 +44,21 @@ std::string talk(int fd, const std::string& line) {
   char buf[70000];
   ssize_t n = read(fd, buf, sizeof buf);
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "closed";
+}
+
+// What einhorn's Einhorn::Worker.ack! sends: one JSON line on the command socket.
+int einhorn_ack() {
+  const char* path = getenv("EINHORN_SOCK_PATH");
+  if (!path || !getenv("EINHORN_FD_0")) return 11;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 10;
+  std::string ack = "{\"command\":\"worker:ack\",\"pid\":" + std::to_string(getpid()) + "}\n";
+  if (write(fd, ack.data(), ack.size()) != static_cast<ssize_t>(ack.size())) return 12;
+  close(fd);
+  block_forever();
 }
 
 int abuse(const std::string& resource) {
@@ -137,6 +153,7 @@ int main(int argc, char** argv) {
   std::string resource = argc > 2 ? argv[2] : "127.0.0.1:0";
   if (mode == "no-client") block_forever();
   if (mode == "abuse") return abuse(resource);
+  if (mode == "einhorn-ack") return einhorn_ack();
   if (mode == "crash-loop") {
     if (argc < 4) return 2;
     if (access(argv[3], F_OK) == 0) return 5;  // every restart dies at once
