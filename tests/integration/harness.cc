@@ -1,10 +1,13 @@
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -173,6 +176,31 @@ int DaemonUnderTest::open_fds() {
   std::string path = "/proc/" + std::to_string(daemon_->pid()) + "/fd";
   for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(path)) ++count;
   return count;
+}
+
+bool http_ok(uint16_t port) {
+  return http_ok("127.0.0.1:" + std::to_string(port));
+}
+
+uint16_t port_of(const std::string& address) {
+  return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+}
+
+bool http_ok(const std::string& address) {
+  size_t colon = address.rfind(':');
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port_of(address));
+  if (inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr) != 1) return false;
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  timeval tv{5, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
+  const char request[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  if (write(fd.get(), request, sizeof request - 1) < 0) return false;
+  char buf[512];
+  ssize_t n = read(fd.get(), buf, sizeof buf);
+  return n > 12 && std::string(buf, 12) == "HTTP/1.1 200";
 }
 
 }  // namespace serverswap::testing

@@ -81,6 +81,12 @@ class DaemonUnderTest {
   std::unique_ptr<Child> daemon_;
 };
 
+// One `GET /` on a new connection to "127.0.0.1:PORT" (or the port on 127.0.0.1), with a 5 s
+// deadline: true when the answer starts "HTTP/1.1 200".
+bool http_ok(const std::string& address);
+bool http_ok(uint16_t port);
+uint16_t port_of(const std::string& address);
+
 // Polls `done` every few ms until it holds or `timeout` passes; for states that have no
 // event to wait on (another process's fd table).
 bool eventually(const std::function<bool()>& done, Millis timeout);

@@ -48,23 +48,6 @@ bool running(pid_t pid) {
   return !state.empty() && state != "Z";  // a zombie reparented to init has ended too
 }
 
-bool http_ok(const std::string& address) {
-  size_t colon = address.rfind(':');
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-  inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  timeval tv{5, 0};
-  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
-  const char request[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  if (write(fd.get(), request, sizeof request - 1) < 0) return false;
-  char buf[512];
-  ssize_t n = read(fd.get(), buf, sizeof buf);
-  return n > 12 && std::string(buf, 12) == "HTTP/1.1 200";
-}
-
 // The daemon's open fds once the connections of the commands that just asked it something
 // have closed (it reads their EOF asynchronously): the lowest count over a short while.
 int settled_open_fds(DaemonUnderTest& daemon) {

@@ -18,26 +18,6 @@ namespace {
 
 constexpr uid_t kNobody = 65534;
 
-bool http_ok(uint16_t port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  timeval tv{5, 0};
-  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
-  const char request[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  if (write(fd.get(), request, sizeof request - 1) < 0) return false;
-  char buf[512];
-  ssize_t n = read(fd.get(), buf, sizeof buf);
-  return n > 12 && std::string(buf, 12) == "HTTP/1.1 200";
-}
-
-uint16_t port_of(const std::string& address) {
-  return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
-}
-
 // "Uid:" or "Gid:" of /proc/PID/status: real, effective, saved, filesystem.
 std::string proc_field(pid_t pid, const std::string& field) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
