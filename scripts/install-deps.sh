@@ -8,7 +8,9 @@ packages=(build-essential cmake pkg-config libuv1-dev nlohmann-json3-dev libcli1
           # reference implementations the environment contracts are checked against
           libsystemd-dev libserver-starter-perl
           # third-party servers swapped in tests, and the benchmark's peers and plot
-          gunicorn lighttpd wrk gnuplot-nox)
+          gunicorn lighttpd wrk gnuplot-nox
+          # docs/fleet.md's Ansible play, run against localhost in a test
+          ansible-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
