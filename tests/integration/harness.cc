@@ -186,6 +186,10 @@ uint16_t port_of(const std::string& address) {
   return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
 }
 
+std::pair<std::string, uint16_t> split_address(const std::string& address) {
+  return {address.substr(0, address.rfind(':')), port_of(address)};
+}
+
 bool http_ok(const std::string& address) {
   size_t colon = address.rfind(':');
   sockaddr_in addr{};

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/unique_fd.h"
@@ -86,6 +87,8 @@ class DaemonUnderTest {
 bool http_ok(const std::string& address);
 bool http_ok(uint16_t port);
 uint16_t port_of(const std::string& address);
+// "127.0.0.1:8080" -> {"127.0.0.1", 8080}.
+std::pair<std::string, uint16_t> split_address(const std::string& address);
 
 // Polls `done` every few ms until it holds or `timeout` passes; for states that have no
 // event to wait on (another process's fd table).

@@ -13,16 +13,11 @@ namespace {
 
 constexpr int kDeploys = 10;
 
-std::pair<std::string, uint16_t> split(const std::string& address) {
-  size_t colon = address.rfind(':');
-  return {address.substr(0, colon), static_cast<uint16_t>(std::stoi(address.substr(colon + 1)))};
-}
-
 TEST(Race, TenDeploysOfTheSameCommandAtOnceOneWinsUnderLoad) {
   DaemonUnderTest daemon;
   auto first = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
   ASSERT_EQ(first.code, 0) << first.output;
-  auto [host, port] = split(daemon.address_of("127.0.0.1:0"));
+  auto [host, port] = split_address(daemon.address_of("127.0.0.1:0"));
   pid_t old_pid = daemon.server_pids().at(0);
 
   verify::LoadOptions options;

@@ -15,11 +15,6 @@
 namespace serverswap::testing {
 namespace {
 
-std::pair<std::string, uint16_t> split(const std::string& address) {
-  size_t colon = address.rfind(':');
-  return {address.substr(0, colon), static_cast<uint16_t>(std::stoi(address.substr(colon + 1)))};
-}
-
 size_t count(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
@@ -46,7 +41,7 @@ TEST(Restart, KillNineOfTheOnlyServerUnderLoadRefusesNoConnection) {
   DaemonUnderTest daemon;
   auto first = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
   ASSERT_EQ(first.code, 0) << first.output;
-  auto [host, port] = split(daemon.address_of("127.0.0.1:0"));
+  auto [host, port] = split_address(daemon.address_of("127.0.0.1:0"));
   pid_t victim = daemon.server_pids().at(0);
   const int fds_before = settled_open_fds(daemon);
 

@@ -13,17 +13,12 @@ namespace {
 
 constexpr int kSwaps = 20;
 
-std::pair<std::string, uint16_t> split(const std::string& address) {
-  size_t colon = address.rfind(':');
-  return {address.substr(0, colon), static_cast<uint16_t>(std::stoi(address.substr(colon + 1)))};
-}
-
 void swap_under_load(verify::Mode mode) {
   DaemonUnderTest daemon;
   const std::vector<std::string> server = {HELLO_SERVER_BIN, "127.0.0.1:0"};
   auto first = daemon.deploy(server);
   ASSERT_EQ(first.code, 0) << first.output;
-  auto [host, port] = split(daemon.address_of("127.0.0.1:0"));
+  auto [host, port] = split_address(daemon.address_of("127.0.0.1:0"));
   ASSERT_NE(port, 0);
   const int fds_before = daemon.open_fds();
 
