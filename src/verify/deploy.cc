@@ -50,14 +50,24 @@ class DeployRunner {
       uv_timer_init(&loop_, timer);
       timer->data = this;
     }
-    uv_timer_start(
-        &start_timer_, [](uv_timer_t* t) { static_cast<DeployRunner*>(t->data)->spawn(); },
-        static_cast<uint64_t>(delay.count()), 0);
+    delay_ns_ = static_cast<uint64_t>(std::chrono::nanoseconds(delay).count());
+    spawn_when_due();
     uv_run(&loop_, UV_RUN_DEFAULT);
     return result_;
   }
 
  private:
+  // libuv timers count whole milliseconds of a cached loop clock, so they may fire up to a
+  // millisecond early: re-arm until the delay has really passed.
+  void spawn_when_due() {
+    const uint64_t elapsed = uv_hrtime() - start_ns_;
+    if (elapsed >= delay_ns_) return spawn();
+    const uint64_t remaining_ms = (delay_ns_ - elapsed + 999999) / 1000000;
+    uv_timer_start(
+        &start_timer_, [](uv_timer_t* t) { static_cast<DeployRunner*>(t->data)->spawn_when_due(); },
+        remaining_ms, 0);
+  }
+
   void spawn() {
     std::vector<char*> args;
     for (const std::string& arg : result_.argv) args.push_back(const_cast<char*>(arg.c_str()));
@@ -119,6 +129,7 @@ class DeployRunner {
   uv_process_t process_{};
   bool sent_term_ = false;
   uint64_t start_ns_ = 0;
+  uint64_t delay_ns_ = 0;
   uint64_t spawned_ns_ = 0;
 };
 
