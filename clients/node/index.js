@@ -18,6 +18,8 @@ module.exports = {
   manualUp: () => client.manualUp(),
   fail: (reason) => client.fail(reason),
   tookDown: (resource) => (client.active ? client.tookDown(resource) : undefined),
+  // Staggered handover: accepting on `resource` now; older holders go down on it alone.
+  serving: (resource) => (client.active ? client.send({ serving: resource }) : undefined),
   drain: (server, options, callback) =>
     client.active ? client.drain(server, options, callback) : drainServer(server, options, callback),
   listen: (server, resource) => client.listen(server, resource),

@@ -73,6 +73,9 @@ class Client {
   void fail(std::string_view reason) {
     check(serverswap_fail(state_->handle, std::string(reason).c_str()));
   }
+  void serving(std::string_view resource) {
+    check(serverswap_serving(state_->handle, std::string(resource).c_str()));
+  }
   void took_down(std::string_view resource) {
     check(serverswap_took_down(state_->handle, std::string(resource).c_str()));
   }

@@ -98,6 +98,10 @@ int serverswap_server_up(serverswap_client* client);
 /* The server cannot start; the daemon kills it and keeps the old servers. Standalone: no-op. */
 int serverswap_fail(serverswap_client* client, const char* reason);
 
+/* Staggered handover: the server accepts on `resource` now (before serverswap_server_up()),
+ * so the daemon takes the older holders down on that resource alone. Standalone: no-op. */
+int serverswap_serving(serverswap_client* client, const char* resource);
+
 /* Optional: the server has stopped accepting on `resource`. Standalone: no-op. */
 int serverswap_took_down(serverswap_client* client, const char* resource);
 

@@ -49,6 +49,17 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
                  "LISTEN_FDS, SERVER_STARTER_PORT and EINHORN_FD_* (repeatable)");
   app.add_option("--ready-after", o.ready_after,
                  "COMMAND is up once alive this long (for programs that cannot say so)");
+  app.add_option("--workers", o.workers,
+                 "run N copies of COMMAND on the same sockets (SERVERSWAP_WORKER=0..N-1), each "
+                 "restarted on its own; remembered for the command")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--batch", o.batch,
+                 "with --workers: a deploy replaces K workers at a time (default 1)")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--max-surge", o.max_surge,
+                 "with --workers: at most S processes of the command beyond N during a deploy "
+                 "(default: --batch)")
+      ->check(CLI::Range(1, 1024));
   app.add_option("--metrics", o.metrics,
                  "serve Prometheus metrics at ADDR/metrics: 127.0.0.1:PORT or unix:PATH "
                  "(daemon setting)");

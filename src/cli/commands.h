@@ -31,6 +31,11 @@ struct GlobalOptions {
   std::vector<std::string> listen;
   std::string ready_after;
   bool takedown_signal_given = false;
+  // --workers N copies of COMMAND; a deploy rolls --batch K at a time, at most --max-surge S
+  // processes beyond N (0: not given; the daemon remembers the command's last values).
+  int workers = 0;
+  int batch = 0;
+  int max_surge = 0;
   // Run servers as this user/group (per command; given to `serverswap daemon`, the default
   // of every command deployed without one). Names or numbers; the daemon must be root.
   std::string user;

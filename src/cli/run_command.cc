@@ -32,7 +32,8 @@ daemon::SpawnSpec spec_for(std::vector<std::string> command, const GlobalOptions
   return spec;
 }
 
-// The settings that belong to the command: --listen, --ready-after, --takedown-signal.
+// The settings that belong to the command: --listen, --ready-after, --takedown-signal,
+// --workers, --batch, --max-surge.
 Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spec) {
   for (const auto& text : options.listen) {
     auto listen = daemon::parse_listen_option(text);
@@ -44,6 +45,9 @@ Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spe
     if (!after.ok()) return after.status().wrap("--ready-after");
     spec.ready_after = *after;
   }
+  if (options.workers > 0) spec.workers = options.workers;
+  if (options.batch > 0) spec.batch = options.batch;
+  if (options.max_surge > 0) spec.max_surge = options.max_surge;
   if (options.takedown_signal_given) {
     auto signum = daemon::parse_signal(options.takedown_signal);
     if (!signum.ok()) return signum.status();
@@ -52,7 +56,8 @@ Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spe
   return {};
 }
 
-// docs/protocol.md, "Control messages": listen, readyAfterMs, takedownSignal.
+// docs/protocol.md, "Control messages": listen, readyAfterMs, takedownSignal, workers, batch,
+// maxSurge.
 void add_command_fields(const daemon::SpawnSpec& spec, Json& body) {
   if (!spec.listen.empty()) {
     Json listen = Json::array();
@@ -62,6 +67,9 @@ void add_command_fields(const daemon::SpawnSpec& spec, Json& body) {
   }
   if (spec.ready_after) body["readyAfterMs"] = spec.ready_after->count();
   if (spec.takedown_signal) body["takedownSignal"] = daemon::signal_name(*spec.takedown_signal);
+  if (spec.workers) body["workers"] = *spec.workers;
+  if (spec.batch) body["batch"] = *spec.batch;
+  if (spec.max_surge) body["maxSurge"] = *spec.max_surge;
 }
 
 Json deploy_request(const daemon::SpawnSpec& spec, bool follow_exit) {
@@ -101,8 +109,12 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
       std::string replaced = body["replaced"].empty()
                                  ? "nothing to replace"
                                  : "replaced pid " + pids(body["replaced"]) + ", which exited";
-      say("deployed: pid " + body["pid"].dump() + " (generation " + body["generation"].dump() +
-          ") is up; " + replaced);
+      if (body.contains("workers"))
+        say("deployed: " + std::to_string(body["workers"].size()) + " workers (pid " +
+            pids(body["workers"]) + ") are up; " + replaced);
+      else
+        say("deployed: pid " + body["pid"].dump() + " (generation " + body["generation"].dump() +
+            ") is up; " + replaced);
       if (!follow_exit) return kOk;
     } else if (message->name == "deployFailed") {
       say("deploy failed: " + body.value("reason", "") +

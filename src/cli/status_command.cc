@@ -51,6 +51,7 @@ std::string format_uptime(long long ms) {
 void print_crash_loops(const Json& loops) {
   for (const auto& loop : loops) {
     std::string command = join(loop["argv"].get<std::vector<std::string>>(), " ");
+    if (loop.contains("worker")) command.append(" (worker ").append(loop["worker"].dump()).append(")");
     std::string line = "crash loop: " + command + " crashed " +
                        std::to_string(loop.value("crashes", 0)) + " times in " +
                        format_uptime(loop.value("since_ms", 0LL)) + ", restarted " +
@@ -66,16 +67,18 @@ void print_table(const Json& status) {
   const Json& d = status["daemon"];
   std::printf("daemon pid %s, %s, socket %s\n", d["pid"].dump().c_str(),
               d.value("stopping", false) ? "stopping" : "running", d.value("socket", "").c_str());
-  std::printf("%-8s %-4s %-10s %-8s %-8s %-28s %s\n", "PID", "GEN", "STATE", "UPTIME", "RESTARTS",
-              "RESOURCES", "COMMAND");
+  std::printf("%-8s %-4s %-6s %-10s %-8s %-8s %-28s %s\n", "PID", "GEN", "WORKER", "STATE",
+              "UPTIME", "RESTARTS", "RESOURCES", "COMMAND");
   for (const auto& s : status["servers"]) {
     std::vector<std::string> addresses;
     for (const auto& r : s["resources"])
       addresses.push_back(r.value("address", r.value("name", "")));
     std::string resources = join(addresses, ",");
     std::string command = join(s["argv"].get<std::vector<std::string>>(), " ");
-    std::printf("%-8s %-4s %-10s %-8s %-8s %-28s %s\n", s["pid"].dump().c_str(),
-                s["generation"].dump().c_str(), s.value("state", "").c_str(),
+    const Json& worker = s.value("worker", Json());
+    std::string worker_text = worker.is_number() ? worker.dump() : "-";
+    std::printf("%-8s %-4s %-6s %-10s %-8s %-8s %-28s %s\n", s["pid"].dump().c_str(),
+                s["generation"].dump().c_str(), worker_text.c_str(), s.value("state", "").c_str(),
                 format_uptime(s.value("uptime_ms", 0LL)).c_str(),
                 std::to_string(s.value("restarts", 0)).c_str(),
                 resources.empty() ? "-" : resources.c_str(), command.c_str());

@@ -126,6 +126,11 @@ int serverswap_took_down(serverswap_client* c, const char* resource) {
                  "tookDown: ", [&](ClientSession& s) { return report(c, s.took_down(resource)); });
 }
 
+int serverswap_serving(serverswap_client* c, const char* resource) {
+  if (missing(c, resource, "serving: resource")) return -1;
+  return guarded(c, "serving: ", [&](ClientSession& s) { return report(c, s.serving(resource)); });
+}
+
 int serverswap_fd(const serverswap_client* c) {
   return c != nullptr && c->session ? c->session->control_fd() : -1;
 }

@@ -220,6 +220,11 @@ Status ClientSession::took_down(const std::string& resource) {
   return send(protocol::make("tookDown", resource)).wrap("tookDown " + resource);
 }
 
+Status ClientSession::serving(const std::string& resource) {
+  if (!managed_) return {};
+  return send(protocol::make("serving", resource)).wrap("serving " + resource);
+}
+
 Status ClientSession::dispatch() {
   if (in_callback_) return Status::error("dispatch: not allowed in a takedown callback");
   if (!managed_) return {};

@@ -57,6 +57,8 @@ class ClientSession {
   Status server_up();
   Status fail(const std::string& reason);
   Status took_down(const std::string& resource);
+  // Staggered handover: accepting on `resource` now; its older holders go down on it.
+  Status serving(const std::string& resource);
   // Reads without blocking and runs takedown callbacks; an error once the connection is gone.
   Status dispatch();
 

@@ -36,6 +36,12 @@ struct SpawnSpec {
   std::vector<ListenAddress> listen;
   std::optional<Millis> ready_after;   // alive this long after spawn = up (the weak rule)
   std::optional<int> takedown_signal;  // else the daemon's --takedown-signal
+  // --workers N: N copies share the resources and a deploy rolls through them
+  // (daemon/rollout.h); --batch K and --max-surge S (default K) pace the roll.
+  std::optional<int> workers;
+  std::optional<int> batch;
+  std::optional<int> max_surge;
+  int worker = -1;  // which copy this is (SERVERSWAP_WORKER); -1: not a worker
   // --user/--group as given (names or numbers; empty: the daemon's own), and what they
   // resolved to when the supervisor started it.
   std::string user;

@@ -94,7 +94,7 @@ bool is_per_server_variable(const std::string& kv) {
   for (std::string_view prefix :
        {"LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=", "SERVER_STARTER_PORT=", "EINHORN_FD_",
         "EINHORN_SOCK_PATH=", "NOTIFY_SOCKET=", "SERVERSWAP_SOCKET=", "SERVERSWAP_ID=",
-        "SERVERSWAP_RELAY="}) {
+        "SERVERSWAP_RELAY=", "SERVERSWAP_WORKER="}) {
     if (kv.starts_with(prefix)) return true;
   }
   return false;
@@ -160,6 +160,14 @@ Status parse_command_settings(const protocol::Json& body, SpawnSpec& spec) {
     if (!signum.ok()) return signum.status();
     spec.takedown_signal = *signum;
   }
+  for (auto [key, field] : {std::pair{"workers", &spec.workers}, std::pair{"batch", &spec.batch},
+                            std::pair{"maxSurge", &spec.max_surge}}) {
+    if (!body.contains(key)) continue;
+    if (!body[key].is_number_unsigned() || body[key].get<int64_t>() < 1 ||
+        body[key].get<int64_t>() > 1024)
+      return Status::error(std::string(key) + " must be a number from 1 to 1024");
+    *field = body[key].get<int>();
+  }
   return {};
 }
 
@@ -171,6 +179,15 @@ void RememberedSettings::apply(SpawnSpec& spec) {
   last.listen = spec.listen;
   last.ready_after = spec.ready_after;
   last.takedown_signal = spec.takedown_signal;
+  // Workers are remembered as a whole: a new count without --batch gets the default pace.
+  if (!spec.workers) {
+    spec.workers = last.workers;
+    if (!spec.batch) spec.batch = last.batch;
+    if (!spec.max_surge) spec.max_surge = last.max_surge;
+  }
+  last.workers = spec.workers;
+  last.batch = spec.batch;
+  last.max_surge = spec.max_surge;
 }
 
 std::string never_ready_reason(bool connected, bool holds_listen, bool notified,

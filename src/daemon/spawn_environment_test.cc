@@ -78,6 +78,35 @@ TEST(SpawnedSpec, ReplacesPerServerVariablesAndAddsTheShim) {
             listening.env.end());
 }
 
+TEST(CommandSettings, ParsesWorkersBatchAndMaxSurge) {
+  SpawnSpec spec;
+  ASSERT_TRUE(parse_command_settings({{"workers", 4}, {"batch", 2}, {"maxSurge", 3}}, spec).ok());
+  EXPECT_EQ(spec.workers, 4);
+  EXPECT_EQ(spec.batch, 2);
+  EXPECT_EQ(spec.max_surge, 3);
+  SpawnSpec bad;
+  Status zero = parse_command_settings({{"workers", 0}}, bad);
+  EXPECT_EQ(zero.message(), "workers must be a number from 1 to 1024");
+}
+
+TEST(RememberedSettings, ARepeatedDeployWithoutWorkersKeepsTheLastCount) {
+  RememberedSettings remembered;
+  SpawnSpec first;
+  first.argv = {"./srv"};
+  first.workers = 4;
+  first.batch = 2;
+  remembered.apply(first);
+  SpawnSpec again;
+  again.argv = {"./srv"};
+  remembered.apply(again);
+  EXPECT_EQ(again.workers, 4);
+  EXPECT_EQ(again.batch, 2);
+  SpawnSpec other;
+  other.argv = {"./other"};
+  remembered.apply(other);
+  EXPECT_FALSE(other.workers);
+}
+
 TEST(NeverReadyReason, SaysWhatTheServerWouldNeed) {
   std::string silent = never_ready_reason(false, false, false, "2s");
   EXPECT_NE(silent.find("no READY=1 on NOTIFY_SOCKET"), std::string::npos) << silent;

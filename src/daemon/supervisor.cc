@@ -10,6 +10,7 @@
 #include "base/join.h"
 #include "base/log.h"
 #include "daemon/spawn_environment.h"
+#include "daemon/worker_roll.h"
 
 namespace serverswap::daemon {
 
@@ -81,11 +82,20 @@ std::string make_id(uint64_t generation) {
   return buf;
 }
 
-// Deploys of the same command are recognised by argv and working directory (not the
-// environment, which differs between shells).
+// A crash loop is per command and, for workers, per worker index.
+std::string crash_key(const SpawnSpec& request) {
+  std::string key = command_key(request);
+  if (request.worker >= 0) key.append(1, '\0').append(std::to_string(request.worker));
+  return key;
+}
+
+}  // namespace
+
 std::string command_key(const SpawnSpec& request) {
   return join(request.argv, std::string_view("\0", 1)) + std::string(2, '\0') + request.cwd;
 }
+
+namespace {
 
 std::string describe_exit(int64_t status, int term_signal) {
   if (term_signal != 0) return "killed by " + signal_name(term_signal);
@@ -130,6 +140,7 @@ void Supervisor::deploy(const SpawnSpec& request, Sink requester, bool follow_ex
     sink(protocol::make("deployFailed", {{"reason", reason}}));
     return;
   }
+  if (request.workers) return start_roll(request, std::move(sink), follow_exit);
   start_server(request, std::move(sink), follow_exit);
 }
 
@@ -163,6 +174,8 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
                                          "SERVERSWAP_ID=" + id,
                                          "NOTIFY_SOCKET=" + (*notify)->address()};
   if (!options_.relay_path.empty()) daemon_env.push_back("SERVERSWAP_RELAY=" + options_.relay_path);
+  if (request.worker >= 0)
+    daemon_env.push_back("SERVERSWAP_WORKER=" + std::to_string(request.worker));
   SpawnSpec spec = spawned_spec(request, daemon_env, *passed, options_.relay_path);
   if (Status s = run_as_requested_identity(spec, options_); !s.ok()) return refuse(s);
   if (!passed->empty()) add_einhorn_socket(spec.env);
@@ -297,6 +310,8 @@ void Supervisor::server_message(Connection& connection, const protocol::Message&
     } else {
       emit(*server, "fail", "sent fail after it was up (ignored): " + why);
     }
+  } else if (name == "serving") {
+    serving(*server, connection, message);
   } else if (name == "tookDown") {
     emit(*server, "tookDown", "stopped accepting",
          message.body.is_string() ? message.body.get<std::string>() : "");
@@ -381,8 +396,13 @@ void Supervisor::become_up(Server& server, const std::string& how) {
   restart_stayed_up(server);
   auto deploy = deploys_.find(server.id);
   if (deploy != deploys_.end()) deploy->second.up = true;
+  if (WorkerRoll* roll = roll_of(server)) {
+    check_deployed(server.id);
+    return roll_worker_up(*roll, server);
+  }
   for (auto& [id, other] : servers_) {
     if (other.get() == &server || other->generation > server.generation) continue;
+    if (!same_slot(server, *other)) continue;
     std::set<std::string> shared;
     for (const auto& [name, spelled] : server.held)
       if (other->held.count(name)) shared.insert(name);
@@ -391,10 +411,9 @@ void Supervisor::become_up(Server& server, const std::string& how) {
       fail(*other,
            "superseded by generation " + std::to_string(server.generation) + " before it came up");
     } else if (other->state == ServerState::kUp) {
-      if (deploy != deploys_.end()) {
-        deploy->second.replacing.insert(id);
+      // Already counted when it was taken down on some resources (`serving`).
+      if (deploy != deploys_.end() && deploy->second.replacing.insert(id).second)
         deploy->second.replaced.push_back(other->pid);
-      }
       take_down(*other, shared, "replaced by generation " + std::to_string(server.generation));
     }
   }
@@ -503,6 +522,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   reap_leftovers(*gone);
   report_exit(*gone, description, before == ServerState::kDraining);
   after_exit(*gone, before);
+  roll_server_exited(*gone);
   if (servers_.empty() && stop_done_) {
     kill_leftovers();
     stop_done_();
@@ -541,7 +561,7 @@ void Supervisor::kill_leftovers() {
 // for), or a restart of a crash loop that failed, may leave its resources unserved.
 void Supervisor::after_exit(const Server& gone, ServerState before) {
   bool crashed_while_up = before == ServerState::kUp;
-  bool loop_goes_on = !gone.failure.empty() && crash_loops_.count(command_key(gone.request)) > 0;
+  bool loop_goes_on = !gone.failure.empty() && crash_loops_.count(crash_key(gone.request)) > 0;
   if (crashed_while_up || loop_goes_on) crashed(gone);
 }
 
@@ -549,14 +569,14 @@ void Supervisor::after_exit(const Server& gone, ServerState before) {
 // held. The listening sockets stay open meanwhile: new connections wait in their backlog.
 void Supervisor::crashed(const Server& gone) {
   if (stopping()) return;
-  std::string key = command_key(gone.request);
+  std::string key = crash_key(gone.request);
   auto& loop = crash_loops_[key];
   if (!loop) {
     loop = std::make_unique<CrashLoop>(loop_, options_);
     loop->request = gone.request;
     for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
   }
-  if (served_elsewhere(loop->resources, gone.id)) {
+  if (served_elsewhere(loop->resources, gone.id, gone.request.worker)) {
     log_line("server " + std::to_string(gone.pid) +
              " exited; newer servers hold its resources, so it is not restarted");
     crash_loops_.erase(key);
@@ -577,12 +597,13 @@ void Supervisor::restart(const std::string& key) {
   if (it == crash_loops_.end() || stopping()) return;
   CrashLoop& loop = *it->second;
   loop.restart_pending = false;
-  if (served_elsewhere(loop.resources, "")) {
+  if (served_elsewhere(loop.resources, "", loop.request.worker)) {
     log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: a newer server is up");
     crash_loops_.erase(it);
     return;
   }
-  if (const Server* deploying = deploy_in_progress(loop.request)) {
+  const Server* deploying = loop.request.worker < 0 ? deploy_in_progress(loop.request) : nullptr;
+  if (deploying) {
     // Its failure comes back here through after_exit, its success ends the loop.
     log_line("restart of '" + join(loop.request.argv, " ") +
              "' left to the deploy in progress (pid " + std::to_string(deploying->pid) + ")");
@@ -607,7 +628,7 @@ void Supervisor::restart(const std::string& key) {
 // A server of a crash-looping command is up: once it has stayed up for restart_reset,
 // the loop is over and the next crash starts the backoff afresh.
 void Supervisor::restart_stayed_up(const Server& server) {
-  std::string key = command_key(server.request);
+  std::string key = crash_key(server.request);
   auto it = crash_loops_.find(key);
   if (it == crash_loops_.end()) return;
   it->second->restart_timer.stop();
@@ -622,15 +643,16 @@ void Supervisor::restart_stayed_up(const Server& server) {
   });
 }
 
-// Every one of `resources` is held, not yet handed over, by an up server other than `except`.
+// Every one of `resources` is held, not yet handed over, by an up server other than `except`
+// (for a worker: by one with the same index; its siblings do not stand in for it).
 bool Supervisor::served_elsewhere(const std::set<std::string>& resources,
-                                  const std::string& except) const {
+                                  const std::string& except, int worker) const {
   if (resources.empty()) return false;
   for (const auto& name : resources) {
     bool served = false;
     for (const auto& [id, s] : servers_)
       if (id != except && s->state == ServerState::kUp && s->held.count(name) &&
-          !s->taken.count(name))
+          !s->taken.count(name) && (worker < 0 || s->request.worker == worker))
         served = true;
     if (!served) return false;
   }
@@ -648,6 +670,7 @@ Json Supervisor::crash_loops() const {
                   {"since_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                    now - loop->backoff.first_crash())
                                    .count()}};
+    if (loop->request.worker >= 0) entry["worker"] = loop->request.worker;
     if (loop->restart_pending)
       entry["next_restart_ms"] = std::max<long long>(
           0,
@@ -671,6 +694,7 @@ void Supervisor::emit(const Server& server, const std::string& kind, const std::
                 {"generation", server.generation},
                 {"text", where + ": " + text}};
   if (!resource.empty()) event["resource"] = resource;
+  if (server.request.worker >= 0) event["worker"] = server.request.worker;
   // The deploy a line is about: the one that started this server, else the one replacing
   // it, so that one id follows a swap through every line (docs/architecture.md, "Logs").
   std::vector<Sink*> sinks;
@@ -680,11 +704,14 @@ void Supervisor::emit(const Server& server, const std::string& kind, const std::
     sinks.push_back(&deploy.sink);
     if (about.empty() || deploy_id == server.id) about = deploy_id;
   }
+  for (auto& [roll_id, roll] : rolls_)
+    if (roll->concerns(server.id)) sinks.push_back(&roll->sink);
   Json fields = {{"kind", kind},
                  {"server", server.id},
                  {"serverPid", server.pid},
                  {"generation", server.generation}};
   if (!resource.empty()) fields["resource"] = resource;
+  if (server.request.worker >= 0) fields["worker"] = server.request.worker;
   if (!about.empty()) fields["deploy"] = about;
   log_event(where + ": " + text, fields);
   Json line = protocol::make("event", event);
@@ -759,6 +786,7 @@ Json Supervisor::status() const {
          {"state", state_name(s->state)},
          {"argv", s->argv},
          {"cwd", s->cwd},
+         {"worker", s->request.worker >= 0 ? Json(s->request.worker) : Json(nullptr)},
          {"resources", resources},
          {"restarts", s->restarts},
          {"uptime_ms",
@@ -770,6 +798,7 @@ Json Supervisor::status() const {
 void Supervisor::stop(std::function<void()> done) {
   stop_done_ = std::move(done);
   crash_loops_.clear();  // cancels pending restarts
+  stop_rolls();
   if (servers_.empty()) {
     kill_leftovers();
     stop_done_();

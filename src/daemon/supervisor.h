@@ -22,6 +22,8 @@
 
 namespace serverswap::daemon {
 
+struct WorkerRoll;
+
 struct SupervisorOptions {
   std::string socket_path;
   Millis ready_timeout{60'000};
@@ -140,12 +142,33 @@ class Supervisor {
   void reap_leftovers(const Server& server);
   void kill_leftovers();
 
+  // Workers and rolling deploys (worker_roll.cc).
+  void start_roll(const SpawnSpec& request, Sink sink, bool follow_exit);
+  WorkerRoll* roll_of(const Server& server);
+  WorkerRoll* find_roll(uint64_t id);
+  bool is_old_copy(const WorkerRoll& roll, const Server& server) const;
+  int roll_processes_alive(const WorkerRoll& roll) const;
+  void roll_advance(uint64_t roll_id);
+  void roll_worker_message(uint64_t roll_id, int index, const protocol::Json& message);
+  void roll_worker_up(WorkerRoll& roll, Server& server);
+  void take_down_old_copy(WorkerRoll& roll, int index, const Server& newer);
+  void roll_failed(uint64_t roll_id, const std::string& reason);
+  void roll_server_exited(const Server& gone);
+  void roll_check_done(uint64_t roll_id);
+  void stop_rolls();
+  // Staggered handover (staggered_handover.cc): `serving` takes the older holders of one
+  // resource down before the server is up on all of them.
+  void serving(Server& server, Connection& connection, const protocol::Message& message);
+  // A worker replaces only the older copies with its own index; other servers replace all.
+  static bool same_slot(const Server& newer, const Server& older);
+
   // Crash restarts.
   void after_exit(const Server& gone, ServerState before);
   void crashed(const Server& gone);
   void restart(const std::string& key);
   void restart_stayed_up(const Server& server);
-  bool served_elsewhere(const std::set<std::string>& resources, const std::string& except) const;
+  bool served_elsewhere(const std::set<std::string>& resources, const std::string& except,
+                        int worker) const;
 
   // Reporting.
   void emit(const Server& server, const std::string& kind, const std::string& text,
@@ -165,6 +188,8 @@ class Supervisor {
   // Process groups of servers that exited while processes they forked kept running: sent
   // the takedown signal, then SIGKILL after --takedown-timeout (or when the daemon stops).
   std::map<pid_t, std::unique_ptr<Timer>> leftover_groups_;
+  std::map<uint64_t, std::unique_ptr<WorkerRoll>> rolls_;  // rolling deploys, by their id
+  uint64_t next_roll_ = 1;
 };
 
 }  // namespace serverswap::daemon

@@ -487,6 +487,12 @@ class Client:
         if not self.standalone:
             self._send({"fail": str(reason)})
 
+    def serving(self, resource):
+        """Staggered handover: this server accepts on `resource` now, so the daemon takes
+        the older holders down on that resource alone (docs/protocol.md, section 6)."""
+        if not self.standalone:
+            self._send({"serving": resource})
+
     def took_down(self, resource):
         """Optional: tells the daemon this server stopped accepting on `resource`."""
         if not self.standalone:

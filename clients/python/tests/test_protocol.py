@@ -186,6 +186,10 @@ class ProtocolTest(unittest.TestCase):
         self.assertEqual(self.daemon.read_message(), {"tookDown": ":6"})
         self.assertEqual(self.daemon.read_message(), {"fail": "why"})
 
+    def test_serving_is_sent_as_a_line(self):
+        self.client.serving(":6")
+        self.assertEqual(self.daemon.read_message(), {"serving": ":6"})
+
     def test_ready_for_async(self):
         listener = self.listening_socket()
 

@@ -1,0 +1,32 @@
+// Staggered handover (docs/protocol.md, section 6): a server that asks for its resources one
+// after the other says `serving` for each as it starts accepting on it, and the older
+// holders are taken down on that resource alone. One that has lost some but not all of its
+// resources keeps serving the others; it is draining once it has lost them all.
+#include "daemon/supervisor.h"
+
+namespace serverswap::daemon {
+
+void Supervisor::serving(Server& server, Connection& connection, const protocol::Message& m) {
+  if (!m.body.is_string()) return reply_error(connection, "serving takes a string", m);
+  std::string spelled = m.body.get<std::string>();
+  auto resource = protocol::parse_resource(spelled);
+  if (!resource.ok()) return reply_error(connection, resource.status().message(), m);
+  std::string name = resource->name();
+  if (!server.held.count(name))
+    return reply_error(connection, "serving " + spelled + ": this server does not hold it", m);
+  if (!server.starting() && server.state != ServerState::kUp)
+    return reply_error(connection, "this server is being taken down", m);
+  emit(server, "serving", "accepts on it now; older holders go down on it", name);
+  auto deploy = deploys_.find(server.id);
+  std::string why = "generation " + std::to_string(server.generation) + " serves on it";
+  for (auto& [id, other] : servers_) {
+    if (other.get() == &server || other->generation > server.generation) continue;
+    if (other->state != ServerState::kUp || !same_slot(server, *other)) continue;
+    if (!other->held.count(name) || other->taken.count(name)) continue;
+    if (deploy != deploys_.end() && deploy->second.replacing.insert(id).second)
+      deploy->second.replaced.push_back(other->pid);
+    take_down(*other, {name}, why);
+  }
+}
+
+}  // namespace serverswap::daemon
