@@ -51,7 +51,8 @@ std::string format_uptime(long long ms) {
 void print_crash_loops(const Json& loops) {
   for (const auto& loop : loops) {
     std::string command = join(loop["argv"].get<std::vector<std::string>>(), " ");
-    if (loop.contains("worker")) command.append(" (worker ").append(loop["worker"].dump()).append(")");
+    if (loop.contains("worker"))
+      command.append(" (worker ").append(loop["worker"].dump()).append(")");
     std::string line = "crash loop: " + command + " crashed " +
                        std::to_string(loop.value("crashes", 0)) + " times in " +
                        format_uptime(loop.value("since_ms", 0LL)) + ", restarted " +

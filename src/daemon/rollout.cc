@@ -45,7 +45,9 @@ std::vector<int> RolloutPlan::up(int index) {
   return batch;
 }
 
-bool RolloutPlan::all_up() const { return current_batch() == batches(); }
+bool RolloutPlan::all_up() const {
+  return current_batch() == batches();
+}
 
 std::string rollout_limits_error(const RolloutLimits& limits) {
   if (limits.workers < 1 || limits.workers > 1024) return "--workers must be 1 to 1024";

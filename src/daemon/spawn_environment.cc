@@ -163,7 +163,7 @@ Status parse_command_settings(const protocol::Json& body, SpawnSpec& spec) {
   for (auto [key, field] : {std::pair{"workers", &spec.workers}, std::pair{"batch", &spec.batch},
                             std::pair{"maxSurge", &spec.max_surge}}) {
     if (!body.contains(key)) continue;
-    if (!body[key].is_number_unsigned() || body[key].get<int64_t>() < 1 ||
+    if (!body[key].is_number_integer() || body[key].get<int64_t>() < 1 ||
         body[key].get<int64_t>() > 1024)
       return Status::error(std::string(key) + " must be a number from 1 to 1024");
     *field = body[key].get<int>();

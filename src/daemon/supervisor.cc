@@ -645,8 +645,8 @@ void Supervisor::restart_stayed_up(const Server& server) {
 
 // Every one of `resources` is held, not yet handed over, by an up server other than `except`
 // (for a worker: by one with the same index; its siblings do not stand in for it).
-bool Supervisor::served_elsewhere(const std::set<std::string>& resources,
-                                  const std::string& except, int worker) const {
+bool Supervisor::served_elsewhere(const std::set<std::string>& resources, const std::string& except,
+                                  int worker) const {
   if (resources.empty()) return false;
   for (const auto& name : resources) {
     bool served = false;
@@ -685,7 +685,10 @@ Json Supervisor::crash_loops() const {
 void Supervisor::emit(const Server& server, const std::string& kind, const std::string& text,
                       const std::string& resource) {
   std::string where =
-      "server " + std::to_string(server.pid) + " (gen " + std::to_string(server.generation) + ")";
+      "server " + std::to_string(server.pid) + " (gen " + std::to_string(server.generation);
+  if (server.request.worker >= 0)
+    where.append(", worker ").append(std::to_string(server.request.worker));
+  where += ")";
   if (!resource.empty()) where += " " + resource;
   Json event = {{"time", timestamp_now()},
                 {"kind", kind},
@@ -832,8 +835,12 @@ void Supervisor::kill_all() {
 
 std::vector<SpawnSpec> Supervisor::up_requests() const {
   std::vector<SpawnSpec> requests;
-  for (const auto& [id, s] : servers_)
-    if (s->state == ServerState::kUp && s->taken.empty()) requests.push_back(s->request);
+  std::set<std::string> rolled;  // workers of one command: one redeploy rolls them all
+  for (const auto& [id, s] : servers_) {
+    if (s->state != ServerState::kUp || !s->taken.empty()) continue;
+    if (s->request.worker >= 0 && !rolled.insert(command_key(s->request)).second) continue;
+    requests.push_back(s->request);
+  }
   return requests;
 }
 

@@ -125,8 +125,8 @@ void Supervisor::roll_worker_message(uint64_t roll_id, int index, const Json& me
   if (message.contains("event") && !roll->concerns(message["event"].value("id", "")))
     return roll->sink(message);
   if (!message.contains("deployFailed")) return;
-  std::string reason = worker_text(index, roll->plan.workers()) + " failed: " +
-                       message["deployFailed"].value("reason", "");
+  std::string reason = worker_text(index, roll->plan.workers()) +
+                       " failed: " + message["deployFailed"].value("reason", "");
   roll_failed(roll_id, reason);
 }
 
@@ -158,8 +158,11 @@ void Supervisor::take_down_old_copy(WorkerRoll& roll, int index, const Server& n
     roll.draining.insert(id);
     roll.replaced_pids.push_back(s->pid);
     take_down(*s, remaining,
-              "replaced by worker " + std::to_string(newer.request.worker) + " (generation " +
-                  std::to_string(newer.generation) + ")");
+              index >= 0 ? "replaced by the new worker " + std::to_string(index) + " (batch " +
+                               std::to_string(roll.plan.batch_of(index)) + " is up)"
+                         : "not needed by the " + std::to_string(roll.plan.workers()) +
+                               " new workers of generation " + std::to_string(newer.generation) +
+                               " and later");
     if (s->state == ServerState::kUp) begin_draining(*s);  // it held nothing the roll shares
   }
 }
@@ -176,7 +179,8 @@ void Supervisor::roll_failed(uint64_t roll_id, const std::string& reason) {
   std::vector<std::string> restored;
   for (const auto& [index, request] : roll->replaced) {
     restored.push_back(std::to_string(index));
-    start_server(request, [](const Json&) {}, /*follow_exit=*/false);
+    start_server(
+        request, [](const Json&) {}, /*follow_exit=*/false);
   }
   for (const auto& [index, id] : roll->workers) {
     Server* s = find(id);

@@ -28,18 +28,18 @@ struct WorkerRoll {
   std::function<void(const protocol::Json&)> sink;
   bool follow_exit = false;
   RolloutPlan plan;
-  uint64_t first_generation = 0;  // servers older than this may be its old copies
-  std::set<std::string> resources;          // canonical names its workers hold
-  std::map<int, std::string> workers;       // index -> id of the new worker
-  std::set<std::string> draining;           // old copies it took down, still alive
-  std::map<int, SpawnSpec> replaced;        // index -> request of the old copy taken down
+  uint64_t first_generation = 0;       // servers older than this may be its old copies
+  std::set<std::string> resources;     // canonical names its workers hold
+  std::map<int, std::string> workers;  // index -> id of the new worker
+  std::set<std::string> draining;      // old copies it took down, still alive
+  std::map<int, SpawnSpec> replaced;   // index -> request of the old copy taken down
   protocol::Json replaced_pids = protocol::Json::array();
   bool reported = false;  // deployed or deployFailed sent
 
   bool concerns(const std::string& server_id) const {
     if (draining.count(server_id)) return true;
-    for (const auto& [index, id] : workers)
-      if (id == server_id) return true;
+    for (const auto& [index, worker_id] : workers)
+      if (worker_id == server_id) return true;
     return false;
   }
 };

@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
   auto client = serverswap::Client::open({.explicit_up = true});
   std::map<std::string, int> listeners;  // resource -> fd, while accepting on it
   std::vector<std::string> pending(argv + 1, argv + argc);
-  std::string body = "version=" + version + " worker=" + worker + " pid=" + std::to_string(getpid());
+  std::string body =
+      "version=" + version + " worker=" + worker + " pid=" + std::to_string(getpid());
   // Asks for the next resource (every one unless staggered); up once none is left.
   auto ask = [&] {
     do {

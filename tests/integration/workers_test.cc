@@ -71,9 +71,8 @@ void expect_version(DaemonUnderTest& daemon, const std::map<pid_t, int>& workers
     std::string line = "worker_server pid " + std::to_string(pid) + " worker " +
                        std::to_string(worker) + " version " + version + " up";
     // It prints the line right after serverUp: it may reach the log just after the status.
-    EXPECT_TRUE(daemon.process().wait_for_output(line, 5s))
-        << line << "\n"
-        << daemon.process().output();
+    EXPECT_TRUE(daemon.process().wait_for_output(line, 5s)) << line << "\n"
+                                                            << daemon.process().output();
   }
 }
 
@@ -255,9 +254,12 @@ TEST(StaggeredHandover, TheOldServerGoesDownOnOneResourceAtATime) {
   json old_server, new_server;
   ASSERT_TRUE(eventually(
       [&] {
-        for (const auto& s : daemon.status()["servers"]) {
-          if (s["pid"] == old_pid) old_server = s;
-          else new_server = s;
+        json status = daemon.status();
+        for (const auto& s : status["servers"]) {
+          if (s["pid"] == old_pid)
+            old_server = s;
+          else
+            new_server = s;
         }
         return !old_server.is_null() && !old_server["resources"].empty() &&
                old_server["resources"][0]["takenDown"] == true;
