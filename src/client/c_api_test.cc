@@ -87,6 +87,18 @@ TEST(CApi, ErrorsAndTakedownThroughTheDaemon) {
   serverswap_close(c);
 }
 
+TEST(CApi, ServingIsSentAsALine) {
+  Managed m([](Peer& peer) {
+    greet(peer);
+    EXPECT_EQ(peer.next(), make("serving", ":8080"));
+  });
+  serverswap_client* c = nullptr;
+  ASSERT_EQ(serverswap_open(&c), 0) << serverswap_error(c);
+  EXPECT_EQ(serverswap_serving(c, ":8080"), 0) << serverswap_error(c);
+  EXPECT_EQ(serverswap_serving(c, nullptr), -1);
+  serverswap_close(c);
+}
+
 TEST(CApi, FailedOpenStillExplainsItself) {
   ScopedEnv socket("SERVERSWAP_SOCKET", "/nonexistent/serverswap.sock");
   ScopedEnv id("SERVERSWAP_ID", "test-1");
