@@ -180,6 +180,47 @@ TEST(Resume, UpgradeUnderLoadKeepsThePidTheSocketsAndTheServers) {
   EXPECT_EQ(report.counts.failed(), 0u) << verify::to_text(report);
 }
 
+// The C++ client library (hello_server) reconnects and resumes by itself, after a SIGKILL
+// of the daemon and after an upgrade; swaps go on with no failed request.
+TEST(Resume, TheClientLibraryResumesAfterKillNineAndAfterAnUpgradeUnderLoad) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  auto first = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(first.code, 0) << first.output;
+  pid_t server = daemon.server_pids().at(0);
+  std::atomic<uint64_t> ok_so_far{0};
+  verify::LoadOptions options = load_on(daemon.address_of("127.0.0.1:0"));
+  options.on_progress = [&](uint64_t ok, uint64_t) { ok_so_far = ok; };
+  verify::LoadRun load(options);
+  ASSERT_TRUE(load.wait_for_ok(100, 10s)) << "the load never got going";
+
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  auto again = restart_daemon(daemon);
+  ASSERT_TRUE(again->wait_for_output("resumed, up", 10s)) << again->output();
+  EXPECT_EQ(server_with_pid(daemon, server)["state"], "up");
+
+  Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade"});
+  ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output() << again->output();
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::string log = again->output();
+        size_t upgraded = log.find("upgrading: executing");
+        return upgraded != std::string::npos &&
+               log.find("resumed, up", upgraded) != std::string::npos;
+      },
+      10s))
+      << again->output();
+
+  auto next = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(next.code, 0) << next.output << again->output();
+  EXPECT_TRUE(eventually([&] { return !process_exists(server); }, 5s));
+  ASSERT_TRUE(load.wait_for_ok(ok_so_far + 100, 10s));
+  load.stop();
+  verify::LoadReport report = load.join();
+  EXPECT_EQ(report.counts.failed(), 0u) << verify::to_text(report);
+  stop_daemon(daemon, *again);
+}
+
 TEST(Resume, UpgradeToAProgramThatIsNotServerswapChangesNothing) {
   DaemonUnderTest daemon(kDaemonOptions);
   Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade", "--binary", "/bin/true"});
