@@ -221,6 +221,35 @@ TEST(Resume, TheClientLibraryResumesAfterKillNineAndAfterAnUpgradeUnderLoad) {
   stop_daemon(daemon, *again);
 }
 
+// A --listen program has no client library: the new daemon copies its listening socket
+// back from its fd 3 with pidfd_getfd (the tests run as root), and the next deploy of the
+// same command swaps on that very socket.
+TEST(Resume, ListenSocketsOfAProgramWithoutAClientAreTakenBackWithPidfdGetfd) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  std::string report = daemon.dir() + "/report";
+  std::vector<std::string> deploy = {SERVERSWAP_BIN, "--socket", daemon.socket(),  "--listen",
+                                     "127.0.0.1:0",  "--",       LISTEN_PROBE_BIN, report};
+  Child first(deploy);
+  ASSERT_EQ(first.wait(30s), 0) << first.output();
+  std::string address = daemon.address_of("127.0.0.1:0");
+  pid_t probe = daemon.server_pids().at(0);
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+
+  auto again = restart_daemon(daemon);
+  ASSERT_TRUE(again->wait_for_output("took its listening sockets back with pidfd_getfd", 10s))
+      << again->output();
+  EXPECT_EQ(daemon.address_of("127.0.0.1:0"), address);
+  EXPECT_EQ(server_with_pid(daemon, probe)["state"], "up");
+  Child next(deploy);
+  ASSERT_EQ(next.wait(30s), 0) << next.output() << again->output();
+  EXPECT_TRUE(eventually([&] { return !process_exists(probe); }, 10s));
+  pid_t replacement = daemon.server_pids().at(0);
+  std::string text = read_file(report + "." + std::to_string(replacement));
+  EXPECT_NE(text.find("fd 3 name 127.0.0.1_0 address " + address), std::string::npos) << text;
+  stop_daemon(daemon, *again);
+}
+
 TEST(Resume, UpgradeToAProgramThatIsNotServerswapChangesNothing) {
   DaemonUnderTest daemon(kDaemonOptions);
   Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade", "--binary", "/bin/true"});
