@@ -273,7 +273,10 @@ Status ClientSession::send(const Json& message, std::span<const int> fds) {
       rest.remove_prefix(*sent);
       continue;
     }
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return disconnect(sent.status());
+    const int err = errno;
+    // EPIPE, ECONNRESET: the daemon went away, as an end-of-file would have said.
+    if (err != EAGAIN && err != EWOULDBLOCK)
+      return disconnect(sent.status(), err == EPIPE || err == ECONNRESET);
     auto writable = wait_for(sock_.get(), POLLOUT, deadline);
     if (!writable.ok()) return disconnect(writable.status());
     // Half a line may be out: the connection cannot be used for anything else.
@@ -310,7 +313,7 @@ Status ClientSession::read_once(bool& would_block) {
   const int err = errno;
   // A reset is a close with our last message unread; the data sent before it came first.
   if ((got.ok() && got->bytes == 0) || (!got.ok() && err == ECONNRESET))
-    return disconnect(Status::error("the daemon closed the connection"));
+    return disconnect(Status::error("the daemon closed the connection"), true);
   if (!got.ok()) {
     would_block = err == EAGAIN || err == EWOULDBLOCK;
     return would_block ? Status() : disconnect(got.status().wrap("reading from the daemon"));
@@ -360,11 +363,14 @@ void ClientSession::take_line(const std::string& line, uint64_t start) {
   inbox_.push_back(std::move(in));
 }
 
-Status ClientSession::disconnect(Status why) {
+Status ClientSession::disconnect(Status why, bool daemon_went_away) {
   sock_.reset();
   pending_fds_.clear();
   lost_ = why;
-  if (link_ == Link::kConnected || link_ == Link::kResuming) link_ = Link::kLost;
+  // Only a daemon that went away is waited for (docs/protocol.md §11); a broken connection
+  // (a line too long, a send that timed out) is not repaired by reconnecting.
+  if (link_ == Link::kConnected || link_ == Link::kResuming)
+    link_ = daemon_went_away ? Link::kLost : Link::kGone;
   return why;
 }
 

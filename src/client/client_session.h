@@ -125,7 +125,7 @@ class ClientSession {
   Status read_once(bool& would_block);
   void take_lines();
   void take_line(const std::string& line, uint64_t start);
-  Status disconnect(Status why);
+  Status disconnect(Status why, bool daemon_went_away = false);
   void deliver_inbox();
   void run_takedown(const std::string& resource);
 
