@@ -3,6 +3,7 @@
 // resumes over a new control connection, handing back its listening sockets.
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -92,11 +93,51 @@ void Supervisor::adopt_server(const ServerRecord& record) {
     kill_after_grace(s);
     return;
   }
+  reopen_notify_socket(s);
   s.awaiting_resume = true;
   emit(s, "adopted",
        "taken back from state.json (" + record.state +
            "); waiting for it to resume: " + join(s.argv, " "));
   if (!s.request.listen.empty()) take_listen_sockets_back(s, record);
+}
+
+// Its NOTIFY_SOCKET has the same abstract name as before (the server's id), free again now
+// that the previous daemon's socket is closed: sd_notify goes on working.
+void Supervisor::reopen_notify_socket(Server& server) {
+  std::string id = server.id;
+  auto notify = NotifySocket::open(
+      loop_, "serverswap-notify-" + id,
+      [this, id](const NotifyMessage& message) { notified(id, message); },
+      [this, id](const std::string& why) {
+        if (Server* s = find(id)) emit(*s, "notifyRejected", why);
+      });
+  if (!notify.ok()) {
+    emit(server, "notifyLost", "NOTIFY_SOCKET not reopened: " + notify.status().message());
+    return;
+  }
+  struct stat owner {};
+  std::string proc = "/proc/" + std::to_string(server.pid);
+  uid_t uid = ::stat(proc.c_str(), &owner) == 0 ? owner.st_uid : ::getuid();
+  server.notify = std::move(*notify);
+  server.notify->accept_sender(server.pid, uid);
+}
+
+// A still-starting program without a client library cannot resume: it gets a fresh
+// --ready-timeout (and --ready-after) from now, and comes up by READY=1 as before.
+void Supervisor::restart_readiness_timers(Server& server) {
+  std::string id = server.id;
+  server.ready_timer.start(options_.ready_timeout, [this, id] {
+    if (Server* late = find(id); late && late->starting())
+      fail(*late, "not up within --ready-timeout " + format_duration(options_.ready_timeout) +
+                      " after the daemon took it back");
+  });
+  if (!server.request.ready_after) return;
+  Millis after = *server.request.ready_after;
+  server.ready_after_timer.start(after, [this, id, after] {
+    if (Server* s = find(id); s && s->starting())
+      become_up(*s, "alive for --ready-after " + format_duration(after) +
+                        " after the daemon took it back, the weaker rule");
+  });
 }
 
 // A --listen program has no client library to resume with: its listening sockets are at
@@ -137,6 +178,7 @@ void Supervisor::take_listen_sockets_back(Server& server, const ServerRecord& re
   (void)record;
   server.awaiting_resume = false;
   emit(server, "resumed", "took its listening sockets back with pidfd_getfd");
+  if (server.starting()) restart_readiness_timers(server);
 }
 
 // The descriptor must be a listening socket bound to the address the resource names.

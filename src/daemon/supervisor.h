@@ -132,6 +132,8 @@ class Supervisor {
   Server* start_server(const SpawnSpec& request, Sink sink, bool follow_exit);
   void adopt_server(const ServerRecord& record);
   void take_listen_sockets_back(Server& server, const ServerRecord& record);
+  void reopen_notify_socket(Server& server);
+  void restart_readiness_timers(Server& server);
   Status check_resumed_socket(const Server& server, int fd, const std::string& spelled,
                               std::string* name) const;
   void resumed(Server& server, Connection& connection, bool up);
