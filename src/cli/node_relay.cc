@@ -273,6 +273,8 @@ class Relay {
   Status advance() {
     if (link_ == Link::kConnected || Clock::now() < next_attempt_) return {};
     if (link_ == Link::kResuming) return daemon_lost("no welcome within 10s");
+    // fail, or taken down on every resource, while the daemon was away: nothing to resume.
+    if (!may_resume()) return Status::error("the daemon went away and the server is done");
     auto daemon = connect_daemon(socket_path_, SOCK_NONBLOCK);
     if (!daemon.ok()) {
       schedule_retry();

@@ -253,9 +253,9 @@ Status ClientSession::dispatch() {
 }
 
 Status ClientSession::send_or_defer(const Json& message, const std::string& what) {
-  if (!sock_ && link_ != Link::kGone && may_resume()) return {};
+  if (!sock_ && reconnecting()) return {};
   Status sent = send(message);
-  if (!sent.ok() && link_ == Link::kLost && may_resume()) return {};
+  if (!sent.ok() && link_ == Link::kLost) return {};
   return sent.wrap(what);
 }
 
@@ -481,7 +481,13 @@ void ClientSession::advance_link() {
                              format_duration(options_.hello_timeout)));
     schedule_retry();
   }
-  if (link_ == Link::kWaiting && Clock::now() >= next_attempt_) try_resume();
+  if (link_ != Link::kWaiting || Clock::now() < next_attempt_) return;
+  if (!may_resume()) {  // fail(), or taken down on every resource, while away
+    link_ = Link::kGone;
+    holding_.clear();
+    return;
+  }
+  try_resume();
 }
 
 void ClientSession::schedule_retry() {

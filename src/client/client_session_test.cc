@@ -512,6 +512,19 @@ TEST(ClientSessionResume, NoReconnectAfterFail) {
   EXPECT_EQ(s.session->timeout_ms(), -1);
 }
 
+TEST(ClientSessionResume, TakenDownWhileTheDaemonIsAwayEndsReconnecting) {
+  Serving s;
+  ASSERT_TRUE(s.session);
+  s.c.daemon->close();
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return s.session->timeout_ms() > 0; }));
+  // The server stops accepting on both resources (a SIGTERM, say) before the first attempt.
+  EXPECT_TRUE(s.session->took_down("127.0.0.1:8080").ok());
+  EXPECT_TRUE(s.session->took_down("unix:/run/admin.sock").ok());
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return !s.session->reconnecting(); }));
+  EXPECT_EQ(s.session->timeout_ms(), -1);
+  EXPECT_FALSE(s.next_daemon.has_client(0));
+}
+
 TEST(ClientSessionResume, KeepsTryingAtLongerIntervals) {
   Serving s;
   ASSERT_TRUE(s.session);

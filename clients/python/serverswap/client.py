@@ -352,6 +352,9 @@ class Client:
         """Reconnects until welcomed (returns the new framer) or told no (returns None)."""
         delay = FIRST_RETRY
         while not self._stop.wait(delay):
+            if not self._may_resume():  # fail(), or taken down on every resource, meanwhile
+                self._connection_lost("the daemon went away and this server is done")
+                return None
             delay = min(delay * 2, MAX_RETRY)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:

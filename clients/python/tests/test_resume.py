@@ -214,6 +214,14 @@ class ResumeTest(unittest.TestCase):
         self.assertTrue(wait_until(lambda: self.client.closed))
         self.assertFalse(self.sockets.has_client(0.4))
 
+    def test_fail_while_the_daemon_is_away_ends_reconnecting(self):
+        self.serve()
+        self.daemon.close()
+        self.assertTrue(wait_until(lambda: self.client._reconnecting))
+        self.client.fail("broken")
+        self.assertTrue(wait_until(lambda: self.client.closed))
+        self.assertFalse(self.sockets.has_client(0.4))
+
     def test_no_reconnect_after_fail(self):
         self.serve()
         self.client.fail("broken")
