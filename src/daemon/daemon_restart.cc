@@ -68,6 +68,9 @@ void Daemon::state_changed() {
     state_write_pending_ = false;
     if (state_closed_) return;
     if (Status s = state_file_->write(supervisor_->record()); !s.ok()) log_line(s.message());
+    // The last adopted server that had not resumed may have exited instead.
+    if (!waiting_deploys_.empty() && !supervisor_->adopting())
+      adoption_over("no server is left to resume");
   });
 }
 

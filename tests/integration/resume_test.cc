@@ -368,12 +368,16 @@ TEST(Resume, BadResumeHellosAreRefusedTheirFdsClosedAndTheDaemonUnharmed) {
   EXPECT_TRUE(eventually([&] { return open_fds(again->pid()) <= fds_before; }, 5s))
       << open_fds(again->pid()) << " fds, " << fds_before << " before: a descriptor was kept";
 
-  // The real server resumes: the daemon is unharmed, and deploys go ahead.
+  // A deploy now waits for the adopted server to resume.
+  auto waiting = daemon.start_deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_TRUE(again->wait_for_output("deploy waits until", 10s)) << again->output();
+  EXPECT_EQ(daemon.server_pids().size(), 1u);
+  // The real server resumes: the daemon is unharmed, and the deploy goes ahead.
   ASSERT_EQ(kill(pid, SIGCONT), 0);
   ASSERT_TRUE(again->wait_for_output("resumed, up", 10s)) << again->output();
   EXPECT_TRUE(http_ok(address));
-  auto next = daemon.deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
-  EXPECT_EQ(next.code, 0) << next.output << again->output();
+  EXPECT_EQ(waiting->wait(30s), 0) << waiting->output() << again->output();
+  EXPECT_NE(waiting->output().find("(generation 2)"), std::string::npos) << waiting->output();
   stop_daemon(daemon, *again);
 }
 
