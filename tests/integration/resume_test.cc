@@ -252,6 +252,27 @@ TEST(Resume, ListenSocketsOfAProgramWithoutAClientAreTakenBackWithPidfdGetfd) {
   stop_daemon(daemon, *again);
 }
 
+// The first run of `serverswap COMMAND` is the daemon in the foreground; after an upgrade it
+// is `serverswap daemon` in the same process, and Ctrl-C (SIGINT) still stops everything.
+TEST(Resume, AFirstRunForegroundDaemonUpgradedStillStopsOnCtrlC) {
+  char pattern[] = "/tmp/serverswap-test-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  std::string dir = pattern, socket = dir + "/control.sock";
+  Child foreground({SERVERSWAP_BIN, "--socket", socket, "--", RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_TRUE(foreground.wait_for_output("is up", 10s)) << foreground.output();
+  Child upgrade({SERVERSWAP_BIN, "--socket", socket, "upgrade"});
+  ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output() << foreground.output();
+  ASSERT_TRUE(foreground.wait_for_output("resumed, up", 10s)) << foreground.output();
+  Child status({SERVERSWAP_BIN, "--socket", socket, "status", "--json"});
+  ASSERT_EQ(status.wait(10s), 0) << status.output();
+  pid_t server = nlohmann::json::parse(status.output())["servers"][0]["pid"];
+  foreground.signal(SIGINT);
+  EXPECT_EQ(foreground.wait(30s), 0) << foreground.output();
+  EXPECT_TRUE(eventually([&] { return !process_exists(server); }, 5s));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/state.json"));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Resume, UpgradeToAProgramThatIsNotServerswapChangesNothing) {
   DaemonUnderTest daemon(kDaemonOptions);
   Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade", "--binary", "/bin/true"});
