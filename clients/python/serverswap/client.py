@@ -366,7 +366,8 @@ class Client:
                 data = self._encode(hello)
                 sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                               array.array("i", fds))] if fds else [])
-                sock.sendall(data[sent:])  # the descriptors went with the first byte
+                if sent < len(data):  # the descriptors went with the first byte
+                    sock.sendall(data[sent:])
                 framer = LineFramer()
                 backlog = self._await_welcome(sock, framer)
                 sock.settimeout(None)
