@@ -15,7 +15,9 @@
 // Old servers drain on SIGTERM, the takedown signal of all three.
 //
 // One thread, one poll() loop over a signalfd (SIGTERM, SIGINT), the serverswap control
-// socket, the listening socket and the client connections, all non-blocking.
+// socket, the listening socket and the client connections, all non-blocking. The poll
+// timeout honours client.timeout_ms(), so that a server whose daemon was restarted resumes
+// with the new one (docs/protocol.md §11).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -160,17 +162,19 @@ void Server::poll_once() {
     short events = c.out.empty() ? POLLIN : POLLOUT;  // no new requests while answers wait
     fds.push_back({fd, events, 0});
   }
-  int timeout = -1;
+  // -1 unless the daemon went away: then when the next reconnect attempt is due.
+  int timeout = client_.timeout_ms();
   if (draining_) {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(drain_deadline_ - Clock::now());
-    timeout = static_cast<int>(std::max<long long>(left.count(), 0));
+    int drain_left = static_cast<int>(std::max<long long>(left.count(), 0));
+    timeout = timeout < 0 ? drain_left : std::min(timeout, drain_left);
   }
   if (::poll(fds.data(), fds.size(), timeout) < 0) {
     if (errno != EINTR) log(std::string("poll: ") + std::strerror(errno));
     return;
   }
   if (fds[0].revents) on_signal();
-  if (fds[1].revents) on_control();
+  if (fds[1].revents || client_.timeout_ms() == 0) on_control();
   if (fds[2].revents && listener_.fd >= 0) accept_all();  // the takeDown may just have closed it
   for (size_t i = 3; i < fds.size(); ++i) {
     auto it = connections_.find(fds[i].fd);
@@ -189,7 +193,8 @@ void Server::on_control() {
   try {
     client_.dispatch();  // runs the takedown callback, which calls begin_drain()
   } catch (const serverswap::Error& e) {
-    // The daemon is gone; keep serving. control_fd() is -1 from now on.
+    // The daemon is gone for good (a restarted one is resumed inside dispatch(), with no
+    // error); keep serving. control_fd() and timeout_ms() are -1 from now on.
     log(std::string("lost the serverswap daemon: ") + e.what());
   }
 }

@@ -81,10 +81,19 @@ class Client {
   }
 
   // Poll this for readability and then call dispatch(); -1 when standalone or disconnected.
+  // It changes when the client reconnects to a restarted daemon: read it before each poll.
   int control_fd() const { return serverswap_fd(state_->handle); }
 
-  // Runs takedown callbacks for what has arrived. Throws Error when the daemon closed the
-  // connection (control_fd() is -1 from then on) or a callback threw (rethrown here).
+  // The longest the loop's poll() may wait before dispatch() must run anyway (ms; -1: no
+  // limit, 0: at once): while the daemon is gone, reconnect attempts are made by dispatch()
+  // at the times this gives (serverswap_timeout_ms(), serverswap_dispatch()).
+  int timeout_ms() const { return serverswap_timeout_ms(state_->handle); }
+
+  // Runs takedown callbacks for what has arrived and, after the daemon went away, the
+  // reconnect attempt that is due (the server resumes with the next daemon). Throws Error
+  // when the connection is gone for good (control_fd() is -1 from then on; the server goes
+  // on without a daemon) or a callback threw (rethrown here). A reconnect under way is not
+  // an error.
   void dispatch() { check(serverswap_dispatch(state_->handle)); }
 
   // The underlying C handle, still owned by this Client.

@@ -43,6 +43,9 @@
  *  - Every wait has a deadline: serverswap_open() waits at most 10 s for the daemon's
  *    welcome, serverswap_ready_for() at most 60 s for the socket, and sending a message at
  *    most 10 s for the daemon to read it (after which the connection is dropped).
+ *  - A server that loses its daemon keeps serving and resumes with the next one when its
+ *    loop calls serverswap_dispatch() as serverswap_timeout_ms() asks (see
+ *    serverswap_dispatch() below).
  *  - Takedown callbacks run only inside serverswap_dispatch() and serverswap_ready_for()
  *    (for takeDown messages that arrived while it waited), on the calling thread. They may
  *    call serverswap_took_down(), serverswap_server_up() and serverswap_fail(), but not
@@ -106,13 +109,48 @@ int serverswap_serving(serverswap_client* client, const char* resource);
 int serverswap_took_down(serverswap_client* client, const char* resource);
 
 /* The control socket, for the server's own event loop: when it is readable, call
- * serverswap_dispatch(). -1 when standalone or once the connection is gone (poll() ignores
- * negative descriptors, so it can stay in a pollfd array). */
+ * serverswap_dispatch(). -1 when standalone or while there is no connection (poll() ignores
+ * negative descriptors, so it can stay in a pollfd array). It changes when the client
+ * reconnects to a restarted daemon: read it again before every poll(). */
 int serverswap_fd(const serverswap_client* client);
 
-/* Reads what the daemon sent without blocking and runs takedown callbacks. Returns 0, or -1
- * when the daemon closed the connection or it failed (serverswap_fd() is -1 from then on).
- * Standalone: returns 0. */
+/* How long the server's poll() may wait before serverswap_dispatch() must run even though
+ * serverswap_fd() did not become readable, in milliseconds: -1 for no limit (connected,
+ * standalone, or gone for good), 0 for at once. It is not -1 while the client reconnects to
+ * a restarted daemon (see "Daemon restarts" below). Take the smaller of this and the
+ * server's own timeout. */
+int serverswap_timeout_ms(const serverswap_client* client);
+
+/* Reads what the daemon sent without blocking, runs takedown callbacks and, after the daemon
+ * went away, makes the reconnect attempt that serverswap_timeout_ms() said was due. Calling
+ * it when nothing is due is harmless. Returns 0, also while reconnecting; -1 once the
+ * connection is gone for good (the daemon closed it after an error, refused to resume this
+ * server, or the server was taken down or called serverswap_fail()): serverswap_fd() and
+ * serverswap_timeout_ms() are -1 from then on and the server goes on on its own.
+ * Standalone: returns 0.
+ *
+ * Daemon restarts (docs/protocol.md section 11). When the daemon's connection reaches
+ * end-of-file (the daemon was killed, or re-executes itself for an upgrade) the server keeps
+ * serving on its sockets. A loop that does
+ *
+ *     for (;;) {
+ *       struct pollfd fds[] = {{serverswap_fd(c), POLLIN, 0}, ...the server's own...};
+ *       poll(fds, n, serverswap_timeout_ms(c));      // or the smaller of it and its own
+ *       if (fds[0].revents || serverswap_timeout_ms(c) == 0) serverswap_dispatch(c);
+ *       ...
+ *     }
+ *
+ * (or simply calls serverswap_dispatch() after every wakeup) reconnects to SERVERSWAP_SOCKET
+ * after 100 ms, then at doubling intervals up to 1 s, and says the `resume` hello: it hands
+ * back a duplicate of each listening socket serverswap_ready_for() got from the daemon (the
+ * library keeps one per resource until the server is taken down on it or calls
+ * serverswap_took_down() for it), its serverswap_on_takedown() subscriptions and whether it
+ * called serverswap_server_up(). Once the new daemon welcomes it, it is that daemon's server
+ * in every respect: takedown callbacks run, serverswap_server_up() etc. reach it. While
+ * reconnecting, serverswap_server_up(), serverswap_on_takedown() and serverswap_took_down()
+ * succeed (the resume carries their effect) and serverswap_ready_for() fails. Each attempt
+ * is one non-blocking connect() and sendmsg(); the welcome is read by later dispatches, so
+ * the loop never waits for the daemon. Losing the daemon and resuming are said on stderr. */
 int serverswap_dispatch(serverswap_client* client);
 
 /* Why the last failing call on this client failed; "" if none did. Never NULL. */

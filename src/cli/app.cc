@@ -60,6 +60,10 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
                  "with --workers: at most S processes of the command beyond N during a deploy "
                  "(default: --batch)")
       ->check(CLI::Range(1, 1024));
+  app.add_option("--adopt-timeout", o.adopt_timeout,
+                 "a restarted daemon waits this long for the servers it took back to resume "
+                 "before it deploys (daemon setting)")
+      ->capture_default_str();
   app.add_option("--metrics", o.metrics,
                  "serve Prometheus metrics at ADDR/metrics: 127.0.0.1:PORT or unix:PATH "
                  "(daemon setting)");
@@ -100,11 +104,21 @@ int run(int argc, char** argv) {
   CLI::App* reload =
       app.add_subcommand("reload", "redeploy every up server's command (also: SIGHUP)");
   CLI::App* daemon = app.add_subcommand("daemon", "run only the daemon, in the foreground");
+  bool resume_upgrade = false;
+  daemon
+      ->add_flag("--resume-upgrade", resume_upgrade,
+                 "executed by `upgrade`: inherit the sockets state.json names")
+      ->group("");
+  CLI::App* upgrade = app.add_subcommand(
+      "upgrade", "the daemon re-executes a new binary of itself, keeping sockets and servers");
+  std::string upgrade_binary;
+  upgrade->add_option("--binary", upgrade_binary,
+                      "the binary to execute (default: the one the daemon was started from)");
   verify::VerifyArgs verify_args;
   CLI::App* verify = verify::add_verify_command(app, verify_args);
   CLI::App* relay = app.add_subcommand("node-relay", "bridge for the Node.js client (internal)");
   relay->group("");  // started by the Node.js client, not by people
-  for (CLI::App* sub : {status, stop, reload, daemon}) sub->fallthrough();
+  for (CLI::App* sub : {status, stop, reload, daemon, upgrade}) sub->fallthrough();
 
   try {
     app.parse(argc, argv);
@@ -118,7 +132,8 @@ int run(int argc, char** argv) {
   if (status->parsed()) return status_command(options, json, watch);
   if (stop->parsed()) return stop_command(options);
   if (reload->parsed()) return reload_command(options);
-  if (daemon->parsed()) return daemon_command(options);
+  if (daemon->parsed()) return daemon_command(options, resume_upgrade);
+  if (upgrade->parsed()) return upgrade_command(options, upgrade_binary);
   if (relay->parsed()) return node_relay_command();
   if (verify->parsed()) return verify::verify_main(verify_args);
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/daemon.h"
 #include "daemon/instance_lock.h"
 #include "daemon/server_process.h"
 #include "daemon/supervisor.h"
@@ -16,7 +17,7 @@ enum ExitCode : int {
   kOk = 0,
   kFailed = 1,       // the deploy failed (old servers untouched), or the server failed
   kUsage = 2,        // bad command line
-  kNoDaemon = 3,     // status/stop: no daemon answers on the socket
+  kNoDaemon = 3,     // status/stop: no daemon answers on the socket; a deploy lost the daemon
   kSystemError = 4,  // the socket directory, lock or daemon could not be set up
 };
 
@@ -40,21 +41,32 @@ struct GlobalOptions {
   // of every command deployed without one). Names or numbers; the daemon must be root.
   std::string user;
   std::string group;
-  std::string metrics;              // --metrics ADDR (daemon setting)
-  std::string log_format = "text";  // --log-format text|json (daemon setting)
+  std::string adopt_timeout = "10s";  // --adopt-timeout D (daemon setting)
+  std::string metrics;                // --metrics ADDR (daemon setting)
+  std::string log_format = "text";    // --log-format text|json (daemon setting)
   bool quiet = false;
 };
 
 // Validated daemon settings; prints the error and returns nullopt on bad values.
 std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& options);
 
+// How the daemon takes its servers back and re-executes itself; nullopt (said) on bad values.
+// `daemon_command`: it runs as `serverswap daemon` (else as the first-run foreground daemon,
+// which an upgrade turns into `serverswap daemon` with the same settings).
+std::optional<daemon::RestartSettings> restart_settings(const GlobalOptions& options,
+                                                        const daemon::SupervisorOptions& settings,
+                                                        bool daemon_command);
+
 // Runs the daemon in the foreground until stopped, starting `first` if given.
 int run_daemon(const daemon::SupervisorOptions& options, daemon::InstanceLock lock,
-               const std::optional<daemon::SpawnSpec>& first, const std::string& metrics);
+               const std::optional<daemon::SpawnSpec>& first, const GlobalOptions& global);
 
 int start_or_deploy(const GlobalOptions& options, std::vector<std::string> command,
                     bool follow_exit);
-int daemon_command(const GlobalOptions& options);
+// resume_upgrade: executed by `upgrade` (takes the sockets state.json names).
+int daemon_command(const GlobalOptions& options, bool resume_upgrade);
+// `serverswap upgrade [--binary PATH]`: the daemon re-executes PATH (default: its own binary).
+int upgrade_command(const GlobalOptions& options, const std::string& binary);
 // `status --watch`: a fresh table every interval, `count` times (0: until interrupted).
 struct StatusWatch {
   bool enabled = false;

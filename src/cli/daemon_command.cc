@@ -37,10 +37,45 @@ std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& opt
   return settings;
 }
 
+std::optional<daemon::RestartSettings> restart_settings(const GlobalOptions& options,
+                                                        const daemon::SupervisorOptions& settings,
+                                                        bool daemon_command) {
+  auto adopt_timeout = parse_duration(options.adopt_timeout);
+  if (!adopt_timeout.ok()) {
+    say(adopt_timeout.status().wrap("--adopt-timeout").message());
+    return std::nullopt;
+  }
+  daemon::RestartSettings restart;
+  restart.adopt_timeout = *adopt_timeout;
+  restart.binary = settings.relay_path;  // /proc/self/exe, resolved at start
+  restart.daemon_args = {
+      "--socket",           settings.socket_path,     "--ready-timeout",   options.ready_timeout,
+      "--takedown-timeout", options.takedown_timeout, "--takedown-signal", options.takedown_signal,
+      "--settle",           options.settle,           "--adopt-timeout",   options.adopt_timeout,
+      "--log-format",       options.log_format};
+  auto add = [&](const char* flag, const std::string& value) {
+    if (value.empty()) return;
+    restart.daemon_args.push_back(flag);
+    restart.daemon_args.push_back(value);
+  };
+  add("--metrics", options.metrics);
+  // The first-run daemon's --user/--group belong to its command, not to the daemon.
+  if (daemon_command) {
+    add("--user", options.user);
+    add("--group", options.group);
+  }
+  restart.daemon_args.push_back("daemon");
+  restart.daemon_args.push_back("--resume-upgrade");
+  return restart;
+}
+
 int run_daemon(const daemon::SupervisorOptions& options, daemon::InstanceLock lock,
-               const std::optional<daemon::SpawnSpec>& first, const std::string& metrics) {
+               const std::optional<daemon::SpawnSpec>& first, const GlobalOptions& global) {
+  auto restart = restart_settings(global, options, /*daemon_command=*/false);
+  if (!restart) return kUsage;
   daemon::Daemon d(options, std::move(lock));
-  d.serve_metrics(metrics);
+  d.serve_metrics(global.metrics);
+  d.restart_settings(*restart);
   if (Status s = d.start(); !s.ok()) {
     say(s.message());
     return kSystemError;
@@ -49,9 +84,12 @@ int run_daemon(const daemon::SupervisorOptions& options, daemon::InstanceLock lo
   return d.run();
 }
 
-int daemon_command(const GlobalOptions& options) {
+int daemon_command(const GlobalOptions& options, bool resume_upgrade) {
   auto settings = daemon_options(options);
   if (!settings) return kUsage;
+  auto restart = restart_settings(options, *settings, /*daemon_command=*/true);
+  if (!restart) return kUsage;
+  restart->resuming_upgrade = resume_upgrade;
   auto lock = daemon::try_lock_instance(settings->socket_path);
   if (!lock.ok()) {
     say(lock.status().message());
@@ -65,6 +103,7 @@ int daemon_command(const GlobalOptions& options) {
   d.use_service_manager();
   d.run_servers_as(options.user, options.group);
   d.serve_metrics(options.metrics);
+  d.restart_settings(*restart);
   if (Status s = d.start(); !s.ok()) {
     say(s.message());
     return kSystemError;

@@ -99,8 +99,10 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
   for (;;) {
     auto message = client.next();
     if (!message.ok()) {
-      say(message.status().message() + "; the outcome of the deploy is unknown");
-      return kFailed;
+      // docs/protocol.md section 11: the server goes on, and the next daemon resumes it.
+      say("lost the daemon (" + message.status().message() +
+          ") before the deploy's outcome; its server goes on and is resumed by the next daemon");
+      return kNoDaemon;
     }
     const Json& body = message->body;
     if (message->name == "event") {
@@ -141,7 +143,8 @@ Status start_background_daemon(const GlobalOptions& options, const std::string& 
                                    "--ready-timeout",    options.ready_timeout,
                                    "--takedown-timeout", options.takedown_timeout,
                                    "--takedown-signal",  options.takedown_signal,
-                                   "--settle",           options.settle};
+                                   "--settle",           options.settle,
+                                   "--adopt-timeout",    options.adopt_timeout};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -198,7 +201,7 @@ int start_or_deploy(const GlobalOptions& options, std::vector<std::string> comma
     }
     if (lock->held() && !follow_exit) {
       say("no daemon on " + socket + "; running one here (Ctrl-C takes every server down)");
-      return run_daemon(*settings, std::move(*lock), spec, options.metrics);
+      return run_daemon(*settings, std::move(*lock), spec, options);
     }
     if (lock->held()) {
       lock->fd.reset();  // the background daemon takes it

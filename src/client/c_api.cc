@@ -135,6 +135,10 @@ int serverswap_fd(const serverswap_client* c) {
   return c != nullptr && c->session ? c->session->control_fd() : -1;
 }
 
+int serverswap_timeout_ms(const serverswap_client* c) {
+  return c != nullptr && c->session ? c->session->timeout_ms() : -1;
+}
+
 int serverswap_dispatch(serverswap_client* c) {
   return guarded(c, "dispatch: ", [&](ClientSession& s) { return report(c, s.dispatch()); });
 }

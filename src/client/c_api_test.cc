@@ -1,8 +1,13 @@
 // The C API and the C++ wrapper over it, against a fake daemon on a real socket path found
 // through the environment, as a server started by serverswap would.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/stat.h>
 
+#include <chrono>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/test_peer.h"
@@ -135,6 +140,70 @@ TEST(CApi, NullArgumentsAreErrorsNotCrashes) {
   EXPECT_EQ(serverswap_fd(nullptr), -1);
   serverswap_close(c);
   serverswap_close(nullptr);
+}
+
+// An application's poll loop as serverswap.h describes it, until `done` or 5 s.
+bool app_loop_until(serverswap_client* c, const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    pollfd p{serverswap_fd(c), POLLIN, 0};
+    int timeout = serverswap_timeout_ms(c);
+    ::poll(&p, 1, timeout < 0 || timeout > 100 ? 100 : timeout);
+    serverswap_dispatch(c);
+  }
+  return true;
+}
+
+ino_t inode_of(int fd) {
+  struct stat st {};
+  EXPECT_EQ(::fstat(fd, &st), 0);
+  return st.st_ino;
+}
+
+TEST(CApi, ResumesWithARestartedDaemon) {
+  testing::FakeListener daemon_socket;
+  ScopedEnv socket("SERVERSWAP_SOCKET", daemon_socket.path().c_str());
+  ScopedEnv id("SERVERSWAP_ID", "test-1");
+  UniqueFd listener = testing::loopback_listener();
+  std::unique_ptr<Peer> first;
+  std::thread daemon([&] {
+    first = daemon_socket.accept();
+    greet(*first);
+    EXPECT_EQ(first->next(), make("readyFor", ":8080"));
+    first->send(make("resourceReady", ":8080"), listener.get());
+  });
+  Recorded recorded;
+  ASSERT_EQ(serverswap_open(&recorded.client), 0) << serverswap_error(recorded.client);
+  serverswap_client* c = recorded.client;
+  int fd = -1;
+  EXPECT_EQ(serverswap_ready_for(c, ":8080", &fd), 0) << serverswap_error(c);
+  UniqueFd owned(fd);
+  daemon.join();
+  ASSERT_TRUE(first);
+  ASSERT_EQ(serverswap_on_takedown(c, ":8080", on_takedown, &recorded), 0);
+  EXPECT_EQ(first->next(), make("onTakedown", ":8080"));
+  EXPECT_EQ(serverswap_timeout_ms(c), -1);
+
+  first->close();  // the daemon is killed
+  ASSERT_TRUE(app_loop_until(c, [&] { return daemon_socket.has_client(0); }));
+  auto second = daemon_socket.accept();
+  std::vector<UniqueFd> fds;
+  Json hello = second->next_with_fds(fds);
+  EXPECT_EQ(hello["hello"]["resume"], Json::parse(R"({"holding": [":8080"],
+                                                      "onTakedown": [":8080"], "up": true})"));
+  ASSERT_EQ(fds.size(), 1u);
+  EXPECT_EQ(inode_of(fds[0].get()), inode_of(listener.get()));
+  Json welcome = testing::welcome();
+  welcome["welcome"]["resumed"] = true;
+  second->send(welcome);
+  ASSERT_TRUE(app_loop_until(c, [&] { return serverswap_timeout_ms(c) == -1; }));
+  EXPECT_GE(serverswap_fd(c), 0);
+
+  second->send(make("takeDown", ":8080"));
+  ASSERT_TRUE(app_loop_until(c, [&] { return !recorded.resources.empty(); }));
+  EXPECT_EQ(second->next(), make("tookDown", ":8080"));
+  serverswap_close(c);
 }
 
 TEST(CppClient, ExplicitUpReadyForAndTakedown) {

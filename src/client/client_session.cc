@@ -28,11 +28,17 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kReadChunk = 65536;
 // Reads per dispatch(); poll() is level-triggered, so whatever is left wakes the loop again.
 constexpr int kMaxReadsPerDispatch = 64;
+// Reconnecting after the daemon went away (docs/protocol.md §11): first after 100 ms, then
+// at doubling intervals up to 1 s, for as long as the server runs.
+constexpr Millis kFirstRetry{100};
+constexpr Millis kMaxRetry{1000};
 
-Result<UniqueFd> connect_unix(const std::string& path) {
+// Non-blocking, the reconnect does not wait in the server's loop for a daemon whose accept
+// queue is full: connect() then fails with EAGAIN and is tried again later.
+Result<UniqueFd> connect_unix(const std::string& path, int flags = 0) {
   if (path.size() > protocol::kMaxUnixPath)
     return Status::error("connect " + path + ": socket path longer than 107 bytes");
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0));
   if (!fd) return Status::system_error("socket for " + path, errno);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -88,7 +94,11 @@ bool names_resource(const Json* value, const std::string& resource) {
 }  // namespace
 
 ClientSession::ClientSession(bool managed, UniqueFd sock, const Options& options)
-    : managed_(managed), options_(options), sock_(std::move(sock)), read_buf_(kReadChunk) {}
+    : managed_(managed),
+      options_(options),
+      sock_(std::move(sock)),
+      read_buf_(kReadChunk),
+      retry_delay_(kFirstRetry) {}
 
 Result<std::unique_ptr<ClientSession>> ClientSession::open(const Options& options) {
   const char* path = std::getenv("SERVERSWAP_SOCKET");
@@ -98,7 +108,9 @@ Result<std::unique_ptr<ClientSession>> ClientSession::open(const Options& option
     return Status::error("SERVERSWAP_SOCKET is set but SERVERSWAP_ID is not");
   auto sock = connect_unix(path);
   if (!sock.ok()) return sock.status();
-  return handshake(std::move(*sock), id, options);
+  Options with_path = options;
+  with_path.socket_path = path;
+  return handshake(std::move(*sock), id, with_path);
 }
 
 std::unique_ptr<ClientSession> ClientSession::standalone(const Options& options) {
@@ -111,6 +123,7 @@ Result<std::unique_ptr<ClientSession>> ClientSession::handshake(UniqueFd sock,
   // Non-blocking so that every wait is a poll() with a deadline.
   if (Status s = set_nonblocking(sock.get(), "the control socket"); !s.ok()) return s;
   std::unique_ptr<ClientSession> session(new ClientSession(true, std::move(sock), options));
+  session->id_ = id;
   Json hello = {{"id", id}, {"pid", ::getpid()}, {"protocol", protocol::kVersion}};
   if (options.explicit_up) hello["upMessage"] = true;
   if (Status s = session->send(protocol::make("hello", hello)); !s.ok()) return s.wrap("hello");
@@ -137,6 +150,7 @@ Result<UniqueFd> ClientSession::ready_for(const std::string& resource) {
   if (!managed_) return standalone_ready_for(resource);
   Status sent = send(protocol::make("readyFor", resource));
   Result<UniqueFd> result = sent.ok() ? await_resource(resource) : Result<UniqueFd>(sent);
+  if (result.ok()) keep_for_resume(resource, result->get());
   deliver_inbox();  // what arrived meanwhile (takeDown of other resources) is not lost
   if (!result.ok()) return result.status().wrap(what);
   return result;
@@ -202,27 +216,33 @@ Status ClientSession::with_inherited_hint(const Status& status) const {
 Status ClientSession::on_takedown(const std::string& resource, TakedownFn fn) {
   takedown_[resource] = std::move(fn);
   if (!managed_) return {};
-  return send(protocol::make("onTakedown", resource)).wrap("onTakedown " + resource);
+  if (std::find(subscribed_.begin(), subscribed_.end(), resource) == subscribed_.end())
+    subscribed_.push_back(resource);
+  return send_or_defer(protocol::make("onTakedown", resource), "onTakedown " + resource);
 }
 
 Status ClientSession::server_up() {
   if (!managed_) return {};
-  return send(protocol::make("serverUp", true)).wrap("serverUp");
+  up_ = true;
+  return send_or_defer(protocol::make("serverUp", true), "serverUp");
 }
 
 Status ClientSession::fail(const std::string& reason) {
   if (!managed_) return {};
+  failed_ = true;  // the daemon kills this server: never resume it
   return send(protocol::make("fail", reason)).wrap("fail");
 }
 
 Status ClientSession::took_down(const std::string& resource) {
   if (!managed_) return {};
-  return send(protocol::make("tookDown", resource)).wrap("tookDown " + resource);
+  release_held(resource);
+  taken_down_ = true;
+  return send_or_defer(protocol::make("tookDown", resource), "tookDown " + resource);
 }
 
 Status ClientSession::serving(const std::string& resource) {
   if (!managed_) return {};
-  return send(protocol::make("serving", resource)).wrap("serving " + resource);
+  return send_or_defer(protocol::make("serving", resource), "serving " + resource);
 }
 
 Status ClientSession::dispatch() {
@@ -232,23 +252,36 @@ Status ClientSession::dispatch() {
     bool would_block = false;
     if (!read_once(would_block).ok() || would_block) break;
   }
-  deliver_inbox();  // before reporting a lost connection: takeDowns sent before it count
-  return sock_ ? Status() : lost_;
+  deliver_inbox();  // before deciding on a lost connection: takeDowns sent before it count
+  advance_link();
+  return link_ == Link::kGone ? lost_ : Status();
 }
 
-Status ClientSession::send(const Json& message) {
+Status ClientSession::send_or_defer(const Json& message, const std::string& what) {
+  if (!sock_ && reconnecting()) return {};
+  Status sent = send(message);
+  if (!sent.ok() && link_ == Link::kLost) return {};
+  return sent.wrap(what);
+}
+
+Status ClientSession::send(const Json& message, std::span<const int> fds) {
   if (!sock_) return Status::error("not connected to the daemon: " + lost_.message());
   const std::string line = protocol::encode(message);
   std::string_view rest = line;
   const auto deadline = Clock::now() + options_.send_timeout;
   while (!rest.empty()) {
     errno = 0;
-    auto sent = handover::send_with_fd(sock_.get(), rest, -1);
+    // The descriptors go with the first byte; a partial send leaves none for the rest.
+    auto sent = handover::send_with_fds(sock_.get(), rest,
+                                        rest.size() == line.size() ? fds : std::span<const int>());
     if (sent.ok()) {
       rest.remove_prefix(*sent);
       continue;
     }
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return disconnect(sent.status());
+    const int err = errno;
+    // EPIPE, ECONNRESET: the daemon went away, as an end-of-file would have said.
+    if (err != EAGAIN && err != EWOULDBLOCK)
+      return disconnect(sent.status(), err == EPIPE || err == ECONNRESET);
     auto writable = wait_for(sock_.get(), POLLOUT, deadline);
     if (!writable.ok()) return disconnect(writable.status());
     // Half a line may be out: the connection cannot be used for anything else.
@@ -285,7 +318,7 @@ Status ClientSession::read_once(bool& would_block) {
   const int err = errno;
   // A reset is a close with our last message unread; the data sent before it came first.
   if ((got.ok() && got->bytes == 0) || (!got.ok() && err == ECONNRESET))
-    return disconnect(Status::error("the daemon closed the connection"));
+    return disconnect(Status::error("the daemon closed the connection"), true);
   if (!got.ok()) {
     would_block = err == EAGAIN || err == EWOULDBLOCK;
     return would_block ? Status() : disconnect(got.status().wrap("reading from the daemon"));
@@ -323,6 +356,7 @@ void ClientSession::take_line(const std::string& line, uint64_t start) {
     return;
   }
   Incoming in{std::move(*decoded), UniqueFd()};
+  last_line_error_ = in.message.name == "error";
   if (in.message.name == "resourceReady") {
     for (PendingFd& p : pending_fds_) {
       if (p.fd && start >= p.begin && start < p.end) {
@@ -334,10 +368,14 @@ void ClientSession::take_line(const std::string& line, uint64_t start) {
   inbox_.push_back(std::move(in));
 }
 
-Status ClientSession::disconnect(Status why) {
+Status ClientSession::disconnect(Status why, bool daemon_went_away) {
   sock_.reset();
   pending_fds_.clear();
   lost_ = why;
+  // Only a daemon that went away is waited for (docs/protocol.md §11); a broken connection
+  // (a line too long, a send that timed out) is not repaired by reconnecting.
+  if (link_ == Link::kConnected || link_ == Link::kResuming)
+    link_ = daemon_went_away ? Link::kLost : Link::kGone;
   return why;
 }
 
@@ -348,6 +386,10 @@ void ClientSession::deliver_inbox() {
     const protocol::Message& m = in.message;
     if (m.name == "takeDown") {
       run_takedown(m.body.is_string() ? m.body.get<std::string>() : m.body.dump());
+    } else if (m.name == "welcome" && !welcomed_) {
+      on_welcome(m);
+    } else if (m.name == "error" && !welcomed_) {
+      give_up("the daemon refused to resume this server: " + error_text(m));
     } else if (m.name == "error") {
       log_line("serverswap client: the daemon reported an error: " + m.whole.dump());
     } else if (m.name == "resourceReady") {
@@ -359,6 +401,8 @@ void ClientSession::deliver_inbox() {
 }
 
 void ClientSession::run_takedown(const std::string& resource) {
+  release_held(resource);
+  taken_down_ = true;
   auto it = takedown_.find(resource);
   if (it == takedown_.end()) {
     const Json name = resource;
@@ -377,6 +421,133 @@ void ClientSession::run_takedown(const std::string& resource) {
     ~Reset() { flag = false; }
   } reset{in_callback_};
   fn(resource);
+}
+
+// ---- resume after a daemon restart (docs/protocol.md §11) ----------------------------
+
+int ClientSession::timeout_ms() const {
+  switch (link_) {
+    case Link::kLost:
+      return 0;
+    case Link::kWaiting:
+    case Link::kResuming:
+      return millis_until(next_attempt_);
+    default:
+      return -1;
+  }
+}
+
+bool ClientSession::reconnecting() const {
+  return link_ == Link::kLost || link_ == Link::kWaiting || link_ == Link::kResuming;
+}
+
+void ClientSession::keep_for_resume(const std::string& resource, int fd) {
+  for (const Held& held : holding_)
+    if (held.resource == resource) return;  // the same socket again: one copy is enough
+  if (holding_.size() == handover::kMaxFdsPerMessage) {
+    log_line("serverswap client: more than 64 resources; " + resource +
+             " will not be handed back to a restarted daemon");
+    return;
+  }
+  UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!copy) {
+    log_line("serverswap client: dup the listening socket of " + resource +
+             " for a resume: " + std::strerror(errno));
+    return;
+  }
+  holding_.push_back({resource, std::move(copy)});
+}
+
+void ClientSession::release_held(const std::string& resource) {
+  const Json name = resource;
+  std::erase_if(holding_, [&](const Held& held) { return names_resource(&name, held.resource); });
+}
+
+// The server still serves something a daemon could take back, and nobody said no.
+bool ClientSession::may_resume() const {
+  if (options_.socket_path.empty() || failed_ || last_line_error_) return false;
+  return !(taken_down_ && holding_.empty());
+}
+
+void ClientSession::advance_link() {
+  if (link_ == Link::kLost) {
+    if (!may_resume()) {
+      link_ = Link::kGone;
+      holding_.clear();
+      return;
+    }
+    if (retry_delay_ == kFirstRetry)
+      log_line("serverswap client: lost the daemon (" + lost_.message() +
+               "); serving on and reconnecting to " + options_.socket_path);
+    schedule_retry();
+  }
+  if (link_ == Link::kResuming && Clock::now() >= next_attempt_) {
+    disconnect(Status::error("no welcome from the daemon within " +
+                             format_duration(options_.hello_timeout)));
+    schedule_retry();
+  }
+  if (link_ != Link::kWaiting || Clock::now() < next_attempt_) return;
+  if (!may_resume()) {  // fail(), or taken down on every resource, while away
+    link_ = Link::kGone;
+    holding_.clear();
+    return;
+  }
+  try_resume();
+}
+
+void ClientSession::schedule_retry() {
+  link_ = Link::kWaiting;
+  next_attempt_ = Clock::now() + retry_delay_;
+  retry_delay_ = std::min(retry_delay_ * 2, kMaxRetry);
+}
+
+void ClientSession::try_resume() {
+  auto sock = connect_unix(options_.socket_path, SOCK_NONBLOCK);
+  if (!sock.ok()) return schedule_retry();
+  // A new stream: nothing of the old one carries over.
+  sock_ = std::move(*sock);
+  framer_ = protocol::LineFramer();
+  received_ = line_start_ = 0;
+  pending_fds_.clear();
+  last_line_error_ = false;
+  welcomed_ = false;
+  link_ = Link::kResuming;
+  next_attempt_ = Clock::now() + options_.hello_timeout;
+  std::vector<int> fds;
+  for (const Held& held : holding_) fds.push_back(held.fd.get());
+  if (!send(resume_hello(), fds).ok()) schedule_retry();
+}
+
+Json ClientSession::resume_hello() const {
+  Json holding = Json::array();
+  for (const Held& held : holding_) holding.push_back(held.resource);
+  Json resume = {{"holding", holding},
+                 {"onTakedown", subscribed_},
+                 {"up", up_ || (!options_.explicit_up && !holding_.empty())}};
+  Json hello = {{"id", id_}, {"pid", ::getpid()}, {"protocol", protocol::kVersion}};
+  if (options_.explicit_up) hello["upMessage"] = true;
+  hello["resume"] = resume;
+  return protocol::make("hello", hello);
+}
+
+void ClientSession::on_welcome(const protocol::Message& welcome) {
+  welcomed_ = true;
+  retry_delay_ = kFirstRetry;
+  if (link_ == Link::kResuming) link_ = Link::kConnected;  // not when lost right after it
+  const Json* version = field(welcome.body, "version");
+  std::string text = "serverswap client: resumed with the daemon";
+  if (version != nullptr && version->is_string())
+    text.append(" (").append(version->get<std::string>()).append(")");
+  log_line(text);
+}
+
+void ClientSession::give_up(const std::string& why) {
+  sock_.reset();
+  pending_fds_.clear();
+  holding_.clear();
+  link_ = Link::kGone;
+  lost_ = Status::error(why);
+  log_line("serverswap client: " + why + "; serving on without a daemon");
 }
 
 }  // namespace serverswap::client

@@ -9,15 +9,27 @@
 // came with, and one that arrives with any other line, or with a resourceReady nobody waits
 // for, is closed at once.
 //
+// When the daemon goes away (its connection reaches end-of-file) the server keeps serving
+// and the session resumes with the next daemon (docs/protocol.md §11): dispatch() notices
+// the loss, and from then on timeout_ms() says when dispatch() must run again to try
+// SERVERSWAP_SOCKET (after 100 ms, then doubling up to 1 s). Connected, it sends the
+// `resume` hello with a duplicate of every listening socket it got by readyFor (kept for
+// this, closed when the server is taken down on that resource), its onTakedown
+// subscriptions and whether it is up. No reconnect after the daemon closed the connection
+// with an `error`, after fail(), or once the server was taken down on every resource; an
+// `error` answering the resume ends reconnecting for good (said on stderr).
+//
 // Not thread-safe: one thread at a time, as the C handle over it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,6 +47,8 @@ struct Options {
   Millis hello_timeout{10'000};
   Millis ready_timeout{60'000};  // the daemon's own --ready-timeout default
   Millis send_timeout{10'000};
+  // Where to reconnect when the daemon goes away; empty: never (open() sets it).
+  std::string socket_path{};
 };
 
 class ClientSession {
@@ -49,8 +63,14 @@ class ClientSession {
   static std::unique_ptr<ClientSession> standalone(const Options& options);
 
   bool managed() const { return managed_; }
-  // The control socket to poll for readability; -1 when standalone or disconnected.
+  // The control socket to poll for readability; -1 when standalone or disconnected. It
+  // changes when the session reconnects: ask again before each poll.
   int control_fd() const { return sock_.get(); }
+  // Milliseconds after which dispatch() must run even if control_fd() is not readable (a
+  // reconnect attempt is due, or a resume waits for its welcome); 0: at once; -1: never.
+  int timeout_ms() const;
+  // True between the loss of the daemon and the welcome of the next one.
+  bool reconnecting() const;
 
   Result<UniqueFd> ready_for(const std::string& resource);
   Status on_takedown(const std::string& resource, TakedownFn fn);
@@ -59,7 +79,9 @@ class ClientSession {
   Status took_down(const std::string& resource);
   // Staggered handover: accepting on `resource` now; its older holders go down on it.
   Status serving(const std::string& resource);
-  // Reads without blocking and runs takedown callbacks; an error once the connection is gone.
+  // Reads without blocking, runs takedown callbacks and, after the daemon went away, tries
+  // to reconnect when timeout_ms() is due. An error only once the connection is gone for
+  // good (no reconnect: see above); a reconnect under way is not an error.
   Status dispatch();
 
  private:
@@ -74,9 +96,26 @@ class ClientSession {
     uint64_t begin = 0, end = 0;
   };
 
+  // Where the connection to the daemon stands (docs/protocol.md §11).
+  enum class Link {
+    kConnected,  // hello answered (or standalone)
+    kLost,       // end-of-file seen; whether to reconnect is decided in dispatch()
+    kWaiting,    // a reconnect attempt is due at next_attempt_
+    kResuming,   // the resume hello is sent; its welcome is due by next_attempt_
+    kGone,       // no daemon any more, for good
+  };
+  // A listening socket the server got by readyFor, kept to hand back in a resume hello.
+  struct Held {
+    std::string resource;  // as the server asked for it
+    UniqueFd fd;
+  };
+  using Clock = std::chrono::steady_clock;
+
   ClientSession(bool managed, UniqueFd sock, const Options& options);
 
-  Status send(const protocol::Json& message);
+  Status send(const protocol::Json& message, std::span<const int> fds = {});
+  // A message whose effect a resume hello carries: not sent while reconnecting, no error.
+  Status send_or_defer(const protocol::Json& message, const std::string& what);
   // Reads until a queued message satisfies `wanted`, which is removed and returned; the
   // others stay queued in order.
   Result<Incoming> await(const std::function<bool(const Incoming&)>& wanted, Millis timeout);
@@ -88,9 +127,19 @@ class ClientSession {
   Status read_once(bool& would_block);
   void take_lines();
   void take_line(const std::string& line, uint64_t start);
-  Status disconnect(Status why);
+  Status disconnect(Status why, bool daemon_went_away = false);
   void deliver_inbox();
   void run_takedown(const std::string& resource);
+
+  void keep_for_resume(const std::string& resource, int fd);
+  void release_held(const std::string& resource);
+  bool may_resume() const;
+  void advance_link();
+  void schedule_retry();
+  void try_resume();
+  protocol::Json resume_hello() const;
+  void on_welcome(const protocol::Message& welcome);
+  void give_up(const std::string& why);
 
   bool managed_;
   Options options_;
@@ -106,6 +155,18 @@ class ClientSession {
   std::map<std::string, UniqueFd> bound_;      // standalone: resource -> listening socket
   std::optional<InheritedSockets> inherited_;  // read from the environment at first readyFor
   bool in_callback_ = false;
+
+  std::string id_;
+  Link link_ = Link::kConnected;
+  std::vector<Held> holding_;
+  std::vector<std::string> subscribed_;  // onTakedown resources, in order
+  bool up_ = false;                      // serverUp was called
+  bool failed_ = false;                  // fail() was called
+  bool taken_down_ = false;              // a takeDown came (or tookDown was sent)
+  bool last_line_error_ = false;         // the last line the daemon sent was an error
+  bool welcomed_ = true;                 // this connection's hello was answered
+  Millis retry_delay_;
+  Clock::time_point next_attempt_;
 };
 
 }  // namespace serverswap::client

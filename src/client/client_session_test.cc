@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <thread>
 #include <vector>
@@ -311,6 +312,233 @@ TEST(ClientSession, StandaloneBindErrorNamesTheResource) {
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.status().message(),
             "readyFor " + taken + ": bind " + taken + ": Address already in use");
+}
+
+// ---- resume after a daemon restart (docs/protocol.md §11) -------------------------------
+
+using Clock = std::chrono::steady_clock;
+
+// The server's loop: poll the control socket with the session's timeout, then dispatch,
+// until `done` (true) or `limit` passes (false).
+bool run_loop_until(ClientSession& s, const std::function<bool()>& done,
+                    std::chrono::milliseconds limit = 5s) {
+  const auto deadline = Clock::now() + limit;
+  while (!done()) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    int wait = s.timeout_ms() < 0 ? static_cast<int>(left)
+                                  : std::min(s.timeout_ms(), static_cast<int>(left));
+    pollfd p{s.control_fd(), POLLIN, 0};
+    ::poll(&p, 1, wait);
+    s.dispatch();
+  }
+  return true;
+}
+
+ino_t inode_of(int fd) {
+  struct stat st {};
+  EXPECT_EQ(::fstat(fd, &st), 0);
+  return st.st_ino;
+}
+
+Json resume_hello(const Json& holding, const Json& on_takedown, bool up) {
+  return Json::parse(R"({"hello": {"id": "test-1", "pid": )" + std::to_string(::getpid()) +
+                     R"(, "protocol": 1, "resume": {"holding": )" + holding.dump() +
+                     R"(, "onTakedown": )" + on_takedown.dump() + R"(, "up": )" +
+                     (up ? "true" : "false") + "}}}");
+}
+
+Json resumed_welcome() {
+  Json welcome = testing::welcome();
+  welcome["welcome"]["resumed"] = true;
+  return welcome;
+}
+
+// A session that got two listening sockets from its daemon, subscribed to one and is up.
+struct Serving {
+  testing::FakeListener next_daemon;
+  Connected c;
+  UniqueFd web = testing::loopback_listener(), admin = testing::loopback_listener();
+  std::unique_ptr<ClientSession>& session = c.session;
+
+  explicit Serving(Options options = {}) {
+    options.socket_path = next_daemon.path();
+    c = open_session(options);
+    EXPECT_TRUE(c.session);
+    if (!c.session) return;
+    c.daemon->send(make("resourceReady", "127.0.0.1:8080"), web.get());
+    EXPECT_TRUE(c.session->ready_for("127.0.0.1:8080").ok());
+    c.daemon->send(make("resourceReady", "unix:/run/admin.sock"), admin.get());
+    EXPECT_TRUE(c.session->ready_for("unix:/run/admin.sock").ok());
+    EXPECT_TRUE(c.session->on_takedown("127.0.0.1:8080", record_takedown()).ok());
+    EXPECT_TRUE(c.session->server_up().ok());
+    EXPECT_EQ(c.daemon->next(), make("readyFor", "127.0.0.1:8080"));
+    EXPECT_EQ(c.daemon->next(), make("readyFor", "unix:/run/admin.sock"));
+    EXPECT_EQ(c.daemon->next(), make("onTakedown", "127.0.0.1:8080"));
+    EXPECT_EQ(c.daemon->next(), make("serverUp", true));
+  }
+
+  // Kills the daemon: its end of the connection closes, and the server's loop runs until it
+  // reconnects to the next daemon, which accepts.
+  std::unique_ptr<Peer> restart_daemon() {
+    c.daemon->close();
+    if (!run_loop_until(*session, [&] { return next_daemon.has_client(0); })) return nullptr;
+    return next_daemon.accept();
+  }
+};
+
+TEST(ClientSessionResume, HandsBackItsSocketsInOrderWithSubscriptionsAndUp) {
+  Serving s;
+  ASSERT_TRUE(s.session);
+  const auto lost_at = Clock::now();
+  auto daemon = s.restart_daemon();
+  ASSERT_TRUE(daemon);
+  EXPECT_GE(Clock::now() - lost_at, 100ms);  // the first attempt waits 100 ms
+  EXPECT_TRUE(s.session->reconnecting());
+
+  std::vector<UniqueFd> fds;
+  EXPECT_EQ(daemon->next_with_fds(fds),
+            resume_hello({"127.0.0.1:8080", "unix:/run/admin.sock"}, {"127.0.0.1:8080"}, true));
+  ASSERT_EQ(fds.size(), 2u);
+  EXPECT_EQ(inode_of(fds[0].get()), inode_of(s.web.get()));
+  EXPECT_EQ(inode_of(fds[1].get()), inode_of(s.admin.get()));
+  EXPECT_EQ(handover::bound_address(fds[0].get()), handover::bound_address(s.web.get()));
+
+  daemon->send(resumed_welcome());
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return !s.session->reconnecting(); }));
+  EXPECT_EQ(s.session->timeout_ms(), -1);
+  // A server of the new daemon in every respect: takeDown reaches the callback, and what it
+  // sends reaches the new daemon.
+  daemon->send(make("takeDown", "127.0.0.1:8080"));
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return !takedowns.empty(); }));
+  EXPECT_EQ(takedowns, std::vector<std::string>{"127.0.0.1:8080"});
+  EXPECT_TRUE(s.session->took_down("127.0.0.1:8080").ok());
+  EXPECT_EQ(daemon->next(), make("tookDown", "127.0.0.1:8080"));
+}
+
+TEST(ClientSessionResume, ResourcesTakenDownAreNotHandedBackAndUpFollowsServerUp) {
+  Serving s({.explicit_up = true});
+  ASSERT_TRUE(s.session);
+  s.c.daemon->send(make("takeDown", "127.0.0.1:8080"));
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return !takedowns.empty(); }));
+  auto daemon = s.restart_daemon();
+  ASSERT_TRUE(daemon);
+  std::vector<UniqueFd> fds;
+  Json hello = daemon->next_with_fds(fds);
+  EXPECT_EQ(hello["hello"]["upMessage"], true);
+  EXPECT_EQ(hello["hello"]["resume"]["holding"], Json::array({"unix:/run/admin.sock"}));
+  EXPECT_EQ(hello["hello"]["resume"]["up"], true);
+  ASSERT_EQ(fds.size(), 1u);
+  EXPECT_EQ(inode_of(fds[0].get()), inode_of(s.admin.get()));
+}
+
+TEST(ClientSessionResume, WhatTheServerSaysWhileReconnectingGoesIntoTheResume) {
+  testing::FakeListener next_daemon;
+  Connected c = open_session({.explicit_up = true, .socket_path = next_daemon.path()});
+  ASSERT_TRUE(c.session);
+  UniqueFd web = testing::loopback_listener();
+  c.daemon->send(make("resourceReady", ":8080"), web.get());
+  ASSERT_TRUE(c.session->ready_for(":8080").ok());
+  c.daemon->close();
+  ASSERT_TRUE(run_loop_until(*c.session, [&] { return c.session->timeout_ms() > 0; }));
+  EXPECT_EQ(c.session->control_fd(), -1);
+  // Neither is an error: the resume hello carries them.
+  EXPECT_TRUE(c.session->on_takedown(":8080", record_takedown()).ok());
+  EXPECT_TRUE(c.session->server_up().ok());
+  EXPECT_FALSE(c.session->ready_for(":9090").ok());
+  ASSERT_TRUE(run_loop_until(*c.session, [&] { return next_daemon.has_client(0); }));
+  auto daemon = next_daemon.accept();
+  std::vector<UniqueFd> fds;
+  Json hello = daemon->next_with_fds(fds);
+  EXPECT_EQ(hello["hello"]["resume"], Json::parse(R"({"holding": [":8080"],
+                                                     "onTakedown": [":8080"], "up": true})"));
+  EXPECT_EQ(fds.size(), 1u);
+}
+
+TEST(ClientSessionResume, AnErrorReplyEndsReconnecting) {
+  Serving s;
+  ASSERT_TRUE(s.session);
+  auto daemon = s.restart_daemon();
+  ASSERT_TRUE(daemon);
+  std::vector<UniqueFd> fds;
+  daemon->next_with_fds(fds);
+  daemon->send(protocol::error_reply("unknown server id test-1", make("hello", {})));
+  daemon->close();
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return !s.session->reconnecting(); }));
+  Status gone = s.session->dispatch();
+  EXPECT_EQ(gone.message(), "the daemon refused to resume this server: unknown server id test-1");
+  EXPECT_EQ(s.session->timeout_ms(), -1);
+  EXPECT_EQ(s.session->control_fd(), -1);
+  // Longer than two retry intervals: nothing connects again.
+  run_loop_until(
+      *s.session, [] { return false; }, 400ms);
+  EXPECT_FALSE(s.next_daemon.has_client(0));
+  EXPECT_FALSE(s.session->server_up().ok());
+}
+
+TEST(ClientSessionResume, NoReconnectAfterTheDaemonClosedWithAnError) {
+  Serving s;
+  ASSERT_TRUE(s.session);
+  s.c.daemon->send(protocol::error_reply("too many connections", nullptr));
+  s.c.daemon->close();
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return !s.session->dispatch().ok(); }));
+  EXPECT_EQ(s.session->timeout_ms(), -1);
+  run_loop_until(
+      *s.session, [] { return false; }, 400ms);
+  EXPECT_FALSE(s.next_daemon.has_client(0));
+}
+
+TEST(ClientSessionResume, NoReconnectOnceTakenDownOnEveryResource) {
+  Serving s;
+  ASSERT_TRUE(s.session);
+  s.c.daemon->send(make("takeDown", "127.0.0.1:8080"));
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return !takedowns.empty(); }));
+  EXPECT_TRUE(s.session->took_down("unix:/run/admin.sock").ok());
+  s.c.daemon->close();
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return !s.session->dispatch().ok(); }));
+  EXPECT_EQ(s.session->dispatch().message(), "the daemon closed the connection");
+  EXPECT_EQ(s.session->timeout_ms(), -1);
+  run_loop_until(
+      *s.session, [] { return false; }, 400ms);
+  EXPECT_FALSE(s.next_daemon.has_client(0));
+}
+
+TEST(ClientSessionResume, NoReconnectAfterFail) {
+  Serving s;
+  ASSERT_TRUE(s.session);
+  EXPECT_TRUE(s.session->fail("broken").ok());
+  s.c.daemon->close();
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return !s.session->dispatch().ok(); }));
+  EXPECT_EQ(s.session->timeout_ms(), -1);
+}
+
+TEST(ClientSessionResume, TakenDownWhileTheDaemonIsAwayEndsReconnecting) {
+  Serving s;
+  ASSERT_TRUE(s.session);
+  s.c.daemon->close();
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return s.session->timeout_ms() > 0; }));
+  // The server stops accepting on both resources (a SIGTERM, say) before the first attempt.
+  EXPECT_TRUE(s.session->took_down("127.0.0.1:8080").ok());
+  EXPECT_TRUE(s.session->took_down("unix:/run/admin.sock").ok());
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return !s.session->reconnecting(); }));
+  EXPECT_EQ(s.session->timeout_ms(), -1);
+  EXPECT_FALSE(s.next_daemon.has_client(0));
+}
+
+TEST(ClientSessionResume, KeepsTryingAtLongerIntervals) {
+  Serving s;
+  ASSERT_TRUE(s.session);
+  auto first = s.restart_daemon();
+  ASSERT_TRUE(first);
+  // This daemon goes away before its welcome: the next attempt comes after 200 ms.
+  const auto closed_at = Clock::now();
+  first->close();
+  ASSERT_TRUE(run_loop_until(*s.session, [&] { return s.next_daemon.has_client(0); }));
+  EXPECT_GE(Clock::now() - closed_at, 200ms);
+  auto second = s.next_daemon.accept();
+  std::vector<UniqueFd> fds;
+  EXPECT_EQ(second->next_with_fds(fds)["hello"]["resume"]["holding"].size(), 2u);
+  EXPECT_EQ(fds.size(), 2u);
 }
 
 }  // namespace

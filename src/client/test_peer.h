@@ -9,10 +9,15 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "base/unique_fd.h"
 #include "handover/fd_passing.h"
@@ -40,6 +45,7 @@ class Peer {
 
   // The next message from the client; null (and a test failure) if none comes.
   Json next() {
+    if (pending_) return Json::parse(*std::exchange(pending_, std::nullopt));
     for (;;) {
       if (auto line = framer_.next_line()) return Json::parse(*line);
       if (!wait_readable(fd_.get())) {
@@ -56,6 +62,18 @@ class Peer {
     }
   }
 
+  // The next message and every descriptor that came with its bytes, in order.
+  Json next_with_fds(std::vector<UniqueFd>& fds) {
+    while (!pending_ && !has_line()) {
+      if (!wait_readable(fd_.get())) {
+        ADD_FAILURE() << "no message from the client";
+        return nullptr;
+      }
+      if (!receive(fds)) return nullptr;
+    }
+    return next();
+  }
+
   void send_raw(std::string_view data, int fd = -1) {
     auto sent = handover::send_with_fd(fd_.get(), data, fd);
     ASSERT_TRUE(sent.ok()) << sent.status().message();
@@ -64,8 +82,80 @@ class Peer {
   void send(const Json& message, int fd = -1) { send_raw(protocol::encode(message), fd); }
 
  private:
+  bool has_line() {
+    if (auto line = framer_.next_line()) {
+      pending_ = *line;
+      return true;
+    }
+    return false;
+  }
+  // One recvmsg; false (and a failure) at end of stream or on an error.
+  bool receive(std::vector<UniqueFd>& fds) {
+    char buf[4096];
+    iovec iov{buf, sizeof buf};
+    alignas(cmsghdr) char control[CMSG_SPACE(70 * sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(fd_.get(), &msg, MSG_CMSG_CLOEXEC);
+    if (n <= 0) {
+      ADD_FAILURE() << "the client closed the connection";
+      return false;
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        fds.emplace_back(fd);
+      }
+    }
+    EXPECT_FALSE(msg.msg_flags & MSG_CTRUNC);
+    framer_.append(std::string_view(buf, static_cast<size_t>(n)));
+    return true;
+  }
+
   UniqueFd fd_;
   protocol::LineFramer framer_;
+  std::optional<std::string> pending_;  // a line has_line() took out of the framer
+};
+
+// A daemon's control socket on a real path that accepts when the test says: for a client
+// that reconnects.
+class FakeListener {
+ public:
+  FakeListener() {
+    char dir[] = "/tmp/serverswap-client-test-XXXXXX";
+    EXPECT_NE(::mkdtemp(dir), nullptr);
+    dir_ = dir;
+    path_ = dir_ + "/control.sock";
+    auto bound = handover::bind_listener(*protocol::parse_resource("unix:" + path_));
+    EXPECT_TRUE(bound.ok()) << bound.status().message();
+    if (bound.ok()) listener_ = std::move(bound->fd);
+  }
+  ~FakeListener() { std::filesystem::remove_all(dir_); }
+  FakeListener(const FakeListener&) = delete;
+  FakeListener& operator=(const FakeListener&) = delete;
+
+  const std::string& path() const { return path_; }
+  int fd() const { return listener_.get(); }
+  // Whether a client is waiting to be accepted, within `timeout_ms`.
+  bool has_client(int timeout_ms) const { return wait_readable(listener_.get(), timeout_ms); }
+  // The next client; null (and a failure) when none connects in time.
+  std::unique_ptr<Peer> accept() {
+    if (!has_client(kPeerWait)) {
+      ADD_FAILURE() << "no client connected";
+      return nullptr;
+    }
+    return std::make_unique<Peer>(
+        UniqueFd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC)));
+  }
+
+ private:
+  std::string dir_, path_;
+  UniqueFd listener_;
 };
 
 inline Json welcome() {

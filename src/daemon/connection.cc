@@ -1,5 +1,6 @@
 #include "daemon/connection.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include "base/log.h"
@@ -42,7 +43,7 @@ void Connection::start(Handlers handlers) {
 }
 
 void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
-  drop_unasked_fds();
+  receive_fds();
   if (nread == 0) return;  // EAGAIN
   if (nread < 0) {
     if (nread != UV_EOF)
@@ -56,7 +57,11 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
     auto line = framer_.next_line();
     if (!line) break;
     if (line->empty()) continue;
+    // Only a resume hello (the first line) may carry descriptors; the supervisor checks it.
+    bool may_carry_fds = role == Role::kNew && line->find("\"resume\"") != std::string::npos;
+    if (!may_carry_fds) drop_unasked_fds();
     if (admit_message()) handlers_.on_line(*this, *line);
+    drop_unasked_fds();
   }
   if (framer_.overflowed() && !closing_) {
     send(protocol::error_reply("line longer than " + std::to_string(protocol::kMaxLine) +
@@ -86,19 +91,30 @@ bool Connection::admit_message() {
   return false;
 }
 
-// The daemon asks no peer for descriptors (protocol v1): whatever arrives is closed at once
-// so that a misbehaving server cannot make the daemon hold its files open. (libuv has
-// already received them; the kernel discards any beyond the room libuv gives, MSG_CTRUNC.)
-void Connection::drop_unasked_fds() {
-  int dropped = 0;
+// Takes the descriptors libuv received with the bytes just read out of its pending queue,
+// as plain fds: each is a duplicate of the one libuv accepted, which is then closed. (The
+// kernel discards any beyond the room libuv gives, 64, with MSG_CTRUNC.)
+void Connection::receive_fds() {
   while (uv_pipe_pending_count(&pipe_) > 0) {
     auto* sink = new uv_pipe_t;
     uv_pipe_init(pipe_.loop, sink, 0);
-    uv_accept(stream(), reinterpret_cast<uv_stream_t*>(sink));  // closes the fd if it fails
+    uv_os_fd_t fd = -1;
+    // uv_accept closes the fd itself if it fails.
+    if (uv_accept(stream(), reinterpret_cast<uv_stream_t*>(sink)) == 0 &&
+        uv_fileno(reinterpret_cast<uv_handle_t*>(sink), &fd) == 0)
+      received_fds_.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
     uv_close(reinterpret_cast<uv_handle_t*>(sink),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
-    ++dropped;
   }
+  // One resume hello carries at most 64; a peer piling up more without a line gets none kept.
+  if (received_fds_.size() > 64) drop_unasked_fds();
+}
+
+// Outside a resume hello the daemon asks no peer for descriptors: whatever arrives is
+// closed at once so that a misbehaving server cannot make the daemon hold its files open.
+void Connection::drop_unasked_fds() {
+  size_t dropped = received_fds_.size();
+  received_fds_.clear();
   if (dropped == 0) return;
   std::string what = std::to_string(dropped) + " file descriptor(s) sent unasked";
   log_line("closed " + what + " by " + peer());

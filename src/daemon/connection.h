@@ -12,7 +12,10 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "base/unique_fd.h"
 #include "daemon/token_bucket.h"
 #include "protocol/line_framer.h"
 #include "protocol/message.h"
@@ -53,6 +56,10 @@ class Connection {
   // Closes now, dropping what was not sent yet (a peer that does not read). Idempotent.
   void abort(const std::string& why);
 
+  // Descriptors that came with the line being handled (a resume hello's listening sockets,
+  // docs/protocol.md section 11). Whatever the handler does not take is closed after it.
+  std::vector<UniqueFd> take_received_fds() { return std::exchange(received_fds_, {}); }
+
   uint64_t id() const { return id_; }
   pid_t peer_pid() const { return pid_; }
   uid_t peer_uid() const { return uid_; }
@@ -67,6 +74,7 @@ class Connection {
   void write(const protocol::Json& message, uv_stream_t* handle);
   void on_read(ssize_t nread, const uv_buf_t* buf);
   bool admit_message();
+  void receive_fds();
   void drop_unasked_fds();
   std::string peer() const;
   static void closed_cb(uv_handle_t* handle);
@@ -82,6 +90,7 @@ class Connection {
   bool aborted_ = false;  // on_disconnect is then called from the close callback
   TokenBucket message_rate_{kMessagesPerSecond, kMessageBurst};
   int dropped_in_a_row_ = 0;
+  std::vector<UniqueFd> received_fds_;  // not yet claimed by a line
 };
 
 }  // namespace serverswap::daemon

@@ -49,6 +49,34 @@ Status ControlServer::listen(const std::string& path) {
   return {};
 }
 
+Status ControlServer::listen_inherited(const std::string& path, int fd) {
+  auto* pipe = new uv_pipe_t;
+  uv_pipe_init(loop_, pipe, 0);
+  pipe->data = this;
+  int rc = uv_pipe_open(pipe, fd);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(pipe), 128, [](uv_stream_t* s, int status) {
+      auto* self = static_cast<ControlServer*>(s->data);
+      if (status == 0) self->on_connection(s);
+    });
+  }
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(pipe),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+    return Status::error("control socket " + path + " inherited at fd " + std::to_string(fd) +
+                         ": " + uv_strerror(rc));
+  }
+  listener_ = pipe;
+  path_ = path;
+  return {};
+}
+
+int ControlServer::listener_fd() const {
+  uv_os_fd_t fd = -1;
+  if (!listener_ || uv_fileno(reinterpret_cast<uv_handle_t*>(listener_), &fd) != 0) return -1;
+  return fd;
+}
+
 Result<std::string> ControlServer::listen_for_user(uid_t uid, gid_t gid) {
   if (auto it = user_listeners_.find(uid); it != user_listeners_.end()) return it->second.path;
   const char* tmp = std::getenv("TMPDIR");

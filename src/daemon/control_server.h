@@ -37,6 +37,10 @@ class ControlServer {
   ControlServer& operator=(const ControlServer&) = delete;
 
   Status listen(const std::string& path);
+  // `serverswap upgrade`: the listener the previous image bound at `path`, inherited as `fd`.
+  Status listen_inherited(const std::string& path, int fd);
+  // The control listener's descriptor (-1 when not listening), to keep across an upgrade.
+  int listener_fd() const;
   // A second socket only `uid` (and root) can reach, for servers started as that user: in
   // a fresh 0700 directory of theirs under $TMPDIR or /tmp. Made once per uid; its path.
   Result<std::string> listen_for_user(uid_t uid, gid_t gid);

@@ -25,13 +25,22 @@ Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
   options_.socket_for_user = [this](uid_t uid, gid_t gid) {
     return control_->listen_for_user(uid, gid);
   };
-  options_.observer = [this](const Json& message) { metrics_.observe(message); };
+  options_.observer = [this](const Json& message) {
+    metrics_.observe(message);
+    state_changed();
+  };
   supervisor_ = std::make_unique<Supervisor>(&loop_, options_, *sockets_,
                                              [this](uint64_t id) { return control_->find(id); });
+  state_timer_ = std::make_unique<Timer>(&loop_);
+  adopt_timer_ = std::make_unique<Timer>(&loop_);
+  upgrade_timer_ = std::make_unique<Timer>(&loop_);
 }
 
 Daemon::~Daemon() {
   signals_.clear();
+  state_timer_.reset();
+  adopt_timer_.reset();
+  upgrade_timer_.reset();
   reaper_.reset();
   metrics_endpoint_.reset();
   supervisor_.reset();
@@ -45,20 +54,34 @@ Daemon::~Daemon() {
 Status Daemon::start() {
   // A peer that vanishes mid-write must cost an EPIPE, not the daemon.
   ::signal(SIGPIPE, SIG_IGN);
-  // Holding the instance lock means any socket file there is stale: replace it.
-  if (lock_.held()) ::unlink(options_.socket_path.c_str());
+  state_file_ = std::make_unique<StateFile>(state_path_for(options_.socket_path));
+  auto previous = state_file_->read();
+  if (!previous.ok()) log_line(previous.status().message() + "; no server is taken back");
+  bool have_state = previous.ok() && previous->has_value();
+  if (restart_.resuming_upgrade && !have_state)
+    return Status::error("--resume-upgrade: no state.json beside " + options_.socket_path);
   if (service_manager_) {
     notify_ = SdNotify::from_environment();
     if (Status s = adopt_activated_sockets(); !s.ok()) return s;
   }
-  if (Status s = control_->listen(options_.socket_path); !s.ok()) return s;
+  if (restart_.resuming_upgrade) {
+    // The control socket never closed: connections made during the exec wait in its backlog.
+    if (Status s = inherit_upgraded_sockets(**previous); !s.ok()) return s;
+  } else {
+    // Holding the instance lock means any socket file there is stale: replace it.
+    if (lock_.held()) ::unlink(options_.socket_path.c_str());
+    if (Status s = control_->listen(options_.socket_path); !s.ok()) return s;
+  }
   if (!metrics_address_.empty()) {
     auto endpoint = observe::MetricsEndpoint::start(
         &loop_, metrics_address_, [this] { return metrics_.render(supervisor_->status()); });
     if (!endpoint.ok()) return endpoint.status();
     metrics_endpoint_ = std::move(*endpoint);
   }
-  reaper_ = std::make_unique<OrphanReaper>(&loop_);
+  reaper_ = std::make_unique<OrphanReaper>(
+      &loop_, [this](pid_t pid) { return supervisor_->is_server_pid(pid); });
+  if (have_state) adopt_servers(**previous);
+  state_changed();
   for (int signum : {SIGINT, SIGTERM}) {
     signals_.push_back(std::make_unique<SignalWatch>(&loop_, signum, [this, signum] {
       if (stopping_) {
@@ -88,6 +111,7 @@ Status Daemon::adopt_activated_sockets() {
 }
 
 void Daemon::deploy_first(const SpawnSpec& spec) {
+  if (supervisor_->adopting()) return when_adopted([this, spec] { deploy_first(spec); });
   SpawnSpec first = spec;
   remembered_.apply(first);
   supervisor_->deploy(
@@ -166,6 +190,8 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
   } else if (message.name == "reload") {
     reload("asked by serverswap reload (pid " + std::to_string(connection.peer_pid()) + ")",
            connection.id());
+  } else if (message.name == "upgrade") {
+    upgrade_request(connection, message);
   } else if (message.name == "stop") {
     stop_requesters_.push_back(connection.id());
     stop("asked by serverswap stop (pid " + std::to_string(connection.peer_pid()) + ")");
@@ -215,7 +241,12 @@ void Daemon::deploy_request(Connection& connection, const protocol::Message& mes
   }
   remembered_.apply(*spec);
   bool follow_exit = message.body.value("follow", "up") == "exit";
-  supervisor_->deploy(with_default_identity(*spec), sink_for(connection.id()), follow_exit);
+  SpawnSpec request = with_default_identity(*spec);
+  auto go = [this, request, follow_exit, id = connection.id()] {
+    supervisor_->deploy(request, sink_for(id), follow_exit);
+  };
+  if (supervisor_->adopting()) return when_adopted(go);
+  go();
 }
 
 // The request keeps the identity it ran with, so a reload or restart runs it the same way.
@@ -278,9 +309,13 @@ void Daemon::stop(const std::string& why) {
   if (Status s = notify_.send("STOPPING=1"); !s.ok()) log_line(s.message());
   log_line("stopping (" + why + "): taking every server down");
   supervisor_->stop([this] { finish(); });
+  adoption_over("the daemon is stopping");  // waiting deploys are refused now
 }
 
 void Daemon::finish() {
+  // A clean stop: no server is left to take back.
+  state_closed_ = true;
+  if (state_file_) state_file_->remove();
   for (uint64_t id : stop_requesters_)
     if (Connection* c = control_->find(id)) c->send(protocol::make("stopped", true));
   log_line("every server has exited; the daemon exits");

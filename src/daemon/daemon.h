@@ -16,12 +16,27 @@
 #include "daemon/sd_notify.h"
 #include "daemon/socket_set.h"
 #include "daemon/spawn_environment.h"
+#include "daemon/state_file.h"
 #include "daemon/supervisor.h"
 #include "daemon/uv_handle.h"
 #include "observe/metrics.h"
 #include "observe/metrics_endpoint.h"
 
 namespace serverswap::daemon {
+
+// How the daemon takes back its servers after a restart, and how it re-executes itself
+// (docs/protocol.md section 11).
+struct RestartSettings {
+  Millis adopt_timeout{10'000};  // --adopt-timeout: deploys wait this long for resumes
+  // The binary the daemon was started from, resolved at start (after a package upgrade
+  // /proc/self/exe says "(deleted)"): what `upgrade` executes by default.
+  std::string binary;
+  // The daemon's settings as options, ending "daemon --resume-upgrade": the command line
+  // of the new image (a first-run foreground daemon goes on as `serverswap daemon`).
+  std::vector<std::string> daemon_args;
+  // This image was executed by `upgrade`: inherit the sockets state.json names.
+  bool resuming_upgrade = false;
+};
 
 class Daemon {
  public:
@@ -40,7 +55,9 @@ class Daemon {
   }
   // `--metrics ADDR`: serve Prometheus metrics there (bound by start()).
   void serve_metrics(std::string address) { metrics_address_ = std::move(address); }
-  // Binds the control socket and watches signals.
+  void restart_settings(RestartSettings settings) { restart_ = std::move(settings); }
+  // Binds the control socket (or inherits it after an upgrade), takes back the servers
+  // state.json lists, and watches signals.
   Status start();
   // The command given on the daemon's own command line (first run): if it fails before any
   // server is up, the daemon stops and run() returns 1.
@@ -58,6 +75,14 @@ class Daemon {
   bool may_control(const Connection& connection) const;
   SpawnSpec with_default_identity(SpawnSpec spec) const;
   void stop(const std::string& why);
+  // Restarts of the daemon itself (daemon_restart.cc).
+  Status inherit_upgraded_sockets(const DaemonState& state);
+  void adopt_servers(const DaemonState& state);
+  void adoption_over(const std::string& why);
+  void when_adopted(std::function<void()> deploy);
+  void state_changed();
+  void upgrade_request(Connection& connection, const protocol::Message& message);
+  void exec_upgrade(const std::string& path, uint64_t requester);
   void finish();
   Supervisor::Sink sink_for(uint64_t connection_id);
 
@@ -80,6 +105,12 @@ class Daemon {
   std::string metrics_address_;
   std::unique_ptr<observe::MetricsEndpoint> metrics_endpoint_;
   RememberedSettings remembered_;  // --listen, --ready-after, --takedown-signal by command
+  RestartSettings restart_;
+  std::unique_ptr<StateFile> state_file_;
+  bool state_write_pending_ = false;
+  bool state_closed_ = false;  // removed at a clean stop: nothing writes it again
+  std::unique_ptr<Timer> state_timer_, adopt_timer_, upgrade_timer_;
+  std::vector<std::function<void()>> waiting_deploys_;  // until adoption is over
 };
 
 }  // namespace serverswap::daemon

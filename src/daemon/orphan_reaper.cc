@@ -15,8 +15,8 @@
 
 namespace serverswap::daemon {
 
-OrphanReaper::OrphanReaper(uv_loop_t* loop)
-    : loop_(loop), sigchld_(loop, SIGCHLD, [this] { reap(); }) {
+OrphanReaper::OrphanReaper(uv_loop_t* loop, std::function<bool(pid_t)> is_server)
+    : loop_(loop), is_server_(std::move(is_server)), sigchld_(loop, SIGCHLD, [this] { reap(); }) {
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
     log_line(Status::system_error("PR_SET_CHILD_SUBREAPER", errno).message() +
              "; orphans of servers go to PID 1");
@@ -37,7 +37,7 @@ std::set<pid_t> OrphanReaper::spawned_by_the_loop() const {
 void OrphanReaper::reap() {
   std::set<pid_t> spawned = spawned_by_the_loop();
   for (pid_t pid : children_of_self()) {
-    if (spawned.count(pid)) continue;
+    if (spawned.count(pid) || (is_server_ && is_server_(pid))) continue;
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) != pid) continue;  // still running
     std::string how = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))

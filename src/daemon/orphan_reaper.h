@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include <functional>
 #include <set>
 #include <vector>
 
@@ -18,7 +19,9 @@ namespace serverswap::daemon {
 
 class OrphanReaper {
  public:
-  explicit OrphanReaper(uv_loop_t* loop);
+  // `is_server`: servers adopted from an earlier image of the daemon after an upgrade are
+  // its children with no uv_process_t; their ServerProcess reaps them, not this.
+  OrphanReaper(uv_loop_t* loop, std::function<bool(pid_t)> is_server);
   OrphanReaper(const OrphanReaper&) = delete;
   OrphanReaper& operator=(const OrphanReaper&) = delete;
 
@@ -29,6 +32,7 @@ class OrphanReaper {
   std::set<pid_t> spawned_by_the_loop() const;
 
   uv_loop_t* loop_;
+  std::function<bool(pid_t)> is_server_;
   SignalWatch sigchld_;
 };
 

@@ -58,6 +58,12 @@ struct Server {
   std::string failure;  // why it failed, when it did
   bool disconnected_before_up = false;
   int restarts = 0;  // > 0: started by the daemon after this command crashed (the nth restart)
+  uint64_t start_time = 0;  // field 22 of /proc/PID/stat, recorded in state.json
+
+  // Taken back from state.json by a restarted daemon (docs/protocol.md section 11).
+  bool adopted = false;
+  bool awaiting_resume = false;  // deploys wait until no server is
+  bool unmanaged = false;        // did not resume in time: only signals reach it
 
   Timer ready_timer;       // --ready-timeout from spawn
   Timer settle_timer;      // --settle after its last resource, for servers that never say up

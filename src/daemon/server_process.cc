@@ -1,10 +1,16 @@
 #include "daemon/server_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+
+#include "base/unique_fd.h"
 
 namespace serverswap::daemon {
 
@@ -12,6 +18,11 @@ struct ServerProcess::Block {
   uv_process_t handle;
   ExitFn on_exit;
   bool exited = false;
+  // Adopted servers: a pidfd polled for their exit instead of `handle`.
+  bool adopted = false;
+  pid_t pid = 0;
+  uv_poll_t poll;
+  UniqueFd pidfd;
 };
 
 Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, const SpawnSpec& spec,
@@ -71,7 +82,43 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, con
   return process;
 }
 
+Result<std::unique_ptr<ServerProcess>> ServerProcess::adopt(uv_loop_t* loop, pid_t pid,
+                                                            ExitFn on_exit) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return Status::system_error("pidfd_open " + std::to_string(pid), errno);
+  ::fcntl(pidfd.get(), F_SETFD, FD_CLOEXEC);
+  auto* block = new Block;
+  block->adopted = true;
+  block->pid = pid;
+  block->on_exit = std::move(on_exit);
+  block->pidfd = std::move(pidfd);
+  uv_poll_init(loop, &block->poll, block->pidfd.get());
+  block->poll.data = block;
+  uv_poll_start(&block->poll, UV_READABLE, [](uv_poll_t* p, int, int) {
+    auto* self = static_cast<Block*>(p->data);
+    uv_poll_stop(p);
+    int raw = 0;
+    int64_t status = -1;  // not our child: its parent has the status
+    int term_signal = 0;
+    if (::waitpid(self->pid, &raw, WNOHANG) == self->pid) {
+      status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 0;
+      term_signal = WIFSIGNALED(raw) ? WTERMSIG(raw) : 0;
+    }
+    self->exited = true;
+    self->on_exit(status, term_signal);  // may destroy the owner; touch nothing after
+  });
+  std::unique_ptr<ServerProcess> process(new ServerProcess(block));
+  process->pid_ = pid;
+  return process;
+}
+
 ServerProcess::~ServerProcess() {
+  if (block_->adopted) {
+    // The pidfd closes with the block, after libuv has let go of the poll handle.
+    uv_close(reinterpret_cast<uv_handle_t*>(&block_->poll),
+             [](uv_handle_t* h) { delete static_cast<Block*>(h->data); });
+    return;
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&block_->handle),
            [](uv_handle_t* h) { delete static_cast<Block*>(h->data); });
 }

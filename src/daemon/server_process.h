@@ -59,6 +59,11 @@ class ServerProcess {
   static Result<std::unique_ptr<ServerProcess>> spawn(uv_loop_t* loop, const SpawnSpec& spec,
                                                       ExitFn on_exit,
                                                       const std::vector<int>& inherited = {});
+  // A server of an earlier daemon (docs/protocol.md, "Restarts of the daemon itself"):
+  // there is no uv_process_t for it, so its exit is noticed through a pidfd (pidfd_open(2))
+  // polled on the loop. It is reaped with waitpid when it is this process's child (after
+  // `serverswap upgrade`); otherwise its parent reaps it and on_exit gets status -1.
+  static Result<std::unique_ptr<ServerProcess>> adopt(uv_loop_t* loop, pid_t pid, ExitFn on_exit);
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;

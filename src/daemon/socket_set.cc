@@ -62,13 +62,13 @@ Result<const SocketSet::Entry*> SocketSet::get_or_bind(const protocol::Resource&
   return &entries_.emplace(name, std::move(entry)).first->second;
 }
 
-Status SocketSet::adopt(const std::string& name, UniqueFd fd) {
+Status SocketSet::adopt(const std::string& name, UniqueFd fd, const std::string& from) {
   if (entries_.count(name)) return Status::error("two sockets for " + name);
   std::string address = handover::bound_address(fd.get());
   auto stream = wrap(loop_, fd.get(), name.starts_with("unix:"));
   if (!stream.ok()) return stream.status().wrap(name);
   fd.release();  // the libuv handle owns it now
-  log_line("adopted " + name + " (" + address + ") from the service manager");
+  log_line("adopted " + name + " (" + address + ") from " + from);
   entries_.emplace(name, Entry{address, "", *stream});
   return {};
 }

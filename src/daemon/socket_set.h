@@ -30,7 +30,8 @@ class SocketSet {
   Result<const Entry*> get_or_bind(const protocol::Resource& resource);
   // Takes a socket bound by someone else (systemd's socket units) for resource `name`,
   // which get_or_bind then returns. Its Unix socket file, if any, is left for its owner.
-  Status adopt(const std::string& name, UniqueFd fd);
+  Status adopt(const std::string& name, UniqueFd fd,
+               const std::string& from = "the service manager");
   const Entry* find(const std::string& name) const;
   const std::map<std::string, Entry>& entries() const { return entries_; }
 

@@ -99,6 +99,7 @@ namespace {
 
 std::string describe_exit(int64_t status, int term_signal) {
   if (term_signal != 0) return "killed by " + signal_name(term_signal);
+  if (status < 0) return "exited (its status went to its parent, an earlier daemon's)";
   return "exited with status " + std::to_string(status);
 }
 
@@ -192,6 +193,7 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   server->request = request;
   server->process = std::move(*process);
   server->pid = server->process->pid();
+  if (auto started = process_start_time(server->pid); started.ok()) server->start_time = *started;
   server->notify = std::move(*notify);
   // setsid: its pid is its session's id.
   server->notify->accept_sender(server->pid, spec.run_as ? spec.run_as->uid : ::getuid());
@@ -267,6 +269,7 @@ int Supervisor::takedown_signal(const Server& server) const {
 
 void Supervisor::hello(Connection& connection, const protocol::Message& message) {
   const Json& body = message.body;
+  if (body.is_object() && body.contains("resume")) return resume(connection, message);
   auto error = [&](const std::string& text) {
     reply_error(connection, text, message);
     connection.close();
@@ -786,7 +789,7 @@ Json Supervisor::status() const {
         {{"id", id},
          {"pid", s->pid},
          {"generation", s->generation},
-         {"state", state_name(s->state)},
+         {"state", s->unmanaged ? "unmanaged" : state_name(s->state)},
          {"argv", s->argv},
          {"cwd", s->cwd},
          {"worker", s->request.worker >= 0 ? Json(s->request.worker) : Json(nullptr)},

@@ -18,6 +18,7 @@
 #include "daemon/server.h"
 #include "daemon/socket_set.h"
 #include "daemon/spawn_environment.h"
+#include "daemon/state_file.h"
 #include "protocol/message.h"
 
 namespace serverswap::daemon {
@@ -67,6 +68,22 @@ class Supervisor {
   // session: that server is up (docs/protocol.md, "Inherited sockets and unmodified programs").
   void einhorn_command(Connection& connection, const protocol::Message& message);
 
+  // Restarts of the daemon itself (adoption.cc, docs/protocol.md section 11).
+  // Takes back the servers of `state` that still run (same pid and start time); the
+  // listening sockets of --listen servers are taken with pidfd_getfd where the kernel lets us.
+  void adopt(const DaemonState& state);
+  // A hello with a `resume` field: the descriptors came with it on `connection`.
+  void resume(Connection& connection, const protocol::Message& message);
+  // Some adopted server has neither resumed nor been given up on: deploys wait.
+  bool adopting() const;
+  // --adopt-timeout passed: servers that did not resume are `unmanaged`.
+  void give_up_adoption();
+  // Called once when adopting() turns false by a resume (not by give_up_adoption).
+  void on_adoption_done(std::function<void()> done) { adoption_done_ = std::move(done); }
+  // The servers as state.json records them.
+  DaemonState record() const;
+  bool is_server_pid(pid_t pid) const;
+
   protocol::Json status() const;
   // Crash loops: the command, its crashes, restarts, and the pending restart if any.
   protocol::Json crash_loops() const;
@@ -115,6 +132,13 @@ class Supervisor {
   };
 
   Server* start_server(const SpawnSpec& request, Sink sink, bool follow_exit);
+  void adopt_server(const ServerRecord& record);
+  void take_listen_sockets_back(Server& server, const ServerRecord& record);
+  void reopen_notify_socket(Server& server);
+  void restart_readiness_timers(Server& server);
+  Status check_resumed_socket(const Server& server, int fd, const std::string& spelled,
+                              std::string* name) const;
+  void resumed(Server& server, Connection& connection, bool up);
   const Server* deploy_in_progress(const SpawnSpec& request) const;
   // Unmodified programs (docs/protocol.md, "Inherited sockets and unmodified programs").
   void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);
@@ -184,6 +208,10 @@ class Supervisor {
   std::map<std::string, std::unique_ptr<Server>> servers_;
   std::map<std::string, Deploy> deploys_;  // by the id of the server it started
   std::function<void()> stop_done_;
+  std::function<void()> adoption_done_;
+  // Addresses of the adopted servers' resources as state.json recorded them (a ":0"
+  // resource is checked against the port it was bound to).
+  std::map<std::string, std::string> recorded_addresses_;
   std::map<std::string, std::unique_ptr<CrashLoop>> crash_loops_;  // by command_key()
   // Process groups of servers that exited while processes they forked kept running: sent
   // the takedown signal, then SIGKILL after --takedown-timeout (or when the daemon stops).

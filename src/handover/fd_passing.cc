@@ -4,23 +4,35 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 namespace serverswap::handover {
 
 Result<size_t> send_with_fd(int sock, std::string_view data, int fd) {
+  if (fd < 0) return send_with_fds(sock, data, {});
+  return send_with_fds(sock, data, std::span<const int>(&fd, 1));
+}
+
+Result<size_t> send_with_fds(int sock, std::string_view data, std::span<const int> fds) {
+  if (fds.size() > kMaxFdsPerMessage) {
+    std::string text = "sendmsg: ";
+    text.append(std::to_string(fds.size())).append(" file descriptors in one message; at most 64");
+    return Status::error(text);
+  }
   iovec iov{const_cast<char*>(data.data()), data.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  if (fd >= 0) {
+  alignas(cmsghdr) char control[CMSG_SPACE(kMaxFdsPerMessage * sizeof(int))] = {};
+  if (!fds.empty()) {
+    const size_t bytes = fds.size() * sizeof(int);
     msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    msg.msg_controllen = CMSG_SPACE(bytes);
     cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
+    cmsg->cmsg_len = CMSG_LEN(bytes);
+    std::memcpy(CMSG_DATA(cmsg), fds.data(), bytes);
   }
   for (;;) {
     ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);

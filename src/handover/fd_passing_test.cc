@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <cstring>
+#include <vector>
 
 namespace serverswap::handover {
 namespace {
@@ -30,6 +32,50 @@ TEST(FdPassing, DeliversTheFdCloseOnExecWithItsLine) {
   ASSERT_TRUE(got->fd.valid());
   EXPECT_NE(got->fd.get(), null.get());
   EXPECT_TRUE(fcntl(got->fd.get(), F_GETFD) & FD_CLOEXEC);
+}
+
+ino_t inode_of(int fd) {
+  struct stat st {};
+  EXPECT_EQ(fstat(fd, &st), 0);
+  return st.st_ino;
+}
+
+TEST(FdPassing, SendsSeveralFdsInOrderWithOneMessage) {
+  Pair p;
+  int pipe_a[2], pipe_b[2];
+  ASSERT_EQ(pipe2(pipe_a, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(pipe_b, O_CLOEXEC), 0);
+  std::vector<UniqueFd> owned;
+  for (int f : {pipe_a[0], pipe_a[1], pipe_b[0], pipe_b[1]}) owned.emplace_back(f);
+  const int sent_fds[] = {pipe_b[1], pipe_a[0], pipe_b[0]};
+  ASSERT_EQ(*send_with_fds(p.a.get(), "three\n", sent_fds), 6u);
+
+  char data[16];
+  iovec iov{data, sizeof data};
+  alignas(cmsghdr) char control[CMSG_SPACE(8 * sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ASSERT_EQ(recvmsg(p.b.get(), &msg, MSG_CMSG_CLOEXEC), 6);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->cmsg_len, CMSG_LEN(3 * sizeof(int)));
+  int got[3];
+  std::memcpy(got, CMSG_DATA(c), sizeof got);
+  for (int i = 0; i < 3; ++i) {
+    UniqueFd received(got[i]);
+    EXPECT_EQ(inode_of(received.get()), inode_of(sent_fds[i])) << "fd " << i;
+  }
+}
+
+TEST(FdPassing, MoreThan64FdsAreRefused) {
+  Pair p;
+  std::vector<int> fds(65, p.a.get());
+  auto sent = send_with_fds(p.a.get(), "x", fds);
+  ASSERT_FALSE(sent.ok());
+  EXPECT_EQ(sent.status().message(), "sendmsg: 65 file descriptors in one message; at most 64");
 }
 
 TEST(FdPassing, ExtraFdsAreClosedAndReported) {

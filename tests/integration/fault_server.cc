@@ -29,12 +29,25 @@ namespace {
   for (;;) pause();
 }
 
-// Serves nothing, but keeps reading the control socket so that takeDown arrives.
+// Runs what arrived on the control socket and a due reconnect (a restarted daemon); false
+// once the daemon is gone for good.
+bool dispatch(serverswap::Client& client) {
+  try {
+    client.dispatch();
+    return true;
+  } catch (const serverswap::Error& e) {
+    std::fprintf(stderr, "fault_server: %s\n", e.what());
+    return false;
+  }
+}
+
+// Serves nothing, but keeps reading the control socket so that takeDown arrives, and
+// resumes with a restarted daemon.
 [[noreturn]] void idle(serverswap::Client& client) {
   for (;;) {
     pollfd p{client.control_fd(), POLLIN, 0};
-    poll(&p, 1, -1);
-    client.dispatch();
+    poll(&p, 1, client.timeout_ms());
+    if (!dispatch(client)) block_forever();
   }
 }
 
@@ -124,8 +137,8 @@ int hold(serverswap::Client& client, const std::string& resource) {
   while (!draining || !connections.empty()) {
     std::vector<pollfd> fds = {{client.control_fd(), POLLIN, 0}, {listener, POLLIN, 0}};
     for (int c : connections) fds.push_back({c, POLLIN, 0});
-    if (poll(fds.data(), fds.size(), -1) < 0) continue;
-    if (fds[0].revents) client.dispatch();
+    if (poll(fds.data(), fds.size(), client.timeout_ms()) < 0) continue;
+    if (fds[0].revents || client.timeout_ms() == 0) dispatch(client);
     if (fds[1].revents && listener >= 0) {
       int c = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
       if (c >= 0 && send(c, held.data(), held.size(), MSG_NOSIGNAL) > 0) connections.insert(c);

@@ -22,7 +22,9 @@ function run(args, extraEnv, timeoutMs = 15000) {
     child.stdout.on('data', (d) => { output += d; });
     child.stderr.on('data', (d) => { output += d; });
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('timeout:\n' + output)); }, timeoutMs);
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': the relay shares the app's stdout and stderr, so the streams close
+    // only once it too has exited, after logging every message the app sent it.
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
       const messages = fs.existsSync(logFile)
         ? fs.readFileSync(logFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];

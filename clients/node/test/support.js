@@ -76,15 +76,28 @@ class Daemon {
     d.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'serverswap-node-'));
     fs.chmodSync(d.dir, 0o700);
     d.socket = path.join(d.dir, 'control.sock');
-    d.process = spawn(SERVERSWAP_BIN, ['--socket', d.socket, ...options, 'daemon'],
-      { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    d.exited = new Promise((resolve) => d.process.on('exit', resolve));
-    d.output = new Output(d.process.stdout, d.process.stderr);
-    if (!await d.output.waitFor('daemon listening on', 10000)) {
-      await d.close();
-      throw new Error('the daemon did not start:\n' + d.output.text);
-    }
+    d.options = options;
+    await d.spawn();
     return d;
+  }
+
+  async spawn() {
+    this.process = spawn(SERVERSWAP_BIN, ['--socket', this.socket, ...this.options, 'daemon'],
+      { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.exited = new Promise((resolve) => this.process.on('exit', resolve));
+    this.output = new Output(this.process.stdout, this.process.stderr);
+    if (!await this.output.waitFor('daemon listening on', 10000)) {
+      await this.close();
+      throw new Error('the daemon did not start:\n' + this.output.text);
+    }
+  }
+
+  // SIGKILL to the daemon (its servers go on), then a new daemon on the same socket, which
+  // takes them back from state.json (docs/protocol.md section 11).
+  async killAndRestart() {
+    this.process.kill('SIGKILL');
+    await this.exited;
+    await this.spawn();
   }
 
   command(args, options) {

@@ -9,6 +9,17 @@ Without SERVERSWAP_SOCKET in the environment the client is *standalone*: `ready_
 binds the resource itself and the other calls do nothing, so the same code runs in
 development.
 
+When the daemon goes away (its connection reaches end-of-file: it was killed, or
+re-executes itself), the server goes on serving and the reader thread reconnects to
+SERVERSWAP_SOCKET after 100 ms, then at doubling intervals up to 1 s, and says the
+`resume` hello of docs/protocol.md §11: a duplicate of each listening socket it got by
+ready_for (kept for this, closed when the server is taken down on that resource), its
+on_takedown subscriptions and whether it is up. Meanwhile server_up, on_takedown and
+took_down succeed (the resume carries their effect) and ready_for raises. It does not
+reconnect after the daemon closed the connection with an `error`, after fail(), or once
+the server was taken down on every resource; an `error` answering the resume ends the
+reconnecting for good (said on stderr) and the server goes on without a daemon.
+
 Either way, a listening socket inherited at exec that matches the resource (LISTEN_FDS,
 SERVER_STARTER_PORT, EINHORN_FD_n: see inherited.py) is used first, with no round-trip:
 that is how `serverswap --listen`, systemd and Server::Starter run a server.
@@ -29,6 +40,9 @@ MAX_LINE = 65536           # bytes, including the "\n" (docs/protocol.md §8)
 FD_SLOTS = 16              # ancillary space: more than the 1 fd a message may carry, so
                            # that an excess is seen (and closed) rather than truncated
 HELLO_TIMEOUT = 10.0       # seconds to wait for `welcome`
+FIRST_RETRY = 0.1          # seconds before the first reconnect after the daemon went away
+MAX_RETRY = 1.0            # the interval doubles up to this
+MAX_RESUME_FDS = 64        # descriptors in one resume hello (docs/protocol.md §11)
 
 
 class ServerswapError(Exception):
@@ -183,6 +197,18 @@ class Client:
         self._closed_reason = None
         self._sock = None
         self._reader = None
+        # For a resume after a daemon restart (docs/protocol.md §11):
+        self._socket_path = socket_path
+        self._server_id = server_id
+        self._hello_timeout = hello_timeout
+        self._holding = []                     # [resource, dup fd] in the order received
+        self._subscribed = []                  # onTakedown resources, in order
+        self._up = False                       # server_up() was called
+        self._failed = False                   # fail() was called
+        self._taken_down = False               # a takeDown came, or took_down() was said
+        self._last_line_error = False          # the daemon's last line was an error
+        self._reconnecting = False
+        self._stop = threading.Event()         # close(): no more reconnect attempts
         if not self.standalone:
             self._connect(socket_path, server_id, hello_timeout)
 
@@ -247,31 +273,153 @@ class Client:
         with self._lock:
             if self._closed_reason is not None:
                 raise ServerswapError(self._closed_reason)
+            if self._reconnecting:
+                return  # the resume hello carries what this message says
             try:
                 self._sock.sendall(data)
             except OSError as e:
                 raise ServerswapError("send to the daemon: %s" % (e.strerror or e)) from e
 
     def _read_loop(self, framer):
+        while framer is not None:
+            reason, went_away = self._read_until_lost(framer)
+            if not went_away or not self._may_resume():
+                self._connection_lost(reason)
+                return
+            _log("lost the daemon (%s); serving on and reconnecting to %s"
+                 % (reason, self._socket_path))
+            self._lost_for_now(reason)
+            framer = self._resume()
+
+    def _read_until_lost(self, framer):
+        """Reads and handles lines until the connection ends; returns why it did, and
+        whether the daemon went away (end-of-file, a reset) rather than broke the protocol."""
         reason = "the daemon closed the connection"
+        went_away = True
+        sock = self._sock
         try:
             while True:
-                lines = receive(self._sock, framer)
+                lines = receive(sock, framer)
                 if lines is None:
                     break
                 for line, fds in lines:
                     self._handle(line, fds)
         except ServerswapError as e:
-            reason = str(e)
+            reason, went_away = str(e), False
         except OSError as e:
             reason = "receive from the daemon: %s" % (e.strerror or e)
-        finally:
-            framer.close()
-            self._connection_lost(reason)
+            went_away = isinstance(e, ConnectionResetError)
+        framer.close()
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # the daemon sees us go
+        except OSError:
+            pass
+        return reason, went_away
+
+    # ---- resume after a daemon restart (docs/protocol.md §11) -------------------------
+
+    def _may_resume(self):
+        with self._lock:
+            if self._closed_reason is not None or self._failed or self._last_line_error:
+                return False
+            return not (self._taken_down and not self._holding)
+
+    def _lost_for_now(self, reason):
+        """The connection is gone until a resume: requests waiting for a reply fail."""
+        with self._lock:
+            self._reconnecting = True
+            old, self._sock = self._sock, None
+            waiters = [f for queue in self._waiters.values() for f in queue]
+            self._waiters.clear()
+        if old is not None:
+            old.close()
+        for future in waiters:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(ServerswapError(reason))
+
+    def _resume_hello(self):
+        hello = {"id": self._server_id, "pid": os.getpid(), "protocol": PROTOCOL}
+        if self.up_message:
+            hello["upMessage"] = True
+        hello["resume"] = {
+            "holding": [resource for resource, _ in self._holding],
+            "onTakedown": list(self._subscribed),
+            "up": self._up or (not self.up_message and bool(self._holding)),
+        }
+        return {"hello": hello}
+
+    def _resume(self):
+        """Reconnects until welcomed (returns the new framer) or told no (returns None)."""
+        delay = FIRST_RETRY
+        while not self._stop.wait(delay):
+            if not self._may_resume():  # fail(), or taken down on every resource, meanwhile
+                self._connection_lost("the daemon went away and this server is done")
+                return None
+            delay = min(delay * 2, MAX_RETRY)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                self._sock.shutdown(socket.SHUT_RDWR)  # the daemon sees us go
-            except OSError:
-                pass
+                sock.settimeout(self._hello_timeout)
+                sock.connect(self._socket_path)
+                with self._lock:
+                    hello = self._resume_hello()
+                    fds = [fd for _, fd in self._holding]
+                data = self._encode(hello)
+                sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                              array.array("i", fds))] if fds else [])
+                if sent < len(data):  # the descriptors went with the first byte
+                    sock.sendall(data[sent:])
+                framer = LineFramer()
+                backlog = self._await_welcome(sock, framer)
+                sock.settimeout(None)
+            except RequestError as e:
+                sock.close()
+                self._give_up("the daemon refused to resume this server: %s" % e.text)
+                return None
+            except (OSError, ServerswapError):
+                sock.close()
+                continue
+            self._resumed(sock, hello)
+            for line, line_fds in backlog:
+                self._handle(line, line_fds)
+            return framer
+        return None
+
+    def _resumed(self, sock, hello):
+        with self._lock:
+            self._sock = sock
+            self._reconnecting = False
+            said = hello["hello"]["resume"]
+            late = [r for r in self._subscribed if r not in said["onTakedown"]]
+            up_late = self._up and not said["up"]
+        _log("resumed with the daemon")
+        # What the server said between the hello and the welcome.
+        for resource in late:
+            self._send({"onTakedown": resource})
+        if up_late:
+            self._send({"serverUp": True})
+
+    def _give_up(self, why):
+        _log("%s; serving on without a daemon" % why)
+        with self._lock:
+            self._reconnecting = False
+            self._closed_reason = why
+            holding, self._holding = self._holding, []
+        _close_fds(fd for _, fd in holding)
+
+    def _keep(self, resource, fd):
+        """Keeps a duplicate of a listening socket from the daemon, to hand it back."""
+        with self._lock:
+            if any(r == resource for r, _ in self._holding) or \
+                    len(self._holding) >= MAX_RESUME_FDS:
+                return
+            self._holding.append([resource, os.dup(fd)])
+
+    def _release(self, resource):
+        with self._lock:
+            self._taken_down = True
+            gone = [h for h in self._holding if resources.same(h[0], resource)]
+            self._holding = [h for h in self._holding if h not in gone]
+        _close_fds(fd for _, fd in gone)
 
     def _connection_lost(self, reason):
         with self._lock:
@@ -295,6 +443,7 @@ class Client:
             _log("ignored a malformed line from the daemon: %r" % line[:200])
             return
         name, value, message = decoded
+        self._last_line_error = name == "error"
         if name == "resourceReady" and len(fds) == 1:
             self._on_resource_ready(value, message.get("address"), fds[0])
             return
@@ -321,6 +470,7 @@ class Client:
         if future is None:
             os.close(fd)  # nobody is waiting for it (timed out or cancelled)
             return
+        self._keep(resource, fd)
         future.set_result((fd, address))
 
     def _settle(self, resource, error):
@@ -338,6 +488,7 @@ class Client:
             _log("error from the daemon: %s (request %s)" % (text, json.dumps(request)))
 
     def _on_takedown(self, resource):
+        self._release(resource)
         with self._lock:
             callbacks = list(self._callbacks.get(resource, ()))
         for fn in callbacks:
@@ -354,6 +505,9 @@ class Client:
         with self._lock:
             if self._closed_reason is not None:
                 raise ServerswapError(self._closed_reason)
+            if self._reconnecting:
+                raise ServerswapError("readyFor %s: not connected to the daemon "
+                                      "(reconnecting after it went away)" % resource)
             self._waiters[resource].append(future)
         try:
             self._send({"readyFor": resource})
@@ -470,6 +624,8 @@ class Client:
         with self._lock:
             first = not self._callbacks[resource]
             self._callbacks[resource].append(fn)
+            if resource not in self._subscribed:
+                self._subscribed.append(resource)
         if first and not self.standalone:
             self._send({"onTakedown": resource})
 
@@ -479,11 +635,13 @@ class Client:
 
     def server_up(self):
         """Declares the server up on every resource it asked for."""
+        self._up = True
         if not self.standalone:
             self._send({"serverUp": True})
 
     def fail(self, reason):
         """The server cannot start; the daemon kills it and the old servers keep serving."""
+        self._failed = True
         if not self.standalone:
             self._send({"fail": str(reason)})
 
@@ -495,6 +653,7 @@ class Client:
 
     def took_down(self, resource):
         """Optional: tells the daemon this server stopped accepting on `resource`."""
+        self._release(resource)
         if not self.standalone:
             self._send({"tookDown": resource})
 
@@ -504,18 +663,24 @@ class Client:
 
     def close(self):
         """Closes the connection (a server that closes it before it is up has failed)."""
-        if self._sock is None:
+        if self.standalone:
             return
+        self._stop.set()
         with self._lock:
             if self._closed_reason is None:
                 self._closed_reason = "the client was closed"
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+            sock = self._sock
+            holding, self._holding = self._holding, []
+        _close_fds(fd for _, fd in holding)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join()
-        self._sock.close()
+        if sock is not None:
+            sock.close()
 
 
 _default = None

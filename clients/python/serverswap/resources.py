@@ -44,6 +44,16 @@ def parse(resource):
     return socket.AF_INET, (host, port), None
 
 
+def same(a, b):
+    """Whether two spellings name one resource (the daemon may echo another spelling)."""
+    if a == b:
+        return True
+    try:
+        return parse(a) == parse(b)
+    except (ValueError, OSError):
+        return False
+
+
 def _remove_stale_unix_socket(path):
     try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):

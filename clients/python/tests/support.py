@@ -58,14 +58,25 @@ class Daemon:
         self.dir = tempfile.mkdtemp(prefix="serverswap-py-")
         os.chmod(self.dir, 0o700)
         self.socket = os.path.join(self.dir, "control.sock")
+        self.options = list(options)
+        self._start()
+
+    def _start(self):
         self.process = subprocess.Popen(
-            [SERVERSWAP_BIN, "--socket", self.socket] + list(options) + ["daemon"],
+            [SERVERSWAP_BIN, "--socket", self.socket] + self.options + ["daemon"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, env=clean_env())
         self.output = Output(self.process.stdout)
         if not self.output.wait_for("daemon listening on", 10):
             self.close()
             raise RuntimeError("the daemon did not start:\n" + self.output.text())
+
+    def kill_and_restart(self):
+        """SIGKILL to the daemon (its servers go on), then a new daemon on the same socket,
+        which takes them back from state.json (docs/protocol.md §11)."""
+        self.process.kill()
+        self.process.wait(10)
+        self._start()
 
     def command(self, *args, timeout=60, env=None):
         return subprocess.run([SERVERSWAP_BIN, "--socket", self.socket] + list(args),

@@ -1,0 +1,345 @@
+// Supervisor, continued: restarts of the daemon itself (docs/protocol.md section 11). A
+// daemon that was killed or re-executed takes back the servers state.json lists; each
+// resumes over a new control connection, handing back its listening sockets.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/join.h"
+#include "base/log.h"
+#include "daemon/activated_sockets.h"
+#include "daemon/supervisor.h"
+
+namespace serverswap::daemon {
+
+using protocol::Json;
+
+namespace {
+
+constexpr size_t kMaxResumedSockets = 64;
+
+ServerState state_from_name(const std::string& name) {
+  if (name == "up") return ServerState::kUp;
+  if (name == "draining") return ServerState::kDraining;
+  if (name == "failed") return ServerState::kFailed;
+  if (name == "connected" || name == "ready") return ServerState::kConnected;
+  return ServerState::kStarting;
+}
+
+bool is_listening(int fd) {
+  int accepting = 0;
+  socklen_t len = sizeof accepting;
+  return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting;
+}
+
+// The resource a listening socket answers for, with the port of a ":0" resource filled in
+// from the address it was bound to.
+std::string expected_name(const std::string& name, const std::string& recorded_address) {
+  if (!name.ends_with(":0") || recorded_address.empty()) return name;
+  auto bound = protocol::parse_resource(recorded_address);
+  return bound.ok() ? bound->name() : name;
+}
+
+}  // namespace
+
+void Supervisor::adopt(const DaemonState& state) {
+  for (const ServerRecord& record : state.servers) {
+    auto now = process_start_time(record.pid);
+    if (!now.ok() || *now != record.start_time) {
+      log_line("state.json: server " + std::to_string(record.pid) + " (gen " +
+               std::to_string(record.generation) + ") is gone; forgotten");
+      continue;
+    }
+    adopt_server(record);
+  }
+}
+
+void Supervisor::adopt_server(const ServerRecord& record) {
+  std::string id = record.id;
+  auto process = ServerProcess::adopt(
+      loop_, record.pid, [this, id](int64_t status, int sig) { exited(id, status, sig); });
+  if (!process.ok()) {
+    log_line("state.json: server " + std::to_string(record.pid) + ": " +
+             process.status().message());
+    return;
+  }
+  auto server = std::make_unique<Server>(loop_);
+  server->id = id;
+  server->generation = record.generation;
+  server->argv = record.request.argv;
+  server->cwd = record.request.cwd;
+  server->request = record.request;
+  server->process = std::move(*process);
+  server->pid = record.pid;
+  server->start_time = record.start_time;
+  server->state = state_from_name(record.state);
+  server->restarts = record.restarts;
+  server->adopted = true;
+  for (const auto& held : record.held) {
+    server->held[held.name] = held.spelled;
+    recorded_addresses_[held.name] = held.address;
+  }
+  next_generation_ = std::max(next_generation_, record.generation + 1);
+  Server& s = *server;
+  servers_.emplace(id, std::move(server));
+  // Servers being taken down do not come back: they only have to exit, in bounded time.
+  if (s.state == ServerState::kDraining || s.state == ServerState::kFailed) {
+    for (const auto& [name, spelled] : s.held) s.taken.insert(name);
+    emit(s, "adopted", "taken back from state.json, " + record.state + "; waiting for it to exit");
+    kill_after_grace(s);
+    return;
+  }
+  reopen_notify_socket(s);
+  s.awaiting_resume = true;
+  emit(s, "adopted",
+       "taken back from state.json (" + record.state +
+           "); waiting for it to resume: " + join(s.argv, " "));
+  if (!s.request.listen.empty()) take_listen_sockets_back(s, record);
+}
+
+// Its NOTIFY_SOCKET has the same abstract name as before (the server's id), free again now
+// that the previous daemon's socket is closed: sd_notify goes on working.
+void Supervisor::reopen_notify_socket(Server& server) {
+  std::string id = server.id;
+  auto notify = NotifySocket::open(
+      loop_, "serverswap-notify-" + id,
+      [this, id](const NotifyMessage& message) { notified(id, message); },
+      [this, id](const std::string& why) {
+        if (Server* s = find(id)) emit(*s, "notifyRejected", why);
+      });
+  if (!notify.ok()) {
+    emit(server, "notifyLost", "NOTIFY_SOCKET not reopened: " + notify.status().message());
+    return;
+  }
+  struct stat owner {};
+  std::string proc = "/proc/" + std::to_string(server.pid);
+  uid_t uid = ::stat(proc.c_str(), &owner) == 0 ? owner.st_uid : ::getuid();
+  server.notify = std::move(*notify);
+  server.notify->accept_sender(server.pid, uid);
+}
+
+// A still-starting program without a client library cannot resume: it gets a fresh
+// --ready-timeout (and --ready-after) from now, and comes up by READY=1 as before.
+void Supervisor::restart_readiness_timers(Server& server) {
+  std::string id = server.id;
+  server.ready_timer.start(options_.ready_timeout, [this, id] {
+    if (Server* late = find(id); late && late->starting())
+      fail(*late, "not up within --ready-timeout " + format_duration(options_.ready_timeout) +
+                      " after the daemon took it back");
+  });
+  if (!server.request.ready_after) return;
+  Millis after = *server.request.ready_after;
+  server.ready_after_timer.start(after, [this, id, after] {
+    if (Server* s = find(id); s && s->starting())
+      become_up(*s, "alive for --ready-after " + format_duration(after) +
+                        " after the daemon took it back, the weaker rule");
+  });
+}
+
+// A --listen program has no client library to resume with: its listening sockets are at
+// fds 3, 4, ... as the daemon passed them, and pidfd_getfd(2) copies them back where the
+// kernel allows it (root, or ptrace rights over the server).
+void Supervisor::take_listen_sockets_back(Server& server, const ServerRecord& record) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, server.pid, 0)));
+  if (!pidfd) {
+    emit(server, "unmanaged", Status::system_error("pidfd_open", errno).message());
+    return;
+  }
+  for (size_t i = 0; i < server.request.listen.size(); ++i) {
+    int target = 3 + static_cast<int>(i);
+    auto resource = protocol::parse_resource(server.request.listen[i].resource);
+    if (!resource.ok()) return;
+    std::string name = resource->name();
+    if (sockets_.find(name)) continue;
+    UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), target, 0)));
+    if (!fd) {
+      emit(server, "unmanaged",
+           Status::system_error("pidfd_getfd of its fd " + std::to_string(target) +
+                                    " (the kernel refuses: the daemon needs root or ptrace "
+                                    "rights over the server)",
+                                errno)
+               .message(),
+           name);
+      return;
+    }
+    std::string spelled = server.request.listen[i].resource;
+    std::string checked;
+    if (Status s = check_resumed_socket(server, fd.get(), spelled, &checked); !s.ok()) {
+      emit(server, "unmanaged", "its fd " + std::to_string(target) + ": " + s.message(), name);
+      return;
+    }
+    if (Status s = sockets_.adopt(name, std::move(fd), "its fd " + std::to_string(target)); !s.ok())
+      log_line(s.message());
+  }
+  (void)record;
+  server.awaiting_resume = false;
+  emit(server, "resumed", "took its listening sockets back with pidfd_getfd");
+  if (server.starting()) restart_readiness_timers(server);
+}
+
+// The descriptor must be a listening socket bound to the address the resource names.
+Status Supervisor::check_resumed_socket(const Server& server, int fd, const std::string& spelled,
+                                        std::string* name) const {
+  auto resource = protocol::parse_resource(spelled);
+  if (!resource.ok()) return resource.status();
+  *name = resource->name();
+  if (!is_listening(fd))
+    return Status::error("the descriptor for " + spelled + " is not a listening socket");
+  auto actual = resource_of_socket(fd);
+  if (!actual.ok()) return actual.status().wrap(spelled);
+  std::string recorded;
+  if (const SocketSet::Entry* entry = sockets_.find(*name)) recorded = entry->address;
+  if (auto it = recorded_addresses_.find(*name);
+      recorded.empty() && it != recorded_addresses_.end())
+    recorded = it->second;
+  std::string expected = expected_name(*name, recorded);
+  if (*actual != expected)
+    return Status::error("the descriptor for " + spelled + " is bound to " + *actual + ", not " +
+                         expected);
+  (void)server;
+  return {};
+}
+
+void Supervisor::resume(Connection& connection, const protocol::Message& message) {
+  std::vector<UniqueFd> fds = connection.take_received_fds();  // closed on every refusal
+  auto refuse = [&](const std::string& text) {
+    log_line("resume refused (pid " + std::to_string(connection.peer_pid()) + ", " +
+             std::to_string(fds.size()) + " descriptor(s) closed): " + text);
+    fds.clear();
+    reply_error(connection, text, message);
+    connection.close();
+  };
+  const Json& body = message.body;
+  if (!body.is_object() || !body.contains("id") || !body["id"].is_string())
+    return refuse("hello needs an object with a string id");
+  if (body.value("protocol", 0) != protocol::kVersion)
+    return refuse("unsupported protocol version (this daemon speaks 1)");
+  const Json& resume = body["resume"];
+  if (!resume.is_object() || !resume.value("holding", Json()).is_array() ||
+      !resume.value("up", Json()).is_boolean())
+    return refuse("resume needs {\"holding\": [...], \"up\": true|false}");
+  const Json& holding = resume["holding"];
+  const Json& on_takedown = resume.value("onTakedown", Json::array());
+  if (holding.size() > kMaxResumedSockets) return refuse("resume: more than 64 resources");
+  for (const auto& h : holding)
+    if (!h.is_string()) return refuse("resume: holding must list strings");
+  if (!on_takedown.is_array()) return refuse("resume: onTakedown must be an array");
+  Server* server = find(body["id"].get<std::string>());
+  if (!server || !server->adopted || !server->alive() || server->connection != 0 ||
+      server->state == ServerState::kDraining || server->state == ServerState::kFailed)
+    return refuse("resume: unknown server id (not a server this daemon took back)");
+  if (fds.size() != holding.size())
+    return refuse("resume: " + std::to_string(fds.size()) + " descriptor(s) for " +
+                  std::to_string(holding.size()) + " resource(s) in holding");
+  std::vector<std::string> names(holding.size());
+  for (size_t i = 0; i < holding.size(); ++i)
+    if (Status s =
+            check_resumed_socket(*server, fds[i].get(), holding[i].get<std::string>(), &names[i]);
+        !s.ok())
+      return refuse("resume: " + s.message());
+  // Every check passed: the first descriptor per resource becomes the daemon's own.
+  std::map<std::string, std::string> held;
+  for (size_t i = 0; i < holding.size(); ++i) {
+    held[names[i]] = holding[i].get<std::string>();
+    if (sockets_.find(names[i])) continue;
+    if (Status s = sockets_.adopt(names[i], std::move(fds[i]),
+                                  "server " + std::to_string(server->pid) + " (resume)");
+        !s.ok())
+      log_line(s.message());
+  }
+  fds.clear();
+  server->held = std::move(held);
+  server->taken.clear();
+  server->subscribed.clear();
+  for (const auto& t : on_takedown) {
+    if (!t.is_string()) continue;
+    if (auto r = protocol::parse_resource(t.get<std::string>()); r.ok())
+      server->subscribed.insert(r->name());
+  }
+  server->up_message = body.value("upMessage", false) == true;
+  resumed(*server, connection, resume["up"].get<bool>());
+}
+
+void Supervisor::resumed(Server& server, Connection& connection, bool up) {
+  connection.role = Connection::Role::kServer;
+  connection.server_id = server.id;
+  server.connection = connection.id();
+  bool was_waited_for = server.awaiting_resume;
+  server.awaiting_resume = false;
+  server.unmanaged = false;
+  connection.send(
+      protocol::make("welcome", {{"protocol", protocol::kVersion},
+                                 {"id", server.id},
+                                 {"version", std::string("serverswap ") + SERVERSWAP_VERSION},
+                                 {"resumed", true}}));
+  std::string holds = std::to_string(server.held.size()) + " listening socket(s)";
+  if (up) {
+    server.state = ServerState::kUp;
+    emit(server, "resumed", "resumed, up, holding " + holds);
+  } else {
+    // Still starting: it goes on as a starting server with a fresh --ready-timeout.
+    server.state = ServerState::kConnected;
+    emit(server, "resumed", "resumed, still starting, holding " + holds);
+    std::string id = server.id;
+    server.ready_timer.start(options_.ready_timeout, [this, id] {
+      if (Server* late = find(id); late && late->starting())
+        fail(*late, "not up within --ready-timeout " + format_duration(options_.ready_timeout) +
+                        " after it resumed");
+    });
+    if (!server.held.empty()) become_ready(server);
+  }
+  if (was_waited_for && !adopting() && adoption_done_) adoption_done_();
+}
+
+bool Supervisor::adopting() const {
+  for (const auto& [id, s] : servers_)
+    if (s->awaiting_resume && s->alive()) return true;
+  return false;
+}
+
+void Supervisor::give_up_adoption() {
+  for (auto& [id, s] : servers_) {
+    if (!s->awaiting_resume) continue;
+    s->awaiting_resume = false;
+    s->unmanaged = true;
+    emit(*s, "unmanaged",
+         "did not resume within --adopt-timeout; it is taken down by signal when replaced");
+  }
+}
+
+DaemonState Supervisor::record() const {
+  DaemonState state;
+  for (const auto& [id, s] : servers_) {
+    if (!s->alive()) continue;
+    ServerRecord r;
+    r.id = id;
+    r.pid = s->pid;
+    r.start_time = s->start_time;
+    r.generation = s->generation;
+    r.state = state_name(s->state);
+    r.request = s->request;
+    for (const auto& [name, spelled] : s->held) {
+      const SocketSet::Entry* entry = sockets_.find(name);
+      std::string address = entry ? entry->address : "";
+      if (auto it = recorded_addresses_.find(name);
+          address.empty() && it != recorded_addresses_.end())
+        address = it->second;
+      r.held.push_back({name, spelled, address});
+    }
+    r.restarts = s->restarts;
+    state.servers.push_back(std::move(r));
+  }
+  return state;
+}
+
+bool Supervisor::is_server_pid(pid_t pid) const {
+  for (const auto& [id, s] : servers_)
+    if (s->pid == pid && s->alive()) return true;
+  return false;
+}
+
+}  // namespace serverswap::daemon

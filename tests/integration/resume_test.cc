@@ -1,0 +1,430 @@
+// Restarts of the daemon itself (docs/protocol.md section 11): a daemon killed with SIGKILL
+// in the middle of a swap, and started again, takes its servers back as they resume; an
+// upgrade re-executes the daemon in its own process; neither refuses or fails a request.
+// The servers are resume_server, which speaks the protocol (and its resume) by hand.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "harness.h"
+#include "verify/load.h"
+#include "verify/report.h"
+
+namespace serverswap::testing {
+namespace {
+
+const std::vector<std::string> kDaemonOptions = {"--takedown-timeout", "5s", "--adopt-timeout",
+                                                 "10s"};
+
+// A second daemon on the socket of `first` (whose daemon was killed).
+std::unique_ptr<Child> restart_daemon(const DaemonUnderTest& first) {
+  std::vector<std::string> argv = {SERVERSWAP_BIN, "--socket", first.socket()};
+  argv.insert(argv.end(), kDaemonOptions.begin(), kDaemonOptions.end());
+  argv.push_back("daemon");
+  auto daemon = std::make_unique<Child>(argv);
+  EXPECT_TRUE(daemon->wait_for_output("daemon listening on", 10s)) << daemon->output();
+  return daemon;
+}
+
+void stop_daemon(const DaemonUnderTest& first, Child& daemon) {
+  Child stop({SERVERSWAP_BIN, "--socket", first.socket(), "stop"});
+  EXPECT_EQ(stop.wait(30s), 0) << stop.output();
+  EXPECT_EQ(daemon.wait(30s), 0) << daemon.output();
+}
+
+int open_fds(pid_t pid) {
+  int count = 0;
+  std::string path = "/proc/" + std::to_string(pid) + "/fd";
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(path)) ++count;
+  return count;
+}
+
+// The lowest fd count over a short while: connections of commands that just asked the
+// daemon something close asynchronously.
+int settled_open_fds(pid_t pid) {
+  int lowest = open_fds(pid);
+  eventually([&] { return (lowest = std::min(lowest, open_fds(pid))), false; }, 300ms);
+  return lowest;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+nlohmann::json server_with_pid(DaemonUnderTest& daemon, pid_t pid) {
+  nlohmann::json status = daemon.status();
+  for (const auto& s : status["servers"])
+    if (s["pid"] == pid) return s;
+  return nullptr;
+}
+
+verify::LoadOptions load_on(const std::string& address) {
+  auto [host, port] = split_address(address);
+  verify::LoadOptions options;
+  options.host = host;
+  options.port = port;
+  options.duration = std::chrono::seconds(120);  // an upper bound; stopped by the test
+  options.connections = 4;
+  options.mode = verify::Mode::kClose;  // every request is a new connect()
+  options.rate = 300;
+  return options;
+}
+
+TEST(Resume, KillNineMidSwapThenANewDaemonFinishesItAndSwapsAgainUnderLoad) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  auto first = daemon.deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(first.code, 0) << first.output;
+  std::string address = daemon.address_of("127.0.0.1:0");
+  pid_t old_pid = daemon.server_pids().at(0);
+  std::atomic<uint64_t> ok_so_far{0};
+  verify::LoadOptions options = load_on(address);
+  options.on_progress = [&](uint64_t ok, uint64_t) { ok_so_far = ok; };
+  verify::LoadRun load(options);
+  ASSERT_TRUE(load.wait_for_ok(100, 10s)) << "the load never got going";
+
+  // Mid-swap: the new server holds the socket but is not up when the daemon dies.
+  auto swap = daemon.start_deploy({RESUME_SERVER_BIN, "127.0.0.1:0", "--up-on-signal"});
+  ASSERT_TRUE(swap->wait_for_output("handed the listening socket", 10s)) << swap->output();
+  pid_t new_pid = daemon.server_pids().at(1);
+  std::string state_path = daemon.dir() + "/state.json";
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::string state = read_file(state_path);
+        return state.find("\"pid\":" + std::to_string(new_pid)) != std::string::npos &&
+               state.find("\"ready\"") != std::string::npos;
+      },
+      5s))
+      << read_file(state_path);
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  // The deploy that was watching the swap lost its daemon.
+  EXPECT_EQ(swap->wait(10s), 3) << swap->output();
+  EXPECT_NE(swap->output().find("lost the daemon"), std::string::npos) << swap->output();
+  ASSERT_TRUE(load.wait_for_ok(ok_so_far + 100, 10s)) << "servers stopped serving";
+
+  auto again = restart_daemon(daemon);
+  ASSERT_TRUE(again->wait_for_output("resumed, up", 10s)) << again->output();
+  ASSERT_TRUE(again->wait_for_output("resumed, still starting", 10s)) << again->output();
+  const int fds_resumed = settled_open_fds(again->pid());
+  EXPECT_EQ(server_with_pid(daemon, old_pid)["state"], "up");
+  // The new server comes up now: the new daemon takes the old one down.
+  ASSERT_EQ(kill(new_pid, SIGUSR1), 0);
+  ASSERT_TRUE(eventually([&] { return !process_exists(old_pid); }, 10s)) << again->output();
+  EXPECT_EQ(daemon.server_pids(), std::vector<pid_t>{new_pid});
+  EXPECT_EQ(server_with_pid(daemon, new_pid)["state"], "up");
+
+  // And the next swap is an ordinary one, numbered after the adopted generations.
+  auto next = daemon.deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(next.code, 0) << next.output << again->output();
+  EXPECT_NE(next.output.find("(generation 3)"), std::string::npos) << next.output;
+  // Exited; reaped by whoever it was reparented to when the first daemon died.
+  EXPECT_TRUE(eventually([&] { return !process_exists(new_pid); }, 5s));
+  ASSERT_TRUE(load.wait_for_ok(ok_so_far + 200, 10s));
+  load.stop();
+  verify::LoadReport report = load.join();
+  EXPECT_EQ(report.counts.failed(), 0u) << verify::to_text(report);
+  EXPECT_GT(report.counts.ok, 300u) << verify::to_text(report);
+  EXPECT_LE(settled_open_fds(again->pid()), fds_resumed)
+      << "the daemon holds more fds after the swap than after the resume";
+  stop_daemon(daemon, *again);
+  EXPECT_FALSE(std::filesystem::exists(state_path)) << "a clean stop removes state.json";
+}
+
+TEST(Resume, UpgradeUnderLoadKeepsThePidTheSocketsAndTheServers) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  auto first = daemon.deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(first.code, 0) << first.output;
+  pid_t server = daemon.server_pids().at(0);
+  std::atomic<uint64_t> ok_so_far{0};
+  verify::LoadOptions options = load_on(daemon.address_of("127.0.0.1:0"));
+  options.on_progress = [&](uint64_t ok, uint64_t) { ok_so_far = ok; };
+  verify::LoadRun load(options);
+  ASSERT_TRUE(load.wait_for_ok(100, 10s)) << "the load never got going";
+  const int fds_before = settled_open_fds(daemon.process().pid());
+
+  Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade"});
+  ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output() << daemon.process().output();
+  EXPECT_NE(upgrade.output().find("upgraded: daemon pid " + std::to_string(daemon.process().pid()) +
+                                  " runs serverswap"),
+            std::string::npos)
+      << upgrade.output();
+  Child& log = daemon.process();
+  ASSERT_TRUE(log.wait_for_output("resumed, up", 10s)) << log.output();
+  EXPECT_NE(log.output().find("adopted 127.0.0.1:0"), std::string::npos) << log.output();
+  EXPECT_EQ(daemon.server_pids(), std::vector<pid_t>{server});
+  // One more while the adopted server lives: the pidfd its exit is watched through.
+  EXPECT_LE(settled_open_fds(daemon.process().pid()), fds_before + 1);
+
+  auto next = daemon.deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(next.code, 0) << next.output << log.output();
+  EXPECT_FALSE(process_exists(server));
+  // The old server is still the daemon's child: its exit status is the daemon's to read.
+  EXPECT_NE(
+      log.output().find("server " + std::to_string(server) + " (gen 1): exited with status 0"),
+      std::string::npos)
+      << log.output();
+  EXPECT_LE(settled_open_fds(daemon.process().pid()), fds_before) << "a descriptor leaked";
+  ASSERT_TRUE(load.wait_for_ok(ok_so_far + 100, 10s));
+  load.stop();
+  verify::LoadReport report = load.join();
+  EXPECT_EQ(report.counts.failed(), 0u) << verify::to_text(report);
+}
+
+// The C++ client library (hello_server) reconnects and resumes by itself, after a SIGKILL
+// of the daemon and after an upgrade; swaps go on with no failed request.
+TEST(Resume, TheClientLibraryResumesAfterKillNineAndAfterAnUpgradeUnderLoad) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  auto first = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(first.code, 0) << first.output;
+  pid_t server = daemon.server_pids().at(0);
+  std::atomic<uint64_t> ok_so_far{0};
+  verify::LoadOptions options = load_on(daemon.address_of("127.0.0.1:0"));
+  options.on_progress = [&](uint64_t ok, uint64_t) { ok_so_far = ok; };
+  verify::LoadRun load(options);
+  ASSERT_TRUE(load.wait_for_ok(100, 10s)) << "the load never got going";
+
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  auto again = restart_daemon(daemon);
+  ASSERT_TRUE(again->wait_for_output("resumed, up", 10s)) << again->output();
+  EXPECT_EQ(server_with_pid(daemon, server)["state"], "up");
+
+  Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade"});
+  ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output() << again->output();
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::string log = again->output();
+        size_t upgraded = log.find("upgrading: executing");
+        return upgraded != std::string::npos &&
+               log.find("resumed, up", upgraded) != std::string::npos;
+      },
+      10s))
+      << again->output();
+
+  auto next = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(next.code, 0) << next.output << again->output();
+  EXPECT_TRUE(eventually([&] { return !process_exists(server); }, 5s));
+  ASSERT_TRUE(load.wait_for_ok(ok_so_far + 100, 10s));
+  load.stop();
+  verify::LoadReport report = load.join();
+  EXPECT_EQ(report.counts.failed(), 0u) << verify::to_text(report);
+  stop_daemon(daemon, *again);
+}
+
+// A --listen program has no client library: the new daemon copies its listening socket
+// back from its fd 3 with pidfd_getfd (the tests run as root), and the next deploy of the
+// same command swaps on that very socket.
+TEST(Resume, ListenSocketsOfAProgramWithoutAClientAreTakenBackWithPidfdGetfd) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  std::string report = daemon.dir() + "/report";
+  std::vector<std::string> deploy = {SERVERSWAP_BIN, "--socket", daemon.socket(),  "--listen",
+                                     "127.0.0.1:0",  "--",       LISTEN_PROBE_BIN, report};
+  Child first(deploy);
+  ASSERT_EQ(first.wait(30s), 0) << first.output();
+  std::string address = daemon.address_of("127.0.0.1:0");
+  pid_t probe = daemon.server_pids().at(0);
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+
+  auto again = restart_daemon(daemon);
+  ASSERT_TRUE(again->wait_for_output("took its listening sockets back with pidfd_getfd", 10s))
+      << again->output();
+  EXPECT_EQ(daemon.address_of("127.0.0.1:0"), address);
+  EXPECT_EQ(server_with_pid(daemon, probe)["state"], "up");
+  Child next(deploy);
+  ASSERT_EQ(next.wait(30s), 0) << next.output() << again->output();
+  EXPECT_TRUE(eventually([&] { return !process_exists(probe); }, 10s));
+  pid_t replacement = daemon.server_pids().at(0);
+  std::string text = read_file(report + "." + std::to_string(replacement));
+  EXPECT_NE(text.find("fd 3 name 127.0.0.1_0 address " + address), std::string::npos) << text;
+  stop_daemon(daemon, *again);
+}
+
+// The first run of `serverswap COMMAND` is the daemon in the foreground; after an upgrade it
+// is `serverswap daemon` in the same process, and Ctrl-C (SIGINT) still stops everything.
+TEST(Resume, AFirstRunForegroundDaemonUpgradedStillStopsOnCtrlC) {
+  char pattern[] = "/tmp/serverswap-test-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  std::string dir = pattern, socket = dir + "/control.sock";
+  Child foreground({SERVERSWAP_BIN, "--socket", socket, "--", RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_TRUE(foreground.wait_for_output("is up", 10s)) << foreground.output();
+  Child upgrade({SERVERSWAP_BIN, "--socket", socket, "upgrade"});
+  ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output() << foreground.output();
+  ASSERT_TRUE(foreground.wait_for_output("resumed, up", 10s)) << foreground.output();
+  Child status({SERVERSWAP_BIN, "--socket", socket, "status", "--json"});
+  ASSERT_EQ(status.wait(10s), 0) << status.output();
+  pid_t server = nlohmann::json::parse(status.output())["servers"][0]["pid"];
+  foreground.signal(SIGINT);
+  EXPECT_EQ(foreground.wait(30s), 0) << foreground.output();
+  EXPECT_TRUE(eventually([&] { return !process_exists(server); }, 5s));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/state.json"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Resume, UpgradeToAProgramThatIsNotServerswapChangesNothing) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade", "--binary", "/bin/true"});
+  EXPECT_EQ(upgrade.wait(30s), 1) << upgrade.output();
+  EXPECT_NE(upgrade.output().find("upgrade refused"), std::string::npos) << upgrade.output();
+  EXPECT_NO_THROW(daemon.status());
+}
+
+// A raw peer: sends one line with descriptors, then reads until the daemon closes.
+struct ResumeReply {
+  std::string text;
+  bool closed = false;
+};
+
+ResumeReply send_resume(const std::string& socket_path, const std::string& line,
+                        const std::vector<int>& fds) {
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof addr.sun_path - 1);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return {};
+  iovec iov{const_cast<char*>(line.data()), line.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  std::vector<char> space(CMSG_SPACE(sizeof(int) * fds.size()));
+  if (!fds.empty()) {
+    msg.msg_control = space.data();
+    msg.msg_controllen = space.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  if (sendmsg(fd.get(), &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) return {};
+  timeval tv{10, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ResumeReply reply;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd.get(), buf, sizeof buf);
+    if (n == 0) reply.closed = true;
+    if (n <= 0) break;
+    reply.text.append(buf, static_cast<size_t>(n));
+  }
+  return reply;
+}
+
+std::string resume_hello(const std::string& id, const std::string& resource) {
+  return "{\"hello\":{\"id\":\"" + id + "\",\"pid\":" + std::to_string(getpid()) +
+         ",\"protocol\":1,\"upMessage\":true,\"resume\":{\"holding\":[\"" + resource +
+         "\"],\"onTakedown\":[\"" + resource + "\"],\"up\":true}}}\n";
+}
+
+UniqueFd listener_on_loopback() {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  listen(fd.get(), 8);
+  return fd;
+}
+
+TEST(Resume, BadResumeHellosAreRefusedTheirFdsClosedAndTheDaemonUnharmed) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  auto first = daemon.deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(first.code, 0) << first.output;
+  std::string address = daemon.address_of("127.0.0.1:0");
+  nlohmann::json server = daemon.status()["servers"][0];
+  pid_t pid = server["pid"];
+  std::string id = server["id"];
+  // Stopped, it cannot resume before the test has tried the bad hellos with its id.
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  auto again = restart_daemon(daemon);
+  ASSERT_TRUE(again->wait_for_output("waiting for it to resume", 10s)) << again->output();
+  const int fds_before = settled_open_fds(again->pid());
+
+  UniqueFd other_listener = listener_on_loopback();
+  int pipe_fds[2];
+  ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
+  UniqueFd pipe_read(pipe_fds[0]), pipe_write(pipe_fds[1]);
+  struct Case {
+    const char* what;
+    std::string line;
+    std::vector<int> fds;
+    const char* error;
+  };
+  std::vector<Case> cases = {
+      {"unknown id",
+       resume_hello("9.00000000deadbeef", "127.0.0.1:0"),
+       {other_listener.get()},
+       "unknown server id"},
+      {"two fds for one resource",
+       resume_hello(id, "127.0.0.1:0"),
+       {other_listener.get(), other_listener.get()},
+       "2 descriptor(s) for 1 resource(s)"},
+      {"no fd", resume_hello(id, "127.0.0.1:0"), {}, "0 descriptor(s) for 1 resource(s)"},
+      {"a pipe", resume_hello(id, "127.0.0.1:0"), {pipe_read.get()}, "not a listening socket"},
+      {"another port",
+       resume_hello(id, "127.0.0.1:0"),
+       {other_listener.get()},
+       "is bound to 127.0.0.1:"},
+  };
+  for (const Case& c : cases) {
+    ResumeReply reply = send_resume(daemon.socket(), c.line, c.fds);
+    EXPECT_NE(reply.text.find("\"error\""), std::string::npos) << c.what << ": " << reply.text;
+    EXPECT_NE(reply.text.find(c.error), std::string::npos) << c.what << ": " << reply.text;
+    EXPECT_TRUE(reply.closed) << c.what << ": the daemon kept the connection open";
+  }
+  EXPECT_TRUE(eventually([&] { return open_fds(again->pid()) <= fds_before; }, 5s))
+      << open_fds(again->pid()) << " fds, " << fds_before << " before: a descriptor was kept";
+
+  // A deploy now waits for the adopted server to resume.
+  auto waiting = daemon.start_deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_TRUE(again->wait_for_output("deploy waits until", 10s)) << again->output();
+  EXPECT_EQ(daemon.server_pids().size(), 1u);
+  // The real server resumes: the daemon is unharmed, and the deploy goes ahead.
+  ASSERT_EQ(kill(pid, SIGCONT), 0);
+  ASSERT_TRUE(again->wait_for_output("resumed, up", 10s)) << again->output();
+  EXPECT_TRUE(http_ok(address));
+  EXPECT_EQ(waiting->wait(30s), 0) << waiting->output() << again->output();
+  EXPECT_NE(waiting->output().find("(generation 2)"), std::string::npos) << waiting->output();
+  stop_daemon(daemon, *again);
+}
+
+TEST(Resume, AServerThatDoesNotResumeInTimeIsUnmanagedAndStillTakenDown) {
+  std::vector<std::string> options = {"--takedown-timeout", "5s", "--adopt-timeout", "300ms"};
+  DaemonUnderTest daemon(options);
+  auto first = daemon.deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(first.code, 0) << first.output;
+  pid_t pid = daemon.server_pids().at(0);
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  std::vector<std::string> argv = {SERVERSWAP_BIN, "--socket", daemon.socket()};
+  argv.insert(argv.end(), options.begin(), options.end());
+  argv.push_back("daemon");
+  Child again(argv);
+  ASSERT_TRUE(again.wait_for_output("did not resume within --adopt-timeout", 10s))
+      << again.output();
+  EXPECT_EQ(server_with_pid(daemon, pid)["state"], "unmanaged") << again.output();
+  // Deploys no longer wait, and a stop still takes it down.
+  ASSERT_EQ(kill(pid, SIGCONT), 0);
+  Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
+  EXPECT_EQ(stop.wait(30s), 0) << stop.output();
+  EXPECT_EQ(again.wait(30s), 0) << again.output();
+  EXPECT_TRUE(eventually([&] { return !process_exists(pid); }, 5s));
+}
+
+}  // namespace
+}  // namespace serverswap::testing
