@@ -252,11 +252,19 @@ void Supervisor::resume(Connection& connection, const protocol::Message& message
       log_line(s.message());
   }
   fds.clear();
+  // Its --listen sockets came at spawn, not by readyFor, so a client library does not list
+  // them (they were taken back with pidfd_getfd at adoption); the server still holds them.
+  for (const auto& listen : server->request.listen) {
+    auto resource = protocol::parse_resource(listen.resource);
+    if (!resource.ok()) continue;
+    auto it = server->held.find(resource->name());
+    if (it != server->held.end() && !server->taken.contains(it->first)) held.insert(*it);
+  }
   server->held = std::move(held);
   server->taken.clear();
   server->subscribed.clear();
   for (const auto& t : on_takedown) {
-    if (!t.is_string()) continue;
+    if (!t.is_string() || subscribe_by_listen_name(*server, t.get<std::string>())) continue;
     if (auto r = protocol::parse_resource(t.get<std::string>()); r.ok())
       server->subscribed.insert(r->name());
   }

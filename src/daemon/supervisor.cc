@@ -367,9 +367,24 @@ void Supervisor::become_ready(Server& server) {
 
 void Supervisor::on_takedown(Server& server, Connection& connection, const protocol::Message& m) {
   if (!m.body.is_string()) return reply_error(connection, "onTakedown takes a string", m);
+  if (subscribe_by_listen_name(server, m.body.get<std::string>())) return;
   auto resource = protocol::parse_resource(m.body.get<std::string>());
   if (!resource.ok()) return reply_error(connection, resource.status().message(), m);
   server.subscribed.insert(resource->name());
+}
+
+// A --listen socket may go by its name (LISTEN_FDNAMES, "web"), which is how a client library
+// that found it inherited knows it: takeDown then names it the same way.
+bool Supervisor::subscribe_by_listen_name(Server& server, const std::string& name) {
+  for (const auto& listen : server.request.listen) {
+    if (listen.name.empty() || listen.name != name) continue;
+    auto resource = protocol::parse_resource(listen.resource);
+    if (!resource.ok()) return false;
+    server.subscribed.insert(resource->name());
+    if (auto it = server.held.find(resource->name()); it != server.held.end()) it->second = name;
+    return true;
+  }
+  return false;
 }
 
 void Supervisor::disconnected(Connection& connection) {

@@ -153,6 +153,7 @@ class Supervisor {
   // Messages.
   void ready_for(Server& server, Connection& connection, const protocol::Message& message);
   void on_takedown(Server& server, Connection& connection, const protocol::Message& message);
+  bool subscribe_by_listen_name(Server& server, const std::string& name);
 
   // Transitions.
   void become_ready(Server& server);

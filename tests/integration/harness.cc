@@ -172,10 +172,20 @@ std::vector<pid_t> DaemonUnderTest::server_pids() {
 }
 
 int DaemonUnderTest::open_fds() {
+  return testing::open_fds(daemon_->pid());
+}
+
+int open_fds(pid_t pid) {
   int count = 0;
-  std::string path = "/proc/" + std::to_string(daemon_->pid()) + "/fd";
+  std::string path = "/proc/" + std::to_string(pid) + "/fd";
   for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(path)) ++count;
   return count;
+}
+
+int settled_open_fds(pid_t pid) {
+  int lowest = open_fds(pid);
+  eventually([&] { return (lowest = std::min(lowest, open_fds(pid))), false; }, 300ms);
+  return lowest;
 }
 
 bool http_ok(uint16_t port) {

@@ -94,6 +94,12 @@ std::pair<std::string, uint16_t> split_address(const std::string& address);
 // event to wait on (another process's fd table).
 bool eventually(const std::function<bool()>& done, Millis timeout);
 
+// Descriptors open in process `pid`, from /proc.
+int open_fds(pid_t pid);
+// The lowest count over a short while: connections of commands that just asked the daemon
+// something close asynchronously, so a single reading may be one or two high.
+int settled_open_fds(pid_t pid);
+
 bool process_exists(pid_t pid);
 
 }  // namespace serverswap::testing

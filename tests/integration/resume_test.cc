@@ -41,21 +41,6 @@ void stop_daemon(const DaemonUnderTest& first, Child& daemon) {
   EXPECT_EQ(daemon.wait(30s), 0) << daemon.output();
 }
 
-int open_fds(pid_t pid) {
-  int count = 0;
-  std::string path = "/proc/" + std::to_string(pid) + "/fd";
-  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(path)) ++count;
-  return count;
-}
-
-// The lowest fd count over a short while: connections of commands that just asked the
-// daemon something close asynchronously.
-int settled_open_fds(pid_t pid) {
-  int lowest = open_fds(pid);
-  eventually([&] { return (lowest = std::min(lowest, open_fds(pid))), false; }, 300ms);
-  return lowest;
-}
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
   std::stringstream text;
@@ -249,6 +234,30 @@ TEST(Resume, ListenSocketsOfAProgramWithoutAClientAreTakenBackWithPidfdGetfd) {
   pid_t replacement = daemon.server_pids().at(0);
   std::string text = read_file(report + "." + std::to_string(replacement));
   EXPECT_NE(text.find("fd 3 name 127.0.0.1_0 address " + address), std::string::npos) << text;
+  stop_daemon(daemon, *again);
+}
+
+// A server with a client library that got its socket by --listen lists nothing in its resume
+// hello (the socket came at spawn, not by readyFor). It still holds the resource after
+// resuming, so the next deploy takes it down.
+TEST(Resume, AClientLibraryServerWithAListenSocketStillHoldsItAfterResuming) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  std::vector<std::string> deploy = {SERVERSWAP_BIN,    "--socket", daemon.socket(),  "--listen",
+                                     "web=127.0.0.1:0", "--",       HELLO_SERVER_BIN, "web"};
+  Child first(deploy);
+  ASSERT_EQ(first.wait(30s), 0) << first.output();
+  pid_t old = daemon.server_pids().at(0);
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+
+  auto again = restart_daemon(daemon);
+  ASSERT_TRUE(again->wait_for_output("resumed, up", 10s)) << again->output();
+  EXPECT_EQ(server_with_pid(daemon, old)["resources"].size(), 1u) << again->output();
+  Child next(deploy);
+  ASSERT_EQ(next.wait(30s), 0) << next.output() << again->output();
+  EXPECT_TRUE(eventually([&] { return !process_exists(old); }, 10s)) << again->output();
+  // Its onTakedown("web") named the socket as LISTEN_FDNAMES does: a takeDown, not a signal.
+  EXPECT_NE(again->output().find("sent takeDown"), std::string::npos) << again->output();
   stop_daemon(daemon, *again);
 }
 
