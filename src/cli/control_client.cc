@@ -8,6 +8,9 @@
 #include <chrono>
 #include <cstring>
 
+#include "cli/commands.h"
+#include "cli/socket_path.h"
+
 namespace serverswap::cli {
 
 Result<ControlClient> ControlClient::connect(const std::string& path, bool* no_daemon) {
@@ -73,6 +76,23 @@ Result<protocol::Message> ControlClient::next(Millis timeout) {
     if (n == 0) return Status::error("the daemon closed the connection");
     framer_.append(std::string_view(buf, static_cast<size_t>(n)));
   }
+}
+
+std::optional<ControlClient> connect_or_say(const std::string& socket_flag, int* code) {
+  auto socket = resolve_socket_path(socket_flag);
+  if (!socket.ok()) {
+    say(socket.status().message());
+    *code = kSystemError;
+    return std::nullopt;
+  }
+  bool no_daemon;
+  auto client = ControlClient::connect(*socket, &no_daemon);
+  if (!client.ok()) {
+    say(no_daemon ? "no daemon is running on " + *socket : client.status().message());
+    *code = no_daemon ? kNoDaemon : kSystemError;
+    return std::nullopt;
+  }
+  return std::move(*client);
 }
 
 }  // namespace serverswap::cli

@@ -2,6 +2,7 @@
 // thread). Says hello with role "control" and reads the daemon's replies line by line.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "base/duration.h"
@@ -27,5 +28,9 @@ class ControlClient {
   UniqueFd fd_;
   protocol::LineFramer framer_;
 };
+
+// Connects to the daemon on the socket `socket_flag` names (resolve_socket_path), or says
+// on stderr why not and sets *code (kNoDaemon when nothing listens, else kSystemError).
+std::optional<ControlClient> connect_or_say(const std::string& socket_flag, int* code);
 
 }  // namespace serverswap::cli

@@ -30,17 +30,9 @@ int report(const Json& reloaded) {
 }  // namespace
 
 int reload_command(const GlobalOptions& options) {
-  auto socket = resolve_socket_path(options.socket);
-  if (!socket.ok()) {
-    say(socket.status().message());
-    return kSystemError;
-  }
-  bool no_daemon;
-  auto client = ControlClient::connect(*socket, &no_daemon);
-  if (!client.ok()) {
-    say(no_daemon ? "no daemon is running on " + *socket : client.status().message());
-    return no_daemon ? kNoDaemon : kSystemError;
-  }
+  int code = 0;
+  auto client = connect_or_say(options.socket, &code);
+  if (!client) return code;
   if (Status s = client->send(protocol::make("reload", true)); !s.ok()) {
     say(s.message());
     return kSystemError;

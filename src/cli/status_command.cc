@@ -16,24 +16,6 @@ namespace {
 
 using protocol::Json;
 
-// Connects to the daemon, or says why not and sets *code.
-std::optional<ControlClient> connect_or_say(const GlobalOptions& options, int* code) {
-  auto socket = resolve_socket_path(options.socket);
-  if (!socket.ok()) {
-    say(socket.status().message());
-    *code = kSystemError;
-    return std::nullopt;
-  }
-  bool no_daemon;
-  auto client = ControlClient::connect(*socket, &no_daemon);
-  if (!client.ok()) {
-    say(no_daemon ? "no daemon is running on " + *socket : client.status().message());
-    *code = no_daemon ? kNoDaemon : kSystemError;
-    return std::nullopt;
-  }
-  return std::move(*client);
-}
-
 std::string format_uptime(long long ms) {
   long long s = ms / 1000;
   char buf[32];
@@ -90,7 +72,7 @@ void print_table(const Json& status) {
 // Asks once and prints the table (or JSON); the exit code.
 int print_status(const GlobalOptions& options, bool json) {
   int code = kOk;
-  auto client = connect_or_say(options, &code);
+  auto client = connect_or_say(options.socket, &code);
   if (!client) return code;
   auto reply = client->send(protocol::make("status", true)).ok()
                    ? client->next(Millis(10'000))
@@ -138,7 +120,7 @@ int status_command(const GlobalOptions& options, bool json, const StatusWatch& w
 
 int stop_command(const GlobalOptions& options) {
   int code = kOk;
-  auto client = connect_or_say(options, &code);
+  auto client = connect_or_say(options.socket, &code);
   if (!client) return code;
   if (Status s = client->send(protocol::make("stop", true)); !s.ok()) {
     say(s.message());

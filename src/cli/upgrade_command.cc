@@ -33,17 +33,10 @@ Result<Json> new_image_status(const std::string& socket, Millis within) {
 }  // namespace
 
 int upgrade_command(const GlobalOptions& options, const std::string& binary) {
-  auto socket = resolve_socket_path(options.socket);
-  if (!socket.ok()) {
-    say(socket.status().message());
-    return kSystemError;
-  }
-  bool no_daemon;
-  auto client = ControlClient::connect(*socket, &no_daemon);
-  if (!client.ok()) {
-    say(no_daemon ? "no daemon is running on " + *socket : client.status().message());
-    return no_daemon ? kNoDaemon : kSystemError;
-  }
+  int code = 0;
+  auto client = connect_or_say(options.socket, &code);
+  if (!client) return code;
+  auto socket = resolve_socket_path(options.socket);  // the same path: it resolved just now
   Json body = Json::object();
   if (!binary.empty()) {
     std::error_code ec;
