@@ -1,9 +1,11 @@
 #include "daemon/supervisor.h"
 
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <random>
 
@@ -73,12 +75,22 @@ void add_einhorn_socket(std::vector<std::string>& env) {
     }
 }
 
-// Generation plus 64 random bits: one server cannot guess another's id.
+// Generation plus 64 bits from the kernel's CSPRNG: the id is what a server proves itself
+// with (hello, and a resume after a daemon restart), so one server must not be able to
+// guess another's, as it could from a seeded PRNG's earlier outputs.
 std::string make_id(uint64_t generation) {
-  static std::mt19937_64 random{std::random_device{}()};
+  uint64_t bits = 0;
+  ssize_t got = 0;
+  do {
+    got = ::getrandom(&bits, sizeof bits, 0);
+  } while (got < 0 && errno == EINTR);
+  if (got != static_cast<ssize_t>(sizeof bits)) {
+    static std::mt19937_64 fallback{std::random_device{}()};  // kernels before 3.17
+    bits = fallback();
+  }
   char buf[40];
   std::snprintf(buf, sizeof buf, "%llu.%016llx", static_cast<unsigned long long>(generation),
-                static_cast<unsigned long long>(random()));
+                static_cast<unsigned long long>(bits));
   return buf;
 }
 
