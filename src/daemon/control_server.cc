@@ -19,14 +19,13 @@ ControlServer::~ControlServer() {
   for (auto& [id, connection] : connections_) connection.release();
 }
 
-Result<uv_pipe_t*> ControlServer::bind_listener(const std::string& path) {
+// A listening pipe handle on `attach` (bind or open), or an error naming `what`.
+Result<uv_pipe_t*> ControlServer::open_listener(const std::function<int(uv_pipe_t*)>& attach,
+                                                const std::string& what) {
   auto* pipe = new uv_pipe_t;
   uv_pipe_init(loop_, pipe, 0);
   pipe->data = this;
-  // The socket file is created 0600: only the owner may connect (SO_PEERCRED checks again).
-  mode_t old_mask = umask(0177);
-  int rc = uv_pipe_bind(pipe, path.c_str());
-  umask(old_mask);
+  int rc = attach(pipe);
   if (rc == 0) {
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(pipe), 128, [](uv_stream_t* s, int status) {
       auto* self = static_cast<ControlServer*>(s->data);
@@ -36,9 +35,22 @@ Result<uv_pipe_t*> ControlServer::bind_listener(const std::string& path) {
   if (rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(pipe),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
-    return Status::error("control socket " + path + ": " + uv_strerror(rc));
+    return Status::error(what + ": " + uv_strerror(rc));
   }
   return pipe;
+}
+
+Result<uv_pipe_t*> ControlServer::bind_listener(const std::string& path) {
+  return open_listener(
+      [&](uv_pipe_t* pipe) {
+        // The socket file is created 0600: only the owner may connect (SO_PEERCRED checks
+        // again).
+        mode_t old_mask = umask(0177);
+        int rc = uv_pipe_bind(pipe, path.c_str());
+        umask(old_mask);
+        return rc;
+      },
+      "control socket " + path);
 }
 
 Status ControlServer::listen(const std::string& path) {
@@ -50,23 +62,11 @@ Status ControlServer::listen(const std::string& path) {
 }
 
 Status ControlServer::listen_inherited(const std::string& path, int fd) {
-  auto* pipe = new uv_pipe_t;
-  uv_pipe_init(loop_, pipe, 0);
-  pipe->data = this;
-  int rc = uv_pipe_open(pipe, fd);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(pipe), 128, [](uv_stream_t* s, int status) {
-      auto* self = static_cast<ControlServer*>(s->data);
-      if (status == 0) self->on_connection(s);
-    });
-  }
-  if (rc != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(pipe),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
-    return Status::error("control socket " + path + " inherited at fd " + std::to_string(fd) +
-                         ": " + uv_strerror(rc));
-  }
-  listener_ = pipe;
+  std::string what = "control socket " + path;
+  what.append(" inherited at fd ").append(std::to_string(fd));
+  auto pipe = open_listener([fd](uv_pipe_t* p) { return uv_pipe_open(p, fd); }, what);
+  if (!pipe.ok()) return pipe.status();
+  listener_ = *pipe;
   path_ = path;
   return {};
 }

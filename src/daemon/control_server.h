@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -58,6 +59,8 @@ class ControlServer {
     std::string directory;  // removed with it (per-user sockets only)
   };
 
+  Result<uv_pipe_t*> open_listener(const std::function<int(uv_pipe_t*)>& attach,
+                                   const std::string& what);
   Result<uv_pipe_t*> bind_listener(const std::string& path);
   void on_connection(uv_stream_t* listener);
   bool peer_allowed(const Connection& connection) const;
