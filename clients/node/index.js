@@ -1,6 +1,6 @@
 'use strict';
 // serverswap client for Node.js: zero-downtime restarts under the serverswap daemon.
-// See README.md. Outside serverswap (no SERVERSWAP_SOCKET) readyFor() calls back at once
+// See README.md. Outside serverswap (no SERVERSWAP_ID) readyFor() calls back at once
 // without a handle, listen() binds normally and the other calls do nothing.
 
 const { Client, ServerswapError } = require('./lib/client');

@@ -34,7 +34,8 @@ class Client {
     bool explicit_up = false;
   };
 
-  // Connects as serverswap_open_ex() does; standalone without SERVERSWAP_SOCKET.
+  // Connects as serverswap_open_ex() does; standalone without SERVERSWAP_ID, or when no
+  // daemon answers at start (one line on stderr). Throws Error when the open fails.
   static Client open() { return open(Options()); }
   static Client open(Options options) {
     auto state = std::make_unique<State>();

@@ -8,9 +8,13 @@
  * takes this one down, by a callback registered with serverswap_on_takedown() or else by a
  * signal. The wire protocol is docs/protocol.md.
  *
- * Without SERVERSWAP_SOCKET the client is "standalone": serverswap_ready_for() binds the
- * resource itself, serverswap_managed() is 0 and the calls that talk to the daemon do
- * nothing, so the same program runs unchanged in development.
+ * Without SERVERSWAP_ID (only the daemon sets it, for its servers) the client is
+ * "standalone": serverswap_ready_for() binds the resource itself, serverswap_managed() is 0
+ * and the calls that talk to the daemon do nothing, so the same program runs unchanged in
+ * development, also in a shell that exports SERVERSWAP_SOCKET to pick a daemon for the CLI.
+ * A server that has SERVERSWAP_ID but finds no daemon when it starts (SERVERSWAP_SOCKET
+ * unset, or its connect() fails with ENOENT or ECONNREFUSED) runs standalone too, after one
+ * line on stderr that says so.
  *
  * Inherited sockets: a listening socket that a supervisor left open across exec is used
  * before anything else, managed or standalone, with no round-trip to the daemon. This is how
@@ -72,8 +76,15 @@ typedef void (*serverswap_takedown_fn)(const char* resource, void* user);
 #define SERVERSWAP_EXPLICIT_UP 1u
 
 /* Connects to the daemon named by SERVERSWAP_SOCKET as SERVERSWAP_ID and waits for its
- * welcome; standalone when SERVERSWAP_SOCKET is unset. *out is set even on failure (to NULL
- * only when memory ran out) so that serverswap_error(*out) can say why; close it either way.
+ * welcome. Standalone (returns 0, serverswap_managed() is 0) when SERVERSWAP_ID is unset or
+ * empty, silently, whatever SERVERSWAP_SOCKET says; also when SERVERSWAP_ID is set but no
+ * daemon answers (SERVERSWAP_SOCKET unset, or connect() fails with ENOENT or ECONNREFUSED),
+ * after one line on stderr ("SERVERSWAP_ID is set but no daemon answers on PATH (No such
+ * file or directory); running standalone"). Only this first connection decides: a daemon
+ * lost later is reconnected to (see serverswap_dispatch()). Fails (-1) when a daemon is
+ * there but the connection or hello does not succeed (EACCES, an error reply, no welcome
+ * within 10 s). *out is set even on failure (to NULL only when memory ran out) so that
+ * serverswap_error(*out) can say why; close it either way.
  * serverswap_open(out) is serverswap_open_ex(out, 0). */
 int serverswap_open(serverswap_client** out);
 int serverswap_open_ex(serverswap_client** out, unsigned flags);

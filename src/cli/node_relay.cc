@@ -57,16 +57,22 @@ Status write_all(int fd, const std::string& data, std::span<const int> pass_fds 
 
 // `socket_flags` SOCK_NONBLOCK for a reconnect: a daemon whose accept queue is full makes connect()
 // fail with EAGAIN (tried again later) rather than hang the relay. The socket is blocking
-// afterwards either way, as write_all wants.
-Result<UniqueFd> connect_daemon(const std::string& path, int socket_flags = 0) {
+// afterwards either way, as write_all wants. `connect_errno`, when given, gets connect()'s
+// errno on failure (0 when something else failed).
+Result<UniqueFd> connect_daemon(const std::string& path, int socket_flags = 0,
+                                int* connect_errno = nullptr) {
+  if (connect_errno != nullptr) *connect_errno = 0;
   if (path.empty()) return Status::error("SERVERSWAP_SOCKET is not set");
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | socket_flags, 0));
   if (!fd) return Status::system_error("socket", errno);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return Status::system_error("connect " + path, errno);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int err = errno;
+    if (connect_errno != nullptr) *connect_errno = err;
+    return Status::system_error("connect " + path, err);
+  }
   int flags = ::fcntl(fd.get(), F_GETFL);
   if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0)
     return Status::system_error("clear O_NONBLOCK on the control socket", errno);
@@ -341,7 +347,21 @@ int node_relay_command() {
   UniqueFd node(std::atoi(channel));
   const char* path = std::getenv("SERVERSWAP_SOCKET");
   const std::string socket_path = path != nullptr ? path : "";
-  auto daemon = connect_daemon(socket_path);
+  int connect_errno = 0;
+  auto daemon = connect_daemon(socket_path, 0, &connect_errno);
+  if (!daemon.ok() &&
+      (socket_path.empty() || connect_errno == ENOENT || connect_errno == ECONNREFUSED)) {
+    // No daemon at all when the server starts: the Node client runs standalone and says so
+    // on stderr itself (one line), so the relay only tells it why, on the channel
+    // ({"noDaemon": {"socket": PATH, "error": TEXT}}, a message between the two halves of
+    // the Node client, never sent to a daemon). A daemon lost later is reconnected to.
+    const std::string why = socket_path.empty() ? std::string("SERVERSWAP_SOCKET is not set")
+                                                : std::string(std::strerror(connect_errno));
+    Json said = {{"noDaemon", {{"socket", socket_path}, {"error", why}}}};
+    if (Status s = write_all(node.get(), protocol::encode(said)); !s.ok())
+      say("node-relay: " + daemon.status().message() + " (telling node: " + s.message() + ")");
+    return kFailed;
+  }
   if (!daemon.ok()) {
     say("node-relay: " + daemon.status().message());
     return kFailed;

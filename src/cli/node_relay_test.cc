@@ -140,5 +140,24 @@ TEST(NodeRelay, NoReconnectOnceTakenDownOnEveryResource) {
   run.relay = std::thread([] {});
 }
 
+// No daemon at the socket when the server starts: the relay tells Node why (the client
+// runs standalone and says so itself) and ends, printing nothing of its own.
+TEST(NodeRelay, NoDaemonAtStartIsToldToNode) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  Peer node{UniqueFd(fds[0])};
+  ScopedEnv channel("NODE_CHANNEL_FD", std::to_string(fds[1]).c_str());
+  ScopedEnv socket("SERVERSWAP_SOCKET", "/nonexistent/serverswap.sock");
+  ::testing::internal::CaptureStderr();
+  int exit_code = node_relay_command();  // owns and closes fds[1]
+  std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(exit_code, kFailed);
+  EXPECT_EQ(said, "");
+  EXPECT_EQ(node.next(), Json::parse(R"({"noDaemon": {"socket": "/nonexistent/serverswap.sock",
+                                                      "error": "No such file or directory"}})"));
+  char byte;
+  EXPECT_EQ(::read(node.fd(), &byte, 1), 0);  // and the channel closes
+}
+
 }  // namespace
 }  // namespace serverswap::cli

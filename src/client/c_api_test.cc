@@ -4,7 +4,9 @@
 #include <poll.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <thread>
@@ -52,6 +54,7 @@ extern "C" void on_takedown(const char* resource, void* user) {
 
 TEST(CApi, StandaloneWithoutSocketEnvironment) {
   ScopedEnv socket("SERVERSWAP_SOCKET", nullptr);
+  ScopedEnv id("SERVERSWAP_ID", nullptr);
   serverswap_client* c = nullptr;
   ASSERT_EQ(serverswap_open(&c), 0) << serverswap_error(c);
   EXPECT_EQ(serverswap_managed(c), 0);
@@ -104,32 +107,104 @@ TEST(CApi, ServingIsSentAsALine) {
   serverswap_close(c);
 }
 
-TEST(CApi, FailedOpenStillExplainsItself) {
-  ScopedEnv socket("SERVERSWAP_SOCKET", "/nonexistent/serverswap.sock");
-  ScopedEnv id("SERVERSWAP_ID", "test-1");
+// What a server's stderr got while `body` ran.
+std::string stderr_of(const std::function<void()>& body) {
+  ::testing::internal::CaptureStderr();
+  body();
+  return ::testing::internal::GetCapturedStderr();
+}
+
+size_t lines_in(const std::string& text) {
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// Opens from the environment and checks the client is standalone and binds by itself.
+void expect_standalone_serving() {
   serverswap_client* c = nullptr;
-  EXPECT_EQ(serverswap_open(&c), -1);
-  ASSERT_NE(c, nullptr);
-  EXPECT_STREQ(serverswap_error(c),
-               "connect /nonexistent/serverswap.sock: No such file or directory");
+  ASSERT_EQ(serverswap_open(&c), 0) << serverswap_error(c);
   EXPECT_EQ(serverswap_managed(c), 0);
-  EXPECT_EQ(serverswap_server_up(c), -1);
-  EXPECT_STREQ(serverswap_error(c),
-               "not connected: connect /nonexistent/serverswap.sock: No such file or directory");
+  EXPECT_EQ(serverswap_fd(c), -1);
+  int fd = -1;
+  ASSERT_EQ(serverswap_ready_for(c, "127.0.0.1:0", &fd), 0) << serverswap_error(c);
+  EXPECT_TRUE(testing::accepts_a_connection(fd));
+  ::close(fd);
+  EXPECT_EQ(serverswap_server_up(c), 0) << serverswap_error(c);
+  EXPECT_EQ(serverswap_dispatch(c), 0) << serverswap_error(c);
+  EXPECT_EQ(serverswap_timeout_ms(c), -1);  // never tries to reconnect
   serverswap_close(c);
 }
 
-TEST(CApi, SocketWithoutIdIsAnError) {
+// An operator's shell exports SERVERSWAP_SOCKET for the CLI; the application run by hand
+// there is not run by serverswap and must neither fail nor complain.
+TEST(CApi, SocketWithoutIdIsStandaloneAndSilent) {
   ScopedEnv socket("SERVERSWAP_SOCKET", "/nonexistent/serverswap.sock");
   ScopedEnv id("SERVERSWAP_ID", nullptr);
+  EXPECT_EQ(stderr_of(expect_standalone_serving), "");
+  ScopedEnv empty_id("SERVERSWAP_ID", "");
+  EXPECT_EQ(stderr_of(expect_standalone_serving), "");
+}
+
+TEST(CApi, IdWithoutADaemonRunsStandaloneWithOneWarning) {
+  ScopedEnv socket("SERVERSWAP_SOCKET", "/nonexistent/serverswap.sock");
+  ScopedEnv id("SERVERSWAP_ID", "test-1");
+  std::string said = stderr_of(expect_standalone_serving);
+  EXPECT_EQ(lines_in(said), 1u) << said;
+  EXPECT_NE(said.find("SERVERSWAP_ID is set but no daemon answers on "
+                      "/nonexistent/serverswap.sock (No such file or directory); "
+                      "running standalone\n"),
+            std::string::npos)
+      << said;
+}
+
+TEST(CApi, IdWithARefusingSocketFileRunsStandaloneWithOneWarning) {
+  // A socket file nobody listens on: what a daemon killed with SIGKILL leaves.
+  std::string path;
+  char dir[] = "/tmp/serverswap-client-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  path = std::string(dir) + "/control.sock";
+  {
+    auto bound = handover::bind_listener(*protocol::parse_resource("unix:" + path));
+    ASSERT_TRUE(bound.ok()) << bound.status().message();
+  }
+  ScopedEnv socket("SERVERSWAP_SOCKET", path.c_str());
+  ScopedEnv id("SERVERSWAP_ID", "test-1");
+  std::string said = stderr_of(expect_standalone_serving);
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(lines_in(said), 1u) << said;
+  EXPECT_NE(said.find("no daemon answers on " + path + " (Connection refused); running standalone"),
+            std::string::npos)
+      << said;
+}
+
+TEST(CApi, IdWithoutSocketRunsStandaloneWithOneWarning) {
+  ScopedEnv socket("SERVERSWAP_SOCKET", nullptr);
+  ScopedEnv id("SERVERSWAP_ID", "test-1");
+  std::string said = stderr_of(expect_standalone_serving);
+  EXPECT_EQ(lines_in(said), 1u) << said;
+  EXPECT_NE(said.find("SERVERSWAP_ID is set but SERVERSWAP_SOCKET is not; running standalone"),
+            std::string::npos)
+      << said;
+}
+
+// A daemon that is there but refuses the server is an error, not a reason to go standalone.
+TEST(CApi, FailedOpenStillExplainsItself) {
+  Managed m([](Peer& peer) {
+    Json hello = peer.next();
+    peer.send(protocol::error_reply("unknown server id", hello));
+  });
   serverswap_client* c = nullptr;
-  EXPECT_EQ(serverswap_open_ex(&c, SERVERSWAP_EXPLICIT_UP), -1);
-  EXPECT_STREQ(serverswap_error(c), "SERVERSWAP_SOCKET is set but SERVERSWAP_ID is not");
+  EXPECT_EQ(serverswap_open(&c), -1);
+  ASSERT_NE(c, nullptr);
+  EXPECT_STREQ(serverswap_error(c), "hello: unknown server id");
+  EXPECT_EQ(serverswap_managed(c), 0);
+  EXPECT_EQ(serverswap_server_up(c), -1);
+  EXPECT_STREQ(serverswap_error(c), "not connected: hello: unknown server id");
   serverswap_close(c);
 }
 
 TEST(CApi, NullArgumentsAreErrorsNotCrashes) {
   ScopedEnv socket("SERVERSWAP_SOCKET", nullptr);
+  ScopedEnv id("SERVERSWAP_ID", nullptr);
   serverswap_client* c = nullptr;
   ASSERT_EQ(serverswap_open(&c), 0);
   EXPECT_EQ(serverswap_ready_for(c, nullptr, nullptr), -1);
@@ -265,9 +340,23 @@ TEST(CppClient, FailuresThrowErrorWithTheText) {
 }
 
 TEST(CppClient, OpenFailureThrows) {
+  Managed m([](Peer& peer) {
+    Json hello = peer.next();
+    peer.send(protocol::error_reply("unknown server id", hello));
+  });
+  EXPECT_THROW(serverswap::Client::open(), serverswap::Error);
+}
+
+TEST(CppClient, StandaloneWhenNoDaemonAnswers) {
   ScopedEnv socket("SERVERSWAP_SOCKET", "/nonexistent/serverswap.sock");
   ScopedEnv id("SERVERSWAP_ID", "test-1");
-  EXPECT_THROW(serverswap::Client::open(), serverswap::Error);
+  ::testing::internal::CaptureStderr();
+  auto client = serverswap::Client::open();
+  std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(client.managed());
+  EXPECT_EQ(lines_in(said), 1u) << said;
+  UniqueFd fd(client.ready_for("127.0.0.1:0"));
+  EXPECT_TRUE(testing::accepts_a_connection(fd.get()));
 }
 
 }  // namespace

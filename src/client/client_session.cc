@@ -34,8 +34,11 @@ constexpr Millis kFirstRetry{100};
 constexpr Millis kMaxRetry{1000};
 
 // Non-blocking, the reconnect does not wait in the server's loop for a daemon whose accept
-// queue is full: connect() then fails with EAGAIN and is tried again later.
-Result<UniqueFd> connect_unix(const std::string& path, int flags = 0) {
+// queue is full: connect() then fails with EAGAIN and is tried again later. `connect_errno`,
+// when given, gets connect()'s errno on failure (0 when something else failed).
+Result<UniqueFd> connect_unix(const std::string& path, int flags = 0,
+                              int* connect_errno = nullptr) {
+  if (connect_errno != nullptr) *connect_errno = 0;
   if (path.size() > protocol::kMaxUnixPath)
     return Status::error("connect " + path + ": socket path longer than 107 bytes");
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0));
@@ -43,9 +46,18 @@ Result<UniqueFd> connect_unix(const std::string& path, int flags = 0) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return Status::system_error("connect " + path, errno);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int err = errno;
+    if (connect_errno != nullptr) *connect_errno = err;
+    return Status::system_error("connect " + path, err);
+  }
   return fd;
+}
+
+// The one line a server run by serverswap but finding no daemon says before it goes on
+// standalone (docs/protocol.md §1): the operator sees why it does not take part in swaps.
+void warn_standalone(const std::string& why) {
+  log_line("serverswap client: SERVERSWAP_ID is set but " + why + "; running standalone");
 }
 
 Status set_nonblocking(int fd, const std::string& what) {
@@ -100,13 +112,28 @@ ClientSession::ClientSession(bool managed, UniqueFd sock, const Options& options
       read_buf_(kReadChunk),
       retry_delay_(kFirstRetry) {}
 
+// SERVERSWAP_ID, which only the daemon sets for its servers, says "run by serverswap".
+// SERVERSWAP_SOCKET alone does not: operators export it to pick a daemon for the CLI, and the
+// same shell runs the application by hand in development.
 Result<std::unique_ptr<ClientSession>> ClientSession::open(const Options& options) {
-  const char* path = std::getenv("SERVERSWAP_SOCKET");
-  if (path == nullptr || *path == '\0') return standalone(options);
   const char* id = std::getenv("SERVERSWAP_ID");
-  if (id == nullptr || *id == '\0')
-    return Status::error("SERVERSWAP_SOCKET is set but SERVERSWAP_ID is not");
-  auto sock = connect_unix(path);
+  if (id == nullptr || *id == '\0') return standalone(options);
+  const char* path = std::getenv("SERVERSWAP_SOCKET");
+  if (path == nullptr || *path == '\0') {
+    warn_standalone("SERVERSWAP_SOCKET is not");
+    return standalone(options);
+  }
+  int connect_errno = 0;
+  auto sock = connect_unix(path, 0, &connect_errno);
+  // No daemon at all (never started, or gone before this server came up): serve on our own
+  // rather than not at all. Only this first connection decides; a daemon lost later is
+  // waited for (docs/protocol.md §11). Any other failure (EACCES, a refused hello) is a
+  // daemon that is there but will not have us: an error.
+  if (!sock.ok() && (connect_errno == ENOENT || connect_errno == ECONNREFUSED)) {
+    warn_standalone(std::string("no daemon answers on ") + path + " (" +
+                    std::strerror(connect_errno) + ")");
+    return standalone(options);
+  }
   if (!sock.ok()) return sock.status();
   Options with_path = options;
   with_path.socket_path = path;

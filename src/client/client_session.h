@@ -55,7 +55,10 @@ class ClientSession {
  public:
   using TakedownFn = std::function<void(const std::string& resource)>;
 
-  // Connects to SERVERSWAP_SOCKET as SERVERSWAP_ID; standalone when SERVERSWAP_SOCKET is unset.
+  // Connects to SERVERSWAP_SOCKET as SERVERSWAP_ID. Standalone, silently, when SERVERSWAP_ID
+  // is unset or empty (whatever SERVERSWAP_SOCKET says); standalone with one line on stderr
+  // when SERVERSWAP_ID is set but SERVERSWAP_SOCKET is not, or its connect() fails with
+  // ENOENT or ECONNREFUSED. An error for any other failure.
   static Result<std::unique_ptr<ClientSession>> open(const Options& options);
   // Says hello over an already connected socket and waits for welcome.
   static Result<std::unique_ptr<ClientSession>> handshake(UniqueFd sock, const std::string& id,

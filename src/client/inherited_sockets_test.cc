@@ -51,7 +51,7 @@ UniqueFd listener(const std::string& resource) {
 struct NoInheritedEnvironment {
   ScopedEnv a{"LISTEN_FDS", nullptr}, b{"LISTEN_PID", nullptr}, c{"LISTEN_FDNAMES", nullptr},
       d{"SERVER_STARTER_PORT", nullptr}, e{"EINHORN_FD_COUNT", nullptr},
-      f{"SERVERSWAP_SOCKET", nullptr};
+      f{"SERVERSWAP_SOCKET", nullptr}, g{"SERVERSWAP_ID", nullptr};
 };
 
 TEST(InheritedSockets, SystemdOnlyForItsOwnPid) {
@@ -213,6 +213,7 @@ std::string systemd_child(int web, int notlistening, const std::string& port) {
   ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
   ::setenv("LISTEN_FDNAMES", "web:other", 1);
   ::unsetenv("SERVERSWAP_SOCKET");
+  ::unsetenv("SERVERSWAP_ID");
   auto session = ClientSession::standalone({});
   auto by_name = session->ready_for("web");
   if (!by_name.ok()) return by_name.status().message();

@@ -9,6 +9,14 @@
 // A listening socket inherited at exec (serverswap --listen, systemd, Server::Starter,
 // einhorn: lib/inherited.js) that matches a resource is used first, with no round-trip and
 // no relay; standalone too.
+//
+// Run by serverswap means SERVERSWAP_ID is set (only the daemon sets it, for its servers);
+// SERVERSWAP_SOCKET alone is an operator's choice of daemon for the CLI and changes nothing.
+// With SERVERSWAP_ID but no daemon when the server starts (SERVERSWAP_SOCKET or
+// SERVERSWAP_RELAY unset, the relay cannot be started, or the relay says {noDaemon} because
+// its connect failed with ENOENT or ECONNREFUSED) the client runs standalone after one line
+// on stderr; readyFor calls waiting for the daemon then get no handle, as standalone ones
+// do. A daemon lost after the welcome is the relay's to reconnect to (docs/protocol.md §11).
 
 const childProcess = require('child_process');
 const EventEmitter = require('events');
@@ -32,7 +40,7 @@ class Client extends EventEmitter {
   constructor(env = process.env) {
     super();
     this.env = env;
-    this.active = Boolean(env.SERVERSWAP_SOCKET);
+    this.active = Boolean(env.SERVERSWAP_ID);
     this.relay = null;
     this.closed = null;        // why the connection to the daemon ended
     this.welcome = null;
@@ -50,6 +58,23 @@ class Client extends EventEmitter {
     this.drains = new Set();   // default drains still running
     this.inherited = null;     // {convention, sockets}, read from env on first use
     this.inheritedHandles = new Map();  // fd -> the one {fd} handle given out for it
+    if (this.active && !env.SERVERSWAP_SOCKET) this.runStandalone('SERVERSWAP_SOCKET is not');
+    else if (this.active && !env.SERVERSWAP_RELAY) {
+      this.runStandalone('SERVERSWAP_RELAY is not (a daemon without the node relay?)');
+    }
+  }
+
+  // SERVERSWAP_ID is set but no daemon answers as the server starts: serve on our own rather
+  // than not at all. Only before the welcome; `why` completes "SERVERSWAP_ID is set but".
+  runStandalone(why) {
+    if (!this.active || this.welcome) return;
+    this.active = false;
+    log(`SERVERSWAP_ID is set but ${why}; running standalone`);
+    const queues = [...this.pending.values()];
+    this.pending.clear();
+    this.updateRef();
+    // What readyFor gives standalone: no handle (listen() then binds the resource itself).
+    for (const queue of queues) for (const p of queue) p.resolve({ handle: undefined, address: undefined });
   }
 
   // ---- inherited sockets ------------------------------------------------------------
@@ -87,10 +112,6 @@ class Client extends EventEmitter {
   start() {
     if (this.relay || this.closed || !this.active) return;
     const relayPath = this.env.SERVERSWAP_RELAY;
-    if (!relayPath) {
-      this.connectionLost('SERVERSWAP_RELAY is not set (a daemon without the node relay?)');
-      return;
-    }
     // Its own process group: a signal the daemon sends to this server's group (a failed
     // start) must not kill the relay before it forwarded the daemon's last lines (an
     // error reply). It exits when either side closes, so it never outlives this process.
@@ -101,7 +122,13 @@ class Client extends EventEmitter {
     });
     this.relay = relay;
     relay.on('message', (msg, handle) => this.onMessage(msg, handle));
-    relay.on('error', (err) => this.connectionLost(`relay ${relayPath}: ${err.message}`));
+    relay.on('error', (err) => {
+      // Not started at all (a spawn error comes before any message): no daemon to reach.
+      if (!this.welcome && this.active && /^spawn/.test(err.syscall || '')) {
+        this.runStandalone(`the node relay ${relayPath} cannot start (${err.code || err.message})`);
+      }
+      this.connectionLost(`relay ${relayPath}: ${err.message}`);
+    });
     relay.on('disconnect', () => this.connectionLost('the connection to the daemon closed'));
     relay.unref();
     relay.channel.unref();
@@ -142,6 +169,10 @@ class Client extends EventEmitter {
     if (!msg || typeof msg !== 'object') return;
     if ('welcome' in msg) {
       this.welcome = msg.welcome;
+    } else if ('noDaemon' in msg) {
+      // The relay's own message (src/cli/node_relay.cc): its first connect found no daemon.
+      const said = msg.noDaemon || {};
+      this.runStandalone(`no daemon answers on ${said.socket} (${said.error})`);
     } else if ('resourceReady' in msg) {
       this.onResourceReady(msg.resourceReady, msg.address, handle);
     } else if ('takeDown' in msg) {

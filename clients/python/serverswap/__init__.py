@@ -5,9 +5,10 @@
     serverswap.on_takedown(":8080", stop_accepting_and_drain)
     serverswap.server_up()                      # optional unless init(up_message=True)
 
-Module-level functions use a default Client made on first use from SERVERSWAP_SOCKET and
-SERVERSWAP_ID (call init(up_message=True) first to promise server_up()). Without
-SERVERSWAP_SOCKET, ready_for() binds the resource itself and the rest does nothing.
+Module-level functions use a default Client made on first use from SERVERSWAP_ID and
+SERVERSWAP_SOCKET (call init(up_message=True) first to promise server_up()). Without
+SERVERSWAP_ID (or, after one line on stderr, with no daemon answering at start),
+ready_for() binds the resource itself and the rest does nothing.
 See README.md.
 """
 from .client import (Client, RequestError, ServerswapError, default_client, init,
@@ -55,7 +56,7 @@ def address(resource):
 
 
 def standalone():
-    """True when not running under serverswap."""
+    """True when not running under serverswap (no SERVERSWAP_ID, or no daemon at start)."""
     return default_client().standalone
 
 

@@ -5,9 +5,12 @@ daemon's messages: `resourceReady` replies (matched to `ready_for` calls by reso
 name), `error` replies (raised from the call they answer) and `takeDown` (dispatched to
 the `on_takedown` callbacks, each on a thread of its own). All methods are thread-safe.
 
-Without SERVERSWAP_SOCKET in the environment the client is *standalone*: `ready_for`
-binds the resource itself and the other calls do nothing, so the same code runs in
-development.
+Without SERVERSWAP_ID in the environment (only the daemon sets it, for its servers) the
+client is *standalone*: `ready_for` binds the resource itself and the other calls do
+nothing, so the same code runs in development, also in a shell that exports
+SERVERSWAP_SOCKET to pick a daemon for the CLI. With SERVERSWAP_ID but no daemon answering
+when the client is created (SERVERSWAP_SOCKET unset, or its connect fails with ENOENT or
+ECONNREFUSED) it is standalone too, after one line on stderr that says so.
 
 When the daemon goes away (its connection reaches end-of-file: it was killed, or
 re-executes itself), the server goes on serving and the reader thread reconnects to
@@ -61,6 +64,11 @@ class RequestError(ServerswapError):
 def _log(text):
     sys.stderr.write("serverswap pid %d: %s\n" % (os.getpid(), text))
     sys.stderr.flush()
+
+
+def _warn_standalone(why):
+    """The one line a server run by serverswap but finding no daemon says (protocol.md §1)."""
+    _log("SERVERSWAP_ID is set but %s; running standalone" % why)
 
 
 def _close_fds(fds):
@@ -173,15 +181,26 @@ def receive(sock, framer):
 class Client:
     """A connection to the serverswap daemon (or a standalone stand-in).
 
-    Client()                       from SERVERSWAP_SOCKET / SERVERSWAP_ID, else standalone
+    Client()                       from SERVERSWAP_ID / SERVERSWAP_SOCKET, else standalone
     Client(up_message=True)        promise to call server_up() (no 1 s settle wait)
-    Client(socket_path=..., server_id=...)   explicit
+    Client(socket_path=..., server_id=...)   explicit: connects or raises
+
+    From the environment: standalone, silently, without SERVERSWAP_ID (whatever
+    SERVERSWAP_SOCKET says); standalone after one line on stderr when SERVERSWAP_ID is set
+    but SERVERSWAP_SOCKET is not, or connecting to it fails with ENOENT or ECONNREFUSED.
+    Only this first connection decides: a daemon lost later is reconnected to. Any other
+    failure (EACCES, an error reply to hello, no welcome in time) raises ServerswapError.
     """
 
     def __init__(self, socket_path=None, server_id=None, up_message=False,
                  hello_timeout=HELLO_TIMEOUT):
-        if socket_path is None:
+        from_environment = socket_path is None
+        if from_environment and (server_id or os.environ.get("SERVERSWAP_ID")):
+            # SERVERSWAP_ID, which only the daemon sets, says "run by serverswap";
+            # SERVERSWAP_SOCKET alone is an operator's choice of daemon for the CLI.
             socket_path = os.environ.get("SERVERSWAP_SOCKET") or None
+            if socket_path is None:
+                _warn_standalone("SERVERSWAP_SOCKET is not")
         if server_id is None:
             server_id = os.environ.get("SERVERSWAP_ID", "")
         self.standalone = socket_path is None
@@ -210,15 +229,27 @@ class Client:
         self._reconnecting = False
         self._stop = threading.Event()         # close(): no more reconnect attempts
         if not self.standalone:
-            self._connect(socket_path, server_id, hello_timeout)
+            self.standalone = not self._connect(socket_path, server_id, hello_timeout,
+                                                may_run_standalone=from_environment)
 
     # ---- connection ---------------------------------------------------------------
 
-    def _connect(self, path, server_id, timeout):
+    def _connect(self, path, server_id, timeout, may_run_standalone=False):
+        """Connects and says hello: True once welcomed; False when no daemon answers and
+        `may_run_standalone` (said on stderr); raises ServerswapError otherwise."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(timeout)
-            sock.connect(path)
+            try:
+                sock.connect(path)
+            except (FileNotFoundError, ConnectionRefusedError) as e:
+                if not may_run_standalone:
+                    raise
+                # No daemon at all (never started, or gone before this server came up):
+                # serve on our own rather than not at all.
+                sock.close()
+                _warn_standalone("no daemon answers on %s (%s)" % (path, e.strerror or e))
+                return False
             hello = {"id": server_id, "pid": os.getpid(), "protocol": PROTOCOL}
             if self.up_message:
                 hello["upMessage"] = True
@@ -241,6 +272,7 @@ class Client:
         self._reader = threading.Thread(target=self._read_loop, args=(framer,),
                                         name="serverswap-reader", daemon=True)
         self._reader.start()
+        return True
 
     def _await_welcome(self, sock, framer):
         while True:

@@ -16,7 +16,7 @@ from serverswap.inherited import Inherited
 from test_protocol import FakeDaemon
 
 CONVENTION_VARIABLES = ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "SERVER_STARTER_PORT",
-                        "EINHORN_FD_COUNT", "EINHORN_FD_0", "SERVERSWAP_SOCKET"]
+                        "EINHORN_FD_COUNT", "EINHORN_FD_0", "SERVERSWAP_SOCKET", "SERVERSWAP_ID"]
 
 
 def listener(family=socket.AF_INET, address=("127.0.0.1", 0)):

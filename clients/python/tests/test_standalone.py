@@ -1,9 +1,11 @@
-"""Without SERVERSWAP_SOCKET: ready_for binds by itself; the drain helper in-process."""
+"""Without SERVERSWAP_ID: ready_for binds by itself; the drain helper in-process. With
+SERVERSWAP_SOCKET alone, or SERVERSWAP_ID and no daemon: a real server runs standalone."""
 import http.client
 import http.server
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import unittest
@@ -23,7 +25,7 @@ def ipv6_available():
 
 class StandaloneTest(unittest.TestCase):
     def setUp(self):
-        self.client = serverswap.Client(socket_path=None) if "SERVERSWAP_SOCKET" not in \
+        self.client = serverswap.Client(socket_path=None) if "SERVERSWAP_ID" not in \
             os.environ else self.skipTest("running under serverswap")
         self.assertTrue(self.client.standalone)
 
@@ -118,6 +120,71 @@ class StandaloneTest(unittest.TestCase):
         server.server_close()
         busy.close()
         idle.close()
+
+
+class ProgramTest(unittest.TestCase):
+    """examples/http_server_example.py run by hand: it serves on the resource it asked for."""
+
+    def serve(self, **env):
+        """Runs the example on a free port with `env`; returns (body, its stderr)."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = subprocess.Popen(
+            support.PYTHON + [os.path.join(support.EXAMPLES, "http_server_example.py"),
+                              "127.0.0.1:%d" % port, "--body", "by hand\n"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, env=support.clean_env(**env))
+        output = support.Output(server.stderr)
+        try:
+            self.assertTrue(output.wait_for("serving on", 10), output.text())
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/")
+            body = connection.getresponse().read().decode()
+            connection.close()
+            # What it said up to serving a request (what SIGTERM makes it say is not ours).
+            said = [line for line in output.text().splitlines() if "serving on" not in line]
+        finally:
+            server.terminate()  # SIGTERM: it drains and exits
+            server.wait(20)
+        return body, said
+
+    def test_socket_without_id_is_standalone_and_silent(self):
+        # An operator's shell that exports SERVERSWAP_SOCKET for the CLI (contrib/systemd).
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        body, said = self.serve(SERVERSWAP_SOCKET=os.path.join(directory, "none.sock"))
+        self.assertEqual(body, "by hand\n")
+        self.assertEqual(said, [])
+
+    def test_id_without_a_daemon_is_standalone_with_one_warning(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "none.sock")
+        body, said = self.serve(SERVERSWAP_SOCKET=path, SERVERSWAP_ID="test-1")
+        self.assertEqual(body, "by hand\n")
+        self.assertEqual(len(said), 1, said)
+        self.assertIn("SERVERSWAP_ID is set but no daemon answers on %s (No such file or "
+                      "directory); running standalone" % path, said[0])
+
+    def test_id_with_a_refusing_socket_file_is_standalone_with_one_warning(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "dead.sock")
+        with socket.socket(socket.AF_UNIX) as dead:  # what a killed daemon leaves
+            dead.bind(path)
+        body, said = self.serve(SERVERSWAP_SOCKET=path, SERVERSWAP_ID="test-1")
+        self.assertEqual(body, "by hand\n")
+        self.assertEqual(len(said), 1, said)
+        self.assertIn("no daemon answers on %s (Connection refused); running standalone" % path,
+                      said[0])
+
+    def test_id_without_socket_is_standalone_with_one_warning(self):
+        body, said = self.serve(SERVERSWAP_ID="test-1")
+        self.assertEqual(body, "by hand\n")
+        self.assertEqual(len(said), 1, said)
+        self.assertIn("SERVERSWAP_ID is set but SERVERSWAP_SOCKET is not; running standalone",
+                      said[0])
 
 
 if __name__ == "__main__":
