@@ -327,6 +327,7 @@ void Daemon::stop(const std::string& why) {
 void Daemon::finish() {
   // A clean stop: no server is left to take back.
   state_closed_ = true;
+  state_timer_->stop();  // a pending retry of a failed write would keep the loop alive
   if (state_file_) state_file_->remove();
   for (uint64_t id : stop_requesters_)
     if (Connection* c = control_->find(id)) c->send(protocol::make("stopped", true));
