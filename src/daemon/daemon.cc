@@ -61,6 +61,15 @@ Status Daemon::start() {
   if (!previous.ok())
     log_line(refused ? "warning: " + previous.status().message()
                      : previous.status().message() + "; no server is taken back");
+  if (restart_.resuming_upgrade && previous.ok() && !previous->has_value()) {
+    // Executed by an image of a version that wrote DIR/state.json: without it, this upgrade
+    // would lose the control socket. Removed once our own file is written.
+    legacy_state_file_ = std::make_unique<StateFile>(legacy_state_path_for(options_.socket_path));
+    previous = legacy_state_file_->read(&refused);
+    if (!previous.ok() && refused) log_line("warning: " + previous.status().message());
+    if (previous.ok() && previous->has_value())
+      log_line("resuming from " + legacy_state_file_->path() + ", written by the previous version");
+  }
   bool have_state = previous.ok() && previous->has_value();
   if (restart_.resuming_upgrade && !have_state)
     return Status::error("--resume-upgrade: " + (previous.ok()

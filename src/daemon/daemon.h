@@ -116,6 +116,8 @@ class Daemon {
   RememberedSettings remembered_;  // --listen, --ready-after, --takedown-signal by command
   RestartSettings restart_;
   std::unique_ptr<StateFile> state_file_;
+  // DIR/state.json of a previous version, read by --resume-upgrade; removed after our write.
+  std::unique_ptr<StateFile> legacy_state_file_;
   bool state_write_pending_ = false;
   bool state_closed_ = false;  // removed at a clean stop: nothing writes it again
   // Writes that fail are retried after state_retry_delay_ (100 ms doubling to 5 s) until

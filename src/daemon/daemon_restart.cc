@@ -89,6 +89,10 @@ void Daemon::write_state() {
 // Said once when writes start failing and once when they recover, not once per retry.
 void Daemon::state_write_outcome(const Status& written) {
   metrics_.state_write(written.ok());
+  if (written.ok() && legacy_state_file_) {
+    legacy_state_file_->remove();
+    legacy_state_file_.reset();
+  }
   if (written.ok()) {
     if (state_error_.empty()) return;
     log_line("the state file " + state_file_->path() + " is written again (it failed for " +

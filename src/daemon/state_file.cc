@@ -125,6 +125,10 @@ std::string state_path_for(const std::string& socket_path) {
   return socket_path + ".state.json";
 }
 
+std::string legacy_state_path_for(const std::string& socket_path) {
+  return (std::filesystem::path(socket_path).parent_path() / "state.json").string();
+}
+
 namespace {
 
 std::string octal(mode_t mode) {

@@ -61,6 +61,10 @@ Result<DaemonState> state_from_json(const protocol::Json& json);
 // "<socket>.state.json": named after the socket, so that two daemons in one directory
 // never read each other's servers.
 std::string state_path_for(const std::string& socket_path);
+// "state.json" beside the socket: where versions before the files were named after the socket
+// wrote it. Read only by `daemon --resume-upgrade` when state_path_for() is absent, so that an
+// upgrade from such a version keeps its servers (with the same trust checks).
+std::string legacy_state_path_for(const std::string& socket_path);
 
 class StateFile {
  public:

@@ -367,5 +367,42 @@ TEST(StateSecurity, StateWriteFailureIsSaidUntilItRecovers) {
   EXPECT_EQ(again.output.find("warning"), std::string::npos) << again.output;
 }
 
+// `serverswap upgrade` from a version that wrote DIR/state.json (simulated by a wrapper that
+// moves the file there before executing this serverswap): the new image resumes from it,
+// keeps the server, and then writes its own SOCKET.state.json only.
+TEST(StateSecurity, UpgradeFromAVersionThatWroteStateJsonKeepsItsServers) {
+  TempDir dir;
+  std::string socket = dir.path() + "/control.sock";
+  Daemon daemon(socket);
+  ASSERT_TRUE(daemon.started()) << daemon.process().output();
+  auto deployed = serverswap(socket, {"--", HELLO_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(deployed.code, 0) << deployed.output;
+  pid_t server = daemon.status()["servers"][0]["pid"];
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(socket + ".state.json"); }, 5s));
+  std::string wrapper = dir.path() + "/old-image";
+  {
+    std::ofstream script(wrapper);
+    script << "#!/bin/sh\n"
+           << "if [ \"$1\" = --version ]; then exec " << SERVERSWAP_BIN << " --version; fi\n"
+           << "mv " << socket << ".state.json " << dir.path() << "/state.json || exit 9\n"
+           << "exec " << SERVERSWAP_BIN << " \"$@\"\n";
+  }
+  ASSERT_EQ(chmod(wrapper.c_str(), 0700), 0);
+  auto upgraded = serverswap(socket, {"upgrade", "--binary", wrapper});
+  ASSERT_EQ(upgraded.code, 0) << upgraded.output << daemon.process().output();
+  EXPECT_TRUE(daemon.process().wait_for_output("resuming from " + dir.path() + "/state.json", 5s))
+      << daemon.process().output();
+  nlohmann::json status = daemon.status();
+  ASSERT_EQ(status["servers"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["servers"][0]["pid"].get<pid_t>(), server);
+  EXPECT_TRUE(eventually(
+      [&] {
+        return std::filesystem::exists(socket + ".state.json") &&
+               !std::filesystem::exists(dir.path() + "/state.json");
+      },
+      5s))
+      << daemon.process().output();
+}
+
 }  // namespace
 }  // namespace serverswap::testing
