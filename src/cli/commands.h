@@ -47,8 +47,10 @@ struct GlobalOptions {
   bool quiet = false;
 };
 
-// Validated daemon settings; prints the error and returns nullopt on bad values.
-std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& options);
+// Validated daemon settings; prints the error and returns nullopt on bad values, with
+// *exit_code set to kSystemError for an unusable socket path or directory, else kUsage.
+std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& options,
+                                                        int* exit_code);
 
 // How the daemon takes its servers back and re-executes itself; nullopt (said) on bad values.
 // `daemon_command`: it runs as `serverswap daemon` (else as the first-run foreground daemon,
@@ -63,7 +65,7 @@ int run_daemon(const daemon::SupervisorOptions& options, daemon::InstanceLock lo
 
 int start_or_deploy(const GlobalOptions& options, std::vector<std::string> command,
                     bool follow_exit);
-// resume_upgrade: executed by `upgrade` (takes the sockets state.json names).
+// resume_upgrade: executed by `upgrade` (takes the sockets the state file names).
 int daemon_command(const GlobalOptions& options, bool resume_upgrade);
 // `serverswap upgrade [--binary PATH]`: the daemon re-executes PATH (default: its own binary).
 int upgrade_command(const GlobalOptions& options, const std::string& binary);

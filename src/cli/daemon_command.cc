@@ -12,14 +12,21 @@ void say(const std::string& text) {
   fputs(line.c_str(), stderr);
 }
 
-std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& options) {
+std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& options,
+                                                        int* exit_code) {
+  // The socket's directory is the system's, not the command line's: kSystemError (4).
   auto socket = resolve_socket_path(options.socket);
+  if (!socket.ok()) {
+    say(socket.status().message());
+    *exit_code = kSystemError;
+    return std::nullopt;
+  }
+  *exit_code = kUsage;
   auto ready = parse_duration(options.ready_timeout);
   auto takedown = parse_duration(options.takedown_timeout);
   auto settle = parse_duration(options.settle);
   auto signum = daemon::parse_signal(options.takedown_signal);
-  for (const Status& s :
-       {socket.status(), ready.status(), takedown.status(), settle.status(), signum.status()}) {
+  for (const Status& s : {ready.status(), takedown.status(), settle.status(), signum.status()}) {
     if (!s.ok()) {
       say(s.message());
       return std::nullopt;
@@ -85,8 +92,9 @@ int run_daemon(const daemon::SupervisorOptions& options, daemon::InstanceLock lo
 }
 
 int daemon_command(const GlobalOptions& options, bool resume_upgrade) {
-  auto settings = daemon_options(options);
-  if (!settings) return kUsage;
+  int code = kOk;
+  auto settings = daemon_options(options, &code);
+  if (!settings) return code;
   auto restart = restart_settings(options, *settings, /*daemon_command=*/true);
   if (!restart) return kUsage;
   restart->resuming_upgrade = resume_upgrade;

@@ -4,6 +4,7 @@
 #include <spawn.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 
@@ -94,6 +95,15 @@ std::string pids(const Json& list) {
   return join(texts, ", ");
 }
 
+// docs/protocol.md, "deployed": a daemon that cannot write its state file says so on every
+// deploy outcome meanwhile.
+void warn_state_file(const Json& body) {
+  if (!body.contains("stateFile") || !body["stateFile"].is_object()) return;
+  const Json& file = body["stateFile"];
+  say("warning: the daemon cannot write its state file " + file.value("path", "") + " (" +
+      file.value("error", "") + "): if the daemon restarts it will not find this server");
+}
+
 // Prints the deploy's progress; returns the exit code once it is decided.
 int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
   for (;;) {
@@ -117,8 +127,10 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
       else
         say("deployed: pid " + body["pid"].dump() + " (generation " + body["generation"].dump() +
             ") is up; " + replaced);
+      warn_state_file(body);
       if (!follow_exit) return kOk;
     } else if (message->name == "deployFailed") {
+      warn_state_file(body);
       say("deploy failed: " + body.value("reason", "") +
           "; the servers already running keep serving");
       return kFailed;
@@ -135,9 +147,17 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
 }
 
 // A daemon in the background for serverswap-deploy, which must outlive this process: its
-// own session, stdin from /dev/null, its log appended next to the socket.
+// own session, stdin from /dev/null, its log appended to <socket>.log (named after the
+// socket, so that two daemons in one directory never share one). The log is opened here,
+// relative to the socket's directory and O_NOFOLLOW, so that a symbolic link planted in
+// its place is refused rather than followed to a file of someone else's choosing.
 Status start_background_daemon(const GlobalOptions& options, const std::string& socket) {
-  std::string log = std::filesystem::path(socket).parent_path() / "daemon.log";
+  std::string log = socket + ".log";
+  auto dir = daemon::open_socket_directory(socket);
+  if (!dir.ok()) return dir.status();
+  UniqueFd log_fd(::openat(dir->get(), (daemon::socket_file_name(socket) + ".log").c_str(),
+                           O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!log_fd) return Status::system_error("open the daemon's log " + log, errno);
   std::vector<std::string> args = {"serverswap",         "daemon",
                                    "--socket",           socket,
                                    "--ready-timeout",    options.ready_timeout,
@@ -151,8 +171,9 @@ Status start_background_daemon(const GlobalOptions& options, const std::string& 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  // dup2 clears FD_CLOEXEC on 1 and 2; the original log_fd stays close-on-exec.
+  posix_spawn_file_actions_adddup2(&actions, log_fd.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, log_fd.get(), 2);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
@@ -183,8 +204,9 @@ Result<ControlClient> wait_for_daemon(const std::string& socket) {
 
 int start_or_deploy(const GlobalOptions& options, std::vector<std::string> command,
                     bool follow_exit) {
-  auto settings = daemon_options(options);
-  if (!settings) return kUsage;
+  int code = kOk;
+  auto settings = daemon_options(options, &code);
+  if (!settings) return code;
   daemon::SpawnSpec spec = spec_for(std::move(command), options);
   if (Status s = add_command_settings(options, spec); !s.ok()) {
     say(s.message());

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
@@ -12,24 +14,88 @@
 namespace serverswap::cli {
 namespace {
 
+std::string octal(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+constexpr const char* kChooseOwn = "choose a directory of your own: mkdir -m 0700 ~/.serverswap";
+
 Status ensure_private_dir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     return Status::system_error("create " + dir, errno);
   struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0) return Status::system_error("stat " + dir, errno);
-  if (!S_ISDIR(st.st_mode)) return Status::error(dir + " is not a directory");
-  if (st.st_uid != ::getuid())
+  if (!S_ISDIR(st.st_mode)) return Status::error(dir + " is not a directory; pass --socket PATH");
+  // Another user may have created it first (/tmp/serverswap-UID is guessable).
+  if (st.st_uid != ::geteuid())
     return Status::error(dir + " belongs to uid " + std::to_string(st.st_uid) +
-                         ", not to you; pass --socket PATH");
-  if ((st.st_mode & 0077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%o", st.st_mode & 0777);
-    return Status::error(dir + " has mode " + mode + "; it must be 0700 (private to you)");
-  }
+                         ", not to you (uid " + std::to_string(::geteuid()) +
+                         "); remove it or pass --socket PATH in a directory of your own (" +
+                         kChooseOwn + ")");
+  if ((st.st_mode & 0077) != 0)
+    return Status::error(dir + " has mode " + octal(st.st_mode) +
+                         "; it must be 0700 (private to you): chmod 0700 " + dir);
   return {};
 }
 
 }  // namespace
+
+// Beside the socket the daemon keeps its lock, its state (which names commands it runs
+// again) and its log. Whoever can write to the directory could plant a state file, replace
+// those files by symbolic links, or rename the directory away; so the directory must be
+// ours and no one else's to write, and so must the path that leads to it. This is OpenSSH's
+// safe_path() rule (every ancestor owned by root or by us, not group/other-writable), with
+// one exception: a sticky ancestor (such as /tmp) may be writable by all, since no one can
+// rename or remove what another user has in it.
+Status check_socket_directory(const std::string& dir) {
+  uid_t me = ::geteuid();
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT)
+      return Status::error("the directory of the control socket, " + dir +
+                           ", does not exist: create it with mkdir -m 0700 " + dir);
+    return Status::system_error("stat " + dir, errno);
+  }
+  if (S_ISLNK(st.st_mode))
+    return Status::error("the directory of the control socket, " + dir +
+                         ", is a symbolic link; name the real directory, or " + kChooseOwn);
+  if (!S_ISDIR(st.st_mode))
+    return Status::error("the directory of the control socket, " + dir + ", is not a directory");
+  if (st.st_uid != me)
+    return Status::error("the directory of the control socket, " + dir + ", belongs to uid " +
+                         std::to_string(st.st_uid) + ", not to you (uid " + std::to_string(me) +
+                         "): another user could plant or replace the daemon's files there; " +
+                         kChooseOwn);
+  if ((st.st_mode & 022) != 0)
+    return Status::error("the directory of the control socket, " + dir + ", has mode " +
+                         octal(st.st_mode) +
+                         ": others may write to it and could plant or replace the daemon's "
+                         "files there; chmod go-w " +
+                         dir + ", or " + kChooseOwn);
+  // The ancestors as the kernel resolves them: symbolic links on the way (/var/run) are
+  // followed, and their targets checked.
+  char real[PATH_MAX];
+  if (!::realpath(dir.c_str(), real)) return Status::system_error("resolve " + dir, errno);
+  for (std::filesystem::path p = std::filesystem::path(real).parent_path();; p = p.parent_path()) {
+    struct stat a {};
+    if (::stat(p.c_str(), &a) != 0) return Status::system_error("stat " + p.string(), errno);
+    if (a.st_uid != 0 && a.st_uid != me)
+      return Status::error("the directory of the control socket, " + dir + ", lies in " +
+                           p.string() + ", which belongs to uid " + std::to_string(a.st_uid) +
+                           " (neither root nor you): that user could replace the directory; " +
+                           kChooseOwn);
+    if ((a.st_mode & 022) != 0 && (a.st_mode & S_ISVTX) == 0)
+      return Status::error("the directory of the control socket, " + dir + ", lies in " +
+                           p.string() + ", which has mode " + octal(a.st_mode) +
+                           " (writable by others, not sticky): they could replace the "
+                           "directory; " +
+                           kChooseOwn);
+    if (p == p.root_path()) break;
+  }
+  return {};
+}
 
 Result<std::string> resolve_socket_path(const std::string& flag) {
   std::string path = flag;
@@ -50,6 +116,9 @@ Result<std::string> resolve_socket_path(const std::string& flag) {
   if (path.size() > protocol::kMaxUnixPath)
     return Status::error("control socket path " + path + " is longer than " +
                          std::to_string(protocol::kMaxUnixPath) + " bytes");
+  if (Status s = check_socket_directory(std::filesystem::path(path).parent_path().string());
+      !s.ok())
+    return s;
   return path;
 }
 

@@ -10,7 +10,16 @@
 namespace serverswap::cli {
 
 // An absolute path. Creates the default directory 0700 and refuses one that belongs to
-// another user or that others may write to (someone could plant a socket there).
+// another user or that anyone but its owner may enter. The directory of ANY control socket
+// (default, $SERVERSWAP_SOCKET or --socket) must then be safe for the files the daemon keeps
+// beside it (lock, state, log): see check_socket_directory(). Every error says what is wrong
+// and how to fix it; callers exit kSystemError (4) on it.
 Result<std::string> resolve_socket_path(const std::string& flag);
+
+// Refuses `dir` unless it is a real directory (not a symbolic link) owned by the effective
+// uid that no one else may write to, and every ancestor of it is owned by root or the
+// effective uid and writable by no one else unless sticky (OpenSSH's safe_path rule, with
+// the sticky exception so that a directory in /tmp qualifies). `dir` must be absolute.
+Status check_socket_directory(const std::string& dir);
 
 }  // namespace serverswap::cli

@@ -67,6 +67,13 @@ void print_table(const Json& status) {
                 resources.empty() ? "-" : resources.c_str(), command.c_str());
   }
   print_crash_loops(status.value("crashLoops", Json::array()));
+  const Json& file = d.value("stateFile", Json::object());
+  if (file.is_object() && !file.value("ok", true))
+    std::printf(
+        "warning: the daemon cannot write its state file %s (%s) for %s: if it restarts "
+        "it will not find the servers started since\n",
+        file.value("path", "").c_str(), file.value("error", "").c_str(),
+        format_uptime(file.value("since_ms", 0LL)).c_str());
 }
 
 // Asks once and prints the table (or JSON); the exit code.

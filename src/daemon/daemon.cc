@@ -55,11 +55,26 @@ Status Daemon::start() {
   // A peer that vanishes mid-write must cost an EPIPE, not the daemon.
   ::signal(SIGPIPE, SIG_IGN);
   state_file_ = std::make_unique<StateFile>(state_path_for(options_.socket_path));
-  auto previous = state_file_->read();
-  if (!previous.ok()) log_line(previous.status().message() + "; no server is taken back");
+  bool refused = false;
+  auto previous = state_file_->read(&refused);
+  // A refused file says loudly why and that nothing is taken back (planted by someone else?).
+  if (!previous.ok())
+    log_line(refused ? "warning: " + previous.status().message()
+                     : previous.status().message() + "; no server is taken back");
+  if (restart_.resuming_upgrade && previous.ok() && !previous->has_value()) {
+    // Executed by an image of a version that wrote DIR/state.json: without it, this upgrade
+    // would lose the control socket. Removed once our own file is written.
+    legacy_state_file_ = std::make_unique<StateFile>(legacy_state_path_for(options_.socket_path));
+    previous = legacy_state_file_->read(&refused);
+    if (!previous.ok() && refused) log_line("warning: " + previous.status().message());
+    if (previous.ok() && previous->has_value())
+      log_line("resuming from " + legacy_state_file_->path() + ", written by the previous version");
+  }
   bool have_state = previous.ok() && previous->has_value();
   if (restart_.resuming_upgrade && !have_state)
-    return Status::error("--resume-upgrade: no state.json beside " + options_.socket_path);
+    return Status::error("--resume-upgrade: " + (previous.ok()
+                                                     ? "no state file " + state_file_->path()
+                                                     : previous.status().message()));
   if (service_manager_) {
     notify_ = SdNotify::from_environment();
     if (Status s = adopt_activated_sockets(); !s.ok()) return s;
@@ -184,6 +199,7 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
       resources.push_back({{"name", name}, {"address", entry.address}});
     daemon["resources"] = resources;
     if (metrics_endpoint_) daemon["metrics"] = metrics_endpoint_->address();
+    daemon["stateFile"] = state_file_status();
     connection.send(protocol::make("status", {{"daemon", daemon},
                                               {"servers", supervisor_->status()},
                                               {"crashLoops", supervisor_->crash_loops()}}));
@@ -261,7 +277,12 @@ SpawnSpec Daemon::with_default_identity(SpawnSpec spec) const {
 Supervisor::Sink Daemon::sink_for(uint64_t connection_id) {
   // The requester may hang up; the deploy goes on without it.
   return [this, connection_id](const Json& message) {
-    if (Connection* c = control_->find(connection_id)) c->send(message);
+    Connection* c = control_->find(connection_id);
+    if (!c) return;
+    if (state_error_.empty()) return c->send(message);
+    Json annotated = message;
+    annotate_outcome(annotated);
+    c->send(annotated);
   };
 }
 
@@ -315,6 +336,7 @@ void Daemon::stop(const std::string& why) {
 void Daemon::finish() {
   // A clean stop: no server is left to take back.
   state_closed_ = true;
+  state_timer_->stop();  // a pending retry of a failed write would keep the loop alive
   if (state_file_) state_file_->remove();
   for (uint64_t id : stop_requesters_)
     if (Connection* c = control_->find(id)) c->send(protocol::make("stopped", true));

@@ -7,6 +7,7 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 
@@ -34,7 +35,7 @@ struct RestartSettings {
   // The daemon's settings as options, ending "daemon --resume-upgrade": the command line
   // of the new image (a first-run foreground daemon goes on as `serverswap daemon`).
   std::vector<std::string> daemon_args;
-  // This image was executed by `upgrade`: inherit the sockets state.json names.
+  // This image was executed by `upgrade`: inherit the sockets the state file names.
   bool resuming_upgrade = false;
 };
 
@@ -57,7 +58,8 @@ class Daemon {
   void serve_metrics(std::string address) { metrics_address_ = std::move(address); }
   void restart_settings(RestartSettings settings) { restart_ = std::move(settings); }
   // Binds the control socket (or inherits it after an upgrade), takes back the servers
-  // state.json lists, and watches signals.
+  // the state file (<socket>.state.json) lists (only when it is trusted: StateFile::read), and
+  // watches signals.
   Status start();
   // The command given on the daemon's own command line (first run): if it fails before any
   // server is up, the daemon stops and run() returns 1.
@@ -81,6 +83,13 @@ class Daemon {
   void adoption_over(const std::string& why);
   void when_adopted(std::function<void()> deploy);
   void state_changed();
+  void write_state();
+  void state_write_outcome(const Status& written);
+  // {"path", "ok", and while writes fail "error", "since_ms"}: status's daemon.stateFile.
+  protocol::Json state_file_status() const;
+  // A deploy outcome while the state cannot be written carries "stateFile" {"path",
+  // "error"}: the deploy command warns that a restarted daemon would not find the server.
+  void annotate_outcome(protocol::Json& message) const;
   void upgrade_request(Connection& connection, const protocol::Message& message);
   void exec_upgrade(const std::string& path, uint64_t requester);
   void finish();
@@ -107,8 +116,15 @@ class Daemon {
   RememberedSettings remembered_;  // --listen, --ready-after, --takedown-signal by command
   RestartSettings restart_;
   std::unique_ptr<StateFile> state_file_;
+  // DIR/state.json of a previous version, read by --resume-upgrade; removed after our write.
+  std::unique_ptr<StateFile> legacy_state_file_;
   bool state_write_pending_ = false;
   bool state_closed_ = false;  // removed at a clean stop: nothing writes it again
+  // Writes that fail are retried after state_retry_delay_ (100 ms doubling to 5 s) until
+  // one succeeds; meanwhile state_error_ says why, since state_failing_since_.
+  std::string state_error_;  // empty: the last write succeeded
+  std::chrono::steady_clock::time_point state_failing_since_;
+  Millis state_retry_delay_{100};
   std::unique_ptr<Timer> state_timer_, adopt_timer_, upgrade_timer_;
   std::vector<std::function<void()>> waiting_deploys_;  // until adoption is over
 };

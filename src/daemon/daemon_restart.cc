@@ -1,8 +1,10 @@
-// Daemon, continued: restarts of the daemon itself (docs/protocol.md section 11). state.json
-// is kept current, servers are taken back at start, deploys wait for them to resume, and
-// `upgrade` re-executes the daemon's binary in this process.
+// Daemon, continued: restarts of the daemon itself (docs/protocol.md section 11). The state
+// file (<socket>.state.json) is kept current, servers are taken back at start, deploys wait for
+// them to resume, and `upgrade` re-executes the daemon's binary in this process.
 #include <fcntl.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "base/log.h"
 #include "daemon/activated_sockets.h"
@@ -23,7 +25,7 @@ Status Daemon::inherit_upgraded_sockets(const DaemonState& state) {
       return s;
   }
   if (state.control_fd < 0)
-    return Status::error("--resume-upgrade: state.json names no control fd");
+    return Status::error("--resume-upgrade: " + state_file_->path() + " names no control fd");
   ::fcntl(state.control_fd, F_SETFD, FD_CLOEXEC);
   return control_->listen_inherited(options_.socket_path, state.control_fd);
 }
@@ -64,14 +66,70 @@ void Daemon::when_adopted(std::function<void()> deploy) {
 void Daemon::state_changed() {
   if (state_write_pending_ || state_closed_ || !state_file_) return;
   state_write_pending_ = true;
-  state_timer_->start(Millis(0), [this] {
-    state_write_pending_ = false;
-    if (state_closed_) return;
-    if (Status s = state_file_->write(supervisor_->record()); !s.ok()) log_line(s.message());
-    // The last adopted server that had not resumed may have exited instead.
-    if (!waiting_deploys_.empty() && !supervisor_->adopting())
-      adoption_over("no server is left to resume");
-  });
+  state_timer_->start(Millis(0), [this] { write_state(); });
+}
+
+void Daemon::write_state() {
+  state_write_pending_ = false;
+  if (state_closed_) return;
+  Status written = state_file_->write(supervisor_->record());
+  state_write_outcome(written);
+  if (!written.ok()) {
+    // Retried until it succeeds: a daemon restarted meanwhile would not find the servers
+    // the file lacks. Changes meanwhile ride on the retry (it records the state anew).
+    state_write_pending_ = true;
+    state_timer_->start(state_retry_delay_, [this] { write_state(); });
+    state_retry_delay_ = std::min(state_retry_delay_ * 2, Millis(5'000));
+  }
+  // The last adopted server that had not resumed may have exited instead.
+  if (!waiting_deploys_.empty() && !supervisor_->adopting())
+    adoption_over("no server is left to resume");
+}
+
+// Said once when writes start failing and once when they recover, not once per retry.
+void Daemon::state_write_outcome(const Status& written) {
+  metrics_.state_write(written.ok());
+  if (written.ok() && legacy_state_file_) {
+    legacy_state_file_->remove();
+    legacy_state_file_.reset();
+  }
+  if (written.ok()) {
+    if (state_error_.empty()) return;
+    log_line("the state file " + state_file_->path() + " is written again (it failed for " +
+             format_duration(std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() -
+                                                                state_failing_since_)) +
+             ")");
+    state_error_.clear();
+    state_retry_delay_ = Millis(100);
+    return;
+  }
+  if (state_error_.empty()) {
+    state_failing_since_ = std::chrono::steady_clock::now();
+    log_line("warning: cannot write the state file " + state_file_->path() + " (" +
+             written.message() +
+             "); retrying until it succeeds; if the daemon restarts meanwhile it will not find "
+             "the servers started since");
+  }
+  state_error_ = written.message();
+}
+
+Json Daemon::state_file_status() const {
+  Json file = {{"path", state_file_ ? state_file_->path() : ""}, {"ok", state_error_.empty()}};
+  if (!state_error_.empty()) {
+    file["error"] = state_error_;
+    file["since_ms"] =
+        std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - state_failing_since_)
+            .count();
+  }
+  return file;
+}
+
+void Daemon::annotate_outcome(Json& message) const {
+  if (state_error_.empty() || !message.is_object() || message.size() != 1) return;
+  const std::string& name = message.begin().key();
+  Json& body = message.begin().value();
+  if ((name != "deployed" && name != "deployFailed") || !body.is_object()) return;
+  body["stateFile"] = {{"path", state_file_->path()}, {"error", state_error_}};
 }
 
 // ---- Upgrade -----------------------------------------------------------------------------
@@ -114,13 +172,14 @@ void Daemon::exec_upgrade(const std::string& path, uint64_t requester) {
   state.control_fd = control_->listener_fd();
   inherited.push_back(state.control_fd);
   Status failed = state_file_->write(state);
+  state_write_outcome(failed);
   if (failed.ok()) {
     std::vector<std::string> argv = {path};
     argv.insert(argv.end(), restart_.daemon_args.begin(), restart_.daemon_args.end());
     failed = exec_keeping(path, argv, inherited);  // returns only on failure
   }
   log_line("upgrade failed, the daemon goes on unchanged: " + failed.message());
-  if (Status s = state_file_->write(supervisor_->record()); !s.ok()) log_line(s.message());
+  state_write_outcome(state_file_->write(supervisor_->record()));
   if (Connection* c = control_->find(requester))
     c->send(protocol::error_reply("upgrade failed: " + failed.message()));
 }

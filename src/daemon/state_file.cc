@@ -1,9 +1,11 @@
 #include "daemon/state_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -120,14 +122,47 @@ Result<DaemonState> state_from_json(const Json& json) {
 }
 
 std::string state_path_for(const std::string& socket_path) {
+  return socket_path + ".state.json";
+}
+
+std::string legacy_state_path_for(const std::string& socket_path) {
   return (std::filesystem::path(socket_path).parent_path() / "state.json").string();
+}
+
+namespace {
+
+std::string octal(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+// A state file longer than this is not one the daemon wrote (a server record is well under
+// 64 KiB): reading it whole would only cost memory.
+constexpr size_t kMaxStateBytes = 64u << 20;
+
+}  // namespace
+
+StateFile::StateFile(std::string path) : path_(std::move(path)) {
+  std::filesystem::path p(path_);
+  dir_ = p.parent_path().string();
+  if (dir_.empty()) dir_ = ".";
+  name_ = p.filename().string();
+}
+
+UniqueFd StateFile::open_dir() const {
+  return UniqueFd(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 }
 
 Status StateFile::write(const DaemonState& state) {
   std::string text = state_to_json(state).dump() + "\n";
   if (text == last_written_) return {};
+  std::string tmp_name = name_ + ".tmp";
   std::string tmp = path_ + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd dir = open_dir();
+  if (!dir) return Status::system_error("write " + path_ + ": open the directory " + dir_, errno);
+  UniqueFd fd(::openat(dir.get(), tmp_name.c_str(),
+                       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) return Status::system_error("write " + tmp, errno);
   for (size_t done = 0; done < text.size();) {
     ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
@@ -138,21 +173,65 @@ Status StateFile::write(const DaemonState& state) {
   // The rename must never expose a file whose data is not on disk yet.
   if (::fsync(fd.get()) != 0) return Status::system_error("fsync " + tmp, errno);
   fd.reset();
-  if (::rename(tmp.c_str(), path_.c_str()) != 0)
+  if (::renameat(dir.get(), tmp_name.c_str(), dir.get(), name_.c_str()) != 0)
     return Status::system_error("rename " + tmp + " to " + path_, errno);
+  // The rename itself survives a crash only once the directory is on disk.
+  ::fsync(dir.get());
   last_written_ = std::move(text);
   return {};
 }
 
-Result<std::optional<DaemonState>> StateFile::read() const {
-  std::ifstream in(path_);
-  if (!in) {
+Status StateFile::check_trusted(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Status::system_error("fstat " + path, errno);
+  uid_t me = ::geteuid();
+  if (S_ISREG(st.st_mode) && st.st_uid == me && (st.st_mode & 077) == 0 && st.st_nlink == 1)
+    return {};
+  std::string kind = S_ISREG(st.st_mode) ? "a file" : "not a regular file";
+  return Status::error("the state file " + path + " is not trusted: " + kind + " owned by uid " +
+                       std::to_string(st.st_uid) + " with mode " + octal(st.st_mode) + " and " +
+                       std::to_string(st.st_nlink) +
+                       " link(s), where the daemon writes a regular file of uid " +
+                       std::to_string(me) +
+                       ", mode 0600, one link; nothing in it is run or adopted, no server is "
+                       "taken back; remove it if you did not expect it");
+}
+
+Result<std::optional<DaemonState>> StateFile::read(bool* refused) const {
+  if (refused) *refused = false;
+  auto refuse = [&](Status s) -> Result<std::optional<DaemonState>> {
+    if (refused) *refused = true;
+    return s;
+  };
+  UniqueFd dir = open_dir();
+  if (!dir) {
     if (errno == ENOENT) return std::optional<DaemonState>();
+    return Status::system_error("read " + path_ + ": open the directory " + dir_, errno);
+  }
+  // O_NOFOLLOW: a symbolic link is refused (ELOOP), never read through; O_NONBLOCK: a FIFO
+  // planted in its place cannot stall the daemon's start.
+  UniqueFd fd(::openat(dir.get(), name_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) {
+    if (errno == ENOENT) return std::optional<DaemonState>();
+    if (errno == ELOOP)
+      return refuse(Status::error("the state file " + path_ +
+                                  " is a symbolic link: not trusted, nothing in it is run or "
+                                  "adopted, no server is taken back; remove it if you did not "
+                                  "expect it"));
     return Status::system_error("read " + path_, errno);
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  Json json = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (Status s = check_trusted(fd.get(), path_); !s.ok()) return refuse(s);
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::system_error("read " + path_, errno);
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxStateBytes) return Status::error(path_ + ": too large for a state file");
+  }
+  Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) return Status::error(path_ + ": not JSON");
   auto state = state_from_json(json);
   if (!state.ok()) return state.status().wrap(path_);
@@ -160,7 +239,7 @@ Result<std::optional<DaemonState>> StateFile::read() const {
 }
 
 void StateFile::remove() {
-  ::unlink(path_.c_str());
+  if (UniqueFd dir = open_dir()) ::unlinkat(dir.get(), name_.c_str(), 0);
   last_written_.clear();
 }
 

@@ -1,7 +1,11 @@
-// StateFile: the daemon's record of its servers and listening sockets, `state.json` beside
-// the control socket (docs/protocol.md, "Restarts of the daemon itself: resume"). A daemon
-// that was killed, or that re-executes itself (`serverswap upgrade`), reads it back to take
-// its servers again. Written atomically (tmp, fsync, rename), only when its text changes.
+// StateFile: the daemon's record of its servers and listening sockets, `NAME.state.json`
+// beside the control socket DIR/NAME (docs/protocol.md, "Restarts of the daemon itself:
+// resume"). A daemon that was killed, or that re-executes itself (`serverswap upgrade`),
+// reads it back to take its servers again. Written atomically (tmp, fsync, rename), only
+// when its text changes. Since it names commands the daemon runs again, it is trusted only
+// when it is what the daemon itself writes: a regular file of the effective uid, mode 0600,
+// one link, reached without following a symbolic link (docs/security.md, "Files the daemon
+// keeps"). Every file operation is relative to the directory opened O_NOFOLLOW.
 #pragma once
 
 #include <sys/types.h>
@@ -12,6 +16,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "base/unique_fd.h"
 #include "daemon/server_process.h"
 #include "protocol/message.h"
 
@@ -53,21 +58,40 @@ struct DaemonState {
 protocol::Json state_to_json(const DaemonState& state);
 Result<DaemonState> state_from_json(const protocol::Json& json);
 
-// state.json in the directory of the control socket.
+// "<socket>.state.json": named after the socket, so that two daemons in one directory
+// never read each other's servers.
 std::string state_path_for(const std::string& socket_path);
+// "state.json" beside the socket: where versions before the files were named after the socket
+// wrote it. Read only by `daemon --resume-upgrade` when state_path_for() is absent, so that an
+// upgrade from such a version keeps its servers (with the same trust checks).
+std::string legacy_state_path_for(const std::string& socket_path);
 
 class StateFile {
  public:
-  explicit StateFile(std::string path) : path_(std::move(path)) {}
+  // `path`: DIR/NAME.state.json; DIR is opened O_DIRECTORY|O_NOFOLLOW on every operation.
+  explicit StateFile(std::string path);
   const std::string& path() const { return path_; }
-  // Writes when the text differs from the last one written (cheap on every event).
+  // Writes when the text differs from the last one written (cheap on every event): NAME.tmp
+  // (O_NOFOLLOW, 0600), fsync, renameat. The error names the file and the errno text; a
+  // failed write is not remembered, so the next call tries again.
   Status write(const DaemonState& state);
-  // nullopt when there is no file.
-  Result<std::optional<DaemonState>> read() const;
+  // nullopt when there is no file. An error when it cannot be read or parsed, or when it is
+  // not trusted (a symbolic link, not a regular file, another owner, group/other
+  // permissions, more than one link): then *refused (if given) is set, and the message
+  // names the file, its owner and mode, and says that no server is taken back.
+  Result<std::optional<DaemonState>> read(bool* refused = nullptr) const;
   void remove();
 
+  // OK when the open file `fd` is one the daemon could have written itself (see read()).
+  static Status check_trusted(int fd, const std::string& path);
+
  private:
+  // DIR opened O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC; invalid (errno set) on failure.
+  UniqueFd open_dir() const;
+
   std::string path_;
+  std::string dir_;
+  std::string name_;
   std::string last_written_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -66,7 +67,7 @@ TEST(StateFile, WritesAtomicallyReadsBackAndRemoves) {
   std::string dir = ::testing::TempDir() + "state-file-test-" + std::to_string(getpid());
   std::filesystem::create_directories(dir);
   StateFile file(state_path_for(dir + "/control.sock"));
-  EXPECT_EQ(file.path(), dir + "/state.json");
+  EXPECT_EQ(file.path(), dir + "/control.sock.state.json");
   auto none = file.read();
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
@@ -81,6 +82,113 @@ TEST(StateFile, WritesAtomicallyReadsBackAndRemoves) {
   file.remove();
   EXPECT_FALSE(std::filesystem::exists(file.path()));
   std::filesystem::remove_all(dir);
+}
+
+// A fresh directory for one test; removed with everything in it.
+class StateDir {
+ public:
+  explicit StateDir(const std::string& name)
+      : dir_(::testing::TempDir() + "state-file-" + name + "-" + std::to_string(getpid())) {
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  ~StateDir() { std::filesystem::remove_all(dir_); }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+// Reads `file`, expecting a refusal that names the file; returns the message.
+std::string expect_refused(const StateFile& file) {
+  bool refused = false;
+  auto back = file.read(&refused);
+  EXPECT_FALSE(back.ok()) << "an untrusted state file was read";
+  EXPECT_TRUE(refused);
+  if (back.ok()) return "";
+  EXPECT_NE(back.status().message().find(file.path()), std::string::npos)
+      << back.status().message();
+  EXPECT_NE(back.status().message().find("no server is taken back"), std::string::npos)
+      << back.status().message();
+  return back.status().message();
+}
+
+TEST(StateFile, IsNamedAfterTheSocket) {
+  EXPECT_EQ(state_path_for("/run/x/a.sock"), "/run/x/a.sock.state.json");
+  EXPECT_NE(state_path_for("/run/x/a.sock"), state_path_for("/run/x/b.sock"));
+}
+
+TEST(StateFile, RefusesAFileOthersMayRead) {
+  StateDir d("mode");
+  StateFile file(state_path_for(d.dir() + "/c.sock"));
+  ASSERT_TRUE(file.write(sample()).ok());
+  ASSERT_EQ(::chmod(file.path().c_str(), 0644), 0);
+  std::string message = expect_refused(file);
+  EXPECT_NE(message.find("mode 0644"), std::string::npos) << message;
+  ASSERT_EQ(::chmod(file.path().c_str(), 0600), 0);
+  bool refused = true;
+  auto back = file.read(&refused);
+  EXPECT_TRUE(back.ok()) << back.status().message();
+  EXPECT_FALSE(refused);
+}
+
+TEST(StateFile, RefusesASymbolicLinkEvenToAGoodFile) {
+  StateDir d("symlink");
+  StateFile good(d.dir() + "/good.json");
+  ASSERT_TRUE(good.write(sample()).ok());
+  StateFile file(state_path_for(d.dir() + "/c.sock"));
+  std::filesystem::create_symlink(good.path(), file.path());
+  expect_refused(file);
+}
+
+TEST(StateFile, RefusesAFileWithASecondLink) {
+  StateDir d("link");
+  StateFile file(state_path_for(d.dir() + "/c.sock"));
+  ASSERT_TRUE(file.write(sample()).ok());
+  std::filesystem::create_hard_link(file.path(), d.dir() + "/other");
+  std::string message = expect_refused(file);
+  EXPECT_NE(message.find("2 link"), std::string::npos) << message;
+}
+
+TEST(StateFile, RefusesWhatIsNotARegularFile) {
+  StateDir d("fifo");
+  StateFile file(state_path_for(d.dir() + "/c.sock"));
+  ASSERT_EQ(::mkfifo(file.path().c_str(), 0600), 0);
+  expect_refused(file);  // and does not block on the FIFO
+}
+
+TEST(StateFile, RefusesAFileOfAnotherUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the file away";
+  StateDir d("owner");
+  StateFile file(state_path_for(d.dir() + "/c.sock"));
+  ASSERT_TRUE(file.write(sample()).ok());
+  ASSERT_EQ(::chown(file.path().c_str(), 65534, 65534), 0);
+  std::string message = expect_refused(file);
+  EXPECT_NE(message.find("uid 65534"), std::string::npos) << message;
+}
+
+TEST(StateFile, AFailedWriteSaysWhyAndIsRetriedByTheNextWrite) {
+  StateDir d("fail");
+  StateFile file(state_path_for(d.dir() + "/c.sock"));
+  // Even root cannot open a directory for writing: a deterministic failure.
+  std::filesystem::create_directory(file.path() + ".tmp");
+  Status failed = file.write(sample());
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.message().find(file.path() + ".tmp"), std::string::npos) << failed.message();
+  EXPECT_FALSE(std::filesystem::exists(file.path()));
+  std::filesystem::remove(file.path() + ".tmp");
+  // The same text again: not skipped as already written.
+  ASSERT_TRUE(file.write(sample()).ok());
+  EXPECT_TRUE(std::filesystem::exists(file.path()));
+}
+
+TEST(StateFile, WritesThroughNoSymbolicLinkAtTheTmpPath) {
+  StateDir d("tmplink");
+  StateFile file(state_path_for(d.dir() + "/c.sock"));
+  std::string target = d.dir() + "/target";
+  std::filesystem::create_symlink(target, file.path() + ".tmp");
+  EXPECT_FALSE(file.write(sample()).ok());
+  EXPECT_FALSE(std::filesystem::exists(target)) << "the write followed a symbolic link";
 }
 
 TEST(StateFile, StartTimeOfThisProcessIsStableAndAGoneProcessHasNone) {

@@ -54,6 +54,11 @@ void Metrics::observe(const Json& message, Clock::time_point now) {
   }
 }
 
+void Metrics::state_write(bool ok) {
+  if (!ok) ++state_write_failures_;
+  state_file_ok_ = ok;
+}
+
 void Metrics::deploy_finished(const std::string& id, bool ok, size_t replaced,
                               Clock::time_point now) {
   (ok ? deploys_ok_ : deploys_failed_)++;
@@ -102,6 +107,13 @@ std::string Metrics::render(const Json& servers) const {
   family(out, "serverswap_server_kills_total", "counter",
          "Servers sent SIGKILL after their grace period.");
   sample(out, "serverswap_server_kills_total", "", double(kills_));
+  family(out, "serverswap_state_write_failures_total", "counter",
+         "Failed writes of the daemon's state file (retried until one succeeds).");
+  sample(out, "serverswap_state_write_failures_total", "", double(state_write_failures_));
+  family(out, "serverswap_state_file_ok", "gauge",
+         "1 when the last write of the state file succeeded, 0 while writes fail: a daemon "
+         "restarted then would not find the servers started since.");
+  sample(out, "serverswap_state_file_ok", "", state_file_ok_ ? 1 : 0);
   return out;
 }
 

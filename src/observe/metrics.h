@@ -21,6 +21,10 @@ class Metrics {
   // One supervisor message: {"event": {...}}, {"deployed": {...}} or {"deployFailed": {...}}.
   void observe(const protocol::Json& message, Clock::time_point now = Clock::now());
 
+  // One attempt to write the daemon's state file: failures are counted, and the last
+  // outcome is the serverswap_state_file_ok gauge (1 until a write fails).
+  void state_write(bool ok);
+
   // The exposition text; `servers` is the supervisor's status() (an array with "state").
   std::string render(const protocol::Json& servers) const;
 
@@ -37,6 +41,8 @@ class Metrics {
   uint64_t restarts_ = 0;
   uint64_t crashes_ = 0;
   uint64_t kills_ = 0;
+  uint64_t state_write_failures_ = 0;
+  bool state_file_ok_ = true;
   std::array<uint64_t, kDurationBuckets.size()> duration_counts_{};  // per bucket, cumulative
   uint64_t duration_count_ = 0;
   double duration_sum_ = 0;

@@ -61,6 +61,19 @@ TEST(MetricsTest, IgnoresMessagesItDoesNotKnow) {
   EXPECT_EQ(value_of(m.render(nullptr), "serverswap_deploys_total{outcome=\"deployed\"}"), 1);
 }
 
+TEST(MetricsTest, StateFileWritesAreCountedAndTheLastOutcomeIsAGauge) {
+  Metrics m;
+  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_file_ok"), 1);
+  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_write_failures_total"), 0);
+  m.state_write(false);
+  m.state_write(false);
+  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_file_ok"), 0);
+  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_write_failures_total"), 2);
+  m.state_write(true);
+  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_file_ok"), 1);
+  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_write_failures_total"), 2);
+}
+
 TEST(MetricsResponseTest, AnswersOnlyGetMetrics) {
   std::string ok = metrics_response("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "a 1\n");
   EXPECT_TRUE(ok.starts_with("HTTP/1.1 200 OK\r\n")) << ok;

@@ -83,7 +83,7 @@ TEST(Resume, KillNineMidSwapThenANewDaemonFinishesItAndSwapsAgainUnderLoad) {
   auto swap = daemon.start_deploy({RESUME_SERVER_BIN, "127.0.0.1:0", "--up-on-signal"});
   ASSERT_TRUE(swap->wait_for_output("handed the listening socket", 10s)) << swap->output();
   pid_t new_pid = daemon.server_pids().at(1);
-  std::string state_path = daemon.dir() + "/state.json";
+  std::string state_path = daemon.socket() + ".state.json";
   ASSERT_TRUE(eventually(
       [&] {
         std::string state = read_file(state_path);
@@ -124,7 +124,7 @@ TEST(Resume, KillNineMidSwapThenANewDaemonFinishesItAndSwapsAgainUnderLoad) {
   EXPECT_LE(settled_open_fds(again->pid()), fds_resumed)
       << "the daemon holds more fds after the swap than after the resume";
   stop_daemon(daemon, *again);
-  EXPECT_FALSE(std::filesystem::exists(state_path)) << "a clean stop removes state.json";
+  EXPECT_FALSE(std::filesystem::exists(state_path)) << "a clean stop removes the state file";
 }
 
 TEST(Resume, UpgradeUnderLoadKeepsThePidTheSocketsAndTheServers) {
@@ -278,7 +278,7 @@ TEST(Resume, AFirstRunForegroundDaemonUpgradedStillStopsOnCtrlC) {
   foreground.signal(SIGINT);
   EXPECT_EQ(foreground.wait(30s), 0) << foreground.output();
   EXPECT_TRUE(eventually([&] { return !process_exists(server); }, 5s));
-  EXPECT_FALSE(std::filesystem::exists(dir + "/state.json"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/control.sock.state.json"));
   std::filesystem::remove_all(dir);
 }
 

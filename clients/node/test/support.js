@@ -93,7 +93,7 @@ class Daemon {
   }
 
   // SIGKILL to the daemon (its servers go on), then a new daemon on the same socket, which
-  // takes them back from state.json (docs/protocol.md section 11).
+  // takes them back from its state file, <socket>.state.json (docs/protocol.md section 11).
   async killAndRestart() {
     this.process.kill('SIGKILL');
     await this.exited;

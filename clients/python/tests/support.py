@@ -73,7 +73,7 @@ class Daemon:
 
     def kill_and_restart(self):
         """SIGKILL to the daemon (its servers go on), then a new daemon on the same socket,
-        which takes them back from state.json (docs/protocol.md §11)."""
+        which takes them back from its state file, <socket>.state.json (docs/protocol.md §11)."""
         self.process.kill()
         self.process.wait(10)
         self._start()
