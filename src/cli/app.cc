@@ -50,7 +50,8 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
   app.add_option("--grant", o.grant,
                  "RESOURCE: a server run with --user may be handed it though its user could "
                  "not bind it (a port below 1024, a socket bound for another user); "
-                 "repeatable, remembered for the command");
+                 "repeatable, remembered for the command")
+      ->allow_extra_args(false);  // one each: `--grant :80 ./server` leaves the command alone
   app.add_option("--ready-after", o.ready_after,
                  "COMMAND is up once alive this long (for programs that cannot say so)");
   app.add_option("--workers", o.workers,

@@ -72,7 +72,10 @@ Result<const SocketSet::Entry*> SocketSet::get_or_bind(const protocol::Resource&
   auto stream = wrap(loop_, bound->fd.get(), is_unix);
   if (!stream.ok()) return stream.status();
   bound->fd.release();  // the libuv handle owns it now
-  Entry entry{bound->address, is_unix ? resource.path : "", *stream};
+  // Resolved now, as root: the file is later unlinked only at this path, walked without
+  // following symlinks, and only while it is still the inode bound.
+  Entry entry{bound->address, is_unix ? handover::resolved_socket_path(resource.path) : "",
+              *stream};
   entry.owner = as ? as->uid : ::getuid();
   entry.dev = bound->dev;
   entry.ino = bound->ino;
@@ -106,6 +109,7 @@ void SocketSet::close_when_idle(const std::string& name, Millis grace,
   if (it == entries_.end() || !it->second.bound_here || idle_timers_.count(name)) return;
   auto timer = std::make_unique<Timer>(loop_);
   Timer* t = timer.get();
+  t->unref();  // a pending close must not keep a stopping daemon's loop alive
   idle_timers_.emplace(name, std::move(timer));
   t->start(grace, [this, name, grace, in_use = std::move(in_use)] {
     bool wanted = in_use(name);

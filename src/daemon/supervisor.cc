@@ -421,7 +421,7 @@ Status Supervisor::may_hold(const Server& server, const protocol::Resource& reso
   return {};
 }
 
-// Whether a server, a pending crash restart or a live server's --listen still wants `name`.
+// Whether a server, a crash restart or a live server's --listen still wants `name`.
 bool Supervisor::socket_wanted(const std::string& name) const {
   for (const auto& [id, s] : servers_) {
     if (!s->alive()) continue;
@@ -429,8 +429,13 @@ bool Supervisor::socket_wanted(const std::string& name) const {
     for (const auto& l : s->request.listen)
       if (names_resource(l.resource, name)) return true;
   }
-  for (const auto& [key, loop] : crash_loops_)
-    if (loop->restart_pending && loop->resources.count(name)) return true;
+  // A crash restart waiting for its delay, or started and not yet asking again.
+  for (const auto& [key, loop] : crash_loops_) {
+    if (!loop->resources.count(name)) continue;
+    if (loop->restart_pending) return true;
+    for (const auto& [id, s] : servers_)
+      if (s->alive() && crash_key(s->request) == key) return true;
+  }
   return false;
 }
 

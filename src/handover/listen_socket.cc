@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 
 namespace serverswap::handover {
@@ -93,9 +95,18 @@ int unix_socket_alive(const sockaddr_un& addr) {
   return -1;
 }
 
-// socket + bind + listen at addr.sun_path, replacing a stale socket file (by its inode,
-// unlink_socket_file). Async-signal-safe: no allocation.
-UnixOutcome bind_unix_raw(const sockaddr_un& addr, int* fd_out) {
+// Replaces a stale socket file (dev, ino) by the daemon, for a server of its own user: by
+// its inode, the directory resolved first so that a trusted symlink on the way
+// (/var/run -> /run) is followed once and nothing after it.
+int unlink_stale_in_process(const char* path, dev_t dev, ino_t ino) {
+  std::string resolved = resolved_socket_path(path);
+  return unlink_socket_file(resolved.c_str(), dev, ino);
+}
+
+// socket + bind + listen at addr.sun_path, replacing a stale socket file. `in_child`: in the
+// forked child of bind_listener_as, running as the server's user, which unlinks with that
+// user's permissions and must stay async-signal-safe (no allocation).
+UnixOutcome bind_unix_raw(const sockaddr_un& addr, int* fd_out, bool in_child) {
   UnixOutcome out;
   auto fail = [&](Stage stage, int err) {
     out.stage = stage;
@@ -117,7 +128,11 @@ UnixOutcome bind_unix_raw(const sockaddr_un& addr, int* fd_out) {
       ::close(fd);
       return fail(alive == 1 ? Stage::kInUse : Stage::kBind, err);
     }
-    int unlinked = unlink_socket_file(addr.sun_path, st.st_dev, st.st_ino);
+    int unlinked = 0;
+    if (!in_child)
+      unlinked = unlink_stale_in_process(addr.sun_path, st.st_dev, st.st_ino);
+    else if (::unlink(addr.sun_path) != 0 && errno != ENOENT)
+      unlinked = errno;
     if (unlinked != 0) {
       ::close(fd);
       return fail(Stage::kReplace, unlinked);
@@ -179,7 +194,7 @@ Result<ListenSocket> bind_unix(const Resource& r) {
   auto addr = unix_address(r);
   if (!addr.ok()) return addr.status();
   int fd = -1;
-  UnixOutcome out = bind_unix_raw(*addr, &fd);
+  UnixOutcome out = bind_unix_raw(*addr, &fd, /*in_child=*/false);
   if (Status s = outcome_status(out, r.name(), r.path); !s.ok()) return s;
   return ListenSocket{UniqueFd(fd), r.name(), out.dev, out.ino};
 }
@@ -196,7 +211,7 @@ Result<ListenSocket> bind_unix(const Resource& r) {
     out.stage = Stage::kCredentials;
     out.err = errno;
   } else {
-    out = bind_unix_raw(addr, &fd);
+    out = bind_unix_raw(addr, &fd, /*in_child=*/true);
   }
   iovec iov{&out, sizeof out};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
@@ -217,8 +232,19 @@ Result<ListenSocket> bind_unix(const Resource& r) {
 
 }  // namespace
 
+std::string resolved_socket_path(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return path;
+  std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+  char real[PATH_MAX];
+  if (::realpath(dir.c_str(), real) == nullptr) return path;
+  std::string out = real;
+  if (out != "/") out += "/";
+  return out + path.substr(slash + 1);
+}
+
 int unlink_socket_file(const char* path, dev_t dev, ino_t ino) {
-  char buf[sizeof(sockaddr_un::sun_path)];
+  char buf[PATH_MAX];
   size_t len = std::strlen(path);
   if (path[0] != '/' || len >= sizeof buf) return EINVAL;
   std::memcpy(buf, path, len + 1);

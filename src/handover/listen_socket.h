@@ -47,6 +47,12 @@ Result<ListenSocket> bind_listener_as(const protocol::Resource& resource, uid_t 
 // now; ELOOP/ENOTDIR: a directory on the way is a symlink). Async-signal-safe.
 int unlink_socket_file(const char* path, dev_t dev, ino_t ino);
 
+// `path` with its directory resolved by realpath(3) (symlinks followed, as the caller), the
+// last component kept: where unlink_socket_file is to find the socket bound at `path`
+// later. Resolve right after binding, while the path is what was bound. `path` unchanged
+// when the directory cannot be resolved.
+std::string resolved_socket_path(const std::string& path);
+
 // The address a listening socket is bound to, as bind_listener reports it.
 std::string bound_address(int fd);
 

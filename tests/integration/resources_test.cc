@@ -248,8 +248,8 @@ TEST_F(Resources, SocketNoServerHoldsIsClosedAfterTheGraceAndBoundAgainLater) {
   auto options = daemon_options();
   options.insert(options.end(), {"--idle-socket-grace", "300ms"});
   DaemonUnderTest daemon(options);
-  // It asks, then fails: it never comes up, so no crash restart waits for its socket.
-  auto failed = deploy_with(daemon, {}, {FAULT_SERVER_BIN, "fail-after-resource", resource});
+  // It asks, then exits before it is up: no crash restart waits for its socket.
+  auto failed = deploy_with(daemon, {}, {FAULT_SERVER_BIN, "crash-after-resource", resource});
   ASSERT_EQ(failed.code, 1) << failed.output;
   ASSERT_TRUE(daemon.process().wait_for_output(
       "closed " + resource + ": no server has held it for 300ms", 10s))
@@ -271,7 +271,7 @@ TEST_F(Resources, SocketAServerHoldsStaysOpen) {
   auto up = deploy_with(daemon, {}, {FAULT_SERVER_BIN, "claim", resource});
   ASSERT_EQ(up.code, 0) << up.output;
   // Another server exits (which runs the sweep); the held socket stays.
-  auto other = deploy_with(daemon, {}, {FAULT_SERVER_BIN, "fail-after-resource", "127.0.0.1:0"});
+  auto other = deploy_with(daemon, {}, {FAULT_SERVER_BIN, "crash-after-resource", "127.0.0.1:0"});
   ASSERT_EQ(other.code, 1) << other.output;
   ASSERT_TRUE(daemon.process().wait_for_output("closed 127.0.0.1:0", 10s));
   EXPECT_FALSE(contains(daemon.process().output(), "closed " + resource));
