@@ -409,10 +409,19 @@ Status Supervisor::may_hold(const Server& server, const protocol::Resource& reso
       identity->user.empty() ? "uid " + std::to_string(identity->uid) : identity->user;
   std::string how = "; grant it with --grant " + name + " (or --listen " + name +
                     ") on the command line that deploys it";
-  if (const SocketSet::Entry* held = sockets_.find(name)) {
-    if (held->owner == identity->uid) return {};
+  if (const SocketSet::Entry* existing = sockets_.find(name)) {
+    if (existing->owner == identity->uid) return {};
+    // Taken over from an earlier daemon (upgrade, resume): who it was bound for is not
+    // recorded; a live server of the same --user/--group holding it vouches for it.
+    if (!existing->bound_here &&
+        std::any_of(servers_.begin(), servers_.end(), [&](const auto& entry) {
+          const Server& s = *entry.second;
+          return s.alive() && s.held.count(name) && s.request.user == request.user &&
+                 s.request.group == request.group;
+        }))
+      return {};
     return Status::error("readyFor " + name + ": the daemon holds it for another user (uid " +
-                         std::to_string(held->owner) + "), not for " + who + how);
+                         std::to_string(existing->owner) + "), not for " + who + how);
   }
   if (resource.kind == protocol::Resource::Kind::kTcp && resource.port != 0 &&
       resource.port < unprivileged_port_start())

@@ -71,9 +71,9 @@ Result<ListenSocket> bind_tcp(const Resource& r) {
   return dual;
 }
 
-// What binding a Unix socket came to, in plain values: a forked child (bind_unix_as)
+// What binding a Unix socket came to, in plain values: a forked child (bind_listener_as)
 // reports it through a socketpair, and computes it with async-signal-safe calls only.
-enum class Stage : int { kDone, kSocket, kBind, kInUse, kReplace, kListen, kCredentials, kPath };
+enum class Stage : int { kDone, kSocket, kBind, kInUse, kReplace, kListen, kCredentials };
 struct UnixOutcome {
   Stage stage = Stage::kDone;
   int err = 0;
@@ -175,8 +175,6 @@ Status outcome_status(const UnixOutcome& out, const std::string& what, const std
       return Status::system_error("listen " + what, out.err);
     case Stage::kCredentials:
       return Status::system_error("bind " + what + ": switch to the server's user", out.err);
-    case Stage::kPath:
-      return Status::error("bind " + what + ": path too long");
   }
   return Status::error("bind " + what + ": ?");
 }

@@ -126,6 +126,26 @@ TEST_F(Resources, PrivilegedPortGrantedByListen) {
   EXPECT_EQ(deploy.code, 0) << deploy.output;
 }
 
+// A socket the daemon holds for another application (here root's) is not handed to a
+// --user server, though its port is unprivileged; a grant hands it over.
+TEST_F(Resources, AnotherUsersSocketOnlyWithAGrant) {
+  uint16_t port = free_ephemeral_port();
+  ASSERT_NE(port, 0);
+  std::string resource = "127.0.0.1:" + std::to_string(port);
+  DaemonUnderTest daemon(daemon_options());
+  auto roots = deploy_with(daemon, {}, {FAULT_SERVER_BIN, "claim", resource});
+  ASSERT_EQ(roots.code, 0) << roots.output;
+  auto refused = claim_as_nobody(daemon, {}, {resource});
+  EXPECT_EQ(refused.code, 1) << refused.output;
+  EXPECT_TRUE(contains(refused.output,
+                       "readyFor " + resource + ": the daemon holds it for another user (uid 0)"))
+      << refused.output;
+  ASSERT_EQ(daemon.server_pids().size(), 1u) << "root's server was taken down";
+  // Granted: it gets the socket (and, once up, takes root's server down: a swap).
+  auto granted = claim_as_nobody(daemon, {"--grant", resource}, {resource});
+  EXPECT_EQ(granted.code, 0) << granted.output;
+}
+
 TEST_F(Resources, UnixSocketInARootOnlyDirectoryIsRefused) {
   TempDir dir;  // root's, 0700
   ASSERT_EQ(chmod(dir.path.c_str(), 0700), 0);
