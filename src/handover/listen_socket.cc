@@ -201,6 +201,10 @@ Result<ListenSocket> bind_unix(const Resource& r) {
 // runs), binds, and sends the outcome with the descriptor. Async-signal-safe only: the
 // daemon may have other threads.
 [[noreturn]] void bind_as_child(int channel, const sockaddr_un& addr, uid_t uid, gid_t gid) {
+  // The daemon's handlers (libuv's signal pipe) must not run here: it is not the daemon.
+  sigset_t all;
+  sigfillset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, nullptr);
   UnixOutcome out;
   int fd = -1;
   // Raw syscalls: they change this thread's credentials only, and it is the only one.
