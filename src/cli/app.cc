@@ -47,6 +47,11 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
   app.add_option("--listen", o.listen,
                  "[NAME=]ADDR: bind ADDR once and give it to COMMAND at fd 3, 4, ... with "
                  "LISTEN_FDS, SERVER_STARTER_PORT and EINHORN_FD_* (repeatable)");
+  app.add_option("--grant", o.grant,
+                 "RESOURCE: a server run with --user may be handed it though its user could "
+                 "not bind it (a port below 1024, a socket bound for another user); "
+                 "repeatable, remembered for the command")
+      ->allow_extra_args(false);  // one each: `--grant :80 ./server` leaves the command alone
   app.add_option("--ready-after", o.ready_after,
                  "COMMAND is up once alive this long (for programs that cannot say so)");
   app.add_option("--workers", o.workers,
@@ -71,6 +76,8 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   app.add_flag("-q,--quiet", o.quiet, "print only the outcome of a deploy");
+  // For tests: how long a socket no server holds stays bound (daemon setting).
+  app.add_option("--idle-socket-grace", o.idle_socket_grace)->group("");
 }
 
 }  // namespace

@@ -30,6 +30,9 @@ struct GlobalOptions {
   // Per command, carried by the deploy request (daemon::SpawnSpec): --listen [NAME=]ADDR in
   // order, --ready-after D; --takedown-signal counts for the command too when given.
   std::vector<std::string> listen;
+  // --grant RESOURCE (repeatable): what a --user server may get beyond what its user could
+  // bind (a privileged port, a socket bound for another user).
+  std::vector<std::string> grant;
   std::string ready_after;
   bool takedown_signal_given = false;
   // --workers N copies of COMMAND; a deploy rolls --batch K at a time, at most --max-surge S
@@ -44,6 +47,7 @@ struct GlobalOptions {
   std::string adopt_timeout = "10s";  // --adopt-timeout D (daemon setting)
   std::string metrics;                // --metrics ADDR (daemon setting)
   std::string log_format = "text";    // --log-format text|json (daemon setting)
+  std::string idle_socket_grace;      // hidden --idle-socket-grace D (daemon; empty: 60s)
   bool quiet = false;
 };
 

@@ -41,6 +41,14 @@ std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& opt
   settings.settle = *settle;
   settings.takedown_signal = *signum;
   settings.relay_path = self;
+  if (!options.idle_socket_grace.empty()) {
+    auto grace = parse_duration(options.idle_socket_grace);
+    if (!grace.ok()) {
+      say(grace.status().wrap("--idle-socket-grace").message());
+      return std::nullopt;
+    }
+    settings.idle_socket_grace = *grace;
+  }
   return settings;
 }
 
@@ -66,6 +74,7 @@ std::optional<daemon::RestartSettings> restart_settings(const GlobalOptions& opt
     restart.daemon_args.push_back(value);
   };
   add("--metrics", options.metrics);
+  add("--idle-socket-grace", options.idle_socket_grace);
   // The first-run daemon's --user/--group belong to its command, not to the daemon.
   if (daemon_command) {
     add("--user", options.user);

@@ -33,13 +33,18 @@ daemon::SpawnSpec spec_for(std::vector<std::string> command, const GlobalOptions
   return spec;
 }
 
-// The settings that belong to the command: --listen, --ready-after, --takedown-signal,
+// The settings that belong to the command: --listen, --grant, --ready-after, --takedown-signal,
 // --workers, --batch, --max-surge.
 Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spec) {
   for (const auto& text : options.listen) {
     auto listen = daemon::parse_listen_option(text);
     if (!listen.ok()) return listen.status();
     spec.listen.push_back(*listen);
+  }
+  for (const auto& text : options.grant) {
+    auto resource = protocol::parse_resource(text);
+    if (!resource.ok()) return resource.status().wrap("--grant");
+    spec.grants.push_back(text);
   }
   if (!options.ready_after.empty()) {
     auto after = parse_duration(options.ready_after);
@@ -57,8 +62,8 @@ Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spe
   return {};
 }
 
-// docs/protocol.md, "Control messages": listen, readyAfterMs, takedownSignal, workers, batch,
-// maxSurge.
+// docs/protocol.md, "Control messages": listen, grant, readyAfterMs, takedownSignal, workers,
+// batch, maxSurge.
 void add_command_fields(const daemon::SpawnSpec& spec, Json& body) {
   if (!spec.listen.empty()) {
     Json listen = Json::array();
@@ -66,6 +71,7 @@ void add_command_fields(const daemon::SpawnSpec& spec, Json& body) {
       listen.push_back({{"name", l.name}, {"resource", l.resource}});
     body["listen"] = listen;
   }
+  if (!spec.grants.empty()) body["grant"] = spec.grants;
   if (spec.ready_after) body["readyAfterMs"] = spec.ready_after->count();
   if (spec.takedown_signal) body["takedownSignal"] = daemon::signal_name(*spec.takedown_signal);
   if (spec.workers) body["workers"] = *spec.workers;

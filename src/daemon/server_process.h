@@ -34,6 +34,9 @@ struct SpawnSpec {
   std::string cwd;
   std::vector<std::string> env;  // "K=V"
   std::vector<ListenAddress> listen;
+  // --grant RESOURCE, as given: what a server run as another user may be handed beyond what
+  // that user could bind itself (a privileged port, a socket bound for someone else).
+  std::vector<std::string> grants;
   std::optional<Millis> ready_after;   // alive this long after spawn = up (the weak rule)
   std::optional<int> takedown_signal;  // else the daemon's --takedown-signal
   // --workers N: N copies share the resources and a deploy rolls through them

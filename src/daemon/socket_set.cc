@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstring>
+
 #include "base/log.h"
 #include "handover/listen_socket.h"
 
@@ -39,26 +41,47 @@ Result<uv_stream_t*> wrap(uv_loop_t* loop, int fd, bool is_unix) {
   return stream;
 }
 
+// Only the file the daemon bound is unlinked, reached without following a symlink: a
+// directory on its path may belong to the user of a server (--user).
+void unlink_bound_file(const SocketSet::Entry& entry) {
+  if (entry.unix_path.empty() || entry.ino == 0) return;
+  int err = handover::unlink_socket_file(entry.unix_path.c_str(), entry.dev, entry.ino);
+  if (err != 0)
+    log_line("left the socket file " + entry.unix_path + " in place: " + std::strerror(err));
+}
+
 }  // namespace
 
 SocketSet::~SocketSet() {
+  idle_timers_.clear();
   for (auto& [name, entry] : entries_) {
     close_stream(entry.handle);
-    if (!entry.unix_path.empty()) ::unlink(entry.unix_path.c_str());
+    unlink_bound_file(entry);
   }
 }
 
-Result<const SocketSet::Entry*> SocketSet::get_or_bind(const protocol::Resource& resource) {
+Result<const SocketSet::Entry*> SocketSet::get_or_bind(const protocol::Resource& resource,
+                                                       std::optional<BindAs> as,
+                                                       Millis bind_timeout) {
   std::string name = resource.name();
   if (auto it = entries_.find(name); it != entries_.end()) return &it->second;
-  auto bound = handover::bind_listener(resource);
+  auto bound = as ? handover::bind_listener_as(resource, as->uid, as->gid, bind_timeout)
+                  : handover::bind_listener(resource);
   if (!bound.ok()) return bound.status();
   bool is_unix = resource.kind == protocol::Resource::Kind::kUnix;
   auto stream = wrap(loop_, bound->fd.get(), is_unix);
   if (!stream.ok()) return stream.status();
   bound->fd.release();  // the libuv handle owns it now
-  Entry entry{bound->address, is_unix ? resource.path : "", *stream};
-  log_line("bound " + name + " (" + entry.address + ")");
+  // Resolved now, as root: the file is later unlinked only at this path, walked without
+  // following symlinks, and only while it is still the inode bound.
+  Entry entry{bound->address, is_unix ? handover::resolved_socket_path(resource.path) : "",
+              *stream};
+  entry.owner = as ? as->uid : ::getuid();
+  entry.dev = bound->dev;
+  entry.ino = bound->ino;
+  entry.bound_here = true;
+  log_line("bound " + name + " (" + entry.address + ")" +
+           (as ? " as uid " + std::to_string(as->uid) : ""));
   return &entries_.emplace(name, std::move(entry)).first->second;
 }
 
@@ -69,13 +92,40 @@ Status SocketSet::adopt(const std::string& name, UniqueFd fd, const std::string&
   if (!stream.ok()) return stream.status().wrap(name);
   fd.release();  // the libuv handle owns it now
   log_line("adopted " + name + " (" + address + ") from " + from);
-  entries_.emplace(name, Entry{address, "", *stream});
+  Entry entry{address, "", *stream};
+  entry.owner = ::getuid();
+  entries_.emplace(name, std::move(entry));
   return {};
 }
 
 const SocketSet::Entry* SocketSet::find(const std::string& name) const {
   auto it = entries_.find(name);
   return it == entries_.end() ? nullptr : &it->second;
+}
+
+void SocketSet::close_when_idle(const std::string& name, Millis grace,
+                                std::function<bool(const std::string&)> in_use) {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || !it->second.bound_here || idle_timers_.count(name)) return;
+  auto timer = std::make_unique<Timer>(loop_);
+  Timer* t = timer.get();
+  t->unref();  // a pending close must not keep a stopping daemon's loop alive
+  idle_timers_.emplace(name, std::move(timer));
+  t->start(grace, [this, name, grace, in_use = std::move(in_use)] {
+    bool wanted = in_use(name);
+    idle_timers_.erase(name);  // destroys this timer: uv_close defers the handle's release
+    if (wanted) return;
+    close_entry(name);
+    log_line("closed " + name + ": no server has held it for " + format_duration(grace));
+  });
+}
+
+void SocketSet::close_entry(const std::string& name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return;
+  close_stream(it->second.handle);
+  unlink_bound_file(it->second);
+  entries_.erase(it);
 }
 
 }  // namespace serverswap::daemon

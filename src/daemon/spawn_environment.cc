@@ -148,6 +148,16 @@ Status parse_command_settings(const protocol::Json& body, SpawnSpec& spec) {
       spec.listen.push_back(*parsed);
     }
   }
+  if (body.contains("grant")) {
+    const protocol::Json& grant = body["grant"];
+    if (!grant.is_array()) return Status::error("grant must be an array of resources");
+    for (const auto& g : grant) {
+      if (!g.is_string()) return Status::error("grant must be an array of resources");
+      auto parsed = protocol::parse_resource(g.get<std::string>());
+      if (!parsed.ok()) return parsed.status().wrap("grant");
+      spec.grants.push_back(g.get<std::string>());
+    }
+  }
   if (body.contains("readyAfterMs")) {
     if (!body["readyAfterMs"].is_number_unsigned())
       return Status::error("readyAfterMs must be a number of milliseconds");
@@ -174,9 +184,11 @@ Status parse_command_settings(const protocol::Json& body, SpawnSpec& spec) {
 void RememberedSettings::apply(SpawnSpec& spec) {
   SpawnSpec& last = by_command_[{spec.argv, spec.cwd}];
   if (spec.listen.empty()) spec.listen = last.listen;
+  if (spec.grants.empty()) spec.grants = last.grants;
   if (!spec.ready_after) spec.ready_after = last.ready_after;
   if (!spec.takedown_signal) spec.takedown_signal = last.takedown_signal;
   last.listen = spec.listen;
+  last.grants = spec.grants;
   last.ready_after = spec.ready_after;
   last.takedown_signal = spec.takedown_signal;
   // Workers are remembered as a whole: a new count without --batch gets the default pace.

@@ -65,12 +65,12 @@ std::vector<std::string> exec_shim_argv(const std::string& self,
 int exec_shim(int argc, char** argv);
 
 // The deploy request's per-command fields (docs/protocol.md, "Control messages"):
-// "listen": [{"name", "resource"}], "readyAfterMs", "takedownSignal", "workers", "batch",
-// "maxSurge".
+// "listen": [{"name", "resource"}], "grant": [resource], "readyAfterMs", "takedownSignal",
+// "workers", "batch", "maxSurge".
 Status parse_command_settings(const protocol::Json& body, SpawnSpec& spec);
 
 // Settings remembered by command (argv and working directory): a deploy that gives no
-// --listen, --ready-after, --takedown-signal or --workers gets those of the command's last
+// --listen, --grant, --ready-after, --takedown-signal or --workers gets those of the command's last
 // deploy, so
 // that running the same command again swaps it.
 class RememberedSettings {

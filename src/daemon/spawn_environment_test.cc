@@ -107,6 +107,31 @@ TEST(RememberedSettings, ARepeatedDeployWithoutWorkersKeepsTheLastCount) {
   EXPECT_FALSE(other.workers);
 }
 
+TEST(CommandSettings, GrantsAreResources) {
+  SpawnSpec spec;
+  ASSERT_TRUE(parse_command_settings({{"grant", {"127.0.0.1:80", "unix:/run/a.sock"}}}, spec).ok());
+  EXPECT_EQ(spec.grants, (std::vector<std::string>{"127.0.0.1:80", "unix:/run/a.sock"}));
+  SpawnSpec bad;
+  EXPECT_FALSE(parse_command_settings({{"grant", {"not a resource"}}}, bad).ok());
+  EXPECT_FALSE(parse_command_settings({{"grant", "127.0.0.1:80"}}, bad).ok());
+}
+
+TEST(RememberedSettings, GrantsAreRememberedLikeListen) {
+  RememberedSettings remembered;
+  SpawnSpec first;
+  first.argv = {"./srv"};
+  first.grants = {"127.0.0.1:80"};
+  remembered.apply(first);
+  SpawnSpec again;
+  again.argv = {"./srv"};
+  remembered.apply(again);
+  EXPECT_EQ(again.grants, first.grants);
+  SpawnSpec other;
+  other.argv = {"./other"};
+  remembered.apply(other);
+  EXPECT_TRUE(other.grants.empty());
+}
+
 TEST(NeverReadyReason, SaysWhatTheServerWouldNeed) {
   std::string silent = never_ready_reason(false, false, false, "2s");
   EXPECT_NE(silent.find("no READY=1 on NOTIFY_SOCKET"), std::string::npos) << silent;

@@ -28,6 +28,7 @@ Json request_to_json(const SpawnSpec& spec) {
   Json listen = Json::array();
   for (const auto& l : spec.listen) listen.push_back({{"name", l.name}, {"resource", l.resource}});
   body["listen"] = listen;
+  if (!spec.grants.empty()) body["grant"] = spec.grants;
   if (spec.ready_after) body["readyAfterMs"] = static_cast<uint64_t>(spec.ready_after->count());
   if (spec.takedown_signal) body["takedownSignal"] = signal_name(*spec.takedown_signal);
   body["user"] = spec.user;

@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
 #include <random>
 
 #include "base/join.h"
@@ -348,19 +350,113 @@ void Supervisor::ready_for(Server& server, Connection& connection, const protoco
   }
   if (server.state == ServerState::kDraining || server.state == ServerState::kFailed)
     return reply_error(connection, "this server is being taken down", m);
-  auto entry = sockets_.get_or_bind(*resource);
-  if (!entry.ok()) {
-    reply_error(connection, entry.status().message(), m);
-    if (server.starting()) fail(server, entry.status().message());
-    return;
-  }
   std::string name = resource->name();
+  auto refused = [&](const Status& why) {
+    reply_error(connection, why.message(), m);
+    if (server.starting()) fail(server, why.message());
+  };
+  if (!server.held.count(name) && server.held.size() >= kMaxResourcesPerServer)
+    return refused(Status::error("readyFor " + name + ": a server may hold at most " +
+                                 std::to_string(kMaxResourcesPerServer) + " resources"));
+  std::optional<SocketSet::BindAs> bind_as;
+  if (Status s = may_hold(server, *resource, &bind_as); !s.ok()) return refused(s);
+  auto entry = sockets_.get_or_bind(*resource, bind_as);
+  if (!entry.ok()) return refused(entry.status());
   server.held[name] = spelled;
   Json reply = protocol::make("resourceReady", spelled);
   reply["address"] = (*entry)->address;
   connection.send_with_handle(reply, (*entry)->handle);
   emit(server, "resourceReady", "handed the listening socket " + (*entry)->address, name);
   if (server.starting()) become_ready(server);
+}
+
+namespace {
+
+// Ports below this need CAP_NET_BIND_SERVICE (net.ipv4.ip_unprivileged_port_start).
+int unprivileged_port_start() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_unprivileged_port_start");
+  int start = 1024;
+  if (!(in >> start)) start = 1024;
+  return start;
+}
+
+bool names_resource(const std::string& spelled, const std::string& name) {
+  auto parsed = protocol::parse_resource(spelled);
+  return parsed.ok() && parsed->name() == name;
+}
+
+}  // namespace
+
+// A server run as another user (--user) gets what that user could bind itself, plus what
+// its command line grants (--listen, --grant); same-user and root servers get anything.
+// `bind_as` is set to whom a new socket is bound for.
+Status Supervisor::may_hold(const Server& server, const protocol::Resource& resource,
+                            std::optional<SocketSet::BindAs>* bind_as) const {
+  const SpawnSpec& request = server.request;
+  if (request.user.empty() && request.group.empty()) return {};
+  auto identity = resolve_identity(request.user, request.group);
+  if (!identity.ok()) return identity.status();
+  if (identity->uid == ::getuid()) return {};
+  *bind_as = SocketSet::BindAs{identity->uid, identity->gid};
+  std::string name = resource.name();
+  bool granted =
+      std::any_of(request.grants.begin(), request.grants.end(),
+                  [&](const std::string& g) { return names_resource(g, name); }) ||
+      std::any_of(request.listen.begin(), request.listen.end(),
+                  [&](const ListenAddress& l) { return names_resource(l.resource, name); });
+  if (granted) return {};
+  std::string who =
+      identity->user.empty() ? "uid " + std::to_string(identity->uid) : identity->user;
+  std::string how = "; grant it with --grant " + name + " (or --listen " + name +
+                    ") on the command line that deploys it";
+  if (const SocketSet::Entry* existing = sockets_.find(name)) {
+    if (existing->owner == identity->uid) return {};
+    // Taken over from an earlier daemon (upgrade, resume): who it was bound for is not
+    // recorded; a live server of the same --user/--group holding it vouches for it.
+    if (!existing->bound_here &&
+        std::any_of(servers_.begin(), servers_.end(), [&](const auto& entry) {
+          const Server& s = *entry.second;
+          return s.alive() && s.held.count(name) && s.request.user == request.user &&
+                 s.request.group == request.group;
+        }))
+      return {};
+    return Status::error("readyFor " + name + ": the daemon holds it for another user (uid " +
+                         std::to_string(existing->owner) + "), not for " + who + how);
+  }
+  if (resource.kind == protocol::Resource::Kind::kTcp && resource.port != 0 &&
+      resource.port < unprivileged_port_start())
+    return Status::error("readyFor " + name + ": port " + std::to_string(resource.port) +
+                         " is privileged and " + who + " may not bind it" + how);
+  return {};
+}
+
+// Whether a server, a crash restart or a live server's --listen still wants `name`.
+bool Supervisor::socket_wanted(const std::string& name) const {
+  for (const auto& [id, s] : servers_) {
+    if (!s->alive()) continue;
+    if (s->held.count(name)) return true;
+    for (const auto& l : s->request.listen)
+      if (names_resource(l.resource, name)) return true;
+  }
+  // A crash restart waiting for its delay, or started and not yet asking again.
+  for (const auto& [key, loop] : crash_loops_) {
+    if (!loop->resources.count(name)) continue;
+    if (loop->restart_pending) return true;
+    for (const auto& [id, s] : servers_)
+      if (s->alive() && crash_key(s->request) == key) return true;
+  }
+  return false;
+}
+
+// After a server exits: the sockets nobody wants any more are closed after a grace, so that
+// what servers once asked for does not stay bound for the daemon's lifetime.
+void Supervisor::close_idle_sockets() {
+  if (stopping()) return;
+  for (const auto& [name, entry] : sockets_.entries())
+    if (!socket_wanted(name))
+      sockets_.close_when_idle(name, options_.idle_socket_grace, [this](const std::string& n) {
+        return stopping() || socket_wanted(n);
+      });
 }
 
 // It holds every resource it asked for (or inherited): up after --settle unless it
@@ -553,6 +649,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   report_exit(*gone, description, before == ServerState::kDraining);
   after_exit(*gone, before);
   roll_server_exited(*gone);
+  close_idle_sockets();
   if (servers_.empty() && stop_done_) {
     kill_leftovers();
     stop_done_();

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/duration.h"
@@ -45,7 +46,14 @@ struct SupervisorOptions {
   Millis restart_delay{100};
   Millis restart_delay_max{30'000};
   Millis restart_reset{10'000};
+  // A socket no server has held for this long (and that no crash restart or live server's
+  // --listen waits for) is closed; a later readyFor binds it again.
+  Millis idle_socket_grace{60'000};
 };
+
+// How many resources one server may hold (readyFor beyond: refused, and a starting server
+// fails): each is a socket the daemon keeps open.
+inline constexpr size_t kMaxResourcesPerServer = 64;
 
 class Supervisor {
  public:
@@ -152,6 +160,12 @@ class Supervisor {
 
   // Messages.
   void ready_for(Server& server, Connection& connection, const protocol::Message& message);
+  // Resources (docs/security.md, "Servers run as another user"): whether `server` may be
+  // handed `resource`, and who binds it.
+  Status may_hold(const Server& server, const protocol::Resource& resource,
+                  std::optional<SocketSet::BindAs>* bind_as) const;
+  bool socket_wanted(const std::string& name) const;
+  void close_idle_sockets();
   void on_takedown(Server& server, Connection& connection, const protocol::Message& message);
   bool subscribe_by_listen_name(Server& server, const std::string& name);
 

@@ -36,6 +36,9 @@ class Timer {
         static_cast<uint64_t>(after.count()), 0);
   }
   void stop() { uv_timer_stop(&block_->handle); }
+  // It no longer keeps the loop running by itself (uv_unref): for housekeeping that must not
+  // delay the daemon's exit.
+  void unref() { uv_unref(reinterpret_cast<uv_handle_t*>(&block_->handle)); }
 
  private:
   struct Block {

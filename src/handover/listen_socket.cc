@@ -1,12 +1,20 @@
 #include "handover/listen_socket.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 
 namespace serverswap::handover {
@@ -63,35 +71,268 @@ Result<ListenSocket> bind_tcp(const Resource& r) {
   return dual;
 }
 
-// True when something accepts on the Unix socket at `path`.
-bool unix_socket_alive(const sockaddr_un& addr) {
-  UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  return probe &&
-         ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+// What binding a Unix socket came to, in plain values: a forked child (bind_listener_as)
+// reports it through a socketpair, and computes it with async-signal-safe calls only.
+enum class Stage : int { kDone, kSocket, kBind, kInUse, kReplace, kListen, kCredentials };
+struct UnixOutcome {
+  Stage stage = Stage::kDone;
+  int err = 0;
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
+// 1 when something accepts on the Unix socket at `addr` (or its backlog is full), 0 when
+// nothing does (a stale file), -1 when it cannot tell. Non-blocking: a listener that never
+// accepts must not hold up the caller (the daemon's event loop).
+int unix_socket_alive(const sockaddr_un& addr) {
+  int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (probe < 0) return -1;
+  int rc = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  int err = rc == 0 ? 0 : errno;
+  ::close(probe);
+  if (rc == 0 || err == EAGAIN || err == EINPROGRESS) return 1;
+  if (err == ECONNREFUSED) return 0;
+  return -1;
+}
+
+// Replaces a stale socket file (dev, ino) by the daemon, for a server of its own user: by
+// its inode, the directory resolved first so that a trusted symlink on the way
+// (/var/run -> /run) is followed once and nothing after it.
+int unlink_stale_in_process(const char* path, dev_t dev, ino_t ino) {
+  std::string resolved = resolved_socket_path(path);
+  return unlink_socket_file(resolved.c_str(), dev, ino);
+}
+
+// socket + bind + listen at addr.sun_path, replacing a stale socket file. `in_child`: in the
+// forked child of bind_listener_as, running as the server's user, which unlinks with that
+// user's permissions and must stay async-signal-safe (no allocation).
+UnixOutcome bind_unix_raw(const sockaddr_un& addr, int* fd_out, bool in_child) {
+  UnixOutcome out;
+  auto fail = [&](Stage stage, int err) {
+    out.stage = stage;
+    out.err = err;
+    return out;
+  };
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(Stage::kSocket, errno);
+  const auto* sa = reinterpret_cast<const sockaddr*>(&addr);
+  if (::bind(fd, sa, sizeof addr) != 0) {
+    int err = errno;
+    struct stat st {};
+    if (err != EADDRINUSE || ::lstat(addr.sun_path, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+      ::close(fd);
+      return fail(Stage::kBind, err);
+    }
+    int alive = unix_socket_alive(addr);
+    if (alive != 0) {
+      ::close(fd);
+      return fail(alive == 1 ? Stage::kInUse : Stage::kBind, err);
+    }
+    int unlinked = 0;
+    if (!in_child)
+      unlinked = unlink_stale_in_process(addr.sun_path, st.st_dev, st.st_ino);
+    else if (::unlink(addr.sun_path) != 0 && errno != ENOENT)
+      unlinked = errno;
+    if (unlinked != 0) {
+      ::close(fd);
+      return fail(Stage::kReplace, unlinked);
+    }
+    if (::bind(fd, sa, sizeof addr) != 0) {
+      err = errno;
+      ::close(fd);
+      return fail(Stage::kBind, err);
+    }
+  }
+  // The inode bound, so that only this file is ever unlinked for it (unlink_socket_file).
+  struct stat st {};
+  if (::lstat(addr.sun_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+    out.dev = st.st_dev;
+    out.ino = st.st_ino;
+  }
+  if (::listen(fd, SOMAXCONN) != 0) {
+    int err = errno;
+    ::close(fd);
+    return fail(Stage::kListen, err);
+  }
+  *fd_out = fd;
+  return out;
+}
+
+Status outcome_status(const UnixOutcome& out, const std::string& what, const std::string& path) {
+  switch (out.stage) {
+    case Stage::kDone:
+      return {};
+    case Stage::kSocket:
+      return Status::system_error("socket for " + what, out.err);
+    case Stage::kBind:
+      return Status::system_error("bind " + what, out.err);
+    case Stage::kInUse:
+      return Status::error("bind " + what + ": Address already in use: something accepts on " +
+                           path);
+    case Stage::kReplace:
+      return Status::system_error("bind " + what + ": replace the stale socket file", out.err);
+    case Stage::kListen:
+      return Status::system_error("listen " + what, out.err);
+    case Stage::kCredentials:
+      return Status::system_error("bind " + what + ": switch to the server's user", out.err);
+  }
+  return Status::error("bind " + what + ": ?");
+}
+
+Result<sockaddr_un> unix_address(const Resource& r) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (r.path.size() >= sizeof addr.sun_path)
+    return Status::error("bind " + r.name() + ": path too long");
+  std::memcpy(addr.sun_path, r.path.c_str(), r.path.size() + 1);
+  return addr;
 }
 
 Result<ListenSocket> bind_unix(const Resource& r) {
-  const std::string what = r.name();
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, r.path.c_str(), r.path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return Status::system_error("socket for " + what, errno);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    struct stat st {};
-    bool stale = errno == EADDRINUSE && ::lstat(r.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
-                 !unix_socket_alive(addr);
-    if (!stale) return Status::system_error("bind " + what, errno);
-    ::unlink(r.path.c_str());
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-      return Status::system_error("bind " + what, errno);
+  auto addr = unix_address(r);
+  if (!addr.ok()) return addr.status();
+  int fd = -1;
+  UnixOutcome out = bind_unix_raw(*addr, &fd, /*in_child=*/false);
+  if (Status s = outcome_status(out, r.name(), r.path); !s.ok()) return s;
+  return ListenSocket{UniqueFd(fd), r.name(), out.dev, out.ino};
+}
+
+// The child of bind_unix_as: drops to uid/gid with no supplementary groups (as the server
+// runs), binds, and sends the outcome with the descriptor. Async-signal-safe only: the
+// daemon may have other threads.
+[[noreturn]] void bind_as_child(int channel, const sockaddr_un& addr, uid_t uid, gid_t gid) {
+  // The daemon's handlers (libuv's signal pipe) must not run here: it is not the daemon.
+  sigset_t all;
+  sigfillset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, nullptr);
+  UnixOutcome out;
+  int fd = -1;
+  // Raw syscalls: they change this thread's credentials only, and it is the only one.
+  if (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setresgid, gid, gid, gid) != 0 ||
+      ::syscall(SYS_setresuid, uid, uid, uid) != 0) {
+    out.stage = Stage::kCredentials;
+    out.err = errno;
+  } else {
+    out = bind_unix_raw(addr, &fd, /*in_child=*/true);
   }
-  if (Status s = listen_on(fd.get(), what); !s.ok()) return s;
-  return ListenSocket{std::move(fd), what};
+  iovec iov{&out, sizeof out};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  _exit(::sendmsg(channel, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof out) ? 0 : 1);
 }
 
 }  // namespace
 
+std::string resolved_socket_path(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return path;
+  std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+  char real[PATH_MAX];
+  if (::realpath(dir.c_str(), real) == nullptr) return path;
+  std::string out = real;
+  if (out != "/") out += "/";
+  return out + path.substr(slash + 1);
+}
+
+int unlink_socket_file(const char* path, dev_t dev, ino_t ino) {
+  char buf[PATH_MAX];
+  size_t len = std::strlen(path);
+  if (path[0] != '/' || len >= sizeof buf) return EINVAL;
+  std::memcpy(buf, path, len + 1);
+  int dir = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return errno;
+  char* part = buf + 1;
+  // Each directory on the way is opened without following a symlink: whoever controls one
+  // of them cannot send this unlink elsewhere.
+  for (char* slash; (slash = std::strchr(part, '/')) != nullptr; part = slash + 1) {
+    *slash = '\0';
+    if (*part == '\0') continue;  // "//"
+    int next = ::openat(dir, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int err = errno;
+    ::close(dir);
+    if (next < 0) return err == ENOENT ? 0 : err;
+    dir = next;
+  }
+  struct stat st {};
+  int err = 0;
+  if (::fstatat(dir, part, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    err = errno == ENOENT ? 0 : errno;
+  } else if (!S_ISSOCK(st.st_mode) || st.st_dev != dev || st.st_ino != ino) {
+    err = EEXIST;  // someone else's file now: left alone
+  } else if (::unlinkat(dir, part, 0) != 0 && errno != ENOENT) {
+    err = errno;
+  }
+  ::close(dir);
+  return err;
+}
+
+Result<ListenSocket> bind_listener_as(const Resource& resource, uid_t uid, gid_t gid,
+                                      Millis timeout) {
+  if (resource.kind != Resource::Kind::kUnix) return bind_tcp(resource);
+  auto addr = unix_address(resource);
+  if (!addr.ok()) return addr.status();
+  const std::string what = resource.name();
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
+    return Status::system_error("bind " + what + ": socketpair", errno);
+  UniqueFd mine(pair[0]);
+  UniqueFd theirs(pair[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) return Status::system_error("bind " + what + ": fork", errno);
+  if (pid == 0) bind_as_child(theirs.get(), *addr, uid, gid);
+  theirs.reset();
+  // Bounded: a path on a hung file system must not stall the caller for long.
+  pollfd p{mine.get(), POLLIN, 0};
+  int ready;
+  do {
+    ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  } while (ready < 0 && errno == EINTR);
+  UnixOutcome out;
+  UniqueFd fd;
+  ssize_t got = -1;
+  if (ready > 0) {
+    iovec iov{&out, sizeof out};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    got = ::recvmsg(mine.get(), &msg, MSG_CMSG_CLOEXEC);
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); got > 0 && c; c = CMSG_NXTHDR(&msg, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        int received;
+        std::memcpy(&received, CMSG_DATA(c), sizeof received);
+        fd.reset(received);
+      }
+  } else {
+    ::kill(pid, SIGKILL);
+  }
+  // It has sent (or been killed): reaped at once; one stuck in the kernel is left to the
+  // daemon's reaper rather than waited for here.
+  int status;
+  for (int i = 0; i < 100 && ::waitpid(pid, &status, WNOHANG) == 0; ++i) ::usleep(1000);
+  if (ready == 0)
+    return Status::error("bind " + what + " as uid " + std::to_string(uid) + ": no answer within " +
+                         std::to_string(timeout.count()) + " ms");
+  if (got != static_cast<ssize_t>(sizeof out))
+    return Status::error("bind " + what + " as uid " + std::to_string(uid) +
+                         ": the binding process failed");
+  if (Status s = outcome_status(out, what, resource.path); !s.ok()) return s;
+  if (!fd) return Status::error("bind " + what + ": no socket came back");
+  return ListenSocket{std::move(fd), what, out.dev, out.ino};
+}
 Result<ListenSocket> bind_listener(const Resource& resource) {
   return resource.kind == Resource::Kind::kUnix ? bind_unix(resource) : bind_tcp(resource);
 }

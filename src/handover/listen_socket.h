@@ -3,8 +3,11 @@
 // program runs outside serverswap.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
+#include "base/duration.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "protocol/resource.h"
@@ -14,12 +17,41 @@ namespace serverswap::handover {
 struct ListenSocket {
   UniqueFd fd;
   std::string address;  // what was bound, port included: "[::]:8080", "unix:/run/a.sock"
+  // A Unix socket's file as bound (0, 0: none, or not known): what unlink_socket_file
+  // checks, so that only this file is ever unlinked for it.
+  dev_t dev = 0;
+  ino_t ino = 0;
 };
 
 // socket + SO_REUSEADDR + bind + listen(SOMAXCONN), close-on-exec. ":PORT" is dual-stack,
 // falling back to IPv4 only where the kernel has no IPv6. A stale Unix socket file (no
-// one accepting on it) is replaced; a live one is "Address already in use".
+// one accepting on it) is replaced (unlink_socket_file); a live one, or one whose backlog is
+// full, is "Address already in use: something accepts on PATH". Never blocks: the liveness
+// probe is a non-blocking connect.
 Result<ListenSocket> bind_listener(const protocol::Resource& resource);
+
+// bind_listener for a server run as another user: a Unix socket is bound (stale file
+// replaced included) by a short-lived forked child running as uid/gid with no supplementary
+// groups, so that the permissions checked on its path are that user's, and comes back over
+// a socketpair. The caller waits at most `timeout` for it (then the child is killed and the
+// bind fails). TCP resources are bound by the caller itself: privileged ports are the
+// caller's policy. Errors name the resource and carry errno's text (EACCES from the bind
+// as that user). Call from one thread; forks.
+Result<ListenSocket> bind_listener_as(const protocol::Resource& resource, uid_t uid, gid_t gid,
+                                      Millis timeout = Millis(2000));
+
+// Unlinks the Unix socket file at the absolute `path` only if it is still the socket inode
+// (dev, ino): each directory on the way is opened with O_NOFOLLOW from "/", so a symlink
+// swapped in by whoever controls one of them makes it fail rather than unlink elsewhere.
+// Returns 0 (unlinked, or gone already) or an errno value (EEXIST: another file is there
+// now; ELOOP/ENOTDIR: a directory on the way is a symlink). Async-signal-safe.
+int unlink_socket_file(const char* path, dev_t dev, ino_t ino);
+
+// `path` with its directory resolved by realpath(3) (symlinks followed, as the caller), the
+// last component kept: where unlink_socket_file is to find the socket bound at `path`
+// later. Resolve right after binding, while the path is what was bound. `path` unchanged
+// when the directory cannot be resolved.
+std::string resolved_socket_path(const std::string& path);
 
 // The address a listening socket is bound to, as bind_listener reports it.
 std::string bound_address(int fd);

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -52,6 +54,55 @@ TEST(BindListener, UnixSocketReplacesAStaleFileButNotALiveOne) {
   // The first socket is closed now; its file is stale and gets replaced.
   auto replaced = bind_listener(resource);
   EXPECT_TRUE(replaced.ok()) << replaced.status().message();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(BindListener, RecordsTheSocketInodeAndUnlinksOnlyIt) {
+  auto dir = std::filesystem::temp_directory_path() / ("ss-inode-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir / "real");
+  std::string path = (dir / "real" / "a.sock").string();
+  auto bound = bind_listener(parse("unix:" + path));
+  ASSERT_TRUE(bound.ok()) << bound.status().message();
+  struct stat st {};
+  ASSERT_EQ(lstat(path.c_str(), &st), 0);
+  EXPECT_EQ(bound->dev, st.st_dev);
+  EXPECT_EQ(bound->ino, st.st_ino);
+  // Another inode at the path now: left alone.
+  EXPECT_EQ(unlink_socket_file(path.c_str(), st.st_dev, st.st_ino + 1), EEXIST);
+  EXPECT_TRUE(std::filesystem::exists(path));
+  // Reached through a symlinked directory: refused, nothing unlinked.
+  std::filesystem::create_directory_symlink(dir / "real", dir / "link");
+  std::string via_link = (dir / "link" / "a.sock").string();
+  int err = unlink_socket_file(via_link.c_str(), st.st_dev, st.st_ino);
+  EXPECT_TRUE(err == ENOTDIR || err == ELOOP) << std::strerror(err);
+  EXPECT_TRUE(std::filesystem::exists(path));
+  // Its own inode by a real path: unlinked; gone already: fine.
+  EXPECT_EQ(unlink_socket_file(path.c_str(), st.st_dev, st.st_ino), 0);
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_EQ(unlink_socket_file(path.c_str(), st.st_dev, st.st_ino), 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(BindListener, FullBacklogCountsAsAlive) {
+  auto dir = std::filesystem::temp_directory_path() / ("ss-backlog-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "busy.sock").string();
+  auto busy = bind_listener(parse("unix:" + path));
+  ASSERT_TRUE(busy.ok());
+  ASSERT_EQ(listen(busy->fd.get(), 0), 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, path.c_str());
+  std::vector<UniqueFd> queued;
+  for (int i = 0; i < 64; ++i) {  // bounded: a backlog of 0 takes one or two
+    UniqueFd c(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (connect(c.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) break;
+    queued.push_back(std::move(c));
+  }
+  auto again = bind_listener(parse("unix:" + path));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().message(),
+            "bind unix:" + path + ": Address already in use: something accepts on " + path);
   std::filesystem::remove_all(dir);
 }
 

@@ -7,7 +7,9 @@
 // crash-loop MARKER (comes up the first time; exits 5 at once when MARKER exists), hold
 // (answers "held by PID" on each connection, "done by PID" once the client sends a line,
 // and on takeDown exits when its connections are done), einhorn-ack (an einhorn worker: no
-// serverswap client; acks on EINHORN_SOCK_PATH, then waits for its takedown signal).
+// serverswap client; acks on EINHORN_SOCK_PATH, then waits for its takedown signal), claim
+// RESOURCE... (readyFor each in turn, printing "claimed R" or "refused R: ERROR"; then
+// serverUp, or after a refusal nothing: the daemon fails it).
 #include <fcntl.h>
 #include <poll.h>
 #include <serverswap/client.h>
@@ -178,6 +180,19 @@ int main(int argc, char** argv) {
   if (mode == "fork-children") fork_children(client, resource);
   if (mode == "close-control") close_control(client, resource);
   if (mode == "hold") return hold(client, resource);
+  if (mode == "claim") {
+    for (int i = 2; i < argc; ++i) {
+      try {
+        client.ready_for(argv[i]);
+        std::fprintf(stderr, "fault_server: claimed %s\n", argv[i]);
+      } catch (const serverswap::Error& e) {
+        std::fprintf(stderr, "fault_server: refused %s: %s\n", argv[i], e.what());
+        idle(client);
+      }
+    }
+    client.server_up();
+    idle(client);
+  }
   if (mode == "bad-resource") {
     try {
       client.ready_for(resource);

@@ -88,7 +88,9 @@ TEST_F(User, PrivilegedPortBoundByTheDaemonServedByNobody) {
       GTEST_SKIP() << "127.0.0.1:80 is taken here";
   }
   DaemonUnderTest daemon({"--takedown-timeout", "5s", "--settle", "200ms"});
-  auto deploy = serverswap(daemon, {"--user", "nobody", HELLO_SERVER_BIN, "127.0.0.1:80"});
+  // A port its user could not bind: the operator grants it (resources_test.cc: refused without).
+  auto deploy = serverswap(
+      daemon, {"--user", "nobody", "--grant", "127.0.0.1:80", HELLO_SERVER_BIN, "127.0.0.1:80"});
   ASSERT_EQ(deploy.code, 0) << deploy.output;
   auto pids = daemon.server_pids();
   ASSERT_EQ(pids.size(), 1u);
