@@ -84,7 +84,14 @@ int print_status(const GlobalOptions& options, bool json) {
   if (json) {
     std::printf("%s\n", reply->body.dump(2).c_str());
   } else {
-    print_table(reply->body);
+    // A status of another shape (another version's daemon, or not a daemon at all) ends
+    // this command with a message, never with an abort.
+    try {
+      print_table(reply->body);
+    } catch (const Json::exception& e) {
+      say(std::string("malformed status reply from the daemon: ") + e.what());
+      return kSystemError;
+    }
   }
   std::fflush(stdout);
   return kOk;
