@@ -52,7 +52,8 @@ void decode_every_way(const protocol::Message& message) {
   }
   // A resume hello's and a listen entry's nested decoders on whatever the body is.
   (void)protocol::decode_hello(Json{{"id", "x"}, {"protocol", 1}, {"resume", body}});
-  (void)protocol::decode_deploy(Json{{"argv", Json::array({"a"})}, {"listen", Json::array({body})}});
+  (void)protocol::decode_deploy(
+      Json{{"argv", Json::array({"a"})}, {"listen", Json::array({body})}});
   (void)serverswap::daemon::state_from_json(message.whole);
   (void)serverswap::daemon::state_from_json(body);
 }

@@ -31,8 +31,9 @@ Result<ControlClient> ControlClient::connect(const std::string& path, bool* no_d
   auto welcome = client.next(Millis(10'000));
   if (!welcome.ok()) return (sent.ok() ? welcome.status() : sent).wrap("daemon at " + path);
   if (welcome->name != "welcome")
-    return Status::error("daemon at " + path + " answered: " +
-                         welcome->whole.dump(-1, ' ', false, protocol::Json::error_handler_t::replace));
+    return Status::error(
+        "daemon at " + path + " answered: " +
+        welcome->whole.dump(-1, ' ', false, protocol::Json::error_handler_t::replace));
   return client;
 }
 
@@ -89,8 +90,7 @@ const protocol::Json* field_of(const protocol::Json& body, const char* key) {
 
 }  // namespace
 
-std::string reply_string(const protocol::Json& body, const char* key,
-                         const std::string& fallback) {
+std::string reply_string(const protocol::Json& body, const char* key, const std::string& fallback) {
   const protocol::Json* v = field_of(body, key);
   return v && v->is_string() ? v->get<std::string>() : fallback;
 }

@@ -24,7 +24,8 @@ std::string describe(const Json& deploy) {
     return "reload of '" + command + "' failed: " + reply_string(deploy, "reason") +
            "; the running server keeps serving";
   std::string out = "reloaded '" + command + "': pid " + reply_text(deploy, "pid") + " is up";
-  if (!reply_array(deploy, "replaced").empty()) out += ", replaced " + reply_text(deploy, "replaced");
+  if (!reply_array(deploy, "replaced").empty())
+    out += ", replaced " + reply_text(deploy, "replaced");
   return out;
 }
 

@@ -89,8 +89,8 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
                                  ? "nothing to replace"
                                  : "replaced pid " + pids(replaced_pids) + ", which exited";
       if (body.is_object() && body.contains("workers"))
-        say("deployed: " + std::to_string(reply_array(body, "workers").size()) +
-            " workers (pid " + pids(reply_array(body, "workers")) + ") are up; " + replaced);
+        say("deployed: " + std::to_string(reply_array(body, "workers").size()) + " workers (pid " +
+            pids(reply_array(body, "workers")) + ") are up; " + replaced);
       else
         say("deployed: pid " + reply_text(body, "pid") + " (generation " +
             reply_text(body, "generation") + ") is up; " + replaced);

@@ -229,9 +229,7 @@ void Supervisor::resume(Connection& connection, const protocol::Message& message
                   std::to_string(holding.size()) + " resource(s) in holding");
   std::vector<std::string> names(holding.size());
   for (size_t i = 0; i < holding.size(); ++i)
-    if (Status s =
-            check_resumed_socket(*server, fds[i].get(), holding[i], &names[i]);
-        !s.ok())
+    if (Status s = check_resumed_socket(*server, fds[i].get(), holding[i], &names[i]); !s.ok())
       return refuse("resume: " + s.message());
   // Every check passed: the first descriptor per resource becomes the daemon's own.
   std::map<std::string, std::string> held;

@@ -5,8 +5,8 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "daemon/spawn_environment.h"
@@ -138,7 +138,8 @@ std::string state_path_for(const std::string& socket_path) {
 
 Status StateFile::write(const DaemonState& state) {
   // Never throws: what could be other than UTF-8 (argv, cwd, env) is base64 in the JSON.
-  std::string text = state_to_json(state).dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  std::string text =
+      state_to_json(state).dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
   if (text == last_written_) return {};
   std::string tmp = path_ + ".tmp";
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));

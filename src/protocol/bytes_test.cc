@@ -10,19 +10,19 @@ namespace {
 TEST(Utf8, AcceptsWellFormedAndRefusesEveryKindOfIllFormed) {
   EXPECT_TRUE(is_valid_utf8(""));
   EXPECT_TRUE(is_valid_utf8("plain ascii"));
-  EXPECT_TRUE(is_valid_utf8("caf\xc3\xa9"));             // é
-  EXPECT_TRUE(is_valid_utf8("\xe2\x82\xac"));            // €
-  EXPECT_TRUE(is_valid_utf8("\xf0\x9f\x98\x80"));        // U+1F600
-  EXPECT_TRUE(is_valid_utf8("\xf4\x8f\xbf\xbf"));        // U+10FFFF
-  EXPECT_FALSE(is_valid_utf8("caf\xe9"));                // Latin-1 é
-  EXPECT_FALSE(is_valid_utf8("\xc3"));                   // truncated
-  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));               // overlong '/'
-  EXPECT_FALSE(is_valid_utf8("\xe0\x80\xaf"));           // overlong, 3 bytes
-  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));           // a surrogate
-  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));       // above U+10FFFF
+  EXPECT_TRUE(is_valid_utf8("caf\xc3\xa9"));        // é
+  EXPECT_TRUE(is_valid_utf8("\xe2\x82\xac"));       // €
+  EXPECT_TRUE(is_valid_utf8("\xf0\x9f\x98\x80"));   // U+1F600
+  EXPECT_TRUE(is_valid_utf8("\xf4\x8f\xbf\xbf"));   // U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("caf\xe9"));           // Latin-1 é
+  EXPECT_FALSE(is_valid_utf8("\xc3"));              // truncated
+  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xe0\x80\xaf"));      // overlong, 3 bytes
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));      // a surrogate
+  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
   EXPECT_FALSE(is_valid_utf8("\xff"));
-  EXPECT_FALSE(is_valid_utf8("\x80"));                   // a lone continuation byte
-  EXPECT_FALSE(is_valid_utf8("\xe2\x82"));               // truncated at the end
+  EXPECT_FALSE(is_valid_utf8("\x80"));      // a lone continuation byte
+  EXPECT_FALSE(is_valid_utf8("\xe2\x82"));  // truncated at the end
 }
 
 TEST(Utf8, AgreesWithWhatJsonDumpAccepts) {
@@ -63,8 +63,8 @@ TEST(Base64, DecodesWhatItEncodesForEveryByte) {
 }
 
 TEST(Base64, RefusesWhatIsNotStrictStandardBase64) {
-  for (const char* bad : {"Zg", "Zg=", "Z===", "Zm9v!A==", "Zm-v", "Zm_v", "Zh==", "Zm9=",
-                          "=Zg=", "Zg==Zg==", "Zm 9v"}) {
+  for (const char* bad : {"Zg", "Zg=", "Z===", "Zm9v!A==", "Zm-v", "Zm_v",
+                          "Zh==", "Zm9=", "=Zg=", "Zg==Zg==", "Zm 9v"}) {
     EXPECT_FALSE(base64_decode(bad).ok()) << bad;
   }
 }
@@ -77,9 +77,9 @@ TEST(Bytes, Utf8GoesAsAStringAndOtherBytesAsBase64) {
 }
 
 TEST(Bytes, DecodingNamesTheFieldForEveryWrongShape) {
-  for (const Json& bad : {Json(5), Json(nullptr), Json::array(), Json{{"base64", 5}},
-                          Json{{"b64", "Zg=="}}, Json{{"base64", "Zg=="}, {"x", 1}},
-                          Json{{"base64", "!!!!"}}}) {
+  for (const Json& bad :
+       {Json(5), Json(nullptr), Json::array(), Json{{"base64", 5}}, Json{{"b64", "Zg=="}},
+        Json{{"base64", "Zg=="}, {"x", 1}}, Json{{"base64", "!!!!"}}}) {
     auto decoded = decode_bytes(bad, "deploy.cwd");
     ASSERT_FALSE(decoded.ok()) << bad.dump();
     EXPECT_EQ(decoded.status().message().rfind("deploy.cwd", 0), 0u) << decoded.status().message();
@@ -94,8 +94,7 @@ TEST(Bytes, EnvKeepsUtf8EntriesReadableAndTheOthersExact) {
   Json body = Json::object();
   encode_env({"A=1", "LEGACY=caf\xe9", "caf\xe9=x", "NOEQUALS"}, body);
   EXPECT_EQ(body["env"], (Json{{"A", "1"}}));
-  EXPECT_EQ(body["envBase64"],
-            (Json{base64_encode("LEGACY=caf\xe9"), base64_encode("caf\xe9=x")}));
+  EXPECT_EQ(body["envBase64"], (Json{base64_encode("LEGACY=caf\xe9"), base64_encode("caf\xe9=x")}));
   EXPECT_NO_THROW(body.dump());
   Json plain = Json::object();
   encode_env({"A=1"}, plain);

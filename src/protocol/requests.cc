@@ -17,7 +17,9 @@ void FieldReader::fail(const char* key, const std::string& text) {
   if (status_.ok()) status_ = Status::error(where_ + "." + key + " " + text);
 }
 
-bool FieldReader::has(const char* key) const { return value_.is_object() && value_.contains(key); }
+bool FieldReader::has(const char* key) const {
+  return value_.is_object() && value_.contains(key);
+}
 
 const Json* FieldReader::field(const char* key, bool required) {
   if (!status_.ok()) return nullptr;
@@ -217,8 +219,7 @@ Result<DeployRequest> decode_deploy(const Json& body) {
     *out = std::move(*bytes);
   }
   std::string follow = r.string("follow", false, "up");
-  if (r.ok() && follow != "up" && follow != "exit")
-    r.fail("follow", "must be \"up\" or \"exit\"");
+  if (r.ok() && follow != "up" && follow != "exit") r.fail("follow", "must be \"up\" or \"exit\"");
   request.follow_exit = follow == "exit";
   if (const Json* listen = r.array("listen", false)) {
     for (size_t i = 0; i < listen->size(); ++i) {

@@ -7,7 +7,9 @@
 namespace serverswap::protocol {
 namespace {
 
-Json parse(const std::string& text) { return Json::parse(text); }
+Json parse(const std::string& text) {
+  return Json::parse(text);
+}
 
 template <class T>
 std::string error_of(const Result<T>& result) {
@@ -17,7 +19,8 @@ std::string error_of(const Result<T>& result) {
 // ---- hello -------------------------------------------------------------------------------
 
 TEST(DecodeHello, AServerHelloWithEveryField) {
-  auto hello = decode_hello(parse(R"({"id": "1.ab", "pid": 42, "protocol": 1, "upMessage": true})"));
+  auto hello =
+      decode_hello(parse(R"({"id": "1.ab", "pid": 42, "protocol": 1, "upMessage": true})"));
   ASSERT_TRUE(hello.ok()) << error_of(hello);
   EXPECT_FALSE(hello->control);
   EXPECT_EQ(hello->id, "1.ab");
@@ -143,7 +146,8 @@ TEST(DecodeDeploy, EachWrongFieldIsNamedWithTheTypeItMustHave) {
            Case{R"({"argv": ["./srv", 5]})",
                 "deploy.argv[1] must be a string or {\"base64\": string}"},
            Case{R"({"argv": ["./srv\u0000x"]})", "deploy.argv[0] must not contain a NUL byte"},
-           Case{R"({"argv": ["a"], "cwd": 5})", "deploy.cwd must be a string or {\"base64\": string}"},
+           Case{R"({"argv": ["a"], "cwd": 5})",
+                "deploy.cwd must be a string or {\"base64\": string}"},
            Case{R"({"argv": ["a"], "cwd": {"base64": "%%%%"}})",
                 "deploy.cwd: base64: a character outside the standard alphabet"},
            Case{R"({"argv": ["a"], "env": ["A=1"]})", "deploy.env must be an object"},
@@ -155,7 +159,8 @@ TEST(DecodeDeploy, EachWrongFieldIsNamedWithTheTypeItMustHave) {
                 "deploy.envBase64 must be an array of strings"},
            Case{R"({"argv": ["a"], "envBase64": ["QQ=="]})",
                 "deploy.envBase64[0] must be the base64 of NAME=VALUE"},
-           Case{R"({"argv": ["a"], "user": 0})", "deploy.user must be a string or {\"base64\": string}"},
+           Case{R"({"argv": ["a"], "user": 0})",
+                "deploy.user must be a string or {\"base64\": string}"},
            Case{R"({"argv": ["a"], "group": []})",
                 "deploy.group must be a string or {\"base64\": string}"},
            Case{R"({"argv": ["a"], "follow": 1})", "deploy.follow must be a string"},
@@ -167,11 +172,14 @@ TEST(DecodeDeploy, EachWrongFieldIsNamedWithTheTypeItMustHave) {
                 "deploy.listen[0].resource must be a string or {\"base64\": string}"},
            Case{R"({"argv": ["a"], "listen": [{"resource": ":1", "name": 1}]})",
                 "deploy.listen[0].name must be a string or {\"base64\": string}"},
-           Case{R"({"argv": ["a"], "readyAfterMs": "300"})", "deploy.readyAfterMs must be an integer"},
+           Case{R"({"argv": ["a"], "readyAfterMs": "300"})",
+                "deploy.readyAfterMs must be an integer"},
            Case{R"({"argv": ["a"], "readyAfterMs": -1})",
                 "deploy.readyAfterMs must be an integer from 0 to 2147483647"},
-           Case{R"({"argv": ["a"], "readyAfterMs": 1e3})", "deploy.readyAfterMs must be an integer"},
-           Case{R"({"argv": ["a"], "takedownSignal": 15})", "deploy.takedownSignal must be a string"},
+           Case{R"({"argv": ["a"], "readyAfterMs": 1e3})",
+                "deploy.readyAfterMs must be an integer"},
+           Case{R"({"argv": ["a"], "takedownSignal": 15})",
+                "deploy.takedownSignal must be a string"},
            Case{R"({"argv": ["a"], "workers": 0})",
                 "deploy.workers must be an integer from 1 to 1024"},
            Case{R"({"argv": ["a"], "batch": "2"})", "deploy.batch must be an integer"},
@@ -220,15 +228,23 @@ TEST(DecodeUpgrade, PathIsOptionalAndMustBeAString) {
 // ---- whatever comes: no decoder throws -----------------------------------------------------
 
 TEST(Decoders, NoBodyOfAnyShapeMakesOneThrow) {
-  std::vector<Json> bodies = {Json(nullptr), Json(true),         Json(0),
-                              Json(-1),      Json(1.5),          Json(""),
-                              Json("x"),     Json::array(),      Json::object(),
-                              parse("[[[]]]"), parse(R"({"a": {"b": [1, "2", null]}})")};
-  std::vector<std::string> keys = {"id",     "protocol", "pid",     "upMessage", "role",
-                                   "resume", "argv",     "cwd",     "env",       "envBase64",
-                                   "user",   "group",    "follow",  "listen",    "readyAfterMs",
-                                   "takedownSignal", "workers", "batch", "maxSurge", "worker",
-                                   "path",   "command",  "holding", "up",        "onTakedown"};
+  std::vector<Json> bodies = {Json(nullptr),
+                              Json(true),
+                              Json(0),
+                              Json(-1),
+                              Json(1.5),
+                              Json(""),
+                              Json("x"),
+                              Json::array(),
+                              Json::object(),
+                              parse("[[[]]]"),
+                              parse(R"({"a": {"b": [1, "2", null]}})")};
+  std::vector<std::string> keys = {
+      "id",        "protocol", "pid",          "upMessage",      "role",    "resume",
+      "argv",      "cwd",      "env",          "envBase64",      "user",    "group",
+      "follow",    "listen",   "readyAfterMs", "takedownSignal", "workers", "batch",
+      "maxSurge",  "worker",   "path",         "command",        "holding", "up",
+      "onTakedown"};
   std::vector<Json> all = bodies;
   for (const auto& key : keys)
     for (const auto& value : bodies) all.push_back(Json{{key, value}});
