@@ -183,7 +183,9 @@ TEST(Decode, AMalformedServerMessageOfEveryKindGetsAnErrorAndTheServerGoesOn) {
                        << R"({"hello": {"id": "x", "protocol": "1"}})"
                        << "\n";
   // A real server, in its own session, so that it is let in as one.
-  auto deployed = daemon.deploy({FAULT_SERVER_BIN, "decode-abuse", "127.0.0.1:0", lines});
+  // On a resource of its own: it does not answer HTTP, so it must not replace the server.
+  std::string own = "unix:" + daemon.dir() + "/abuse.sock";
+  auto deployed = daemon.deploy({FAULT_SERVER_BIN, "decode-abuse", own, lines});
   ASSERT_EQ(deployed.code, 0) << deployed.output << daemon.process().output();
   std::string out = daemon.process().output();
   for (size_t i = 0; i < errors.size(); ++i) {
@@ -222,13 +224,14 @@ TEST(Decode, BytesThatAreNotUtf8ReachTheServerExactlyAndSurviveARestart) {
   const std::string expected =
       "caf\xe9|" + std::filesystem::canonical(cwd).string() + "|arg-\xe9\n";
   std::map<std::string, std::string> env = {{"LEGACY", "caf\xe9"}, {"RUNS", runs}};
+  // Kept to the end: its output pipe stays open in the server it started, which outlives it.
+  auto first_run = std::make_unique<Child>(argv, env);
   {
-    auto first_run = std::make_unique<Child>(argv, env);
     ASSERT_TRUE(first_run->wait_for_output("is up", 10s)) << first_run->output();
     EXPECT_EQ(read_file(runs), expected);
     std::string state_path = dir + "/state.json";
-    ASSERT_TRUE(
-        eventually([&] { return read_file(state_path).find("\"up\"") != std::string::npos; }, 5s))
+    ASSERT_TRUE(eventually(
+        [&] { return read_file(state_path).find("\"state\":\"up\"") != std::string::npos; }, 5s))
         << read_file(state_path) << first_run->output();
     EXPECT_NE(read_file(state_path).find("envBase64"), std::string::npos) << read_file(state_path);
     first_run->signal(SIGKILL);
