@@ -3,6 +3,7 @@
 // daemon serves on; bytes that are not UTF-8 in a deploy's environment, working directory
 // and arguments reach the server exactly, and survive a SIGKILL of the daemon in state.json.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -251,6 +252,86 @@ TEST(Decode, BytesThatAreNotUtf8ReachTheServerExactlyAndSurviveARestart) {
   Child stop({SERVERSWAP_BIN, "--socket", socket, "stop"});
   EXPECT_EQ(stop.wait(30s), 0) << stop.output();
   EXPECT_EQ(again.wait(30s), 0) << again.output();
+  std::filesystem::remove_all(dir);
+}
+
+// Something on the socket that says welcome and then answers every request with `reply`:
+// a daemon of another version, or no daemon at all. One connection, bounded waits.
+class FakeDaemon {
+ public:
+  explicit FakeDaemon(const std::string& path)
+      : listener_(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    listening_ = bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                 listen(listener_.get(), 4) == 0;
+  }
+  bool listening() const { return listening_; }
+
+  // Accepts one command, welcomes it, and answers its first request with `replies`.
+  bool serve_one(const std::string& replies) {
+    pollfd p{listener_.get(), POLLIN, 0};
+    if (poll(&p, 1, 10'000) != 1) return false;
+    UniqueFd peer(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!peer) return false;
+    timeval tv{10, 0};
+    setsockopt(peer.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string got;
+    auto read_line = [&] {
+      char buf[65536];
+      while (got.find('\n') == std::string::npos) {
+        ssize_t n = read(peer.get(), buf, sizeof buf);
+        if (n <= 0) return false;
+        got.append(buf, static_cast<size_t>(n));
+      }
+      got.erase(0, got.find('\n') + 1);
+      return true;
+    };
+    std::string welcome = "{\"welcome\":{\"protocol\":1,\"version\":\"fake\"}}\n";
+    if (!read_line() || write(peer.get(), welcome.data(), welcome.size()) < 0) return false;
+    if (!read_line()) return false;
+    return write(peer.get(), replies.data(), replies.size()) ==
+           static_cast<ssize_t>(replies.size());
+  }
+
+ private:
+  UniqueFd listener_;
+  bool listening_ = false;
+};
+
+// A malformed reply ends the command with a message and an exit code, never an abort.
+TEST(Decode, AMalformedReplyDoesNotAbortTheCommand) {
+  char pattern[] = "/tmp/serverswap-decode-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  const std::string dir = pattern;
+  const std::string socket = dir + "/control.sock";
+  FakeDaemon fake(socket);
+  ASSERT_TRUE(fake.listening());
+  struct ReplyCase {
+    std::vector<std::string> args;
+    std::string replies;
+    int code;
+  };
+  for (const ReplyCase& c : std::vector<ReplyCase>{
+           {{"status"}, "{\"status\":{\"daemon\":5,\"servers\":[{\"argv\":7}]}}\n", 4},
+           {{"status"}, "{\"status\":[1,2]}\n", 4},
+           {{"reload"}, "{\"reloaded\":{\"deploys\":[{\"argv\":\"x\",\"ok\":\"yes\"}]}}\n", 1},
+           {{"reload"}, "{\"error\":{\"nested\":[1]}}\n", 1},
+           {{"/bin/true"},
+            "{\"event\":7}\n{\"deployed\":{\"replaced\":5,\"pid\":[1],\"workers\":\"x\"}}\n",
+            0},
+           {{"/bin/true"}, "{\"deployFailed\":[]}\n", 1},
+           {{"/bin/true"}, "{\"error\":5}\n", 1},
+       }) {
+    std::vector<std::string> argv = {SERVERSWAP_BIN, "--socket", socket};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    Child command(argv);
+    ASSERT_TRUE(fake.serve_one(c.replies)) << command.output();
+    auto code = command.wait(10s);
+    EXPECT_EQ(code, c.code) << c.replies << command.output();
+    EXPECT_EQ(command.output().find("terminate called"), std::string::npos) << command.output();
+  }
   std::filesystem::remove_all(dir);
 }
 
