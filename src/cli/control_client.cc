@@ -31,7 +31,9 @@ Result<ControlClient> ControlClient::connect(const std::string& path, bool* no_d
   auto welcome = client.next(Millis(10'000));
   if (!welcome.ok()) return (sent.ok() ? welcome.status() : sent).wrap("daemon at " + path);
   if (welcome->name != "welcome")
-    return Status::error("daemon at " + path + " answered: " + welcome->whole.dump());
+    return Status::error(
+        "daemon at " + path + " answered: " +
+        welcome->whole.dump(-1, ' ', false, protocol::Json::error_handler_t::replace));
   return client;
 }
 
@@ -76,6 +78,37 @@ Result<protocol::Message> ControlClient::next(Millis timeout) {
     if (n == 0) return Status::error("the daemon closed the connection");
     framer_.append(std::string_view(buf, static_cast<size_t>(n)));
   }
+}
+
+namespace {
+
+const protocol::Json* field_of(const protocol::Json& body, const char* key) {
+  if (!body.is_object()) return nullptr;
+  auto it = body.find(key);
+  return it == body.end() ? nullptr : &*it;
+}
+
+}  // namespace
+
+std::string reply_string(const protocol::Json& body, const char* key, const std::string& fallback) {
+  const protocol::Json* v = field_of(body, key);
+  return v && v->is_string() ? v->get<std::string>() : fallback;
+}
+
+std::string reply_text(const protocol::Json& body, const char* key) {
+  const protocol::Json* v = field_of(body, key);
+  return v ? v->dump(-1, ' ', false, protocol::Json::error_handler_t::replace) : "?";
+}
+
+bool reply_bool(const protocol::Json& body, const char* key, bool fallback) {
+  const protocol::Json* v = field_of(body, key);
+  return v && v->is_boolean() ? v->get<bool>() : fallback;
+}
+
+const protocol::Json& reply_array(const protocol::Json& body, const char* key) {
+  static const protocol::Json kEmpty = protocol::Json::array();
+  const protocol::Json* v = field_of(body, key);
+  return v && v->is_array() ? *v : kEmpty;
 }
 
 std::optional<ControlClient> connect_or_say(const std::string& socket_flag, int* code) {

@@ -29,6 +29,17 @@ class ControlClient {
   protocol::LineFramer framer_;
 };
 
+// Fields of a daemon's reply, read without trusting its shape: a malformed reply (from a
+// daemon of another version, or whatever listens on the socket) must not abort the command.
+// reply_string: `key` of `body` when that is a string, else `fallback`. reply_text: `key`
+// as JSON text ("1234", "[1, 2]"), "?" when absent. reply_bool: `key` when a boolean.
+// reply_array: `key` when an array, else an empty one.
+std::string reply_string(const protocol::Json& body, const char* key,
+                         const std::string& fallback = "");
+std::string reply_text(const protocol::Json& body, const char* key);
+bool reply_bool(const protocol::Json& body, const char* key, bool fallback);
+const protocol::Json& reply_array(const protocol::Json& body, const char* key);
+
 // Connects to the daemon on the socket `socket_flag` names (resolve_socket_path), or says
 // on stderr why not and sets *code (kNoDaemon when nothing listens, else kSystemError).
 std::optional<ControlClient> connect_or_say(const std::string& socket_flag, int* code);

@@ -167,7 +167,8 @@ class Relay {
   // What a resume hello needs to know of the server's own messages.
   void remember(const protocol::Message& m) {
     if (m.name == "hello") {
-      hello_ = m.body;
+      // Only an object can take the "resume" field: another body is the daemon's to refuse.
+      if (m.body.is_object()) hello_ = m.body;
     } else if (m.name == "onTakedown" && m.body.is_string()) {
       auto resource = m.body.get<std::string>();
       if (std::find(subscribed_.begin(), subscribed_.end(), resource) == subscribed_.end())

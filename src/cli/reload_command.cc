@@ -10,21 +10,30 @@ namespace {
 
 using protocol::Json;
 
+std::string command_of(const Json& deploy) {
+  std::vector<std::string> argv;
+  for (const auto& a : reply_array(deploy, "argv"))
+    argv.push_back(a.is_string() ? a.get<std::string>() : "?");
+  return join(argv, " ");
+}
+
+// Reads the reply without trusting its shape (control_client.h).
 std::string describe(const Json& deploy) {
-  std::string command = join(deploy["argv"].get<std::vector<std::string>>(), " ");
-  if (!deploy.value("ok", false))
-    return "reload of '" + command + "' failed: " + deploy.value("reason", "") +
+  std::string command = command_of(deploy);
+  if (!reply_bool(deploy, "ok", false))
+    return "reload of '" + command + "' failed: " + reply_string(deploy, "reason") +
            "; the running server keeps serving";
-  std::string out = "reloaded '" + command + "': pid " + deploy["pid"].dump() + " is up";
-  if (!deploy["replaced"].empty()) out += ", replaced " + deploy["replaced"].dump();
+  std::string out = "reloaded '" + command + "': pid " + reply_text(deploy, "pid") + " is up";
+  if (!reply_array(deploy, "replaced").empty())
+    out += ", replaced " + reply_text(deploy, "replaced");
   return out;
 }
 
 int report(const Json& reloaded) {
-  const Json& deploys = reloaded["deploys"];
+  const Json& deploys = reply_array(reloaded, "deploys");
   if (deploys.empty()) say("no server is up; nothing to reload");
   for (const auto& d : deploys) say(describe(d));
-  return reloaded.value("ok", false) ? kOk : kFailed;
+  return reply_bool(reloaded, "ok", false) ? kOk : kFailed;
 }
 
 }  // namespace
@@ -43,10 +52,10 @@ int reload_command(const GlobalOptions& options) {
       say(message.status().message() + "; the outcome of the reload is unknown");
       return kFailed;
     }
-    if (message->name == "event" && !options.quiet) say(message->body.value("text", ""));
+    if (message->name == "event" && !options.quiet) say(reply_string(message->body, "text"));
     if (message->name == "reloaded") return report(message->body);
     if (message->name == "error") {
-      say("the daemon refused the reload: " + message->body.get<std::string>());
+      say("the daemon refused the reload: " + reply_text(message->whole, "error"));
       return kFailed;
     }
   }

@@ -62,37 +62,12 @@ Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spe
   return {};
 }
 
-// docs/protocol.md, "Control messages": listen, grant, readyAfterMs, takedownSignal, workers,
-// batch, maxSurge.
-void add_command_fields(const daemon::SpawnSpec& spec, Json& body) {
-  if (!spec.listen.empty()) {
-    Json listen = Json::array();
-    for (const auto& l : spec.listen)
-      listen.push_back({{"name", l.name}, {"resource", l.resource}});
-    body["listen"] = listen;
-  }
-  if (!spec.grants.empty()) body["grant"] = spec.grants;
-  if (spec.ready_after) body["readyAfterMs"] = spec.ready_after->count();
-  if (spec.takedown_signal) body["takedownSignal"] = daemon::signal_name(*spec.takedown_signal);
-  if (spec.workers) body["workers"] = *spec.workers;
-  if (spec.batch) body["batch"] = *spec.batch;
-  if (spec.max_surge) body["maxSurge"] = *spec.max_surge;
-}
-
+// docs/protocol.md, "Control messages": argv, cwd, env, follow, user, group, and the command's
+// settings (listen, readyAfterMs, takedownSignal, workers, batch, maxSurge). Bytes that are
+// not UTF-8 (an environment variable, a directory's name) go as base64, unchanged.
 Json deploy_request(const daemon::SpawnSpec& spec, bool follow_exit) {
-  Json env = Json::object();
-  for (const auto& kv : spec.env) {
-    size_t eq = kv.find('=');
-    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  Json body = {{"argv", spec.argv},
-               {"cwd", spec.cwd},
-               {"env", env},
-               {"follow", follow_exit ? "exit" : "up"}};
-  if (!spec.user.empty()) body["user"] = spec.user;
-  if (!spec.group.empty()) body["group"] = spec.group;
-  add_command_fields(spec, body);
-  return protocol::make("deploy", body);
+  return protocol::make("deploy",
+                        protocol::encode_deploy(daemon::request_from_spec(spec, follow_exit)));
 }
 
 std::string pids(const Json& list) {
@@ -122,31 +97,33 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
     }
     const Json& body = message->body;
     if (message->name == "event") {
-      if (!quiet) say(body.value("text", ""));
+      if (!quiet) say(reply_string(body, "text"));
     } else if (message->name == "deployed") {
-      std::string replaced = body["replaced"].empty()
+      const Json& replaced_pids = reply_array(body, "replaced");
+      std::string replaced = replaced_pids.empty()
                                  ? "nothing to replace"
-                                 : "replaced pid " + pids(body["replaced"]) + ", which exited";
-      if (body.contains("workers"))
-        say("deployed: " + std::to_string(body["workers"].size()) + " workers (pid " +
-            pids(body["workers"]) + ") are up; " + replaced);
+                                 : "replaced pid " + pids(replaced_pids) + ", which exited";
+      if (body.is_object() && body.contains("workers"))
+        say("deployed: " + std::to_string(reply_array(body, "workers").size()) + " workers (pid " +
+            pids(reply_array(body, "workers")) + ") are up; " + replaced);
       else
-        say("deployed: pid " + body["pid"].dump() + " (generation " + body["generation"].dump() +
-            ") is up; " + replaced);
+        say("deployed: pid " + reply_text(body, "pid") + " (generation " +
+            reply_text(body, "generation") + ") is up; " + replaced);
       warn_state_file(body);
       if (!follow_exit) return kOk;
     } else if (message->name == "deployFailed") {
       warn_state_file(body);
-      say("deploy failed: " + body.value("reason", "") +
+      say("deploy failed: " + reply_string(body, "reason") +
           "; the servers already running keep serving");
       return kFailed;
     } else if (message->name == "serverExited") {
-      bool replaced = body.value("replaced", false);
-      say("server " + body["pid"].dump() + " " + body.value("exit", "") +
+      bool replaced = reply_bool(body, "replaced", false);
+      say("server " + reply_text(body, "pid") + " " + reply_string(body, "exit") +
           (replaced ? " after a newer deploy replaced it" : " without being replaced"));
       return replaced ? kOk : kFailed;
     } else if (message->name == "error") {
-      say("the daemon refused the deploy: " + body.get<std::string>());
+      say("the daemon refused the deploy: " +
+          (body.is_string() ? body.get<std::string>() : reply_text(message->whole, "error")));
       return kFailed;
     }
   }

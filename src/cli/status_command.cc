@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <stdexcept>
 
 #include "base/duration.h"
 #include "base/join.h"
@@ -76,6 +77,25 @@ void print_table(const Json& status) {
         format_uptime(file.value("since_ms", 0LL)).c_str());
 }
 
+// The fields print_table reads with operator[]: on a const object, a missing one is
+// undefined behaviour rather than an exception, so a reply without them is refused first.
+bool has_table_fields(const Json& status) {
+  auto has = [](const Json& o, std::initializer_list<const char*> keys) {
+    if (!o.is_object()) return false;
+    for (const char* key : keys)
+      if (!o.contains(key)) return false;
+    return true;
+  };
+  if (!has(status, {"daemon", "servers"}) || !has(status["daemon"], {"pid"}) ||
+      !status["servers"].is_array())
+    return false;
+  for (const auto& server : status["servers"])
+    if (!has(server, {"pid", "generation", "argv", "resources"})) return false;
+  for (const auto& loop : status.value("crashLoops", Json::array()))
+    if (!has(loop, {"argv"})) return false;
+  return true;
+}
+
 // Asks once and prints the table (or JSON); the exit code.
 int print_status(const GlobalOptions& options, bool json) {
   int code = kOk;
@@ -91,7 +111,15 @@ int print_status(const GlobalOptions& options, bool json) {
   if (json) {
     std::printf("%s\n", reply->body.dump(2).c_str());
   } else {
-    print_table(reply->body);
+    // A status of another shape (another version's daemon, or not a daemon at all) ends
+    // this command with a message, never with an abort.
+    try {
+      if (!has_table_fields(reply->body)) throw std::invalid_argument("a field is missing");
+      print_table(reply->body);
+    } catch (const std::exception& e) {
+      say(std::string("malformed status reply from the daemon: ") + e.what());
+      return kSystemError;
+    }
   }
   std::fflush(stdout);
   return kOk;

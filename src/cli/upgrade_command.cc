@@ -22,7 +22,10 @@ Result<Json> new_image_status(const std::string& socket, Millis within) {
     auto client = ControlClient::connect(socket, &no_daemon);
     if (client.ok() && client->send(protocol::make("status", true)).ok()) {
       for (auto reply = client->next(within); reply.ok(); reply = client->next(within))
-        if (reply->name == "status") return reply->body["daemon"];
+        if (reply->name == "status") {
+          const Json& body = reply->body;
+          return body.is_object() && body.contains("daemon") ? body["daemon"] : Json::object();
+        }
     }
     if (std::chrono::steady_clock::now() > deadline)
       return Status::error("the upgraded daemon did not answer within " + format_duration(within));
@@ -56,8 +59,8 @@ int upgrade_command(const GlobalOptions& options, const std::string& binary) {
         (reply->body.is_string() ? reply->body.get<std::string>() : reply->whole.dump()));
     return kFailed;
   }
-  say("upgrading: the daemon executes " + reply->body.value("path", "") + " (" +
-      reply->body.value("to", "") + ", from " + reply->body.value("from", "") + ")");
+  say("upgrading: the daemon executes " + reply_string(reply->body, "path") + " (" +
+      reply_string(reply->body, "to") + ", from " + reply_string(reply->body, "from") + ")");
   // The old image's connection ends at the exec; an error line means the exec failed.
   for (auto line = client->next(Millis(30'000)); line.ok(); line = client->next(Millis(30'000))) {
     if (line->name == "error") {
@@ -70,8 +73,8 @@ int upgrade_command(const GlobalOptions& options, const std::string& binary) {
     say(status.status().message());
     return kFailed;
   }
-  say("upgraded: daemon pid " + (*status)["pid"].dump() + " runs serverswap " +
-      (*status).value("version", "?"));
+  say("upgraded: daemon pid " + reply_text(*status, "pid") + " runs serverswap " +
+      reply_string(*status, "version", "?"));
   return kOk;
 }
 

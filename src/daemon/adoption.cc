@@ -213,22 +213,14 @@ void Supervisor::resume(Connection& connection, const protocol::Message& message
     reply_error(connection, text, message);
     connection.close();
   };
-  const Json& body = message.body;
-  if (!body.is_object() || !body.contains("id") || !body["id"].is_string())
-    return refuse("hello needs an object with a string id");
-  if (body.value("protocol", 0) != protocol::kVersion)
+  auto hello = protocol::decode_hello(message.body);
+  if (!hello.ok()) return refuse(hello.status().message());
+  if (hello->protocol != protocol::kVersion)
     return refuse("unsupported protocol version (this daemon speaks 1)");
-  const Json& resume = body["resume"];
-  if (!resume.is_object() || !resume.value("holding", Json()).is_array() ||
-      !resume.value("up", Json()).is_boolean())
-    return refuse("resume needs {\"holding\": [...], \"up\": true|false}");
-  const Json& holding = resume["holding"];
-  const Json& on_takedown = resume.value("onTakedown", Json::array());
+  if (!hello->resume) return refuse("hello.resume must be an object");
+  const std::vector<std::string>& holding = hello->resume->holding;
   if (holding.size() > kMaxResumedSockets) return refuse("resume: more than 64 resources");
-  for (const auto& h : holding)
-    if (!h.is_string()) return refuse("resume: holding must list strings");
-  if (!on_takedown.is_array()) return refuse("resume: onTakedown must be an array");
-  Server* server = find(body["id"].get<std::string>());
+  Server* server = find(hello->id);
   if (!server || !server->adopted || !server->alive() || server->connection != 0 ||
       server->state == ServerState::kDraining || server->state == ServerState::kFailed)
     return refuse("resume: unknown server id (not a server this daemon took back)");
@@ -237,14 +229,12 @@ void Supervisor::resume(Connection& connection, const protocol::Message& message
                   std::to_string(holding.size()) + " resource(s) in holding");
   std::vector<std::string> names(holding.size());
   for (size_t i = 0; i < holding.size(); ++i)
-    if (Status s =
-            check_resumed_socket(*server, fds[i].get(), holding[i].get<std::string>(), &names[i]);
-        !s.ok())
+    if (Status s = check_resumed_socket(*server, fds[i].get(), holding[i], &names[i]); !s.ok())
       return refuse("resume: " + s.message());
   // Every check passed: the first descriptor per resource becomes the daemon's own.
   std::map<std::string, std::string> held;
   for (size_t i = 0; i < holding.size(); ++i) {
-    held[names[i]] = holding[i].get<std::string>();
+    held[names[i]] = holding[i];
     if (sockets_.find(names[i])) continue;
     if (Status s = sockets_.adopt(names[i], std::move(fds[i]),
                                   "server " + std::to_string(server->pid) + " (resume)");
@@ -263,13 +253,12 @@ void Supervisor::resume(Connection& connection, const protocol::Message& message
   server->held = std::move(held);
   server->taken.clear();
   server->subscribed.clear();
-  for (const auto& t : on_takedown) {
-    if (!t.is_string() || subscribe_by_listen_name(*server, t.get<std::string>())) continue;
-    if (auto r = protocol::parse_resource(t.get<std::string>()); r.ok())
-      server->subscribed.insert(r->name());
+  for (const auto& t : hello->resume->on_takedown) {
+    if (subscribe_by_listen_name(*server, t)) continue;
+    if (auto r = protocol::parse_resource(t); r.ok()) server->subscribed.insert(r->name());
   }
-  server->up_message = body.value("upMessage", false) == true;
-  resumed(*server, connection, resume["up"].get<bool>());
+  server->up_message = hello->up_message;
+  resumed(*server, connection, hello->resume->up);
 }
 
 void Supervisor::resumed(Server& server, Connection& connection, bool up) {

@@ -68,7 +68,10 @@ class Daemon {
   int run();
 
  private:
+  // One line from a peer: handle_line inside a catch-all (an exception is a bug, counted in
+  // internal_errors_ and logged, never the end of the daemon).
   void on_line(Connection& connection, const std::string& line);
+  void handle_line(Connection& connection, const std::string& line);
   void control_request(Connection& connection, const protocol::Message& message);
   void deploy_request(Connection& connection, const protocol::Message& message);
   void reload(const std::string& why, uint64_t requester);
@@ -127,6 +130,7 @@ class Daemon {
   Millis state_retry_delay_{100};
   std::unique_ptr<Timer> state_timer_, adopt_timer_, upgrade_timer_;
   std::vector<std::function<void()>> waiting_deploys_;  // until adoption is over
+  uint64_t internal_errors_ = 0;  // exceptions on_line caught: each one a decoder bug
 };
 
 }  // namespace serverswap::daemon

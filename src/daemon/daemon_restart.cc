@@ -141,12 +141,9 @@ void Daemon::upgrade_request(Connection& connection, const protocol::Message& me
   };
   if (stopping_) return refuse("the daemon is stopping");
   if (supervisor_->adopting()) return refuse("servers of the previous daemon are still resuming");
-  std::string path = restart_.binary;
-  const Json& body = message.body;
-  if (body.is_object() && body.contains("path")) {
-    if (!body["path"].is_string()) return refuse("upgrade: path must be a string");
-    path = body["path"].get<std::string>();
-  }
+  auto upgrade = protocol::decode_upgrade(message.body);
+  if (!upgrade.ok()) return refuse(upgrade.status().message());
+  std::string path = upgrade->path.value_or(restart_.binary);
   if (path.empty() || path[0] != '/') return refuse("upgrade: the path must be absolute");
   auto version = binary_version(path);
   if (!version.ok()) return refuse(version.status().message());

@@ -132,53 +132,59 @@ int exec_shim(int argc, char** argv) {
   return 127;
 }
 
-Status parse_command_settings(const protocol::Json& body, SpawnSpec& spec) {
-  if (body.contains("listen")) {
-    const protocol::Json& listen = body["listen"];
-    if (!listen.is_array()) return Status::error("listen must be an array");
-    for (const auto& l : listen) {
-      if (!l.is_object() || !l.value("resource", protocol::Json()).is_string() ||
-          !l.value("name", protocol::Json("")).is_string())
-        return Status::error("listen entries are {\"name\": string, \"resource\": string}");
-      std::string name = l.value("name", "");
-      auto parsed =
-          parse_listen_option(name.empty() ? l["resource"].get<std::string>()
-                                           : name + "=" + l["resource"].get<std::string>());
-      if (!parsed.ok()) return parsed.status();
-      spec.listen.push_back(*parsed);
-    }
+Status parse_command_settings(const protocol::DeployRequest& request, SpawnSpec& spec) {
+  for (size_t i = 0; i < request.listen.size(); ++i) {
+    const auto& l = request.listen[i];
+    auto parsed = parse_listen_option(l.name.empty() ? l.resource : l.name + "=" + l.resource);
+    if (!parsed.ok()) return parsed.status().wrap("deploy.listen[" + std::to_string(i) + "]");
+    spec.listen.push_back(*parsed);
   }
-  if (body.contains("grant")) {
-    const protocol::Json& grant = body["grant"];
-    if (!grant.is_array()) return Status::error("grant must be an array of resources");
-    for (const auto& g : grant) {
-      if (!g.is_string()) return Status::error("grant must be an array of resources");
-      auto parsed = protocol::parse_resource(g.get<std::string>());
-      if (!parsed.ok()) return parsed.status().wrap("grant");
-      spec.grants.push_back(g.get<std::string>());
-    }
+  for (size_t i = 0; i < request.grants.size(); ++i) {
+    auto parsed = protocol::parse_resource(request.grants[i]);
+    if (!parsed.ok()) return parsed.status().wrap("deploy.grant[" + std::to_string(i) + "]");
+    spec.grants.push_back(request.grants[i]);
   }
-  if (body.contains("readyAfterMs")) {
-    if (!body["readyAfterMs"].is_number_unsigned())
-      return Status::error("readyAfterMs must be a number of milliseconds");
-    spec.ready_after = Millis(body["readyAfterMs"].get<int64_t>());
-  }
-  if (body.contains("takedownSignal")) {
-    if (!body["takedownSignal"].is_string())
-      return Status::error("takedownSignal must be a string");
-    auto signum = parse_signal(body["takedownSignal"].get<std::string>());
-    if (!signum.ok()) return signum.status();
+  if (request.ready_after_ms) spec.ready_after = Millis(*request.ready_after_ms);
+  if (request.takedown_signal) {
+    auto signum = parse_signal(*request.takedown_signal);
+    if (!signum.ok()) return signum.status().wrap("deploy.takedownSignal");
     spec.takedown_signal = *signum;
   }
-  for (auto [key, field] : {std::pair{"workers", &spec.workers}, std::pair{"batch", &spec.batch},
-                            std::pair{"maxSurge", &spec.max_surge}}) {
-    if (!body.contains(key)) continue;
-    if (!body[key].is_number_integer() || body[key].get<int64_t>() < 1 ||
-        body[key].get<int64_t>() > 1024)
-      return Status::error(std::string(key) + " must be a number from 1 to 1024");
-    *field = body[key].get<int>();
-  }
+  spec.workers = request.workers;
+  spec.batch = request.batch;
+  spec.max_surge = request.max_surge;
   return {};
+}
+
+Result<SpawnSpec> spec_from_request(const protocol::DeployRequest& request) {
+  SpawnSpec spec;
+  spec.argv = request.argv;
+  spec.cwd = request.cwd;
+  spec.env = request.env;
+  spec.user = request.user;
+  spec.group = request.group;
+  spec.worker = request.worker;
+  if (Status s = parse_command_settings(request, spec); !s.ok()) return s;
+  return spec;
+}
+
+protocol::DeployRequest request_from_spec(const SpawnSpec& spec, bool follow_exit) {
+  protocol::DeployRequest request;
+  request.argv = spec.argv;
+  request.cwd = spec.cwd;
+  request.env = spec.env;
+  request.user = spec.user;
+  request.group = spec.group;
+  request.follow_exit = follow_exit;
+  for (const auto& l : spec.listen) request.listen.push_back({l.name, l.resource});
+  request.grants = spec.grants;
+  if (spec.ready_after) request.ready_after_ms = spec.ready_after->count();
+  if (spec.takedown_signal) request.takedown_signal = signal_name(*spec.takedown_signal);
+  request.workers = spec.workers;
+  request.batch = spec.batch;
+  request.max_surge = spec.max_surge;
+  request.worker = spec.worker;
+  return request;
 }
 
 void RememberedSettings::apply(SpawnSpec& spec) {

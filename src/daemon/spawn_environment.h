@@ -13,6 +13,7 @@
 #include "daemon/server_process.h"
 #include "daemon/socket_set.h"
 #include "protocol/message.h"
+#include "protocol/requests.h"
 #include "protocol/resource.h"
 
 namespace serverswap::daemon {
@@ -64,10 +65,17 @@ std::vector<std::string> exec_shim_argv(const std::string& self,
 // on failure, with the exit status to use (127, as a shell does).
 int exec_shim(int argc, char** argv);
 
-// The deploy request's per-command fields (docs/protocol.md, "Control messages"):
-// "listen": [{"name", "resource"}], "grant": [resource], "readyAfterMs", "takedownSignal",
-// "workers", "batch", "maxSurge".
-Status parse_command_settings(const protocol::Json& body, SpawnSpec& spec);
+// The deploy request's per-command fields (docs/protocol.md, "Control messages"), decoded
+// by protocol::decode_deploy: "listen" (each resource parsed), "grant" (each a resource), "readyAfterMs",
+// "takedownSignal" (a signal's name or number), "workers", "batch", "maxSurge". An error
+// names the bad field.
+Status parse_command_settings(const protocol::DeployRequest& request, SpawnSpec& spec);
+
+// A decoded deploy request (or state.json's record of one) as the spec to run: argv, cwd,
+// env, user, group, worker and the command settings above.
+Result<SpawnSpec> spec_from_request(const protocol::DeployRequest& request);
+// The other way: what the CLI sends and state.json keeps (run_as is not part of it).
+protocol::DeployRequest request_from_spec(const SpawnSpec& spec, bool follow_exit = false);
 
 // Settings remembered by command (argv and working directory): a deploy that gives no
 // --listen, --grant, --ready-after, --takedown-signal or --workers gets those of the command's last

@@ -1,6 +1,7 @@
 #include "daemon/spawn_environment.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 namespace serverswap::daemon {
 namespace {
@@ -80,13 +81,56 @@ TEST(SpawnedSpec, ReplacesPerServerVariablesAndAddsTheShim) {
 
 TEST(CommandSettings, ParsesWorkersBatchAndMaxSurge) {
   SpawnSpec spec;
-  ASSERT_TRUE(parse_command_settings({{"workers", 4}, {"batch", 2}, {"maxSurge", 3}}, spec).ok());
+  protocol::DeployRequest request;
+  request.workers = 4;
+  request.batch = 2;
+  request.max_surge = 3;
+  ASSERT_TRUE(parse_command_settings(request, spec).ok());
   EXPECT_EQ(spec.workers, 4);
   EXPECT_EQ(spec.batch, 2);
   EXPECT_EQ(spec.max_surge, 3);
-  SpawnSpec bad;
-  Status zero = parse_command_settings({{"workers", 0}}, bad);
-  EXPECT_EQ(zero.message(), "workers must be a number from 1 to 1024");
+  auto zero = protocol::decode_deploy({{"argv", protocol::Json::array({"./srv"})}, {"workers", 0}});
+  ASSERT_FALSE(zero.ok());
+  EXPECT_EQ(zero.status().message(), "deploy.workers must be an integer from 1 to 1024");
+}
+
+TEST(CommandSettings, ABadListenOrSignalNamesTheField) {
+  protocol::DeployRequest request;
+  request.listen = {{"", "nonsense"}};
+  SpawnSpec spec;
+  Status listen = parse_command_settings(request, spec);
+  ASSERT_FALSE(listen.ok());
+  EXPECT_EQ(listen.message().rfind("deploy.listen[0]: ", 0), 0u) << listen.message();
+  protocol::DeployRequest signal;
+  signal.takedown_signal = "SIGNOPE";
+  Status bad = parse_command_settings(signal, spec);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.message().rfind("deploy.takedownSignal: ", 0), 0u) << bad.message();
+}
+
+TEST(CommandSettings, ARequestAndItsSpecConvertBothWays) {
+  SpawnSpec spec;
+  spec.argv = {"./srv", "caf\xe9"};
+  spec.cwd = "/srv/\xff";
+  spec.env = {"A=1", "LEGACY=caf\xe9"};
+  spec.user = "app";
+  spec.listen = {{"web", ":8080"}};
+  spec.ready_after = Millis(250);
+  spec.takedown_signal = SIGQUIT;
+  spec.workers = 3;
+  spec.worker = 2;
+  auto back = spec_from_request(*protocol::decode_deploy(
+      protocol::encode_deploy(request_from_spec(spec, /*follow_exit=*/true))));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->argv, spec.argv);
+  EXPECT_EQ(back->cwd, spec.cwd);
+  EXPECT_EQ(back->env, spec.env);
+  EXPECT_EQ(back->user, "app");
+  EXPECT_EQ(back->listen, spec.listen);
+  EXPECT_EQ(back->ready_after, Millis(250));
+  EXPECT_EQ(back->takedown_signal, SIGQUIT);
+  EXPECT_EQ(back->workers, 3);
+  EXPECT_EQ(back->worker, 2);
 }
 
 TEST(RememberedSettings, ARepeatedDeployWithoutWorkersKeepsTheLastCount) {
@@ -108,12 +152,20 @@ TEST(RememberedSettings, ARepeatedDeployWithoutWorkersKeepsTheLastCount) {
 }
 
 TEST(CommandSettings, GrantsAreResources) {
+  using protocol::Json;
+  auto with_grants = [](Json grant) {
+    return protocol::decode_deploy({{"argv", Json::array({"./srv"})}, {"grant", grant}});
+  };
+  auto request = with_grants(Json::array({"127.0.0.1:80", "unix:/run/a.sock"}));
+  ASSERT_TRUE(request.ok()) << request.status().message();
   SpawnSpec spec;
-  ASSERT_TRUE(parse_command_settings({{"grant", {"127.0.0.1:80", "unix:/run/a.sock"}}}, spec).ok());
+  ASSERT_TRUE(parse_command_settings(*request, spec).ok());
   EXPECT_EQ(spec.grants, (std::vector<std::string>{"127.0.0.1:80", "unix:/run/a.sock"}));
+  auto not_a_resource = with_grants(Json::array({"not a resource"}));
+  ASSERT_TRUE(not_a_resource.ok());
   SpawnSpec bad;
-  EXPECT_FALSE(parse_command_settings({{"grant", {"not a resource"}}}, bad).ok());
-  EXPECT_FALSE(parse_command_settings({{"grant", "127.0.0.1:80"}}, bad).ok());
+  EXPECT_FALSE(parse_command_settings(*not_a_resource, bad).ok());
+  EXPECT_FALSE(with_grants("127.0.0.1:80").ok());  // not an array
 }
 
 TEST(RememberedSettings, GrantsAreRememberedLikeListen) {

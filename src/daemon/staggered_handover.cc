@@ -7,8 +7,9 @@
 namespace serverswap::daemon {
 
 void Supervisor::serving(Server& server, Connection& connection, const protocol::Message& m) {
-  if (!m.body.is_string()) return reply_error(connection, "serving takes a string", m);
-  std::string spelled = m.body.get<std::string>();
+  auto body = protocol::decode_string_body(m.name, m.body);
+  if (!body.ok()) return reply_error(connection, body.status().message(), m);
+  std::string spelled = *body;
   auto resource = protocol::parse_resource(spelled);
   if (!resource.ok()) return reply_error(connection, resource.status().message(), m);
   std::string name = resource->name();

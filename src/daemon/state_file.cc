@@ -8,9 +8,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "daemon/spawn_environment.h"
+#include "protocol/requests.h"
 
 namespace serverswap::daemon {
 
@@ -18,48 +20,66 @@ using protocol::Json;
 
 namespace {
 
+// The deploy request's own encoding (protocol/requests.h): bytes that are not UTF-8 in argv,
+// cwd or env are kept exactly, so that a restarted daemon runs the command as it was given.
 Json request_to_json(const SpawnSpec& spec) {
-  Json env = Json::object();
-  for (const auto& kv : spec.env) {
-    size_t eq = kv.find('=');
-    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  Json body = {{"argv", spec.argv}, {"cwd", spec.cwd}, {"env", env}};
-  Json listen = Json::array();
-  for (const auto& l : spec.listen) listen.push_back({{"name", l.name}, {"resource", l.resource}});
-  body["listen"] = listen;
-  if (!spec.grants.empty()) body["grant"] = spec.grants;
-  if (spec.ready_after) body["readyAfterMs"] = static_cast<uint64_t>(spec.ready_after->count());
-  if (spec.takedown_signal) body["takedownSignal"] = signal_name(*spec.takedown_signal);
-  body["user"] = spec.user;
-  body["group"] = spec.group;
-  // Workers: the pace of the command's rolls, and which copy this server is.
-  if (spec.workers) body["workers"] = *spec.workers;
-  if (spec.batch) body["batch"] = *spec.batch;
-  if (spec.max_surge) body["maxSurge"] = *spec.max_surge;
-  if (spec.worker >= 0) body["worker"] = spec.worker;
+  Json body = protocol::encode_deploy(request_from_spec(spec));
+  // Always present, so that a state.json read by an older daemon has every field it expects.
+  if (!body.contains("listen")) body["listen"] = Json::array();
+  if (!body.contains("user")) body["user"] = "";
+  if (!body.contains("group")) body["group"] = "";
   return body;
 }
 
 Result<SpawnSpec> request_from_json(const Json& body) {
-  SpawnSpec spec;
-  if (!body.is_object() || !body.contains("argv") || !body["argv"].is_array())
-    return Status::error("request without argv");
-  for (const auto& a : body["argv"]) spec.argv.push_back(a.get<std::string>());
-  spec.cwd = body.value("cwd", "");
-  static const Json kNoEnv = Json::object();
-  const Json& env = body.contains("env") ? body["env"] : kNoEnv;
-  for (const auto& [key, value] : env.items()) {
-    std::string kv = key;
-    kv.append("=").append(value.get<std::string>());
-    spec.env.push_back(std::move(kv));
+  auto request = protocol::decode_deploy(body);
+  if (!request.ok()) return request.status();
+  return spec_from_request(*request);
+}
+
+Result<HeldRecord> held_from_json(const Json& json, const std::string& where) {
+  protocol::FieldReader r(json, where);
+  HeldRecord held;
+  held.name = r.string("name", true);
+  held.spelled = r.string("spelled", true);
+  held.address = r.string("address", true);
+  if (!r.ok()) return r.status();
+  return held;
+}
+
+Result<ServerRecord> server_from_json(const Json& json, const std::string& where) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  protocol::FieldReader r(json, where);
+  ServerRecord record;
+  record.id = r.string("id", true);
+  record.pid = static_cast<pid_t>(r.integer("pid", true, 1, std::numeric_limits<pid_t>::max()));
+  record.start_time = static_cast<uint64_t>(r.integer("startTime", true, 0, kMax));
+  record.generation = static_cast<uint64_t>(r.integer("generation", true, 0, kMax));
+  record.state = r.string("state", true);
+  record.restarts =
+      static_cast<int>(r.integer("restarts", false, 0, std::numeric_limits<int>::max()));
+  const Json* request = r.object("request", true);
+  const Json* resources = r.array("resources", true);
+  if (!r.ok()) return r.status();
+  auto spec = request_from_json(*request);
+  if (!spec.ok()) return spec.status().wrap("server " + record.id);
+  record.request = std::move(*spec);
+  for (size_t i = 0; i < resources->size(); ++i) {
+    auto held = held_from_json((*resources)[i], where + ".resources[" + std::to_string(i) + "]");
+    if (!held.ok()) return held.status();
+    record.held.push_back(std::move(*held));
   }
-  spec.user = body.value("user", "");
-  spec.group = body.value("group", "");
-  if (Status s = parse_command_settings(body, spec); !s.ok()) return s;
-  if (body.contains("worker") && body["worker"].is_number_integer())
-    spec.worker = body["worker"].get<int>();
-  return spec;
+  return record;
+}
+
+Result<SocketRecord> socket_from_json(const Json& json, const std::string& where) {
+  protocol::FieldReader r(json, where);
+  SocketRecord socket;
+  socket.name = r.string("name", true);
+  socket.address = r.string("address", true);
+  socket.fd = static_cast<int>(r.integer("fd", true, 0, std::numeric_limits<int>::max()));
+  if (!r.ok()) return r.status();
+  return socket;
 }
 
 }  // namespace
@@ -90,36 +110,28 @@ Json state_to_json(const DaemonState& state) {
   return json;
 }
 
+// Total: a state.json that is not what this daemon writes is an error, never an exception.
 Result<DaemonState> state_from_json(const Json& json) {
-  try {
-    if (!json.is_object() || json.value("version", 0) != 1)
-      return Status::error("not a version 1 state");
-    DaemonState state;
-    for (const auto& s : json.at("servers")) {
-      ServerRecord record;
-      record.id = s.at("id").get<std::string>();
-      record.pid = s.at("pid").get<pid_t>();
-      record.start_time = s.at("startTime").get<uint64_t>();
-      record.generation = s.at("generation").get<uint64_t>();
-      record.state = s.at("state").get<std::string>();
-      auto request = request_from_json(s.at("request"));
-      if (!request.ok()) return request.status().wrap("server " + record.id);
-      record.request = std::move(*request);
-      for (const auto& h : s.at("resources"))
-        record.held.push_back({h.at("name").get<std::string>(), h.at("spelled").get<std::string>(),
-                               h.at("address").get<std::string>()});
-      record.restarts = s.value("restarts", 0);
-      state.servers.push_back(std::move(record));
-    }
-    static const Json kNoSockets = Json::array();
-    for (const auto& s : json.contains("sockets") ? json["sockets"] : kNoSockets)
-      state.sockets.push_back({s.at("name").get<std::string>(), s.at("address").get<std::string>(),
-                               s.at("fd").get<int>()});
-    state.control_fd = json.value("controlFd", -1);
-    return state;
-  } catch (const Json::exception& e) {
-    return Status::error(e.what());
+  protocol::FieldReader r(json, "state");
+  if (r.integer("version", true, 1, 1) != 1 || !r.ok())
+    return Status::error("not a version 1 state");
+  DaemonState state;
+  const Json* servers = r.array("servers", true);
+  const Json* sockets = r.array("sockets", false);
+  state.control_fd =
+      static_cast<int>(r.integer("controlFd", false, -1, std::numeric_limits<int>::max(), -1));
+  if (!r.ok()) return r.status();
+  for (size_t i = 0; i < servers->size(); ++i) {
+    auto record = server_from_json((*servers)[i], "state.servers[" + std::to_string(i) + "]");
+    if (!record.ok()) return record.status();
+    state.servers.push_back(std::move(*record));
   }
+  for (size_t i = 0; sockets && i < sockets->size(); ++i) {
+    auto socket = socket_from_json((*sockets)[i], "state.sockets[" + std::to_string(i) + "]");
+    if (!socket.ok()) return socket.status();
+    state.sockets.push_back(std::move(*socket));
+  }
+  return state;
 }
 
 std::string state_path_for(const std::string& socket_path) {
@@ -156,7 +168,9 @@ UniqueFd StateFile::open_dir() const {
 }
 
 Status StateFile::write(const DaemonState& state) {
-  std::string text = state_to_json(state).dump() + "\n";
+  // Never throws: what could be other than UTF-8 (argv, cwd, env) is base64 in the JSON.
+  std::string text =
+      state_to_json(state).dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
   if (text == last_written_) return {};
   std::string tmp_name = name_ + ".tmp";
   std::string tmp = path_ + ".tmp";

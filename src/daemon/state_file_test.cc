@@ -191,6 +191,60 @@ TEST(StateFile, WritesThroughNoSymbolicLinkAtTheTmpPath) {
   EXPECT_FALSE(std::filesystem::exists(target)) << "the write followed a symbolic link";
 }
 
+TEST(StateFile, KeepsBytesThatAreNotUtf8Exactly) {
+  std::string dir = ::testing::TempDir() + "state-file-bytes-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  StateFile file(state_path_for(dir + "/control.sock"));
+  DaemonState state = sample();
+  ServerRecord& s = state.servers.at(0);
+  s.request.argv.push_back("caf\xe9");
+  s.request.cwd = "/srv/app-\xff";
+  s.request.env = {"A=1", "LEGACY=caf\xe9", "K\xe9Y=v"};
+  ASSERT_TRUE(file.write(state).ok());  // dump() must not throw on them
+  auto back = file.read();
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  ASSERT_TRUE(back->has_value());
+  const SpawnSpec& r = (*back)->servers.at(0).request;
+  EXPECT_EQ(r.argv, s.request.argv);
+  EXPECT_EQ(r.cwd, s.request.cwd);
+  EXPECT_EQ(r.env, s.request.env);
+  std::filesystem::remove_all(dir);
+}
+
+// A state.json this daemon did not write is an error naming what is wrong, never an abort.
+TEST(StateFile, ACorruptStateIsAnErrorNeverAnException) {
+  std::string good = state_to_json(sample()).dump();
+  std::vector<std::string> corrupt = {
+      R"([])",
+      R"({"version": "1", "servers": []})",
+      R"({"version": 1})",
+      R"({"version": 1, "servers": {}})",
+      R"({"version": 1, "servers": [5]})",
+      R"({"version": 1, "servers": [{"id": 1}]})",
+      R"({"version": 1, "servers": [], "sockets": [{"name": ":1", "address": "x", "fd": "7"}]})",
+      R"({"version": 1, "servers": [], "controlFd": "5"})",
+  };
+  // Every field of the good one, in turn, of the wrong type or missing.
+  protocol::Json whole = protocol::Json::parse(good);
+  for (const auto& [key, value] : whole["servers"][0].items()) {
+    protocol::Json wrong = whole;
+    wrong["servers"][0][key] = protocol::Json::array({protocol::Json::object()});
+    corrupt.push_back(wrong.dump());
+    wrong["servers"][0].erase(key);
+    if (key != "restarts") corrupt.push_back(wrong.dump());
+  }
+  for (const auto& [key, value] : whole["servers"][0]["request"].items()) {
+    protocol::Json wrong = whole;
+    wrong["servers"][0]["request"][key] = protocol::Json::object({{"x", 1.5}});
+    corrupt.push_back(wrong.dump());
+  }
+  for (const auto& text : corrupt) {
+    Result<DaemonState> state = Status::error("not run");
+    EXPECT_NO_THROW(state = state_from_json(protocol::Json::parse(text))) << text;
+    EXPECT_FALSE(state.ok()) << text;
+  }
+}
+
 TEST(StateFile, StartTimeOfThisProcessIsStableAndAGoneProcessHasNone) {
   auto first = process_start_time(getpid());
   ASSERT_TRUE(first.ok()) << first.status().message();

@@ -288,17 +288,17 @@ void Supervisor::hello(Connection& connection, const protocol::Message& message)
     reply_error(connection, text, message);
     connection.close();
   };
-  if (!body.is_object() || !body.contains("id") || !body["id"].is_string())
-    return error("hello needs an object with a string id");
-  if (body.value("protocol", 0) != protocol::kVersion)
+  auto hello = protocol::decode_hello(body);
+  if (!hello.ok()) return error(hello.status().message());
+  if (hello->protocol != protocol::kVersion)
     return error("unsupported protocol version (this daemon speaks 1)");
-  Server* server = find(body["id"].get<std::string>());
+  Server* server = find(hello->id);
   if (!server || !server->alive() || server->connection != 0)
     return error("unknown or already connected server id");
   connection.role = Connection::Role::kServer;
   connection.server_id = server->id;
   server->connection = connection.id();
-  server->up_message = body.value("upMessage", false) == true;
+  server->up_message = hello->up_message;
   if (server->state == ServerState::kStarting) server->state = ServerState::kConnected;
   bool inherited_only = server->state == ServerState::kConnected && !server->held.empty();
   connection.send(
@@ -321,7 +321,9 @@ void Supervisor::server_message(Connection& connection, const protocol::Message&
   } else if (name == "serverUp") {
     if (server->starting()) become_up(*server, "sent serverUp");
   } else if (name == "fail") {
-    std::string why = message.body.is_string() ? message.body.get<std::string>() : "";
+    auto reason = protocol::decode_string_body(name, message.body);
+    if (!reason.ok()) return reply_error(connection, reason.status().message(), message);
+    const std::string& why = *reason;
     if (server->starting()) {
       fail(*server, "sent fail: " + (why.empty() ? "(no reason given)" : why));
     } else {
@@ -330,8 +332,9 @@ void Supervisor::server_message(Connection& connection, const protocol::Message&
   } else if (name == "serving") {
     serving(*server, connection, message);
   } else if (name == "tookDown") {
-    emit(*server, "tookDown", "stopped accepting",
-         message.body.is_string() ? message.body.get<std::string>() : "");
+    auto resource = protocol::decode_string_body(name, message.body);
+    if (!resource.ok()) return reply_error(connection, resource.status().message(), message);
+    emit(*server, "tookDown", "stopped accepting", *resource);
   } else if (name == "hello") {
     reply_error(connection, "hello was already said on this connection", message);
   } else {
@@ -340,8 +343,9 @@ void Supervisor::server_message(Connection& connection, const protocol::Message&
 }
 
 void Supervisor::ready_for(Server& server, Connection& connection, const protocol::Message& m) {
-  if (!m.body.is_string()) return reply_error(connection, "readyFor takes a string", m);
-  std::string spelled = m.body.get<std::string>();
+  auto body = protocol::decode_string_body(m.name, m.body);
+  if (!body.ok()) return reply_error(connection, body.status().message(), m);
+  std::string spelled = *body;
   auto resource = protocol::parse_resource(spelled);
   if (!resource.ok()) {
     reply_error(connection, resource.status().message(), m);
@@ -474,9 +478,10 @@ void Supervisor::become_ready(Server& server) {
 }
 
 void Supervisor::on_takedown(Server& server, Connection& connection, const protocol::Message& m) {
-  if (!m.body.is_string()) return reply_error(connection, "onTakedown takes a string", m);
-  if (subscribe_by_listen_name(server, m.body.get<std::string>())) return;
-  auto resource = protocol::parse_resource(m.body.get<std::string>());
+  auto body = protocol::decode_string_body(m.name, m.body);
+  if (!body.ok()) return reply_error(connection, body.status().message(), m);
+  if (subscribe_by_listen_name(server, *body)) return;
+  auto resource = protocol::parse_resource(*body);
   if (!resource.ok()) return reply_error(connection, resource.status().message(), m);
   server.subscribed.insert(resource->name());
 }
@@ -977,7 +982,9 @@ void Supervisor::einhorn_command(Connection& connection, const protocol::Message
              " refused: " + text);
     connection.send(protocol::error_reply(text, m.whole));
   };
-  if (!m.body.is_string() || m.body.get<std::string>() != "worker:ack")
+  auto command = protocol::decode_einhorn_command(m.whole);
+  if (!command.ok()) return refuse(command.status().message());
+  if (command->command != "worker:ack")
     return refuse("the only einhorn command understood is worker:ack");
   // The sender, as the kernel reports it (SO_PEERCRED), must run in a server's session: the
   // pid in the message is the worker's word only.

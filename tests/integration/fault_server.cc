@@ -9,7 +9,9 @@
 // and on takeDown exits when its connections are done), einhorn-ack (an einhorn worker: no
 // serverswap client; acks on EINHORN_SOCK_PATH, then waits for its takedown signal), claim
 // RESOURCE... (readyFor each in turn, printing "claimed R" or "refused R: ERROR"; then
-// serverUp, or after a refusal nothing: the daemon fails it).
+// serverUp, or after a refusal nothing: the daemon fails it), decode-abuse RESOURCE FILE
+// (after its hello, sends each line of FILE raw and prints "reply N: <the daemon's answer>",
+// then comes up on RESOURCE and waits for takeDown).
 #include <fcntl.h>
 #include <poll.h>
 #include <serverswap/client.h>
@@ -98,6 +100,34 @@ int abuse(const std::string& resource) {
   return 0;
 }
 
+// Each malformed line of `file` on the server's own connection (docs/protocol.md section
+// 3: an error reply each, the connection stays open), then readyFor and serverUp.
+int decode_abuse(const std::string& resource, const char* file) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, getenv("SERVERSWAP_SOCKET"), sizeof addr.sun_path - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 10;
+  std::string hello = std::string("{\"hello\":{\"id\":\"") + getenv("SERVERSWAP_ID") +
+                      "\",\"pid\":" + std::to_string(getpid()) + ",\"protocol\":1}}\n";
+  std::printf("welcome: %s", talk(fd, hello).c_str());
+  FILE* lines = std::fopen(file, "r");
+  if (!lines) return 11;
+  char line[4096];
+  for (int n = 1; std::fgets(line, sizeof line, lines); ++n)
+    std::printf("reply %d: %s", n, talk(fd, line).c_str());
+  std::fclose(lines);
+  std::fflush(stdout);
+  std::string up = "{\"readyFor\":\"" + resource + "\"}\n{\"serverUp\":true}\n";
+  if (write(fd, up.data(), up.size()) < 0) return 12;
+  char buf[4096];
+  for (;;) {  // until takeDown (or the daemon hangs up)
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0 || std::string(buf, static_cast<size_t>(n)).find("takeDown") != std::string::npos)
+      return 0;
+  }
+}
+
 // Two children that do nothing until signalled, in our process group (fork keeps it).
 [[noreturn]] void fork_children(serverswap::Client& client, const std::string& resource) {
   client.on_takedown(resource, [](std::string_view) { std::exit(0); });  // leaves them behind
@@ -168,6 +198,7 @@ int main(int argc, char** argv) {
   std::string resource = argc > 2 ? argv[2] : "127.0.0.1:0";
   if (mode == "no-client") block_forever();
   if (mode == "abuse") return abuse(resource);
+  if (mode == "decode-abuse") return argc > 3 ? decode_abuse(resource, argv[3]) : 2;
   if (mode == "einhorn-ack") return einhorn_ack();
   if (mode == "crash-loop") {
     if (argc < 4) return 2;

@@ -114,7 +114,7 @@ TEST_F(Faults, MalformedMessagesGetErrorRepliesAndTheServerGoesOn) {
   EXPECT_NE(out.find("unknown: {\"error\":\"unknown message 'bogus'\",\"request\":{\"bogus\":1}}"),
             std::string::npos)
       << out;
-  EXPECT_NE(out.find("wrong type: {\"error\":\"readyFor takes a string\""), std::string::npos)
+  EXPECT_NE(out.find("wrong type: {\"error\":\"readyFor must be a string\""), std::string::npos)
       << out;
   EXPECT_TRUE(http_ok(address_));
 }

@@ -1,0 +1,124 @@
+// Requests: the messages the daemon receives, as typed structs, and one total decoder for
+// each (docs/protocol.md sections 3, 7 and 11). A decoder never throws: a body of the wrong
+// shape, a field of the wrong type or a missing required field is a Status whose message
+// names the field and the type it must have ("hello.protocol must be an integer"), fit for
+// an `error` reply. Which values are acceptable (a protocol version, a resource's syntax, a
+// signal's name) is for the caller to judge; the decoders check shapes and ranges only.
+// Pure functions, thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "protocol/message.h"
+
+namespace serverswap::protocol {
+
+// Reads the fields of one JSON object. The first wrong field is remembered and every read
+// after it returns its fallback, so that a decoder reads all its fields and checks status()
+// once. Not thread-safe; borrows `value`, which must outlive it.
+class FieldReader {
+ public:
+  // `where` names the object in errors: "hello", "deploy.listen[2]".
+  FieldReader(const Json& value, std::string where);
+
+  bool has(const char* key) const;
+  std::string string(const char* key, bool required, std::string fallback = "");
+  std::optional<std::string> optional_string(const char* key);
+  // An integer (never a float or a numeric string) from `min` to `max`.
+  int64_t integer(const char* key, bool required, int64_t min, int64_t max, int64_t fallback = 0);
+  std::optional<int64_t> optional_integer(const char* key, int64_t min, int64_t max);
+  bool boolean(const char* key, bool required, bool fallback = false);
+  // nullptr when absent (or after an error); else the array or object.
+  const Json* array(const char* key, bool required);
+  const Json* object(const char* key, bool required);
+  // An array whose elements are all strings.
+  std::vector<std::string> strings(const char* key, bool required);
+
+  Status status() const { return status_; }
+  bool ok() const { return status_.ok(); }
+  const std::string& where() const { return where_; }
+  // Records `text` (prefixed with where().key) as the error unless one is recorded already.
+  void fail(const char* key, const std::string& text);
+
+ private:
+  const Json* field(const char* key, bool required);
+
+  const Json& value_;
+  std::string where_;
+  Status status_;
+};
+
+// ---- Server messages (section 3) ---------------------------------------------------------
+
+struct ResumeRequest {
+  std::vector<std::string> holding;      // resources, one descriptor each, in order
+  std::vector<std::string> on_takedown;  // subscriptions
+  bool up = false;
+};
+
+// A server's hello, or with "role": "control" a command's.
+struct HelloRequest {
+  bool control = false;
+  int64_t protocol = 0;  // required of a server; 0 when a control hello leaves it out
+  std::string id;        // a server's SERVERSWAP_ID
+  std::optional<int64_t> pid;
+  bool up_message = false;
+  std::optional<ResumeRequest> resume;
+};
+Result<HelloRequest> decode_hello(const Json& body);
+
+// The messages whose body is one string: readyFor, onTakedown, serving, tookDown, fail.
+// An error ("readyFor must be a string") for another type.
+Result<std::string> decode_string_body(const std::string& name, const Json& body);
+
+// einhorn's {"command": "worker:ack", "pid": N}: `whole` is the message, pid optional.
+struct EinhornCommand {
+  std::string command;
+  std::optional<int64_t> pid;
+};
+Result<EinhornCommand> decode_einhorn_command(const Json& whole);
+
+// ---- Control requests (section 7) --------------------------------------------------------
+
+struct ListenRequest {
+  std::string name;  // may be empty
+  std::string resource;
+};
+
+// A deploy request's fields (sections 7 and 10), as the CLI sends them and state.json keeps
+// them. argv, cwd and env may hold any bytes but NUL (see protocol/bytes.h).
+struct DeployRequest {
+  std::vector<std::string> argv;  // non-empty
+  std::string cwd;
+  std::vector<std::string> env;  // KEY=VALUE
+  std::string user;
+  std::string group;
+  bool follow_exit = false;  // "follow": "exit" (else "up")
+  std::vector<ListenRequest> listen;
+  // "grant": resources a server run as another user (--user) may ask for beyond what its
+  // user could bind (--grant RESOURCE; docs/protocol.md section 5).
+  std::vector<std::string> grants;
+  std::optional<int64_t> ready_after_ms;  // 0 to kMaxReadyAfterMs
+  std::optional<std::string> takedown_signal;
+  std::optional<int> workers, batch, max_surge;  // 1 to kMaxWorkers
+  int worker = -1;  // which copy this server is: state.json only, a control deploy's is ignored
+};
+inline constexpr int64_t kMaxReadyAfterMs = 2'147'483'647;  // ~24.8 days
+inline constexpr int kMaxWorkers = 1024;
+Result<DeployRequest> decode_deploy(const Json& body);
+// The body of a deploy message for `request`, bytes that are not UTF-8 encoded losslessly.
+// Fields left at their defaults are left out, except argv, cwd, env and follow.
+Json encode_deploy(const DeployRequest& request);
+
+// {"upgrade": {"path": "/usr/bin/serverswap"}}: path optional; a body that is not an object
+// ({"upgrade": true}) asks for the default binary.
+struct UpgradeRequest {
+  std::optional<std::string> path;
+};
+Result<UpgradeRequest> decode_upgrade(const Json& body);
+
+}  // namespace serverswap::protocol
