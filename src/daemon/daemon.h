@@ -18,6 +18,7 @@
 #include "daemon/spawn_environment.h"
 #include "daemon/state_file.h"
 #include "daemon/supervisor.h"
+#include "daemon/upgrade.h"
 #include "daemon/uv_handle.h"
 #include "observe/metrics.h"
 #include "observe/metrics_endpoint.h"
@@ -111,6 +112,7 @@ class Daemon {
   bool state_closed_ = false;  // removed at a clean stop: nothing writes it again
   std::unique_ptr<Timer> state_timer_, adopt_timer_, upgrade_timer_;
   std::vector<std::function<void()>> waiting_deploys_;  // until adoption is over
+  std::unique_ptr<VersionProbe> upgrade_probe_;         // `path --version` of an upgrade
 };
 
 }  // namespace serverswap::daemon

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "observe/counters.h"
+
 namespace serverswap::observe {
 
 using protocol::Json;
@@ -102,6 +104,7 @@ std::string Metrics::render(const Json& servers) const {
   family(out, "serverswap_server_kills_total", "counter",
          "Servers sent SIGKILL after their grace period.");
   sample(out, "serverswap_server_kills_total", "", double(kills_));
+  render_refusals(out);
   return out;
 }
 
