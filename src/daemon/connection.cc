@@ -31,8 +31,8 @@ std::vector<UniqueFd> Connection::take_received_fds() {
   return std::exchange(received_fds_, {});
 }
 
-bool Connection::may_log() {
-  return shared_.peer_log.admit("uid " + std::to_string(uid_));
+bool Connection::may_log(LogLimiter& limiter) {
+  return limiter.admit("uid " + std::to_string(uid_));
 }
 
 void Connection::start(Handlers handlers) {
@@ -61,7 +61,7 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
   receive_fds();
   if (nread == 0) return;  // EAGAIN
   if (nread < 0) {
-    if (nread != UV_EOF && may_log())
+    if (nread != UV_EOF && may_log(shared_.close_log))
       log_line("control connection of pid " + std::to_string(pid_) + ": " +
                uv_strerror(static_cast<int>(nread)));
     close();
@@ -101,7 +101,7 @@ bool Connection::admit_message() {
                                " on this connection; message dropped"));
   } else if (dropped_in_a_row_ >= kMessageBurst) {
     observe::count(observe::Refused::kRateLimitClose);
-    if (may_log())
+    if (may_log(shared_.close_log))
       log_line("closing the control connection of " + peer() + ": over the rate limit of " + limit);
     send(protocol::error_reply("rate limit: still more than " + limit +
                                " on this connection; closing the connection"));
@@ -162,7 +162,8 @@ void Connection::drop_unasked_fds() {
 void Connection::closed_fds(size_t count, const std::string& why) {
   observe::count(observe::Refused::kUnaskedFd, count);
   std::string what = std::to_string(count) + " file descriptor(s) " + why;
-  if (may_log()) log_line("closed " + what.substr(0, what.find(':')) + " by " + peer());
+  if (may_log(shared_.fd_log))
+    log_line("closed " + what.substr(0, what.find(':')) + " by " + peer());
   if (admit_message()) send(protocol::error_reply("closed " + what));
 }
 
@@ -179,7 +180,8 @@ void Connection::write(const protocol::Json& message, uv_stream_t* handle) {
                   : uv_write(&request->req, stream(), &buf, 1, done);
   if (rc != 0) {
     delete request;
-    if (may_log()) log_line("write to pid " + std::to_string(pid_) + ": " + uv_strerror(rc));
+    if (may_log(shared_.close_log))
+      log_line("write to pid " + std::to_string(pid_) + ": " + uv_strerror(rc));
     close();
   } else if (uv_stream_get_write_queue_size(stream()) > kMaxUnreadBytes) {
     abort("it left more than " + std::to_string(kMaxUnreadBytes >> 20) + " MiB of replies unread");
@@ -197,7 +199,8 @@ void Connection::closed_cb(uv_handle_t* handle) {
 void Connection::abort(const std::string& why) {
   if (aborted_) return;
   observe::count(observe::Refused::kRateLimitClose);
-  if (may_log()) log_line("dropping the control connection of " + peer() + ": " + why);
+  if (may_log(shared_.close_log))
+    log_line("dropping the control connection of " + peer() + ": " + why);
   bool was_closing = closing_;
   closing_ = true;
   aborted_ = !was_closing;

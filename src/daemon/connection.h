@@ -38,14 +38,18 @@ inline constexpr size_t kMaxPendingFdsPerConnection = 64;
 inline constexpr size_t kMaxPendingFds = 256;
 
 // What the connections of one control server share: the count of descriptors they hold
-// pending (not yet claimed by a line) and its cap, and the rate limit of the log lines
-// about what their peers did (by peer uid). Owned by the ControlServer; outlives them.
+// pending (not yet claimed by a line) and its cap, and the rate limits of the log lines
+// about what their peers did, one per kind (by peer uid). Owned by the ControlServer;
+// outlives them.
 struct ConnectionShared {
   ConnectionShared(uv_loop_t* loop, size_t max_pending)
-      : max_pending_fds(max_pending), peer_log(loop, "lines about control connections") {}
+      : max_pending_fds(max_pending),
+        fd_log(loop, "lines about unasked descriptors"),
+        close_log(loop, "lines about control connections closed or failing") {}
   size_t max_pending_fds;
   size_t pending_fds = 0;
-  LogLimiter peer_log;
+  LogLimiter fd_log;     // descriptors closed unread
+  LogLimiter close_log;  // closed over a limit, read and write errors
 };
 
 class Connection {
@@ -98,8 +102,8 @@ class Connection {
   void drop_unasked_fds();
   void closed_fds(size_t count, const std::string& why);
   std::string peer() const;
-  // A line about the peer may be logged now (the per-uid LogLimiter).
-  bool may_log();
+  // A line about the peer may be logged now (`limiter`, by the peer's uid).
+  bool may_log(LogLimiter& limiter);
   static void closed_cb(uv_handle_t* handle);
 
   uv_pipe_t pipe_;

@@ -187,6 +187,10 @@ TEST_F(Limits, FdsPendingWithoutALineAreCapped) {
             fds_before_ + static_cast<int>(kPeers + daemon::kMaxPendingFds) + 2);
   auto status = daemon_.status();
   EXPECT_TRUE(status.contains("servers")) << status;
+  // 17 refusals, logged within the rate limit: a burst of 5, then one line for the rest.
+  EXPECT_TRUE(daemon_.process().wait_for_output("lines about unasked descriptors from uid 0: ", 5s))
+      << daemon_.process().output();
+  EXPECT_LE(count_of(daemon_.process().output(), "file descriptor(s) sent unasked by"), 6u);
   peers.clear();
   expect_unharmed();
 }
