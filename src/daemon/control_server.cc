@@ -33,12 +33,16 @@ uint64_t raise_fd_limit() {
   return limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(limit.rlim_cur);
 }
 
-ControlServer::ControlServer(uv_loop_t* loop, Handlers handlers, ConnectionCaps caps)
+ControlServer::ControlServer(uv_loop_t* loop, Handlers handlers)
     : loop_(loop),
       handlers_(std::move(handlers)),
-      caps_(caps),
-      shared_(loop, caps.pending_fds),
+      shared_(loop, caps_.pending_fds),
       refused_log_(loop, "refused control connections") {}
+
+void ControlServer::set_caps(const ConnectionCaps& caps) {
+  caps_ = caps;
+  shared_.max_pending_fds = caps.pending_fds;
+}
 
 ControlServer::~ControlServer() {
   stop_listening();

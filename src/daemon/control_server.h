@@ -58,7 +58,7 @@ class ControlServer {
     std::function<bool(pid_t pid, uid_t uid)> is_server_peer;
   };
 
-  ControlServer(uv_loop_t* loop, Handlers handlers, ConnectionCaps caps = {});
+  ControlServer(uv_loop_t* loop, Handlers handlers);
   ~ControlServer();
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
@@ -77,6 +77,9 @@ class ControlServer {
   void close_all();
 
   Connection* find(uint64_t id);
+  // The caps on connections and pending descriptors (before listening; the default is
+  // kMaxConnections and its shares, for a 1024-fd limit).
+  void set_caps(const ConnectionCaps& caps);
 
  private:
   struct Listener {

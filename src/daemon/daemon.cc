@@ -16,14 +16,13 @@ Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
     : options_(std::move(options)), lock_(std::move(lock)) {
   uv_loop_init(&loop_);
   sockets_ = std::make_unique<SocketSet>(&loop_);
-  // The caps on connections and pending descriptors follow the fd limit, raised first.
   control_ = std::make_unique<ControlServer>(
-      &loop_,
-      ControlServer::Handlers{
-          [this](Connection& c, const std::string& line) { on_line(c, line); },
-          [this](Connection& c) { supervisor_->disconnected(c); },
-          [this](pid_t pid, uid_t uid) { return supervisor_->is_server_peer(pid, uid); }},
-      caps_for_fd_limit(raise_fd_limit()));
+      &loop_, ControlServer::Handlers{
+                  [this](Connection& c, const std::string& line) { on_line(c, line); },
+                  [this](Connection& c) { supervisor_->disconnected(c); },
+                  [this](pid_t pid, uid_t uid) { return supervisor_->is_server_peer(pid, uid); }});
+  // The caps on connections and pending descriptors follow the fd limit, raised first.
+  control_->set_caps(caps_for_fd_limit(raise_fd_limit()));
   // Servers run as another user (--user) reach the daemon through a socket of their own.
   options_.socket_for_user = [this](uid_t uid, gid_t gid) {
     return control_->listen_for_user(uid, gid);
