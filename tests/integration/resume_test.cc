@@ -156,9 +156,9 @@ TEST(Resume, UpgradeUnderLoadKeepsThePidTheSocketsAndTheServers) {
   ASSERT_EQ(next.code, 0) << next.output << log.output();
   EXPECT_FALSE(process_exists(server));
   // The old server is still the daemon's child: its exit status is the daemon's to read.
-  EXPECT_NE(
-      log.output().find("server " + std::to_string(server) + " (gen 1): exited with status 0"),
-      std::string::npos)
+  // (Waited for: the line may still be in the pipe to the reader when the deploy returns.)
+  EXPECT_TRUE(log.wait_for_output(
+      "server " + std::to_string(server) + " (gen 1): exited with status 0", 5s))
       << log.output();
   EXPECT_LE(settled_open_fds(daemon.process().pid()), fds_before) << "a descriptor leaked";
   ASSERT_TRUE(load.wait_for_ok(ok_so_far + 100, 10s));
