@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "observe/counters.h"
@@ -23,12 +24,25 @@ Connection::Connection(uv_loop_t* loop, uint64_t id, ConnectionShared& shared)
 }
 
 Connection::~Connection() {
-  shared_.pending_fds -= received_fds_.size();
+  unpend(received_fds_.size());
 }
 
 std::vector<UniqueFd> Connection::take_received_fds() {
-  shared_.pending_fds -= received_fds_.size();
+  unpend(received_fds_.size());
   return std::exchange(received_fds_, {});
+}
+
+void Connection::unpend(size_t count) {
+  if (count == 0) return;
+  shared_.pending_fds -= count;
+  if (!of_another_user()) return;
+  auto it = shared_.pending_fds_of_others.find(uid_);
+  if (it != shared_.pending_fds_of_others.end() && (it->second -= count) == 0)
+    shared_.pending_fds_of_others.erase(it);
+}
+
+bool Connection::of_another_user() const {
+  return uid_ != ::getuid() && uid_ != 0;
 }
 
 bool Connection::may_log(LogLimiter& limiter) {
@@ -136,12 +150,19 @@ void Connection::receive_fds() {
     } else if (received_fds_.size() >= kMaxPendingFdsPerConnection) {
       why = "sent unasked: more than " + std::to_string(kMaxPendingFdsPerConnection) +
             " before a line (a resume hello carries at most that many)";
+    } else if (of_another_user() && shared_.pending_fds_of_others.count(uid_) &&
+               shared_.pending_fds_of_others.at(uid_) >= kMaxPendingFdsPerConnection) {
+      why = "sent unasked: uid " + std::to_string(uid_) + " holds " +
+            std::to_string(kMaxPendingFdsPerConnection) +
+            " descriptors not yet claimed by a line, at most that many per user other than the "
+            "daemon's";
     } else if (shared_.pending_fds >= shared_.max_pending_fds) {
       why = "sent unasked: the daemon holds at most " + std::to_string(shared_.max_pending_fds) +
             " descriptors not yet claimed by a line, over all connections; try again later";
     } else {
       received_fds_.push_back(std::move(received));
       ++shared_.pending_fds;
+      if (of_another_user()) ++shared_.pending_fds_of_others[uid_];
       continue;
     }
     ++closed;  // `received` closes it

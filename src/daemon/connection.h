@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,8 +33,9 @@ inline constexpr int kMessageBurst = 200;
 inline constexpr size_t kMaxUnreadBytes = 8u << 20;
 // Descriptors a connection may hold before a line claims them: only before its first line
 // is complete (a resume hello, the first line, carries at most 64), and only while all
-// connections together hold fewer than ConnectionShared::max_pending_fds. Beyond either,
-// they are closed at once and the peer is told.
+// connections together hold fewer than ConnectionShared::max_pending_fds, and those of one
+// uid other than the daemon's and root fewer than 64 (so that one other user cannot take
+// them all). Beyond any of these, they are closed at once and the peer is told.
 inline constexpr size_t kMaxPendingFdsPerConnection = 64;
 inline constexpr size_t kMaxPendingFds = 256;
 
@@ -48,8 +50,9 @@ struct ConnectionShared {
         close_log(loop, "lines about control connections closed or failing") {}
   size_t max_pending_fds;
   size_t pending_fds = 0;
-  LogLimiter fd_log;     // descriptors closed unread
-  LogLimiter close_log;  // closed over a limit, read and write errors
+  std::map<uid_t, size_t> pending_fds_of_others;  // by uid, other than the daemon's and root
+  LogLimiter fd_log;                              // descriptors closed unread
+  LogLimiter close_log;                           // closed over a limit, read and write errors
 };
 
 class Connection {
@@ -101,6 +104,9 @@ class Connection {
   void receive_fds();
   void drop_unasked_fds();
   void closed_fds(size_t count, const std::string& why);
+  // `count` descriptors of this connection are no longer pending.
+  void unpend(size_t count);
+  bool of_another_user() const;
   std::string peer() const;
   // A line about the peer may be logged now (`limiter`, by the peer's uid).
   bool may_log(LogLimiter& limiter);

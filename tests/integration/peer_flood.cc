@@ -1,9 +1,13 @@
 // A hostile local peer for the quota tests (quota_test.cc), run as another user:
 //   peer_flood connections N     opens N connections to $SERVERSWAP_SOCKET and holds them;
 //                                prints "flood: N connections, R refused: <first refusal>"
+//   peer_flood fds N             opens N connections to $SERVERSWAP_SOCKET, sends 64 fds on
+//                                each without finishing a line, and holds them; prints
+//                                "flood: N connections sent 64 fds, R told: <first reply>"
 //   peer_flood notify NAME N     sends N datagrams "READY=1" to the abstract socket @NAME;
 //                                prints "flood: sent N notifications"
 // Everything it waits for is bounded; it exits by itself after a minute at the latest.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -30,15 +34,39 @@ int connect_to(const char* path) {
   return fd;
 }
 
+// sendmsg of "{" (no line ends) with 64 descriptors of /dev/null.
+bool send_fds(int fd) {
+  constexpr size_t kCount = 64;
+  int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  std::vector<int> fds(kCount, null_fd);
+  std::vector<char> control(CMSG_SPACE(kCount * sizeof(int)));
+  char byte = '{';
+  iovec iov{&byte, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(kCount * sizeof(int));
+  std::memcpy(CMSG_DATA(c), fds.data(), kCount * sizeof(int));
+  bool sent = sendmsg(fd, &msg, MSG_NOSIGNAL) == 1;
+  close(null_fd);
+  return sent;
+}
+
 // Connections are accepted and answered in order: once the last one is refused, every
 // earlier refusal is in its socket already.
-int flood_connections(int count) {
+int flood_connections(int count, bool with_fds) {
   const char* path = std::getenv("SERVERSWAP_SOCKET");
   if (!path) return std::fprintf(stderr, "flood: no SERVERSWAP_SOCKET\n"), 2;
   std::vector<int> fds;
   for (int i = 0; i < count; ++i) {
     int fd = connect_to(path);
     if (fd < 0) return std::perror("flood: connect"), 2;
+    if (with_fds && !send_fds(fd)) return std::perror("flood: sendmsg"), 2;
     fds.push_back(fd);
   }
   pollfd last{fds.back(), POLLIN, 0};
@@ -54,7 +82,10 @@ int flood_connections(int count) {
     if (first.empty() && n > 0) first.assign(buf, static_cast<size_t>(n));
   }
   if (!first.empty() && first.back() == '\n') first.pop_back();
-  std::printf("flood: %d connections, %d refused: %s\n", count, refused, first.c_str());
+  if (with_fds)
+    std::printf("flood: %d connections sent 64 fds, %d told: %s\n", count, refused, first.c_str());
+  else
+    std::printf("flood: %d connections, %d refused: %s\n", count, refused, first.c_str());
   std::fflush(stdout);
   pause();  // holds the accepted ones until killed (the server's takedown, or the alarm)
   return 0;
@@ -79,8 +110,9 @@ int flood_notify(const char* name, int count) {
 int main(int argc, char** argv) {
   alarm(60);
   std::string mode = argc > 1 ? argv[1] : "";
-  if (mode == "connections" && argc == 3) return flood_connections(std::atoi(argv[2]));
+  if (mode == "connections" && argc == 3) return flood_connections(std::atoi(argv[2]), false);
+  if (mode == "fds" && argc == 3) return flood_connections(std::atoi(argv[2]), true);
   if (mode == "notify" && argc == 4) return flood_notify(argv[2], std::atoi(argv[3]));
-  std::fprintf(stderr, "usage: peer_flood connections N | notify NAME N\n");
+  std::fprintf(stderr, "usage: peer_flood connections N | fds N | notify NAME N\n");
   return 2;
 }

@@ -111,6 +111,26 @@ TEST_F(Quota, OtherUserBeyondItsConnectionQuotaIsRefusedAndRootStillWorks) {
   EXPECT_EQ(count_of(daemon_.process().output(), "refused a control connection from"), 5u);
 }
 
+// Descriptors held before a line: one other user gets 64 of the 256, not all of them.
+TEST_F(Quota, OtherUserHoldsAtMost64PendingFdsAndRootStillWorks) {
+  int fds_before = settled_open_fds(daemon_.process().pid());
+  std::string script =
+      std::string(PEER_FLOOD_BIN) + " fds 4 & exec " + HELLO_SERVER_BIN + " 127.0.0.1:0";
+  auto deploy = serverswap(daemon_, {"--user", "nobody", "/bin/sh", "-c", script});
+  ASSERT_EQ(deploy.code, 0) << deploy.output;
+  ASSERT_TRUE(daemon_.process().wait_for_output("flood: 4 connections sent 64 fds, 3 told: ", 20s))
+      << daemon_.process().output();
+  EXPECT_TRUE(daemon_.process().wait_for_output(
+      "closed 64 file descriptor(s) sent unasked: uid 65534 holds 64 descriptors not yet claimed "
+      "by a line, at most that many per user other than the daemon's",
+      1s));
+  // The nobody server and its sockets, the flood's 4 connections and its 64 pending fds.
+  EXPECT_LE(open_fds(daemon_.process().pid()), fds_before + 64 + 4 + 8);
+  auto status = serverswap(daemon_, {"status"});
+  EXPECT_EQ(status.code, 0) << status.output;
+  EXPECT_EQ(metric(daemon_, "serverswap_unasked_fds_total"), 3 * 64);
+}
+
 TEST_F(Quota, NotifyFloodFromAnotherUserIsCountedAndLoggedBounded) {
   ASSERT_EQ(daemon_.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"}).code, 0);
   std::string id = daemon_.status()["servers"][0].value("id", "");
