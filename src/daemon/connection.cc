@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/log.h"
+#include "observe/counters.h"
 
 namespace serverswap::daemon {
 namespace {
@@ -15,9 +17,36 @@ struct WriteRequest {
 
 }  // namespace
 
-Connection::Connection(uv_loop_t* loop, uint64_t id) : id_(id) {
+Connection::Connection(uv_loop_t* loop, uint64_t id, ConnectionShared& shared)
+    : id_(id), shared_(shared) {
   uv_pipe_init(loop, &pipe_, /*ipc=*/1);
   pipe_.data = this;
+}
+
+Connection::~Connection() {
+  unpend(received_fds_.size());
+}
+
+std::vector<UniqueFd> Connection::take_received_fds() {
+  unpend(received_fds_.size());
+  return std::exchange(received_fds_, {});
+}
+
+void Connection::unpend(size_t count) {
+  if (count == 0) return;
+  shared_.pending_fds -= count;
+  if (!of_another_user()) return;
+  auto it = shared_.pending_fds_of_others.find(uid_);
+  if (it != shared_.pending_fds_of_others.end() && (it->second -= count) == 0)
+    shared_.pending_fds_of_others.erase(it);
+}
+
+bool Connection::of_another_user() const {
+  return uid_ != ::getuid() && uid_ != 0;
+}
+
+bool Connection::may_log(LogLimiter& limiter) {
+  return limiter.admit("uid " + std::to_string(uid_));
 }
 
 void Connection::start(Handlers handlers) {
@@ -46,7 +75,7 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
   receive_fds();
   if (nread == 0) return;  // EAGAIN
   if (nread < 0) {
-    if (nread != UV_EOF)
+    if (nread != UV_EOF && may_log(shared_.close_log))
       log_line("control connection of pid " + std::to_string(pid_) + ": " +
                uv_strerror(static_cast<int>(nread)));
     close();
@@ -57,6 +86,7 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
     auto line = framer_.next_line();
     if (!line) break;
     if (line->empty()) continue;
+    line_seen_ = true;
     // Only a resume hello (the first line) may carry descriptors; the supervisor checks it.
     bool may_carry_fds = role == Role::kNew && line->find("\"resume\"") != std::string::npos;
     if (!may_carry_fds) drop_unasked_fds();
@@ -77,13 +107,16 @@ bool Connection::admit_message() {
     dropped_in_a_row_ = 0;
     return true;
   }
+  observe::count(observe::Refused::kRateLimitedMessage);
   std::string limit = std::to_string(static_cast<int>(kMessagesPerSecond)) +
                       " messages per second (bursts of " + std::to_string(kMessageBurst) + ")";
   if (++dropped_in_a_row_ == 1) {
     send(protocol::error_reply("rate limit: more than " + limit +
                                " on this connection; message dropped"));
   } else if (dropped_in_a_row_ >= kMessageBurst) {
-    log_line("closing the control connection of " + peer() + ": over the rate limit of " + limit);
+    observe::count(observe::Refused::kRateLimitClose);
+    if (may_log(shared_.close_log))
+      log_line("closing the control connection of " + peer() + ": over the rate limit of " + limit);
     send(protocol::error_reply("rate limit: still more than " + limit +
                                " on this connection; closing the connection"));
     close();
@@ -93,33 +126,66 @@ bool Connection::admit_message() {
 
 // Takes the descriptors libuv received with the bytes just read out of its pending queue,
 // as plain fds: each is a duplicate of the one libuv accepted, which is then closed. (The
-// kernel discards any beyond the room libuv gives, 64, with MSG_CTRUNC.)
+// kernel discards any beyond the room libuv gives, 64, with MSG_CTRUNC.) They are kept for
+// the first line only, and within the caps (kMaxPendingFdsPerConnection, max_pending_fds):
+// so that peers sending descriptors without ever finishing a line cannot use up the
+// daemon's. The rest are closed here.
 void Connection::receive_fds() {
+  size_t closed = 0;
+  std::string why;
   while (uv_pipe_pending_count(&pipe_) > 0) {
     auto* sink = new uv_pipe_t;
     uv_pipe_init(pipe_.loop, sink, 0);
     uv_os_fd_t fd = -1;
+    UniqueFd received;
     // uv_accept closes the fd itself if it fails.
     if (uv_accept(stream(), reinterpret_cast<uv_stream_t*>(sink)) == 0 &&
         uv_fileno(reinterpret_cast<uv_handle_t*>(sink), &fd) == 0)
-      received_fds_.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+      received = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
     uv_close(reinterpret_cast<uv_handle_t*>(sink),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+    if (!received) continue;
+    if (line_seen_) {
+      why = "sent unasked: the daemon accepts none (protocol v1)";
+    } else if (received_fds_.size() >= kMaxPendingFdsPerConnection) {
+      why = "sent unasked: more than " + std::to_string(kMaxPendingFdsPerConnection) +
+            " before a line (a resume hello carries at most that many)";
+    } else if (of_another_user() && shared_.pending_fds_of_others.count(uid_) &&
+               shared_.pending_fds_of_others.at(uid_) >= kMaxPendingFdsPerConnection) {
+      why = "sent unasked: uid " + std::to_string(uid_) + " holds " +
+            std::to_string(kMaxPendingFdsPerConnection) +
+            " descriptors not yet claimed by a line, at most that many per user other than the "
+            "daemon's";
+    } else if (shared_.pending_fds >= shared_.max_pending_fds) {
+      why = "sent unasked: the daemon holds at most " + std::to_string(shared_.max_pending_fds) +
+            " descriptors not yet claimed by a line, over all connections; try again later";
+    } else {
+      received_fds_.push_back(std::move(received));
+      ++shared_.pending_fds;
+      if (of_another_user()) ++shared_.pending_fds_of_others[uid_];
+      continue;
+    }
+    ++closed;  // `received` closes it
   }
-  // One resume hello carries at most 64; a peer piling up more without a line gets none kept.
-  if (received_fds_.size() > 64) drop_unasked_fds();
+  if (closed > 0) closed_fds(closed, why);
 }
 
 // Outside a resume hello the daemon asks no peer for descriptors: whatever arrives is
 // closed at once so that a misbehaving server cannot make the daemon hold its files open.
 void Connection::drop_unasked_fds() {
   size_t dropped = received_fds_.size();
-  received_fds_.clear();
   if (dropped == 0) return;
-  std::string what = std::to_string(dropped) + " file descriptor(s) sent unasked";
-  log_line("closed " + what + " by " + peer());
-  if (admit_message())
-    send(protocol::error_reply("closed " + what + ": the daemon accepts none (protocol v1)"));
+  take_received_fds();
+  closed_fds(dropped, "sent unasked: the daemon accepts none (protocol v1)");
+}
+
+// Counted, logged within the rate limit, and the peer told once per read.
+void Connection::closed_fds(size_t count, const std::string& why) {
+  observe::count(observe::Refused::kUnaskedFd, count);
+  std::string what = std::to_string(count) + " file descriptor(s) " + why;
+  if (may_log(shared_.fd_log))
+    log_line("closed " + what.substr(0, what.find(':')) + " by " + peer());
+  if (admit_message()) send(protocol::error_reply("closed " + what));
 }
 
 std::string Connection::peer() const {
@@ -135,7 +201,8 @@ void Connection::write(const protocol::Json& message, uv_stream_t* handle) {
                   : uv_write(&request->req, stream(), &buf, 1, done);
   if (rc != 0) {
     delete request;
-    log_line("write to pid " + std::to_string(pid_) + ": " + uv_strerror(rc));
+    if (may_log(shared_.close_log))
+      log_line("write to pid " + std::to_string(pid_) + ": " + uv_strerror(rc));
     close();
   } else if (uv_stream_get_write_queue_size(stream()) > kMaxUnreadBytes) {
     abort("it left more than " + std::to_string(kMaxUnreadBytes >> 20) + " MiB of replies unread");
@@ -152,7 +219,9 @@ void Connection::closed_cb(uv_handle_t* handle) {
 // on_disconnect waits for the close callback rather than re-entering it here.
 void Connection::abort(const std::string& why) {
   if (aborted_) return;
-  log_line("dropping the control connection of " + peer() + ": " + why);
+  observe::count(observe::Refused::kRateLimitClose);
+  if (may_log(shared_.close_log))
+    log_line("dropping the control connection of " + peer() + ": " + why);
   bool was_closing = closing_;
   closing_ = true;
   aborted_ = !was_closing;

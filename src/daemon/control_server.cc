@@ -1,8 +1,10 @@
 #include "daemon/control_server.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -10,8 +12,37 @@
 
 namespace serverswap::daemon {
 
+ConnectionCaps caps_for_fd_limit(uint64_t fd_limit) {
+  uint64_t budget = fd_limit > kReservedFds + 48 ? fd_limit - kReservedFds : 48;
+  ConnectionCaps caps;
+  caps.total = std::min<uint64_t>(kMaxConnections, budget * 2 / 3);
+  caps.others = caps.total - std::min(caps.total / 2, kReservedConnections);
+  caps.per_uid = std::min(kMaxConnectionsPerUid, caps.others);
+  caps.pending_fds = std::min<uint64_t>(kMaxPendingFds, budget / 3);
+  return caps;
+}
+
+uint64_t raise_fd_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(limit.rlim_cur);
+}
+
 ControlServer::ControlServer(uv_loop_t* loop, Handlers handlers)
-    : loop_(loop), handlers_(std::move(handlers)) {}
+    : loop_(loop),
+      handlers_(std::move(handlers)),
+      shared_(loop, caps_.pending_fds),
+      refused_log_(loop, "refused control connections") {}
+
+void ControlServer::set_caps(const ConnectionCaps& caps) {
+  caps_ = caps;
+  shared_.max_pending_fds = caps.pending_fds;
+}
 
 ControlServer::~ControlServer() {
   stop_listening();
@@ -121,7 +152,7 @@ void ControlServer::stop_listening() {
 
 void ControlServer::on_connection(uv_stream_t* listener) {
   uint64_t id = next_id_++;
-  auto connection = std::make_unique<Connection>(loop_, id);
+  auto connection = std::make_unique<Connection>(loop_, id, shared_);
   if (uv_accept(listener, connection->stream()) != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(connection->stream()),
              [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
@@ -130,23 +161,63 @@ void ControlServer::on_connection(uv_stream_t* listener) {
   }
   Connection* raw = connection.get();
   connections_.emplace(id, std::move(connection));
-  raw->start({handlers_.on_line, handlers_.on_disconnect,
-              [this](Connection& c) { connections_.erase(c.id()); }});
+  raw->start({handlers_.on_line, handlers_.on_disconnect, [this](Connection& c) {
+                if (auto it = admitted_.find(c.id()); it != admitted_.end()) {
+                  uid_t uid = it->second;
+                  if (--admitted_by_uid_[uid] == 0) admitted_by_uid_.erase(uid);
+                  if (uid != getuid() && uid != 0) --admitted_others_;
+                  admitted_.erase(it);
+                }
+                connections_.erase(c.id());
+              }});
   uid_t uid = raw->peer_uid();
+  std::string who = "pid " + std::to_string(raw->peer_pid()) + " of uid " + std::to_string(uid);
+  bool own = uid == getuid() || uid == 0;
   if (!peer_allowed(*raw)) {
-    log_line("refused a control connection from pid " + std::to_string(raw->peer_pid()) +
-             " of uid " + std::to_string(uid) + " (only uid " + std::to_string(getuid()) +
-             " may connect)");
-    raw->send(protocol::error_reply("permission denied: the daemon runs as another user"));
-    raw->close();
-  } else if (connections_.size() > kMaxConnections) {
-    // The new one only: servers already connected keep their connections.
-    log_line("refused a control connection from pid " + std::to_string(raw->peer_pid()) +
-             ": already " + std::to_string(kMaxConnections) + " connections");
-    raw->send(protocol::error_reply("too many connections: the daemon serves at most " +
-                                    std::to_string(kMaxConnections) + " at once; try again later"));
-    raw->close();
+    return refuse(*raw, observe::Refused::kConnectionOtherUser,
+                  "refused a control connection from " + who + " (only uid " +
+                      std::to_string(getuid()) + " may connect)",
+                  "permission denied: the daemon runs as another user");
   }
+  if (admitted_.size() >= caps_.total) {
+    // The new one only: servers already connected keep their connections.
+    return refuse(*raw, observe::Refused::kConnectionCapacity,
+                  "refused a control connection from " + who + ": already " +
+                      std::to_string(caps_.total) + " connections",
+                  "too many connections: the daemon serves at most " + std::to_string(caps_.total) +
+                      " at once; try again later");
+  }
+  if (!own) {
+    if (std::string why = over_quota(uid); !why.empty()) {
+      return refuse(*raw, observe::Refused::kConnectionQuota,
+                    "refused a control connection from " + who + ": " + why,
+                    "too many connections: " + why + "; try again later");
+    }
+    ++admitted_others_;
+  }
+  admitted_.emplace(id, uid);
+  ++admitted_by_uid_[uid];
+}
+
+std::string ControlServer::over_quota(uid_t uid) const {
+  auto it = admitted_by_uid_.find(uid);
+  if (it != admitted_by_uid_.end() && it->second >= caps_.per_uid)
+    return "uid " + std::to_string(uid) + " holds " + std::to_string(it->second) +
+           " connections, at most " + std::to_string(caps_.per_uid) +
+           " per user other than the daemon's";
+  if (admitted_others_ >= caps_.others)
+    return "users other than the daemon's hold " + std::to_string(admitted_others_) +
+           " connections, at most " + std::to_string(caps_.others) + " together";
+  return "";
+}
+
+// Counted, logged within the rate limit (per uid), told to the peer, and closed.
+void ControlServer::refuse(Connection& connection, observe::Refused why, const std::string& log,
+                           const std::string& reply) {
+  observe::count(why);
+  if (refused_log_.admit("uid " + std::to_string(connection.peer_uid()))) log_line(log);
+  connection.send(protocol::error_reply(reply));
+  connection.close();
 }
 
 bool ControlServer::peer_allowed(const Connection& connection) const {

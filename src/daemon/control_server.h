@@ -16,12 +16,38 @@
 
 #include "base/status.h"
 #include "daemon/connection.h"
+#include "daemon/log_limiter.h"
+#include "observe/counters.h"
 
 namespace serverswap::daemon {
 
 // Connections at once, servers and commands together (docs/protocol.md, "Limits"): well
 // under the default 1024-fd limit, so the daemon keeps fds for sockets and children.
 inline constexpr size_t kMaxConnections = 512;
+// Of those, peers of another uid (servers run with --user) may hold at most this many per
+// uid, and all of them together at most kMaxConnections less kReservedConnections: the
+// reserve is for the daemon's own user and root, so that `status`, `stop` and deploys
+// work while other users hold their whole quota.
+inline constexpr size_t kMaxConnectionsPerUid = 64;
+inline constexpr size_t kReservedConnections = 64;
+
+// The caps for a daemon allowed `fd_limit` descriptors (RLIMIT_NOFILE): what is left
+// after kReservedFds (listening, notify and metrics sockets, children's pipes, files) is
+// shared two to one between connections and descriptors held pending (connection.h),
+// each at most its maximum above. At 1024 fds: 512 connections, 256 pending fds.
+struct ConnectionCaps {
+  size_t total = kMaxConnections;
+  size_t others = kMaxConnections - kReservedConnections;  // all other uids together
+  size_t per_uid = kMaxConnectionsPerUid;                  // each other uid
+  size_t pending_fds = kMaxPendingFds;
+};
+inline constexpr uint64_t kReservedFds = 256;
+ConnectionCaps caps_for_fd_limit(uint64_t fd_limit);
+
+// Raises this process's soft RLIMIT_NOFILE to its hard limit, as daemons commonly do (the
+// default soft limit, 1024, is kept low for programs that use select(2)); its servers
+// inherit the raised limit. The soft limit in force afterwards (unchanged if that failed).
+uint64_t raise_fd_limit();
 
 class ControlServer {
  public:
@@ -51,6 +77,9 @@ class ControlServer {
   void close_all();
 
   Connection* find(uint64_t id);
+  // The caps on connections and pending descriptors (before listening; the default is
+  // kMaxConnections and its shares, for a 1024-fd limit).
+  void set_caps(const ConnectionCaps& caps);
 
  private:
   struct Listener {
@@ -64,6 +93,10 @@ class ControlServer {
   Result<uv_pipe_t*> bind_listener(const std::string& path);
   void on_connection(uv_stream_t* listener);
   bool peer_allowed(const Connection& connection) const;
+  // Empty when `connection` (of another uid than the daemon's and root) fits its quota.
+  std::string over_quota(uid_t uid) const;
+  void refuse(Connection& connection, observe::Refused why, const std::string& log,
+              const std::string& reply);
 
   uv_loop_t* loop_;
   Handlers handlers_;
@@ -71,7 +104,16 @@ class ControlServer {
   std::string path_;
   std::map<uid_t, Listener> user_listeners_;
   uint64_t next_id_ = 1;
+  ConnectionCaps caps_;
+  ConnectionShared shared_;
+  // Lines about refused connections, by peer uid (LogLimiter).
+  LogLimiter refused_log_;
   std::map<uint64_t, std::unique_ptr<Connection>> connections_;
+  // Connections let in (refused ones are closing already), by id: their peer's uid; and
+  // how many each uid holds, and all uids but the daemon's and root together.
+  std::map<uint64_t, uid_t> admitted_;
+  std::map<uid_t, size_t> admitted_by_uid_;
+  size_t admitted_others_ = 0;
 };
 
 }  // namespace serverswap::daemon

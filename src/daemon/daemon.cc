@@ -21,6 +21,8 @@ Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
                   [this](Connection& c, const std::string& line) { on_line(c, line); },
                   [this](Connection& c) { supervisor_->disconnected(c); },
                   [this](pid_t pid, uid_t uid) { return supervisor_->is_server_peer(pid, uid); }});
+  // The caps on connections and pending descriptors follow the fd limit, raised first.
+  control_->set_caps(caps_for_fd_limit(raise_fd_limit()));
   // Servers run as another user (--user) reach the daemon through a socket of their own.
   options_.socket_for_user = [this](uid_t uid, gid_t gid) {
     return control_->listen_for_user(uid, gid);
@@ -41,6 +43,7 @@ Daemon::~Daemon() {
   state_timer_.reset();
   adopt_timer_.reset();
   upgrade_timer_.reset();
+  upgrade_probe_.reset();
   reaper_.reset();
   metrics_endpoint_.reset();
   supervisor_.reset();
@@ -338,6 +341,7 @@ void Daemon::finish() {
   control_->stop_listening();
   control_->close_all();
   metrics_endpoint_.reset();  // an open listener would keep the loop, and the daemon, alive
+  upgrade_probe_.reset();     // a version probe too (for up to its timeout)
   signals_.clear();
 }
 

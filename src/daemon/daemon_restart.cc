@@ -145,16 +145,39 @@ void Daemon::upgrade_request(Connection& connection, const protocol::Message& me
   if (!upgrade.ok()) return refuse(upgrade.status().message());
   std::string path = upgrade->path.value_or(restart_.binary);
   if (path.empty() || path[0] != '/') return refuse("upgrade: the path must be absolute");
-  auto version = binary_version(path);
-  if (!version.ok()) return refuse(version.status().message());
-  connection.send(
-      protocol::make("upgrading", {{"from", std::string("serverswap ") + SERVERSWAP_VERSION},
-                                   {"to", *version},
-                                   {"path", path}}));
-  log_line("upgrading: executing " + path + " (" + *version + ") in this process");
-  // On the next loop turn, so that the reply has gone out (libuv writes at once when it can).
+  if (upgrade_probe_) return refuse("upgrade: another upgrade is being checked; try again later");
+  // `path --version` runs beside the loop, bounded: status, deploys and servers go on
+  // meanwhile, and a binary that hangs is killed and never executed.
+  log_line("upgrade: checking " + path + " --version (at most " +
+           format_duration(kVersionProbeTimeout) + "); the daemon goes on meanwhile");
   uint64_t requester = connection.id();
-  upgrade_timer_->start(Millis(0), [this, path, requester] { exec_upgrade(path, requester); });
+  protocol::Json whole = message.whole;
+  auto probe = VersionProbe::start(
+      &loop_, path, kVersionProbeTimeout,
+      [this, path, requester, whole](Result<std::string> version) {
+        upgrade_probe_.reset();
+        Connection* c = control_->find(requester);
+        auto refuse_later = [&](const std::string& text) {
+          log_line("upgrade refused: " + text);
+          if (c) c->send(protocol::error_reply(text, whole));
+        };
+        if (!version.ok()) return refuse_later(version.status().message());
+        if (stopping_) return refuse_later("the daemon is stopping");
+        if (supervisor_->adopting())
+          return refuse_later("servers of the previous daemon are still resuming");
+        if (c)
+          c->send(protocol::make("upgrading",
+                                 {{"from", std::string("serverswap ") + SERVERSWAP_VERSION},
+                                  {"to", *version},
+                                  {"path", path}}));
+        log_line("upgrading: executing " + path + " (" + *version + ") in this process");
+        // On the next loop turn, so that the reply has gone out (libuv writes at once when it
+        // can).
+        upgrade_timer_->start(Millis(0),
+                              [this, path, requester] { exec_upgrade(path, requester); });
+      });
+  if (!probe.ok()) return refuse(probe.status().message());
+  upgrade_probe_ = std::move(*probe);
 }
 
 void Daemon::exec_upgrade(const std::string& path, uint64_t requester) {

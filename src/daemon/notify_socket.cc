@@ -8,7 +8,9 @@
 #include <cstring>
 
 #include "base/unique_fd.h"
+#include "daemon/log_limiter.h"
 #include "daemon/uv_handle.h"
+#include "observe/counters.h"
 
 namespace serverswap::daemon {
 
@@ -19,6 +21,9 @@ struct NotifySocket::Block {
   uid_t uid = 0;
   OnMessage on_message;
   OnRejected on_rejected;
+  // Anyone who can find the socket's name may send to it: what they make the daemon log
+  // is rate-limited by sender uid, and every datagram refused is counted.
+  std::unique_ptr<LogLimiter> rejected_log;
 };
 
 namespace {
@@ -74,13 +79,18 @@ bool read_one(NotifySocket::Block* block) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return false;  // EAGAIN: drained
     close_passed_fds(msg);
+    const ucred* cred = credentials_of(msg);
+    auto rejected = [&](const std::string& why) {
+      observe::count(observe::Refused::kNotifyDatagram);
+      if (block->rejected_log->admit(cred ? "uid " + std::to_string(cred->uid) : "unknown senders"))
+        block->on_rejected(why);
+    };
     if (static_cast<size_t>(n) > sizeof data || (msg.msg_flags & MSG_CTRUNC)) {
-      block->on_rejected("dropped a truncated notification");
+      rejected("dropped a truncated notification");
       continue;
     }
-    const ucred* cred = credentials_of(msg);
     if (std::string why = refusal(cred, block->session, block->uid); !why.empty()) {
-      block->on_rejected("dropped a notification: " + why);
+      rejected("dropped a notification: " + why);
       continue;
     }
     NotifyMessage message{cred->pid, parse_notify_fields({data, static_cast<size_t>(n)})};
@@ -127,6 +137,7 @@ Result<std::unique_ptr<NotifySocket>> NotifySocket::open(uv_loop_t* loop, const 
   auto* block = new Block;
   block->on_message = std::move(on_message);
   block->on_rejected = std::move(on_rejected);
+  block->rejected_log = std::make_unique<LogLimiter>(loop, what + ": refused notifications");
   uv_poll_init(loop, &block->handle, fd.get());
   block->fd = std::move(fd);
   block->handle.data = block;

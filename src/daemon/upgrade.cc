@@ -1,62 +1,166 @@
 #include "daemon/upgrade.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
-
-#include "base/unique_fd.h"
-
-extern char** environ;
 
 namespace serverswap::daemon {
 
-Result<std::string> binary_version(const std::string& path, Millis timeout) {
-  int ends[2];
-  if (::pipe2(ends, O_CLOEXEC) != 0) return Status::system_error("pipe", errno);
-  UniqueFd read_end(ends[0]), write_end(ends[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  std::string arg0 = path, flag = "--version";
-  char* argv[] = {arg0.data(), flag.data(), nullptr};
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, path.c_str(), &actions, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return Status::system_error("run " + path + " --version", rc);
-  write_end.reset();
+namespace {
+
+// More than any version line: beyond it the answer is not one.
+constexpr size_t kMaxVersionOutput = 4096;
+
+}  // namespace
+
+// The child, its stdout and the deadline, freed when all three handles are closed (the
+// process handle only once the child has exited, so that libuv reaps it).
+struct VersionProbe::Block {
+  uv_process_t process;
+  uv_pipe_t out;
+  uv_timer_t timer;
+  int open_handles = 3;
+  VersionProbe* owner = nullptr;
+  Done done;
+  std::string path;
+  Millis timeout{0};
   std::string output;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
-    pollfd p{read_end.get(), POLLIN, 0};
-    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-      return Status::error(path + " --version did not answer within " + format_duration(timeout));
-    }
-    char buf[512];
-    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0 || output.size() > 4096) break;
-    output.append(buf, static_cast<size_t>(n));
+  char buffer[1024];
+  bool exited = false, eof = false, finished = false;
+  int64_t exit_status = 0;
+  int term_signal = 0;
+
+  std::string first_line() const { return output.substr(0, output.find('\n')); }
+
+  void handle_closed() {
+    if (--open_handles > 0) return;
+    if (owner) owner->block_ = nullptr;
+    delete this;
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+
+  static void closed(uv_handle_t* h) { static_cast<Block*>(h->data)->handle_closed(); }
+
+  // Stops watching; kills the child's group unless it has exited (then its pid may be
+  // reused, and there is nothing to kill). The process handle closes at its exit.
+  void stop() {
+    finished = true;
+    if (!exited) ::kill(-process.pid, SIGKILL);
+    uv_close(reinterpret_cast<uv_handle_t*>(&out), closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer), closed);
+    if (exited) uv_close(reinterpret_cast<uv_handle_t*>(&process), closed);
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return Status::error(path + " --version failed");
-  std::string line = output.substr(0, output.find('\n'));
-  if (!line.starts_with("serverswap "))
-    return Status::error(path + " --version answered '" + line + "', not serverswap's version");
-  return line;
+
+  void finish(Result<std::string> result) {
+    if (finished) return;
+    stop();
+    Done call = std::move(done);
+    done = nullptr;
+    if (call) call(std::move(result));  // may destroy the owner: this block lives on
+  }
+
+  // Done once the child has exited and its answer is complete (a newline, or its stdout
+  // closed); until the deadline otherwise.
+  void check() {
+    if (!exited || (!eof && output.find('\n') == std::string::npos)) return;
+    std::string what = path + " --version";
+    if (term_signal != 0)
+      return finish(Status::error(what + " was killed by signal " + std::to_string(term_signal)));
+    if (exit_status != 0)
+      return finish(
+          Status::error(what + " failed (exit status " + std::to_string(exit_status) + ")"));
+    std::string line = first_line();
+    if (!line.starts_with("serverswap "))
+      return finish(Status::error(what + " answered '" + line.substr(0, 200) +
+                                  "', not serverswap's version"));
+    finish(line);
+  }
+
+  void timed_out() {
+    std::string what = path + " --version";
+    std::string did = output.find('\n') != std::string::npos
+                          ? "printed '" + first_line().substr(0, 200) + "' but did not exit"
+                          : (eof ? "closed its output but did not exit" : "did not answer");
+    finish(Status::error(what + " " + did + " within " + format_duration(timeout) +
+                         "; killed it, the daemon goes on unchanged"));
+  }
+};
+
+Result<std::unique_ptr<VersionProbe>> VersionProbe::start(uv_loop_t* loop, const std::string& path,
+                                                          Millis timeout, Done done) {
+  auto* block = new Block;
+  block->done = std::move(done);
+  block->path = path;
+  block->timeout = timeout;
+  block->process.data = block->out.data = block->timer.data = block;
+  uv_pipe_init(loop, &block->out, 0);
+  uv_timer_init(loop, &block->timer);
+
+  std::string arg0 = path, flag = "--version";
+  char* args[] = {arg0.data(), flag.data(), nullptr};
+  uv_stdio_container_t stdio[3];
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
+  stdio[1].data.stream = reinterpret_cast<uv_stream_t*>(&block->out);
+  stdio[2].flags = UV_IGNORE;
+  uv_process_options_t options{};
+  options.file = path.c_str();
+  options.args = args;
+  options.stdio = stdio;
+  options.stdio_count = 3;
+  // setsid: a group of its own, so that killing it reaches whatever it forked.
+  options.flags = UV_PROCESS_DETACHED;
+  options.exit_cb = [](uv_process_t* p, int64_t status, int signal) {
+    auto* b = static_cast<Block*>(p->data);
+    b->exited = true;
+    b->exit_status = status;
+    b->term_signal = signal;
+    if (b->finished) return uv_close(reinterpret_cast<uv_handle_t*>(p), Block::closed);
+    b->check();
+  };
+  if (int rc = uv_spawn(loop, &block->process, &options); rc != 0) {
+    // libuv wants the process handle closed even when the spawn failed.
+    block->finished = block->exited = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&block->out), Block::closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&block->timer), Block::closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&block->process), Block::closed);
+    return Status::error("run " + path + " --version: " + uv_strerror(rc));
+  }
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&block->out),
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* b = static_cast<Block*>(h->data);
+        *buf = uv_buf_init(b->buffer, sizeof b->buffer);
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        auto* b = static_cast<Block*>(s->data);
+        if (b->finished) return;
+        if (n < 0) {
+          b->eof = true;
+          uv_read_stop(s);
+        } else {
+          b->output.append(buf->base, static_cast<size_t>(n));
+          if (b->output.size() > kMaxVersionOutput)
+            return b->finish(Status::error(b->path + " --version printed more than " +
+                                           std::to_string(kMaxVersionOutput) +
+                                           " bytes; not serverswap's version"));
+        }
+        b->check();
+      });
+  uv_timer_start(
+      &block->timer, [](uv_timer_t* t) { static_cast<Block*>(t->data)->timed_out(); },
+      static_cast<uint64_t>(timeout.count()), 0);
+  std::unique_ptr<VersionProbe> probe(new VersionProbe(block));
+  block->owner = probe.get();
+  return probe;
+}
+
+VersionProbe::~VersionProbe() {
+  if (!block_) return;
+  block_->owner = nullptr;
+  block_->done = nullptr;
+  if (!block_->finished) block_->stop();
 }
 
 Status exec_keeping(const std::string& path, const std::vector<std::string>& argv,

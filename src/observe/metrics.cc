@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "observe/counters.h"
+
 namespace serverswap::observe {
 
 using protocol::Json;
@@ -114,6 +116,7 @@ std::string Metrics::render(const Json& servers) const {
          "1 when the last write of the state file succeeded, 0 while writes fail: a daemon "
          "restarted then would not find the servers started since.");
   sample(out, "serverswap_state_file_ok", "", state_file_ok_ ? 1 : 0);
+  render_refusals(out);
   return out;
 }
 

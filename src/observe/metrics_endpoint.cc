@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <list>
+
 #include "base/log.h"
 #include "handover/listen_socket.h"
 #include "protocol/resource.h"
@@ -18,7 +20,11 @@ struct MetricsEndpoint::Listener {
     uv_stream_t stream;
   };
   Render render;
-  int connections = 0;
+  int connections = 0;  // until their close callbacks: what keeps this block alive
+  int live = 0;         // not closing: what kMaxConnections counts
+  // Connections still reading their request, oldest first: the ones a new connection
+  // evicts when all slots are taken (see on_connection).
+  std::list<Client*> reading;
   bool closed = false;
   void release() {
     if (closed && connections == 0) delete this;
@@ -39,10 +45,20 @@ struct MetricsEndpoint::Client {
   std::string response;
   int open_handles = 2;  // the stream and the timer
   bool closing = false;
+  std::list<Client*>::iterator in_reading;  // valid while `is_reading`
+  bool is_reading = false;
+
+  void stop_reading() {
+    if (!is_reading) return;
+    listener->reading.erase(in_reading);
+    is_reading = false;
+  }
 
   void close() {
     if (closing) return;
     closing = true;
+    stop_reading();
+    --listener->live;
     auto done = [](uv_handle_t* h) {
       auto* c = static_cast<Client*>(h->data);
       if (--c->open_handles > 0) return;
@@ -125,10 +141,21 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(uv_loop_t* loop,
     c->handle.data = c;
     c->timer.data = c;
     ++l->connections;
-    if (uv_accept(server, &c->stream) != 0 || l->connections > kMaxConnections) {
+    ++l->live;
+    if (uv_accept(server, &c->stream) != 0) {
       c->close();
       return;
     }
+    // All slots taken: the oldest connection that has not sent its request yet makes room.
+    // Otherwise idle connections (a port scan, a client that connects and waits) would
+    // refuse every scrape until their deadline, and someone reconnecting forever.
+    if (l->live > kMaxConnections && !l->reading.empty()) l->reading.front()->close();
+    if (l->live > kMaxConnections) {  // every other one is writing its response: not long
+      c->close();
+      return;
+    }
+    c->in_reading = l->reading.insert(l->reading.end(), c);
+    c->is_reading = true;
     uv_timer_start(
         &c->timer, [](uv_timer_t* t) { static_cast<Client*>(t->data)->close(); }, kRequestTimeoutMs,
         0);
@@ -145,6 +172,7 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(uv_loop_t* loop,
           bool complete = client->request.find(kHeadEnd) != std::string::npos;
           if (!complete && client->request.size() < kMaxRequest) return;
           uv_read_stop(stream);
+          client->stop_reading();
           client->response =
               complete ? metrics_response(client->request, client->listener->render())
                        : reply("431 Request Header Fields Too Large", "text/plain", "too long\n");

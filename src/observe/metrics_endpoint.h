@@ -29,8 +29,12 @@ class MetricsEndpoint {
   // What was bound, port included ("127.0.0.1:9100").
   const std::string& address() const { return address_; }
 
+  // A request head is at most this long (longer: 431).
   static constexpr size_t kMaxRequest = 8192;
+  // Connections at once. Beyond it, a new connection closes the oldest one that has not
+  // sent its request yet, so idle or slow connections cannot keep scrapes out.
   static constexpr int kMaxConnections = 16;
+  // Each connection is closed this long after it was accepted, answered or not.
   static constexpr uint64_t kRequestTimeoutMs = 5000;
 
  private:

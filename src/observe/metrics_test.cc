@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "observe/counters.h"
 #include "observe/metrics_endpoint.h"
 
 namespace serverswap::observe {
@@ -72,6 +73,29 @@ TEST(MetricsTest, StateFileWritesAreCountedAndTheLastOutcomeIsAGauge) {
   m.state_write(true);
   EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_file_ok"), 1);
   EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_write_failures_total"), 2);
+}
+
+// The refusals counted where they happen appear in every render, each series even at zero.
+TEST(MetricsTest, RendersTheRefusalCounters) {
+  Metrics m;
+  std::string before = m.render(Json::array());
+  for (const char* series :
+       {"serverswap_refused_connections_total{reason=\"other_user\"}",
+        "serverswap_refused_connections_total{reason=\"quota\"}",
+        "serverswap_refused_connections_total{reason=\"capacity\"}",
+        "serverswap_notify_rejected_total", "serverswap_unasked_fds_total",
+        "serverswap_rate_limited_messages_total", "serverswap_rate_limit_closes_total",
+        "serverswap_suppressed_log_lines_total"})
+    EXPECT_GE(value_of(before, series), 0) << series;
+  EXPECT_NE(before.find("# TYPE serverswap_notify_rejected_total counter\n"), std::string::npos);
+  count(Refused::kConnectionQuota, 3);
+  count(Refused::kNotifyDatagram);
+  std::string after = m.render(Json::array());
+  const std::string quota = "serverswap_refused_connections_total{reason=\"quota\"}";
+  EXPECT_EQ(value_of(after, quota) - value_of(before, quota), 3);
+  EXPECT_EQ(value_of(after, "serverswap_notify_rejected_total") -
+                value_of(before, "serverswap_notify_rejected_total"),
+            1);
 }
 
 TEST(MetricsResponseTest, AnswersOnlyGetMetrics) {

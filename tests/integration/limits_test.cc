@@ -158,6 +158,43 @@ TEST_F(Limits, FdsSentUnaskedAreClosedAtOnce) {
   expect_unharmed();
 }
 
+// Descriptors sent without ever finishing a line are held for a resume hello only up to 64
+// per connection and kMaxPendingFds over all: the daemon's fd count stays bounded, the rest
+// are closed at once with an error, and root's status still works.
+TEST_F(Limits, FdsPendingWithoutALineAreCapped) {
+  constexpr size_t kPeers = 20;  // 20 x 64 = 1280: more than a 1024-fd daemon had room for
+  std::vector<std::unique_ptr<RawPeer>> peers;
+  for (size_t i = 0; i < kPeers; ++i) {
+    peers.push_back(std::make_unique<RawPeer>(daemon_.socket()));
+    ASSERT_TRUE(peers.back()->connected()) << i;
+    ASSERT_TRUE(peers.back()->send_with_fds("{", daemon::kMaxPendingFdsPerConnection)) << i;
+  }
+  // One more on the first connection, still before its first line: over its own cap.
+  ASSERT_TRUE(peers.front()->send_with_fds("\"", 1));
+  EXPECT_NE(peers.front()
+                ->read_until("before a line")
+                .find("closed 1 file descriptor(s) sent unasked: more than 64 before a line"),
+            std::string::npos);
+  // The last connection is over the cap on all of them (its reply was written when its fds
+  // were read, after every earlier connection's).
+  std::string reply = peers.back()->read_until("not yet claimed");
+  EXPECT_NE(
+      reply.find("closed 64 file descriptor(s) sent unasked: the daemon holds at most " +
+                 std::to_string(daemon::kMaxPendingFds) + " descriptors not yet claimed by a line"),
+      std::string::npos)
+      << reply;
+  EXPECT_LE(daemon_.open_fds(),
+            fds_before_ + static_cast<int>(kPeers + daemon::kMaxPendingFds) + 2);
+  auto status = daemon_.status();
+  EXPECT_TRUE(status.contains("servers")) << status;
+  // 17 refusals, logged within the rate limit: a burst of 5, then one line for the rest.
+  EXPECT_TRUE(daemon_.process().wait_for_output("lines about unasked descriptors from uid 0: ", 5s))
+      << daemon_.process().output();
+  EXPECT_LE(count_of(daemon_.process().output(), "file descriptor(s) sent unasked by"), 6u);
+  peers.clear();
+  expect_unharmed();
+}
+
 TEST_F(Limits, MessageFloodIsRateLimitedThenClosed) {
   RawPeer peer(daemon_.socket());
   ASSERT_TRUE(peer.connected());

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -81,6 +82,47 @@ TEST(ObserveTest, MetricsEndpointCountsDeploysSwapsAndFailures) {
   EXPECT_EQ(daemon.process().wait(10s), 0) << daemon.process().output();
 }
 
+// Idle connections (a port scan, clients that connect and wait) must not keep scrapes out:
+// past the cap a new connection closes the oldest one that has sent no request.
+TEST(ObserveTest, IdleConnectionsDoNotStarveScrapes) {
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--metrics", "127.0.0.1:0"});
+  uint16_t port = metrics_port(daemon);
+  std::vector<UniqueFd> idle;
+  auto open_idle = [&](int count) {
+    for (int i = 0; i < count; ++i) {
+      UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(port);
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+      idle.push_back(std::move(fd));
+    }
+  };
+  // Idle connections the daemon has closed (evicted): readable, at end of file.
+  auto evicted = [&] {
+    size_t closed = 0;
+    for (const UniqueFd& fd : idle) {
+      pollfd p{fd.get(), POLLIN, 0};
+      char byte;
+      if (::poll(&p, 1, 0) == 1 && ::recv(fd.get(), &byte, 1, MSG_PEEK) == 0) ++closed;
+    }
+    return closed;
+  };
+  for (int count : {16, 100}) {
+    open_idle(count);
+    // Until the daemon has accepted them all (a full accept queue would delay the scrape's
+    // connect by a SYN retransmission, which is the kernel's doing, not the endpoint's).
+    size_t beyond_cap = idle.size() > 16 ? idle.size() - 16 : 0;
+    ASSERT_TRUE(eventually([&] { return evicted() >= beyond_cap; }, 10s)) << evicted();
+    auto started = std::chrono::steady_clock::now();
+    std::string response = scrape(port);
+    auto took = std::chrono::steady_clock::now() - started;
+    EXPECT_TRUE(response.starts_with("HTTP/1.1 200 OK\r\n"))
+        << idle.size() << " idle: '" << response.substr(0, 100) << "'";
+    EXPECT_LT(took, 2s) << idle.size() << " idle connections";
+  }
+}
 TEST(ObserveTest, MetricsAddressInUseIsAClearStartError) {
   DaemonUnderTest first({"--metrics", "127.0.0.1:0"});
   std::string taken = first.status()["daemon"].value("metrics", "");

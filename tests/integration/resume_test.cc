@@ -156,9 +156,9 @@ TEST(Resume, UpgradeUnderLoadKeepsThePidTheSocketsAndTheServers) {
   ASSERT_EQ(next.code, 0) << next.output << log.output();
   EXPECT_FALSE(process_exists(server));
   // The old server is still the daemon's child: its exit status is the daemon's to read.
-  EXPECT_NE(
-      log.output().find("server " + std::to_string(server) + " (gen 1): exited with status 0"),
-      std::string::npos)
+  // (Waited for: the line may still be in the pipe to the reader when the deploy returns.)
+  EXPECT_TRUE(log.wait_for_output(
+      "server " + std::to_string(server) + " (gen 1): exited with status 0", 5s))
       << log.output();
   EXPECT_LE(settled_open_fds(daemon.process().pid()), fds_before) << "a descriptor leaked";
   ASSERT_TRUE(load.wait_for_ok(ok_so_far + 100, 10s));
@@ -288,6 +288,47 @@ TEST(Resume, UpgradeToAProgramThatIsNotServerswapChangesNothing) {
   EXPECT_EQ(upgrade.wait(30s), 1) << upgrade.output();
   EXPECT_NE(upgrade.output().find("upgrade refused"), std::string::npos) << upgrade.output();
   EXPECT_NO_THROW(daemon.status());
+}
+
+// `upgrade --binary X` where X prints a version but keeps running, or closes its output and
+// keeps running: the daemon answers status meanwhile, kills X within the probe's bound,
+// refuses the upgrade and never executes X.
+TEST(Resume, UpgradeToAProgramThatDoesNotExitIsRefusedWithinTheBound) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"}).code, 0);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"echo 'serverswap 9.9.9'", "printed 'serverswap 9.9.9' but did not exit within 5s"},
+      {"exec >&-", "closed its output but did not exit within 5s"}};
+  for (const auto& [prologue, refusal] : cases) {
+    std::string binary = daemon.dir() + "/hangs.sh";
+    std::string pid_file = daemon.dir() + "/hangs.pid";
+    std::filesystem::remove(pid_file);
+    {
+      std::ofstream script(binary);
+      script << "#!/bin/sh\necho $$ > " << pid_file << "\n" << prologue << "\nexec sleep 60\n";
+    }
+    std::filesystem::permissions(binary, std::filesystem::perms::owner_all);
+    auto started = std::chrono::steady_clock::now();
+    Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade", "--binary", binary});
+    ASSERT_TRUE(daemon.process().wait_for_output("upgrade: checking " + binary, 10s));
+    // The loop is free while the probe runs.
+    Child status({SERVERSWAP_BIN, "--socket", daemon.socket(), "status"});
+    EXPECT_EQ(status.wait(3s), 0) << status.output();
+    EXPECT_TRUE(http_ok(daemon.address_of("127.0.0.1:0")));
+    EXPECT_EQ(upgrade.wait(15s), 1) << upgrade.output();
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+    EXPECT_NE(upgrade.output().find("upgrade refused: " + binary + " --version " + refusal),
+              std::string::npos)
+        << upgrade.output();
+    std::ifstream pid_in(pid_file);
+    pid_t probe = 0;
+    pid_in >> probe;
+    ASSERT_GT(probe, 0);
+    EXPECT_TRUE(eventually([&] { return !process_exists(probe); }, 5s)) << probe;
+    // Still the same daemon: X was never executed.
+    EXPECT_EQ(daemon.status()["daemon"].value("pid", 0), daemon.process().pid());
+    EXPECT_EQ(daemon.process().output().find("upgrading: executing"), std::string::npos);
+  }
 }
 
 // A raw peer: sends one line with descriptors, then reads until the daemon closes.

@@ -1,0 +1,118 @@
+// A hostile local peer for the quota tests (quota_test.cc), run as another user:
+//   peer_flood connections N     opens N connections to $SERVERSWAP_SOCKET and holds them;
+//                                prints "flood: N connections, R refused: <first refusal>"
+//   peer_flood fds N             opens N connections to $SERVERSWAP_SOCKET, sends 64 fds on
+//                                each without finishing a line, and holds them; prints
+//                                "flood: N connections sent 64 fds, R told: <first reply>"
+//   peer_flood notify NAME N     sends N datagrams "READY=1" to the abstract socket @NAME;
+//                                prints "flood: sent N notifications"
+// Everything it waits for is bounded; it exits by itself after a minute at the latest.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+int connect_to(const char* path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// sendmsg of "{" (no line ends) with 64 descriptors of /dev/null.
+bool send_fds(int fd) {
+  constexpr size_t kCount = 64;
+  int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  std::vector<int> fds(kCount, null_fd);
+  std::vector<char> control(CMSG_SPACE(kCount * sizeof(int)));
+  char byte = '{';
+  iovec iov{&byte, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(kCount * sizeof(int));
+  std::memcpy(CMSG_DATA(c), fds.data(), kCount * sizeof(int));
+  bool sent = sendmsg(fd, &msg, MSG_NOSIGNAL) == 1;
+  close(null_fd);
+  return sent;
+}
+
+// Connections are accepted and answered in order: once the last one is refused, every
+// earlier refusal is in its socket already.
+int flood_connections(int count, bool with_fds) {
+  const char* path = std::getenv("SERVERSWAP_SOCKET");
+  if (!path) return std::fprintf(stderr, "flood: no SERVERSWAP_SOCKET\n"), 2;
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    int fd = connect_to(path);
+    if (fd < 0) return std::perror("flood: connect"), 2;
+    if (with_fds && !send_fds(fd)) return std::perror("flood: sendmsg"), 2;
+    fds.push_back(fd);
+  }
+  pollfd last{fds.back(), POLLIN, 0};
+  if (poll(&last, 1, 10'000) != 1) return std::fprintf(stderr, "flood: last not refused\n"), 2;
+  int refused = 0;
+  std::string first;
+  for (int fd : fds) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 0) != 1) continue;
+    ++refused;
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    if (first.empty() && n > 0) first.assign(buf, static_cast<size_t>(n));
+  }
+  if (!first.empty() && first.back() == '\n') first.pop_back();
+  if (with_fds)
+    std::printf("flood: %d connections sent 64 fds, %d told: %s\n", count, refused, first.c_str());
+  else
+    std::printf("flood: %d connections, %d refused: %s\n", count, refused, first.c_str());
+  std::fflush(stdout);
+  pause();  // holds the accepted ones until killed (the server's takedown, or the alarm)
+  return 0;
+}
+
+int flood_notify(const char* name, int count) {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path + 1, name, sizeof addr.sun_path - 2);
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + std::strlen(name));
+  // Blocking sends: a full queue makes this wait for the daemon rather than lose datagrams.
+  for (int i = 0; i < count; ++i)
+    if (sendto(fd, "READY=1\n", 8, 0, reinterpret_cast<sockaddr*>(&addr), len) != 8)
+      return std::perror("flood: sendto"), 2;
+  std::printf("flood: sent %d notifications\n", count);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  alarm(60);
+  std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "connections" && argc == 3) return flood_connections(std::atoi(argv[2]), false);
+  if (mode == "fds" && argc == 3) return flood_connections(std::atoi(argv[2]), true);
+  if (mode == "notify" && argc == 4) return flood_notify(argv[2], std::atoi(argv[3]));
+  std::fprintf(stderr, "usage: peer_flood connections N | fds N | notify NAME N\n");
+  return 2;
+}

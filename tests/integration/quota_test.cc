@@ -1,0 +1,158 @@
+// What another user can do to a root daemon, with the attacker a real second user (uid
+// 65534): through a --user server's per-user socket it opens more connections than its
+// quota, and it floods a server's NOTIFY_SOCKET. The extra connections are refused, root's
+// status and deploys still work, and the log lines the attacker causes are bounded while
+// the metrics count every refusal (docs/security.md, "Limits against other users").
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include "base/unique_fd.h"
+#include "harness.h"
+
+namespace serverswap::testing {
+namespace {
+
+const char* const kSetpriv = "/usr/bin/setpriv";
+
+struct Run {
+  int code;
+  std::string output;
+};
+
+// `serverswap --socket S ARGS...` to completion (bounded).
+Run serverswap(const DaemonUnderTest& daemon, std::vector<std::string> args) {
+  args.insert(args.begin(), {SERVERSWAP_BIN, "--socket", daemon.socket()});
+  Child child(args);
+  auto code = child.wait(30s);
+  return {code.value_or(-1), child.output()};
+}
+
+// The value of `series` ("name{labels}") in a scrape of the daemon's --metrics, or -1.
+double metric(DaemonUnderTest& daemon, const std::string& series) {
+  std::string address = daemon.status()["daemon"].value("metrics", "");
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  timeval timeout{5, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port_of(address));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return -1;
+  std::string request = "GET /metrics HTTP/1.1\r\n\r\n";
+  if (::write(fd.get(), request.data(), request.size()) != ssize_t(request.size())) return -1;
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) > 0;) response.append(buf, size_t(n));
+  size_t at = response.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(response.substr(at + series.size() + 2));
+}
+
+size_t count_of(const std::string& haystack, const std::string& needle) {
+  size_t count = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + 1))
+    ++count;
+  return count;
+}
+
+class Quota : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (getuid() != 0) GTEST_SKIP() << "needs root to run a second user";
+    if (access(kSetpriv, X_OK) != 0) GTEST_SKIP() << "needs setpriv";
+    Child probe({kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups", PEER_FLOOD_BIN});
+    if (probe.wait(10s) != 2) GTEST_SKIP() << "uid 65534 cannot run " << PEER_FLOOD_BIN;
+  }
+
+  DaemonUnderTest daemon_{
+      {"--takedown-timeout", "2s", "--settle", "200ms", "--metrics", "127.0.0.1:0"}};
+};
+
+TEST_F(Quota, OtherUserBeyondItsConnectionQuotaIsRefusedAndRootStillWorks) {
+  // The server (uid 65534) and, in its session, a flood of 100 connections on its socket.
+  std::string script =
+      std::string(PEER_FLOOD_BIN) + " connections 100 & exec " + HELLO_SERVER_BIN + " 127.0.0.1:0";
+  auto deploy = serverswap(daemon_, {"--user", "nobody", "/bin/sh", "-c", script});
+  ASSERT_EQ(deploy.code, 0) << deploy.output;
+  ASSERT_TRUE(daemon_.process().wait_for_output("flood: 100 connections, ", 20s))
+      << daemon_.process().output();
+  std::string log = daemon_.process().output();
+  std::string line = log.substr(log.find("flood: 100 connections, "));
+  line = line.substr(0, line.find('\n'));
+  int refused = std::stoi(line.substr(line.find(", ") + 2));
+  // 64 per uid: the server's own connection may or may not have been made first.
+  EXPECT_GE(refused, 100 - 64) << line;
+  EXPECT_LE(refused, 100 - 63) << line;
+  EXPECT_NE(line.find("too many connections: uid 65534 holds 64 connections, at most 64 per "
+                      "user other than the daemon's; try again later"),
+            std::string::npos)
+      << line;
+
+  // Root's commands get in while uid 65534 holds its whole quota: status, and a swap.
+  auto status = serverswap(daemon_, {"status"});
+  EXPECT_EQ(status.code, 0) << status.output;
+  auto swap = daemon_.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
+  EXPECT_EQ(swap.code, 0) << swap.output;
+  EXPECT_TRUE(http_ok(daemon_.address_of("127.0.0.1:0")));
+
+  // Every refusal counted; a burst of lines, then one line for the rest.
+  EXPECT_EQ(metric(daemon_, "serverswap_refused_connections_total{reason=\"quota\"}"), refused);
+  EXPECT_TRUE(daemon_.process().wait_for_output(
+      "refused control connections from uid 65534: " + std::to_string(refused - 5) +
+          " more suppressed",
+      5s))
+      << daemon_.process().output();
+  EXPECT_EQ(count_of(daemon_.process().output(), "refused a control connection from"), 5u);
+}
+
+// Descriptors held before a line: one other user gets 64 of the 256, not all of them.
+TEST_F(Quota, OtherUserHoldsAtMost64PendingFdsAndRootStillWorks) {
+  int fds_before = settled_open_fds(daemon_.process().pid());
+  std::string script =
+      std::string(PEER_FLOOD_BIN) + " fds 4 & exec " + HELLO_SERVER_BIN + " 127.0.0.1:0";
+  auto deploy = serverswap(daemon_, {"--user", "nobody", "/bin/sh", "-c", script});
+  ASSERT_EQ(deploy.code, 0) << deploy.output;
+  ASSERT_TRUE(daemon_.process().wait_for_output("flood: 4 connections sent 64 fds, 3 told: ", 20s))
+      << daemon_.process().output();
+  EXPECT_TRUE(daemon_.process().wait_for_output(
+      "closed 64 file descriptor(s) sent unasked: uid 65534 holds 64 descriptors not yet claimed "
+      "by a line, at most that many per user other than the daemon's",
+      1s));
+  // The nobody server and its sockets, the flood's 4 connections and its 64 pending fds.
+  EXPECT_LE(open_fds(daemon_.process().pid()), fds_before + 64 + 4 + 8);
+  auto status = serverswap(daemon_, {"status"});
+  EXPECT_EQ(status.code, 0) << status.output;
+  EXPECT_EQ(metric(daemon_, "serverswap_unasked_fds_total"), 3 * 64);
+}
+
+TEST_F(Quota, NotifyFloodFromAnotherUserIsCountedAndLoggedBounded) {
+  ASSERT_EQ(daemon_.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"}).code, 0);
+  std::string id = daemon_.status()["servers"][0].value("id", "");
+  ASSERT_FALSE(id.empty());
+  constexpr int kFlood = 2000;
+  Child flood({kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups", PEER_FLOOD_BIN,
+               "notify", "serverswap-notify-" + id, std::to_string(kFlood)});
+  ASSERT_EQ(flood.wait(30s), 0) << flood.output();
+  EXPECT_TRUE(eventually(
+      [&] { return metric(daemon_, "serverswap_notify_rejected_total") == kFlood; }, 10s))
+      << metric(daemon_, "serverswap_notify_rejected_total");
+  EXPECT_TRUE(daemon_.process().wait_for_output("refused notifications from uid 65534: ", 5s))
+      << daemon_.process().output().substr(0, 4000);
+  // A burst of 5, then at most one a second while the flood lasted, then the summaries.
+  size_t lines = count_of(daemon_.process().output(), "dropped a notification");
+  EXPECT_GE(lines, 5u);
+  EXPECT_LE(lines, 15u);
+  EXPECT_GT(metric(daemon_, "serverswap_suppressed_log_lines_total"), kFlood - 20);
+  // The server was not disturbed.
+  EXPECT_TRUE(http_ok(daemon_.address_of("127.0.0.1:0")));
+  EXPECT_EQ(daemon_.server_pids().size(), 1u);
+}
+
+}  // namespace
+}  // namespace serverswap::testing
