@@ -75,6 +75,8 @@ Json state_to_json(const DaemonState& state) {
                        {"request", request_to_json(s.request)},
                        {"resources", held},
                        {"restarts", s.restarts}});
+    if (!s.notify.empty()) servers.back()["notify"] = s.notify;
+    if (s.notify_fd >= 0) servers.back()["notifyFd"] = s.notify_fd;
   }
   Json json = {{"version", 1}, {"servers", servers}};
   if (!state.sockets.empty() || state.control_fd >= 0) {
@@ -106,6 +108,8 @@ Result<DaemonState> state_from_json(const Json& json) {
         record.held.push_back({h.at("name").get<std::string>(), h.at("spelled").get<std::string>(),
                                h.at("address").get<std::string>()});
       record.restarts = s.value("restarts", 0);
+      record.notify = s.value("notify", "");
+      record.notify_fd = s.value("notifyFd", -1);
       state.servers.push_back(std::move(record));
     }
     static const Json kNoSockets = Json::array();
