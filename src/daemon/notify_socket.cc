@@ -228,7 +228,8 @@ Result<std::unique_ptr<NotifySocket>> NotifySocket::adopt(uv_loop_t* loop, int r
   if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
       ::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &type_len) != 0)
     return Status::system_error(what, errno);
-  size_t name_len = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+  size_t name_len =
+      len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
   if (addr.sun_family != AF_UNIX || type != SOCK_DGRAM || name_len != name.size() + 1 ||
       addr.sun_path[0] != '\0' || std::memcmp(addr.sun_path + 1, name.data(), name.size()) != 0)
     return Status::error(what + ": not that socket");
@@ -248,7 +249,9 @@ void NotifySocket::read_pending() {
   }
 }
 
-int NotifySocket::fd() const { return block_->fd.get(); }
+int NotifySocket::fd() const {
+  return block_->fd.get();
+}
 
 void NotifySocket::accept_sender(pid_t main_pid, uid_t uid) {
   block_->main_pid = main_pid;

@@ -30,10 +30,10 @@ struct NotifyMessage {
 
 // A datagram that was dropped, for the log and for the deploy's failure message.
 struct NotifyRefusal {
-  pid_t sender = 0;       // as SCM_CREDENTIALS said; 0 when unknown
-  std::string comm;       // the sender's /proc/PID/comm, "?" when it is gone
-  bool ready = false;     // it said READY=1
-  std::string why;        // "dropped a notification: ..."
+  pid_t sender = 0;    // as SCM_CREDENTIALS said; 0 when unknown
+  std::string comm;    // the sender's /proc/PID/comm, "?" when it is gone
+  bool ready = false;  // it said READY=1
+  std::string why;     // "dropped a notification: ..."
 };
 
 // "READY=1\nSTATUS=a=b\n" -> {READY,1}, {STATUS,a=b}; lines without '=' are skipped.
@@ -56,8 +56,7 @@ class NotifySocket {
   // `serverswap upgrade`: the socket the previous image kept open as `fd` (takes it; it must
   // be a datagram socket bound to `@name`, else an error and the fd is closed).
   static Result<std::unique_ptr<NotifySocket>> adopt(uv_loop_t* loop, int fd,
-                                                     const std::string& name,
-                                                     OnMessage on_message,
+                                                     const std::string& name, OnMessage on_message,
                                                      OnRejected on_rejected);
   ~NotifySocket();
   NotifySocket(const NotifySocket&) = delete;

@@ -82,7 +82,7 @@ struct Server {
   pid_t refused_ready_pid = 0;
   std::string refused_ready_comm;  // the sender's comm, read when it was refused
   std::string main_comm;           // the main process's comm at that moment
-  Timer ready_after_timer;               // --ready-after: alive this long = up (weaker)
+  Timer ready_after_timer;         // --ready-after: alive this long = up (weaker)
 
   bool alive() const { return state != ServerState::kGone; }
   bool starting() const {

@@ -930,8 +930,7 @@ void Supervisor::einhorn_command(Connection& connection, const protocol::Message
   // main process or a descendant): the pid in the message is the worker's word only.
   Server* server = nullptr;
   for (auto& [id, s] : servers_)
-    if (s->alive() && is_process_of(connection.peer_pid(), s->pid, s->start_time))
-      server = s.get();
+    if (s->alive() && is_process_of(connection.peer_pid(), s->pid, s->start_time)) server = s.get();
   if (!server) return refuse("the sender is not a process of a server this daemon started");
   if (!server->starting()) return;  // a second ack, or one after it came up another way
   if (server->held.empty())
