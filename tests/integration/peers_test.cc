@@ -236,6 +236,40 @@ TEST(Peers, ServerIdsNeverAppearInTheJsonLogNorInSocketNames) {
   EXPECT_TRUE(old_exit_seen) << log;
 }
 
+// The inode of the socket bound to `address` ("@name") in /proc/net/unix; "" when none is.
+std::string unix_socket_inode(const std::string& address) {
+  std::istringstream table(read_file("/proc/net/unix"));
+  for (std::string line; std::getline(table, line);) {
+    std::istringstream fields(line);
+    std::vector<std::string> f;
+    for (std::string field; fields >> field;) f.push_back(field);
+    if (f.size() == 8 && f[7] == address) return f[6];
+  }
+  return "";
+}
+
+// `serverswap upgrade` keeps each server's NOTIFY_SOCKET open across the exec (the same
+// socket, not one bound again by name, which someone could have taken in between), and the
+// server's notifications still arrive.
+TEST(Peers, NotifySocketIsKeptOpenAcrossAnUpgrade) {
+  DaemonUnderTest daemon;
+  std::string report = daemon.dir() + "/report";
+  auto first = deploy_with(daemon, {"--listen", "127.0.0.1:0"}, {LISTEN_PROBE_BIN, report});
+  ASSERT_EQ(first.code, 0) << first.output;
+  pid_t pid = daemon.server_pids().at(0);
+  std::string address = report_env(read_file(report + "." + std::to_string(pid)), "NOTIFY_SOCKET");
+  std::string inode = unix_socket_inode(address);
+  ASSERT_FALSE(inode.empty()) << address;
+  Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade"});
+  ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output() << daemon.process().output();
+  EXPECT_EQ(unix_socket_inode(address), inode) << daemon.process().output();
+  auto second = deploy_with(daemon, {}, {LISTEN_PROBE_BIN, report});
+  ASSERT_EQ(second.code, 0) << second.output << daemon.process().output();
+  // Sent by the old server on its takedown, after the upgrade.
+  EXPECT_TRUE(daemon.process().wait_for_output("(gen 1): said STOPPING=1", 5s))
+      << daemon.process().output();
+}
+
 // --user nobody: the tests below need root and a nobody that can run what they run.
 class PeersAsNobody : public ::testing::Test {
  protected:
