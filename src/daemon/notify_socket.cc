@@ -104,9 +104,13 @@ void apply_main_pid(NotifySocket::Block& block, pid_t sender,
   }
 }
 
-// Reads one datagram (skipping refused ones); false when none was left.
+// Reads one datagram (skipping refused ones, at most kMaxSkipped per call, so that a
+// sender flooding the socket cannot hold the loop: the poll handle fires again); false when
+// none was left or that many were refused.
+constexpr int kMaxSkipped = 64;
+
 bool read_one(NotifySocket::Block* block) {
-  for (;;) {
+  for (int skipped = 0; skipped < kMaxSkipped; ++skipped) {
     char data[kMaxDatagram];
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * 16)];
     iovec iov{data, sizeof data};
@@ -136,6 +140,7 @@ bool read_one(NotifySocket::Block* block) {
     block->on_message(message);  // may destroy this socket: touch nothing after
     return true;
   }
+  return false;
 }
 
 void on_readable(uv_poll_t* handle, int status, int) {

@@ -45,6 +45,9 @@ namespace {
 // itself before it is signalled.
 constexpr Millis kExitGrace{1000};
 
+// Notifications a server's NOTIFY_SOCKET refuses: logged this many times, then counted.
+constexpr int kLoggedRefusals = 3;
+
 // --user/--group: the identity it runs as, and a control socket that user can reach in
 // place of the daemon's own (in a 0700 directory of the daemon's user).
 Status run_as_requested_identity(SpawnSpec& spec, const SupervisorOptions& options) {
@@ -287,10 +290,9 @@ Result<std::unique_ptr<NotifySocket>> Supervisor::open_notify_socket(const std::
 void Supervisor::notify_refused(const std::string& id, const NotifyRefusal& refusal) {
   Server* server = find(id);
   if (!server) return;
-  constexpr int kLogged = 3;
   int count = ++server->notify_refusals;
-  if (count <= kLogged) emit(*server, "notifyRejected", refusal.why);
-  if (count == kLogged + 1)
+  if (count <= kLoggedRefusals) emit(*server, "notifyRejected", refusal.why);
+  if (count == kLoggedRefusals + 1)
     emit(*server, "notifyRejected", "more notifications dropped; counted, no longer logged");
   if (refusal.ready && refusal.sender > 0) {
     server->refused_ready_pid = refusal.sender;
@@ -300,14 +302,13 @@ void Supervisor::notify_refused(const std::string& id, const NotifyRefusal& refu
 }
 
 std::string Supervisor::refused_ready_hint(const Server& server) const {
-  std::string hint;
-  if (server.refused_ready_pid > 0)
-    hint = refused_ready_reason(server.refused_ready_pid, server.refused_ready_comm, server.pid,
-                                server.main_comm);
-  if (server.notify_refusals > 3)
-    hint += (hint.empty() ? "" : " (") + std::to_string(server.notify_refusals) +
-            " notifications were dropped" + (hint.empty() ? "" : ")");
-  return hint;
+  std::string dropped;
+  if (server.notify_refusals > kLoggedRefusals)
+    dropped = std::to_string(server.notify_refusals) + " notifications were dropped";
+  if (server.refused_ready_pid <= 0) return dropped;
+  std::string hint = refused_ready_reason(server.refused_ready_pid, server.refused_ready_comm,
+                                          server.pid, server.main_comm);
+  return dropped.empty() ? hint : hint + " (" + dropped + ")";
 }
 
 int Supervisor::takedown_signal(const Server& server) const {
@@ -774,9 +775,9 @@ void Supervisor::emit(const Server& server, const std::string& kind, const std::
   if (!resource.empty()) event["resource"] = resource;
   if (server.request.worker >= 0) event["worker"] = server.request.worker;
   // The deploy a line is about: the one that started this server, else the one replacing
-  // it, so that one id follows a swap through every line (docs/architecture.md, "Logs").
-  // Logged by its number (the generation of the server it started), never by id: ids are
-  // credentials and logs are often readable by others.
+  // it, so that one number follows a swap through every line (docs/architecture.md,
+  // "Logs"): the generation of the server it started, never an id (ids are credentials, and
+  // logs are often readable by others).
   std::vector<Sink*> sinks;
   uint64_t about = 0;
   for (auto& [deploy_id, deploy] : deploys_) {
