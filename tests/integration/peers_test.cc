@@ -8,9 +8,11 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -268,6 +270,40 @@ TEST(Peers, NotifySocketIsKeptOpenAcrossAnUpgrade) {
   // Sent by the old server on its takedown, after the upgrade.
   EXPECT_TRUE(daemon.process().wait_for_output("(gen 1): said STOPPING=1", 5s))
       << daemon.process().output();
+}
+
+// A daemon killed with SIGKILL leaves its servers' NOTIFY_SOCKET names unbound until it is
+// restarted; a process that binds one meanwhile is not shared with: the restarted daemon
+// says so (notifyLost) and nothing that process sends counts for the server.
+TEST(Peers, NotifyNameTakenWhileTheDaemonWasDownIsNotShared) {
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--adopt-timeout", "10s"});
+  std::string report = daemon.dir() + "/report";
+  auto first = deploy_with(daemon, {"--listen", "127.0.0.1:0"}, {LISTEN_PROBE_BIN, report});
+  ASSERT_EQ(first.code, 0) << first.output;
+  pid_t pid = daemon.server_pids().at(0);
+  std::string address = report_env(read_file(report + "." + std::to_string(pid)), "NOTIFY_SOCKET");
+  ASSERT_TRUE(address.starts_with("@")) << address;
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+
+  UniqueFd squatter(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path + 1, address.data() + 1, address.size() - 1);
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
+  ASSERT_EQ(bind(squatter.get(), reinterpret_cast<sockaddr*>(&addr), len), 0) << strerror(errno);
+
+  Child again({SERVERSWAP_BIN, "--socket", daemon.socket(), "--takedown-timeout", "5s",
+               "--adopt-timeout", "10s", "daemon"});
+  ASSERT_TRUE(again.wait_for_output("daemon listening on", 10s)) << again.output();
+  EXPECT_TRUE(again.wait_for_output("NOTIFY_SOCKET not reopened", 10s)) << again.output();
+  EXPECT_TRUE(contains(again.output(), "Address already in use")) << again.output();
+  // The server goes on as before otherwise: it is replaced by the next deploy.
+  auto second = deploy_with(daemon, {}, {LISTEN_PROBE_BIN, report});
+  EXPECT_EQ(second.code, 0) << second.output << again.output();
+  Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
+  EXPECT_EQ(stop.wait(30s), 0) << stop.output();
+  EXPECT_EQ(again.wait(30s), 0) << again.output();
 }
 
 // --user nobody: the tests below need root and a nobody that can run what they run.
