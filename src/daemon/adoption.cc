@@ -12,6 +12,7 @@
 #include "base/join.h"
 #include "base/log.h"
 #include "daemon/activated_sockets.h"
+#include "daemon/process_tree.h"
 #include "daemon/supervisor.h"
 
 namespace serverswap::daemon {
@@ -52,6 +53,7 @@ void Supervisor::adopt(const DaemonState& state) {
     if (!now.ok() || *now != record.start_time) {
       log_line("state.json: server " + std::to_string(record.pid) + " (gen " +
                std::to_string(record.generation) + ") is gone; forgotten");
+      if (record.notify_fd >= 0) ::close(record.notify_fd);  // kept across an upgrade
       continue;
     }
     adopt_server(record);
@@ -65,6 +67,7 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   if (!process.ok()) {
     log_line("state.json: server " + std::to_string(record.pid) + ": " +
              process.status().message());
+    if (record.notify_fd >= 0) ::close(record.notify_fd);
     return;
   }
   auto server = std::make_unique<Server>(loop_);
@@ -88,12 +91,13 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   servers_.emplace(id, std::move(server));
   // Servers being taken down do not come back: they only have to exit, in bounded time.
   if (s.state == ServerState::kDraining || s.state == ServerState::kFailed) {
+    if (record.notify_fd >= 0) ::close(record.notify_fd);
     for (const auto& [name, spelled] : s.held) s.taken.insert(name);
     emit(s, "adopted", "taken back from state.json, " + record.state + "; waiting for it to exit");
     kill_after_grace(s);
     return;
   }
-  reopen_notify_socket(s);
+  reopen_notify_socket(s, record);
   s.awaiting_resume = true;
   emit(s, "adopted",
        "taken back from state.json (" + record.state +
@@ -101,16 +105,14 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   if (!s.request.listen.empty()) take_listen_sockets_back(s, record);
 }
 
-// Its NOTIFY_SOCKET has the same abstract name as before (the server's id), free again now
-// that the previous daemon's socket is closed: sd_notify goes on working.
-void Supervisor::reopen_notify_socket(Server& server) {
-  std::string id = server.id;
-  auto notify = NotifySocket::open(
-      loop_, "serverswap-notify-" + id,
-      [this, id](const NotifyMessage& message) { notified(id, message); },
-      [this, id](const std::string& why) {
-        if (Server* s = find(id)) emit(*s, "notifyRejected", why);
-      });
+// Its NOTIFY_SOCKET keeps the name state.json recorded, so sd_notify goes on working. Across
+// `serverswap upgrade` the socket itself was kept open (the name was never free); after a
+// daemon that died, it is bound again, and refused if someone else took the name meanwhile
+// (EADDRINUSE): a READY=1 for the server must not reach them, nor theirs count.
+void Supervisor::reopen_notify_socket(Server& server, const ServerRecord& record) {
+  // State files of older versions: the name was derived from the id.
+  std::string name = record.notify.empty() ? "serverswap-notify-" + server.id : record.notify;
+  auto notify = open_notify_socket(server.id, name, record.notify_fd);
   if (!notify.ok()) {
     emit(server, "notifyLost", "NOTIFY_SOCKET not reopened: " + notify.status().message());
     return;
@@ -231,6 +233,9 @@ void Supervisor::resume(Connection& connection, const protocol::Message& message
   for (size_t i = 0; i < holding.size(); ++i)
     if (Status s = check_resumed_socket(*server, fds[i].get(), holding[i], &names[i]); !s.ok())
       return refuse("resume: " + s.message());
+  // An id is a credential, but it may leak: a resume counts only from the server's processes.
+  if (!is_process_of(connection.peer_pid(), server->pid, server->start_time))
+    return refuse("this connection is not from a process of that server");
   // Every check passed: the first descriptor per resource becomes the daemon's own.
   std::map<std::string, std::string> held;
   for (size_t i = 0; i < holding.size(); ++i) {
@@ -328,9 +333,15 @@ DaemonState Supervisor::record() const {
       r.held.push_back({name, spelled, address});
     }
     r.restarts = s->restarts;
+    if (s->notify) r.notify = s->notify->address().substr(1);  // without the '@'
     state.servers.push_back(std::move(r));
   }
   return state;
+}
+
+int Supervisor::notify_fd(const std::string& id) const {
+  auto it = servers_.find(id);
+  return it != servers_.end() && it->second->notify ? it->second->notify->fd() : -1;
 }
 
 bool Supervisor::is_server_pid(pid_t pid) const {

@@ -54,7 +54,8 @@ class ControlServer {
   struct Handlers {
     std::function<void(Connection&, const std::string& line)> on_line;
     std::function<void(Connection&)> on_disconnect;
-    // A peer of another uid is let in when this says it runs in a server's session.
+    // A peer of another uid is let in when this says it is a process of a server running as
+    // that uid (its main process or a descendant).
     std::function<bool(pid_t pid, uid_t uid)> is_server_peer;
   };
 

@@ -30,7 +30,11 @@ Status Daemon::inherit_upgraded_sockets(const DaemonState& state) {
   return control_->listen_inherited(options_.socket_path, state.control_fd);
 }
 
-void Daemon::adopt_servers(const DaemonState& state) {
+void Daemon::adopt_servers(const DaemonState& recorded) {
+  DaemonState state = recorded;
+  // Descriptor numbers mean something only to the image that inherited them over execve.
+  if (!restart_.resuming_upgrade)
+    for (auto& server : state.servers) server.notify_fd = -1;
   supervisor_->adopt(state);
   // The settings that belong to each command (--listen, ...) as its deploys gave them.
   for (const ServerRecord& record : state.servers) {
@@ -191,6 +195,11 @@ void Daemon::exec_upgrade(const std::string& path, uint64_t requester) {
   }
   state.control_fd = control_->listener_fd();
   inherited.push_back(state.control_fd);
+  // Servers' NOTIFY_SOCKETs stay bound across the exec: no one can take a name meanwhile.
+  for (auto& server : state.servers) {
+    server.notify_fd = supervisor_->notify_fd(server.id);
+    if (server.notify_fd >= 0) inherited.push_back(server.notify_fd);
+  }
   Status failed = state_file_->write(state);
   state_write_outcome(failed);
   if (failed.ok()) {

@@ -1,14 +1,19 @@
 #include "daemon/notify_socket.h"
 
+#include <fcntl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <random>
 
 #include "base/unique_fd.h"
-#include "daemon/log_limiter.h"
+#include "daemon/process_tree.h"
+#include "daemon/state_file.h"
 #include "daemon/uv_handle.h"
 #include "observe/counters.h"
 
@@ -17,13 +22,13 @@ namespace serverswap::daemon {
 struct NotifySocket::Block {
   uv_poll_t handle;
   UniqueFd fd;
-  pid_t session = 0;
+  pid_t main_pid = 0;
   uid_t uid = 0;
+  // MAINPID= from the main process: that pid may speak too, while it has this start time.
+  pid_t declared = 0;
+  uint64_t declared_start = 0;
   OnMessage on_message;
   OnRejected on_rejected;
-  // Anyone who can find the socket's name may send to it: what they make the daemon log
-  // is rate-limited by sender uid, and every datagram refused is counted.
-  std::unique_ptr<LogLimiter> rejected_log;
 };
 
 namespace {
@@ -50,23 +55,63 @@ const ucred* credentials_of(msghdr& msg) {
   return nullptr;
 }
 
-// Empty when the sender may speak for the server, else why not. A sender that has already
-// exited (`systemd-notify READY=1` does) cannot be placed; its uid was checked, and only the
-// server's environment names this socket.
-std::string refusal(const ucred* cred, pid_t session, uid_t uid) {
+// Empty when the sender may speak for the server, else why not. As systemd's
+// NotifyAccess=main: the main process, or the pid it declared with MAINPID=. A sender that
+// has already exited cannot be placed (its pid may even be another process's by now), so it
+// is refused: `systemd-notify READY=1` from a script is a wrapper's child, not the server.
+std::string refusal(const ucred* cred, const NotifySocket::Block& block) {
   if (!cred) return "no sender credentials";
-  if (cred->uid != uid && cred->uid != ::getuid() && cred->uid != 0)
+  if (cred->uid != block.uid && cred->uid != ::getuid() && cred->uid != 0)
     return "sender uid " + std::to_string(cred->uid) + " is not the server's";
-  pid_t sid = ::getsid(cred->pid);
-  if (sid < 0 && errno == ESRCH) return "";
-  if (sid != session)
-    return "sender pid " + std::to_string(cred->pid) + " is not in the server's session";
-  return "";
+  if (cred->pid <= 0) return "the sender has exited (no pid)";
+  // The main process is the daemon's child: its pid is not reused before it is reaped.
+  if (cred->pid == block.main_pid) return "";
+  auto started = process_start_time(cred->pid);
+  if (!started.ok())
+    return "sender pid " + std::to_string(cred->pid) +
+           " has exited; only the main process may notify";
+  if (block.declared > 0 && cred->pid == block.declared && *started == block.declared_start)
+    return "";
+  return "sender pid " + std::to_string(cred->pid) + " (" + process_comm(cred->pid) +
+         ") is not the server's main process " + std::to_string(block.main_pid) +
+         " (nor a MAINPID= it declared)";
 }
 
-// Reads one datagram (skipping refused ones); false when none was left.
+bool says_ready(const std::vector<std::pair<std::string, std::string>>& fields) {
+  for (const auto& [key, value] : fields)
+    if (key == "READY" && value == "1") return true;
+  return false;
+}
+
+// MAINPID= from the main process: remembered here (with its start time, so that a recycled
+// pid does not inherit the right); from any other sender it is dropped.
+void apply_main_pid(NotifySocket::Block& block, pid_t sender,
+                    std::vector<std::pair<std::string, std::string>>& fields) {
+  if (sender != block.main_pid) {
+    std::erase_if(fields, [](const auto& field) { return field.first == "MAINPID"; });
+    return;
+  }
+  for (const auto& [key, value] : fields) {
+    if (key != "MAINPID") continue;
+    char* end = nullptr;
+    long pid = std::strtol(value.c_str(), &end, 10);
+    if (!end || *end != '\0' || pid <= 0 || pid == block.main_pid) {
+      block.declared = 0;
+      continue;
+    }
+    auto started = process_start_time(static_cast<pid_t>(pid));
+    block.declared = started.ok() ? static_cast<pid_t>(pid) : 0;
+    block.declared_start = started.ok() ? *started : 0;
+  }
+}
+
+// Reads one datagram (skipping refused ones, at most kMaxSkipped per call, so that a
+// sender flooding the socket cannot hold the loop: the poll handle fires again); false when
+// none was left or that many were refused.
+constexpr int kMaxSkipped = 64;
+
 bool read_one(NotifySocket::Block* block) {
-  for (;;) {
+  for (int skipped = 0; skipped < kMaxSkipped; ++skipped) {
     char data[kMaxDatagram];
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * 16)];
     iovec iov{data, sizeof data};
@@ -80,23 +125,28 @@ bool read_one(NotifySocket::Block* block) {
     if (n < 0) return false;  // EAGAIN: drained
     close_passed_fds(msg);
     const ucred* cred = credentials_of(msg);
-    auto rejected = [&](const std::string& why) {
+    pid_t sender = cred ? cred->pid : 0;
+    // Anyone who can find the socket's name may send to it: every datagram refused is
+    // counted; the supervisor logs the first few per server only (Supervisor::notify_refused).
+    auto rejected = [&](bool says_ready, const std::string& why) {
       observe::count(observe::Refused::kNotifyDatagram);
-      if (block->rejected_log->admit(cred ? "uid " + std::to_string(cred->uid) : "unknown senders"))
-        block->on_rejected(why);
+      block->on_rejected({sender, process_comm(sender), says_ready, why});
     };
     if (static_cast<size_t>(n) > sizeof data || (msg.msg_flags & MSG_CTRUNC)) {
-      rejected("dropped a truncated notification");
+      rejected(false, "dropped a truncated notification");
       continue;
     }
-    if (std::string why = refusal(cred, block->session, block->uid); !why.empty()) {
-      rejected("dropped a notification: " + why);
+    auto fields = parse_notify_fields({data, static_cast<size_t>(n)});
+    if (std::string why = refusal(cred, *block); !why.empty()) {
+      rejected(says_ready(fields), "dropped a notification: " + why);
       continue;
     }
-    NotifyMessage message{cred->pid, parse_notify_fields({data, static_cast<size_t>(n)})};
+    apply_main_pid(*block, sender, fields);
+    NotifyMessage message{sender, std::move(fields)};
     block->on_message(message);  // may destroy this socket: touch nothing after
     return true;
   }
+  return false;
 }
 
 void on_readable(uv_poll_t* handle, int status, int) {
@@ -118,6 +168,47 @@ std::vector<std::pair<std::string, std::string>> parse_notify_fields(std::string
   return fields;
 }
 
+std::string NotifySocket::random_name() {
+  unsigned char bytes[16];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got < sizeof bytes) {
+    static std::mt19937_64 fallback{std::random_device{}()};  // kernels before 3.17
+    for (auto& b : bytes) b = static_cast<unsigned char>(fallback());
+  }
+  std::string name = "serverswap-notify-";
+  static const char kHex[] = "0123456789abcdef";
+  for (unsigned char b : bytes) name.append(1, kHex[b >> 4]).append(1, kHex[b & 15]);
+  return name;
+}
+
+namespace {
+
+Result<std::unique_ptr<NotifySocket>> start(uv_loop_t* loop, UniqueFd fd, const std::string& name,
+                                            NotifySocket::OnMessage on_message,
+                                            NotifySocket::OnRejected on_rejected,
+                                            NotifySocket* (*make)(NotifySocket::Block*,
+                                                                  std::string)) {
+  int on = 1;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0)
+    return Status::system_error("SO_PASSCRED on notify socket @" + name, errno);
+  auto* block = new NotifySocket::Block;
+  block->on_message = std::move(on_message);
+  block->on_rejected = std::move(on_rejected);
+  uv_poll_init(loop, &block->handle, fd.get());
+  block->fd = std::move(fd);
+  block->handle.data = block;
+  uv_poll_start(&block->handle, UV_READABLE, on_readable);
+  return std::unique_ptr<NotifySocket>(make(block, "@" + name));
+}
+
+}  // namespace
+
 Result<std::unique_ptr<NotifySocket>> NotifySocket::open(uv_loop_t* loop, const std::string& name,
                                                          OnMessage on_message,
                                                          OnRejected on_rejected) {
@@ -131,18 +222,32 @@ Result<std::unique_ptr<NotifySocket>> NotifySocket::open(uv_loop_t* loop, const 
   auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0)
     return Status::system_error("bind " + what, errno);
-  int on = 1;
-  if (::setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0)
-    return Status::system_error("SO_PASSCRED on " + what, errno);
-  auto* block = new Block;
-  block->on_message = std::move(on_message);
-  block->on_rejected = std::move(on_rejected);
-  block->rejected_log = std::make_unique<LogLimiter>(loop, what + ": refused notifications");
-  uv_poll_init(loop, &block->handle, fd.get());
-  block->fd = std::move(fd);
-  block->handle.data = block;
-  uv_poll_start(&block->handle, UV_READABLE, on_readable);
-  return std::unique_ptr<NotifySocket>(new NotifySocket(block, "@" + name));
+  return start(loop, std::move(fd), name, std::move(on_message), std::move(on_rejected),
+               [](Block* b, std::string a) { return new NotifySocket(b, std::move(a)); });
+}
+
+Result<std::unique_ptr<NotifySocket>> NotifySocket::adopt(uv_loop_t* loop, int raw_fd,
+                                                          const std::string& name,
+                                                          OnMessage on_message,
+                                                          OnRejected on_rejected) {
+  UniqueFd fd(raw_fd);
+  const std::string what = "notify socket @" + name + " inherited at fd " + std::to_string(raw_fd);
+  sockaddr_un addr{};
+  socklen_t len = sizeof addr;
+  int type = 0;
+  socklen_t type_len = sizeof type;
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+      ::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &type_len) != 0)
+    return Status::system_error(what, errno);
+  size_t name_len =
+      len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+  if (addr.sun_family != AF_UNIX || type != SOCK_DGRAM || name_len != name.size() + 1 ||
+      addr.sun_path[0] != '\0' || std::memcmp(addr.sun_path + 1, name.data(), name.size()) != 0)
+    return Status::error(what + ": not that socket");
+  ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
+  ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
+  return start(loop, std::move(fd), name, std::move(on_message), std::move(on_rejected),
+               [](Block* b, std::string a) { return new NotifySocket(b, std::move(a)); });
 }
 
 NotifySocket::~NotifySocket() {
@@ -155,8 +260,12 @@ void NotifySocket::read_pending() {
   }
 }
 
-void NotifySocket::accept_sender(pid_t session, uid_t uid) {
-  block_->session = session;
+int NotifySocket::fd() const {
+  return block_->fd.get();
+}
+
+void NotifySocket::accept_sender(pid_t main_pid, uid_t uid) {
+  block_->main_pid = main_pid;
   block_->uid = uid;
 }
 

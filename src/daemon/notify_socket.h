@@ -1,10 +1,13 @@
 // NotifySocket: the NOTIFY_SOCKET of one server, systemd's sd_notify(3) protocol: each
 // datagram is "KEY=VALUE" lines ("READY=1\nSTATUS=Listening\n"). It is an abstract Unix
 // datagram socket (no file to clean up, no path-length limit, reachable by a server run as
-// another user; the name carries the server's random id) with SO_PASSCRED, so that a
-// datagram counts only when its sender has the server's uid, the daemon's or root's, and
-// runs in the server's session (servers are started with setsid). Descriptors sent along
-// (FDSTORE=1) are closed unread. Loop thread only.
+// another user) whose name is random and independent of the server's id, which is a
+// credential: /proc/net/unix shows every abstract name to every user. With SO_PASSCRED a
+// datagram counts only when its sender has the server's uid, the daemon's or root's, and is
+// the server's main process (the pid LISTEN_PID names) or the pid the main process declared
+// with MAINPID=, as systemd's NotifyAccess=main: a wrapper script's child (a server started
+// without `exec`) cannot make the server up. Descriptors sent along (FDSTORE=1) are closed
+// unread. Loop thread only.
 #pragma once
 
 #include <sys/types.h>
@@ -25,6 +28,14 @@ struct NotifyMessage {
   std::vector<std::pair<std::string, std::string>> fields;  // in the order sent
 };
 
+// A datagram that was dropped, for the log and for the deploy's failure message.
+struct NotifyRefusal {
+  pid_t sender = 0;    // as SCM_CREDENTIALS said; 0 when unknown
+  std::string comm;    // the sender's /proc/PID/comm, "?" when it is gone
+  bool ready = false;  // it said READY=1
+  std::string why;     // "dropped a notification: ..."
+};
+
 // "READY=1\nSTATUS=a=b\n" -> {READY,1}, {STATUS,a=b}; lines without '=' are skipped.
 std::vector<std::pair<std::string, std::string>> parse_notify_fields(std::string_view datagram);
 
@@ -32,20 +43,33 @@ class NotifySocket {
  public:
   using OnMessage = std::function<void(const NotifyMessage&)>;
   // Why a datagram was dropped (sender not allowed, truncated), for the log.
-  using OnRejected = std::function<void(const std::string&)>;
+  using OnRejected = std::function<void(const NotifyRefusal&)>;
 
-  // Binds the abstract socket `@name`.
+  // A fresh name, "serverswap-notify-" and 128 bits from getrandom(2) in hex: nothing about
+  // the server can be derived from it, and no one can guess it before it is bound.
+  static std::string random_name();
+
+  // Binds the abstract socket `@name`. Fails (EADDRINUSE) when someone else holds the name:
+  // a datagram meant for the server would go to them.
   static Result<std::unique_ptr<NotifySocket>> open(uv_loop_t* loop, const std::string& name,
                                                     OnMessage on_message, OnRejected on_rejected);
+  // `serverswap upgrade`: the socket the previous image kept open as `fd` (takes it; it must
+  // be a datagram socket bound to `@name`, else an error and the fd is closed).
+  static Result<std::unique_ptr<NotifySocket>> adopt(uv_loop_t* loop, int fd,
+                                                     const std::string& name, OnMessage on_message,
+                                                     OnRejected on_rejected);
   ~NotifySocket();
   NotifySocket(const NotifySocket&) = delete;
   NotifySocket& operator=(const NotifySocket&) = delete;
 
   // The NOTIFY_SOCKET value: "@name".
   const std::string& address() const { return address_; }
-  // Datagrams are accepted from this session (the server's pid, a session leader) only, and
-  // from `uid` (the server's), the daemon's uid or root.
-  void accept_sender(pid_t session, uid_t uid);
+  // The descriptor, to keep across `serverswap upgrade` (still owned by this object).
+  int fd() const;
+  // Datagrams are accepted from `main_pid` (the server's pid) and from the pid it declares
+  // with MAINPID= (while that process lives), sent by `uid` (the server's), the daemon's uid
+  // or root. MAINPID= counts only from `main_pid`; other senders' MAINPID= lines are dropped.
+  void accept_sender(pid_t main_pid, uid_t uid);
 
   // Delivers every datagram already queued (a server's last words before it exited);
   // on_message must not destroy this socket meanwhile.

@@ -76,7 +76,13 @@ struct Server {
   bool notified = false;                 // sent at least one notification
   bool said_stopping = false;            // STOPPING=1
   pid_t main_pid = 0;                    // MAINPID=: signalled too when outside its group
-  Timer ready_after_timer;               // --ready-after: alive this long = up (weaker)
+  // Notifications dropped (NotifySocket's rule: the main process only): the first few are
+  // logged, then only counted. The last refused READY=1 names the likely cause on failure.
+  int notify_refusals = 0;
+  pid_t refused_ready_pid = 0;
+  std::string refused_ready_comm;  // the sender's comm, read when it was refused
+  std::string main_comm;           // the main process's comm at that moment
+  Timer ready_after_timer;         // --ready-after: alive this long = up (weaker)
 
   bool alive() const { return state != ServerState::kGone; }
   bool starting() const {

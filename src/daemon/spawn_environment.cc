@@ -209,8 +209,9 @@ void RememberedSettings::apply(SpawnSpec& spec) {
 }
 
 std::string never_ready_reason(bool connected, bool holds_listen, bool notified,
-                               const std::string& timeout) {
+                               const std::string& timeout, const std::string& refused_ready) {
   std::string when = "not up within --ready-timeout " + timeout;
+  if (!refused_ready.empty()) return when + ": " + refused_ready;
   if (connected || notified) return when;
   if (holds_listen)
     return when +
@@ -221,6 +222,14 @@ std::string never_ready_reason(bool connected, bool holds_listen, bool notified,
          ": it never said it was ready: it sent no readyFor/serverUp on SERVERSWAP_SOCKET and no "
          "READY=1 on NOTIFY_SOCKET; give it its sockets with --listen ADDR and readiness with "
          "--ready-after S, or use a client library";
+}
+
+std::string refused_ready_reason(pid_t sender, const std::string& sender_comm, pid_t main,
+                                 const std::string& main_comm) {
+  return "READY=1 came from pid " + std::to_string(sender) + " (" + sender_comm +
+         "), not from the main process " + std::to_string(main) + " (" + main_comm +
+         "): does a wrapper script start the server without `exec`? Use `exec` in the script, "
+         "or send MAINPID= from the main process";
 }
 
 }  // namespace serverswap::daemon

@@ -91,6 +91,11 @@ class RememberedSettings {
 
 // Why a server was not up within --ready-timeout, and what it would need.
 std::string never_ready_reason(bool connected, bool holds_listen, bool notified,
-                               const std::string& timeout);
+                               const std::string& timeout, const std::string& refused_ready = "");
+
+// Why a READY=1 from `sender` did not count (it is not the main process `main`): the likely
+// cause, a wrapper script that starts the server without `exec`, and the two ways out.
+std::string refused_ready_reason(pid_t sender, const std::string& sender_comm, pid_t main,
+                                 const std::string& main_comm);
 
 }  // namespace serverswap::daemon

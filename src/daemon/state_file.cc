@@ -58,6 +58,9 @@ Result<ServerRecord> server_from_json(const Json& json, const std::string& where
   record.state = r.string("state", true);
   record.restarts =
       static_cast<int>(r.integer("restarts", false, 0, std::numeric_limits<int>::max()));
+  record.notify = r.string("notify", false);
+  record.notify_fd =
+      static_cast<int>(r.integer("notifyFd", false, -1, std::numeric_limits<int>::max(), -1));
   const Json* request = r.object("request", true);
   const Json* resources = r.array("resources", true);
   if (!r.ok()) return r.status();
@@ -98,6 +101,8 @@ Json state_to_json(const DaemonState& state) {
                        {"request", request_to_json(s.request)},
                        {"resources", held},
                        {"restarts", s.restarts}});
+    if (!s.notify.empty()) servers.back()["notify"] = s.notify;
+    if (s.notify_fd >= 0) servers.back()["notifyFd"] = s.notify_fd;
   }
   Json json = {{"version", 1}, {"servers", servers}};
   if (!state.sockets.empty() || state.control_fd >= 0) {

@@ -38,6 +38,11 @@ struct ServerRecord {
   SpawnSpec request;  // the deploy request (run_as is resolved again when restarted)
   std::vector<HeldRecord> held;
   int restarts = 0;
+  // Its NOTIFY_SOCKET's abstract name (random; "" in state files of older versions, whose
+  // name was "serverswap-notify-" and the id), and across `serverswap upgrade` only, the fd
+  // at which the new image finds that socket still bound.
+  std::string notify;
+  int notify_fd = -1;
 };
 
 // A listening socket of the daemon across `serverswap upgrade`: the new image finds it at

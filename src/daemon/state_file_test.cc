@@ -31,6 +31,8 @@ DaemonState sample() {
   server.request.worker = 1;
   server.held = {{":8080", ":8080", "[::]:8080"}};
   server.restarts = 2;
+  server.notify = "serverswap-notify-00112233445566778899aabbccddeeff";
+  server.notify_fd = 9;
   state.servers.push_back(server);
   state.sockets = {{":8080", "[::]:8080", 7}};
   state.control_fd = 5;
@@ -59,6 +61,8 @@ TEST(StateFile, RoundTripsEveryField) {
   EXPECT_EQ(s.request.worker, 1);
   EXPECT_EQ(s.held, (std::vector<HeldRecord>{{":8080", ":8080", "[::]:8080"}}));
   EXPECT_EQ(s.restarts, 2);
+  EXPECT_EQ(s.notify, "serverswap-notify-00112233445566778899aabbccddeeff");
+  EXPECT_EQ(s.notify_fd, 9);
   EXPECT_EQ(back->sockets, (std::vector<SocketRecord>{{":8080", "[::]:8080", 7}}));
   EXPECT_EQ(back->control_fd, 5);
 }

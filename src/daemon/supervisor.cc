@@ -13,6 +13,7 @@
 
 #include "base/join.h"
 #include "base/log.h"
+#include "daemon/process_tree.h"
 #include "daemon/spawn_environment.h"
 #include "daemon/worker_roll.h"
 
@@ -45,6 +46,9 @@ namespace {
 // How long a server that closed its connection before it was up may take to exit by
 // itself before it is signalled.
 constexpr Millis kExitGrace{1000};
+
+// Notifications a server's NOTIFY_SOCKET refuses: logged this many times, then counted.
+constexpr int kLoggedRefusals = 3;
 
 // --user/--group: the identity it runs as, and a control socket that user can reach in
 // place of the daemon's own (in a 0700 directory of the daemon's user).
@@ -178,12 +182,8 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   };
   auto passed = bind_listen_sockets(sockets_, request.listen);
   if (!passed.ok()) return refuse(passed.status());
-  auto notify = NotifySocket::open(
-      loop_, "serverswap-notify-" + id,
-      [this, id](const NotifyMessage& message) { notified(id, message); },
-      [this, id](const std::string& why) {
-        if (Server* s = find(id)) emit(*s, "notifyRejected", why);
-      });
+  // A random name, not the id: abstract names are public (/proc/net/unix).
+  auto notify = open_notify_socket(id, NotifySocket::random_name());
   if (!notify.ok()) return refuse(notify.status());
   std::vector<std::string> daemon_env = {"SERVERSWAP_SOCKET=" + options_.socket_path,
                                          "SERVERSWAP_ID=" + id,
@@ -209,7 +209,7 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   server->pid = server->process->pid();
   if (auto started = process_start_time(server->pid); started.ok()) server->start_time = *started;
   server->notify = std::move(*notify);
-  // setsid: its pid is its session's id.
+  // The exec shim execs the program: its pid is the one LISTEN_PID names.
   server->notify->accept_sender(server->pid, spec.run_as ? spec.run_as->uid : ::getuid());
   Server& s = *server;
   servers_.emplace(id, std::move(server));
@@ -222,7 +222,8 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
     if (Server* late = find(id); late && late->starting())
       fail(*late,
            never_ready_reason(late->state != ServerState::kStarting, !late->request.listen.empty(),
-                              late->notified, format_duration(options_.ready_timeout)));
+                              late->notified, format_duration(options_.ready_timeout),
+                              refused_ready_hint(*late)));
   });
   emit(s, "spawned", "started generation " + std::to_string(generation) + ": " + join(s.argv, " "));
   hold_listen_sockets(s, *passed);
@@ -275,6 +276,43 @@ void Supervisor::notified(const std::string& id, const NotifyMessage& message) {
   }
 }
 
+// The server's NOTIFY_SOCKET, bound as `@name` (or, after an upgrade, the previous image's
+// socket at `fd`); messages and refusals go to the server `id`.
+Result<std::unique_ptr<NotifySocket>> Supervisor::open_notify_socket(const std::string& id,
+                                                                     const std::string& name,
+                                                                     int fd) {
+  auto on_message = [this, id](const NotifyMessage& message) { notified(id, message); };
+  auto on_rejected = [this, id](const NotifyRefusal& refusal) { notify_refused(id, refusal); };
+  if (fd >= 0) return NotifySocket::adopt(loop_, fd, name, on_message, on_rejected);
+  return NotifySocket::open(loop_, name, on_message, on_rejected);
+}
+
+// Logged for the first few only (a sender may flood the socket), then counted; a refused
+// READY=1 is remembered for the failure message.
+void Supervisor::notify_refused(const std::string& id, const NotifyRefusal& refusal) {
+  Server* server = find(id);
+  if (!server) return;
+  int count = ++server->notify_refusals;
+  if (count <= kLoggedRefusals) emit(*server, "notifyRejected", refusal.why);
+  if (count == kLoggedRefusals + 1)
+    emit(*server, "notifyRejected", "more notifications dropped; counted, no longer logged");
+  if (refusal.ready && refusal.sender > 0) {
+    server->refused_ready_pid = refusal.sender;
+    server->refused_ready_comm = refusal.comm;
+    server->main_comm = process_comm(server->pid);
+  }
+}
+
+std::string Supervisor::refused_ready_hint(const Server& server) const {
+  std::string dropped;
+  if (server.notify_refusals > kLoggedRefusals)
+    dropped = std::to_string(server.notify_refusals) + " notifications were dropped";
+  if (server.refused_ready_pid <= 0) return dropped;
+  std::string hint = refused_ready_reason(server.refused_ready_pid, server.refused_ready_comm,
+                                          server.pid, server.main_comm);
+  return dropped.empty() ? hint : hint + " (" + dropped + ")";
+}
+
 int Supervisor::takedown_signal(const Server& server) const {
   return server.request.takedown_signal.value_or(options_.takedown_signal);
 }
@@ -293,8 +331,15 @@ void Supervisor::hello(Connection& connection, const protocol::Message& message)
   if (hello->protocol != protocol::kVersion)
     return error("unsupported protocol version (this daemon speaks 1)");
   Server* server = find(hello->id);
-  if (!server || !server->alive() || server->connection != 0)
-    return error("unknown or already connected server id");
+  if (!server || !server->alive()) return error("unknown or already connected server id");
+  // An id is a credential, but it may leak: it counts only from the server's own processes.
+  if (!is_process_of(connection.peer_pid(), server->pid, server->start_time)) {
+    log_line("hello refused: pid " + std::to_string(connection.peer_pid()) +
+             " is not a process of server " + std::to_string(server->pid) + " (gen " +
+             std::to_string(server->generation) + ")");
+    return error("this connection is not from a process of that server");
+  }
+  if (server->connection != 0) return error("unknown or already connected server id");
   connection.role = Connection::Role::kServer;
   connection.server_id = server->id;
   server->connection = connection.id();
@@ -634,7 +679,8 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   ServerState before = server.state;
   std::string description = describe_exit(status, term_signal);
   if (server.starting()) {
-    fail(server, description + " before it was up");
+    std::string hint = refused_ready_hint(server);
+    fail(server, description + " before it was up" + (hint.empty() ? "" : "; " + hint));
   } else if (server.disconnected_before_up) {
     server.failure = description + " before it was up";  // more telling than the disconnect
   }
@@ -831,23 +877,22 @@ void Supervisor::emit(const Server& server, const std::string& kind, const std::
   if (!resource.empty()) event["resource"] = resource;
   if (server.request.worker >= 0) event["worker"] = server.request.worker;
   // The deploy a line is about: the one that started this server, else the one replacing
-  // it, so that one id follows a swap through every line (docs/architecture.md, "Logs").
+  // it, so that one number follows a swap through every line (docs/architecture.md,
+  // "Logs"): the generation of the server it started, never an id (ids are credentials, and
+  // logs are often readable by others).
   std::vector<Sink*> sinks;
-  std::string about;
+  uint64_t about = 0;
   for (auto& [deploy_id, deploy] : deploys_) {
     if (deploy_id != server.id && !deploy.replacing.count(server.id)) continue;
     sinks.push_back(&deploy.sink);
-    if (about.empty() || deploy_id == server.id) about = deploy_id;
+    if (about == 0 || deploy_id == server.id) about = deploy.generation;
   }
   for (auto& [roll_id, roll] : rolls_)
     if (roll->concerns(server.id)) sinks.push_back(&roll->sink);
-  Json fields = {{"kind", kind},
-                 {"server", server.id},
-                 {"serverPid", server.pid},
-                 {"generation", server.generation}};
+  Json fields = {{"kind", kind}, {"serverPid", server.pid}, {"generation", server.generation}};
   if (!resource.empty()) fields["resource"] = resource;
   if (server.request.worker >= 0) fields["worker"] = server.request.worker;
-  if (!about.empty()) fields["deploy"] = about;
+  if (about != 0) fields["deploy"] = about;
   log_event(where + ": " + text, fields);
   Json line = protocol::make("event", event);
   if (options_.observer) options_.observer(line);
@@ -986,13 +1031,12 @@ void Supervisor::einhorn_command(Connection& connection, const protocol::Message
   if (!command.ok()) return refuse(command.status().message());
   if (command->command != "worker:ack")
     return refuse("the only einhorn command understood is worker:ack");
-  // The sender, as the kernel reports it (SO_PEERCRED), must run in a server's session: the
-  // pid in the message is the worker's word only.
-  pid_t session = getsid(connection.peer_pid());
+  // The sender, as the kernel reports it (SO_PEERCRED), must be a process of a server (its
+  // main process or a descendant): the pid in the message is the worker's word only.
   Server* server = nullptr;
   for (auto& [id, s] : servers_)
-    if (s->alive() && s->pid == session) server = s.get();
-  if (!server) return refuse("the sender is not in the session of a server this daemon started");
+    if (s->alive() && is_process_of(connection.peer_pid(), s->pid, s->start_time)) server = s.get();
+  if (!server) return refuse("the sender is not a process of a server this daemon started");
   if (!server->starting()) return;  // a second ack, or one after it came up another way
   if (server->held.empty())
     return refuse("worker:ack from a server without --listen sockets (nothing to serve yet)");
@@ -1000,12 +1044,11 @@ void Supervisor::einhorn_command(Connection& connection, const protocol::Message
 }
 
 bool Supervisor::is_server_peer(pid_t pid, uid_t uid) const {
-  pid_t session = getsid(pid);
   for (const auto& [id, s] : servers_) {
-    if (s->pid != session || !s->alive()) continue;
-    struct stat leader {};
+    if (!s->alive() || !is_process_of(pid, s->pid, s->start_time)) continue;
+    struct stat main {};
     std::string proc = "/proc/" + std::to_string(s->pid);
-    return ::stat(proc.c_str(), &leader) == 0 && leader.st_uid == uid;
+    return ::stat(proc.c_str(), &main) == 0 && main.st_uid == uid;
   }
   return false;
 }

@@ -91,6 +91,9 @@ class Supervisor {
   // The servers as state.json records them.
   DaemonState record() const;
   bool is_server_pid(pid_t pid) const;
+  // The descriptor of a server's NOTIFY_SOCKET (-1 when it has none), to keep open across
+  // `serverswap upgrade`; still owned by the server.
+  int notify_fd(const std::string& id) const;
 
   protocol::Json status() const;
   // Crash loops: the command, its crashes, restarts, and the pending restart if any.
@@ -103,8 +106,9 @@ class Supervisor {
   size_t server_count() const { return servers_.size(); }
   // The requests of the servers that are up (not taken down): what a reload deploys again.
   std::vector<SpawnSpec> up_requests() const;
-  // Whether `pid` runs in the session of a live server running as `uid` (a server started
-  // with --user, connecting to the daemon; each server is a session leader).
+  // Whether `pid` is a process of a live server running as `uid` (its main process or a
+  // descendant, whatever session it moved to: a server started with --user, or its Node.js
+  // relay, connecting to the daemon).
   bool is_server_peer(pid_t pid, uid_t uid) const;
 
  private:
@@ -142,7 +146,7 @@ class Supervisor {
   Server* start_server(const SpawnSpec& request, Sink sink, bool follow_exit);
   void adopt_server(const ServerRecord& record);
   void take_listen_sockets_back(Server& server, const ServerRecord& record);
-  void reopen_notify_socket(Server& server);
+  void reopen_notify_socket(Server& server, const ServerRecord& record);
   void restart_readiness_timers(Server& server);
   Status check_resumed_socket(const Server& server, int fd, const std::string& spelled,
                               std::string* name) const;
@@ -151,6 +155,11 @@ class Supervisor {
   // Unmodified programs (docs/protocol.md, "Inherited sockets and unmodified programs").
   void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);
   void notified(const std::string& id, const NotifyMessage& message);
+  void notify_refused(const std::string& id, const NotifyRefusal& refusal);
+  Result<std::unique_ptr<NotifySocket>> open_notify_socket(const std::string& id,
+                                                           const std::string& name, int fd = -1);
+  // The likely cause when a READY=1 was refused (a wrapper without exec); "" when none was.
+  std::string refused_ready_hint(const Server& server) const;
   int takedown_signal(const Server& server) const;  // its command's, else the daemon's
 
   Server* find(const std::string& id);

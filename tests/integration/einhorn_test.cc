@@ -54,7 +54,7 @@ TEST(Einhorn, AckFromOutsideTheServersSessionIsRefused) {
   ssize_t n = ::read(fd, reply, sizeof reply);
   ::close(fd);
   ASSERT_GT(n, 0);
-  EXPECT_TRUE(contains(std::string(reply, size_t(n)), "not in the session of a server"));
+  EXPECT_TRUE(contains(std::string(reply, size_t(n)), "not a process of a server"));
 
   // Still not up: the deploy fails at --ready-timeout.
   EXPECT_EQ(deploy.wait(20s), 1) << deploy.output();

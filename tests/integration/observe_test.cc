@@ -135,7 +135,7 @@ TEST(ObserveTest, MetricsAddressInUseIsAClearStartError) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(ObserveTest, JsonLogsCarryTheDeployIdOnEveryLineAboutIt) {
+TEST(ObserveTest, JsonLogsCarryTheDeployNumberOnEveryLineAboutIt) {
   DaemonUnderTest daemon({"--takedown-timeout", "5s", "--log-format", "json"});
   const std::vector<std::string> server = {HELLO_SERVER_BIN, "127.0.0.1:0"};
   ASSERT_EQ(daemon.deploy(server).code, 0);
@@ -152,18 +152,19 @@ TEST(ObserveTest, JsonLogsCarryTheDeployIdOnEveryLineAboutIt) {
     ASSERT_TRUE(parsed.contains("time") && parsed.contains("msg")) << line;
     lines.push_back(parsed);
   }
-  // The old server's takedown and exit belong to the second deploy.
-  std::string second_deploy;
+  // The old server's takedown and exit belong to the second deploy, named by its number
+  // (the generation of the server it started; never an id, which is a credential).
+  uint64_t second_deploy = 0;
   bool old_exit_seen = false;
   for (const auto& l : lines) {
     if (l.value("kind", "") == "spawned" && l.value("generation", 0) == 2)
-      second_deploy = l.value("deploy", "");
+      second_deploy = l.value("deploy", uint64_t{0});
     if (l.value("kind", "") == "exited" && l.value("serverPid", 0) == old_pid) {
       old_exit_seen = true;
-      EXPECT_EQ(l.value("deploy", ""), second_deploy) << l.dump();
+      EXPECT_EQ(l.value("deploy", uint64_t{0}), second_deploy) << l.dump();
     }
   }
-  EXPECT_FALSE(second_deploy.empty());
+  EXPECT_EQ(second_deploy, 2u);
   EXPECT_TRUE(old_exit_seen);
 }
 
