@@ -232,7 +232,7 @@ TEST(Decode, BytesThatAreNotUtf8ReachTheServerExactlyAndSurviveARestart) {
   {
     ASSERT_TRUE(first_run->wait_for_output("is up", 10s)) << first_run->output();
     EXPECT_EQ(read_file(runs), expected);
-    std::string state_path = dir + "/state.json";
+    std::string state_path = socket + ".state.json";
     ASSERT_TRUE(eventually(
         [&] { return read_file(state_path).find("\"state\":\"up\"") != std::string::npos; }, 5s))
         << read_file(state_path) << first_run->output();

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <sstream>
 
 #include "base/unique_fd.h"
@@ -131,24 +132,36 @@ TEST_F(Quota, OtherUserHoldsAtMost64PendingFdsAndRootStillWorks) {
   EXPECT_EQ(metric(daemon_, "serverswap_unasked_fds_total"), 3 * 64);
 }
 
+// The name of a server's NOTIFY_SOCKET (abstract, without the '@'), from its environment.
+std::string notify_name_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+  std::string entry;
+  while (std::getline(in, entry, '\0'))
+    if (entry.starts_with("NOTIFY_SOCKET=@")) return entry.substr(15);
+  return "";
+}
+
 TEST_F(Quota, NotifyFloodFromAnotherUserIsCountedAndLoggedBounded) {
   ASSERT_EQ(daemon_.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"}).code, 0);
-  std::string id = daemon_.status()["servers"][0].value("id", "");
-  ASSERT_FALSE(id.empty());
+  auto pids = daemon_.server_pids();
+  ASSERT_EQ(pids.size(), 1u);
+  // The name is random, not derived from anything public; an attacker who found it in
+  // /proc/net/unix floods it.
+  std::string name = notify_name_of(pids[0]);
+  ASSERT_FALSE(name.empty());
   constexpr int kFlood = 2000;
   Child flood({kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups", PEER_FLOOD_BIN,
-               "notify", "serverswap-notify-" + id, std::to_string(kFlood)});
+               "notify", name, std::to_string(kFlood)});
   ASSERT_EQ(flood.wait(30s), 0) << flood.output();
   EXPECT_TRUE(eventually(
       [&] { return metric(daemon_, "serverswap_notify_rejected_total") == kFlood; }, 10s))
       << metric(daemon_, "serverswap_notify_rejected_total");
-  EXPECT_TRUE(daemon_.process().wait_for_output("refused notifications from uid 65534: ", 5s))
+  // The first three refusals of a server are logged, then one line says the rest are counted.
+  EXPECT_TRUE(daemon_.process().wait_for_output("counted, no longer logged", 5s))
       << daemon_.process().output().substr(0, 4000);
-  // A burst of 5, then at most one a second while the flood lasted, then the summaries.
   size_t lines = count_of(daemon_.process().output(), "dropped a notification");
-  EXPECT_GE(lines, 5u);
-  EXPECT_LE(lines, 15u);
-  EXPECT_GT(metric(daemon_, "serverswap_suppressed_log_lines_total"), kFlood - 20);
+  EXPECT_GE(lines, 1u);
+  EXPECT_LE(lines, 3u);
   // The server was not disturbed.
   EXPECT_TRUE(http_ok(daemon_.address_of("127.0.0.1:0")));
   EXPECT_EQ(daemon_.server_pids().size(), 1u);
