@@ -217,4 +217,64 @@ bool http_ok(const std::string& address) {
   return n > 12 && std::string(buf, 12) == "HTTP/1.1 200";
 }
 
+CliRun serverswap(const std::string& socket, std::vector<std::string> args, Millis timeout) {
+  args.insert(args.begin(), {SERVERSWAP_BIN, "--socket", socket});
+  Child child(args);
+  auto code = child.wait(timeout);
+  return {code.value_or(-1), child.output()};
+}
+
+std::string http_get(uint16_t port, const std::string& target) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  timeval timeout{5, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return "";
+  std::string request = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  if (::write(fd.get(), request.data(), request.size()) != ssize_t(request.size())) return "";
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) > 0;) response.append(buf, size_t(n));
+  return response;
+}
+
+double metric_value(const std::string& exposition, const std::string& series) {
+  size_t at = exposition.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(exposition.substr(at + series.size() + 2));
+}
+
+uint16_t free_ephemeral_port() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    return 0;
+  return ntohs(addr.sin_port);
+}
+
+size_t count_of(const std::string& haystack, const std::string& needle) {
+  size_t count = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + 1))
+    ++count;
+  return count;
+}
+
+TempDir::TempDir() {
+  char pattern[] = "/tmp/serverswap-test-XXXXXX";
+  if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::filesystem::remove_all(path_);
+}
+
 }  // namespace serverswap::testing

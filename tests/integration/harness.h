@@ -102,4 +102,42 @@ int settled_open_fds(pid_t pid);
 
 bool process_exists(pid_t pid);
 
+// `serverswap --socket SOCKET ARGS...` run to completion (bounded): a subcommand
+// (`status`, `stop`) or options and a command. Exit code -1 when it did not exit in time.
+struct CliRun {
+  int code = -1;
+  std::string output;
+};
+CliRun serverswap(const std::string& socket, std::vector<std::string> args, Millis timeout = 30s);
+inline CliRun serverswap(const DaemonUnderTest& daemon, std::vector<std::string> args,
+                         Millis timeout = 30s) {
+  return serverswap(daemon.socket(), std::move(args), timeout);
+}
+
+// GET `target` on 127.0.0.1:`port` (5 s deadline per read): the whole response, or "" on a
+// socket error.
+std::string http_get(uint16_t port, const std::string& target = "/metrics");
+// The value of `series` ("name" or "name{labels}", as written) in a Prometheus text
+// exposition, or -1 when it is not there.
+double metric_value(const std::string& exposition, const std::string& series);
+
+// A port on 127.0.0.1 that was free a moment ago (the kernel's pick), or 0.
+uint16_t free_ephemeral_port();
+
+// How many times `needle` occurs in `haystack` (log lines in a daemon's output).
+size_t count_of(const std::string& haystack, const std::string& needle);
+
+// A fresh private directory (0700, ours) under /tmp, removed with everything in it.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 }  // namespace serverswap::testing

@@ -97,14 +97,6 @@ class RawPeer {
   std::string received_;
 };
 
-size_t count_of(const std::string& haystack, const std::string& needle) {
-  size_t count = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos;
-       at = haystack.find(needle, at + 1))
-    ++count;
-  return count;
-}
-
 class Limits : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -18,24 +18,6 @@
 namespace serverswap::testing {
 namespace {
 
-// GET /metrics on 127.0.0.1:port; the whole response, or "" on a socket error.
-std::string scrape(uint16_t port, const std::string& target = "/metrics") {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  timeval timeout{5, 0};
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return "";
-  std::string request = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-  if (::write(fd.get(), request.data(), request.size()) != ssize_t(request.size())) return "";
-  std::string response;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) > 0;) response.append(buf, size_t(n));
-  return response;
-}
-
 // Parses the exposition text into series -> value ("name{labels}" as written).
 std::map<std::string, double> parse_exposition(const std::string& text) {
   std::map<std::string, double> samples;
@@ -61,7 +43,7 @@ TEST(ObserveTest, MetricsEndpointCountsDeploysSwapsAndFailures) {
   auto failed = daemon.deploy({FAULT_SERVER_BIN, "crash-before-ready", "127.0.0.1:0"});
   ASSERT_EQ(failed.code, 1) << failed.output;
 
-  std::string response = scrape(metrics_port(daemon));
+  std::string response = http_get(metrics_port(daemon));
   ASSERT_TRUE(response.starts_with("HTTP/1.1 200 OK\r\n")) << response;
   EXPECT_NE(response.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
   auto samples = parse_exposition(response.substr(response.find("\r\n\r\n") + 4));
@@ -74,7 +56,7 @@ TEST(ObserveTest, MetricsEndpointCountsDeploysSwapsAndFailures) {
   EXPECT_EQ(samples["serverswap_servers{state=\"up\"}"], 1);
   EXPECT_EQ(samples["serverswap_servers{state=\"draining\"}"], 0);
 
-  EXPECT_NE(scrape(metrics_port(daemon), "/other").find(" 404 "), std::string::npos);
+  EXPECT_NE(http_get(metrics_port(daemon), "/other").find(" 404 "), std::string::npos);
 
   // The endpoint must not keep a stopped daemon alive.
   Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
@@ -116,7 +98,7 @@ TEST(ObserveTest, IdleConnectionsDoNotStarveScrapes) {
     size_t beyond_cap = idle.size() > 16 ? idle.size() - 16 : 0;
     ASSERT_TRUE(eventually([&] { return evicted() >= beyond_cap; }, 10s)) << evicted();
     auto started = std::chrono::steady_clock::now();
-    std::string response = scrape(port);
+    std::string response = http_get(port);
     auto took = std::chrono::steady_clock::now() - started;
     EXPECT_TRUE(response.starts_with("HTTP/1.1 200 OK\r\n"))
         << idle.size() << " idle: '" << response.substr(0, 100) << "'";

@@ -51,18 +51,6 @@ uint16_t free_port(uint16_t first, uint16_t last) {
   return 0;
 }
 
-uint16_t free_ephemeral_port() {
-  UniqueFd probe(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (bind(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      getsockname(probe.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    return 0;
-  return ntohs(addr.sin_port);
-}
-
 // HTTP requests on new connections from a thread, until stopped (at most `limit`).
 class Load {
  public:

@@ -20,46 +20,10 @@ namespace {
 
 const char* const kSetpriv = "/usr/bin/setpriv";
 
-struct Run {
-  int code;
-  std::string output;
-};
-
-// `serverswap --socket S ARGS...` to completion (bounded).
-Run serverswap(const DaemonUnderTest& daemon, std::vector<std::string> args) {
-  args.insert(args.begin(), {SERVERSWAP_BIN, "--socket", daemon.socket()});
-  Child child(args);
-  auto code = child.wait(30s);
-  return {code.value_or(-1), child.output()};
-}
-
 // The value of `series` ("name{labels}") in a scrape of the daemon's --metrics, or -1.
 double metric(DaemonUnderTest& daemon, const std::string& series) {
   std::string address = daemon.status()["daemon"].value("metrics", "");
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  timeval timeout{5, 0};
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port_of(address));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return -1;
-  std::string request = "GET /metrics HTTP/1.1\r\n\r\n";
-  if (::write(fd.get(), request.data(), request.size()) != ssize_t(request.size())) return -1;
-  std::string response;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) > 0;) response.append(buf, size_t(n));
-  size_t at = response.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(response.substr(at + series.size() + 2));
-}
-
-size_t count_of(const std::string& haystack, const std::string& needle) {
-  size_t count = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos;
-       at = haystack.find(needle, at + 1))
-    ++count;
-  return count;
+  return metric_value(http_get(port_of(address)), series);
 }
 
 class Quota : public ::testing::Test {

@@ -22,21 +22,6 @@ namespace {
 
 constexpr const char* kSetpriv = "/usr/bin/setpriv";
 
-// A fresh private directory (0700, ours), removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/serverswap-test-XXXXXX";
-    if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp");
-    path_ = pattern;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 // Root, setpriv, and uid 65534 able to run programs: needed to play another user.
 bool can_act_as_another_user() {
   if (geteuid() != 0 || access(kSetpriv, X_OK) != 0) return false;
@@ -293,25 +278,9 @@ TEST(StateSecurity, TwoDaemonsInOneDirectoryShareNoFile) {
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/daemon.log"));
 }
 
-// GET /metrics on `address` ("127.0.0.1:PORT"): the value of series `name`, or -1.
+// The value of series `name` in a scrape of the --metrics endpoint at `address`, or -1.
 double metric(const std::string& address, const std::string& name) {
-  auto [host, port] = split_address(address);
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  timeval timeout{5, 0};
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return -1;
-  std::string request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
-  if (::write(fd.get(), request.data(), request.size()) != ssize_t(request.size())) return -1;
-  std::string response;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) > 0;) response.append(buf, size_t(n));
-  size_t at = response.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(response.substr(at + name.size() + 2));
+  return metric_value(http_get(split_address(address).second), name);
 }
 
 // A state file that cannot be written (a directory where its tmp file goes: even root

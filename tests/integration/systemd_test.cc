@@ -59,32 +59,6 @@ class FakeSystemd {
   UniqueFd fd_;
 };
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/serverswap-test-XXXXXX";
-    if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp");
-    path_ = pattern;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-struct Run {
-  int code;
-  std::string output;
-};
-
-Run serverswap(const std::string& socket, std::vector<std::string> args, Millis timeout = 30s) {
-  args.insert(args.begin(), {SERVERSWAP_BIN, "--socket", socket});
-  Child child(args);
-  auto code = child.wait(timeout);
-  return {code.value_or(-1), child.output()};
-}
-
 // "RELOADING=1\nMONOTONIC_USEC=N" with N taken between `before` and now.
 void expect_reloading(const std::string& message, uint64_t before) {
   const std::string prefix = "RELOADING=1\nMONOTONIC_USEC=";

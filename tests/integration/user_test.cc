@@ -26,19 +26,6 @@ std::string proc_field(pid_t pid, const std::string& field) {
   return "";
 }
 
-struct Run {
-  int code;
-  std::string output;
-};
-
-// `serverswap --socket S ARGS...` to completion (bounded).
-Run serverswap(const DaemonUnderTest& daemon, std::vector<std::string> args) {
-  args.insert(args.begin(), {SERVERSWAP_BIN, "--socket", daemon.socket()});
-  Child child(args);
-  auto code = child.wait(30s);
-  return {code.value_or(-1), child.output()};
-}
-
 class User : public ::testing::Test {
  protected:
   void SetUp() override {
