@@ -132,7 +132,7 @@ class Daemon {
   std::unique_ptr<Timer> state_timer_, adopt_timer_, upgrade_timer_;
   std::vector<std::function<void()>> waiting_deploys_;  // until adoption is over
   uint64_t internal_errors_ = 0;  // exceptions on_line caught: each one a decoder bug
-  std::unique_ptr<VersionProbe> upgrade_probe_;         // `path --version` of an upgrade
+  std::unique_ptr<VersionProbe> upgrade_probe_;  // `path --version` of an upgrade
 };
 
 }  // namespace serverswap::daemon

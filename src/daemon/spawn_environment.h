@@ -66,9 +66,9 @@ std::vector<std::string> exec_shim_argv(const std::string& self,
 int exec_shim(int argc, char** argv);
 
 // The deploy request's per-command fields (docs/protocol.md, "Control messages"), decoded
-// by protocol::decode_deploy: "listen" (each resource parsed), "grant" (each a resource), "readyAfterMs",
-// "takedownSignal" (a signal's name or number), "workers", "batch", "maxSurge". An error
-// names the bad field.
+// by protocol::decode_deploy: "listen" (each resource parsed), "grant" (each a resource),
+// "readyAfterMs", "takedownSignal" (a signal's name or number), "workers", "batch", "maxSurge". An
+// error names the bad field.
 Status parse_command_settings(const protocol::DeployRequest& request, SpawnSpec& spec);
 
 // A decoded deploy request (or state.json's record of one) as the spec to run: argv, cwd,
