@@ -181,9 +181,14 @@ Status StateFile::write(const DaemonState& state) {
   std::string tmp = path_ + ".tmp";
   UniqueFd dir = open_dir();
   if (!dir) return Status::system_error("write " + path_ + ": open the directory " + dir_, errno);
+  // O_NONBLOCK: a FIFO planted at the tmp path must fail the write (ENXIO), not block the
+  // daemon's only thread in open(2) until someone reads it.
   UniqueFd fd(::openat(dir.get(), tmp_name.c_str(),
-                       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+                       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
   if (!fd) return Status::system_error("write " + tmp, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Status::system_error("stat " + tmp, errno);
+  if (!S_ISREG(st.st_mode)) return Status::error("write " + tmp + ": not a regular file");
   for (size_t done = 0; done < text.size();) {
     ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;

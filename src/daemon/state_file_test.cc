@@ -195,6 +195,18 @@ TEST(StateFile, WritesThroughNoSymbolicLinkAtTheTmpPath) {
   EXPECT_FALSE(std::filesystem::exists(target)) << "the write followed a symbolic link";
 }
 
+// A FIFO at the tmp path fails the write at once (retried later) instead of blocking the
+// daemon in open(2) until someone reads it.
+TEST(StateFile, AFifoAtTheTmpPathFailsTheWriteWithoutBlocking) {
+  StateDir d("fifo");
+  StateFile file(state_path_for(d.dir() + "/c.sock"));
+  ASSERT_EQ(::mkfifo((file.path() + ".tmp").c_str(), 0600), 0);
+  Status failed = file.write(sample());
+  EXPECT_FALSE(failed.ok());
+  EXPECT_NE(failed.message().find(file.path() + ".tmp"), std::string::npos) << failed.message();
+  EXPECT_FALSE(std::filesystem::exists(file.path()));
+}
+
 TEST(StateFile, KeepsBytesThatAreNotUtf8Exactly) {
   std::string dir = ::testing::TempDir() + "state-file-bytes-" + std::to_string(getpid());
   std::filesystem::create_directories(dir);

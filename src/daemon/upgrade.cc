@@ -116,6 +116,10 @@ Result<std::unique_ptr<VersionProbe>> VersionProbe::start(uv_loop_t* loop, const
     b->exited = true;
     b->exit_status = status;
     b->term_signal = signal;
+    // A --version probe has no business leaving processes behind: what it forked into its
+    // group goes with it. Sent now, in the turn that reaped it, so the group id (kept while
+    // any member lives) cannot be a reused pid's.
+    ::kill(-p->pid, SIGKILL);
     if (b->finished) return uv_close(reinterpret_cast<uv_handle_t*>(p), Block::closed);
     b->check();
   };

@@ -55,6 +55,31 @@ TEST_F(VersionProbeTest, FirstLineOfAProgramThatExits) {
   EXPECT_EQ(*version, "serverswap 9.9.9");
 }
 
+// Gone or a zombie (killed, not yet reaped by its new parent): no longer running.
+bool running(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(stat, text)) return false;
+  size_t close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'Z';
+}
+
+// What a probe forked is killed with it, even when it answered well and exited in time.
+TEST_F(VersionProbeTest, WhatTheProbeForkedDoesNotOutliveIt) {
+  std::string child = dir_ + "/child";
+  auto version =
+      probe("sleep 60 >/dev/null 2>&1 & echo $! > " + child + "; echo 'serverswap 9.9.9'");
+  ASSERT_TRUE(version.ok()) << version.status().message();
+  std::ifstream in(child);
+  pid_t pid = 0;
+  ASSERT_TRUE(in >> pid);
+  // No event tells when another process's state changes: poll, bounded.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (running(pid) && std::chrono::steady_clock::now() < deadline) usleep(10'000);
+  EXPECT_FALSE(running(pid)) << "pid " << pid << " outlived the probe";
+  if (running(pid)) ::kill(pid, SIGKILL);
+}
+
 TEST_F(VersionProbeTest, RefusesOtherPrograms) {
   auto version = probe("echo 'something 1.0'");
   ASSERT_FALSE(version.ok());
