@@ -14,6 +14,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 extern char** environ;
@@ -257,6 +258,25 @@ uint16_t free_ephemeral_port() {
       ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
     return 0;
   return ntohs(addr.sin_port);
+}
+
+bool loopback_port_free(uint16_t port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+         ::listen(fd.get(), 1) == 0;
+}
+
+uint16_t free_privileged_port(uint16_t first, uint16_t last) {
+  int start = 1024;
+  std::ifstream("/proc/sys/net/ipv4/ip_unprivileged_port_start") >> start;
+  if (start <= last) return 0;
+  for (uint16_t port = first; port <= last; ++port)
+    if (loopback_port_free(port)) return port;
+  return 0;
 }
 
 size_t count_of(const std::string& haystack, const std::string& needle) {

@@ -123,6 +123,13 @@ double metric_value(const std::string& exposition, const std::string& series);
 
 // A port on 127.0.0.1 that was free a moment ago (the kernel's pick), or 0.
 uint16_t free_ephemeral_port();
+// Whether 127.0.0.1:port can be bound (and listened on) right now.
+bool loopback_port_free(uint16_t port);
+// A privileged port (below net.ipv4.ip_unprivileged_port_start) of 127.0.0.1 in
+// [first, last] that is free now, or 0 (also when no port there is privileged). Tests that
+// run side by side (ctest -j) each take a range of their own, so none picks another's port
+// between its probe and its bind.
+uint16_t free_privileged_port(uint16_t first, uint16_t last);
 
 // How many times `needle` occurs in `haystack` (log lines in a daemon's output).
 size_t count_of(const std::string& haystack, const std::string& needle);

@@ -38,19 +38,6 @@ std::unique_ptr<Child> start_deploy_with(DaemonUnderTest& daemon,
   return std::make_unique<Child>(argv);
 }
 
-// A port of 127.0.0.1 in [first, last] that nothing is bound to now; 0 when none is.
-uint16_t free_port(uint16_t first, uint16_t last) {
-  for (uint16_t port = first; port <= last; ++port) {
-    UniqueFd probe(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return port;
-  }
-  return 0;
-}
-
 // HTTP requests on new connections from a thread, until stopped (at most `limit`).
 class Load {
  public:
@@ -403,8 +390,8 @@ TEST_F(PeersAsNobody, NodeClientServesAPrivilegedPortUnderUserNobody) {
   if (!nobody_can({node, "-e", "require('" + client + "')"}) ||
       !nobody_can({SERVERSWAP_BIN, "--version"}))
     GTEST_SKIP() << "nobody cannot read the Node.js client or run serverswap here";
-  uint16_t port = free_port(900, 1000);
-  if (port == 0) GTEST_SKIP() << "no free port in 900-1000 on 127.0.0.1";
+  uint16_t port = free_privileged_port(960, 999);
+  if (port == 0) GTEST_SKIP() << "no free privileged port in 960-999 on 127.0.0.1";
   const std::string address = "127.0.0.1:" + std::to_string(port);
   DaemonUnderTest daemon({"--takedown-timeout", "5s", "--settle", "200ms"});
   const std::vector<std::string> command = {node, app, "handle", address};

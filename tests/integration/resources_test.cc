@@ -40,27 +40,6 @@ struct TempDir {
   std::string path;
 };
 
-// Whether 127.0.0.1:port can be bound (and listened on) right now.
-bool loopback_port_free(uint16_t port) {
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-         listen(fd.get(), 1) == 0;
-}
-
-// A privileged loopback port that nothing uses here, or 0 (also when none is privileged).
-uint16_t free_privileged_port() {
-  int start = 1024;
-  std::ifstream("/proc/sys/net/ipv4/ip_unprivileged_port_start") >> start;
-  if (start <= 1000) return 0;
-  for (uint16_t port = 900; port < 1000; ++port)
-    if (loopback_port_free(port)) return port;
-  return 0;
-}
-
 class Resources : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -87,7 +66,7 @@ class Resources : public ::testing::Test {
 };
 
 TEST_F(Resources, PrivilegedPortNeedsAGrantForAnotherUser) {
-  uint16_t port = free_privileged_port();
+  uint16_t port = free_privileged_port(900, 929);
   if (port == 0) GTEST_SKIP() << "no free privileged port on loopback";
   std::string resource = "127.0.0.1:" + std::to_string(port);
   DaemonUnderTest daemon(daemon_options());
@@ -106,7 +85,7 @@ TEST_F(Resources, PrivilegedPortNeedsAGrantForAnotherUser) {
 }
 
 TEST_F(Resources, PrivilegedPortGrantedByListen) {
-  uint16_t port = free_privileged_port();
+  uint16_t port = free_privileged_port(930, 959);
   if (port == 0) GTEST_SKIP() << "no free privileged port on loopback";
   std::string resource = "127.0.0.1:" + std::to_string(port);
   DaemonUnderTest daemon(daemon_options());
