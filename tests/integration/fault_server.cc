@@ -78,15 +78,26 @@ int einhorn_ack() {
   block_forever();
 }
 
-int abuse(const std::string& resource) {
+// A connection of its own to $SERVERSWAP_SOCKET, speaking the protocol by hand: says hello
+// with $SERVERSWAP_ID and prints the welcome. -1 when it cannot connect.
+int connect_and_hello() {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, getenv("SERVERSWAP_SOCKET"), sizeof addr.sun_path - 1);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 10;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
   std::string hello = std::string("{\"hello\":{\"id\":\"") + getenv("SERVERSWAP_ID") +
                       "\",\"pid\":" + std::to_string(getpid()) + ",\"protocol\":1}}\n";
   std::printf("welcome: %s", talk(fd, hello).c_str());
+  return fd;
+}
+
+int abuse(const std::string& resource) {
+  int fd = connect_and_hello();
+  if (fd < 0) return 10;
   std::printf("malformed: %s", talk(fd, "{nope\n").c_str());
   std::printf("unknown: %s", talk(fd, "{\"bogus\":1}\n").c_str());
   std::printf("wrong type: %s", talk(fd, "{\"readyFor\":5}\n").c_str());
@@ -103,14 +114,8 @@ int abuse(const std::string& resource) {
 // Each malformed line of `file` on the server's own connection (docs/protocol.md section
 // 3: an error reply each, the connection stays open), then readyFor and serverUp.
 int decode_abuse(const std::string& resource, const char* file) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, getenv("SERVERSWAP_SOCKET"), sizeof addr.sun_path - 1);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 10;
-  std::string hello = std::string("{\"hello\":{\"id\":\"") + getenv("SERVERSWAP_ID") +
-                      "\",\"pid\":" + std::to_string(getpid()) + ",\"protocol\":1}}\n";
-  std::printf("welcome: %s", talk(fd, hello).c_str());
+  int fd = connect_and_hello();
+  if (fd < 0) return 10;
   FILE* lines = std::fopen(file, "r");
   if (!lines) return 11;
   char line[4096];

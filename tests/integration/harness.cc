@@ -279,6 +279,15 @@ uint16_t free_privileged_port(uint16_t first, uint16_t last) {
   return 0;
 }
 
+std::string why_no_second_user(const std::string& program) {
+  const char* setpriv = "/usr/bin/setpriv";
+  if (getuid() != 0) return "needs root to act as another user";
+  if (access(setpriv, X_OK) != 0) return "needs setpriv to act as another user";
+  Child probe({setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", program});
+  if (probe.wait(10s) != 2) return "uid 65534 cannot run " + program;
+  return "";
+}
+
 size_t count_of(const std::string& haystack, const std::string& needle) {
   size_t count = 0;
   for (size_t at = haystack.find(needle); at != std::string::npos;

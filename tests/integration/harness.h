@@ -131,6 +131,11 @@ bool loopback_port_free(uint16_t port);
 // between its probe and its bind.
 uint16_t free_privileged_port(uint16_t first, uint16_t last);
 
+// Why this test cannot act as a second user (uid 65534 through setpriv) running `program`
+// (which, run without arguments, must exit 2: its usage error); empty when it can. Tests
+// that need another user GTEST_SKIP with this reason.
+std::string why_no_second_user(const std::string& program);
+
 // How many times `needle` occurs in `haystack` (log lines in a daemon's output).
 size_t count_of(const std::string& haystack, const std::string& needle);
 

@@ -29,10 +29,7 @@ double metric(DaemonUnderTest& daemon, const std::string& series) {
 class Quota : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (getuid() != 0) GTEST_SKIP() << "needs root to run a second user";
-    if (access(kSetpriv, X_OK) != 0) GTEST_SKIP() << "needs setpriv";
-    Child probe({kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups", PEER_FLOOD_BIN});
-    if (probe.wait(10s) != 2) GTEST_SKIP() << "uid 65534 cannot run " << PEER_FLOOD_BIN;
+    if (std::string why = why_no_second_user(PEER_FLOOD_BIN); !why.empty()) GTEST_SKIP() << why;
   }
 
   DaemonUnderTest daemon_{

@@ -29,11 +29,7 @@ std::string proc_field(pid_t pid, const std::string& field) {
 class User : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (getuid() != 0) GTEST_SKIP() << "needs root to start servers as another user";
-    if (access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "needs setpriv for the probe";
-    Child probe(
-        {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", HELLO_SERVER_BIN});
-    if (probe.wait(10s) != 2) GTEST_SKIP() << "uid 65534 cannot run " << HELLO_SERVER_BIN;
+    if (std::string why = why_no_second_user(HELLO_SERVER_BIN); !why.empty()) GTEST_SKIP() << why;
   }
 
   static void expect_runs_as_nobody(pid_t pid) {
