@@ -49,7 +49,7 @@ std::string expected_name(const std::string& name, const std::string& recorded_a
 
 void Supervisor::adopt(const DaemonState& state) {
   for (const ServerRecord& record : state.servers) {
-    auto now = process_start_time(record.pid);
+    auto now = processes_.start_time(record.pid);
     if (!now.ok() || *now != record.start_time) {
       log_line("state.json: server " + std::to_string(record.pid) + " (gen " +
                std::to_string(record.generation) + ") is gone; forgotten");
@@ -62,15 +62,16 @@ void Supervisor::adopt(const DaemonState& state) {
 
 void Supervisor::adopt_server(const ServerRecord& record) {
   std::string id = record.id;
-  auto process = ServerProcess::adopt(
-      loop_, record.pid, [this, id](int64_t status, int sig) { exited(id, status, sig); });
+  auto process = processes_.adopt(record.pid,
+                                  [this, id](int64_t status, int sig) { exited(id, status, sig); });
   if (!process.ok()) {
     log_line("state.json: server " + std::to_string(record.pid) + ": " +
              process.status().message());
     if (record.notify_fd >= 0) ::close(record.notify_fd);
     return;
   }
-  auto server = std::make_unique<Server>(loop_);
+  auto server = std::make_unique<Server>(clock_);
+  server->started = clock_.now();
   server->id = id;
   server->generation = record.generation;
   server->argv = record.request.argv;
@@ -194,7 +195,7 @@ Status Supervisor::check_resumed_socket(const Server& server, int fd, const std:
   auto actual = resource_of_socket(fd);
   if (!actual.ok()) return actual.status().wrap(spelled);
   std::string recorded;
-  if (const SocketSet::Entry* entry = sockets_.find(*name)) recorded = entry->address;
+  if (const Listeners::Entry* entry = sockets_.find(*name)) recorded = entry->address;
   if (auto it = recorded_addresses_.find(*name);
       recorded.empty() && it != recorded_addresses_.end())
     recorded = it->second;
@@ -206,7 +207,7 @@ Status Supervisor::check_resumed_socket(const Server& server, int fd, const std:
   return {};
 }
 
-void Supervisor::resume(Connection& connection, const protocol::Message& message) {
+void Supervisor::resume(Peer& connection, const protocol::Message& message) {
   std::vector<UniqueFd> fds = connection.take_received_fds();  // closed on every refusal
   auto refuse = [&](const std::string& text) {
     log_line("resume refused (pid " + std::to_string(connection.peer_pid()) + ", " +
@@ -234,7 +235,7 @@ void Supervisor::resume(Connection& connection, const protocol::Message& message
     if (Status s = check_resumed_socket(*server, fds[i].get(), holding[i], &names[i]); !s.ok())
       return refuse("resume: " + s.message());
   // An id is a credential, but it may leak: a resume counts only from the server's processes.
-  if (!is_process_of(connection.peer_pid(), server->pid, server->start_time))
+  if (!processes_.is_process_of(connection.peer_pid(), server->pid, server->start_time))
     return refuse("this connection is not from a process of that server");
   // Every check passed: the first descriptor per resource becomes the daemon's own.
   std::map<std::string, std::string> held;
@@ -266,8 +267,8 @@ void Supervisor::resume(Connection& connection, const protocol::Message& message
   resumed(*server, connection, hello->resume->up);
 }
 
-void Supervisor::resumed(Server& server, Connection& connection, bool up) {
-  connection.role = Connection::Role::kServer;
+void Supervisor::resumed(Server& server, Peer& connection, bool up) {
+  connection.role = Peer::Role::kServer;
   connection.server_id = server.id;
   server.connection = connection.id();
   bool was_waited_for = server.awaiting_resume;
@@ -325,7 +326,7 @@ DaemonState Supervisor::record() const {
     r.state = state_name(s->state);
     r.request = s->request;
     for (const auto& [name, spelled] : s->held) {
-      const SocketSet::Entry* entry = sockets_.find(name);
+      const Listeners::Entry* entry = sockets_.find(name);
       std::string address = entry ? entry->address : "";
       if (auto it = recorded_addresses_.find(name);
           address.empty() && it != recorded_addresses_.end())

@@ -18,6 +18,7 @@
 
 #include "base/unique_fd.h"
 #include "daemon/log_limiter.h"
+#include "daemon/peer.h"
 #include "daemon/token_bucket.h"
 #include "protocol/line_framer.h"
 #include "protocol/message.h"
@@ -55,7 +56,7 @@ struct ConnectionShared {
   LogLimiter close_log;                           // closed over a limit, read and write errors
 };
 
-class Connection {
+class Connection : public Peer {
  public:
   struct Handlers {
     std::function<void(Connection&, const std::string& line)> on_line;
@@ -65,7 +66,7 @@ class Connection {
 
   // `shared` must outlive the connection.
   Connection(uv_loop_t* loop, uint64_t id, ConnectionShared& shared);
-  ~Connection();
+  ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -73,29 +74,24 @@ class Connection {
   // Starts reading once the pipe has been accepted; fills in the peer's credentials.
   void start(Handlers handlers);
 
-  void send(const protocol::Json& message) { write(message, nullptr); }
+  void send(const protocol::Json& message) override { write(message, nullptr); }
   // Sends a listening socket with the line (SCM_RIGHTS on the sendmsg that carries it).
-  void send_with_handle(const protocol::Json& message, uv_stream_t* handle) {
+  void send_with_handle(const protocol::Json& message, uv_stream_t* handle) override {
     write(message, handle);
   }
   // Flushes what was sent, then closes. Idempotent.
-  void close();
+  void close() override;
   // Closes now, dropping what was not sent yet (a peer that does not read). Idempotent.
   void abort(const std::string& why);
 
   // Descriptors that came with the line being handled (a resume hello's listening sockets,
   // docs/protocol.md section 11). Whatever the handler does not take is closed after it.
-  std::vector<UniqueFd> take_received_fds();
+  std::vector<UniqueFd> take_received_fds() override;
 
-  uint64_t id() const { return id_; }
-  pid_t peer_pid() const { return pid_; }
+  uint64_t id() const override { return id_; }
+  pid_t peer_pid() const override { return pid_; }
   uid_t peer_uid() const { return uid_; }
   bool closing() const { return closing_; }
-
-  // Set by the supervisor after hello.
-  enum class Role { kNew, kServer, kControl };
-  Role role = Role::kNew;
-  std::string server_id;
 
  private:
   void write(const protocol::Json& message, uv_stream_t* handle);

@@ -16,6 +16,8 @@ Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
     : options_(std::move(options)), lock_(std::move(lock)) {
   uv_loop_init(&loop_);
   sockets_ = std::make_unique<SocketSet>(&loop_);
+  clock_ = std::make_unique<UvClock>(&loop_);
+  processes_ = std::make_unique<SystemProcesses>(&loop_);
   control_ = std::make_unique<ControlServer>(
       &loop_, ControlServer::Handlers{
                   [this](Connection& c, const std::string& line) { on_line(c, line); },
@@ -31,8 +33,9 @@ Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
     metrics_.observe(message);
     state_changed();
   };
-  supervisor_ = std::make_unique<Supervisor>(&loop_, options_, *sockets_,
-                                             [this](uint64_t id) { return control_->find(id); });
+  supervisor_ =
+      std::make_unique<Supervisor>(SupervisorSeams{*clock_, *processes_, *sockets_}, options_,
+                                   [this](uint64_t id) -> Peer* { return control_->find(id); });
   state_timer_ = std::make_unique<Timer>(&loop_);
   adopt_timer_ = std::make_unique<Timer>(&loop_);
   upgrade_timer_ = std::make_unique<Timer>(&loop_);

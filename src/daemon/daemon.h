@@ -19,6 +19,7 @@
 #include "daemon/spawn_environment.h"
 #include "daemon/state_file.h"
 #include "daemon/supervisor.h"
+#include "daemon/system_processes.h"
 #include "daemon/upgrade.h"
 #include "daemon/uv_handle.h"
 #include "observe/metrics.h"
@@ -103,6 +104,8 @@ class Daemon {
   SupervisorOptions options_;
   InstanceLock lock_;
   std::unique_ptr<SocketSet> sockets_;
+  std::unique_ptr<UvClock> clock_;
+  std::unique_ptr<SystemProcesses> processes_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Supervisor> supervisor_;
   std::vector<std::unique_ptr<SignalWatch>> signals_;

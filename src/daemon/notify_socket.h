@@ -39,7 +39,22 @@ struct NotifyRefusal {
 // "READY=1\nSTATUS=a=b\n" -> {READY,1}, {STATUS,a=b}; lines without '=' are skipped.
 std::vector<std::pair<std::string, std::string>> parse_notify_fields(std::string_view datagram);
 
-class NotifySocket {
+// A server's NOTIFY_SOCKET (sd_notify(3)); NotifySocket is the production one; the simulator fakes
+// it.
+class Notifier {
+ public:
+  virtual ~Notifier() = default;
+  // The NOTIFY_SOCKET value given to the server.
+  virtual const std::string& address() const = 0;
+  // The descriptor kept across `serverswap upgrade` (still owned by this object); -1 if none.
+  virtual int fd() const = 0;
+  // Datagrams count from `main_pid` (and a MAINPID= it declared), sent by `uid`.
+  virtual void accept_sender(pid_t main_pid, uid_t uid) = 0;
+  // Delivers every datagram already queued; on_message must not destroy this meanwhile.
+  virtual void read_pending() = 0;
+};
+
+class NotifySocket : public Notifier {
  public:
   using OnMessage = std::function<void(const NotifyMessage&)>;
   // Why a datagram was dropped (sender not allowed, truncated), for the log.
@@ -58,22 +73,22 @@ class NotifySocket {
   static Result<std::unique_ptr<NotifySocket>> adopt(uv_loop_t* loop, int fd,
                                                      const std::string& name, OnMessage on_message,
                                                      OnRejected on_rejected);
-  ~NotifySocket();
+  ~NotifySocket() override;
   NotifySocket(const NotifySocket&) = delete;
   NotifySocket& operator=(const NotifySocket&) = delete;
 
   // The NOTIFY_SOCKET value: "@name".
-  const std::string& address() const { return address_; }
+  const std::string& address() const override { return address_; }
   // The descriptor, to keep across `serverswap upgrade` (still owned by this object).
-  int fd() const;
+  int fd() const override;
   // Datagrams are accepted from `main_pid` (the server's pid) and from the pid it declares
   // with MAINPID= (while that process lives), sent by `uid` (the server's), the daemon's uid
   // or root. MAINPID= counts only from `main_pid`; other senders' MAINPID= lines are dropped.
-  void accept_sender(pid_t main_pid, uid_t uid);
+  void accept_sender(pid_t main_pid, uid_t uid) override;
 
   // Delivers every datagram already queued (a server's last words before it exited);
   // on_message must not destroy this socket meanwhile.
-  void read_pending();
+  void read_pending() override;
 
   struct Block;  // public only for the libuv callback in notify_socket.cc
 

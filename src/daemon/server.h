@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "daemon/notify_socket.h"
-#include "daemon/server_process.h"
+#include "daemon/processes.h"
+#include "daemon/spawn_spec.h"
 #include "daemon/uv_handle.h"
 
 namespace serverswap::daemon {
@@ -29,12 +30,12 @@ enum class ServerState {
 const char* state_name(ServerState state);
 
 struct Server {
-  explicit Server(uv_loop_t* loop)
-      : ready_timer(loop),
-        settle_timer(loop),
-        kill_timer(loop),
-        exit_grace_timer(loop),
-        ready_after_timer(loop) {}
+  explicit Server(Clock& clock)
+      : ready_timer(clock),
+        settle_timer(clock),
+        kill_timer(clock),
+        exit_grace_timer(clock),
+        ready_after_timer(clock) {}
 
   std::string id;  // SERVERSWAP_ID
   uint64_t generation = 0;
@@ -43,10 +44,10 @@ struct Server {
   // The deploy request as the user gave it (before the daemon added its own environment):
   // what a reload, a crash restart or a later deploy of the same command starts again.
   SpawnSpec request;
-  std::unique_ptr<ServerProcess> process;
+  std::unique_ptr<Process> process;
   pid_t pid = 0;
   ServerState state = ServerState::kStarting;
-  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point started;  // the Clock's now() at spawn or adoption
 
   uint64_t connection = 0;  // control connection id; 0 when not connected
   bool up_message = false;  // promised serverUp in hello: no settle rule
@@ -72,10 +73,10 @@ struct Server {
 
   // Programs without a client library (docs/protocol.md, "Inherited sockets and unmodified
   // programs"): --listen sockets are in `held` from spawn; readiness by sd_notify or time.
-  std::unique_ptr<NotifySocket> notify;  // its NOTIFY_SOCKET
-  bool notified = false;                 // sent at least one notification
-  bool said_stopping = false;            // STOPPING=1
-  pid_t main_pid = 0;                    // MAINPID=: signalled too when outside its group
+  std::unique_ptr<Notifier> notify;  // its NOTIFY_SOCKET
+  bool notified = false;             // sent at least one notification
+  bool said_stopping = false;        // STOPPING=1
+  pid_t main_pid = 0;                // MAINPID=: signalled too when outside its group
   // Notifications dropped (NotifySocket's rule: the main process only): the first few are
   // logged, then only counted. The last refused READY=1 names the likely cause on failure.
   int notify_refusals = 0;

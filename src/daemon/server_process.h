@@ -14,48 +14,14 @@
 
 #include "base/duration.h"
 #include "base/status.h"
-#include "daemon/identity.h"
+#include "daemon/processes.h"
+#include "daemon/spawn_spec.h"
 
 namespace serverswap::daemon {
 
-// One `--listen [NAME=]ADDR`: a listening socket the daemon binds and passes to the server
-// at spawn (fd 3 + its index), for programs that take sockets the systemd, Server::Starter
-// or einhorn way instead of asking with readyFor.
-struct ListenAddress {
-  std::string name;      // its LISTEN_FDNAMES entry; empty: derived from the resource
-  std::string resource;  // as given: ":8080", "unix:/run/app.sock"
-  bool operator==(const ListenAddress&) const = default;
-};
-
-// A command as deployed, with the settings that belong to it (not to the daemon): a later
-// deploy, reload or restart of the same command starts it with the same ones.
-struct SpawnSpec {
-  std::vector<std::string> argv;
-  std::string cwd;
-  std::vector<std::string> env;  // "K=V"
-  std::vector<ListenAddress> listen;
-  // --grant RESOURCE, as given: what a server run as another user may be handed beyond what
-  // that user could bind itself (a privileged port, a socket bound for someone else).
-  std::vector<std::string> grants;
-  std::optional<Millis> ready_after;   // alive this long after spawn = up (the weak rule)
-  std::optional<int> takedown_signal;  // else the daemon's --takedown-signal
-  // --workers N: N copies share the resources and a deploy rolls through them
-  // (daemon/rollout.h); --batch K and --max-surge S (default K) pace the roll.
-  std::optional<int> workers;
-  std::optional<int> batch;
-  std::optional<int> max_surge;
-  int worker = -1;  // which copy this is (SERVERSWAP_WORKER); -1: not a worker
-  // --user/--group as given (names or numbers; empty: the daemon's own), and what they
-  // resolved to when the supervisor started it.
-  std::string user;
-  std::string group;
-  std::optional<Identity> run_as;
-};
-
-class ServerProcess {
+class ServerProcess : public Process {
  public:
-  // status: exit code, or 0 when killed by term_signal.
-  using ExitFn = std::function<void(int64_t status, int term_signal)>;
+  using ExitFn = Process::ExitFn;
 
   // `inherited` are placed at fds 3, 4, ... in the child, in order, their flags (O_NONBLOCK
   // included) unchanged; every other descriptor of the daemon is close-on-exec.
@@ -67,14 +33,13 @@ class ServerProcess {
   // polled on the loop. It is reaped with waitpid when it is this process's child (after
   // `serverswap upgrade`); otherwise its parent reaps it and on_exit gets status -1.
   static Result<std::unique_ptr<ServerProcess>> adopt(uv_loop_t* loop, pid_t pid, ExitFn on_exit);
-  ~ServerProcess();
+  ~ServerProcess() override;
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
-  pid_t pid() const { return pid_; }
-  bool exited() const;
-  // Signals the whole process group (what is left of it once the leader has exited).
-  void signal_group(int signum) const;
+  pid_t pid() const override { return pid_; }
+  bool exited() const override;
+  void signal_group(int signum) const override;
 
  private:
   struct Block;

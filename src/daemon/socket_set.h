@@ -16,37 +16,16 @@
 #include "base/duration.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
+#include "daemon/listeners.h"
 #include "daemon/uv_handle.h"
 #include "protocol/resource.h"
 
 namespace serverswap::daemon {
 
-class SocketSet {
+class SocketSet : public Listeners {
  public:
-  // Who a socket is bound for: a server run as another user (--user) binds its Unix
-  // sockets as that user (handover::bind_listener_as).
-  struct BindAs {
-    uid_t uid = 0;
-    gid_t gid = 0;
-  };
-
-  struct Entry {
-    std::string address;  // as bound: "[::]:8080"
-    std::string unix_path;
-    uv_stream_t* handle = nullptr;  // owns the fd; what uv_write2 sends
-    // The uid it was bound for (the daemon's own for its own servers and for sockets it
-    // adopted): a server of another user is handed it only if it is that user's, or granted.
-    uid_t owner = 0;
-    // Its Unix socket file (unlinked only while it is still this inode), and whether the
-    // daemon bound it itself (only those are closed when idle: an adopted socket unit's is
-    // its service manager's).
-    dev_t dev = 0;
-    ino_t ino = 0;
-    bool bound_here = false;
-  };
-
   explicit SocketSet(uv_loop_t* loop) : loop_(loop) {}
-  ~SocketSet();
+  ~SocketSet() override;
   SocketSet(const SocketSet&) = delete;
   SocketSet& operator=(const SocketSet&) = delete;
 
@@ -54,19 +33,19 @@ class SocketSet {
   // `as`, a Unix socket by a child running as that user (bounded by `bind_timeout`).
   Result<const Entry*> get_or_bind(const protocol::Resource& resource,
                                    std::optional<BindAs> as = std::nullopt,
-                                   Millis bind_timeout = Millis(2000));
+                                   Millis bind_timeout = Millis(2000)) override;
   // Takes a socket bound by someone else (systemd's socket units) for resource `name`,
   // which get_or_bind then returns. Its Unix socket file, if any, is left for its owner.
   Status adopt(const std::string& name, UniqueFd fd,
-               const std::string& from = "the service manager");
-  const Entry* find(const std::string& name) const;
-  const std::map<std::string, Entry>& entries() const { return entries_; }
+               const std::string& from = "the service manager") override;
+  const Entry* find(const std::string& name) const override;
+  const std::map<std::string, Entry>& entries() const override { return entries_; }
 
   // After `grace`, closes the socket of `name` (unlinking its file by its inode) unless
   // `in_use(name)` says a server still wants it; nothing if one is already pending for it,
   // or the daemon did not bind it. Logs "closed NAME: no server has held it for GRACE".
   void close_when_idle(const std::string& name, Millis grace,
-                       std::function<bool(const std::string&)> in_use);
+                       std::function<bool(const std::string&)> in_use) override;
 
  private:
   void close_entry(const std::string& name);

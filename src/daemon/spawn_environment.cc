@@ -57,7 +57,7 @@ std::string fd_name(const ListenAddress& listen, const protocol::Resource& resou
   return first == std::string::npos ? "" : name.substr(first);
 }
 
-Result<std::vector<PassedSocket>> bind_listen_sockets(SocketSet& sockets,
+Result<std::vector<PassedSocket>> bind_listen_sockets(Listeners& sockets,
                                                       const std::vector<ListenAddress>& listen) {
   std::vector<PassedSocket> passed;
   for (const auto& l : listen) {

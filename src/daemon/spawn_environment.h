@@ -41,7 +41,7 @@ struct PassedSocket {
 };
 
 // Binds (or finds, kept across swaps) every --listen socket, in order.
-Result<std::vector<PassedSocket>> bind_listen_sockets(SocketSet& sockets,
+Result<std::vector<PassedSocket>> bind_listen_sockets(Listeners& sockets,
                                                       const std::vector<ListenAddress>& listen);
 
 // LISTEN_FDS, LISTEN_FDNAMES, SERVER_STARTER_PORT, EINHORN_FD_COUNT, EINHORN_FD_n ("K=V").

@@ -6,7 +6,7 @@
 
 namespace serverswap::daemon {
 
-void Supervisor::serving(Server& server, Connection& connection, const protocol::Message& m) {
+void Supervisor::serving(Server& server, Peer& connection, const protocol::Message& m) {
   auto body = protocol::decode_string_body(m.name, m.body);
   if (!body.ok()) return reply_error(connection, body.status().message(), m);
   std::string spelled = *body;

@@ -123,11 +123,12 @@ std::string describe_exit(int64_t status, int term_signal) {
 
 }  // namespace
 
-Supervisor::Supervisor(uv_loop_t* loop, SupervisorOptions options, SocketSet& sockets,
+Supervisor::Supervisor(SupervisorSeams seams, SupervisorOptions options,
                        FindConnection find_connection)
-    : loop_(loop),
+    : clock_(seams.clock),
+      processes_(seams.processes),
+      sockets_(seams.sockets),
       options_(std::move(options)),
-      sockets_(sockets),
       find_connection_(std::move(find_connection)) {}
 
 Supervisor::~Supervisor() {
@@ -196,10 +197,10 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   if (!passed->empty()) add_einhorn_socket(spec.env);
   std::vector<int> inherited;
   for (const auto& p : *passed) inherited.push_back(p.daemon_fd);
-  auto process = ServerProcess::spawn(
-      loop_, spec, [this, id](int64_t status, int sig) { exited(id, status, sig); }, inherited);
+  auto process = processes_.spawn(
+      spec, [this, id](int64_t status, int sig) { exited(id, status, sig); }, inherited);
   if (!process.ok()) return refuse(process.status());
-  auto server = std::make_unique<Server>(loop_);
+  auto server = std::make_unique<Server>(clock_);
   server->id = id;
   server->generation = generation;
   server->argv = request.argv;
@@ -207,7 +208,9 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   server->request = request;
   server->process = std::move(*process);
   server->pid = server->process->pid();
-  if (auto started = process_start_time(server->pid); started.ok()) server->start_time = *started;
+  server->started = clock_.now();
+  if (auto started = processes_.start_time(server->pid); started.ok())
+    server->start_time = *started;
   server->notify = std::move(*notify);
   // The exec shim execs the program: its pid is the one LISTEN_PID names.
   server->notify->accept_sender(server->pid, spec.run_as ? spec.run_as->uid : ::getuid());
@@ -278,13 +281,11 @@ void Supervisor::notified(const std::string& id, const NotifyMessage& message) {
 
 // The server's NOTIFY_SOCKET, bound as `@name` (or, after an upgrade, the previous image's
 // socket at `fd`); messages and refusals go to the server `id`.
-Result<std::unique_ptr<NotifySocket>> Supervisor::open_notify_socket(const std::string& id,
-                                                                     const std::string& name,
-                                                                     int fd) {
+Result<std::unique_ptr<Notifier>> Supervisor::open_notify_socket(const std::string& id,
+                                                                 const std::string& name, int fd) {
   auto on_message = [this, id](const NotifyMessage& message) { notified(id, message); };
   auto on_rejected = [this, id](const NotifyRefusal& refusal) { notify_refused(id, refusal); };
-  if (fd >= 0) return NotifySocket::adopt(loop_, fd, name, on_message, on_rejected);
-  return NotifySocket::open(loop_, name, on_message, on_rejected);
+  return processes_.open_notify(name, fd, on_message, on_rejected);
 }
 
 // Logged for the first few only (a sender may flood the socket), then counted; a refused
@@ -299,7 +300,7 @@ void Supervisor::notify_refused(const std::string& id, const NotifyRefusal& refu
   if (refusal.ready && refusal.sender > 0) {
     server->refused_ready_pid = refusal.sender;
     server->refused_ready_comm = refusal.comm;
-    server->main_comm = process_comm(server->pid);
+    server->main_comm = processes_.comm(server->pid);
   }
 }
 
@@ -319,7 +320,7 @@ int Supervisor::takedown_signal(const Server& server) const {
 
 // ---- Messages from servers ---------------------------------------------------------------
 
-void Supervisor::hello(Connection& connection, const protocol::Message& message) {
+void Supervisor::hello(Peer& connection, const protocol::Message& message) {
   const Json& body = message.body;
   if (body.is_object() && body.contains("resume")) return resume(connection, message);
   auto error = [&](const std::string& text) {
@@ -333,14 +334,14 @@ void Supervisor::hello(Connection& connection, const protocol::Message& message)
   Server* server = find(hello->id);
   if (!server || !server->alive()) return error("unknown or already connected server id");
   // An id is a credential, but it may leak: it counts only from the server's own processes.
-  if (!is_process_of(connection.peer_pid(), server->pid, server->start_time)) {
+  if (!processes_.is_process_of(connection.peer_pid(), server->pid, server->start_time)) {
     log_line("hello refused: pid " + std::to_string(connection.peer_pid()) +
              " is not a process of server " + std::to_string(server->pid) + " (gen " +
              std::to_string(server->generation) + ")");
     return error("this connection is not from a process of that server");
   }
   if (server->connection != 0) return error("unknown or already connected server id");
-  connection.role = Connection::Role::kServer;
+  connection.role = Peer::Role::kServer;
   connection.server_id = server->id;
   server->connection = connection.id();
   server->up_message = hello->up_message;
@@ -355,7 +356,7 @@ void Supervisor::hello(Connection& connection, const protocol::Message& message)
   if (inherited_only) become_ready(*server);
 }
 
-void Supervisor::server_message(Connection& connection, const protocol::Message& message) {
+void Supervisor::server_message(Peer& connection, const protocol::Message& message) {
   Server* server = server_of(connection);
   if (!server) return;
   const std::string& name = message.name;
@@ -387,7 +388,7 @@ void Supervisor::server_message(Connection& connection, const protocol::Message&
   }
 }
 
-void Supervisor::ready_for(Server& server, Connection& connection, const protocol::Message& m) {
+void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Message& m) {
   auto body = protocol::decode_string_body(m.name, m.body);
   if (!body.ok()) return reply_error(connection, body.status().message(), m);
   std::string spelled = *body;
@@ -407,7 +408,7 @@ void Supervisor::ready_for(Server& server, Connection& connection, const protoco
   if (!server.held.count(name) && server.held.size() >= kMaxResourcesPerServer)
     return refused(Status::error("readyFor " + name + ": a server may hold at most " +
                                  std::to_string(kMaxResourcesPerServer) + " resources"));
-  std::optional<SocketSet::BindAs> bind_as;
+  std::optional<Listeners::BindAs> bind_as;
   if (Status s = may_hold(server, *resource, &bind_as); !s.ok()) return refused(s);
   auto entry = sockets_.get_or_bind(*resource, bind_as);
   if (!entry.ok()) return refused(entry.status());
@@ -440,13 +441,13 @@ bool names_resource(const std::string& spelled, const std::string& name) {
 // its command line grants (--listen, --grant); same-user and root servers get anything.
 // `bind_as` is set to whom a new socket is bound for.
 Status Supervisor::may_hold(const Server& server, const protocol::Resource& resource,
-                            std::optional<SocketSet::BindAs>* bind_as) const {
+                            std::optional<Listeners::BindAs>* bind_as) const {
   const SpawnSpec& request = server.request;
   if (request.user.empty() && request.group.empty()) return {};
   auto identity = resolve_identity(request.user, request.group);
   if (!identity.ok()) return identity.status();
   if (identity->uid == ::getuid()) return {};
-  *bind_as = SocketSet::BindAs{identity->uid, identity->gid};
+  *bind_as = Listeners::BindAs{identity->uid, identity->gid};
   std::string name = resource.name();
   bool granted =
       std::any_of(request.grants.begin(), request.grants.end(),
@@ -458,7 +459,7 @@ Status Supervisor::may_hold(const Server& server, const protocol::Resource& reso
       identity->user.empty() ? "uid " + std::to_string(identity->uid) : identity->user;
   std::string how = "; grant it with --grant " + name + " (or --listen " + name +
                     ") on the command line that deploys it";
-  if (const SocketSet::Entry* existing = sockets_.find(name)) {
+  if (const Listeners::Entry* existing = sockets_.find(name)) {
     if (existing->owner == identity->uid) return {};
     // Taken over from an earlier daemon (upgrade, resume): who it was bound for is not
     // recorded; a live server of the same --user/--group holding it vouches for it.
@@ -522,7 +523,7 @@ void Supervisor::become_ready(Server& server) {
   });
 }
 
-void Supervisor::on_takedown(Server& server, Connection& connection, const protocol::Message& m) {
+void Supervisor::on_takedown(Server& server, Peer& connection, const protocol::Message& m) {
   auto body = protocol::decode_string_body(m.name, m.body);
   if (!body.ok()) return reply_error(connection, body.status().message(), m);
   if (subscribe_by_listen_name(server, *body)) return;
@@ -545,7 +546,7 @@ bool Supervisor::subscribe_by_listen_name(Server& server, const std::string& nam
   return false;
 }
 
-void Supervisor::disconnected(Connection& connection) {
+void Supervisor::disconnected(Peer& connection) {
   Server* server = server_of(connection);
   if (!server) return;
   server->connection = 0;
@@ -598,7 +599,7 @@ void Supervisor::become_up(Server& server, const std::string& how) {
 
 void Supervisor::take_down(Server& victim, const std::set<std::string>& resources,
                            const std::string& why) {
-  Connection* connection = connection_of(victim);
+  Peer* connection = connection_of(victim);
   for (const auto& name : resources) {
     if (!victim.taken.insert(name).second) continue;
     if (connection && victim.subscribed.count(name)) {
@@ -628,7 +629,7 @@ void Supervisor::fail(Server& server, const std::string& reason, Millis signal_a
   emit(server, "failed", "failed: " + reason + "; the servers it would replace keep serving");
   if (server.process->exited()) return;
   // Graceful even now: it may already have accepted connections on a shared socket.
-  Connection* connection = connection_of(server);
+  Peer* connection = connection_of(server);
   bool told = false;
   for (const auto& [name, spelled] : server.held) {
     if (connection && server.subscribed.count(name)) {
@@ -665,9 +666,7 @@ void Supervisor::signal(Server& server, int signum, const std::string& why) {
   server.process->signal_group(signum);
   // MAINPID= named the process that stands for the server; it may have left the group.
   // Only within its session, so that a reused pid is never signalled.
-  if (server.main_pid > 0 && ::getsid(server.main_pid) == server.pid &&
-      ::getpgid(server.main_pid) != server.pid)
-    ::kill(server.main_pid, signum);
+  processes_.signal_strayed(server.main_pid, server.pid, signum);
   emit(server, "signalled", "sent " + signal_name(signum) + " (" + why + ")");
 }
 
@@ -689,7 +688,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   server.settle_timer.stop();
   server.kill_timer.stop();
   server.exit_grace_timer.stop();
-  if (Connection* c = connection_of(server)) c->close();
+  if (Peer* c = connection_of(server)) c->close();
   emit(server, "exited",
        before == ServerState::kUp ? description + " while serving (crashed)" : description);
   // Out of the table first, so that deploys waiting for it see it gone. Destroying its
@@ -712,15 +711,17 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
 // on a duplicate of the listening socket: they get the takedown signal, then SIGKILL.
 void Supervisor::reap_leftovers(const Server& server) {
   pid_t group = server.pid;
-  if (::kill(-group, 0) != 0) return;  // ESRCH: the group is empty
+  if (!processes_.group_alive(group)) return;
   log_line("server " + std::to_string(group) + " (gen " + std::to_string(server.generation) +
            "): processes it started still run in its process group; sending " +
            signal_name(options_.takedown_signal) + ", SIGKILL after --takedown-timeout " +
            format_duration(options_.takedown_timeout));
-  ::kill(-group, options_.takedown_signal);
-  auto timer = std::make_unique<Timer>(loop_);
+  processes_.signal_group(group, options_.takedown_signal);
+  auto timer = std::make_unique<Timer>(clock_);
   timer->start(options_.takedown_timeout, [this, group] {
-    if (::kill(-group, SIGKILL) == 0)
+    bool alive = processes_.group_alive(group);
+    processes_.signal_group(group, SIGKILL);
+    if (alive)
       log_line("process group " + std::to_string(group) + " outlived --takedown-timeout: SIGKILL");
     leftover_groups_.erase(group);  // destroys this timer; its handle closes later
   });
@@ -729,7 +730,7 @@ void Supervisor::reap_leftovers(const Server& server) {
 
 // The daemon is about to exit: nothing may outlive it unsupervised.
 void Supervisor::kill_leftovers() {
-  for (auto& [group, timer] : leftover_groups_) ::kill(-group, SIGKILL);
+  for (auto& [group, timer] : leftover_groups_) processes_.signal_group(group, SIGKILL);
   leftover_groups_.clear();
 }
 
@@ -750,7 +751,7 @@ void Supervisor::crashed(const Server& gone) {
   std::string key = crash_key(gone.request);
   auto& loop = crash_loops_[key];
   if (!loop) {
-    loop = std::make_unique<CrashLoop>(loop_, options_);
+    loop = std::make_unique<CrashLoop>(clock_, options_);
     loop->request = gone.request;
     for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
   }
@@ -762,7 +763,7 @@ void Supervisor::crashed(const Server& gone) {
   }
   loop->reset_timer.stop();
   if (loop->restart_pending) return;  // a crash of an overtaking deploy: one restart is enough
-  auto now = std::chrono::steady_clock::now();
+  auto now = clock_.now();
   Millis delay = loop->backoff.crashed(now);
   emit(gone, "restarting", join(gone.request.argv, " ") + " " + loop->backoff.describe(now, delay));
   loop->restart_pending = true;
@@ -791,7 +792,7 @@ void Supervisor::restart(const std::string& key) {
       loop.request, [](const Json&) {}, /*follow_exit=*/false);
   if (!server) {
     // Not even spawned (the program is gone): back off as for a crash.
-    auto now = std::chrono::steady_clock::now();
+    auto now = clock_.now();
     Millis delay = loop.backoff.crashed(now);
     log_line("restart of '" + join(loop.request.argv, " ") + "' " +
              loop.backoff.describe(now, delay));
@@ -839,7 +840,7 @@ bool Supervisor::served_elsewhere(const std::set<std::string>& resources, const 
 
 Json Supervisor::crash_loops() const {
   Json loops = Json::array();
-  auto now = std::chrono::steady_clock::now();
+  auto now = clock_.now();
   for (const auto& [key, loop] : crash_loops_) {
     Json entry = {{"argv", loop->request.argv},
                   {"cwd", loop->request.cwd},
@@ -950,11 +951,11 @@ void Supervisor::report_exit(const Server& server, const std::string& descriptio
 
 Json Supervisor::status() const {
   Json servers = Json::array();
-  auto now = std::chrono::steady_clock::now();
+  auto now = clock_.now();
   for (const auto& [id, s] : servers_) {
     Json resources = Json::array();
     for (const auto& [name, spelled] : s->held) {
-      const SocketSet::Entry* entry = sockets_.find(name);
+      const Listeners::Entry* entry = sockets_.find(name);
       resources.push_back({{"name", name},
                            {"address", entry ? entry->address : ""},
                            {"takenDown", s->taken.count(name) > 0}});
@@ -1021,7 +1022,7 @@ std::vector<SpawnSpec> Supervisor::up_requests() const {
   return requests;
 }
 
-void Supervisor::einhorn_command(Connection& connection, const protocol::Message& m) {
+void Supervisor::einhorn_command(Peer& connection, const protocol::Message& m) {
   auto refuse = [&](const std::string& text) {
     log_line("einhorn command from pid " + std::to_string(connection.peer_pid()) +
              " refused: " + text);
@@ -1035,7 +1036,8 @@ void Supervisor::einhorn_command(Connection& connection, const protocol::Message
   // main process or a descendant): the pid in the message is the worker's word only.
   Server* server = nullptr;
   for (auto& [id, s] : servers_)
-    if (s->alive() && is_process_of(connection.peer_pid(), s->pid, s->start_time)) server = s.get();
+    if (s->alive() && processes_.is_process_of(connection.peer_pid(), s->pid, s->start_time))
+      server = s.get();
   if (!server) return refuse("the sender is not a process of a server this daemon started");
   if (!server->starting()) return;  // a second ack, or one after it came up another way
   if (server->held.empty())
@@ -1045,7 +1047,7 @@ void Supervisor::einhorn_command(Connection& connection, const protocol::Message
 
 bool Supervisor::is_server_peer(pid_t pid, uid_t uid) const {
   for (const auto& [id, s] : servers_) {
-    if (!s->alive() || !is_process_of(pid, s->pid, s->start_time)) continue;
+    if (!s->alive() || !processes_.is_process_of(pid, s->pid, s->start_time)) continue;
     struct stat main {};
     std::string proc = "/proc/" + std::to_string(s->pid);
     return ::stat(proc.c_str(), &main) == 0 && main.st_uid == uid;
@@ -1058,17 +1060,17 @@ Server* Supervisor::find(const std::string& id) {
   return it == servers_.end() ? nullptr : it->second.get();
 }
 
-Server* Supervisor::server_of(const Connection& connection) {
-  if (connection.role != Connection::Role::kServer) return nullptr;
+Server* Supervisor::server_of(const Peer& connection) {
+  if (connection.role != Peer::Role::kServer) return nullptr;
   Server* server = find(connection.server_id);
   return server && server->connection == connection.id() ? server : nullptr;
 }
 
-Connection* Supervisor::connection_of(const Server& server) {
+Peer* Supervisor::connection_of(const Server& server) {
   return server.connection ? find_connection_(server.connection) : nullptr;
 }
 
-void Supervisor::reply_error(Connection& connection, const std::string& text,
+void Supervisor::reply_error(Peer& connection, const std::string& text,
                              const protocol::Message& m) {
   connection.send(protocol::error_reply(text, m.whole));
 }

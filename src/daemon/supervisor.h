@@ -5,8 +5,6 @@
 // state table. Loop thread only.
 #pragma once
 
-#include <uv.h>
-
 #include <functional>
 #include <map>
 #include <memory>
@@ -14,10 +12,12 @@
 #include <string>
 
 #include "base/duration.h"
-#include "daemon/connection.h"
+#include "daemon/clock.h"
 #include "daemon/crash_backoff.h"
+#include "daemon/listeners.h"
+#include "daemon/peer.h"
+#include "daemon/processes.h"
 #include "daemon/server.h"
-#include "daemon/socket_set.h"
 #include "daemon/spawn_environment.h"
 #include "daemon/state_file.h"
 #include "protocol/message.h"
@@ -55,33 +55,41 @@ struct SupervisorOptions {
 // fails): each is a socket the daemon keeps open.
 inline constexpr size_t kMaxResourcesPerServer = 64;
 
+// Everything the supervisor does to the world goes through these (docs/architecture.md,
+// "Seams"): production passes libuv- and kernel-backed ones (daemon.cc), the simulator fakes.
+struct SupervisorSeams {
+  Clock& clock;
+  Processes& processes;
+  Listeners& sockets;
+};
+
 class Supervisor {
  public:
   // Where a deploy's progress goes: event lines, then deployed/deployFailed, and with
   // follow_exit, serverExited.
   using Sink = std::function<void(const protocol::Json&)>;
-  using FindConnection = std::function<Connection*(uint64_t id)>;
+  using FindConnection = std::function<Peer*(uint64_t id)>;
 
-  Supervisor(uv_loop_t* loop, SupervisorOptions options, SocketSet& sockets,
-             FindConnection find_connection);
+  // `seams` must outlive the supervisor.
+  Supervisor(SupervisorSeams seams, SupervisorOptions options, FindConnection find_connection);
   ~Supervisor();
 
   void deploy(const SpawnSpec& spec, Sink sink, bool follow_exit);
 
   // Messages from servers, already decoded. `hello` binds the connection to a server.
-  void hello(Connection& connection, const protocol::Message& message);
-  void server_message(Connection& connection, const protocol::Message& message);
-  void disconnected(Connection& connection);
+  void hello(Peer& connection, const protocol::Message& message);
+  void server_message(Peer& connection, const protocol::Message& message);
+  void disconnected(Peer& connection);
   // einhorn's `{"command":"worker:ack","pid":N}` from a process in a starting server's
   // session: that server is up (docs/protocol.md, "Inherited sockets and unmodified programs").
-  void einhorn_command(Connection& connection, const protocol::Message& message);
+  void einhorn_command(Peer& connection, const protocol::Message& message);
 
   // Restarts of the daemon itself (adoption.cc, docs/protocol.md section 11).
   // Takes back the servers of `state` that still run (same pid and start time); the
   // listening sockets of --listen servers are taken with pidfd_getfd where the kernel lets us.
   void adopt(const DaemonState& state);
   // A hello with a `resume` field: the descriptors came with it on `connection`.
-  void resume(Connection& connection, const protocol::Message& message);
+  void resume(Peer& connection, const protocol::Message& message);
   // Some adopted server has neither resumed nor been given up on: deploys wait.
   bool adopting() const;
   // --adopt-timeout passed: servers that did not resume are `unmanaged`.
@@ -129,10 +137,10 @@ class Supervisor {
   // A crash loop of one command (argv and cwd): restarts of the last command that came up
   // on resources that nothing else serves, spaced by a CrashBackoff.
   struct CrashLoop {
-    CrashLoop(uv_loop_t* loop, const SupervisorOptions& options)
+    CrashLoop(Clock& clock, const SupervisorOptions& options)
         : backoff(options.restart_delay, options.restart_delay_max),
-          restart_timer(loop),
-          reset_timer(loop) {}
+          restart_timer(clock),
+          reset_timer(clock) {}
     SpawnSpec request;
     std::set<std::string> resources;  // canonical names the crashed server held
     CrashBackoff backoff;
@@ -150,32 +158,32 @@ class Supervisor {
   void restart_readiness_timers(Server& server);
   Status check_resumed_socket(const Server& server, int fd, const std::string& spelled,
                               std::string* name) const;
-  void resumed(Server& server, Connection& connection, bool up);
+  void resumed(Server& server, Peer& connection, bool up);
   const Server* deploy_in_progress(const SpawnSpec& request) const;
   // Unmodified programs (docs/protocol.md, "Inherited sockets and unmodified programs").
   void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);
   void notified(const std::string& id, const NotifyMessage& message);
   void notify_refused(const std::string& id, const NotifyRefusal& refusal);
-  Result<std::unique_ptr<NotifySocket>> open_notify_socket(const std::string& id,
-                                                           const std::string& name, int fd = -1);
+  Result<std::unique_ptr<Notifier>> open_notify_socket(const std::string& id,
+                                                       const std::string& name, int fd = -1);
   // The likely cause when a READY=1 was refused (a wrapper without exec); "" when none was.
   std::string refused_ready_hint(const Server& server) const;
   int takedown_signal(const Server& server) const;  // its command's, else the daemon's
 
   Server* find(const std::string& id);
-  Server* server_of(const Connection& connection);
-  Connection* connection_of(const Server& server);
-  void reply_error(Connection& connection, const std::string& text, const protocol::Message& m);
+  Server* server_of(const Peer& connection);
+  Peer* connection_of(const Server& server);
+  void reply_error(Peer& connection, const std::string& text, const protocol::Message& m);
 
   // Messages.
-  void ready_for(Server& server, Connection& connection, const protocol::Message& message);
+  void ready_for(Server& server, Peer& connection, const protocol::Message& message);
   // Resources (docs/security.md, "Servers run as another user"): whether `server` may be
   // handed `resource`, and who binds it.
   Status may_hold(const Server& server, const protocol::Resource& resource,
-                  std::optional<SocketSet::BindAs>* bind_as) const;
+                  std::optional<Listeners::BindAs>* bind_as) const;
   bool socket_wanted(const std::string& name) const;
   void close_idle_sockets();
-  void on_takedown(Server& server, Connection& connection, const protocol::Message& message);
+  void on_takedown(Server& server, Peer& connection, const protocol::Message& message);
   bool subscribe_by_listen_name(Server& server, const std::string& name);
 
   // Transitions.
@@ -206,7 +214,7 @@ class Supervisor {
   void stop_rolls();
   // Staggered handover (staggered_handover.cc): `serving` takes the older holders of one
   // resource down before the server is up on all of them.
-  void serving(Server& server, Connection& connection, const protocol::Message& message);
+  void serving(Server& server, Peer& connection, const protocol::Message& message);
   // A worker replaces only the older copies with its own index; other servers replace all.
   static bool same_slot(const Server& newer, const Server& older);
 
@@ -224,9 +232,10 @@ class Supervisor {
   void check_deployed(const std::string& id);
   void report_exit(const Server& server, const std::string& description, bool replaced);
 
-  uv_loop_t* loop_;
+  Clock& clock_;
+  Processes& processes_;
+  Listeners& sockets_;
   SupervisorOptions options_;
-  SocketSet& sockets_;
   FindConnection find_connection_;
   uint64_t next_generation_ = 1;
   std::map<std::string, std::unique_ptr<Server>> servers_;

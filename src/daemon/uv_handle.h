@@ -6,9 +6,11 @@
 #include <uv.h>
 
 #include <functional>
+#include <memory>
 #include <utility>
 
 #include "base/duration.h"
+#include "daemon/clock.h"
 
 namespace serverswap::daemon {
 
@@ -19,26 +21,25 @@ void close_block(Block* block, uv_handle_t* handle) {
   uv_close(handle, [](uv_handle_t* h) { delete static_cast<Block*>(h->data); });
 }
 
-class Timer {
+// A one-shot libuv timer (uv_timer_t).
+class UvAlarm : public Alarm {
  public:
-  explicit Timer(uv_loop_t* loop) : block_(new Block) {
+  explicit UvAlarm(uv_loop_t* loop) : block_(new Block) {
     uv_timer_init(loop, &block_->handle);
     block_->handle.data = block_;
   }
-  ~Timer() { close_block(block_, reinterpret_cast<uv_handle_t*>(&block_->handle)); }
-  Timer(const Timer&) = delete;
-  Timer& operator=(const Timer&) = delete;
+  ~UvAlarm() override { close_block(block_, reinterpret_cast<uv_handle_t*>(&block_->handle)); }
+  UvAlarm(const UvAlarm&) = delete;
+  UvAlarm& operator=(const UvAlarm&) = delete;
 
-  void start(Millis after, std::function<void()> fn) {
+  void start(Millis after, std::function<void()> fn) override {
     block_->fn = std::move(fn);
     uv_timer_start(
         &block_->handle, [](uv_timer_t* t) { static_cast<Block*>(t->data)->fn(); },
         static_cast<uint64_t>(after.count()), 0);
   }
-  void stop() { uv_timer_stop(&block_->handle); }
-  // It no longer keeps the loop running by itself (uv_unref): for housekeeping that must not
-  // delay the daemon's exit.
-  void unref() { uv_unref(reinterpret_cast<uv_handle_t*>(&block_->handle)); }
+  void stop() override { uv_timer_stop(&block_->handle); }
+  void unref() override { uv_unref(reinterpret_cast<uv_handle_t*>(&block_->handle)); }
 
  private:
   struct Block {
@@ -46,6 +47,36 @@ class Timer {
     std::function<void()> fn;
   };
   Block* block_;
+};
+
+// The production Clock: steady_clock and the loop's timers.
+class UvClock : public Clock {
+ public:
+  explicit UvClock(uv_loop_t* loop) : loop_(loop) {}
+  std::chrono::steady_clock::time_point now() const override {
+    return std::chrono::steady_clock::now();
+  }
+  std::unique_ptr<Alarm> alarm() override { return std::make_unique<UvAlarm>(loop_); }
+
+ private:
+  uv_loop_t* loop_;
+};
+
+// A one-shot timer as a plain member: on a libuv loop, or on any Clock (the supervisor's
+// seam). Destroying it cancels it.
+class Timer {
+ public:
+  explicit Timer(uv_loop_t* loop) : alarm_(std::make_unique<UvAlarm>(loop)) {}
+  explicit Timer(Clock& clock) : alarm_(clock.alarm()) {}
+
+  void start(Millis after, std::function<void()> fn) { alarm_->start(after, std::move(fn)); }
+  void stop() { alarm_->stop(); }
+  // It no longer keeps the loop running by itself (uv_unref): for housekeeping that must not
+  // delay the daemon's exit.
+  void unref() { alarm_->unref(); }
+
+ private:
+  std::unique_ptr<Alarm> alarm_;
 };
 
 // Delivers a signal as an event in the loop (never work inside a signal handler).

@@ -1,0 +1,62 @@
+#include "daemon/system_processes.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "daemon/process_tree.h"
+#include "daemon/server_process.h"
+#include "daemon/state_file.h"
+
+namespace serverswap::daemon {
+
+namespace {
+
+template <class T>
+Result<std::unique_ptr<Process>> as_process(Result<std::unique_ptr<T>> made) {
+  if (!made.ok()) return made.status();
+  return std::unique_ptr<Process>(std::move(*made));
+}
+
+template <class T>
+Result<std::unique_ptr<Notifier>> as_notifier(Result<std::unique_ptr<T>> made) {
+  if (!made.ok()) return made.status();
+  return std::unique_ptr<Notifier>(std::move(*made));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Process>> SystemProcesses::spawn(const SpawnSpec& spec, ExitFn on_exit,
+                                                        const std::vector<int>& inherited) {
+  return as_process(ServerProcess::spawn(loop_, spec, std::move(on_exit), inherited));
+}
+
+Result<std::unique_ptr<Process>> SystemProcesses::adopt(pid_t pid, ExitFn on_exit) {
+  return as_process(ServerProcess::adopt(loop_, pid, std::move(on_exit)));
+}
+
+Result<uint64_t> SystemProcesses::start_time(pid_t pid) const { return process_start_time(pid); }
+
+bool SystemProcesses::is_process_of(pid_t pid, pid_t main, uint64_t main_start_time) const {
+  return daemon::is_process_of(pid, main, main_start_time);
+}
+
+std::string SystemProcesses::comm(pid_t pid) const { return process_comm(pid); }
+
+bool SystemProcesses::group_alive(pid_t group) const { return ::kill(-group, 0) == 0; }
+
+void SystemProcesses::signal_group(pid_t group, int signum) { ::kill(-group, signum); }
+
+void SystemProcesses::signal_strayed(pid_t pid, pid_t session, int signum) {
+  if (pid > 0 && ::getsid(pid) == session && ::getpgid(pid) != session) ::kill(pid, signum);
+}
+
+Result<std::unique_ptr<Notifier>> SystemProcesses::open_notify(
+    const std::string& name, int fd, NotifySocket::OnMessage on_message,
+    NotifySocket::OnRejected on_rejected) {
+  if (fd >= 0)
+    return as_notifier(
+        NotifySocket::adopt(loop_, fd, name, std::move(on_message), std::move(on_rejected)));
+  return as_notifier(NotifySocket::open(loop_, name, std::move(on_message), std::move(on_rejected)));
+}
+
+}  // namespace serverswap::daemon
