@@ -10,6 +10,7 @@ namespace serverswap {
 namespace {
 
 std::atomic<LogFormat> g_format{LogFormat::kText};
+std::atomic<bool> g_muted{false};
 
 // Text lines carry what servers sent (a fail reason, a resource): a newline or terminal
 // escape in it must not forge a log line or drive the terminal. Tabs pass.
@@ -51,6 +52,10 @@ void set_log_format(LogFormat format) {
   g_format = format;
 }
 
+void set_log_muted(bool muted) {
+  g_muted = muted;
+}
+
 std::string timestamp_now() {
   using namespace std::chrono;
   auto now = system_clock::now();
@@ -82,10 +87,12 @@ std::string format_log_line(std::string_view text, const nlohmann::ordered_json&
 }
 
 void log_line(std::string_view text) {
+  if (g_muted) return;
   write_line(format_log_line(text, nullptr));
 }
 
 void log_event(std::string_view text, const nlohmann::ordered_json& fields) {
+  if (g_muted) return;
   write_line(format_log_line(text, fields));
 }
 

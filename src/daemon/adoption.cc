@@ -74,6 +74,7 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   server->started = clock_.now();
   server->id = id;
   server->generation = record.generation;
+  server->rank = record.generation;  // crash restarts' ranks are not recorded: their own
   server->argv = record.request.argv;
   server->cwd = record.request.cwd;
   server->request = record.request;

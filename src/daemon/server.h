@@ -39,6 +39,9 @@ struct Server {
 
   std::string id;  // SERVERSWAP_ID
   uint64_t generation = 0;
+  // Deploy order: its generation, or for a crash restart the rank of the server it restarts
+  // (Supervisor::newer).
+  uint64_t rank = 0;
   std::vector<std::string> argv;
   std::string cwd;
   // The deploy request as the user gave it (before the daemon added its own environment):
@@ -55,6 +58,8 @@ struct Server {
   std::map<std::string, std::string> held;
   std::set<std::string> subscribed;  // onTakedown, canonical names
   std::set<std::string> taken;       // held resources handed over to a newer server
+  // Of `taken`, those it was not told about (it did not subscribe): it still accepts there.
+  std::set<std::string> unheard;
   bool signalled = false;
   std::string failure;  // why it failed, when it did
   bool disconnected_before_up = false;

@@ -18,16 +18,22 @@ void Supervisor::serving(Server& server, Peer& connection, const protocol::Messa
   if (!server.starting() && server.state != ServerState::kUp)
     return reply_error(connection, "this server is being taken down", m);
   emit(server, "serving", "accepts on it now; older holders go down on it", name);
+  take_over(server, name, "generation " + std::to_string(server.generation) + " serves on it");
+}
+
+// `server` serves `name` now (it said `serving`, or it was already up when it asked for
+// it): the older up holders of its slot go down on that resource alone.
+void Supervisor::take_over(Server& server, const std::string& name, const std::string& why) {
   auto deploy = deploys_.find(server.id);
-  std::string why = "generation " + std::to_string(server.generation) + " serves on it";
+  std::vector<std::string> older;
   for (auto& [id, other] : servers_) {
-    if (other.get() == &server || other->generation > server.generation) continue;
+    if (other.get() == &server || newer(*other, server)) continue;
     if (other->state != ServerState::kUp || !same_slot(server, *other)) continue;
     if (!other->held.count(name) || other->taken.count(name)) continue;
-    if (deploy != deploys_.end() && deploy->second.replacing.insert(id).second)
-      deploy->second.replaced.push_back(other->pid);
-    take_down(*other, {name}, why);
+    older.push_back(id);
   }
+  for (const auto& id : older)
+    if (Server* other = find(id)) replace(deploy, *other, {name}, why, server);
 }
 
 }  // namespace serverswap::daemon

@@ -150,18 +150,72 @@ void Supervisor::deploy(const SpawnSpec& request, Sink requester, bool follow_ex
     sink(protocol::make("deployFailed", {{"reason", "the daemon is stopping"}}));
     return;
   }
-  // First wins: a deploy of a command that is already starting is refused, so that ten
-  // deploys at once make one swap, not ten servers that supersede each other.
-  if (const Server* running = deploy_in_progress(request)) {
-    std::string reason = "another deploy of this command is in progress (generation " +
-                         std::to_string(running->generation) + ", pid " +
-                         std::to_string(running->pid) + ")";
-    log_line("deploy of '" + join(request.argv, " ") + "' refused: " + reason);
-    sink(protocol::make("deployFailed", {{"reason", reason}}));
-    return;
-  }
   if (request.workers) return start_roll(request, std::move(sink), follow_exit);
-  start_server(request, std::move(sink), follow_exit);
+  Server* started = start_server(request, std::move(sink), follow_exit);
+  if (!started) return;
+  // The newest deploy wins: an earlier one of the same command that is not up yet is
+  // superseded (a newer deploy of the same resource supersedes it when it asks for it).
+  std::string key = command_key(request);
+  std::vector<std::string> older;
+  for (const auto& [id, s] : servers_)
+    if (s.get() != started && s->starting() && s->request.worker < 0 &&
+        command_key(s->request) == key)
+      older.push_back(id);
+  for (const auto& id : older)
+    if (Server* s = find(id)) supersede(*s, *started);
+}
+
+// A server of another deploy order is newer when its deploy came later. A crash restart
+// stands for the release it restarts, so it ranks as that server did: it never supersedes
+// or replaces a server that a later deploy started.
+bool Supervisor::newer(const Server& a, const Server& b) {
+  return std::pair(a.rank, a.generation) > std::pair(b.rank, b.generation);
+}
+
+// `older` is not up yet and a newer deploy of its command or of one of its resources has
+// arrived: it is stopped, and its deploy fails with the reason.
+void Supervisor::supersede(Server& older, const Server& newer_server) {
+  fail(older, "superseded by generation " + std::to_string(newer_server.generation));
+}
+
+// A newer server of the same slot that holds one of `server`'s resources and is starting or
+// up: the server that wins those resources, so `server` may not come up.
+const Server* Supervisor::newer_holder(const Server& server) const {
+  for (const auto& [id, other] : servers_) {
+    if (other.get() == &server || !newer(*other, server) || !same_slot(*other, server)) continue;
+    if (!other->starting() && other->state != ServerState::kUp) continue;
+    for (const auto& [name, spelled] : server.held)
+      if (other->held.count(name)) return other.get();
+  }
+  return nullptr;
+}
+
+// `server` now holds `name`: of two servers racing for a resource, the newer deploy wins.
+// Returns false when `server` lost (it is superseded and failing).
+bool Supervisor::settle_race(Server& server, const std::string& name) {
+  std::vector<std::string> losers;
+  for (const auto& [id, other] : servers_) {
+    if (other.get() == &server || !same_slot(*other, server)) continue;
+    if (!other->held.count(name) || other->taken.count(name)) continue;
+    if (!other->starting() && other->state != ServerState::kUp) continue;
+    if (newer(*other, server)) {
+      if (server.starting()) {
+        supersede(server, *other);
+        return false;
+      }
+      // Up already on its other resources: it loses this one to a newer server that is up,
+      // and keeps it until then (become_up of the newer one takes it over).
+      if (other->state != ServerState::kUp) continue;
+      take_down(server, {name},
+                "generation " + std::to_string(other->generation) + ", a later deploy, serves it",
+                other.get());
+      return false;
+    }
+    if (other->starting()) losers.push_back(id);
+  }
+  for (const auto& id : losers)
+    if (Server* s = find(id)) supersede(*s, server);
+  return true;
 }
 
 // A server of the same command, started by a deploy (not by a crash restart, which a
@@ -173,7 +227,8 @@ const Server* Supervisor::deploy_in_progress(const SpawnSpec& request) const {
   return nullptr;
 }
 
-Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follow_exit) {
+Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follow_exit,
+                                 uint64_t rank) {
   uint64_t generation = next_generation_++;
   std::string id = make_id(generation);
   auto refuse = [&](const Status& why) -> Server* {
@@ -203,6 +258,7 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   auto server = std::make_unique<Server>(clock_);
   server->id = id;
   server->generation = generation;
+  server->rank = rank != 0 ? rank : generation;
   server->argv = request.argv;
   server->cwd = spec.cwd;
   server->request = request;
@@ -417,7 +473,11 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
   reply["address"] = (*entry)->address;
   connection.send_with_handle(reply, (*entry)->handle);
   emit(server, "resourceReady", "handed the listening socket " + (*entry)->address, name);
-  if (server.starting()) become_ready(server);
+  if (!settle_race(server, name)) return;
+  if (server.starting()) return become_ready(server);
+  // Up already (it settled between two readyFor): it takes this one over now.
+  if (server.state == ServerState::kUp)
+    take_over(server, name, "generation " + std::to_string(server.generation) + " holds it too");
 }
 
 namespace {
@@ -566,6 +626,9 @@ void Supervisor::disconnected(Peer& connection) {
 // ---- Transitions -------------------------------------------------------------------------
 
 void Supervisor::become_up(Server& server, const std::string& how) {
+  // It came up after a newer deploy of one of its resources started: that one wins.
+  if (const Server* winner = newer_holder(server); winner && server.request.worker < 0)
+    return supersede(server, *winner);
   server.state = ServerState::kUp;
   server.ready_timer.stop();
   server.settle_timer.stop();
@@ -578,7 +641,7 @@ void Supervisor::become_up(Server& server, const std::string& how) {
     return roll_worker_up(*roll, server);
   }
   for (auto& [id, other] : servers_) {
-    if (other.get() == &server || other->generation > server.generation) continue;
+    if (other.get() == &server || newer(*other, server)) continue;
     if (!same_slot(server, *other)) continue;
     std::set<std::string> shared;
     for (const auto& [name, spelled] : server.held)
@@ -588,26 +651,61 @@ void Supervisor::become_up(Server& server, const std::string& how) {
       fail(*other,
            "superseded by generation " + std::to_string(server.generation) + " before it came up");
     } else if (other->state == ServerState::kUp) {
-      // Already counted when it was taken down on some resources (`serving`).
-      if (deploy != deploys_.end() && deploy->second.replacing.insert(id).second)
-        deploy->second.replaced.push_back(other->pid);
-      take_down(*other, shared, "replaced by generation " + std::to_string(server.generation));
+      replace(deploy, *other, shared, "replaced by generation " + std::to_string(server.generation),
+              server);
     }
   }
   check_deployed(server.id);
 }
 
 void Supervisor::take_down(Server& victim, const std::set<std::string>& resources,
-                           const std::string& why) {
+                           const std::string& why, const Server* by) {
+  // Its deploy has not reported yet (the servers it replaced are still draining): it never
+  // will succeed now, as its server no longer serves everything it asked for.
+  if (auto d = deploys_.find(victim.id); by && d != deploys_.end() && !d->second.reported) {
+    d->second.reported = true;
+    d->second.sink(protocol::make(
+        "deployFailed", {{"id", victim.id},
+                         {"reason", "superseded by generation " + std::to_string(by->generation) +
+                                        " before the servers it replaced had exited"}}));
+    if (!d->second.follow_exit) deploys_.erase(d);
+  }
   Peer* connection = connection_of(victim);
+  std::vector<std::string> unheard;
   for (const auto& name : resources) {
     if (!victim.taken.insert(name).second) continue;
     if (connection && victim.subscribed.count(name)) {
       connection->send(protocol::make("takeDown", victim.held[name]));
       emit(victim, "takeDown", "sent takeDown (" + why + ")", name);
+    } else {
+      unheard.push_back(name);
+      victim.unheard.insert(name);
     }
   }
-  if (victim.taken.size() == victim.held.size()) begin_draining(victim);
+  if (victim.taken.size() == victim.held.size()) return begin_draining(victim);
+  // Only a signal reaches a server that did not subscribe, and a signal takes it down on
+  // everything: while it still serves a resource no newer server holds, it keeps accepting
+  // here too, beside the newer one (docs/architecture.md, "Partial takedowns").
+  for (const auto& name : unheard)
+    emit(victim, "partialTakedown",
+         "did not subscribe to takeDown here, and still serves other resources alone: it keeps "
+         "accepting here beside the newer server until it is replaced on all of them",
+         name);
+}
+
+// Takes `victim` down on `shared` for `deploy` (deploys_.end(): none). The deploy waits for
+// the victim's exit only when the victim drains: one that keeps serving other resources
+// does not exit for it.
+void Supervisor::replace(std::map<std::string, Deploy>::iterator deploy, Server& victim,
+                         const std::set<std::string>& shared, const std::string& why,
+                         const Server& by) {
+  bool counted = deploy != deploys_.end() && deploy->second.replacing.insert(victim.id).second;
+  if (counted) deploy->second.replaced.push_back(victim.pid);
+  take_down(victim, shared, why, &by);
+  if (counted && victim.state != ServerState::kDraining) {
+    deploy->second.replacing.erase(victim.id);
+    deploy->second.replaced.erase(deploy->second.replaced.size() - 1);
+  }
 }
 
 void Supervisor::begin_draining(Server& server) {
@@ -696,6 +794,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   std::unique_ptr<Server> gone = std::move(it->second);
   servers_.erase(it);
   reap_leftovers(*gone);
+  give_back_unheard(*gone);
   report_exit(*gone, description, before == ServerState::kDraining);
   after_exit(*gone, before);
   roll_server_exited(*gone);
@@ -703,6 +802,28 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   if (servers_.empty() && stop_done_) {
     kill_leftovers();
     stop_done_();
+  }
+}
+
+// `gone` held resources that older servers were taken down on without being told (no
+// onTakedown): they never stopped accepting there, and now serve them alone again, so they
+// hold them again (a later takedown of everything else then leaves them up).
+void Supervisor::give_back_unheard(const Server& gone) {
+  for (const auto& [name, spelled] : gone.held) {
+    if (gone.taken.count(name)) continue;
+    bool served = false;
+    for (const auto& [id, s] : servers_)
+      if (s->state == ServerState::kUp && s->held.count(name) && !s->taken.count(name))
+        served = true;
+    if (served) continue;
+    for (auto& [id, s] : servers_) {
+      if (s->state != ServerState::kUp || !s->unheard.erase(name)) continue;
+      s->taken.erase(name);
+      emit(*s, "restored",
+           "serves it alone again: generation " + std::to_string(gone.generation) +
+               ", which replaced it here, is gone",
+           name);
+    }
   }
 }
 
@@ -753,9 +874,10 @@ void Supervisor::crashed(const Server& gone) {
   if (!loop) {
     loop = std::make_unique<CrashLoop>(clock_, options_);
     loop->request = gone.request;
+    loop->rank = gone.rank;
     for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
   }
-  if (served_elsewhere(loop->resources, gone.id, gone.request.worker)) {
+  if (served_elsewhere(loop->resources, gone.id, gone.request.worker, loop->rank)) {
     log_line("server " + std::to_string(gone.pid) +
              " exited; newer servers hold its resources, so it is not restarted");
     crash_loops_.erase(key);
@@ -776,11 +898,22 @@ void Supervisor::restart(const std::string& key) {
   if (it == crash_loops_.end() || stopping()) return;
   CrashLoop& loop = *it->second;
   loop.restart_pending = false;
-  if (served_elsewhere(loop.resources, "", loop.request.worker)) {
+  if (served_elsewhere(loop.resources, "", loop.request.worker, loop.rank)) {
     log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: a newer server is up");
     crash_loops_.erase(it);
     return;
   }
+  // A later deploy is up on one of its resources: the restart could never come up (the
+  // newest deploy wins), so the loop is over.
+  for (const auto& [id, s] : servers_)
+    if (s->state == ServerState::kUp && s->rank > loop.rank &&
+        std::any_of(loop.resources.begin(), loop.resources.end(),
+                    [&](const std::string& name) { return s->held.count(name) > 0; })) {
+      log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: generation " +
+               std::to_string(s->generation) + ", a later deploy, serves its resources");
+      crash_loops_.erase(it);
+      return;
+    }
   const Server* deploying = loop.request.worker < 0 ? deploy_in_progress(loop.request) : nullptr;
   if (deploying) {
     // Its failure comes back here through after_exit, its success ends the loop.
@@ -789,7 +922,7 @@ void Supervisor::restart(const std::string& key) {
     return;
   }
   Server* server = start_server(
-      loop.request, [](const Json&) {}, /*follow_exit=*/false);
+      loop.request, [](const Json&) {}, /*follow_exit=*/false, loop.rank);
   if (!server) {
     // Not even spawned (the program is gone): back off as for a crash.
     auto now = clock_.now();
@@ -825,13 +958,13 @@ void Supervisor::restart_stayed_up(const Server& server) {
 // Every one of `resources` is held, not yet handed over, by an up server other than `except`
 // (for a worker: by one with the same index; its siblings do not stand in for it).
 bool Supervisor::served_elsewhere(const std::set<std::string>& resources, const std::string& except,
-                                  int worker) const {
+                                  int worker, uint64_t rank) const {
   if (resources.empty()) return false;
   for (const auto& name : resources) {
     bool served = false;
     for (const auto& [id, s] : servers_)
       if (id != except && s->state == ServerState::kUp && s->held.count(name) &&
-          !s->taken.count(name) && (worker < 0 || s->request.worker == worker))
+          !s->taken.count(name) && (worker < 0 || s->request.worker == worker) && s->rank >= rank)
         served = true;
     if (!served) return false;
   }
@@ -964,6 +1097,7 @@ Json Supervisor::status() const {
         {{"id", id},
          {"pid", s->pid},
          {"generation", s->generation},
+         {"deployOrder", s->rank},
          {"state", s->unmanaged ? "unmanaged" : state_name(s->state)},
          {"argv", s->argv},
          {"cwd", s->cwd},
@@ -995,7 +1129,7 @@ void Supervisor::stop(std::function<void()> done) {
     } else if (s->state == ServerState::kUp) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
-      take_down(*s, all, "the daemon is stopping");
+      take_down(*s, all, "the daemon is stopping", nullptr);
       if (s->state != ServerState::kDraining) begin_draining(*s);
     }
   }

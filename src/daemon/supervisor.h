@@ -142,6 +142,7 @@ class Supervisor {
           restart_timer(clock),
           reset_timer(clock) {}
     SpawnSpec request;
+    uint64_t rank = 0;                // the crashed server's: its restarts rank as it did
     std::set<std::string> resources;  // canonical names the crashed server held
     CrashBackoff backoff;
     int restarts = 0;
@@ -151,7 +152,14 @@ class Supervisor {
     Timer reset_timer;    // a restart stayed up for restart_reset: the loop is over
   };
 
-  Server* start_server(const SpawnSpec& request, Sink sink, bool follow_exit);
+  // `rank`: the deploy order it stands for (0: its own generation; a crash restart passes
+  // the crashed server's).
+  Server* start_server(const SpawnSpec& request, Sink sink, bool follow_exit, uint64_t rank = 0);
+  // Racing deploys (docs/architecture.md, "The newest deploy wins").
+  static bool newer(const Server& a, const Server& b);
+  void supersede(Server& older, const Server& newer_server);
+  const Server* newer_holder(const Server& server) const;
+  bool settle_race(Server& server, const std::string& name);
   void adopt_server(const ServerRecord& record);
   void take_listen_sockets_back(Server& server, const ServerRecord& record);
   void reopen_notify_socket(Server& server, const ServerRecord& record);
@@ -189,7 +197,11 @@ class Supervisor {
   // Transitions.
   void become_ready(Server& server);
   void become_up(Server& server, const std::string& how);
-  void take_down(Server& victim, const std::set<std::string>& resources, const std::string& why);
+  // `by`: the newer server it is replaced by (nullptr when the daemon stops).
+  void take_down(Server& victim, const std::set<std::string>& resources, const std::string& why,
+                 const Server* by);
+  void replace(std::map<std::string, Deploy>::iterator deploy, Server& victim,
+               const std::set<std::string>& shared, const std::string& why, const Server& by);
   void begin_draining(Server& server);
   void fail(Server& server, const std::string& reason, Millis signal_after = Millis(0));
   void exited(const std::string& id, int64_t status, int term_signal);
@@ -215,6 +227,7 @@ class Supervisor {
   // Staggered handover (staggered_handover.cc): `serving` takes the older holders of one
   // resource down before the server is up on all of them.
   void serving(Server& server, Peer& connection, const protocol::Message& message);
+  void take_over(Server& server, const std::string& name, const std::string& why);
   // A worker replaces only the older copies with its own index; other servers replace all.
   static bool same_slot(const Server& newer, const Server& older);
 
@@ -223,8 +236,11 @@ class Supervisor {
   void crashed(const Server& gone);
   void restart(const std::string& key);
   void restart_stayed_up(const Server& server);
+  // ... by servers of deploy order `rank` or later (an older release does not stand in for
+  // a newer one that crashed).
   bool served_elsewhere(const std::set<std::string>& resources, const std::string& except,
-                        int worker) const;
+                        int worker, uint64_t rank) const;
+  void give_back_unheard(const Server& gone);
 
   // Reporting.
   void emit(const Server& server, const std::string& kind, const std::string& text,

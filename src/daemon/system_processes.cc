@@ -34,17 +34,25 @@ Result<std::unique_ptr<Process>> SystemProcesses::adopt(pid_t pid, ExitFn on_exi
   return as_process(ServerProcess::adopt(loop_, pid, std::move(on_exit)));
 }
 
-Result<uint64_t> SystemProcesses::start_time(pid_t pid) const { return process_start_time(pid); }
+Result<uint64_t> SystemProcesses::start_time(pid_t pid) const {
+  return process_start_time(pid);
+}
 
 bool SystemProcesses::is_process_of(pid_t pid, pid_t main, uint64_t main_start_time) const {
   return daemon::is_process_of(pid, main, main_start_time);
 }
 
-std::string SystemProcesses::comm(pid_t pid) const { return process_comm(pid); }
+std::string SystemProcesses::comm(pid_t pid) const {
+  return process_comm(pid);
+}
 
-bool SystemProcesses::group_alive(pid_t group) const { return ::kill(-group, 0) == 0; }
+bool SystemProcesses::group_alive(pid_t group) const {
+  return ::kill(-group, 0) == 0;
+}
 
-void SystemProcesses::signal_group(pid_t group, int signum) { ::kill(-group, signum); }
+void SystemProcesses::signal_group(pid_t group, int signum) {
+  ::kill(-group, signum);
+}
 
 void SystemProcesses::signal_strayed(pid_t pid, pid_t session, int signum) {
   if (pid > 0 && ::getsid(pid) == session && ::getpgid(pid) != session) ::kill(pid, signum);
@@ -56,7 +64,8 @@ Result<std::unique_ptr<Notifier>> SystemProcesses::open_notify(
   if (fd >= 0)
     return as_notifier(
         NotifySocket::adopt(loop_, fd, name, std::move(on_message), std::move(on_rejected)));
-  return as_notifier(NotifySocket::open(loop_, name, std::move(on_message), std::move(on_rejected)));
+  return as_notifier(
+      NotifySocket::open(loop_, name, std::move(on_message), std::move(on_rejected)));
 }
 
 }  // namespace serverswap::daemon

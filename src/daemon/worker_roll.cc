@@ -162,7 +162,8 @@ void Supervisor::take_down_old_copy(WorkerRoll& roll, int index, const Server& n
                                std::to_string(roll.plan.batch_of(index)) + " is up)"
                          : "not needed by the " + std::to_string(roll.plan.workers()) +
                                " new workers of generation " + std::to_string(newer.generation) +
-                               " and later");
+                               " and later",
+              &newer);
     if (s->state == ServerState::kUp) begin_draining(*s);  // it held nothing the roll shares
   }
 }
@@ -190,7 +191,7 @@ void Supervisor::roll_failed(uint64_t roll_id, const std::string& reason) {
     } else if (s->state == ServerState::kUp && !roll->replaced.count(index)) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
-      take_down(*s, all, why);
+      take_down(*s, all, why, nullptr);
       if (s->state == ServerState::kUp) begin_draining(*s);
     }
   }

@@ -1,0 +1,205 @@
+#include "daemon/testing/fake_seams.h"
+
+#include <signal.h>
+
+#include <optional>
+
+namespace serverswap::daemon::testing {
+
+// ---- FakeClock ---------------------------------------------------------------------------
+
+class FakeAlarm : public Alarm {
+ public:
+  explicit FakeAlarm(FakeClock& clock) : clock_(clock) {}
+  ~FakeAlarm() override { stop(); }
+  void start(Millis after, std::function<void()> fire) override {
+    stop();
+    fire_ = std::move(fire);
+    key_ = clock_.schedule(this, after);
+  }
+  void stop() override {
+    if (key_) clock_.cancel(*key_);
+    key_.reset();
+  }
+  // Called by the clock, the alarm already out of its queue. `fire` may destroy this.
+  void fired() {
+    key_.reset();
+    auto fire = fire_;
+    fire();
+  }
+
+ private:
+  FakeClock& clock_;
+  std::function<void()> fire_;
+  std::optional<FakeClock::Key> key_;
+};
+
+std::unique_ptr<Alarm> FakeClock::alarm() {
+  return std::make_unique<FakeAlarm>(*this);
+}
+
+FakeClock::Key FakeClock::schedule(FakeAlarm* alarm, Millis after) {
+  Key key{now_ + std::max(after, Millis(0)), next_seq_++};
+  queue_[key] = alarm;
+  return key;
+}
+
+bool FakeClock::fire_next() {
+  if (queue_.empty()) return false;
+  auto first = queue_.begin();
+  now_ = std::max(now_, first->first.first);
+  FakeAlarm* alarm = first->second;
+  queue_.erase(first);
+  alarm->fired();
+  return true;
+}
+
+Millis FakeClock::next_in() const {
+  if (queue_.empty()) return Millis(0);
+  return std::chrono::duration_cast<Millis>(queue_.begin()->first.first - now_);
+}
+
+// ---- FakeProcesses -----------------------------------------------------------------------
+
+namespace {
+
+class FakeProcess : public Process {
+ public:
+  FakeProcess(std::shared_ptr<FakeProcessRecord> record, FakeProcesses& all)
+      : record_(std::move(record)), all_(all) {}
+  pid_t pid() const override { return record_->pid; }
+  bool exited() const override { return record_->exited; }
+  void signal_group(int signum) const override { all_.signal_group(record_->pid, signum); }
+
+ private:
+  std::shared_ptr<FakeProcessRecord> record_;
+  FakeProcesses& all_;
+};
+
+class FakeNotifier : public Notifier {
+ public:
+  FakeNotifier(std::string address, std::shared_ptr<size_t> open)
+      : address_(std::move(address)), open_(std::move(open)) {
+    ++*open_;
+  }
+  ~FakeNotifier() override { --*open_; }
+  const std::string& address() const override { return address_; }
+  int fd() const override { return -1; }
+  void accept_sender(pid_t, uid_t) override {}
+  void read_pending() override {}
+
+ private:
+  std::string address_;
+  std::shared_ptr<size_t> open_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Process>> FakeProcesses::spawn(const SpawnSpec& spec, ExitFn on_exit,
+                                                      const std::vector<int>&) {
+  if (!fail_next_spawn.empty()) {
+    std::string why = std::move(fail_next_spawn);
+    fail_next_spawn.clear();
+    return Status::error(why);
+  }
+  auto record = std::make_shared<FakeProcessRecord>();
+  record->pid = next_pid_++;
+  record->spec = spec;
+  record->on_exit = std::move(on_exit);
+  processes_[record->pid] = record;
+  return std::unique_ptr<Process>(std::make_unique<FakeProcess>(record, *this));
+}
+
+Result<std::unique_ptr<Process>> FakeProcesses::adopt(pid_t pid, ExitFn on_exit) {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || it->second->exited) return Status::error("no such process");
+  it->second->on_exit = std::move(on_exit);
+  return std::unique_ptr<Process>(std::make_unique<FakeProcess>(it->second, *this));
+}
+
+Result<uint64_t> FakeProcesses::start_time(pid_t pid) const {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || it->second->exited) return Status::error("no such process");
+  return static_cast<uint64_t>(pid);
+}
+
+bool FakeProcesses::is_process_of(pid_t pid, pid_t main, uint64_t) const {
+  auto it = processes_.find(main);
+  return pid == main && it != processes_.end() && !it->second->exited;
+}
+
+bool FakeProcesses::group_alive(pid_t group) const {
+  auto it = processes_.find(group);
+  return it != processes_.end() && !it->second->exited;
+}
+
+void FakeProcesses::signal_group(pid_t group, int signum) {
+  auto it = processes_.find(group);
+  if (it == processes_.end() || it->second->exited) return;
+  it->second->signals.push_back(signum);
+  if (on_signal) on_signal(group, signum);
+}
+
+Result<std::unique_ptr<Notifier>> FakeProcesses::open_notify(const std::string& name, int,
+                                                             NotifySocket::OnMessage,
+                                                             NotifySocket::OnRejected) {
+  return std::unique_ptr<Notifier>(std::make_unique<FakeNotifier>("@" + name, open_notifiers_));
+}
+
+void FakeProcesses::exit(pid_t pid, int64_t status, int term_signal) {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || it->second->exited) return;
+  auto record = it->second;
+  record->exited = true;
+  if (record->on_exit) {
+    auto on_exit = record->on_exit;
+    on_exit(status, term_signal);
+  }
+}
+
+FakeProcessRecord* FakeProcesses::find(pid_t pid) {
+  auto it = processes_.find(pid);
+  return it == processes_.end() ? nullptr : it->second.get();
+}
+
+size_t FakeProcesses::alive() const {
+  size_t n = 0;
+  for (const auto& [pid, record] : processes_) n += !record->exited;
+  return n;
+}
+
+// ---- FakeListeners -----------------------------------------------------------------------
+
+Result<const Listeners::Entry*> FakeListeners::get_or_bind(const protocol::Resource& resource,
+                                                           std::optional<BindAs>, Millis) {
+  std::string name = resource.name();
+  if (auto it = entries_.find(name); it != entries_.end()) return &it->second;
+  if (refuse.count(name)) return Status::error("bind " + name + ": Address already in use");
+  Entry& entry = entries_[name];
+  entry.address = name;
+  entry.bound_here = true;
+  return &entry;
+}
+
+Status FakeListeners::adopt(const std::string& name, UniqueFd, const std::string&) {
+  entries_[name].address = name;
+  return {};
+}
+
+const Listeners::Entry* FakeListeners::find(const std::string& name) const {
+  auto it = entries_.find(name);
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+// Sockets stay open in the fake: whether an idle one is closed does not change who serves.
+void FakeListeners::close_when_idle(const std::string&, Millis,
+                                    std::function<bool(const std::string&)>) {}
+
+// ---- FakePeer ----------------------------------------------------------------------------
+
+void FakePeer::send(const protocol::Json& message) {
+  sent.push_back(message);
+  if (on_send) on_send(message);
+}
+
+}  // namespace serverswap::daemon::testing

@@ -1,0 +1,128 @@
+// In-memory fakes of the supervisor's seams (clock.h, processes.h, listeners.h, peer.h), for
+// supervisor_test.cc and the simulator. Nothing here touches the kernel or a loop: time
+// moves only through FakeClock::fire_next(), a process exits only through
+// FakeProcesses::exit(). Single-threaded.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "daemon/clock.h"
+#include "daemon/listeners.h"
+#include "daemon/peer.h"
+#include "daemon/processes.h"
+
+namespace serverswap::daemon::testing {
+
+class FakeClock : public Clock {
+ public:
+  std::chrono::steady_clock::time_point now() const override { return now_; }
+  std::unique_ptr<Alarm> alarm() override;
+
+  // Timers started and not yet fired or stopped.
+  size_t pending() const { return queue_.size(); }
+  // Moves time to the earliest pending expiry and fires that timer; false if none is pending.
+  bool fire_next();
+  // Time until the earliest expiry (0 if none).
+  Millis next_in() const;
+
+ private:
+  friend class FakeAlarm;
+  using Key = std::pair<std::chrono::steady_clock::time_point, uint64_t>;  // expiry, start order
+  Key schedule(class FakeAlarm* alarm, Millis after);
+  void cancel(const Key& key) { queue_.erase(key); }
+
+  std::chrono::steady_clock::time_point now_{std::chrono::hours(1)};
+  uint64_t next_seq_ = 0;
+  std::map<Key, class FakeAlarm*> queue_;
+};
+
+// One fake process as the world sees it (the supervisor holds a FakeProcess handle to it).
+struct FakeProcessRecord {
+  pid_t pid = 0;
+  SpawnSpec spec;
+  Process::ExitFn on_exit;
+  bool exited = false;
+  std::vector<int> signals;  // every signal sent to it, in order
+};
+
+class FakeProcesses : public Processes {
+ public:
+  // Called after a signal reaches a live process (the world decides what it does).
+  std::function<void(pid_t pid, int signum)> on_signal;
+  // Set: the next spawn fails with this message (the program is missing).
+  std::string fail_next_spawn;
+
+  Result<std::unique_ptr<Process>> spawn(const SpawnSpec& spec, ExitFn on_exit,
+                                         const std::vector<int>& inherited) override;
+  Result<std::unique_ptr<Process>> adopt(pid_t pid, ExitFn on_exit) override;
+  Result<uint64_t> start_time(pid_t pid) const override;
+  bool is_process_of(pid_t pid, pid_t main, uint64_t main_start_time) const override;
+  std::string comm(pid_t) const override { return "fake"; }
+  bool group_alive(pid_t group) const override;
+  void signal_group(pid_t group, int signum) override;
+  void signal_strayed(pid_t, pid_t, int) override {}
+  Result<std::unique_ptr<Notifier>> open_notify(const std::string& name, int fd,
+                                                NotifySocket::OnMessage on_message,
+                                                NotifySocket::OnRejected on_rejected) override;
+
+  // The process exits now: its exit callback runs (as libuv would, from the loop).
+  void exit(pid_t pid, int64_t status, int term_signal);
+  FakeProcessRecord* find(pid_t pid);
+  const std::map<pid_t, std::shared_ptr<FakeProcessRecord>>& all() const { return processes_; }
+  size_t alive() const;
+  // NOTIFY_SOCKETs opened and not yet closed.
+  size_t open_notifiers() const { return *open_notifiers_; }
+
+ private:
+  pid_t next_pid_ = 1000;
+  std::map<pid_t, std::shared_ptr<FakeProcessRecord>> processes_;
+  std::shared_ptr<size_t> open_notifiers_ = std::make_shared<size_t>(0);
+};
+
+class FakeListeners : public Listeners {
+ public:
+  // Resources whose bind fails ("address in use").
+  std::set<std::string> refuse;
+
+  Result<const Entry*> get_or_bind(const protocol::Resource& resource, std::optional<BindAs> as,
+                                   Millis bind_timeout) override;
+  Status adopt(const std::string& name, UniqueFd fd, const std::string& from) override;
+  const Entry* find(const std::string& name) const override;
+  const std::map<std::string, Entry>& entries() const override { return entries_; }
+  void close_when_idle(const std::string& name, Millis grace,
+                       std::function<bool(const std::string&)> in_use) override;
+
+ private:
+  std::map<std::string, Entry> entries_;
+};
+
+// A control connection: remembers what the supervisor sent. Closing it is recorded; the
+// world delivers the disconnect later, as the loop would.
+class FakePeer : public Peer {
+ public:
+  FakePeer(uint64_t id, pid_t pid) : id_(id), pid_(pid) {}
+  void send(const protocol::Json& message) override;
+  void send_with_handle(const protocol::Json& message, uv_stream_t*) override { send(message); }
+  void close() override { closed = true; }
+  std::vector<UniqueFd> take_received_fds() override { return {}; }
+  uint64_t id() const override { return id_; }
+  pid_t peer_pid() const override { return pid_; }
+
+  // Called for each message sent, as it is sent.
+  std::function<void(const protocol::Json&)> on_send;
+  std::vector<protocol::Json> sent;
+  bool closed = false;
+
+ private:
+  uint64_t id_;
+  pid_t pid_;
+};
+
+}  // namespace serverswap::daemon::testing

@@ -1,0 +1,563 @@
+#include "daemon/testing/simulator.h"
+
+#include <signal.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+
+#include "base/join.h"
+#include "base/log.h"
+#include "daemon/supervisor.h"
+#include "daemon/testing/fake_seams.h"
+#include "protocol/resource.h"
+
+namespace serverswap::daemon::testing {
+
+using protocol::Json;
+
+namespace {
+
+std::string canonical(const std::string& spelled) {
+  auto parsed = protocol::parse_resource(spelled);
+  return parsed.ok() ? parsed->name() : spelled;
+}
+
+// What one server process does, chosen at spawn from the schedule's random stream.
+struct Model {
+  pid_t pid = 0;
+  uint64_t generation = 0;
+  // Deploy order (status "deployOrder"): its generation when a deploy started it; a crash
+  // restart's is the one of the server it restarts.
+  uint64_t rank = 0;
+  std::vector<std::string> argv;
+  std::string id;
+  std::vector<std::string> wants;  // resources it asks for, in order (spelled)
+  size_t asked = 0;
+  uint64_t peer = 0;
+  bool hello_sent = false;
+  bool up_message = false;    // promises serverUp (else the settle rule)
+  bool subscribes = false;    // onTakedown for each resource
+  bool ignores_term = false;  // a takeDown or SIGTERM does not make it exit
+  bool will_fail = false;     // sends fail instead of serverUp
+  bool up_sent = false;
+  bool fail_sent = false;
+  std::set<std::string> accepting;  // canonical names it accepts connections on
+  std::set<std::string> taken;      // canonical names it was told to give up
+  bool was_up = false;              // the supervisor said it is up
+  bool exit_pending = false;
+  int64_t exit_status = 0;
+  int exit_signal = 0;
+  bool exited = false;
+
+  bool busy() const {
+    if (exited) return false;
+    if (exit_pending) return true;
+    if (!hello_sent) return true;
+    if (asked < wants.size()) return true;
+    if (will_fail && !fail_sent && !up_sent) return true;
+    if (up_message && !will_fail && !up_sent) return true;
+    return false;
+  }
+};
+
+struct DeployRecord {
+  std::string command;
+  std::vector<Json> outcomes;  // deployed / deployFailed
+};
+
+struct Action {
+  double weight;
+  std::function<void()> run;
+};
+
+class World {
+ public:
+  World(uint64_t seed, const SimulatorOptions& options) : options_(options), rng_(seed) {
+    result_.seed = seed;
+    SupervisorOptions so;
+    so.socket_path = "sim.sock";
+    so.ready_timeout = Millis(5000);
+    so.takedown_timeout = Millis(3000);
+    so.settle = Millis(1000);
+    so.restart_delay = Millis(100);
+    so.restart_delay_max = Millis(1000);
+    so.restart_reset = Millis(2000);
+    so.observer = [this](const Json& message) { observed(message); };
+    processes_.on_signal = [this](pid_t pid, int signum) { signalled(pid, signum); };
+    supervisor_ = std::make_unique<Supervisor>(
+        SupervisorSeams{clock_, processes_, listeners_}, so, [this](uint64_t id) -> Peer* {
+          auto it = peers_.find(id);
+          return it == peers_.end() || it->second->closed ? nullptr : it->second.get();
+        });
+  }
+
+  ~World() {
+    // The supervisor kills what still runs (a schedule cut short by a violation): the world
+    // no longer listens.
+    processes_.on_signal = nullptr;
+    supervisor_.reset();
+  }
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  ScheduleResult run() {
+    for (int step = 0; step < options_.max_steps && ok(); ++step)
+      if (!take_step(/*drain=*/false)) break;
+    drain();
+    if (ok()) check_quiet();
+    if (ok()) stop_and_check();
+    result_.deploys = static_cast<int>(deploys_.size());
+    return std::move(result_);
+  }
+
+ private:
+  bool ok() const { return result_.ok; }
+
+  void violated(const std::string& text) {
+    if (!result_.ok) return;
+    result_.ok = false;
+    result_.violation = text;
+  }
+
+  void note(const std::string& text) {
+    ++result_.steps;
+    if (options_.record_trace) result_.trace.push_back(text);
+  }
+  // What the supervisor did in response, shown indented under the step.
+  void effect(const std::string& text) {
+    if (options_.record_trace) result_.trace.push_back("    -> " + text);
+  }
+
+  double uniform() { return std::uniform_real_distribution<double>(0, 1)(rng_); }
+  bool chance(double p) { return uniform() < p; }
+  size_t pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
+
+  // ---- The scheduler ---------------------------------------------------------------------
+
+  // Takes one enabled step at random; false when nothing is enabled.
+  bool take_step(bool drain) {
+    std::vector<Action> actions;
+    if (!drain && deploy_requests_ < options_.max_deploys)
+      actions.push_back({3, [this] { deploy(); }});
+    if (!drain && reloads_ < 1 && !supervisor_->up_requests().empty())
+      actions.push_back({0.3, [this] { reload(); }});
+    if (clock_.pending() > 0)
+      // Timeouts are seconds, a server's steps milliseconds: timers fire less often.
+      actions.push_back({0.5, [this] {
+                           note("timer fires after " + std::to_string(clock_.next_in().count()) +
+                                " ms");
+                           clock_.fire_next();
+                         }});
+    for (auto& [pid, m] : models_) {
+      if (m.exited) continue;
+      pid_t p = pid;
+      if (m.exit_pending) {
+        actions.push_back({2, [this, p] { deliver_exit(p); }});
+        continue;
+      }
+      if (!m.hello_sent) {
+        actions.push_back({2, [this, p] { hello(p); }});
+      } else if (m.asked < m.wants.size()) {
+        actions.push_back({2, [this, p] { ready_for(p); }});
+      } else if (m.will_fail && !m.fail_sent && !m.up_sent) {
+        actions.push_back({1, [this, p] { fail(p); }});
+      } else if (m.up_message && !m.will_fail && !m.up_sent) {
+        actions.push_back({2, [this, p] { server_up(p); }});
+      }
+      if (!drain && crashes_ < options_.max_crashes)
+        actions.push_back({0.15, [this, p] { crash(p); }});
+    }
+    for (auto& [id, peer] : peers_)
+      if (peer->closed) {
+        uint64_t i = id;
+        actions.push_back({2, [this, i] { disconnect(i); }});
+      }
+    if (actions.empty()) return false;
+    double total = 0;
+    for (const auto& a : actions) total += a.weight;
+    double at = uniform() * total;
+    size_t chosen = actions.size() - 1;
+    for (size_t i = 0; i < actions.size(); ++i) {
+      if (at < actions[i].weight) {
+        chosen = i;
+        break;
+      }
+      at -= actions[i].weight;
+    }
+    actions[chosen].run();
+    check_accepting();
+    return true;
+  }
+
+  // No new deploys or crashes: everything in flight runs to its end.
+  void drain() {
+    draining_ = true;
+    for (int step = 0; ok() && take_step(/*drain=*/true); ++step)
+      if (step > 20000) return violated("liveness: still busy 20000 steps after the last deploy");
+  }
+
+  // ---- Steps -----------------------------------------------------------------------------
+
+  void deploy() {
+    ++deploy_requests_;
+    // Commands: A and B share :1, C holds :1 and :2, D holds :2; a version argument makes a
+    // different command of the same resources.
+    static const std::vector<std::vector<std::string>> kCommands = {
+        {"srv", "A", ":1"}, {"srv", "B", ":1"}, {"srv", "C", ":1", ":2"}, {"srv", "D", ":2"}};
+    SpawnSpec spec;
+    spec.argv = kCommands[pick(kCommands.size())];
+    if (chance(0.5)) spec.argv.push_back("v" + std::to_string(pick(3)));
+    spec.cwd = "/srv";
+    start_deploy(spec, "deploy");
+  }
+
+  void reload() {
+    ++reloads_;
+    for (const auto& request : supervisor_->up_requests()) start_deploy(request, "reload");
+  }
+
+  void start_deploy(const SpawnSpec& spec, const char* how) {
+    size_t index = deploys_.size();
+    deploys_.push_back({join(spec.argv, " "), {}});
+    note(std::string(how) + " #" + std::to_string(index) + ": " + deploys_[index].command);
+    if (chance(0.1)) processes_.fail_next_spawn = "spawn failed (sim)";
+    in_deploy_ = true;
+    supervisor_->deploy(
+        spec, [this, index](const Json& message) { deploy_message(index, message); }, false);
+    in_deploy_ = false;
+  }
+
+  void hello(pid_t pid) {
+    Model& m = models_[pid];
+    uint64_t id = next_peer_++;
+    auto peer = std::make_unique<FakePeer>(id, pid);
+    peer->on_send = [this, pid](const Json& message) { received(pid, message); };
+    peers_[id] = std::move(peer);
+    m.peer = id;
+    m.hello_sent = true;
+    note("pid " + std::to_string(pid) + " says hello" + (m.up_message ? " (upMessage)" : ""));
+    send(m, protocol::make("hello", {{"protocol", 1}, {"id", m.id}, {"upMessage", m.up_message}}),
+         /*first=*/true);
+  }
+
+  void ready_for(pid_t pid) {
+    Model& m = models_[pid];
+    const std::string& resource = m.wants[m.asked++];
+    note("pid " + std::to_string(pid) + " readyFor " + resource +
+         (m.subscribes ? " (onTakedown)" : ""));
+    if (m.subscribes) send(m, protocol::make("onTakedown", resource));
+    send(m, protocol::make("readyFor", resource));
+  }
+
+  void server_up(pid_t pid) {
+    Model& m = models_[pid];
+    m.up_sent = true;
+    note("pid " + std::to_string(pid) + " sends serverUp");
+    send(m, protocol::make("serverUp", true));
+  }
+
+  void fail(pid_t pid) {
+    Model& m = models_[pid];
+    m.fail_sent = true;
+    note("pid " + std::to_string(pid) + " sends fail");
+    send(m, protocol::make("fail", "sim: bad release"));
+  }
+
+  void crash(pid_t pid) {
+    ++crashes_;
+    Model& m = models_[pid];
+    note("pid " + std::to_string(pid) + " crashes");
+    std::set<std::string> lost = m.accepting;
+    m.accepting.clear();
+    // A resource whose last acceptor crashed on its own is excused from I1 until served again.
+    for (const auto& r : lost)
+      if (up_acceptors(r) == 0) excused_.insert(r);
+    m.exit_pending = true;
+    m.exit_status = 1;
+    deliver_exit(pid);
+  }
+
+  void deliver_exit(pid_t pid) {
+    Model& m = models_[pid];
+    note("pid " + std::to_string(pid) + " exits" +
+         (m.exit_signal ? " (signal " + std::to_string(m.exit_signal) + ")" : ""));
+    m.exit_pending = false;
+    m.exited = true;
+    m.accepting.clear();
+    processes_.exit(pid, m.exit_signal ? 0 : m.exit_status, m.exit_signal);
+  }
+
+  void disconnect(uint64_t id) {
+    note("connection " + std::to_string(id) + " closes");
+    auto it = peers_.find(id);
+    std::unique_ptr<FakePeer> peer = std::move(it->second);
+    peers_.erase(it);
+    supervisor_->disconnected(*peer);
+  }
+
+  void send(Model& m, const Json& message, bool first = false) {
+    auto it = peers_.find(m.peer);
+    if (it == peers_.end() || it->second->closed) return;
+    auto decoded = protocol::decode(protocol::encode(message));
+    if (!decoded.ok()) return violated("sim: could not encode " + message.dump());
+    if (first)
+      supervisor_->hello(*it->second, *decoded);
+    else
+      supervisor_->server_message(*it->second, *decoded);
+  }
+
+  // ---- What the supervisor does to the world ---------------------------------------------
+
+  void spawned(pid_t pid) {
+    FakeProcessRecord* record = processes_.find(pid);
+    Model m;
+    m.pid = pid;
+    for (const auto& e : record->spec.env)
+      if (e.starts_with("SERVERSWAP_ID=")) m.id = e.substr(14);
+    m.generation = std::stoull(m.id.substr(0, m.id.find('.')));
+    m.argv = record->spec.argv;
+    m.rank = m.generation;
+    for (const auto& s : supervisor_->status())
+      if (s["pid"].get<pid_t>() == pid) m.rank = s["deployOrder"].get<uint64_t>();
+    // A deploy's own server ranks by its generation; only crash restarts inherit.
+    if (in_deploy_ && m.rank != m.generation)
+      violated("sim: deploy started pid " + std::to_string(pid) + " with another deploy order");
+    for (const auto& a : record->spec.argv)
+      if (a.starts_with(":")) m.wants.push_back(a);
+    m.up_message = chance(0.6);
+    m.subscribes = chance(0.6);
+    // In the drain, new servers (crash restarts) behave, so that the schedule comes to rest.
+    m.ignores_term = !draining_ && chance(0.15);
+    m.will_fail = !draining_ && chance(0.1);
+    models_[pid] = m;
+  }
+
+  void received(pid_t pid, const Json& message) {
+    Model& m = models_[pid];
+    std::string name = message.begin().key();
+    if (name == "resourceReady") {
+      m.accepting.insert(canonical(message.begin().value().get<std::string>()));
+    } else if (name == "takeDown") {
+      std::string r = canonical(message.begin().value().get<std::string>());
+      taken_down(m, {r}, "takeDown");
+      m.accepting.erase(r);
+      m.taken.insert(r);
+      bool all = m.taken.size() >= m.wants.size();
+      if (all && !m.ignores_term && !m.exit_pending) {
+        m.exit_pending = true;
+        m.exit_status = 0;
+      }
+    } else if (name == "error") {
+      // A refused readyFor: a real client gives up and exits.
+      if (!m.exit_pending && !m.was_up) {
+        m.exit_pending = true;
+        m.exit_status = 1;
+      }
+    }
+  }
+
+  void signalled(pid_t pid, int signum) {
+    Model& m = models_[pid];
+    if (m.exited) return;
+    taken_down(m, m.accepting, "signal " + std::to_string(signum));
+    m.taken.insert(m.accepting.begin(), m.accepting.end());
+    if (signum == SIGKILL) {
+      m.accepting.clear();
+      m.exit_pending = true;
+      m.exit_signal = SIGKILL;
+      return;
+    }
+    if (m.ignores_term) return;
+    m.accepting.clear();
+    m.exit_pending = true;
+    m.exit_signal = signum;
+  }
+
+  void spawn_check() {
+    for (const auto& [pid, record] : processes_.all())
+      if (!models_.count(pid)) spawned(pid);
+  }
+
+  void observed(const Json& message) {
+    spawn_check();
+    if (message.begin().key() != "event") return;
+    const Json& event = message.begin().value();
+    std::string kind = event.value("kind", "");
+    pid_t pid = event.value("pid", 0);
+    if (options_.record_trace) effect(event.value("text", ""));
+    if (kind == "up" && models_.count(pid)) {
+      Model& m = models_[pid];
+      m.was_up = true;
+      for (const auto& r : m.accepting) had_up_.insert(r);
+    }
+  }
+
+  // ---- Invariants ------------------------------------------------------------------------
+
+  size_t acceptors(const std::string& r) const {
+    size_t n = 0;
+    for (const auto& [pid, m] : models_) n += !m.exited && m.accepting.count(r);
+    return n;
+  }
+
+  size_t up_acceptors(const std::string& r) const {
+    size_t n = 0;
+    for (const auto& [pid, m] : models_)
+      n += !m.exited && m.was_up && m.accepting.count(r) && !m.taken.count(r);
+    return n;
+  }
+
+  // I1, after every step.
+  void check_accepting() {
+    if (stopping_) return;
+    for (const auto& r : had_up_) {
+      if (up_acceptors(r) > 0) excused_.erase(r);
+      if (acceptors(r) > 0) continue;
+      if (!excused_.count(r))
+        return violated("I1: " + r + " had an up server and now nobody accepts on it");
+    }
+  }
+
+  // I2: `m` is being taken down on `resources`.
+  void taken_down(const Model& m, const std::set<std::string>& resources, const std::string& how) {
+    if (!m.was_up || stopping_) return;
+    for (const auto& r : resources) {
+      if (m.taken.count(r)) continue;
+      bool newer_up = false;
+      for (const auto& [pid, other] : models_)
+        if (std::pair(other.rank, other.generation) > std::pair(m.rank, m.generation) &&
+            other.was_up && !other.exited && other.accepting.count(r))
+          newer_up = true;
+      if (!newer_up)
+        return violated("I2: pid " + std::to_string(m.pid) + " (gen " +
+                        std::to_string(m.generation) + ") taken down on " + r + " by " + how +
+                        " while no newer server holding it is up");
+    }
+  }
+
+  // I4, as each outcome is sent.
+  void deploy_message(size_t index, const Json& message) {
+    std::string name = message.begin().key();
+    if (name != "deployed" && name != "deployFailed") return;
+    DeployRecord& d = deploys_[index];
+    d.outcomes.push_back(message);
+    effect("deploy #" + std::to_string(index) + ": " + message.dump());
+    if (d.outcomes.size() > 1)
+      return violated("I4: deploy #" + std::to_string(index) +
+                      " got a second outcome: " + message.dump());
+    if (name != "deployed") return;
+    pid_t pid = message.begin().value().value("pid", 0);
+    auto it = models_.find(pid);
+    bool serving = it != models_.end() && !it->second.exited && it->second.was_up &&
+                   !it->second.accepting.empty();
+    for (const auto& s : supervisor_->status())
+      if (s["pid"] == pid && s["state"] != "up") serving = false;
+    if (it != models_.end() && !it->second.taken.empty()) serving = false;
+    if (!serving)
+      violated("I4: deploy #" + std::to_string(index) + " reported deployed (pid " +
+               std::to_string(pid) + ") but that server is not up and serving");
+  }
+
+  // I3 and I4's "exactly one", once quiet.
+  void check_quiet() {
+    for (size_t i = 0; i < deploys_.size(); ++i)
+      if (deploys_[i].outcomes.size() != 1)
+        return violated("I4: deploy #" + std::to_string(i) + " (" + deploys_[i].command +
+                        ") ended with " + std::to_string(deploys_[i].outcomes.size()) +
+                        " outcomes");
+    std::set<std::string> resources = had_up_;
+    for (const auto& [pid, m] : models_)
+      for (const auto& r : m.accepting) resources.insert(r);
+    // Resources the daemon took from a server that could not be told (no onTakedown): it
+    // accepts there beside the newer one while it serves others alone ("Partial takedowns").
+    std::set<std::pair<pid_t, std::string>> unheard;
+    for (const auto& s : supervisor_->status())
+      for (const auto& r : s["resources"])
+        if (r["takenDown"].get<bool>())
+          unheard.insert({s["pid"].get<pid_t>(), r["name"].get<std::string>()});
+    for (const auto& r : resources) {
+      std::set<uint64_t> generations;
+      for (const auto& [pid, m] : models_)
+        if (!m.exited && m.accepting.count(r)) {
+          if (unheard.count({pid, r})) {
+            ++result_.partial_takedowns;
+            continue;
+          }
+          generations.insert(m.generation);
+          if (!m.was_up)
+            return violated("I3: quiet, and pid " + std::to_string(pid) + " accepts on " + r +
+                            " but is not up");
+        }
+      if (generations.size() > 1)
+        return violated("I3: quiet, and " + std::to_string(generations.size()) +
+                        " generations serve " + r);
+      if (generations.empty() && had_up_.count(r) && !excused_.count(r))
+        return violated("I3: quiet, and nobody serves " + r + ", which had an up server");
+    }
+  }
+
+  // I5.
+  void stop_and_check() {
+    stopping_ = true;
+    bool done = false;
+    note("daemon stops");
+    supervisor_->stop([&done] { done = true; });
+    for (int step = 0; !done && take_step(/*drain=*/true); ++step)
+      if (step > 20000) return violated("I5: stop did not finish");
+    if (!done) return violated("I5: stop never finished");
+    if (processes_.alive() > 0)
+      return violated("I5: " + std::to_string(processes_.alive()) + " processes outlived stop");
+    supervisor_.reset();
+    if (clock_.pending() > 0)
+      return violated("I5: " + std::to_string(clock_.pending()) + " timers left after stop");
+    if (processes_.open_notifiers() > 0) return violated("I5: NOTIFY_SOCKETs left open");
+  }
+
+  SimulatorOptions options_;
+  std::mt19937_64 rng_;
+  ScheduleResult result_;
+  FakeClock clock_;
+  FakeProcesses processes_;
+  FakeListeners listeners_;
+  std::map<uint64_t, std::unique_ptr<FakePeer>> peers_;
+  std::unique_ptr<Supervisor> supervisor_;
+  uint64_t next_peer_ = 1;
+  std::map<pid_t, Model> models_;
+  std::vector<DeployRecord> deploys_;
+  std::set<std::string> had_up_;
+  std::set<std::string> excused_;
+  int deploy_requests_ = 0;
+  int reloads_ = 0;
+  int crashes_ = 0;
+  bool draining_ = false;
+  bool in_deploy_ = false;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
+ScheduleResult run_schedule(uint64_t seed, const SimulatorOptions& options) {
+  set_log_muted(true);
+  ScheduleResult result = World(seed, options).run();
+  if (!result.ok && !options.record_trace) {
+    SimulatorOptions traced = options;
+    traced.record_trace = true;
+    result = World(seed, traced).run();
+  }
+  return result;
+}
+
+std::string describe(const ScheduleResult& result) {
+  std::string text =
+      "seed " + std::to_string(result.seed) + ": " + (result.ok ? "ok" : result.violation) + "\n";
+  for (size_t i = 0; i < result.trace.size(); ++i)
+    text += "  " + std::to_string(i + 1) + ". " + result.trace[i] + "\n";
+  if (!result.ok)
+    text += "replay: serverswap_simulator --seed " + std::to_string(result.seed) + "\n";
+  return text;
+}
+
+}  // namespace serverswap::daemon::testing
