@@ -182,17 +182,20 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   };
   auto passed = bind_listen_sockets(sockets_, request.listen);
   if (!passed.ok()) return refuse(passed.status());
-  // A random name, not the id: abstract names are public (/proc/net/unix).
-  auto notify = open_notify_socket(id, NotifySocket::random_name());
-  if (!notify.ok()) return refuse(notify.status());
   std::vector<std::string> daemon_env = {"SERVERSWAP_SOCKET=" + options_.socket_path,
-                                         "SERVERSWAP_ID=" + id,
-                                         "NOTIFY_SOCKET=" + (*notify)->address()};
+                                         "SERVERSWAP_ID=" + id};
   if (!options_.relay_path.empty()) daemon_env.push_back("SERVERSWAP_RELAY=" + options_.relay_path);
   if (request.worker >= 0)
     daemon_env.push_back("SERVERSWAP_WORKER=" + std::to_string(request.worker));
   SpawnSpec spec = spawned_spec(request, daemon_env, *passed, options_.relay_path);
   if (Status s = run_as_requested_identity(spec, options_); !s.ok()) return refuse(s);
+  // A path of its own in a directory only we write (NotifyDirectory), given to its uid.
+  uid_t uid = spec.run_as ? spec.run_as->uid : ::getuid();
+  auto path = notify_dir_.new_path(uid);
+  if (!path.ok()) return refuse(path.status());
+  auto notify = open_notify_socket(id, *path, uid);
+  if (!notify.ok()) return refuse(notify.status());
+  spec.env.push_back("NOTIFY_SOCKET=" + (*notify)->address());
   if (!passed->empty()) add_einhorn_socket(spec.env);
   std::vector<int> inherited;
   for (const auto& p : *passed) inherited.push_back(p.daemon_fd);
@@ -210,7 +213,7 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   if (auto started = process_start_time(server->pid); started.ok()) server->start_time = *started;
   server->notify = std::move(*notify);
   // The exec shim execs the program: its pid is the one LISTEN_PID names.
-  server->notify->accept_sender(server->pid, spec.run_as ? spec.run_as->uid : ::getuid());
+  server->notify->accept_sender(server->pid, uid);
   Server& s = *server;
   servers_.emplace(id, std::move(server));
   Deploy& tracked = deploys_[id];
@@ -276,15 +279,15 @@ void Supervisor::notified(const std::string& id, const NotifyMessage& message) {
   }
 }
 
-// The server's NOTIFY_SOCKET, bound as `@name` (or, after an upgrade, the previous image's
+// The server's NOTIFY_SOCKET, bound at `address` (or, after an upgrade, the previous image's
 // socket at `fd`); messages and refusals go to the server `id`.
 Result<std::unique_ptr<NotifySocket>> Supervisor::open_notify_socket(const std::string& id,
-                                                                     const std::string& name,
-                                                                     int fd) {
+                                                                     const std::string& address,
+                                                                     uid_t uid, int fd) {
   auto on_message = [this, id](const NotifyMessage& message) { notified(id, message); };
   auto on_rejected = [this, id](const NotifyRefusal& refusal) { notify_refused(id, refusal); };
-  if (fd >= 0) return NotifySocket::adopt(loop_, fd, name, on_message, on_rejected);
-  return NotifySocket::open(loop_, name, on_message, on_rejected);
+  if (fd >= 0) return NotifySocket::adopt(loop_, fd, address, on_message, on_rejected);
+  return NotifySocket::open(loop_, address, uid, on_message, on_rejected);
 }
 
 // Logged for the first few only (a sender may flood the socket), then counted; a refused
