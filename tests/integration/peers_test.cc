@@ -151,7 +151,7 @@ TEST(Peers, ReadyFromAnExitedOrOutsideProcessIsRefused) {
   ASSERT_TRUE(eventually([&] { return read_file(address_file).ends_with("\n"); }, 10s));
   std::string address = read_file(address_file);
   address.pop_back();
-  ASSERT_TRUE(address.starts_with("@serverswap-notify-")) << address;
+  ASSERT_TRUE(address.starts_with(daemon.socket() + ".notify/")) << address;
   // The name tells nothing about the server's id.
   std::string id = daemon.status()["servers"].at(0)["id"].get<std::string>();
   EXPECT_FALSE(contains(address, id.substr(id.find('.') + 1))) << address << " " << id;
@@ -213,14 +213,17 @@ TEST(Peers, ServerIdsNeverAppearInTheJsonLogNorInSocketNames) {
   EXPECT_TRUE(old_exit_seen) << log;
 }
 
-// The inode of the socket bound to `address` ("@name") in /proc/net/unix; "" when none is.
+// The inode of the socket bound to the NOTIFY_SOCKET `address` in /proc/net/unix; "" when
+// none is. The daemon binds a path through /proc/self/fd/N/NAME (relative to the directory
+// it checked), which is what the table shows: the file name is what identifies it.
 std::string unix_socket_inode(const std::string& address) {
+  std::string name = address.substr(address.rfind('/') + 1);
   std::istringstream table(read_file("/proc/net/unix"));
   for (std::string line; std::getline(table, line);) {
     std::istringstream fields(line);
     std::vector<std::string> f;
     for (std::string field; fields >> field;) f.push_back(field);
-    if (f.size() == 8 && f[7] == address) return f[6];
+    if (f.size() == 8 && (f[7] == address || f[7].ends_with("/" + name))) return f[6];
   }
   return "";
 }
@@ -247,38 +250,65 @@ TEST(Peers, NotifySocketIsKeptOpenAcrossAnUpgrade) {
       << daemon.process().output();
 }
 
-// A daemon killed with SIGKILL leaves its servers' NOTIFY_SOCKET names unbound until it is
-// restarted; a process that binds one meanwhile is not shared with: the restarted daemon
-// says so (notifyLost) and nothing that process sends counts for the server.
-TEST(Peers, NotifyNameTakenWhileTheDaemonWasDownIsNotShared) {
+// A daemon killed with SIGKILL leaves its servers' NOTIFY_SOCKETs unbound until it is
+// restarted. Their paths lie in SOCKET.notify/, the daemon's alone: meanwhile another user
+// can neither bind a server's path nor send to it, and the restarted daemon binds the same
+// path again and hears the READY=1 the server sends after the restart.
+TEST(Peers, NotifySocketCannotBeTakenWhileTheDaemonIsDownAndReadyAfterARestartCounts) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not installed";
+  if (std::string why = why_no_second_user(PEER_FLOOD_BIN); !why.empty()) GTEST_SKIP() << why;
   DaemonUnderTest daemon({"--takedown-timeout", "5s", "--adopt-timeout", "10s"});
-  std::string report = daemon.dir() + "/report";
-  auto first = deploy_with(daemon, {"--listen", "127.0.0.1:0"}, {LISTEN_PROBE_BIN, report});
-  ASSERT_EQ(first.code, 0) << first.output;
-  pid_t pid = daemon.server_pids().at(0);
-  std::string address = report_env(read_file(report + "." + std::to_string(pid)), "NOTIFY_SOCKET");
-  ASSERT_TRUE(address.starts_with("@")) << address;
+  // The server says READY=1 only when the test writes to this FIFO: after the restart.
+  std::string fifo = daemon.dir() + "/go";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0) << strerror(errno);
+  std::string address_file = daemon.dir() + "/notify-address";
+  std::string server = std::string(kNotifyPython) + "import socket\nopen('" + address_file +
+                       "', 'w').write(os.environ['NOTIFY_SOCKET'] + '\\n')\nopen('" + fifo +
+                       "').read()\n" + kServePython;
+  auto deploy =
+      start_deploy_with(daemon, {"--listen", "127.0.0.1:0"}, {"/usr/bin/python3", "-c", server});
+  ASSERT_TRUE(eventually([&] { return read_file(address_file).ends_with("\n"); }, 10s));
+  std::string address = read_file(address_file);
+  address.pop_back();
+  ASSERT_TRUE(address.starts_with(daemon.socket() + ".notify/")) << address;
   daemon.process().signal(SIGKILL);
   ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  deploy->wait(10s);
 
-  UniqueFd squatter(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path + 1, address.data() + 1, address.size() - 1);
-  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
-  ASSERT_EQ(bind(squatter.get(), reinterpret_cast<sockaddr*>(&addr), len), 0) << strerror(errno);
+  // Another user, while the daemon is down: no bind at the path, no send to it (and an
+  // abstract name, as before, it could have bound: that is what this closes).
+  auto as_nobody = [](const std::vector<std::string>& command) {
+    std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                                     "--clear-groups", PEER_FLOOD_BIN};
+    argv.insert(argv.end(), command.begin(), command.end());
+    Child child(argv);
+    auto code = child.wait(10s);
+    return std::make_pair(code.value_or(-1), child.output());
+  };
+  auto [bind_code, bind_out] = as_nobody({"bind", address});
+  EXPECT_EQ(bind_code, 2) << bind_out;
+  EXPECT_TRUE(contains(bind_out, "Permission denied")) << bind_out;
+  auto [send_code, send_out] = as_nobody({"notify", address, "1"});
+  EXPECT_EQ(send_code, 2) << send_out;
+  EXPECT_TRUE(contains(send_out, "Permission denied")) << send_out;
 
   Child again({SERVERSWAP_BIN, "--socket", daemon.socket(), "--takedown-timeout", "5s",
                "--adopt-timeout", "10s", "daemon"});
   ASSERT_TRUE(again.wait_for_output("daemon listening on", 10s)) << again.output();
-  EXPECT_TRUE(again.wait_for_output("NOTIFY_SOCKET not reopened", 10s)) << again.output();
-  EXPECT_TRUE(contains(again.output(), "Address already in use")) << again.output();
-  // The server goes on as before otherwise: it is replaced by the next deploy.
-  auto second = deploy_with(daemon, {}, {LISTEN_PROBE_BIN, report});
-  EXPECT_EQ(second.code, 0) << second.output << again.output();
+  // A --listen server takes its sockets back by pidfd_getfd; then it still has to say READY=1.
+  ASSERT_TRUE(again.wait_for_output("took its listening sockets back", 10s)) << again.output();
+  EXPECT_FALSE(contains(again.output(), "notifyLost")) << again.output();
+  EXPECT_FALSE(contains(again.output(), "NOTIFY_SOCKET not reopened")) << again.output();
+  {
+    std::ofstream go(fifo);
+    go << "go\n";
+  }
+  EXPECT_TRUE(again.wait_for_output("sent READY=1 on NOTIFY_SOCKET", 10s)) << again.output();
   Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
   EXPECT_EQ(stop.wait(30s), 0) << stop.output();
   EXPECT_EQ(again.wait(30s), 0) << again.output();
+  // The server is gone: so is its socket file.
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(address))) << address;
 }
 
 // --user nobody: the tests below need root and a nobody that can run what they run.
