@@ -339,6 +339,43 @@ class PeersAsNobody : public ::testing::Test {
   std::string shared_;
 };
 
+// The NOTIFY_SOCKET of a --user nobody server: a file of nobody's, 0600, in a directory of
+// root's that nobody may pass but not list or write (0711); nobody's READY=1 counts; the
+// file and the directory are gone with the server.
+TEST_F(PeersAsNobody, NotifySocketOfAUserNobodyServerIsItsUidsAlone) {
+  if (!have_python() || !nobody_can({"/usr/bin/python3", "-c", "pass"}))
+    GTEST_SKIP() << "nobody cannot run python3";
+  DaemonUnderTest daemon({"--takedown-timeout", "5s"});
+  auto deploy = deploy_with(daemon, {"--user", "nobody", "--listen", "127.0.0.1:0"},
+                            {"/usr/bin/python3", "-c", std::string(kNotifyPython) + kServePython});
+  ASSERT_EQ(deploy.code, 0) << deploy.output << daemon.process().output();
+  EXPECT_TRUE(contains(deploy.output, "sent READY=1 on NOTIFY_SOCKET")) << deploy.output;
+  pid_t pid = daemon.server_pids().at(0);
+  std::string environ = read_file("/proc/" + std::to_string(pid) + "/environ");
+  size_t at = environ.find("NOTIFY_SOCKET=");
+  ASSERT_NE(at, std::string::npos);
+  std::string address = environ.substr(at + 14, environ.find('\0', at) - at - 14);
+  std::string dir = std::filesystem::path(address).parent_path();
+  ASSERT_TRUE(std::filesystem::path(dir).filename().string().starts_with("serverswap-notify-"))
+      << address;
+  struct stat file {
+  }, parent{};
+  ASSERT_EQ(lstat(address.c_str(), &file), 0) << address;
+  ASSERT_EQ(lstat(dir.c_str(), &parent), 0) << dir;
+  EXPECT_TRUE(S_ISSOCK(file.st_mode));
+  EXPECT_EQ(file.st_uid, 65534u);
+  EXPECT_EQ(file.st_mode & 07777, 0600u);
+  EXPECT_EQ(parent.st_uid, 0u);
+  EXPECT_EQ(parent.st_mode & 07777, 0711u);
+  // nobody may not create anything beside it (nor bind a name of its choosing there).
+  EXPECT_FALSE(nobody_can({"/usr/bin/touch", dir + "/planted"}));
+  Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
+  EXPECT_EQ(stop.wait(30s), 0) << stop.output();
+  EXPECT_TRUE(daemon.process().wait(30s).has_value());
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(address))) << address;
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(dir))) << dir;
+}
+
 // A --user nobody server that learned a starting root server's id says hello with it and
 // sends fail: refused; the root server comes up and its deploy succeeds.
 TEST_F(PeersAsNobody, AnotherServerCannotSpeakForAServerWhoseIdItLearned) {
@@ -412,18 +449,43 @@ std::vector<std::string> node_deploy_options(const std::string& address) {
   return {"--user", "nobody", "--grant", address};
 }
 
+// The Node.js client, its test app and serverswap itself (the server, run as nobody, runs
+// `serverswap node-relay` from the daemon's binary) copied to `dir`, every directory 0755 and
+// every file readable by all: the checkout may lie under a home nobody cannot enter (CI runs
+// as root from a clone). Returns the client's directory in the copy; "" on failure.
+std::string public_copy_of_node_client(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const fs::path from(NODE_CLIENT_DIR), to = fs::path(dir) / "node";
+  fs::create_directories(to / "test" / "servers", error);
+  for (const char* part : {"index.js", "package.json", "lib"})
+    fs::copy(from / part, to / part, fs::copy_options::recursive, error);
+  fs::copy(from / "test" / "servers" / "app.js", to / "test" / "servers" / "app.js", error);
+  fs::copy(SERVERSWAP_BIN, fs::path(dir) / "serverswap", error);
+  if (error) return "";
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    bool program = entry.is_directory() || entry.path().filename() == "serverswap";
+    fs::permissions(entry.path(), program ? fs::perms(0755) : fs::perms(0644), error);
+  }
+  fs::permissions(dir, fs::perms(0755), error);
+  return error ? "" : to.string();
+}
+
 TEST_F(PeersAsNobody, NodeClientServesAPrivilegedPortUnderUserNobody) {
   const std::string node = "/usr/bin/node";
-  const std::string client = std::string(NODE_CLIENT_DIR);
-  const std::string app = client + "/test/servers/app.js";
   if (access(node.c_str(), X_OK) != 0) GTEST_SKIP() << "node is not installed";
-  if (!nobody_can({node, "-e", "require('" + client + "')"}) ||
-      !nobody_can({SERVERSWAP_BIN, "--version"}))
-    GTEST_SKIP() << "nobody cannot read the Node.js client or run serverswap here";
+  TempDir copy;
+  const std::string client = public_copy_of_node_client(copy.path());
+  ASSERT_FALSE(client.empty()) << "copying the Node.js client to " << copy.path();
+  const std::string serverswap = copy.path() + "/serverswap";
+  const std::string app = client + "/test/servers/app.js";
+  // What nobody must be able to do, from the copy: load the client, run the relay's binary.
+  ASSERT_TRUE(nobody_can({node, "-e", "require('" + client + "')"}));
+  ASSERT_TRUE(nobody_can({serverswap, "--version"}));
   uint16_t port = free_privileged_port(960, 999);
   if (port == 0) GTEST_SKIP() << "no free privileged port in 960-999 on 127.0.0.1";
   const std::string address = "127.0.0.1:" + std::to_string(port);
-  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--settle", "200ms"});
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--settle", "200ms"}, serverswap);
   const std::vector<std::string> command = {node, app, "handle", address};
   auto first = deploy_with(daemon, node_deploy_options(address), command);
   ASSERT_EQ(first.code, 0) << first.output << daemon.process().output();
