@@ -17,6 +17,7 @@
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "daemon/uv_handle.h"
+#include "handover/listen_socket.h"
 #include "protocol/resource.h"
 
 namespace serverswap::daemon {
@@ -45,7 +46,7 @@ class SocketSet {
     bool bound_here = false;
   };
 
-  explicit SocketSet(uv_loop_t* loop) : loop_(loop) {}
+  explicit SocketSet(uv_loop_t* loop);
   ~SocketSet();
   SocketSet(const SocketSet&) = delete;
   SocketSet& operator=(const SocketSet&) = delete;
@@ -55,6 +56,19 @@ class SocketSet {
   Result<const Entry*> get_or_bind(const protocol::Resource& resource,
                                    std::optional<BindAs> as = std::nullopt,
                                    Millis bind_timeout = Millis(2000));
+  // What get_or_bind_async reports: the entry, or why there is none.
+  using BindDone = std::function<void(Result<const Entry*>)>;
+  // get_or_bind without waiting on the loop: a Unix socket bound `as` another user is bound
+  // by a forked child whose answer is read when it comes (uv_poll), and `done` is called then
+  // from the loop, or with an error after `bind_timeout` (the child killed). Requests for a
+  // name whose bind is under way wait for that one. In every other case (an entry exists,
+  // TCP, the daemon's own user) `done` is called before this returns. A SocketSet destroyed
+  // meanwhile kills the child and calls no `done`.
+  void get_or_bind_async(const protocol::Resource& resource, std::optional<BindAs> as,
+                         BindDone done, Millis bind_timeout = Millis(2000));
+  // Binds under way (get_or_bind_async), for tests and status.
+  size_t binds_pending() const { return pending_.size(); }
+
   // Takes a socket bound by someone else (systemd's socket units) for resource `name`,
   // which get_or_bind then returns. Its Unix socket file, if any, is left for its owner.
   Status adopt(const std::string& name, UniqueFd fd,
@@ -70,8 +84,14 @@ class SocketSet {
 
  private:
   void close_entry(const std::string& name);
+  // A socket bound for `resource` (by us or for `as`) made an entry.
+  Result<const Entry*> add_bound(const protocol::Resource& resource, std::optional<BindAs> as,
+                                 handover::ListenSocket bound);
+  struct PendingBind;
+  void bind_answered(const std::string& name, bool timed_out);
 
   uv_loop_t* loop_;
+  std::map<std::string, std::unique_ptr<PendingBind>> pending_;
   std::map<std::string, Entry> entries_;
   std::map<std::string, std::unique_ptr<Timer>> idle_timers_;
 };

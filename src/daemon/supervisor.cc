@@ -412,14 +412,31 @@ void Supervisor::ready_for(Server& server, Connection& connection, const protoco
                                  std::to_string(kMaxResourcesPerServer) + " resources"));
   std::optional<SocketSet::BindAs> bind_as;
   if (Status s = may_hold(server, *resource, &bind_as); !s.ok()) return refused(s);
-  auto entry = sockets_.get_or_bind(*resource, bind_as);
-  if (!entry.ok()) return refused(entry.status());
-  server.held[name] = spelled;
-  Json reply = protocol::make("resourceReady", spelled);
-  reply["address"] = (*entry)->address;
-  connection.send_with_handle(reply, (*entry)->handle);
-  emit(server, "resourceReady", "handed the listening socket " + (*entry)->address, name);
-  if (server.starting()) become_ready(server);
+  // A Unix socket bound as another user (--user) comes back later, from a child that binds
+  // as that user: the loop does not wait for it, and the reply goes out when it has come (if
+  // the server and its connection are still there, and it is not being taken down).
+  std::string id = server.id;
+  uint64_t connection_id = connection.id();
+  sockets_.get_or_bind_async(
+      *resource, bind_as,
+      [this, id, connection_id, spelled, name, m](Result<const SocketSet::Entry*> entry) {
+        Server* s = find(id);
+        Connection* c = find_connection_(connection_id);
+        if (!s || !c) return;
+        if (s->state == ServerState::kDraining || s->state == ServerState::kFailed)
+          return reply_error(*c, "this server is being taken down", m);
+        if (!entry.ok()) {
+          reply_error(*c, entry.status().message(), m);
+          if (s->starting()) fail(*s, entry.status().message());
+          return;
+        }
+        s->held[name] = spelled;
+        Json reply = protocol::make("resourceReady", spelled);
+        reply["address"] = (*entry)->address;
+        c->send_with_handle(reply, (*entry)->handle);
+        emit(*s, "resourceReady", "handed the listening socket " + (*entry)->address, name);
+        if (s->starting()) become_ready(*s);
+      });
 }
 
 namespace {
