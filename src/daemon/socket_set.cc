@@ -129,6 +129,14 @@ void SocketSet::get_or_bind_async(const protocol::Resource& resource, std::optio
   }
   if (entries_.count(name) || !as || resource.kind != protocol::Resource::Kind::kUnix)
     return done(get_or_bind(resource, as, bind_timeout));
+  // Each is a process for up to bind_timeout: a user's servers cannot have many at once.
+  size_t theirs = 0;
+  for (const auto& [other, pending] : pending_)
+    if (pending->as && pending->as->uid == as->uid) ++theirs;
+  if (theirs >= kMaxPendingBindsPerUid)
+    return done(Status::error("bind " + name + " as uid " + std::to_string(as->uid) + ": " +
+                              std::to_string(theirs) +
+                              " binds for this user are under way; ask again when they are done"));
   auto child = handover::start_bind_as(resource, as->uid, as->gid);
   if (!child.ok()) return done(child.status());
   auto pending = std::make_unique<PendingBind>();

@@ -22,6 +22,9 @@
 
 namespace serverswap::daemon {
 
+// Binds as another user under way at once, per uid (get_or_bind_async): more are refused.
+inline constexpr size_t kMaxPendingBindsPerUid = 8;
+
 class SocketSet {
  public:
   // Who a socket is bound for: a server run as another user (--user) binds its Unix
@@ -61,7 +64,8 @@ class SocketSet {
   // get_or_bind without waiting on the loop: a Unix socket bound `as` another user is bound
   // by a forked child whose answer is read when it comes (uv_poll), and `done` is called then
   // from the loop, or with an error after `bind_timeout` (the child killed). Requests for a
-  // name whose bind is under way wait for that one. In every other case (an entry exists,
+  // name whose bind is under way wait for that one; beyond kMaxPendingBindsPerUid under way
+  // for that uid, `done` gets an error at once. In every other case (an entry exists,
   // TCP, the daemon's own user) `done` is called before this returns. A SocketSet destroyed
   // meanwhile kills the child and calls no `done`.
   void get_or_bind_async(const protocol::Resource& resource, std::optional<BindAs> as,

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <vector>
 
 namespace serverswap::daemon {
 namespace {
@@ -68,6 +69,7 @@ TEST(SocketSet, AStalledBindAsAnotherUserHoldsNeitherTheCallerNorTheLoopAndTimes
   {
     SocketSet set(&l.loop);
     Outcome first, second;
+    uv_update_time(&l.loop);  // the timeout counts from the loop's time: now, not its start
     auto started = steady_clock::now();
     g_stall_children = true;
     set.get_or_bind_async(
@@ -110,9 +112,42 @@ TEST(SocketSet, AStalledBindAsAnotherUserHoldsNeitherTheCallerNorTheLoopAndTimes
     ASSERT_TRUE(second.has_value());
     EXPECT_FALSE(second->ok());
     EXPECT_EQ(set.binds_pending(), 0u);
-    EXPECT_GE(steady_clock::now() - started, std::chrono::milliseconds(400));
+    EXPECT_GE(steady_clock::now() - started, std::chrono::milliseconds(390));
     EXPECT_FALSE(
         std::filesystem::exists(std::filesystem::symlink_status(dir.path + "/stalled.sock")));
+  }
+}
+
+TEST(SocketSet, AUserHasAtMostEightBindsUnderWay) {
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, stall_if_asked) == 0;
+  ASSERT_TRUE(registered);
+  SharedDir dir;
+  Loop l;
+  {
+    SocketSet set(&l.loop);
+    std::vector<Outcome> outcomes(kMaxPendingBindsPerUid + 2);
+    g_stall_children = true;
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      auto resource = protocol::parse_resource("unix:" + dir.path + "/" + std::to_string(i));
+      ASSERT_TRUE(resource.ok());
+      // The last one is another user's: not counted against the first.
+      uid_t uid = i + 1 == outcomes.size() ? 65533 : 65534;
+      set.get_or_bind_async(
+          *resource, SocketSet::BindAs{uid, uid}, [&, i](auto e) { outcomes[i] = e; }, Millis(200));
+    }
+    g_stall_children = false;
+    EXPECT_EQ(set.binds_pending(), kMaxPendingBindsPerUid + 1);
+    // The ninth of uid 65534: refused at once.
+    const Outcome& ninth = outcomes[kMaxPendingBindsPerUid];
+    ASSERT_TRUE(ninth.has_value());
+    ASSERT_FALSE(ninth->ok());
+    EXPECT_NE(ninth->status().message().find("8 binds for this user are under way"),
+              std::string::npos)
+        << ninth->status().message();
+    run_until(&l.loop, outcomes.back(), std::chrono::seconds(5));
+    run_until(&l.loop, outcomes.front(), std::chrono::seconds(5));
+    for (const auto& outcome : outcomes) EXPECT_TRUE(outcome.has_value());
+    EXPECT_EQ(set.binds_pending(), 0u);
   }
 }
 

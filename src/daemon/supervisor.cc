@@ -425,6 +425,10 @@ void Supervisor::ready_for(Server& server, Connection& connection, const protoco
         if (!s || !c) return;
         if (s->state == ServerState::kDraining || s->state == ServerState::kFailed)
           return reply_error(*c, "this server is being taken down", m);
+        // Asked for others meanwhile: the cap holds for what came back later too.
+        if (entry.ok() && !s->held.count(name) && s->held.size() >= kMaxResourcesPerServer)
+          entry = Status::error("readyFor " + name + ": a server may hold at most " +
+                                std::to_string(kMaxResourcesPerServer) + " resources");
         if (!entry.ok()) {
           reply_error(*c, entry.status().message(), m);
           if (s->starting()) fail(*s, entry.status().message());
