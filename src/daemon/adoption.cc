@@ -54,6 +54,7 @@ void Supervisor::adopt(const DaemonState& state) {
       log_line("state.json: server " + std::to_string(record.pid) + " (gen " +
                std::to_string(record.generation) + ") is gone; forgotten");
       if (record.notify_fd >= 0) ::close(record.notify_fd);  // kept across an upgrade
+      remove_notify_socket_file(record.notify);
       continue;
     }
     adopt_server(record);
@@ -68,6 +69,7 @@ void Supervisor::adopt_server(const ServerRecord& record) {
     log_line("state.json: server " + std::to_string(record.pid) + ": " +
              process.status().message());
     if (record.notify_fd >= 0) ::close(record.notify_fd);
+    remove_notify_socket_file(record.notify);
     return;
   }
   auto server = std::make_unique<Server>(loop_);
@@ -92,6 +94,7 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   // Servers being taken down do not come back: they only have to exit, in bounded time.
   if (s.state == ServerState::kDraining || s.state == ServerState::kFailed) {
     if (record.notify_fd >= 0) ::close(record.notify_fd);
+    remove_notify_socket_file(record.notify);
     for (const auto& [name, spelled] : s.held) s.taken.insert(name);
     emit(s, "adopted", "taken back from state.json, " + record.state + "; waiting for it to exit");
     kill_after_grace(s);

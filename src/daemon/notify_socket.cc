@@ -286,6 +286,17 @@ Status bind_in(int fd, int dir, const std::string& name, uid_t uid, const std::s
 
 }  // namespace
 
+void remove_notify_socket_file(const std::string& address) {
+  if (!address.starts_with("/")) return;
+  std::filesystem::path path(address);
+  std::string dir_path = path.parent_path().string();
+  auto dir = open_directory(dir_path, false);
+  if (!dir.ok()) return;
+  ::unlinkat(dir->get(), path.filename().c_str(), 0);
+  if (path.parent_path().filename().string().starts_with(kSharedPrefix))
+    ::rmdir(dir_path.c_str());  // ENOTEMPTY while other servers' sockets are in it
+}
+
 NotifyDirectory::NotifyDirectory(std::string socket_path)
     : private_dir_(std::move(socket_path) + ".notify") {}
 

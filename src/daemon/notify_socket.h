@@ -71,6 +71,12 @@ class NotifyDirectory {
   std::string shared_dir_;   // TMPDIR/serverswap-notify-XXXXXX, once made
 };
 
+// Removes the socket file of a NOTIFY_SOCKET path a server no longer needs (one recorded in
+// the state file for a server that is gone, or is only being taken down), reached through
+// its directory opened and checked as NotifySocket::open does; a shared TMPDIR directory
+// goes too once empty. Nothing for abstract names ("@…") or a directory that is not ours.
+void remove_notify_socket_file(const std::string& address);
+
 class NotifySocket {
  public:
   using OnMessage = std::function<void(const NotifyMessage&)>;

@@ -136,6 +136,28 @@ TEST(NotifySocket, ADirectoryOthersMayListOrWriteIsRefused) {
   EXPECT_TRUE(std::filesystem::is_empty(target.path));
 }
 
+TEST(NotifyDirectory, ASocketFileNoLongerNeededIsRemovedOnlyFromADirectoryOfOurs) {
+  TempDir dir;
+  std::string shared = dir.path + "/serverswap-notify-abcdef";
+  ASSERT_EQ(::mkdir(shared.c_str(), 0711), 0);
+  ASSERT_EQ(::chmod(shared.c_str(), 0711), 0);
+  std::ofstream(shared + "/a") << "";
+  std::ofstream(shared + "/b") << "";
+  remove_notify_socket_file(shared + "/a");
+  EXPECT_FALSE(std::filesystem::exists(shared + "/a"));
+  EXPECT_TRUE(std::filesystem::exists(shared + "/b"));  // the directory stays while not empty
+  remove_notify_socket_file(shared + "/b");
+  EXPECT_FALSE(std::filesystem::exists(shared));  // its last socket: gone with it
+  // A directory others may write is not ours to clean: nothing is removed there.
+  std::string open_dir = dir.path + "/open";
+  ASSERT_EQ(::mkdir(open_dir.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
+  std::ofstream(open_dir + "/c") << "";
+  remove_notify_socket_file(open_dir + "/c");
+  EXPECT_TRUE(std::filesystem::exists(open_dir + "/c"));
+  remove_notify_socket_file("serverswap-notify-abstract");  // an abstract name: nothing
+}
+
 TEST(NotifyDirectory, PrepareMakesAPrivateDirectoryAndRemovesOnlyUnrecordedSockets) {
   TempDir dir;
   std::string socket_path = dir.path + "/c.sock";
