@@ -220,11 +220,13 @@ Status check_directory(int dir, const std::string& path, bool private_only) {
                          std::to_string(::geteuid()) +
                          ": another user could bind a server's socket there; remove it (the "
                          "daemon creates it again)");
-  if ((st.st_mode & forbidden) != 0)
+  if ((st.st_mode & forbidden) != 0) {
+    std::string wanted = private_only ? "0700" : "0711";
+    std::string why =
+        private_only ? "no access for group or others" : "others may pass, not list or write";
     return Status::error("the NOTIFY_SOCKET directory " + path + " has mode " + octal(st.st_mode) +
-                         "; it must be " + (private_only ? "0700" : "0711") +
-                         " (others could list or replace servers' sockets): chmod " +
-                         (private_only ? "0700 " : "0711 ") + path);
+                         "; it must be " + wanted + " (" + why + "): chmod " + wanted + " " + path);
+  }
   return {};
 }
 
