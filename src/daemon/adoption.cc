@@ -117,10 +117,14 @@ void Supervisor::reopen_notify_socket(Server& server, const ServerRecord& record
   struct stat owner {};
   std::string proc = "/proc/" + std::to_string(server.pid);
   uid_t uid = ::stat(proc.c_str(), &owner) == 0 ? owner.st_uid : ::getuid();
-  // State files of older versions: the name was derived from the id.
-  std::string address = record.notify.starts_with("/") ? record.notify
-                        : record.notify.empty()        ? "@serverswap-notify-" + server.id
-                                                       : "@" + record.notify;
+  // None recorded: lost before this restart, or a state file of a version that derived the
+  // name from the id. Not bound again under that name: it would list the id, a credential,
+  // in /proc/net/unix.
+  if (record.notify.empty()) {
+    emit(server, "notifyLost", "NOTIFY_SOCKET not reopened: none is recorded for it");
+    return;
+  }
+  std::string address = record.notify.starts_with("/") ? record.notify : "@" + record.notify;
   auto notify = open_notify_socket(server.id, address, uid, record.notify_fd);
   if (!notify.ok()) {
     emit(server, "notifyLost", "NOTIFY_SOCKET not reopened: " + notify.status().message());

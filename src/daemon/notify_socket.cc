@@ -247,8 +247,11 @@ Result<std::unique_ptr<NotifySocket>> start(
     NotifySocket* (*make)(NotifySocket::Block*, std::string)) {
   std::unique_ptr<NotifySocket::Block> owned(block);
   int on = 1;
-  if (::setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0)
-    return Status::system_error("SO_PASSCRED on notify socket " + address, errno);
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
+    int err = errno;
+    if (owned->dir) ::unlinkat(owned->dir.get(), owned->name.c_str(), 0);
+    return Status::system_error("SO_PASSCRED on notify socket " + address, err);
+  }
   block->on_message = std::move(on_message);
   block->on_rejected = std::move(on_rejected);
   uv_poll_init(loop, &block->handle, fd.get());
