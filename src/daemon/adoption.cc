@@ -54,6 +54,7 @@ void Supervisor::adopt(const DaemonState& state) {
       log_line("state.json: server " + std::to_string(record.pid) + " (gen " +
                std::to_string(record.generation) + ") is gone; forgotten");
       if (record.notify_fd >= 0) ::close(record.notify_fd);  // kept across an upgrade
+      remove_notify_socket_file(record.notify);
       continue;
     }
     adopt_server(record);
@@ -68,6 +69,7 @@ void Supervisor::adopt_server(const ServerRecord& record) {
     log_line("state.json: server " + std::to_string(record.pid) + ": " +
              process.status().message());
     if (record.notify_fd >= 0) ::close(record.notify_fd);
+    remove_notify_socket_file(record.notify);
     return;
   }
   auto server = std::make_unique<Server>(clock_);
@@ -94,6 +96,7 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   // Servers being taken down do not come back: they only have to exit, in bounded time.
   if (s.state == ServerState::kDraining || s.state == ServerState::kFailed) {
     if (record.notify_fd >= 0) ::close(record.notify_fd);
+    remove_notify_socket_file(record.notify);
     for (const auto& [name, spelled] : s.held) s.taken.insert(name);
     emit(s, "adopted", "taken back from state.json, " + record.state + "; waiting for it to exit");
     kill_after_grace(s);
@@ -107,23 +110,37 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   if (!s.request.listen.empty()) take_listen_sockets_back(s, record);
 }
 
-// Its NOTIFY_SOCKET keeps the name state.json recorded, so sd_notify goes on working. Across
-// `serverswap upgrade` the socket itself was kept open (the name was never free); after a
-// daemon that died, it is bound again, and refused if someone else took the name meanwhile
-// (EADDRINUSE): a READY=1 for the server must not reach them, nor theirs count.
+// Its NOTIFY_SOCKET keeps the path state.json recorded, so sd_notify goes on working. Across
+// `serverswap upgrade` the socket itself was kept open; after a daemon that died, it is
+// bound again at the same path: its directory is ours alone (NotifyDirectory), so no one
+// can have taken the path meanwhile. Servers of older versions have an abstract name
+// (no '/'): it is bound again, and refused if someone else took it (EADDRINUSE).
 void Supervisor::reopen_notify_socket(Server& server, const ServerRecord& record) {
-  // State files of older versions: the name was derived from the id.
-  std::string name = record.notify.empty() ? "serverswap-notify-" + server.id : record.notify;
-  auto notify = open_notify_socket(server.id, name, record.notify_fd);
+  struct stat owner {};
+  std::string proc = "/proc/" + std::to_string(server.pid);
+  uid_t uid = ::stat(proc.c_str(), &owner) == 0 ? owner.st_uid : ::getuid();
+  // None recorded: lost before this restart, or a state file of a version that derived the
+  // name from the id. Not bound again under that name: it would list the id, a credential,
+  // in /proc/net/unix.
+  if (record.notify.empty()) {
+    emit(server, "notifyLost", "NOTIFY_SOCKET not reopened: none is recorded for it");
+    return;
+  }
+  std::string address = record.notify.starts_with("/") ? record.notify : "@" + record.notify;
+  auto notify = open_notify_socket(server.id, address, uid, record.notify_fd);
   if (!notify.ok()) {
     emit(server, "notifyLost", "NOTIFY_SOCKET not reopened: " + notify.status().message());
     return;
   }
-  struct stat owner {};
-  std::string proc = "/proc/" + std::to_string(server.pid);
-  uid_t uid = ::stat(proc.c_str(), &owner) == 0 ? owner.st_uid : ::getuid();
   server.notify = std::move(*notify);
   server.notify->accept_sender(server.pid, uid);
+}
+
+Status Supervisor::prepare_notify_directory(const DaemonState* state) {
+  std::vector<std::string> keep;
+  if (state)
+    for (const auto& record : state->servers) keep.push_back(record.notify);
+  return notify_dir_.prepare(keep);
 }
 
 // A still-starting program without a client library cannot resume: it gets a fresh
@@ -335,7 +352,10 @@ DaemonState Supervisor::record() const {
       r.held.push_back({name, spelled, address});
     }
     r.restarts = s->restarts;
-    if (s->notify) r.notify = s->notify->address().substr(1);  // without the '@'
+    // A path; an abstract name of an older version's server without the '@', as it wrote it.
+    if (s->notify)
+      r.notify = s->notify->address().starts_with("@") ? s->notify->address().substr(1)
+                                                       : s->notify->address();
     state.servers.push_back(std::move(r));
   }
   return state;

@@ -101,6 +101,8 @@ Status Daemon::start() {
   }
   reaper_ = std::make_unique<OrphanReaper>(
       &loop_, [this](pid_t pid) { return supervisor_->is_server_pid(pid); });
+  if (Status s = supervisor_->prepare_notify_directory(have_state ? &**previous : nullptr); !s.ok())
+    return s;
   if (have_state) adopt_servers(**previous);
   state_changed();
   for (int signum : {SIGINT, SIGTERM}) {

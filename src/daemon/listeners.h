@@ -50,6 +50,13 @@ class Listeners {
   virtual Result<const Entry*> get_or_bind(const protocol::Resource& resource,
                                            std::optional<BindAs> as = std::nullopt,
                                            Millis bind_timeout = Millis(2000)) = 0;
+  // What get_or_bind_async reports: the entry, or why there is none.
+  using BindDone = std::function<void(Result<const Entry*>)>;
+  // get_or_bind without waiting: `done` is called from the loop when the socket is bound (a
+  // Unix socket bound as another user comes from a child), or before this returns when
+  // nothing has to be waited for. Not called if this object is destroyed first.
+  virtual void get_or_bind_async(const protocol::Resource& resource, std::optional<BindAs> as,
+                                 BindDone done, Millis bind_timeout = Millis(2000)) = 0;
   // Takes a socket bound by someone else for resource `name`.
   virtual Status adopt(const std::string& name, UniqueFd fd,
                        const std::string& from = "the service manager") = 0;

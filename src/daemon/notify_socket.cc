@@ -1,15 +1,20 @@
 #include "daemon/notify_socket.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <random>
+#include <set>
 
 #include "base/unique_fd.h"
 #include "daemon/process_tree.h"
@@ -29,6 +34,11 @@ struct NotifySocket::Block {
   uint64_t declared_start = 0;
   OnMessage on_message;
   OnRejected on_rejected;
+  // A path socket: its directory (opened O_NOFOLLOW and checked) and file name, unlinked
+  // when the socket is destroyed; the directory too, when it is a shared one left empty.
+  UniqueFd dir;
+  std::string dir_path;
+  std::string name;
 };
 
 namespace {
@@ -181,7 +191,7 @@ std::string NotifySocket::random_name() {
     static std::mt19937_64 fallback{std::random_device{}()};  // kernels before 3.17
     for (auto& b : bytes) b = static_cast<unsigned char>(fallback());
   }
-  std::string name = "serverswap-notify-";
+  std::string name;
   static const char kHex[] = "0123456789abcdef";
   for (unsigned char b : bytes) name.append(1, kHex[b >> 4]).append(1, kHex[b & 15]);
   return name;
@@ -189,49 +199,213 @@ std::string NotifySocket::random_name() {
 
 namespace {
 
-Result<std::unique_ptr<NotifySocket>> start(uv_loop_t* loop, UniqueFd fd, const std::string& name,
-                                            NotifySocket::OnMessage on_message,
-                                            NotifySocket::OnRejected on_rejected,
-                                            NotifySocket* (*make)(NotifySocket::Block*,
-                                                                  std::string)) {
+constexpr const char* kSharedPrefix = "serverswap-notify-";
+
+std::string octal(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+// `dir` (opened O_DIRECTORY|O_NOFOLLOW) must be a directory of the daemon's effective uid
+// that no group or other may list or write: then no one else can create, replace or remove
+// a socket file in it. `private_only`: nor pass through it (SOCKET.notify, 0700).
+Status check_directory(int dir, const std::string& path, bool private_only) {
+  struct stat st {};
+  if (::fstat(dir, &st) != 0) return Status::system_error("stat " + path, errno);
+  mode_t forbidden = private_only ? 077 : 066;
+  if (st.st_uid != ::geteuid())
+    return Status::error("the NOTIFY_SOCKET directory " + path + " belongs to uid " +
+                         std::to_string(st.st_uid) + ", not to the daemon's uid " +
+                         std::to_string(::geteuid()) +
+                         ": another user could bind a server's socket there; remove it (the "
+                         "daemon creates it again)");
+  if ((st.st_mode & forbidden) != 0) {
+    std::string wanted = private_only ? "0700" : "0711";
+    std::string why =
+        private_only ? "no access for group or others" : "others may pass, not list or write";
+    return Status::error("the NOTIFY_SOCKET directory " + path + " has mode " + octal(st.st_mode) +
+                         "; it must be " + wanted + " (" + why + "): chmod " + wanted + " " + path);
+  }
+  return {};
+}
+
+Result<UniqueFd> open_directory(const std::string& path, bool private_only) {
+  UniqueFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir) return Status::system_error("open the NOTIFY_SOCKET directory " + path, errno);
+  if (Status s = check_directory(dir.get(), path, private_only); !s.ok()) return s;
+  return dir;
+}
+
+bool fits_sun_path(const std::string& path) {
+  return path.size() < sizeof(sockaddr_un{}.sun_path);
+}
+
+Result<std::unique_ptr<NotifySocket>> start(
+    uv_loop_t* loop, UniqueFd fd, const std::string& address, NotifySocket::OnMessage on_message,
+    NotifySocket::OnRejected on_rejected, NotifySocket::Block* block,
+    NotifySocket* (*make)(NotifySocket::Block*, std::string)) {
+  std::unique_ptr<NotifySocket::Block> owned(block);
   int on = 1;
-  if (::setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0)
-    return Status::system_error("SO_PASSCRED on notify socket @" + name, errno);
-  auto* block = new NotifySocket::Block;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
+    int err = errno;
+    if (owned->dir) ::unlinkat(owned->dir.get(), owned->name.c_str(), 0);
+    return Status::system_error("SO_PASSCRED on notify socket " + address, err);
+  }
   block->on_message = std::move(on_message);
   block->on_rejected = std::move(on_rejected);
   uv_poll_init(loop, &block->handle, fd.get());
   block->fd = std::move(fd);
   block->handle.data = block;
   uv_poll_start(&block->handle, UV_READABLE, on_readable);
-  return std::unique_ptr<NotifySocket>(make(block, "@" + name));
+  return std::unique_ptr<NotifySocket>(make(owned.release(), address));
+}
+
+// Binds `fd` to NAME in the checked directory `dir`, through /proc/self/fd/N/NAME: the
+// directory is the one checked, whatever happens to the path that names it meanwhile.
+// A file already there (a socket an earlier run left) is replaced: only we write there.
+Status bind_in(int fd, int dir, const std::string& name, uid_t uid, const std::string& what) {
+  // Linux gives the socket file the mode of the socket inode: 0600 from the start, so that
+  // no one else can send before the chmod below.
+  ::fchmod(fd, 0600);
+  if (::unlinkat(dir, name.c_str(), 0) != 0 && errno != ENOENT)
+    return Status::system_error("remove the stale " + what, errno);
+  std::string via = "/proc/self/fd/" + std::to_string(dir) + "/" + name;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (!fits_sun_path(via)) return Status::error(what + ": name too long");
+  std::memcpy(addr.sun_path, via.data(), via.size());
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return Status::system_error("bind " + what, errno);
+  // The server's uid may send to it (it owns the file: widening that is its own business; it
+  // cannot rename or remove it, the directory is ours). Everyone else: EACCES.
+  bool given = uid == ::geteuid() ||
+               ::fchownat(dir, name.c_str(), uid, static_cast<gid_t>(-1), AT_SYMLINK_NOFOLLOW) == 0;
+  if (!given || ::fchmodat(dir, name.c_str(), 0600, 0) != 0) {
+    int err = errno;
+    ::unlinkat(dir, name.c_str(), 0);
+    return Status::system_error("give " + what + " to uid " + std::to_string(uid), err);
+  }
+  return {};
 }
 
 }  // namespace
 
-Result<std::unique_ptr<NotifySocket>> NotifySocket::open(uv_loop_t* loop, const std::string& name,
+void remove_notify_socket_file(const std::string& address) {
+  if (!address.starts_with("/")) return;
+  std::filesystem::path path(address);
+  std::string dir_path = path.parent_path().string();
+  auto dir = open_directory(dir_path, false);
+  if (!dir.ok()) return;
+  ::unlinkat(dir->get(), path.filename().c_str(), 0);
+  if (path.parent_path().filename().string().starts_with(kSharedPrefix))
+    ::rmdir(dir_path.c_str());  // ENOTEMPTY while other servers' sockets are in it
+}
+
+NotifyDirectory::NotifyDirectory(std::string socket_path)
+    : private_dir_(std::move(socket_path) + ".notify") {}
+
+Status NotifyDirectory::prepare(const std::vector<std::string>& keep) {
+  auto parent = std::filesystem::path(private_dir_).parent_path().string();
+  UniqueFd up(::open(parent.empty() ? "." : parent.c_str(),
+                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!up) return Status::system_error("open the directory " + parent, errno);
+  std::string base = std::filesystem::path(private_dir_).filename().string();
+  if (::mkdirat(up.get(), base.c_str(), 0700) != 0 && errno != EEXIST)
+    return Status::system_error("create the NOTIFY_SOCKET directory " + private_dir_, errno);
+  UniqueFd dir(::openat(up.get(), base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir)
+    return Status::system_error("open the NOTIFY_SOCKET directory " + private_dir_ +
+                                    " (remove what is there: the daemon creates it)",
+                                errno);
+  if (Status s = check_directory(dir.get(), private_dir_, true); !s.ok()) return s;
+  std::set<std::string> kept;
+  for (const auto& path : keep)
+    if (std::filesystem::path(path).parent_path() == private_dir_)
+      kept.insert(std::filesystem::path(path).filename().string());
+  DIR* listing = ::fdopendir(::dup(dir.get()));
+  if (!listing) return Status::system_error("list " + private_dir_, errno);
+  std::vector<std::string> stale;
+  while (dirent* entry = ::readdir(listing)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != ".." && !kept.contains(name)) stale.push_back(name);
+  }
+  ::closedir(listing);
+  // Sockets of servers that are gone (no directory is ours to remove here: unlinkat without
+  // AT_REMOVEDIR leaves them).
+  for (const auto& name : stale) ::unlinkat(dir.get(), name.c_str(), 0);
+  return {};
+}
+
+Result<std::string> NotifyDirectory::new_path(uid_t uid) {
+  std::string name = NotifySocket::random_name();
+  std::string path = private_dir_ + "/" + name;
+  if (uid == ::geteuid() && fits_sun_path(path)) return path;
+  // Made again when a server's socket was the last in it (it is removed then) or a cleaner
+  // of TMPDIR removed it.
+  if (shared_dir_.empty() || !open_directory(shared_dir_, false).ok()) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = tmp && tmp[0] == '/' ? tmp : "/tmp";
+    pattern.append("/").append(kSharedPrefix).append("XXXXXX");
+    if (!fits_sun_path(pattern + "/" + name))
+      return Status::error("the NOTIFY_SOCKET path " + path + " is " + std::to_string(path.size()) +
+                           " bytes, and " + pattern + "/" + name +
+                           " would be too; a Unix socket path holds at most " +
+                           std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                           " bytes: choose a shorter --socket path or TMPDIR");
+    if (!::mkdtemp(pattern.data())) return Status::system_error("mkdtemp " + pattern, errno);
+    // mkdtemp made it 0700; every user must pass through it to their own socket.
+    if (::chmod(pattern.c_str(), 0711) != 0) {
+      int err = errno;
+      ::rmdir(pattern.c_str());
+      return Status::system_error("chmod 0711 " + pattern, err);
+    }
+    shared_dir_ = pattern;
+  }
+  return shared_dir_ + "/" + name;
+}
+
+Result<std::unique_ptr<NotifySocket>> NotifySocket::open(uv_loop_t* loop,
+                                                         const std::string& address, uid_t uid,
                                                          OnMessage on_message,
                                                          OnRejected on_rejected) {
-  const std::string what = "notify socket @" + name;
+  const std::string what = "notify socket " + address;
+  auto make = [](Block* b, std::string a) { return new NotifySocket(b, std::move(a)); };
   UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return Status::system_error(what, errno);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (name.size() + 1 > sizeof addr.sun_path) return Status::error(what + ": name too long");
-  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] = 0: abstract
-  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0)
-    return Status::system_error("bind " + what, errno);
-  return start(loop, std::move(fd), name, std::move(on_message), std::move(on_rejected),
-               [](Block* b, std::string a) { return new NotifySocket(b, std::move(a)); });
+  auto block = std::make_unique<Block>();
+  if (address.starts_with("@")) {
+    std::string name = address.substr(1);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (name.size() + 1 > sizeof addr.sun_path) return Status::error(what + ": name too long");
+    std::memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] = 0: abstract
+    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0)
+      return Status::system_error("bind " + what, errno);
+  } else {
+    std::filesystem::path path(address);
+    if (!path.is_absolute() || !fits_sun_path(address) || path.filename().empty())
+      return Status::error(what + ": not an absolute path of at most " +
+                           std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes");
+    block->dir_path = path.parent_path().string();
+    block->name = path.filename().string();
+    auto dir = open_directory(block->dir_path, false);
+    if (!dir.ok()) return dir.status();
+    block->dir = std::move(*dir);
+    if (Status s = bind_in(fd.get(), block->dir.get(), block->name, uid, what); !s.ok()) return s;
+  }
+  return start(loop, std::move(fd), address, std::move(on_message), std::move(on_rejected),
+               block.release(), make);
 }
 
 Result<std::unique_ptr<NotifySocket>> NotifySocket::adopt(uv_loop_t* loop, int raw_fd,
-                                                          const std::string& name,
+                                                          const std::string& address,
                                                           OnMessage on_message,
                                                           OnRejected on_rejected) {
   UniqueFd fd(raw_fd);
-  const std::string what = "notify socket @" + name + " inherited at fd " + std::to_string(raw_fd);
+  const std::string what =
+      "notify socket " + address + " inherited at fd " + std::to_string(raw_fd);
   sockaddr_un addr{};
   socklen_t len = sizeof addr;
   int type = 0;
@@ -239,19 +413,43 @@ Result<std::unique_ptr<NotifySocket>> NotifySocket::adopt(uv_loop_t* loop, int r
   if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
       ::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &type_len) != 0)
     return Status::system_error(what, errno);
-  size_t name_len =
+  size_t path_len =
       len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
-  if (addr.sun_family != AF_UNIX || type != SOCK_DGRAM || name_len != name.size() + 1 ||
-      addr.sun_path[0] != '\0' || std::memcmp(addr.sun_path + 1, name.data(), name.size()) != 0)
+  std::string bound(addr.sun_path, std::min(path_len, sizeof addr.sun_path));
+  auto block = std::make_unique<Block>();
+  bool same = false;
+  if (address.starts_with("@")) {
+    same = !bound.empty() && bound[0] == '\0' && bound.substr(1) == address.substr(1);
+  } else {
+    // Bound through /proc/self/fd/N/NAME (bind_in): the file name is what can be compared.
+    bound = bound.substr(0, bound.find('\0'));
+    std::filesystem::path path(address);
+    block->dir_path = path.parent_path().string();
+    block->name = path.filename().string();
+    same = !block->name.empty() && bound.ends_with("/" + block->name);
+    // To unlink it when the server is gone; without it the file is left for prepare().
+    if (auto dir = open_directory(block->dir_path, false); dir.ok()) block->dir = std::move(*dir);
+  }
+  if (addr.sun_family != AF_UNIX || type != SOCK_DGRAM || !same)
     return Status::error(what + ": not that socket");
   ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
   ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
-  return start(loop, std::move(fd), name, std::move(on_message), std::move(on_rejected),
+  return start(loop, std::move(fd), address, std::move(on_message), std::move(on_rejected),
+               block.release(),
                [](Block* b, std::string a) { return new NotifySocket(b, std::move(a)); });
 }
 
 NotifySocket::~NotifySocket() {
   uv_poll_stop(&block_->handle);
+  if (block_->dir) {
+    ::unlinkat(block_->dir.get(), block_->name.c_str(), 0);
+    // A shared directory (TMPDIR/serverswap-notify-*) goes with its last socket; while
+    // another is in it, ENOTEMPTY. It is ours (mode 0711 in a sticky TMPDIR): no one else
+    // can have put anything at that name.
+    if (std::filesystem::path(block_->dir_path).filename().string().starts_with(kSharedPrefix))
+      ::rmdir(block_->dir_path.c_str());
+    block_->dir.reset();
+  }
   close_block(block_, reinterpret_cast<uv_handle_t*>(&block_->handle));
 }
 

@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "base/unique_fd.h"
 
@@ -22,11 +25,13 @@ TEST(ParseNotifyFields, LinesInOrder) {
   EXPECT_TRUE(parse_notify_fields("").empty());
 }
 
+// "@name" (abstract) or a path.
 void send_to(const std::string& address, const std::string& text) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path + 1, address.data() + 1, address.size() - 1);
+  std::memcpy(addr.sun_path, address.data(), address.size());
+  if (address.starts_with("@")) addr.sun_path[0] = '\0';
   auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
   ASSERT_EQ(
       ::sendto(fd.get(), text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&addr), len),
@@ -34,36 +39,195 @@ void send_to(const std::string& address, const std::string& text) {
       << strerror(errno);
 }
 
-TEST(NotifySocket, RandomNamesAreFreshAndBindOnce) {
+// A directory of this test's, 0700, removed at the end.
+struct TempDir {
+  TempDir() {
+    char pattern[] = "/tmp/notify-test-XXXXXX";
+    path = ::mkdtemp(pattern) ? pattern : "";
+  }
+  ~TempDir() {
+    if (!path.empty()) std::filesystem::remove_all(path);
+  }
+  std::string path;
+};
+
+struct Loop {
+  Loop() { uv_loop_init(&loop); }
+  ~Loop() {
+    uv_run(&loop, UV_RUN_DEFAULT);
+    EXPECT_EQ(uv_loop_close(&loop), 0);
+  }
+  uv_loop_t loop;
+};
+
+Result<std::unique_ptr<NotifySocket>> open_at(uv_loop_t* loop, const std::string& address,
+                                              uid_t uid = ::geteuid()) {
+  return NotifySocket::open(
+      loop, address, uid, [](const NotifyMessage&) {}, [](const NotifyRefusal&) {});
+}
+
+TEST(NotifySocket, RandomNamesAreFresh) {
   std::string a = NotifySocket::random_name(), b = NotifySocket::random_name();
   EXPECT_NE(a, b);
-  EXPECT_TRUE(a.starts_with("serverswap-notify-")) << a;
-  EXPECT_EQ(a.size(), std::string("serverswap-notify-").size() + 32) << a;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  EXPECT_EQ(a.size(), 32u) << a;
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos) << a;
+}
+
+// Servers of older versions keep their abstract name: it binds once, never shared.
+TEST(NotifySocket, AbstractNamesOfOlderVersionsBindOnce) {
+  Loop l;
+  std::string name = "@serverswap-notify-" + NotifySocket::random_name();
+  auto first = open_at(&l.loop, name);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ((*first)->address(), name);
+  auto second = open_at(&l.loop, name);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("in use"), std::string::npos)
+      << second.status().message();
+}
+
+TEST(NotifySocket, APathSocketIsThe0600FileOfItsUidAndGoesWithTheSocket) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  std::string path = dir.path + "/" + NotifySocket::random_name();
   {
-    auto first = NotifySocket::open(
-        &loop, a, [](const NotifyMessage&) {}, [](const NotifyRefusal&) {});
-    ASSERT_TRUE(first.ok()) << first.status().message();
-    // Someone holding the name already: refused, never shared.
-    auto second = NotifySocket::open(
-        &loop, a, [](const NotifyMessage&) {}, [](const NotifyRefusal&) {});
-    ASSERT_FALSE(second.ok());
-    EXPECT_NE(second.status().message().find("in use"), std::string::npos)
-        << second.status().message();
+    // A stale file (a socket an earlier run left) is replaced.
+    std::ofstream(path) << "stale";
+    Loop l;
+    auto socket = open_at(&l.loop, path);
+    ASSERT_TRUE(socket.ok()) << socket.status().message();
+    EXPECT_EQ((*socket)->address(), path);
+    struct stat st {};
+    ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    EXPECT_EQ(st.st_uid, ::geteuid());
+    send_to(path, "STATUS=x");  // reachable by its path
+    if (::geteuid() == 0) {
+      // Another uid's server: the file is given to that uid.
+      std::string other = dir.path + "/" + NotifySocket::random_name();
+      auto theirs = open_at(&l.loop, other, 65534);
+      ASSERT_TRUE(theirs.ok()) << theirs.status().message();
+      ASSERT_EQ(::lstat(other.c_str(), &st), 0);
+      EXPECT_EQ(st.st_uid, 65534u);
+      EXPECT_EQ(st.st_mode & 07777, 0600u);
+    }
   }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  EXPECT_EQ(uv_loop_close(&loop), 0);
+  // Destroyed: its file is gone, the directory stays.
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(path)));
+  EXPECT_TRUE(std::filesystem::is_directory(dir.path));
+}
+
+TEST(NotifySocket, ADirectoryOthersMayListOrWriteIsRefused) {
+  TempDir dir;
+  ASSERT_EQ(::chmod(dir.path.c_str(), 0755), 0);
+  Loop l;
+  auto socket = open_at(&l.loop, dir.path + "/" + NotifySocket::random_name());
+  ASSERT_FALSE(socket.ok());
+  EXPECT_NE(socket.status().message().find("has mode 0755"), std::string::npos)
+      << socket.status().message();
+  // A symbolic link in its place: refused (O_NOFOLLOW), nothing bound where it points.
+  TempDir target;
+  std::string link = dir.path + "/link";
+  ASSERT_EQ(::chmod(dir.path.c_str(), 0700), 0);
+  ASSERT_EQ(::symlink(target.path.c_str(), link.c_str()), 0);
+  auto through = open_at(&l.loop, link + "/" + NotifySocket::random_name());
+  ASSERT_FALSE(through.ok());
+  EXPECT_TRUE(std::filesystem::is_empty(target.path));
+}
+
+TEST(NotifyDirectory, ASocketFileNoLongerNeededIsRemovedOnlyFromADirectoryOfOurs) {
+  TempDir dir;
+  std::string shared = dir.path + "/serverswap-notify-abcdef";
+  ASSERT_EQ(::mkdir(shared.c_str(), 0711), 0);
+  ASSERT_EQ(::chmod(shared.c_str(), 0711), 0);
+  std::ofstream(shared + "/a") << "";
+  std::ofstream(shared + "/b") << "";
+  remove_notify_socket_file(shared + "/a");
+  EXPECT_FALSE(std::filesystem::exists(shared + "/a"));
+  EXPECT_TRUE(std::filesystem::exists(shared + "/b"));  // the directory stays while not empty
+  remove_notify_socket_file(shared + "/b");
+  EXPECT_FALSE(std::filesystem::exists(shared));  // its last socket: gone with it
+  // A directory others may write is not ours to clean: nothing is removed there.
+  std::string open_dir = dir.path + "/open";
+  ASSERT_EQ(::mkdir(open_dir.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
+  std::ofstream(open_dir + "/c") << "";
+  remove_notify_socket_file(open_dir + "/c");
+  EXPECT_TRUE(std::filesystem::exists(open_dir + "/c"));
+  remove_notify_socket_file("serverswap-notify-abstract");  // an abstract name: nothing
+}
+
+TEST(NotifyDirectory, PrepareMakesAPrivateDirectoryAndRemovesOnlyUnrecordedSockets) {
+  TempDir dir;
+  std::string socket_path = dir.path + "/c.sock";
+  NotifyDirectory notify(socket_path);
+  EXPECT_EQ(notify.private_dir(), socket_path + ".notify");
+  ASSERT_TRUE(notify.prepare({}).ok());
+  struct stat st {};
+  ASSERT_EQ(::lstat(notify.private_dir().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  std::string kept = notify.private_dir() + "/kept", stale = notify.private_dir() + "/stale";
+  std::ofstream(kept) << "";
+  std::ofstream(stale) << "";
+  ASSERT_TRUE(notify.prepare({kept, "/elsewhere/stale", "abstract-name"}).ok());
+  EXPECT_TRUE(std::filesystem::exists(kept));
+  EXPECT_FALSE(std::filesystem::exists(stale));
+  // Others may list it: refused, with the fix.
+  ASSERT_EQ(::chmod(notify.private_dir().c_str(), 0750), 0);
+  Status refused = notify.prepare({});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("chmod 0700"), std::string::npos) << refused.message();
+  EXPECT_TRUE(std::filesystem::exists(kept));
+}
+
+TEST(NotifyDirectory, OwnServersInThePrivateDirectoryOthersAndLongPathsInASharedOne) {
+  TempDir dir, tmp;
+  ASSERT_EQ(::setenv("TMPDIR", tmp.path.c_str(), 1), 0);
+  NotifyDirectory notify(dir.path + "/c.sock");
+  ASSERT_TRUE(notify.prepare({}).ok());
+  auto own = notify.new_path(::geteuid());
+  ASSERT_TRUE(own.ok()) << own.status().message();
+  EXPECT_EQ(std::filesystem::path(*own).parent_path(), notify.private_dir());
+  auto theirs = notify.new_path(::geteuid() + 1);
+  ASSERT_TRUE(theirs.ok()) << theirs.status().message();
+  std::string shared = std::filesystem::path(*theirs).parent_path();
+  EXPECT_TRUE(shared.starts_with(tmp.path + "/serverswap-notify-")) << shared;
+  struct stat st {};
+  ASSERT_EQ(::lstat(shared.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0711u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  // A control socket whose SOCKET.notify/NAME would not fit in sun_path (108 bytes).
+  std::string deep = dir.path + "/" + std::string(60, 'd');
+  ASSERT_EQ(::mkdir(deep.c_str(), 0700), 0);
+  NotifyDirectory long_one(deep + "/c.sock");
+  ASSERT_TRUE(long_one.prepare({}).ok());
+  auto fallback = long_one.new_path(::geteuid());
+  ASSERT_TRUE(fallback.ok()) << fallback.status().message();
+  EXPECT_TRUE(fallback->starts_with(tmp.path + "/serverswap-notify-")) << *fallback;
+  // TMPDIR too long as well: an error that names the limit.
+  std::string long_tmp = tmp.path + "/" + std::string(80, 't');
+  ASSERT_EQ(::mkdir(long_tmp.c_str(), 0700), 0);
+  ASSERT_EQ(::setenv("TMPDIR", long_tmp.c_str(), 1), 0);
+  NotifyDirectory neither(deep + "/c.sock");
+  auto none = neither.new_path(::geteuid());
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("at most 107 bytes"), std::string::npos)
+      << none.status().message();
+  ::unsetenv("TMPDIR");
 }
 
 TEST(NotifySocket, DeliversDatagramsFromTheMainProcessOrItsDeclaredMainPidOnly) {
+  TempDir dir;
   uv_loop_t loop;
   uv_loop_init(&loop);
   std::vector<NotifyMessage> got;
   std::vector<NotifyRefusal> rejected;
   {
     auto socket = NotifySocket::open(
-        &loop, NotifySocket::random_name(), [&](const NotifyMessage& m) { got.push_back(m); },
+        &loop, dir.path + "/" + NotifySocket::random_name(), ::geteuid(),
+        [&](const NotifyMessage& m) { got.push_back(m); },
         [&](const NotifyRefusal& r) { rejected.push_back(r); });
     ASSERT_TRUE(socket.ok()) << socket.status().message();
     // This test process is alive and not the main process (pid 1 is): refused, with its name.

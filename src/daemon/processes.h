@@ -59,9 +59,11 @@ class Processes {
   // never signalled).
   virtual void signal_strayed(pid_t pid, pid_t session, int signum) = 0;
 
-  // Binds a new NOTIFY_SOCKET `name`, or with fd >= 0 takes the one an earlier image of the
-  // daemon kept open (`serverswap upgrade`).
-  virtual Result<std::unique_ptr<Notifier>> open_notify(const std::string& name, int fd,
+  // Binds a new NOTIFY_SOCKET at `address` for a server run as `uid` (NotifySocket::open),
+  // or with fd >= 0 takes the one an earlier image of the daemon kept open (`serverswap
+  // upgrade`).
+  virtual Result<std::unique_ptr<Notifier>> open_notify(const std::string& address, uid_t uid,
+                                                        int fd,
                                                         NotifySocket::OnMessage on_message,
                                                         NotifySocket::OnRejected on_rejected) = 0;
 };

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <vector>
 
 #include "base/log.h"
 #include "handover/listen_socket.h"
@@ -52,7 +53,35 @@ void unlink_bound_file(const SocketSet::Entry& entry) {
 
 }  // namespace
 
+// A Unix socket being bound as another user: the child, the poll on its answer, the timer
+// that gives up on it, and who waits for the result.
+struct SocketSet::PendingBind {
+  struct Poll {
+    uv_poll_t handle;
+  };
+  handover::BindAsChild child;
+  std::optional<BindAs> as;
+  Millis timeout{0};
+  Poll* poll = nullptr;  // closed (and freed) by uv_close
+  std::unique_ptr<Timer> timer;
+  std::vector<BindDone> waiting;
+  SocketSet* set = nullptr;
+  std::string name;
+
+  ~PendingBind() {
+    if (poll) {
+      uv_poll_stop(&poll->handle);
+      close_block(poll, reinterpret_cast<uv_handle_t*>(&poll->handle));
+    }
+  }
+};
+
+SocketSet::SocketSet(uv_loop_t* loop) : loop_(loop) {}
+
 SocketSet::~SocketSet() {
+  // Binds under way: their children are killed; no one is told (the supervisor is gone).
+  for (auto& [name, pending] : pending_) handover::abandon_bind_as(pending->child, Millis(0));
+  pending_.clear();
   idle_timers_.clear();
   for (auto& [name, entry] : entries_) {
     close_stream(entry.handle);
@@ -68,21 +97,92 @@ Result<const SocketSet::Entry*> SocketSet::get_or_bind(const protocol::Resource&
   auto bound = as ? handover::bind_listener_as(resource, as->uid, as->gid, bind_timeout)
                   : handover::bind_listener(resource);
   if (!bound.ok()) return bound.status();
+  return add_bound(resource, as, std::move(*bound));
+}
+
+Result<const SocketSet::Entry*> SocketSet::add_bound(const protocol::Resource& resource,
+                                                     std::optional<BindAs> as,
+                                                     handover::ListenSocket bound) {
+  std::string name = resource.name();
   bool is_unix = resource.kind == protocol::Resource::Kind::kUnix;
-  auto stream = wrap(loop_, bound->fd.get(), is_unix);
+  auto stream = wrap(loop_, bound.fd.get(), is_unix);
   if (!stream.ok()) return stream.status();
-  bound->fd.release();  // the libuv handle owns it now
+  bound.fd.release();  // the libuv handle owns it now
   // Resolved now, as root: the file is later unlinked only at this path, walked without
   // following symlinks, and only while it is still the inode bound.
-  Entry entry{bound->address, is_unix ? handover::resolved_socket_path(resource.path) : "",
-              *stream};
+  Entry entry{bound.address, is_unix ? handover::resolved_socket_path(resource.path) : "", *stream};
   entry.owner = as ? as->uid : ::getuid();
-  entry.dev = bound->dev;
-  entry.ino = bound->ino;
+  entry.dev = bound.dev;
+  entry.ino = bound.ino;
   entry.bound_here = true;
   log_line("bound " + name + " (" + entry.address + ")" +
            (as ? " as uid " + std::to_string(as->uid) : ""));
   return &entries_.emplace(name, std::move(entry)).first->second;
+}
+
+void SocketSet::get_or_bind_async(const protocol::Resource& resource, std::optional<BindAs> as,
+                                  BindDone done, Millis bind_timeout) {
+  std::string name = resource.name();
+  if (auto it = pending_.find(name); it != pending_.end()) {
+    it->second->waiting.push_back(std::move(done));
+    return;
+  }
+  if (entries_.count(name) || !as || resource.kind != protocol::Resource::Kind::kUnix)
+    return done(get_or_bind(resource, as, bind_timeout));
+  // Each is a process for up to bind_timeout: a user's servers cannot have many at once.
+  size_t theirs = 0;
+  for (const auto& [other, pending] : pending_)
+    if (pending->as && pending->as->uid == as->uid) ++theirs;
+  if (theirs >= kMaxPendingBindsPerUid)
+    return done(Status::error("bind " + name + " as uid " + std::to_string(as->uid) + ": " +
+                              std::to_string(theirs) +
+                              " binds for this user are under way; ask again when they are done"));
+  auto child = handover::start_bind_as(resource, as->uid, as->gid);
+  if (!child.ok()) return done(child.status());
+  auto pending = std::make_unique<PendingBind>();
+  pending->child = std::move(*child);
+  pending->as = as;
+  pending->timeout = bind_timeout;
+  pending->waiting.push_back(std::move(done));
+  pending->set = this;
+  pending->name = name;
+  pending->poll = new PendingBind::Poll;
+  uv_poll_init(loop_, &pending->poll->handle, pending->child.channel.get());
+  pending->poll->handle.data = pending.get();
+  // Readable when the child has answered, or has died (end of file): either way, done.
+  uv_poll_start(&pending->poll->handle, UV_READABLE | UV_DISCONNECT,
+                [](uv_poll_t* handle, int, int) {
+                  auto* p = static_cast<PendingBind*>(handle->data);
+                  p->set->bind_answered(p->name, false);
+                });
+  pending->timer = std::make_unique<Timer>(loop_);
+  pending->timer->start(bind_timeout, [this, name] { bind_answered(name, true); });
+  pending_.emplace(name, std::move(pending));
+}
+
+// The child answered (or `timed_out`): the entry made, everyone waiting for it told.
+void SocketSet::bind_answered(const std::string& name, bool timed_out) {
+  auto it = pending_.find(name);
+  if (it == pending_.end()) return;
+  std::unique_ptr<PendingBind> pending = std::move(it->second);
+  pending_.erase(it);
+  pending->timer->stop();
+  // The poll handle's close is deferred by uv_close; its data must not lead back here.
+  uv_poll_stop(&pending->poll->handle);
+  Result<const Entry*> result = Status::error("");
+  if (timed_out) {
+    result = handover::abandon_bind_as(pending->child, pending->timeout);
+  } else if (auto existing = entries_.find(name); existing != entries_.end()) {
+    // Bound meanwhile by another path (a --listen at spawn): that one stands.
+    handover::abandon_bind_as(pending->child, Millis(0));
+    result = &existing->second;
+  } else {
+    auto bound = handover::finish_bind_as(pending->child);
+    result = bound.ok() ? add_bound(pending->child.resource, pending->as, std::move(*bound))
+                        : Result<const Entry*>(bound.status());
+  }
+  // Each may start another bind, or close this set's entries: they hold nothing of `pending`.
+  for (auto& done : pending->waiting) done(result);
 }
 
 Status SocketSet::adopt(const std::string& name, UniqueFd fd, const std::string& from) {

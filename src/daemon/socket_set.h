@@ -18,13 +18,17 @@
 #include "base/unique_fd.h"
 #include "daemon/listeners.h"
 #include "daemon/uv_handle.h"
+#include "handover/listen_socket.h"
 #include "protocol/resource.h"
 
 namespace serverswap::daemon {
 
+// Binds as another user under way at once, per uid (get_or_bind_async): more are refused.
+inline constexpr size_t kMaxPendingBindsPerUid = 8;
+
 class SocketSet : public Listeners {
  public:
-  explicit SocketSet(uv_loop_t* loop) : loop_(loop) {}
+  explicit SocketSet(uv_loop_t* loop);
   ~SocketSet() override;
   SocketSet(const SocketSet&) = delete;
   SocketSet& operator=(const SocketSet&) = delete;
@@ -34,6 +38,18 @@ class SocketSet : public Listeners {
   Result<const Entry*> get_or_bind(const protocol::Resource& resource,
                                    std::optional<BindAs> as = std::nullopt,
                                    Millis bind_timeout = Millis(2000)) override;
+  // get_or_bind without waiting on the loop: a Unix socket bound `as` another user is bound
+  // by a forked child whose answer is read when it comes (uv_poll), and `done` is called then
+  // from the loop, or with an error after `bind_timeout` (the child killed). Requests for a
+  // name whose bind is under way wait for that one; beyond kMaxPendingBindsPerUid under way
+  // for that uid, `done` gets an error at once. In every other case (an entry exists,
+  // TCP, the daemon's own user) `done` is called before this returns. A SocketSet destroyed
+  // meanwhile kills the child and calls no `done`.
+  void get_or_bind_async(const protocol::Resource& resource, std::optional<BindAs> as,
+                         BindDone done, Millis bind_timeout = Millis(2000)) override;
+  // Binds under way (get_or_bind_async), for tests and status.
+  size_t binds_pending() const { return pending_.size(); }
+
   // Takes a socket bound by someone else (systemd's socket units) for resource `name`,
   // which get_or_bind then returns. Its Unix socket file, if any, is left for its owner.
   Status adopt(const std::string& name, UniqueFd fd,
@@ -49,8 +65,14 @@ class SocketSet : public Listeners {
 
  private:
   void close_entry(const std::string& name);
+  // A socket bound for `resource` (by us or for `as`) made an entry.
+  Result<const Entry*> add_bound(const protocol::Resource& resource, std::optional<BindAs> as,
+                                 handover::ListenSocket bound);
+  struct PendingBind;
+  void bind_answered(const std::string& name, bool timed_out);
 
   uv_loop_t* loop_;
+  std::map<std::string, std::unique_ptr<PendingBind>> pending_;
   std::map<std::string, Entry> entries_;
   std::map<std::string, std::unique_ptr<Timer>> idle_timers_;
 };

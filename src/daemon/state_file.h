@@ -38,9 +38,11 @@ struct ServerRecord {
   SpawnSpec request;  // the deploy request (run_as is resolved again when restarted)
   std::vector<HeldRecord> held;
   int restarts = 0;
-  // Its NOTIFY_SOCKET's abstract name (random; "" in state files of older versions, whose
-  // name was "serverswap-notify-" and the id), and across `serverswap upgrade` only, the fd
-  // at which the new image finds that socket still bound.
+  // Its NOTIFY_SOCKET: the socket file's absolute path (NotifyDirectory; starts with '/'),
+  // or for a server an older version started, its abstract name without the '@' ("" when
+  // none: lost, or derived from the id by older versions, and then not bound again: it
+  // would list the id); and across `serverswap upgrade`
+  // only, the fd at which the new image finds that socket still bound.
   std::string notify;
   int notify_fd = -1;
 };

@@ -238,17 +238,20 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   };
   auto passed = bind_listen_sockets(sockets_, request.listen);
   if (!passed.ok()) return refuse(passed.status());
-  // A random name, not the id: abstract names are public (/proc/net/unix).
-  auto notify = open_notify_socket(id, NotifySocket::random_name());
-  if (!notify.ok()) return refuse(notify.status());
   std::vector<std::string> daemon_env = {"SERVERSWAP_SOCKET=" + options_.socket_path,
-                                         "SERVERSWAP_ID=" + id,
-                                         "NOTIFY_SOCKET=" + (*notify)->address()};
+                                         "SERVERSWAP_ID=" + id};
   if (!options_.relay_path.empty()) daemon_env.push_back("SERVERSWAP_RELAY=" + options_.relay_path);
   if (request.worker >= 0)
     daemon_env.push_back("SERVERSWAP_WORKER=" + std::to_string(request.worker));
   SpawnSpec spec = spawned_spec(request, daemon_env, *passed, options_.relay_path);
   if (Status s = run_as_requested_identity(spec, options_); !s.ok()) return refuse(s);
+  // A path of its own in a directory only we write (NotifyDirectory), given to its uid.
+  uid_t uid = spec.run_as ? spec.run_as->uid : ::getuid();
+  auto path = notify_dir_.new_path(uid);
+  if (!path.ok()) return refuse(path.status());
+  auto notify = open_notify_socket(id, *path, uid);
+  if (!notify.ok()) return refuse(notify.status());
+  spec.env.push_back("NOTIFY_SOCKET=" + (*notify)->address());
   if (!passed->empty()) add_einhorn_socket(spec.env);
   std::vector<int> inherited;
   for (const auto& p : *passed) inherited.push_back(p.daemon_fd);
@@ -269,7 +272,7 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
     server->start_time = *started;
   server->notify = std::move(*notify);
   // The exec shim execs the program: its pid is the one LISTEN_PID names.
-  server->notify->accept_sender(server->pid, spec.run_as ? spec.run_as->uid : ::getuid());
+  server->notify->accept_sender(server->pid, uid);
   Server& s = *server;
   servers_.emplace(id, std::move(server));
   Deploy& tracked = deploys_[id];
@@ -335,13 +338,14 @@ void Supervisor::notified(const std::string& id, const NotifyMessage& message) {
   }
 }
 
-// The server's NOTIFY_SOCKET, bound as `@name` (or, after an upgrade, the previous image's
+// The server's NOTIFY_SOCKET, bound at `address` (or, after an upgrade, the previous image's
 // socket at `fd`); messages and refusals go to the server `id`.
 Result<std::unique_ptr<Notifier>> Supervisor::open_notify_socket(const std::string& id,
-                                                                 const std::string& name, int fd) {
+                                                                 const std::string& address,
+                                                                 uid_t uid, int fd) {
   auto on_message = [this, id](const NotifyMessage& message) { notified(id, message); };
   auto on_rejected = [this, id](const NotifyRefusal& refusal) { notify_refused(id, refusal); };
-  return processes_.open_notify(name, fd, on_message, on_rejected);
+  return processes_.open_notify(address, uid, fd, on_message, on_rejected);
 }
 
 // Logged for the first few only (a sender may flood the socket), then counted; a refused
@@ -466,16 +470,42 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
                                  std::to_string(kMaxResourcesPerServer) + " resources"));
   std::optional<Listeners::BindAs> bind_as;
   if (Status s = may_hold(server, *resource, &bind_as); !s.ok()) return refused(s);
-  auto entry = sockets_.get_or_bind(*resource, bind_as);
-  if (!entry.ok()) return refused(entry.status());
-  server.held[name] = spelled;
-  Json reply = protocol::make("resourceReady", spelled);
-  reply["address"] = (*entry)->address;
-  connection.send_with_handle(reply, (*entry)->handle);
-  emit(server, "resourceReady", "handed the listening socket " + (*entry)->address, name);
+  // A Unix socket bound as another user (--user) comes back later, from a child that binds
+  // as that user: the loop does not wait for it, and the reply goes out when it has come (if
+  // the server and its connection are still there, and it is not being taken down).
+  std::string id = server.id;
+  uint64_t connection_id = connection.id();
+  sockets_.get_or_bind_async(
+      *resource, bind_as,
+      [this, id, connection_id, spelled, name, m](Result<const Listeners::Entry*> entry) {
+        Server* s = find(id);
+        Peer* c = find_connection_(connection_id);
+        if (!s || !c) return;
+        if (s->state == ServerState::kDraining || s->state == ServerState::kFailed)
+          return reply_error(*c, "this server is being taken down", m);
+        // Asked for others meanwhile: the cap holds for what came back later too.
+        if (entry.ok() && !s->held.count(name) && s->held.size() >= kMaxResourcesPerServer)
+          entry = Status::error("readyFor " + name + ": a server may hold at most " +
+                                std::to_string(kMaxResourcesPerServer) + " resources");
+        if (!entry.ok()) {
+          reply_error(*c, entry.status().message(), m);
+          if (s->starting()) fail(*s, entry.status().message());
+          return;
+        }
+        s->held[name] = spelled;
+        Json reply = protocol::make("resourceReady", spelled);
+        reply["address"] = (*entry)->address;
+        c->send_with_handle(reply, (*entry)->handle);
+        emit(*s, "resourceReady", "handed the listening socket " + (*entry)->address, name);
+        holds(*s, name);
+      });
+}
+
+// `server` was handed `name`: of two servers racing for it the newer deploy wins, and a
+// server that is up already (it settled between two readyFor) takes it over now.
+void Supervisor::holds(Server& server, const std::string& name) {
   if (!settle_race(server, name)) return;
   if (server.starting()) return become_ready(server);
-  // Up already (it settled between two readyFor): it takes this one over now.
   if (server.state == ServerState::kUp)
     take_over(server, name, "generation " + std::to_string(server.generation) + " holds it too");
 }

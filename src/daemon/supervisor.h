@@ -88,6 +88,9 @@ class Supervisor {
   // Takes back the servers of `state` that still run (same pid and start time); the
   // listening sockets of --listen servers are taken with pidfd_getfd where the kernel lets us.
   void adopt(const DaemonState& state);
+  // At start, before adopt(): SOCKET.notify/ made or checked, and the sockets in it that
+  // `state` (null: none) does not record removed (NotifyDirectory::prepare).
+  Status prepare_notify_directory(const DaemonState* state);
   // A hello with a `resume` field: the descriptors came with it on `connection`.
   void resume(Peer& connection, const protocol::Message& message);
   // Some adopted server has neither resumed nor been given up on: deploys wait.
@@ -160,6 +163,7 @@ class Supervisor {
   void supersede(Server& older, const Server& newer_server);
   const Server* newer_holder(const Server& server) const;
   bool settle_race(Server& server, const std::string& name);
+  void holds(Server& server, const std::string& name);
   void adopt_server(const ServerRecord& record);
   void take_listen_sockets_back(Server& server, const ServerRecord& record);
   void reopen_notify_socket(Server& server, const ServerRecord& record);
@@ -172,8 +176,10 @@ class Supervisor {
   void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);
   void notified(const std::string& id, const NotifyMessage& message);
   void notify_refused(const std::string& id, const NotifyRefusal& refusal);
+  // `address`: a NOTIFY_SOCKET value (NotifySocket::open); `uid`: the server's.
   Result<std::unique_ptr<Notifier>> open_notify_socket(const std::string& id,
-                                                       const std::string& name, int fd = -1);
+                                                       const std::string& address, uid_t uid,
+                                                       int fd = -1);
   // The likely cause when a READY=1 was refused (a wrapper without exec); "" when none was.
   std::string refused_ready_hint(const Server& server) const;
   int takedown_signal(const Server& server) const;  // its command's, else the daemon's
@@ -253,6 +259,7 @@ class Supervisor {
   Listeners& sockets_;
   SupervisorOptions options_;
   FindConnection find_connection_;
+  NotifyDirectory notify_dir_{options_.socket_path};
   uint64_t next_generation_ = 1;
   std::map<std::string, std::unique_ptr<Server>> servers_;
   std::map<std::string, Deploy> deploys_;  // by the id of the server it started

@@ -59,13 +59,13 @@ void SystemProcesses::signal_strayed(pid_t pid, pid_t session, int signum) {
 }
 
 Result<std::unique_ptr<Notifier>> SystemProcesses::open_notify(
-    const std::string& name, int fd, NotifySocket::OnMessage on_message,
+    const std::string& address, uid_t uid, int fd, NotifySocket::OnMessage on_message,
     NotifySocket::OnRejected on_rejected) {
   if (fd >= 0)
     return as_notifier(
-        NotifySocket::adopt(loop_, fd, name, std::move(on_message), std::move(on_rejected)));
+        NotifySocket::adopt(loop_, fd, address, std::move(on_message), std::move(on_rejected)));
   return as_notifier(
-      NotifySocket::open(loop_, name, std::move(on_message), std::move(on_rejected)));
+      NotifySocket::open(loop_, address, uid, std::move(on_message), std::move(on_rejected)));
 }
 
 }  // namespace serverswap::daemon

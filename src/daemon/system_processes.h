@@ -21,7 +21,7 @@ class SystemProcesses : public Processes {
   bool group_alive(pid_t group) const override;
   void signal_group(pid_t group, int signum) override;
   void signal_strayed(pid_t pid, pid_t session, int signum) override;
-  Result<std::unique_ptr<Notifier>> open_notify(const std::string& name, int fd,
+  Result<std::unique_ptr<Notifier>> open_notify(const std::string& address, uid_t uid, int fd,
                                                 NotifySocket::OnMessage on_message,
                                                 NotifySocket::OnRejected on_rejected) override;
 

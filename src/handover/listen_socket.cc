@@ -277,9 +277,7 @@ int unlink_socket_file(const char* path, dev_t dev, ino_t ino) {
   return err;
 }
 
-Result<ListenSocket> bind_listener_as(const Resource& resource, uid_t uid, gid_t gid,
-                                      Millis timeout) {
-  if (resource.kind != Resource::Kind::kUnix) return bind_tcp(resource);
+Result<BindAsChild> start_bind_as(const Resource& resource, uid_t uid, gid_t gid) {
   auto addr = unix_address(resource);
   if (!addr.ok()) return addr.status();
   const std::string what = resource.name();
@@ -291,48 +289,76 @@ Result<ListenSocket> bind_listener_as(const Resource& resource, uid_t uid, gid_t
   pid_t pid = ::fork();
   if (pid < 0) return Status::system_error("bind " + what + ": fork", errno);
   if (pid == 0) bind_as_child(theirs.get(), *addr, uid, gid);
-  theirs.reset();
+  BindAsChild child;
+  child.pid = pid;
+  child.channel = std::move(mine);
+  child.resource = resource;
+  child.uid = uid;
+  return child;
+}
+
+Result<ListenSocket> finish_bind_as(BindAsChild& child) {
+  const std::string what = child.resource.name();
+  UnixOutcome out;
+  UniqueFd fd;
+  iovec iov{&out, sizeof out};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t got;
+  do {
+    got = ::recvmsg(child.channel.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  } while (got < 0 && errno == EINTR);
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); got > 0 && c; c = CMSG_NXTHDR(&msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(c), sizeof received);
+      fd.reset(received);
+    }
+  child.channel.reset();
+  // It has answered (or died: end of file): reaped now if it has exited already; one that
+  // has not yet is left to the caller's reaper (the daemon's OrphanReaper), not waited for.
+  int status;
+  if (child.pid > 0 && ::waitpid(child.pid, &status, WNOHANG) == 0) ::kill(child.pid, SIGKILL);
+  child.pid = -1;
+  if (got != static_cast<ssize_t>(sizeof out))
+    return Status::error("bind " + what + " as uid " + std::to_string(child.uid) +
+                         ": the binding process failed");
+  if (Status s = outcome_status(out, what, child.resource.path); !s.ok()) return s;
+  if (!fd) return Status::error("bind " + what + ": no socket came back");
+  return ListenSocket{std::move(fd), what, out.dev, out.ino};
+}
+
+Status abandon_bind_as(BindAsChild& child, Millis waited) {
+  if (child.pid > 0) {
+    ::kill(child.pid, SIGKILL);
+    int status;
+    ::waitpid(child.pid, &status, WNOHANG);  // one stuck in the kernel: the caller's reaper
+  }
+  child.pid = -1;
+  child.channel.reset();
+  return Status::error("bind " + child.resource.name() + " as uid " + std::to_string(child.uid) +
+                       ": no answer within " + std::to_string(waited.count()) + " ms");
+}
+
+Result<ListenSocket> bind_listener_as(const Resource& resource, uid_t uid, gid_t gid,
+                                      Millis timeout) {
+  if (resource.kind != Resource::Kind::kUnix) return bind_tcp(resource);
+  auto child = start_bind_as(resource, uid, gid);
+  if (!child.ok()) return child.status();
   // Bounded: a path on a hung file system must not stall the caller for long.
-  pollfd p{mine.get(), POLLIN, 0};
+  pollfd p{child->channel.get(), POLLIN, 0};
   int ready;
   do {
     ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
   } while (ready < 0 && errno == EINTR);
-  UnixOutcome out;
-  UniqueFd fd;
-  ssize_t got = -1;
-  if (ready > 0) {
-    iovec iov{&out, sizeof out};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    got = ::recvmsg(mine.get(), &msg, MSG_CMSG_CLOEXEC);
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); got > 0 && c; c = CMSG_NXTHDR(&msg, c))
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        int received;
-        std::memcpy(&received, CMSG_DATA(c), sizeof received);
-        fd.reset(received);
-      }
-  } else {
-    ::kill(pid, SIGKILL);
-  }
-  // It has sent (or been killed): reaped at once; one stuck in the kernel is left to the
-  // daemon's reaper rather than waited for here.
-  int status;
-  for (int i = 0; i < 100 && ::waitpid(pid, &status, WNOHANG) == 0; ++i) ::usleep(1000);
-  if (ready == 0)
-    return Status::error("bind " + what + " as uid " + std::to_string(uid) + ": no answer within " +
-                         std::to_string(timeout.count()) + " ms");
-  if (got != static_cast<ssize_t>(sizeof out))
-    return Status::error("bind " + what + " as uid " + std::to_string(uid) +
-                         ": the binding process failed");
-  if (Status s = outcome_status(out, what, resource.path); !s.ok()) return s;
-  if (!fd) return Status::error("bind " + what + ": no socket came back");
-  return ListenSocket{std::move(fd), what, out.dev, out.ino};
+  if (ready <= 0) return abandon_bind_as(*child, timeout);
+  return finish_bind_as(*child);
 }
+
 Result<ListenSocket> bind_listener(const Resource& resource) {
   return resource.kind == Resource::Kind::kUnix ? bind_unix(resource) : bind_tcp(resource);
 }

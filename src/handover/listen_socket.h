@@ -40,6 +40,24 @@ Result<ListenSocket> bind_listener(const protocol::Resource& resource);
 Result<ListenSocket> bind_listener_as(const protocol::Resource& resource, uid_t uid, gid_t gid,
                                       Millis timeout = Millis(2000));
 
+// bind_listener_as in two halves, for a caller with an event loop that must not wait: the
+// child is forked and binding; `channel` becomes readable when it has answered (or died).
+// Owns neither the child nor the channel beyond these calls: finish_bind_as or
+// abandon_bind_as must be called once (abandon kills the child).
+struct BindAsChild {
+  pid_t pid = -1;
+  UniqueFd channel;
+  protocol::Resource resource;
+  uid_t uid = 0;
+};
+// Forks the child that binds the Unix socket `resource` as uid/gid (as bind_listener_as).
+Result<BindAsChild> start_bind_as(const protocol::Resource& resource, uid_t uid, gid_t gid);
+// Its answer, read without blocking once `channel` is readable; the child is reaped if it
+// has exited (else SIGKILLed and left to the caller's reaper of stray children).
+Result<ListenSocket> finish_bind_as(BindAsChild& child);
+// No answer in time: kills the child; the error says how long it was waited for.
+Status abandon_bind_as(BindAsChild& child, Millis waited);
+
 // Unlinks the Unix socket file at the absolute `path` only if it is still the socket inode
 // (dev, ino): each directory on the way is opened with O_NOFOLLOW from "/", so a symlink
 // swapped in by whoever controls one of them makes it fail rather than unlink elsewhere.

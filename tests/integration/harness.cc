@@ -116,12 +116,12 @@ bool process_exists(pid_t pid) {
   return kill(pid, 0) == 0 || errno != ESRCH;
 }
 
-DaemonUnderTest::DaemonUnderTest(std::vector<std::string> options) {
+DaemonUnderTest::DaemonUnderTest(std::vector<std::string> options, const std::string& program) {
   char pattern[] = "/tmp/serverswap-test-XXXXXX";
   if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp");
   dir_ = pattern;
   socket_ = dir_ + "/control.sock";
-  std::vector<std::string> argv = {SERVERSWAP_BIN, "--socket", socket_};
+  std::vector<std::string> argv = {program, "--socket", socket_};
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back("daemon");
   daemon_ = std::make_unique<Child>(argv);

@@ -53,7 +53,9 @@ class Child {
 // A daemon on a socket in a fresh temporary directory.
 class DaemonUnderTest {
  public:
-  explicit DaemonUnderTest(std::vector<std::string> options = {"--takedown-timeout", "5s"});
+  // `program`: the serverswap binary the daemon runs (servers get it as SERVERSWAP_RELAY).
+  explicit DaemonUnderTest(std::vector<std::string> options = {"--takedown-timeout", "5s"},
+                           const std::string& program = SERVERSWAP_BIN);
   ~DaemonUnderTest();
 
   const std::string& dir() const { return dir_; }

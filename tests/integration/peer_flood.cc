@@ -4,8 +4,10 @@
 //   peer_flood fds N             opens N connections to $SERVERSWAP_SOCKET, sends 64 fds on
 //                                each without finishing a line, and holds them; prints
 //                                "flood: N connections sent 64 fds, R told: <first reply>"
-//   peer_flood notify NAME N     sends N datagrams "READY=1" to the abstract socket @NAME;
+//   peer_flood notify ADDR N     sends N datagrams "READY=1" to ADDR, a NOTIFY_SOCKET value
+//                                (a path, or "@name" for an abstract name);
 //                                prints "flood: sent N notifications"
+//   peer_flood bind PATH         binds a datagram socket at PATH; exit 0 when it could
 // Everything it waits for is bounded; it exits by itself after a minute at the latest.
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -91,17 +94,34 @@ int flood_connections(int count, bool with_fds) {
   return 0;
 }
 
-int flood_notify(const char* name, int count) {
-  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+sockaddr_un address_of(const std::string& address, socklen_t* len) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path + 1, name, sizeof addr.sun_path - 2);
-  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + std::strlen(name));
+  std::strncpy(addr.sun_path, address.c_str(), sizeof addr.sun_path - 1);
+  if (address.starts_with("@")) addr.sun_path[0] = '\0';
+  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
+                                std::min(address.size(), sizeof addr.sun_path - 1));
+  return addr;
+}
+
+int flood_notify(const std::string& address, int count) {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  socklen_t len = 0;
+  sockaddr_un addr = address_of(address, &len);
   // Blocking sends: a full queue makes this wait for the daemon rather than lose datagrams.
   for (int i = 0; i < count; ++i)
     if (sendto(fd, "READY=1\n", 8, 0, reinterpret_cast<sockaddr*>(&addr), len) != 8)
       return std::perror("flood: sendto"), 2;
   std::printf("flood: sent %d notifications\n", count);
+  return 0;
+}
+
+int bind_at(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  socklen_t len = 0;
+  sockaddr_un addr = address_of(path, &len);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) return std::perror("bind"), 2;
+  std::printf("bound %s\n", path.c_str());
   return 0;
 }
 
@@ -113,6 +133,7 @@ int main(int argc, char** argv) {
   if (mode == "connections" && argc == 3) return flood_connections(std::atoi(argv[2]), false);
   if (mode == "fds" && argc == 3) return flood_connections(std::atoi(argv[2]), true);
   if (mode == "notify" && argc == 4) return flood_notify(argv[2], std::atoi(argv[3]));
-  std::fprintf(stderr, "usage: peer_flood connections N | fds N | notify NAME N\n");
+  if (mode == "bind" && argc == 3) return bind_at(argv[2]);
+  std::fprintf(stderr, "usage: peer_flood connections N | fds N | notify ADDR N | bind PATH\n");
   return 2;
 }

@@ -151,7 +151,7 @@ TEST(Peers, ReadyFromAnExitedOrOutsideProcessIsRefused) {
   ASSERT_TRUE(eventually([&] { return read_file(address_file).ends_with("\n"); }, 10s));
   std::string address = read_file(address_file);
   address.pop_back();
-  ASSERT_TRUE(address.starts_with("@serverswap-notify-")) << address;
+  ASSERT_TRUE(address.starts_with(daemon.socket() + ".notify/")) << address;
   // The name tells nothing about the server's id.
   std::string id = daemon.status()["servers"].at(0)["id"].get<std::string>();
   EXPECT_FALSE(contains(address, id.substr(id.find('.') + 1))) << address << " " << id;
@@ -213,14 +213,17 @@ TEST(Peers, ServerIdsNeverAppearInTheJsonLogNorInSocketNames) {
   EXPECT_TRUE(old_exit_seen) << log;
 }
 
-// The inode of the socket bound to `address` ("@name") in /proc/net/unix; "" when none is.
+// The inode of the socket bound to the NOTIFY_SOCKET `address` in /proc/net/unix; "" when
+// none is. The daemon binds a path through /proc/self/fd/N/NAME (relative to the directory
+// it checked), which is what the table shows: the file name is what identifies it.
 std::string unix_socket_inode(const std::string& address) {
+  std::string name = address.substr(address.rfind('/') + 1);
   std::istringstream table(read_file("/proc/net/unix"));
   for (std::string line; std::getline(table, line);) {
     std::istringstream fields(line);
     std::vector<std::string> f;
     for (std::string field; fields >> field;) f.push_back(field);
-    if (f.size() == 8 && f[7] == address) return f[6];
+    if (f.size() == 8 && (f[7] == address || f[7].ends_with("/" + name))) return f[6];
   }
   return "";
 }
@@ -247,38 +250,65 @@ TEST(Peers, NotifySocketIsKeptOpenAcrossAnUpgrade) {
       << daemon.process().output();
 }
 
-// A daemon killed with SIGKILL leaves its servers' NOTIFY_SOCKET names unbound until it is
-// restarted; a process that binds one meanwhile is not shared with: the restarted daemon
-// says so (notifyLost) and nothing that process sends counts for the server.
-TEST(Peers, NotifyNameTakenWhileTheDaemonWasDownIsNotShared) {
+// A daemon killed with SIGKILL leaves its servers' NOTIFY_SOCKETs unbound until it is
+// restarted. Their paths lie in SOCKET.notify/, the daemon's alone: meanwhile another user
+// can neither bind a server's path nor send to it, and the restarted daemon binds the same
+// path again and hears the READY=1 the server sends after the restart.
+TEST(Peers, NotifySocketCannotBeTakenWhileTheDaemonIsDownAndReadyAfterARestartCounts) {
+  if (!have_python()) GTEST_SKIP() << "python3 is not installed";
+  if (std::string why = why_no_second_user(PEER_FLOOD_BIN); !why.empty()) GTEST_SKIP() << why;
   DaemonUnderTest daemon({"--takedown-timeout", "5s", "--adopt-timeout", "10s"});
-  std::string report = daemon.dir() + "/report";
-  auto first = deploy_with(daemon, {"--listen", "127.0.0.1:0"}, {LISTEN_PROBE_BIN, report});
-  ASSERT_EQ(first.code, 0) << first.output;
-  pid_t pid = daemon.server_pids().at(0);
-  std::string address = report_env(read_file(report + "." + std::to_string(pid)), "NOTIFY_SOCKET");
-  ASSERT_TRUE(address.starts_with("@")) << address;
+  // The server says READY=1 only when the test writes to this FIFO: after the restart.
+  std::string fifo = daemon.dir() + "/go";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0) << strerror(errno);
+  std::string address_file = daemon.dir() + "/notify-address";
+  std::string server = std::string(kNotifyPython) + "import socket\nopen('" + address_file +
+                       "', 'w').write(os.environ['NOTIFY_SOCKET'] + '\\n')\nopen('" + fifo +
+                       "').read()\n" + kServePython;
+  auto deploy =
+      start_deploy_with(daemon, {"--listen", "127.0.0.1:0"}, {"/usr/bin/python3", "-c", server});
+  ASSERT_TRUE(eventually([&] { return read_file(address_file).ends_with("\n"); }, 10s));
+  std::string address = read_file(address_file);
+  address.pop_back();
+  ASSERT_TRUE(address.starts_with(daemon.socket() + ".notify/")) << address;
   daemon.process().signal(SIGKILL);
   ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  deploy->wait(10s);
 
-  UniqueFd squatter(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path + 1, address.data() + 1, address.size() - 1);
-  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
-  ASSERT_EQ(bind(squatter.get(), reinterpret_cast<sockaddr*>(&addr), len), 0) << strerror(errno);
+  // Another user, while the daemon is down: no bind at the path, no send to it (and an
+  // abstract name, as before, it could have bound: that is what this closes).
+  auto as_nobody = [](const std::vector<std::string>& command) {
+    std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                                     "--clear-groups", PEER_FLOOD_BIN};
+    argv.insert(argv.end(), command.begin(), command.end());
+    Child child(argv);
+    auto code = child.wait(10s);
+    return std::make_pair(code.value_or(-1), child.output());
+  };
+  auto [bind_code, bind_out] = as_nobody({"bind", address});
+  EXPECT_EQ(bind_code, 2) << bind_out;
+  EXPECT_TRUE(contains(bind_out, "Permission denied")) << bind_out;
+  auto [send_code, send_out] = as_nobody({"notify", address, "1"});
+  EXPECT_EQ(send_code, 2) << send_out;
+  EXPECT_TRUE(contains(send_out, "Permission denied")) << send_out;
 
   Child again({SERVERSWAP_BIN, "--socket", daemon.socket(), "--takedown-timeout", "5s",
                "--adopt-timeout", "10s", "daemon"});
   ASSERT_TRUE(again.wait_for_output("daemon listening on", 10s)) << again.output();
-  EXPECT_TRUE(again.wait_for_output("NOTIFY_SOCKET not reopened", 10s)) << again.output();
-  EXPECT_TRUE(contains(again.output(), "Address already in use")) << again.output();
-  // The server goes on as before otherwise: it is replaced by the next deploy.
-  auto second = deploy_with(daemon, {}, {LISTEN_PROBE_BIN, report});
-  EXPECT_EQ(second.code, 0) << second.output << again.output();
+  // A --listen server takes its sockets back by pidfd_getfd; then it still has to say READY=1.
+  ASSERT_TRUE(again.wait_for_output("took its listening sockets back", 10s)) << again.output();
+  EXPECT_FALSE(contains(again.output(), "notifyLost")) << again.output();
+  EXPECT_FALSE(contains(again.output(), "NOTIFY_SOCKET not reopened")) << again.output();
+  {
+    std::ofstream go(fifo);
+    go << "go\n";
+  }
+  EXPECT_TRUE(again.wait_for_output("sent READY=1 on NOTIFY_SOCKET", 10s)) << again.output();
   Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
   EXPECT_EQ(stop.wait(30s), 0) << stop.output();
   EXPECT_EQ(again.wait(30s), 0) << again.output();
+  // The server is gone: so is its socket file.
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(address))) << address;
 }
 
 // --user nobody: the tests below need root and a nobody that can run what they run.
@@ -308,6 +338,43 @@ class PeersAsNobody : public ::testing::Test {
   }
   std::string shared_;
 };
+
+// The NOTIFY_SOCKET of a --user nobody server: a file of nobody's, 0600, in a directory of
+// root's that nobody may pass but not list or write (0711); nobody's READY=1 counts; the
+// file and the directory are gone with the server.
+TEST_F(PeersAsNobody, NotifySocketOfAUserNobodyServerIsItsUidsAlone) {
+  if (!have_python() || !nobody_can({"/usr/bin/python3", "-c", "pass"}))
+    GTEST_SKIP() << "nobody cannot run python3";
+  DaemonUnderTest daemon({"--takedown-timeout", "5s"});
+  auto deploy = deploy_with(daemon, {"--user", "nobody", "--listen", "127.0.0.1:0"},
+                            {"/usr/bin/python3", "-c", std::string(kNotifyPython) + kServePython});
+  ASSERT_EQ(deploy.code, 0) << deploy.output << daemon.process().output();
+  EXPECT_TRUE(contains(deploy.output, "sent READY=1 on NOTIFY_SOCKET")) << deploy.output;
+  pid_t pid = daemon.server_pids().at(0);
+  std::string environ = read_file("/proc/" + std::to_string(pid) + "/environ");
+  size_t at = environ.find("NOTIFY_SOCKET=");
+  ASSERT_NE(at, std::string::npos);
+  std::string address = environ.substr(at + 14, environ.find('\0', at) - at - 14);
+  std::string dir = std::filesystem::path(address).parent_path();
+  ASSERT_TRUE(std::filesystem::path(dir).filename().string().starts_with("serverswap-notify-"))
+      << address;
+  struct stat file {
+  }, parent{};
+  ASSERT_EQ(lstat(address.c_str(), &file), 0) << address;
+  ASSERT_EQ(lstat(dir.c_str(), &parent), 0) << dir;
+  EXPECT_TRUE(S_ISSOCK(file.st_mode));
+  EXPECT_EQ(file.st_uid, 65534u);
+  EXPECT_EQ(file.st_mode & 07777, 0600u);
+  EXPECT_EQ(parent.st_uid, 0u);
+  EXPECT_EQ(parent.st_mode & 07777, 0711u);
+  // nobody may not create anything beside it (nor bind a name of its choosing there).
+  EXPECT_FALSE(nobody_can({"/usr/bin/touch", dir + "/planted"}));
+  Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
+  EXPECT_EQ(stop.wait(30s), 0) << stop.output();
+  EXPECT_TRUE(daemon.process().wait(30s).has_value());
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(address))) << address;
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(dir))) << dir;
+}
 
 // A --user nobody server that learned a starting root server's id says hello with it and
 // sends fail: refused; the root server comes up and its deploy succeeds.
@@ -382,18 +449,43 @@ std::vector<std::string> node_deploy_options(const std::string& address) {
   return {"--user", "nobody", "--grant", address};
 }
 
+// The Node.js client, its test app and serverswap itself (the server, run as nobody, runs
+// `serverswap node-relay` from the daemon's binary) copied to `dir`, every directory 0755 and
+// every file readable by all: the checkout may lie under a home nobody cannot enter (CI runs
+// as root from a clone). Returns the client's directory in the copy; "" on failure.
+std::string public_copy_of_node_client(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const fs::path from(NODE_CLIENT_DIR), to = fs::path(dir) / "node";
+  fs::create_directories(to / "test" / "servers", error);
+  for (const char* part : {"index.js", "package.json", "lib"})
+    fs::copy(from / part, to / part, fs::copy_options::recursive, error);
+  fs::copy(from / "test" / "servers" / "app.js", to / "test" / "servers" / "app.js", error);
+  fs::copy(SERVERSWAP_BIN, fs::path(dir) / "serverswap", error);
+  if (error) return "";
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    bool program = entry.is_directory() || entry.path().filename() == "serverswap";
+    fs::permissions(entry.path(), program ? fs::perms(0755) : fs::perms(0644), error);
+  }
+  fs::permissions(dir, fs::perms(0755), error);
+  return error ? "" : to.string();
+}
+
 TEST_F(PeersAsNobody, NodeClientServesAPrivilegedPortUnderUserNobody) {
   const std::string node = "/usr/bin/node";
-  const std::string client = std::string(NODE_CLIENT_DIR);
-  const std::string app = client + "/test/servers/app.js";
   if (access(node.c_str(), X_OK) != 0) GTEST_SKIP() << "node is not installed";
-  if (!nobody_can({node, "-e", "require('" + client + "')"}) ||
-      !nobody_can({SERVERSWAP_BIN, "--version"}))
-    GTEST_SKIP() << "nobody cannot read the Node.js client or run serverswap here";
+  TempDir copy;
+  const std::string client = public_copy_of_node_client(copy.path());
+  ASSERT_FALSE(client.empty()) << "copying the Node.js client to " << copy.path();
+  const std::string serverswap = copy.path() + "/serverswap";
+  const std::string app = client + "/test/servers/app.js";
+  // What nobody must be able to do, from the copy: load the client, run the relay's binary.
+  ASSERT_TRUE(nobody_can({node, "-e", "require('" + client + "')"}));
+  ASSERT_TRUE(nobody_can({serverswap, "--version"}));
   uint16_t port = free_privileged_port(960, 999);
   if (port == 0) GTEST_SKIP() << "no free privileged port in 960-999 on 127.0.0.1";
   const std::string address = "127.0.0.1:" + std::to_string(port);
-  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--settle", "200ms"});
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--settle", "200ms"}, serverswap);
   const std::vector<std::string> command = {node, app, "handle", address};
   auto first = deploy_with(daemon, node_deploy_options(address), command);
   ASSERT_EQ(first.code, 0) << first.output << daemon.process().output();

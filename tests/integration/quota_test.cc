@@ -1,6 +1,7 @@
 // What another user can do to a root daemon, with the attacker a real second user (uid
 // 65534): through a --user server's per-user socket it opens more connections than its
-// quota, and it floods a server's NOTIFY_SOCKET. The extra connections are refused, root's
+// quota, and it tries a server's NOTIFY_SOCKET (closed to it; a flood from the daemon's own
+// uid is refused and counted). The extra connections are refused, root's
 // status and deploys still work, and the log lines the attacker causes are bounded while
 // the metrics count every refusal (docs/security.md, "Limits against other users").
 #include <arpa/inet.h>
@@ -95,26 +96,30 @@ TEST_F(Quota, OtherUserHoldsAtMost64PendingFdsAndRootStillWorks) {
   EXPECT_EQ(metric(daemon_, "serverswap_unasked_fds_total"), 3 * 64);
 }
 
-// The name of a server's NOTIFY_SOCKET (abstract, without the '@'), from its environment.
-std::string notify_name_of(pid_t pid) {
+// A server's NOTIFY_SOCKET, from its environment.
+std::string notify_address_of(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
   std::string entry;
   while (std::getline(in, entry, '\0'))
-    if (entry.starts_with("NOTIFY_SOCKET=@")) return entry.substr(15);
+    if (entry.starts_with("NOTIFY_SOCKET=")) return entry.substr(14);
   return "";
 }
 
-TEST_F(Quota, NotifyFloodFromAnotherUserIsCountedAndLoggedBounded) {
+TEST_F(Quota, NotifySocketIsClosedToOtherUsersAndAFloodIsCountedAndLoggedBounded) {
   ASSERT_EQ(daemon_.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"}).code, 0);
   auto pids = daemon_.server_pids();
   ASSERT_EQ(pids.size(), 1u);
-  // The name is random, not derived from anything public; an attacker who found it in
-  // /proc/net/unix floods it.
-  std::string name = notify_name_of(pids[0]);
-  ASSERT_FALSE(name.empty());
+  // The path is listed in /proc/net/unix for everyone, but its directory is the daemon's
+  // alone: another user cannot even send to it.
+  std::string address = notify_address_of(pids[0]);
+  ASSERT_TRUE(address.starts_with(daemon_.socket() + ".notify/")) << address;
+  Child other({kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups", PEER_FLOOD_BIN,
+               "notify", address, "1"});
+  EXPECT_EQ(other.wait(30s), 2) << other.output();
+  EXPECT_NE(other.output().find("Permission denied"), std::string::npos) << other.output();
+  // A process of the daemon's own uid that is not the server floods it.
   constexpr int kFlood = 2000;
-  Child flood({kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups", PEER_FLOOD_BIN,
-               "notify", name, std::to_string(kFlood)});
+  Child flood({PEER_FLOOD_BIN, "notify", address, std::to_string(kFlood)});
   ASSERT_EQ(flood.wait(30s), 0) << flood.output();
   EXPECT_TRUE(eventually(
       [&] { return metric(daemon_, "serverswap_notify_rejected_total") == kFlood; }, 10s))

@@ -1,5 +1,7 @@
-// Races: ten deploys of the same command at once make one swap. The first wins; the others
-// are refused at once with exit code 1, and the load on the old server never fails.
+// Races: the newest deploy wins (docs/architecture.md, "The newest deploy wins"). Ten
+// deploys of one command, or of ten versions of a server on one port, make one swap: the
+// newest exits 0, every other exits 1 "superseded by generation N", exactly one server is up
+// afterwards and it is the winner's version, and the load never fails.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -39,22 +41,20 @@ TEST(Race, TenDeploysOfTheSameCommandAtOnceOneWinsUnderLoad) {
   std::vector<std::unique_ptr<Child>> deploys;
   for (int i = 0; i < kDeploys; ++i) deploys.push_back(daemon.start_deploy(gated));
 
-  // Nine are refused while the first waits at the gate.
-  std::vector<Child*> refused, waiting;
+  // Each deploy supersedes the one before it, whose server waits at the gate: nine exit 1.
+  std::vector<Child*> superseded, waiting;
   auto sort_out = [&] {
-    refused.clear();
+    superseded.clear();
     waiting.clear();
-    for (auto& d : deploys) (d->wait(0ms).has_value() ? refused : waiting).push_back(d.get());
-    return refused.size() >= kDeploys - 1u;
+    for (auto& d : deploys) (d->wait(0ms).has_value() ? superseded : waiting).push_back(d.get());
+    return superseded.size() >= kDeploys - 1u;
   };
-  ASSERT_TRUE(eventually(sort_out, 15s)) << refused.size() << " deploys ended";
-  ASSERT_EQ(refused.size(), kDeploys - 1u);
+  ASSERT_TRUE(eventually(sort_out, 15s)) << superseded.size() << " deploys ended";
+  ASSERT_EQ(superseded.size(), kDeploys - 1u);
   ASSERT_EQ(waiting.size(), 1u);
-  for (Child* d : refused) {
+  for (Child* d : superseded) {
     EXPECT_EQ(d->wait(0ms), 1) << d->output();
-    EXPECT_NE(d->output().find("another deploy of this command is in progress (generation "),
-              std::string::npos)
-        << d->output();
+    EXPECT_NE(d->output().find("superseded by generation "), std::string::npos) << d->output();
   }
 
   // A deploy of another command is independent of the one in progress.
@@ -66,6 +66,7 @@ TEST(Race, TenDeploysOfTheSameCommandAtOnceOneWinsUnderLoad) {
   ASSERT_TRUE(writer.valid());
   ASSERT_EQ(write(writer.get(), "go\n", 3), 3);
   ASSERT_EQ(waiting[0]->wait(20s), 0) << waiting[0]->output();
+  EXPECT_EQ(waiting[0], deploys.back().get()) << "the newest deploy wins";
   EXPECT_NE(waiting[0]->output().find("replaced pid " + std::to_string(old_pid)), std::string::npos)
       << waiting[0]->output();
 
@@ -74,6 +75,71 @@ TEST(Race, TenDeploysOfTheSameCommandAtOnceOneWinsUnderLoad) {
   EXPECT_GT(report.counts.ok, 100u);
   EXPECT_EQ(report.counts.failed(), 0u) << verify::to_text(report);
   EXPECT_EQ(daemon.server_pids().size(), 2u) << daemon.status().dump();  // winner + other
+}
+
+// The report: ten versions of a server on one port deployed at once. Whatever order their
+// servers come up in, the newest deploy wins. Here the newest comes up first, so that every
+// other one comes up after a newer server is already up (where two versions once stayed up
+// side by side): each is superseded at once.
+TEST(Race, TenVersionsOnOnePortTheNewestWinsWhateverComesUpFirst) {
+  DaemonUnderTest daemon;
+  auto first = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0", "--body", "gen0"});
+  ASSERT_EQ(first.code, 0) << first.output;
+  auto [host, port] = split_address(daemon.address_of("127.0.0.1:0"));
+  pid_t old_pid = daemon.server_pids().at(0);
+
+  verify::LoadOptions options;
+  options.host = host;
+  options.port = port;
+  options.duration = std::chrono::seconds(60);  // an upper bound; stopped below
+  options.connections = 8;
+  options.mode = verify::Mode::kKeepAlive;
+  options.rate = 500;
+  verify::LoadRun load(options);
+  ASSERT_TRUE(load.wait_for_ok(100, 10s)) << "the load never got going";
+
+  // Version i waits at gate i before it starts. Each deploy is seen started before the next
+  // is sent, so that generations follow i.
+  std::vector<std::unique_ptr<Child>> deploys;
+  std::vector<std::string> gates;
+  for (int i = 1; i <= kDeploys; ++i) {
+    gates.push_back(daemon.dir() + "/gate" + std::to_string(i));
+    ASSERT_EQ(mkfifo(gates.back().c_str(), 0600), 0);
+    deploys.push_back(daemon.start_deploy(
+        {"/bin/sh", "-c",
+         "read go < " + gates.back() + " && exec " + HELLO_SERVER_BIN +
+             " 127.0.0.1:0 --body gen" + std::to_string(i)}));
+    ASSERT_TRUE(deploys.back()->wait_for_output("started generation", 10s))
+        << deploys.back()->output();
+  }
+  auto open_gate = [&](int i) {
+    UniqueFd writer(open(gates[i].c_str(), O_RDWR | O_CLOEXEC));  // O_RDWR: never blocks
+    ASSERT_TRUE(writer.valid());
+    ASSERT_EQ(write(writer.get(), "go\n", 3), 3);
+  };
+  // The newest first: it replaces generation 0 and exits 0.
+  open_gate(kDeploys - 1);
+  ASSERT_EQ(deploys.back()->wait(20s), 0) << deploys.back()->output();
+  EXPECT_NE(deploys.back()->output().find("replaced pid " + std::to_string(old_pid)),
+            std::string::npos)
+      << deploys.back()->output();
+  // Then all the older ones at once: each comes up after a newer one is up.
+  for (int i = 0; i < kDeploys - 1; ++i) open_gate(i);
+  for (int i = 0; i < kDeploys - 1; ++i) {
+    EXPECT_EQ(deploys[i]->wait(20s), 1) << deploys[i]->output();
+    EXPECT_NE(deploys[i]->output().find("superseded by generation "), std::string::npos)
+        << deploys[i]->output();
+  }
+
+  load.stop();
+  verify::LoadReport report = load.join();
+  EXPECT_GT(report.counts.ok, 100u);
+  EXPECT_EQ(report.counts.failed(), 0u) << verify::to_text(report);
+  // Exactly one server, the winner's version, serves.
+  ASSERT_TRUE(eventually([&] { return daemon.server_pids().size() == 1u; }, 20s))
+      << daemon.status().dump();
+  EXPECT_NE(http_get(port, "/").find("gen10"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -140,10 +140,11 @@ void FakeProcesses::signal_group(pid_t group, int signum) {
   if (on_signal) on_signal(group, signum);
 }
 
-Result<std::unique_ptr<Notifier>> FakeProcesses::open_notify(const std::string& name, int,
+Result<std::unique_ptr<Notifier>> FakeProcesses::open_notify(const std::string& address, uid_t,
+                                                             int,
                                                              NotifySocket::OnMessage,
                                                              NotifySocket::OnRejected) {
-  return std::unique_ptr<Notifier>(std::make_unique<FakeNotifier>("@" + name, open_notifiers_));
+  return std::unique_ptr<Notifier>(std::make_unique<FakeNotifier>(address, open_notifiers_));
 }
 
 void FakeProcesses::exit(pid_t pid, int64_t status, int term_signal) {

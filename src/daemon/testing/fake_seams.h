@@ -68,7 +68,7 @@ class FakeProcesses : public Processes {
   bool group_alive(pid_t group) const override;
   void signal_group(pid_t group, int signum) override;
   void signal_strayed(pid_t, pid_t, int) override {}
-  Result<std::unique_ptr<Notifier>> open_notify(const std::string& name, int fd,
+  Result<std::unique_ptr<Notifier>> open_notify(const std::string& address, uid_t uid, int fd,
                                                 NotifySocket::OnMessage on_message,
                                                 NotifySocket::OnRejected on_rejected) override;
 
@@ -93,6 +93,10 @@ class FakeListeners : public Listeners {
 
   Result<const Entry*> get_or_bind(const protocol::Resource& resource, std::optional<BindAs> as,
                                    Millis bind_timeout) override;
+  void get_or_bind_async(const protocol::Resource& resource, std::optional<BindAs> as,
+                         BindDone done, Millis bind_timeout) override {
+    done(get_or_bind(resource, as, bind_timeout));
+  }
   Status adopt(const std::string& name, UniqueFd fd, const std::string& from) override;
   const Entry* find(const std::string& name) const override;
   const std::map<std::string, Entry>& entries() const override { return entries_; }

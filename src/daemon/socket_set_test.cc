@@ -1,0 +1,194 @@
+#include "daemon/socket_set.h"
+
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <vector>
+
+namespace serverswap::daemon {
+namespace {
+
+using std::chrono::steady_clock;
+
+// While set, every process this test process forks stops itself at once (SIGSTOP, which
+// cannot be blocked), before the child does anything else: a bind child stalled as if its
+// path were on a hung file system. SocketSet's code runs unchanged.
+std::atomic<bool> g_stall_children{false};
+
+void stall_if_asked() {
+  if (g_stall_children) ::raise(SIGSTOP);
+}
+
+struct SharedDir {
+  SharedDir() {
+    char pattern[] = "/tmp/socket-set-test-XXXXXX";
+    path = ::mkdtemp(pattern) ? pattern : "";
+    ::chmod(path.c_str(), 0777);  // the user the socket is bound as must create it there
+  }
+  ~SharedDir() { std::filesystem::remove_all(path); }
+  std::string path;
+};
+
+struct Loop {
+  Loop() { uv_loop_init(&loop); }
+  ~Loop() {
+    uv_run(&loop, UV_RUN_DEFAULT);
+    EXPECT_EQ(uv_loop_close(&loop), 0);
+  }
+  uv_loop_t loop;
+};
+
+using Outcome = std::optional<Result<const SocketSet::Entry*>>;
+
+// Turns the loop until `outcome` is set or `limit` passes.
+void run_until(uv_loop_t* loop, const Outcome& outcome, std::chrono::milliseconds limit) {
+  auto end = steady_clock::now() + limit;
+  uv_timer_t tick;  // bounds each turn: the loop may have nothing else to wake it
+  uv_timer_init(loop, &tick);
+  uv_timer_start(
+      &tick, [](uv_timer_t*) {}, 10, 10);
+  while (!outcome && steady_clock::now() < end) uv_run(loop, UV_RUN_ONCE);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+  uv_run(loop, UV_RUN_NOWAIT);
+}
+
+TEST(SocketSet, AStalledBindAsAnotherUserHoldsNeitherTheCallerNorTheLoopAndTimesOut) {
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, stall_if_asked) == 0;
+  ASSERT_TRUE(registered);
+  SharedDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  auto resource = protocol::parse_resource("unix:" + dir.path + "/stalled.sock");
+  ASSERT_TRUE(resource.ok());
+  Loop l;
+  {
+    SocketSet set(&l.loop);
+    Outcome first, second;
+    uv_update_time(&l.loop);  // the timeout counts from the loop's time: now, not its start
+    auto started = steady_clock::now();
+    g_stall_children = true;
+    set.get_or_bind_async(
+        *resource, SocketSet::BindAs{65534, 65534}, [&](auto e) { first = e; }, Millis(400));
+    g_stall_children = false;
+    // The caller was not held: the child is stopped, and the request is pending.
+    EXPECT_LT(steady_clock::now() - started, std::chrono::milliseconds(200));
+    EXPECT_FALSE(first.has_value());
+    EXPECT_EQ(set.binds_pending(), 1u);
+    // A second request for the same name waits for the same child.
+    set.get_or_bind_async(
+        *resource, SocketSet::BindAs{65534, 65534}, [&](auto e) { second = e; }, Millis(400));
+    EXPECT_EQ(set.binds_pending(), 1u);
+    // The loop goes on meanwhile: a 50 ms timer fires while the bind is still pending.
+    struct Tick {
+      uv_timer_t handle;
+      bool fired = false;
+      bool pending_then = false;
+      const Outcome* outcome = nullptr;
+    } tick;
+    tick.outcome = &first;
+    uv_timer_init(&l.loop, &tick.handle);
+    tick.handle.data = &tick;
+    uv_timer_start(
+        &tick.handle,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<Tick*>(t->data);
+          self->fired = true;
+          self->pending_then = !self->outcome->has_value();
+        },
+        50, 0);
+    run_until(&l.loop, first, std::chrono::seconds(5));
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick.handle), nullptr);
+    EXPECT_TRUE(tick.fired);
+    EXPECT_TRUE(tick.pending_then);
+    ASSERT_TRUE(first.has_value());
+    ASSERT_FALSE(first->ok());
+    EXPECT_NE(first->status().message().find("no answer within 400 ms"), std::string::npos)
+        << first->status().message();
+    ASSERT_TRUE(second.has_value());
+    EXPECT_FALSE(second->ok());
+    EXPECT_EQ(set.binds_pending(), 0u);
+    EXPECT_GE(steady_clock::now() - started, std::chrono::milliseconds(390));
+    EXPECT_FALSE(
+        std::filesystem::exists(std::filesystem::symlink_status(dir.path + "/stalled.sock")));
+  }
+}
+
+TEST(SocketSet, AUserHasAtMostEightBindsUnderWay) {
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, stall_if_asked) == 0;
+  ASSERT_TRUE(registered);
+  SharedDir dir;
+  Loop l;
+  {
+    SocketSet set(&l.loop);
+    std::vector<Outcome> outcomes(kMaxPendingBindsPerUid + 2);
+    g_stall_children = true;
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      auto resource = protocol::parse_resource("unix:" + dir.path + "/" + std::to_string(i));
+      ASSERT_TRUE(resource.ok());
+      // The last one is another user's: not counted against the first.
+      uid_t uid = i + 1 == outcomes.size() ? 65533 : 65534;
+      set.get_or_bind_async(
+          *resource, SocketSet::BindAs{uid, uid}, [&, i](auto e) { outcomes[i] = e; }, Millis(200));
+    }
+    g_stall_children = false;
+    EXPECT_EQ(set.binds_pending(), kMaxPendingBindsPerUid + 1);
+    // The ninth of uid 65534: refused at once.
+    const Outcome& ninth = outcomes[kMaxPendingBindsPerUid];
+    ASSERT_TRUE(ninth.has_value());
+    ASSERT_FALSE(ninth->ok());
+    EXPECT_NE(ninth->status().message().find("8 binds for this user are under way"),
+              std::string::npos)
+        << ninth->status().message();
+    run_until(&l.loop, outcomes.back(), std::chrono::seconds(5));
+    run_until(&l.loop, outcomes.front(), std::chrono::seconds(5));
+    for (const auto& outcome : outcomes) EXPECT_TRUE(outcome.has_value());
+    EXPECT_EQ(set.binds_pending(), 0u);
+  }
+}
+
+TEST(SocketSet, ABindAsAnotherUserComesBackBoundAsThatUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to bind as another user";
+  SharedDir dir;
+  std::string path = dir.path + "/theirs.sock";
+  auto resource = protocol::parse_resource("unix:" + path);
+  ASSERT_TRUE(resource.ok());
+  Loop l;
+  {
+    SocketSet set(&l.loop);
+    Outcome got;
+    set.get_or_bind_async(*resource, SocketSet::BindAs{65534, 65534}, [&](auto e) { got = e; });
+    run_until(&l.loop, got, std::chrono::seconds(5));
+    ASSERT_TRUE(got.has_value());
+    ASSERT_TRUE(got->ok()) << got->status().message();
+    EXPECT_EQ((**got)->owner, 65534u);
+    EXPECT_EQ((**got)->address, "unix:" + path);
+    struct stat st {};
+    ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_uid, 65534u);  // bound by that user, not by root
+    // Bound now: a further request is answered at once, with the same socket.
+    Outcome again;
+    set.get_or_bind_async(*resource, SocketSet::BindAs{65534, 65534}, [&](auto e) { again = e; });
+    ASSERT_TRUE(again.has_value());
+    ASSERT_TRUE(again->ok());
+    EXPECT_EQ(**again, **got);
+    // A directory that user may not write: the error comes back the same way.
+    ASSERT_EQ(::chmod(dir.path.c_str(), 0755), 0);
+    auto refused = protocol::parse_resource("unix:" + dir.path + "/not-theirs.sock");
+    Outcome denied;
+    set.get_or_bind_async(*refused, SocketSet::BindAs{65534, 65534}, [&](auto e) { denied = e; });
+    run_until(&l.loop, denied, std::chrono::seconds(5));
+    ASSERT_TRUE(denied.has_value());
+    ASSERT_FALSE(denied->ok());
+    EXPECT_NE(denied->status().message().find("Permission denied"), std::string::npos)
+        << denied->status().message();
+  }
+}
+
+}  // namespace
+}  // namespace serverswap::daemon
