@@ -333,6 +333,16 @@ std::string state_of(DaemonUnderTest& daemon, pid_t pid) {
   return "(no server " + std::to_string(pid) + " in " + status.dump() + ")";
 }
 
+// The probes ignore SIGTERM and outlive their daemon: whatever a failing test left alive is
+// killed (by pid) at its end, so that it does not hold the test's output open.
+struct KillAtEnd {
+  std::vector<pid_t> pids;
+  ~KillAtEnd() {
+    for (pid_t pid : pids)
+      if (process_exists(pid)) ::kill(pid, SIGKILL);
+  }
+};
+
 class ResumeContract : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
 
 TEST_P(ResumeContract, ARestartedDaemonGetsTheRightSocketPerResourceTheSubscriptionAndUp) {
@@ -369,6 +379,7 @@ TEST_P(ResumeContract, ARestartedDaemonGetsTheRightSocketPerResourceTheSubscript
   again_argv.insert(again_argv.end(), kResumeDaemonOptions.begin(), kResumeDaemonOptions.end());
   again_argv.push_back("daemon");
   Child again(again_argv);
+  KillAtEnd probes{{server}};  // destroyed first: `again` reads output the probes may hold
   // Said only once the daemon checked each descriptor against its resource (fd pairing).
   const std::string resumed = std::string(up ? "resumed, up" : "resumed, still starting") +
                               ", holding 2 listening socket(s)";
@@ -385,6 +396,7 @@ TEST_P(ResumeContract, ARestartedDaemonGetsTheRightSocketPerResourceTheSubscript
     ASSERT_EQ(next.code, 0) << label << "\n" << next.output << again.output();
     const pid_t next_pid = daemon.server_pids().back();
     ASSERT_NE(next_pid, server);
+    probes.pids.push_back(next_pid);
     EXPECT_EQ(lines_of(report_with(prefix, next_pid, "ready "), "ready "),
               std::vector<std::string>{"ready " + address_a + " " + address_b})
         << label;
