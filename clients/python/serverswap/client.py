@@ -441,8 +441,11 @@ class Client:
     def _keep(self, resource, fd):
         """Keeps a duplicate of a listening socket from the daemon, to hand it back."""
         with self._lock:
-            if any(r == resource for r, _ in self._holding) or \
-                    len(self._holding) >= MAX_RESUME_FDS:
+            if any(r == resource for r, _ in self._holding):
+                return  # the same socket again: one copy is enough
+            if len(self._holding) >= MAX_RESUME_FDS:
+                _log("more than %d resources; %s will not be handed back to a restarted "
+                     "daemon" % (MAX_RESUME_FDS, resource))
                 return
             self._holding.append([resource, os.dup(fd)])
 
@@ -491,6 +494,9 @@ class Client:
     def _pop_waiter(self, resource):
         with self._lock:
             queue = self._waiters.get(resource)
+            if not queue:  # the daemon may answer in another spelling, as in the C++ client
+                queue = next((q for r, q in self._waiters.items()
+                              if q and resources.same(r, resource)), None)
             while queue:
                 future = queue.popleft()
                 if future.set_running_or_notify_cancel():
@@ -667,13 +673,15 @@ class Client:
 
     def server_up(self):
         """Declares the server up on every resource it asked for."""
-        self._up = True
+        with self._lock:
+            self._up = True
         if not self.standalone:
             self._send({"serverUp": True})
 
     def fail(self, reason):
         """The server cannot start; the daemon kills it and the old servers keep serving."""
-        self._failed = True
+        with self._lock:
+            self._failed = True
         if not self.standalone:
             self._send({"fail": str(reason)})
 
