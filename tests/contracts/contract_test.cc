@@ -9,11 +9,11 @@
 //
 // The resume contract (issue 12, docs/protocol.md §11), the same scenario for each client:
 // a server holding two resources (a TCP port and a Unix socket), subscribed to takeDown on
-// the first, with serverUp said or not, outlives a SIGKILL of its daemon; a daemon started
-// again on the same socket takes it back from the client's resume alone. The new daemon
-// must end with the right descriptor for each resource (it refuses a resume whose fd does
-// not match its resource, and a next server gets the same sockets), the subscription (the
-// old server gets takeDown, not a signal) and the same `up`.
+// the first, with serverUp promised and said, promised and not said, or not promised, outlives a
+// SIGKILL of its daemon; a daemon started again on the same socket takes it back from the client's
+// resume alone. The new daemon must end with the right descriptor for each resource (it refuses a
+// resume whose fd does not match its resource, and a next server gets the same sockets), the
+// subscription (the old server gets takeDown, not a signal) and the same `up`.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -343,16 +343,19 @@ struct KillAtEnd {
   }
 };
 
-class ResumeContract : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
+// `up`: "1", serverUp promised and said; "0", promised and never said; "auto", not
+// promised (upMessage absent: the up rule's second half; Node says serverUp by itself).
+class ResumeContract : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(ResumeContract, ARestartedDaemonGetsTheRightSocketPerResourceTheSubscriptionAndUp) {
-  const auto& [label, up] = GetParam();
+  const auto& [label, up_mode] = GetParam();
+  const bool up = up_mode != "0";
   std::vector<std::string> argv = resume_probe(label);
   if (argv.empty()) GTEST_SKIP() << label << " is not installed";
   DaemonUnderTest daemon(kResumeDaemonOptions);
   const std::string a = "127.0.0.1:0", b = "unix:" + daemon.dir() + "/b.sock";
   const std::string prefix = daemon.dir() + "/" + label;
-  for (const std::string& arg : {prefix, a, b, std::string(up ? "1" : "0")}) argv.push_back(arg);
+  for (const std::string& arg : {prefix, a, b, up_mode}) argv.push_back(arg);
 
   auto deploy = daemon.start_deploy(argv);
   ASSERT_TRUE(eventually([&] { return daemon.server_pids().size() == 1; }, 20s))
@@ -412,11 +415,14 @@ TEST_P(ResumeContract, ARestartedDaemonGetsTheRightSocketPerResourceTheSubscript
 
 INSTANTIATE_TEST_SUITE_P(Clients, ResumeContract,
                          ::testing::Combine(::testing::Values("c++", "python", "node"),
-                                            ::testing::Bool()),
+                                            ::testing::Values("1", "0", "auto")),
                          [](const auto& param_info) {
                            std::string label = std::get<0>(param_info.param);
                            if (label == "c++") label = "cpp";
-                           return label + (std::get<1>(param_info.param) ? "_up" : "_not_up");
+                           const std::string& up_mode = std::get<1>(param_info.param);
+                           return label + (up_mode == "1"   ? "_up"
+                                           : up_mode == "0" ? "_not_up"
+                                                            : "_auto_up");
                          });
 
 }  // namespace

@@ -1,8 +1,10 @@
 // resume_probe: the resume contract's server for the C/C++ client (contract_test.cc,
 // "Resume"); resume_probe.py and resume_probe.js do the same with the Python and Node.js
 // clients. It takes RESOURCE_A and RESOURCE_B by readyFor (in that order), subscribes to
-// takeDown on RESOURCE_A only, says serverUp when UP is 1 (the hello promises serverUp:
-// upMessage) and appends to REPORT.<pid>:
+// takeDown on RESOURCE_A only and appends to REPORT.<pid> (below). UP: 1, the hello promises
+// serverUp (upMessage) and it is said; 0, promised but never said (the server stays
+// starting); auto, not promised (the daemon counts the server up once it holds its sockets
+// and stays alive for --settle; a Node.js server says serverUp by itself once listening).
 //   ready <address of A's socket> <address of B's socket>
 //   takeDown <resource>          (then tookDown, and it exits 0)
 // SIGTERM is ignored: the daemon sends it after takeDown A, as B has no subscription, and
@@ -53,13 +55,14 @@ int main(int argc, char** argv) {
   report_path = std::string(argv[1]) + "." + std::to_string(::getpid());
   serverswap_client* client = nullptr;
   int a = -1, b = -1;
-  if (serverswap_open_ex(&client, SERVERSWAP_EXPLICIT_UP) != 0) return fail(client, "open");
+  const std::string up = argv[4];
+  if (serverswap_open_ex(&client, up == "auto" ? 0u : SERVERSWAP_EXPLICIT_UP) != 0)
+    return fail(client, "open");
   if (serverswap_ready_for(client, argv[2], &a) != 0) return fail(client, "readyFor A");
   if (serverswap_ready_for(client, argv[3], &b) != 0) return fail(client, "readyFor B");
   if (serverswap_on_takedown(client, argv[2], on_takedown, nullptr) != 0)
     return fail(client, "onTakedown");
-  if (std::string(argv[4]) == "1" && serverswap_server_up(client) != 0)
-    return fail(client, "serverUp");
+  if (up == "1" && serverswap_server_up(client) != 0) return fail(client, "serverUp");
   report("ready " + serverswap::handover::bound_address(a) + " " +
          serverswap::handover::bound_address(b));
   while (!taken_down) {

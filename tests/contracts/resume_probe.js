@@ -29,7 +29,7 @@ function listen(handle) {
 
 async function main() {
   process.on('SIGTERM', () => {});  // as resume_probe.cc: report takeDown first
-  serverswap.manualUp();
+  if (up !== 'auto') serverswap.manualUp();
   const handleA = await serverswap.readyFor(a);
   await listen(handleA);
   const handleB = await serverswap.readyFor(b);

@@ -21,7 +21,7 @@ def main():
         with open(path, "a") as out:
             out.write(line + "\n")
 
-    client = serverswap.Client(up_message=True)
+    client = serverswap.Client(up_message=up != "auto")
     sock_a = client.ready_for(a)
     sock_b = client.ready_for(b)
     done = threading.Event()
