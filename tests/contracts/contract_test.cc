@@ -9,11 +9,12 @@
 //
 // The resume contract (issue 12, docs/protocol.md §11), the same scenario for each client:
 // a server holding two resources (a TCP port and a Unix socket), subscribed to takeDown on
-// the first, with serverUp promised and said, promised and not said, or not promised, outlives a
-// SIGKILL of its daemon; a daemon started again on the same socket takes it back from the client's
-// resume alone. The new daemon must end with the right descriptor for each resource (it refuses a
-// resume whose fd does not match its resource, and a next server gets the same sockets), the
-// subscription (the old server gets takeDown, not a signal) and the same `up`.
+// the first, with serverUp promised and said, promised and not said, or not promised,
+// outlives a SIGKILL of its daemon; a daemon started again on the same socket takes it back
+// from the client's resume alone. The new daemon must end with the right descriptor for
+// each resource (it refuses a resume whose fd does not match its resource, and a next
+// server gets the same sockets), the subscription (the old server gets takeDown, not a
+// signal) and the same `up`.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
