@@ -25,23 +25,16 @@
 // Not thread-safe: one thread at a time, as the C handle over it.
 #pragma once
 
-#include <chrono>
-#include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
-#include <span>
 #include <string>
-#include <vector>
 
-#include "base/duration.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "client/control_channel.h"
 #include "client/inherited_sockets.h"
-#include "protocol/line_framer.h"
 #include "protocol/message.h"
 
 namespace serverswap::client {
