@@ -21,7 +21,9 @@ on_takedown subscriptions and whether it is up. Meanwhile server_up, on_takedown
 took_down succeed (the resume carries their effect) and ready_for raises. It does not
 reconnect after the daemon closed the connection with an `error`, after fail(), or once
 the server was taken down on every resource; an `error` answering the resume ends the
-reconnecting for good (said on stderr) and the server goes on without a daemon.
+reconnecting for good (said on stderr) and the server goes on without a daemon. These are
+the rules of the client core the C/C++ client and the Node.js relay share
+(src/client/resume_memory.h); tests/contracts checks that the three resume alike.
 
 Either way, a listening socket inherited at exec that matches the resource (LISTEN_FDS,
 SERVER_STARTER_PORT, EINHORN_FD_n: see inherited.py) is used first, with no round-trip:
