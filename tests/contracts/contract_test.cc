@@ -6,6 +6,15 @@
 //      as each supervisor sets them (LISTEN_PID set after fork to the probe's own pid);
 //  (b) probes started by the real daemon with `serverswap --listen ... -- PROBE`.
 // Every probe writes REPORT.<pid> in one format (see client_probe.cc). About 3 s.
+//
+// The resume contract (issue 12, docs/protocol.md §11), the same scenario for each client:
+// a server holding two resources (a TCP port and a Unix socket), subscribed to takeDown on
+// the first, with serverUp promised and said, promised and not said, or not promised,
+// outlives a SIGKILL of its daemon; a daemon started again on the same socket takes it back
+// from the client's resume alone. The new daemon must end with the right descriptor for
+// each resource (it refuses a resume whose fd does not match its resource, and a next
+// server gets the same sockets), the subscription (the old server gets takeDown, not a
+// signal) and the same `up`.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -289,6 +298,133 @@ TEST(ContractsUnderTheDaemon, EachProbeSeesTheDaemonsSockets) {
     }
   }
 }
+
+// ---- the resume contract ------------------------------------------------------------
+
+const std::vector<std::string> kResumeDaemonOptions = {"--takedown-timeout", "5s",
+                                                       "--adopt-timeout", "10s"};
+
+// The resume probe of `label`, or an empty argv when its interpreter is missing.
+std::vector<std::string> resume_probe(const std::string& label) {
+  if (label == "c++") return {RESUME_PROBE_BIN};
+  if (label == "python" && on_path("python3"))
+    return {"/usr/bin/env", "PYTHONPATH=" PYTHON_CLIENT_DIR, "python3", "-S", RESUME_PROBE_PY};
+  if (label == "node" && on_path("node"))
+    return {"/usr/bin/env", "node", RESUME_PROBE_JS, NODE_CLIENT_DIR};
+  return {};
+}
+
+// The one report under `prefix` (REPORT.<pid> of the probe with `pid`) once it has `line`.
+std::string report_with(const std::string& prefix, pid_t pid, const std::string& line) {
+  const std::string path = prefix + "." + std::to_string(pid);
+  std::string text;
+  eventually(
+      [&] {
+        text = read_file(path);
+        return text.find(line) != std::string::npos;
+      },
+      20s);
+  return text;
+}
+
+std::string state_of(DaemonUnderTest& daemon, pid_t pid) {
+  const nlohmann::json status = daemon.status();
+  for (const auto& s : status["servers"])
+    if (s["pid"] == pid) return s["state"].get<std::string>();
+  return "(no server " + std::to_string(pid) + " in " + status.dump() + ")";
+}
+
+// The probes ignore SIGTERM and outlive their daemon: whatever a failing test left alive is
+// killed (by pid) at its end, so that it does not hold the test's output open.
+struct KillAtEnd {
+  std::vector<pid_t> pids;
+  ~KillAtEnd() {
+    for (pid_t pid : pids)
+      if (process_exists(pid)) ::kill(pid, SIGKILL);
+  }
+};
+
+// `up`: "1", serverUp promised and said; "0", promised and never said; "auto", not
+// promised (upMessage absent: the up rule's second half; Node says serverUp by itself).
+class ResumeContract : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+TEST_P(ResumeContract, ARestartedDaemonGetsTheRightSocketPerResourceTheSubscriptionAndUp) {
+  const auto& [label, up_mode] = GetParam();
+  const bool up = up_mode != "0";
+  std::vector<std::string> argv = resume_probe(label);
+  if (argv.empty()) GTEST_SKIP() << label << " is not installed";
+  DaemonUnderTest daemon(kResumeDaemonOptions);
+  const std::string a = "127.0.0.1:0", b = "unix:" + daemon.dir() + "/b.sock";
+  const std::string prefix = daemon.dir() + "/" + label;
+  for (const std::string& arg : {prefix, a, b, up_mode}) argv.push_back(arg);
+
+  auto deploy = daemon.start_deploy(argv);
+  ASSERT_TRUE(eventually([&] { return daemon.server_pids().size() == 1; }, 20s))
+      << deploy->output();
+  const pid_t server = daemon.server_pids()[0];
+  std::string report = report_with(prefix, server, "ready ");
+  if (up) {
+    ASSERT_EQ(deploy->wait(30s), 0) << deploy->output();
+  }
+  const std::string address_a = daemon.address_of(a), address_b = daemon.address_of(b);
+  ASSERT_EQ(address_b, b);
+  ASSERT_EQ(lines_of(report, "ready "),
+            std::vector<std::string>{"ready " + address_a + " " + address_b})
+      << label << "\n"
+      << report << deploy->output();
+
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  if (!up) {
+    EXPECT_EQ(deploy->wait(10s), 3) << deploy->output();  // it lost the daemon
+  }
+
+  std::vector<std::string> again_argv = {SERVERSWAP_BIN, "--socket", daemon.socket()};
+  again_argv.insert(again_argv.end(), kResumeDaemonOptions.begin(), kResumeDaemonOptions.end());
+  again_argv.push_back("daemon");
+  Child again(again_argv);
+  KillAtEnd probes{{server}};  // destroyed first: `again` reads output the probes may hold
+  // Said only once the daemon checked each descriptor against its resource (fd pairing).
+  const std::string resumed = std::string(up ? "resumed, up" : "resumed, still starting") +
+                              ", holding 2 listening socket(s)";
+  ASSERT_TRUE(again.wait_for_output(resumed, 15s)) << label << "\n" << again.output();
+  EXPECT_EQ(state_of(daemon, server), up ? "up" : "ready") << label;
+  // The daemon's socket for each resource is the one the server handed back.
+  EXPECT_EQ(daemon.address_of(a), address_a) << label;
+  EXPECT_EQ(daemon.address_of(b), address_b) << label;
+
+  if (up) {
+    // A next server gets those sockets, and the old one is told by takeDown on A: its
+    // subscription came back with the resume.
+    auto next = daemon.deploy(argv);
+    ASSERT_EQ(next.code, 0) << label << "\n" << next.output << again.output();
+    const pid_t next_pid = daemon.server_pids().back();
+    ASSERT_NE(next_pid, server);
+    probes.pids.push_back(next_pid);
+    EXPECT_EQ(lines_of(report_with(prefix, next_pid, "ready "), "ready "),
+              std::vector<std::string>{"ready " + address_a + " " + address_b})
+        << label;
+    EXPECT_EQ(lines_of(report_with(prefix, server, "takeDown "), "takeDown "),
+              std::vector<std::string>{"takeDown " + a})
+        << label << "\n"
+        << again.output();
+  }
+  Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
+  EXPECT_EQ(stop.wait(30s), 0) << stop.output();
+  EXPECT_EQ(again.wait(30s), 0) << again.output();
+}
+
+INSTANTIATE_TEST_SUITE_P(Clients, ResumeContract,
+                         ::testing::Combine(::testing::Values("c++", "python", "node"),
+                                            ::testing::Values("1", "0", "auto")),
+                         [](const auto& param_info) {
+                           std::string label = std::get<0>(param_info.param);
+                           if (label == "c++") label = "cpp";
+                           const std::string& up_mode = std::get<1>(param_info.param);
+                           return label + (up_mode == "1"   ? "_up"
+                                           : up_mode == "0" ? "_not_up"
+                                                            : "_auto_up");
+                         });
 
 }  // namespace
 }  // namespace serverswap::testing

@@ -21,7 +21,9 @@ on_takedown subscriptions and whether it is up. Meanwhile server_up, on_takedown
 took_down succeed (the resume carries their effect) and ready_for raises. It does not
 reconnect after the daemon closed the connection with an `error`, after fail(), or once
 the server was taken down on every resource; an `error` answering the resume ends the
-reconnecting for good (said on stderr) and the server goes on without a daemon.
+reconnecting for good (said on stderr) and the server goes on without a daemon. These are
+the rules of the client core the C/C++ client and the Node.js relay share
+(src/client/resume_memory.h); tests/contracts checks that the three resume alike.
 
 Either way, a listening socket inherited at exec that matches the resource (LISTEN_FDS,
 SERVER_STARTER_PORT, EINHORN_FD_n: see inherited.py) is used first, with no round-trip:
@@ -441,8 +443,11 @@ class Client:
     def _keep(self, resource, fd):
         """Keeps a duplicate of a listening socket from the daemon, to hand it back."""
         with self._lock:
-            if any(r == resource for r, _ in self._holding) or \
-                    len(self._holding) >= MAX_RESUME_FDS:
+            if any(r == resource for r, _ in self._holding):
+                return  # the same socket again: one copy is enough
+            if len(self._holding) >= MAX_RESUME_FDS:
+                _log("more than %d resources; %s will not be handed back to a restarted "
+                     "daemon" % (MAX_RESUME_FDS, resource))
                 return
             self._holding.append([resource, os.dup(fd)])
 
@@ -491,6 +496,9 @@ class Client:
     def _pop_waiter(self, resource):
         with self._lock:
             queue = self._waiters.get(resource)
+            if not queue:  # the daemon may answer in another spelling, as in the C++ client
+                queue = next((q for r, q in self._waiters.items()
+                              if q and resources.same(r, resource)), None)
             while queue:
                 future = queue.popleft()
                 if future.set_running_or_notify_cancel():
@@ -667,13 +675,15 @@ class Client:
 
     def server_up(self):
         """Declares the server up on every resource it asked for."""
-        self._up = True
+        with self._lock:
+            self._up = True
         if not self.standalone:
             self._send({"serverUp": True})
 
     def fail(self, reason):
         """The server cannot start; the daemon kills it and the old servers keep serving."""
-        self._failed = True
+        with self._lock:
+            self._failed = True
         if not self.standalone:
             self._send({"fail": str(reason)})
 

@@ -44,12 +44,35 @@ def parse(resource):
     return socket.AF_INET, (host, port), None
 
 
+def _canonical(resource):
+    """The resource's one spelling, as the daemon and the C++ client name it
+    (protocol::Resource::name): numeric hosts in their canonical form, "localhost" as
+    127.0.0.1. Raises ValueError or OSError for a bad resource."""
+    if resource.startswith("unix:"):
+        parse(resource)
+        return resource
+    host, _, port = resource.rpartition(":")
+    port = _port(port, resource)
+    if host == "":
+        return ":%d" % port
+    if host.startswith("[") and host.endswith("]"):
+        packed = socket.inet_pton(socket.AF_INET6, host[1:-1])
+        return "[%s]:%d" % (socket.inet_ntop(socket.AF_INET6, packed), port)
+    if host == "localhost":
+        host = "127.0.0.1"
+    packed = socket.inet_pton(socket.AF_INET, host)
+    return "%s:%d" % (socket.inet_ntop(socket.AF_INET, packed), port)
+
+
 def same(a, b):
-    """Whether two spellings name one resource (the daemon may echo another spelling)."""
+    """Whether two spellings name one resource (the daemon may echo another spelling).
+
+    The rule of the C++ client core (client::same_resource): "[0:0::1]:80" is "[::1]:80"
+    and "localhost:80" is "127.0.0.1:80"."""
     if a == b:
         return True
     try:
-        return parse(a) == parse(b)
+        return _canonical(a) == _canonical(b)
     except (ValueError, OSError):
         return False
 

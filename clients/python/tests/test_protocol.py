@@ -206,6 +206,21 @@ class ProtocolTest(unittest.TestCase):
         self.assertEqual(sock.getsockname(), listener.getsockname())
 
 
+
+class ResourceSpellingTest(unittest.TestCase):
+    """resources.same follows the C++ client core (client::same_resource): a takeDown or
+    resourceReady in another spelling of a resource is about that resource."""
+
+    def test_spellings_of_one_resource(self):
+        same = serverswap.resources.same
+        self.assertTrue(same("[0:0::1]:8080", "[::1]:8080"))
+        self.assertTrue(same("localhost:8080", "127.0.0.1:8080"))
+        self.assertTrue(same(":08080", ":8080"))
+        self.assertFalse(same(":8080", "0.0.0.0:8080"))
+        self.assertFalse(same("[::1]:8080", "127.0.0.1:8080"))
+        self.assertFalse(same("unix:/a.sock", "unix:/b.sock"))
+        self.assertFalse(same("no port", "no port either"))
+
 class FramerTest(unittest.TestCase):
     def test_an_fd_not_at_the_start_of_a_line_is_closed(self):
         framer = serverswap.LineFramer()

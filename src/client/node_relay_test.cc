@@ -39,7 +39,7 @@ struct RelayRun {
   int exit_code = -1;
   std::thread relay;
 
-  RelayRun() {
+  explicit RelayRun(const Json& hello = kHello) {
     int fds[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
     node = std::make_unique<Peer>(UniqueFd(fds[0]));
@@ -47,8 +47,8 @@ struct RelayRun {
     ScopedEnv socket("SERVERSWAP_SOCKET", daemon_socket.path().c_str());
     relay = std::thread([&] { exit_code = node_relay_command(); });
     daemon = daemon_socket.accept();  // the relay read its environment before connecting
-    node->send(kHello);
-    EXPECT_EQ(daemon->next(), kHello);
+    node->send(hello);
+    EXPECT_EQ(daemon->next(), hello);
   }
   ~RelayRun() {
     node->close();  // the server exited: the relay ends
@@ -107,6 +107,34 @@ TEST(NodeRelay, ResumesTheServerWithARestartedDaemon) {
   EXPECT_EQ(run.node->next(), make("takeDown", ":8080"));
   run.node->send(make("tookDown", ":8080"));
   EXPECT_EQ(run.daemon->next(), make("tookDown", ":8080"));
+}
+
+// The relay pairs descriptors as the C++ client does (one client core): a descriptor that
+// came with another line is closed, not handed to Node with the next resourceReady, and
+// that resourceReady reaches Node as a plain line (Node then rejects it).
+TEST(NodeRelay, ADescriptorWithTheWrongMessageIsNotHandedToNode) {
+  RelayRun run;
+  UniqueFd stray = client::testing::loopback_listener();
+  run.node->send(make("readyFor", ":8080"));
+  EXPECT_EQ(run.daemon->next(), make("readyFor", ":8080"));
+  run.daemon->send(make("takeDown", ":9090"), stray.get());
+  run.daemon->send(make("resourceReady", ":8080"));
+  std::vector<UniqueFd> fds;
+  EXPECT_EQ(run.node->next_with_fds(fds), make("takeDown", ":9090"));
+  EXPECT_EQ(run.node->next_with_fds(fds), make("resourceReady", ":8080"));
+  EXPECT_TRUE(fds.empty());
+}
+
+// The `up` rule is the C++ client's: a hello that promises no serverUp resumes as up once
+// it holds a socket.
+TEST(NodeRelay, WithoutUpMessageTheResumeSaysUpOnceItHoldsASocket) {
+  RelayRun run(Json::parse(R"({"hello": {"id": "test-1", "pid": 4321, "protocol": 1}})"));
+  UniqueFd web = client::testing::loopback_listener();
+  run.hand(":8080", web.get());
+  std::vector<UniqueFd> fds;
+  Json hello = run.restart_daemon(fds);
+  EXPECT_EQ(hello["hello"]["resume"]["up"], true) << hello;
+  EXPECT_EQ(fds.size(), 1u);
 }
 
 TEST(NodeRelay, AnErrorReplyToTheResumeEndsTheRelay) {
