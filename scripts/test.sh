@@ -20,7 +20,8 @@ echo "== build and test (-Wall -Wextra -Wpedantic -Werror)"
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== build and test with AddressSanitizer + UndefinedBehaviorSanitizer"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DSERVERSWAP_SANITIZE=ON
+  run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DSERVERSWAP_SANITIZE=ON \
+  -DSERVERSWAP_SIM_SCHEDULES=4000  # the 100,000 schedules run in the build above
 
 # Each libFuzzer target (fuzz/) for a bounded time, from its checked-in corpus: new inputs
 # go to a scratch directory, crashes to build-fuzz/TARGET-crash-*.

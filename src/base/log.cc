@@ -56,6 +56,10 @@ void set_log_muted(bool muted) {
   g_muted = muted;
 }
 
+bool log_muted() {
+  return g_muted;
+}
+
 std::string timestamp_now() {
   using namespace std::chrono;
   auto now = system_clock::now();

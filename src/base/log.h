@@ -18,6 +18,7 @@ void set_log_format(LogFormat format);
 // Muted, log_line and log_event write nothing: for the simulator, which runs the supervisor
 // through hundreds of thousands of schedules. Not for production use.
 void set_log_muted(bool muted);
+bool log_muted();
 
 // UTC wall-clock time with milliseconds, ISO 8601: "2026-11-25T11:50:01.123Z".
 std::string timestamp_now();

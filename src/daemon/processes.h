@@ -63,8 +63,7 @@ class Processes {
   // or with fd >= 0 takes the one an earlier image of the daemon kept open (`serverswap
   // upgrade`).
   virtual Result<std::unique_ptr<Notifier>> open_notify(const std::string& address, uid_t uid,
-                                                        int fd,
-                                                        NotifySocket::OnMessage on_message,
+                                                        int fd, NotifySocket::OnMessage on_message,
                                                         NotifySocket::OnRejected on_rejected) = 0;
 };
 

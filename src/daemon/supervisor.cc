@@ -195,10 +195,12 @@ const Server* Supervisor::newer_holder(const Server& server) const {
 bool Supervisor::settle_race(Server& server, const std::string& name) {
   std::vector<std::string> losers;
   for (const auto& [id, other] : servers_) {
-    if (other.get() == &server || !same_slot(*other, server)) continue;
+    if (other.get() == &server) continue;
     if (!other->held.count(name) || other->taken.count(name)) continue;
     if (!other->starting() && other->state != ServerState::kUp) continue;
-    if (newer(*other, server)) {
+    bool other_newer = newer(*other, server);
+    if (!(other_newer ? same_slot(*other, server) : same_slot(server, *other))) continue;
+    if (other_newer) {
       if (server.starting()) {
         supersede(server, *other);
         return false;
@@ -937,6 +939,7 @@ void Supervisor::restart(const std::string& key) {
   // newest deploy wins), so the loop is over.
   for (const auto& [id, s] : servers_)
     if (s->state == ServerState::kUp && s->rank > loop.rank &&
+        (s->request.worker < 0 || s->request.worker == loop.request.worker) &&
         std::any_of(loop.resources.begin(), loop.resources.end(),
                     [&](const std::string& name) { return s->held.count(name) > 0; })) {
       log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: generation " +
@@ -1053,11 +1056,13 @@ void Supervisor::emit(const Server& server, const std::string& kind, const std::
   }
   for (auto& [roll_id, roll] : rolls_)
     if (roll->concerns(server.id)) sinks.push_back(&roll->sink);
-  Json fields = {{"kind", kind}, {"serverPid", server.pid}, {"generation", server.generation}};
-  if (!resource.empty()) fields["resource"] = resource;
-  if (server.request.worker >= 0) fields["worker"] = server.request.worker;
-  if (about != 0) fields["deploy"] = about;
-  log_event(where + ": " + text, fields);
+  if (!log_muted()) {
+    Json fields = {{"kind", kind}, {"serverPid", server.pid}, {"generation", server.generation}};
+    if (!resource.empty()) fields["resource"] = resource;
+    if (server.request.worker >= 0) fields["worker"] = server.request.worker;
+    if (about != 0) fields["deploy"] = about;
+    log_event(where + ": " + text, fields);
+  }
   Json line = protocol::make("event", event);
   if (options_.observer) options_.observer(line);
   for (Sink* sink : sinks) (*sink)(line);

@@ -105,10 +105,10 @@ TEST(Race, TenVersionsOnOnePortTheNewestWinsWhateverComesUpFirst) {
   for (int i = 1; i <= kDeploys; ++i) {
     gates.push_back(daemon.dir() + "/gate" + std::to_string(i));
     ASSERT_EQ(mkfifo(gates.back().c_str(), 0600), 0);
-    deploys.push_back(daemon.start_deploy(
-        {"/bin/sh", "-c",
-         "read go < " + gates.back() + " && exec " + HELLO_SERVER_BIN +
-             " 127.0.0.1:0 --body gen" + std::to_string(i)}));
+    deploys.push_back(
+        daemon.start_deploy({"/bin/sh", "-c",
+                             "read go < " + gates.back() + " && exec " + HELLO_SERVER_BIN +
+                                 " 127.0.0.1:0 --body gen" + std::to_string(i)}));
     ASSERT_TRUE(deploys.back()->wait_for_output("started generation", 10s))
         << deploys.back()->output();
   }
@@ -138,8 +138,7 @@ TEST(Race, TenVersionsOnOnePortTheNewestWinsWhateverComesUpFirst) {
   // Exactly one server, the winner's version, serves.
   ASSERT_TRUE(eventually([&] { return daemon.server_pids().size() == 1u; }, 20s))
       << daemon.status().dump();
-  EXPECT_NE(http_get(port, "/").find("gen10"),
-            std::string::npos);
+  EXPECT_NE(http_get(port, "/").find("gen10"), std::string::npos);
 }
 
 }  // namespace

@@ -140,8 +140,7 @@ void FakeProcesses::signal_group(pid_t group, int signum) {
   if (on_signal) on_signal(group, signum);
 }
 
-Result<std::unique_ptr<Notifier>> FakeProcesses::open_notify(const std::string& address, uid_t,
-                                                             int,
+Result<std::unique_ptr<Notifier>> FakeProcesses::open_notify(const std::string& address, uid_t, int,
                                                              NotifySocket::OnMessage,
                                                              NotifySocket::OnRejected) {
   return std::unique_ptr<Notifier>(std::make_unique<FakeNotifier>(address, open_notifiers_));
