@@ -508,8 +508,21 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
 void Supervisor::holds(Server& server, const std::string& name) {
   if (!settle_race(server, name)) return;
   if (server.starting()) return become_ready(server);
-  if (server.state == ServerState::kUp)
-    take_over(server, name, "generation " + std::to_string(server.generation) + " holds it too");
+  if (server.state != ServerState::kUp) return;
+  // Up already (it settled between two readyFor): it takes this one over once it has held it
+  // for --settle too, as the settle rule asks of any resource.
+  std::string id = server.id;
+  server.settle_timer.start(options_.settle, [this, id] {
+    Server* s = find(id);
+    if (!s || s->state != ServerState::kUp) return;
+    std::vector<std::string> names;
+    for (const auto& [held, spelled] : s->held)
+      if (!s->taken.count(held)) names.push_back(held);
+    for (const auto& n : names)
+      if (Server* again = find(id); again && again->state == ServerState::kUp)
+        take_over(*again, n,
+                  "generation " + std::to_string(again->generation) + " holds it too, settled");
+  });
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -47,6 +48,10 @@ struct Model {
   std::set<std::string> accepting;  // canonical names it accepts connections on
   std::set<std::string> taken;      // canonical names it was told to give up
   bool was_up = false;              // the supervisor said it is up
+  // When it was last handed a resource (for the settle rule, judged independently).
+  std::optional<std::chrono::steady_clock::time_point> ready_at;
+  std::optional<std::chrono::steady_clock::time_point> fail_at;
+  bool settled = false;  // held what it had asked for, connected, for --settle, at some point
   bool exit_pending = false;
   int64_t exit_status = 0;
   int exit_signal = 0;
@@ -62,6 +67,8 @@ struct Model {
     return false;
   }
 };
+
+constexpr Millis kSettle{1000};
 
 struct DeployRecord {
   std::string command;
@@ -81,7 +88,7 @@ class World {
     so.socket_path = "sim.sock";
     so.ready_timeout = Millis(5000);
     so.takedown_timeout = Millis(3000);
-    so.settle = Millis(1000);
+    so.settle = kSettle;
     so.restart_delay = Millis(100);
     so.restart_delay_max = Millis(1000);
     so.restart_reset = Millis(2000);
@@ -142,8 +149,7 @@ class World {
     std::vector<Action> actions;
     if (!drain && deploy_requests_ < options_.max_deploys)
       actions.push_back({3, [this] { deploy(); }});
-    if (!drain && reloads_ < 1 && !supervisor_->up_requests().empty())
-      actions.push_back({0.3, [this] { reload(); }});
+    if (!drain && reloads_ < 1 && !had_up_.empty()) actions.push_back({0.3, [this] { reload(); }});
     if (clock_.pending() > 0)
       // Timeouts are seconds, a server's steps milliseconds: timers fire less often.
       actions.push_back({0.5, [this] {
@@ -262,6 +268,7 @@ class World {
   void fail(pid_t pid) {
     Model& m = models_[pid];
     m.fail_sent = true;
+    m.fail_at = clock_.now();
     note("pid " + std::to_string(pid) + " sends fail");
     send(m, protocol::make("fail", "sim: bad release"));
   }
@@ -340,6 +347,9 @@ class World {
     std::string name = message.begin().key();
     if (name == "resourceReady") {
       m.accepting.insert(canonical(message.begin().value().get<std::string>()));
+      // The settle rule counts from the last resource it was given; once settled, it is up.
+      if (m.ready_at && clock_.now() >= *m.ready_at + kSettle) m.settled = true;
+      m.ready_at = clock_.now();
     } else if (name == "takeDown") {
       std::string r = canonical(message.begin().value().get<std::string>());
       taken_down(m, {r}, "takeDown");
@@ -397,6 +407,21 @@ class World {
 
   // ---- Invariants ------------------------------------------------------------------------
 
+  // Up by the protocol's rules, judged from what the server did, not from what the
+  // supervisor said: it sent serverUp, or (without upMessage) it has held everything it asked
+  // for so far, connected, for --settle.
+  bool really_up(const Model& m) const {
+    if (m.exited) return false;
+    if (m.up_message) return m.up_sent;
+    auto peer = peers_.find(m.peer);
+    bool connected = peer != peers_.end() && !peer->second->closed;
+    if (m.settled) return true;
+    if (!m.ready_at || !connected) return false;
+    auto settled = *m.ready_at + kSettle;
+    // A fail after it had settled is ignored (it was up by then).
+    return clock_.now() >= settled && (!m.fail_at || *m.fail_at >= settled);
+  }
+
   size_t acceptors(const std::string& r) const {
     size_t n = 0;
     for (const auto& [pid, m] : models_) n += !m.exited && m.accepting.count(r);
@@ -429,7 +454,7 @@ class World {
       bool newer_up = false;
       for (const auto& [pid, other] : models_)
         if (std::pair(other.rank, other.generation) > std::pair(m.rank, m.generation) &&
-            other.was_up && !other.exited && other.accepting.count(r))
+            really_up(other) && !other.exited && other.accepting.count(r))
           newer_up = true;
       if (!newer_up)
         return violated("I2: pid " + std::to_string(m.pid) + " (gen " +
@@ -451,8 +476,7 @@ class World {
     if (name != "deployed") return;
     pid_t pid = message.begin().value().value("pid", 0);
     auto it = models_.find(pid);
-    bool serving = it != models_.end() && !it->second.exited && it->second.was_up &&
-                   !it->second.accepting.empty();
+    bool serving = it != models_.end() && really_up(it->second) && !it->second.accepting.empty();
     for (const auto& s : supervisor_->status())
       if (s["pid"] == pid && s["state"] != "up") serving = false;
     if (it != models_.end() && !it->second.taken.empty()) serving = false;
