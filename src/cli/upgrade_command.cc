@@ -50,6 +50,13 @@ int upgrade_command(const GlobalOptions& options, const std::string& binary) {
     return kSystemError;
   }
   auto reply = client->next(Millis(30'000));
+  // Deploys in flight: the daemon upgrades once they have ended, within the bound it names.
+  if (reply.ok() && reply->name == "upgradeWaiting") {
+    int64_t within = reply->body.is_object() ? reply->body.value("withinMs", int64_t{0}) : 0;
+    say("upgrade: waiting for " + reply_string(reply->body, "reason") + " to end (at most " +
+        format_duration(Millis(within)) + ")");
+    reply = client->next(Millis(within + 30'000));
+  }
   if (!reply.ok()) {
     say(reply.status().message() + "; the outcome of the upgrade is unknown");
     return kFailed;

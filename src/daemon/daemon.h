@@ -96,6 +96,9 @@ class Daemon {
   // "error"}: the deploy command warns that a restarted daemon would not find the server.
   void annotate_outcome(protocol::Json& message) const;
   void upgrade_request(Connection& connection, const protocol::Message& message);
+  void upgrade_when_quiet(const std::string& path, const std::string& version, uint64_t requester,
+                          const protocol::Json& whole,
+                          std::chrono::steady_clock::time_point deadline, bool told);
   void exec_upgrade(const std::string& path, uint64_t requester);
   void finish();
   Supervisor::Sink sink_for(uint64_t connection_id);

@@ -169,19 +169,51 @@ void Daemon::upgrade_request(Connection& connection, const protocol::Message& me
         if (stopping_) return refuse_later("the daemon is stopping");
         if (supervisor_->adopting())
           return refuse_later("servers of the previous daemon are still resuming");
-        if (c)
-          c->send(protocol::make("upgrading",
-                                 {{"from", std::string("serverswap ") + SERVERSWAP_VERSION},
-                                  {"to", *version},
-                                  {"path", path}}));
-        log_line("upgrading: executing " + path + " (" + *version + ") in this process");
-        // On the next loop turn, so that the reply has gone out (libuv writes at once when it
-        // can).
-        upgrade_timer_->start(Millis(0),
-                              [this, path, requester] { exec_upgrade(path, requester); });
+        Millis bound = options_.ready_timeout + options_.takedown_timeout;
+        upgrade_when_quiet(path, *version, requester, whole, clock_->now() + bound, false);
       });
   if (!probe.ok()) return refuse(probe.status().message());
   upgrade_probe_ = std::move(*probe);
+}
+
+// Deploys and rolls in flight are not carried across the exec (their commands would lose
+// the connection that reports their outcome), so an upgrade waits until none is, checking
+// every 100 ms, at most `deadline` (--ready-timeout plus --takedown-timeout: a deploy
+// started now has ended by then); the requester is told it waits, and why.
+void Daemon::upgrade_when_quiet(const std::string& path, const std::string& version,
+                                uint64_t requester, const protocol::Json& whole,
+                                std::chrono::steady_clock::time_point deadline, bool told) {
+  Connection* c = control_->find(requester);
+  auto refuse = [&](const std::string& text) {
+    log_line("upgrade refused: " + text);
+    if (c) c->send(protocol::error_reply(text, whole));
+  };
+  if (stopping_) return refuse("the daemon is stopping");
+  if (size_t deploys = supervisor_->deploys_in_flight(); deploys > 0) {
+    std::string counted = std::to_string(deploys) + (deploys == 1 ? " deploy" : " deploys");
+    if (clock_->now() >= deadline)
+      return refuse("upgrade: " + counted + " still in flight; try again once they have ended");
+    if (!told) {
+      std::string why = counted + " in flight";
+      log_line("upgrade: waiting until no deploy is in flight (" + why + ")");
+      if (c)
+        c->send(protocol::make(
+            "upgradeWaiting",
+            {{"reason", why},
+             {"withinMs", std::chrono::duration_cast<Millis>(deadline - clock_->now()).count()}}));
+    }
+    upgrade_timer_->start(Millis(100), [this, path, version, requester, whole, deadline] {
+      upgrade_when_quiet(path, version, requester, whole, deadline, true);
+    });
+    return;
+  }
+  if (c)
+    c->send(protocol::make("upgrading", {{"from", std::string("serverswap ") + SERVERSWAP_VERSION},
+                                         {"to", version},
+                                         {"path", path}}));
+  log_line("upgrading: executing " + path + " (" + version + ") in this process");
+  // On the next loop turn, so that the reply has gone out (libuv writes at once when it can).
+  upgrade_timer_->start(Millis(0), [this, path, requester] { exec_upgrade(path, requester); });
 }
 
 void Daemon::exec_upgrade(const std::string& path, uint64_t requester) {

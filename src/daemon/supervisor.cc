@@ -1193,6 +1193,13 @@ void Supervisor::kill_all() {
 
 // ---- Lookups -----------------------------------------------------------------------------
 
+size_t Supervisor::deploys_in_flight() const {
+  size_t n = 0;
+  for (const auto& [id, deploy] : deploys_) n += !deploy.reported;
+  for (const auto& [id, roll] : rolls_) n += !roll->reported;
+  return n;
+}
+
 std::vector<SpawnSpec> Supervisor::up_requests() const {
   std::vector<SpawnSpec> requests;
   std::set<std::string> rolled;  // workers of one command: one redeploy rolls them all

@@ -115,6 +115,8 @@ class Supervisor {
   void kill_all();
   bool stopping() const { return static_cast<bool>(stop_done_); }
   size_t server_count() const { return servers_.size(); }
+  // Deploys (and rolls) that have not sent their outcome yet.
+  size_t deploys_in_flight() const;
   // The requests of the servers that are up (not taken down): what a reload deploys again.
   std::vector<SpawnSpec> up_requests() const;
   // Whether `pid` is a process of a live server running as `uid` (its main process or a

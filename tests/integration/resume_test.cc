@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -165,6 +166,34 @@ TEST(Resume, UpgradeUnderLoadKeepsThePidTheSocketsAndTheServers) {
   load.stop();
   verify::LoadReport report = load.join();
   EXPECT_EQ(report.counts.failed(), 0u) << verify::to_text(report);
+}
+
+// An upgrade asked for while a deploy is in flight waits for it (it is not carried across the
+// exec): the deploy's command gets its true outcome, and the upgrade happens after.
+TEST(Resume, AnUpgradeWaitsForTheDeployInFlightWhoseCommandGetsItsTrueOutcome) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  auto first = daemon.deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(first.code, 0) << first.output;
+  std::string gate = daemon.dir() + "/gate";
+  ASSERT_EQ(mkfifo(gate.c_str(), 0600), 0);
+  auto deploy = daemon.start_deploy(
+      {"/bin/sh", "-c", "read go < " + gate + " && exec " + RESUME_SERVER_BIN + " 127.0.0.1:0"});
+  ASSERT_TRUE(deploy->wait_for_output("started generation", 10s)) << deploy->output();
+
+  Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade"});
+  ASSERT_TRUE(upgrade.wait_for_output("upgrade: waiting for 1 deploy in flight to end", 10s))
+      << upgrade.output();
+  EXPECT_FALSE(upgrade.wait(0ms).has_value());
+  EXPECT_EQ(daemon.process().output().find("upgrading: executing"), std::string::npos);
+
+  UniqueFd writer(open(gate.c_str(), O_RDWR | O_CLOEXEC));  // kept open: see race_test.cc
+  ASSERT_TRUE(writer.valid());
+  ASSERT_EQ(write(writer.get(), "go\n", 3), 3);
+  ASSERT_EQ(deploy->wait(30s), 0) << deploy->output() << daemon.process().output();
+  ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output() << daemon.process().output();
+  std::string log = daemon.process().output();
+  EXPECT_LT(log.find("is up (sent serverUp)"), log.find("upgrading: executing")) << log;
+  EXPECT_EQ(daemon.server_pids().size(), 1u) << daemon.status().dump();
 }
 
 // The C++ client library (hello_server) reconnects and resumes by itself, after a SIGKILL
