@@ -98,13 +98,14 @@ void Supervisor::adopt_server(const ServerRecord& record) {
     if (record.notify_fd >= 0) ::close(record.notify_fd);
     remove_notify_socket_file(record.notify);
     for (const auto& [name, spelled] : s.held) s.taken.insert(name);
-    emit(s, "adopted", "taken back from state.json, " + record.state + "; waiting for it to exit");
+    emit(s, EventKind::kAdopted,
+         "taken back from state.json, " + record.state + "; waiting for it to exit");
     kill_after_grace(s);
     return;
   }
   reopen_notify_socket(s, record);
   s.awaiting_resume = true;
-  emit(s, "adopted",
+  emit(s, EventKind::kAdopted,
        "taken back from state.json (" + record.state +
            "); waiting for it to resume: " + join(s.argv, " "));
   if (!s.request.listen.empty()) take_listen_sockets_back(s, record);
@@ -123,13 +124,14 @@ void Supervisor::reopen_notify_socket(Server& server, const ServerRecord& record
   // name from the id. Not bound again under that name: it would list the id, a credential,
   // in /proc/net/unix.
   if (record.notify.empty()) {
-    emit(server, "notifyLost", "NOTIFY_SOCKET not reopened: none is recorded for it");
+    emit(server, EventKind::kNotifyLost, "NOTIFY_SOCKET not reopened: none is recorded for it");
     return;
   }
   std::string address = record.notify.starts_with("/") ? record.notify : "@" + record.notify;
   auto notify = open_notify_socket(server.id, address, uid, record.notify_fd);
   if (!notify.ok()) {
-    emit(server, "notifyLost", "NOTIFY_SOCKET not reopened: " + notify.status().message());
+    emit(server, EventKind::kNotifyLost,
+         "NOTIFY_SOCKET not reopened: " + notify.status().message());
     return;
   }
   server.notify = std::move(*notify);
@@ -167,7 +169,7 @@ void Supervisor::restart_readiness_timers(Server& server) {
 void Supervisor::take_listen_sockets_back(Server& server, const ServerRecord& record) {
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, server.pid, 0)));
   if (!pidfd) {
-    emit(server, "unmanaged", Status::system_error("pidfd_open", errno).message());
+    emit(server, EventKind::kUnmanaged, Status::system_error("pidfd_open", errno).message());
     return;
   }
   for (size_t i = 0; i < server.request.listen.size(); ++i) {
@@ -178,7 +180,7 @@ void Supervisor::take_listen_sockets_back(Server& server, const ServerRecord& re
     if (sockets_.find(name)) continue;
     UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), target, 0)));
     if (!fd) {
-      emit(server, "unmanaged",
+      emit(server, EventKind::kUnmanaged,
            Status::system_error("pidfd_getfd of its fd " + std::to_string(target) +
                                     " (the kernel refuses: the daemon needs root or ptrace "
                                     "rights over the server)",
@@ -190,7 +192,8 @@ void Supervisor::take_listen_sockets_back(Server& server, const ServerRecord& re
     std::string spelled = server.request.listen[i].resource;
     std::string checked;
     if (Status s = check_resumed_socket(server, fd.get(), spelled, &checked); !s.ok()) {
-      emit(server, "unmanaged", "its fd " + std::to_string(target) + ": " + s.message(), name);
+      emit(server, EventKind::kUnmanaged, "its fd " + std::to_string(target) + ": " + s.message(),
+           name);
       return;
     }
     if (Status s = sockets_.adopt(name, std::move(fd), "its fd " + std::to_string(target)); !s.ok())
@@ -198,7 +201,7 @@ void Supervisor::take_listen_sockets_back(Server& server, const ServerRecord& re
   }
   (void)record;
   server.awaiting_resume = false;
-  emit(server, "resumed", "took its listening sockets back with pidfd_getfd");
+  emit(server, EventKind::kResumed, "took its listening sockets back with pidfd_getfd");
   if (server.starting()) restart_readiness_timers(server);
 }
 
@@ -300,11 +303,11 @@ void Supervisor::resumed(Server& server, Peer& connection, bool up) {
   std::string holds = std::to_string(server.held.size()) + " listening socket(s)";
   if (up) {
     server.state = ServerState::kUp;
-    emit(server, "resumed", "resumed, up, holding " + holds);
+    emit(server, EventKind::kResumed, "resumed, up, holding " + holds);
   } else {
     // Still starting: it goes on as a starting server with a fresh --ready-timeout.
     server.state = ServerState::kConnected;
-    emit(server, "resumed", "resumed, still starting, holding " + holds);
+    emit(server, EventKind::kResumed, "resumed, still starting, holding " + holds);
     std::string id = server.id;
     server.ready_timer.start(options_.ready_timeout, [this, id] {
       if (Server* late = find(id); late && late->starting())
@@ -327,7 +330,7 @@ void Supervisor::give_up_adoption() {
     if (!s->awaiting_resume) continue;
     s->awaiting_resume = false;
     s->unmanaged = true;
-    emit(*s, "unmanaged",
+    emit(*s, EventKind::kUnmanaged,
          "did not resume within --adopt-timeout; it is taken down by signal when replaced");
   }
 }

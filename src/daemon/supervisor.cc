@@ -289,7 +289,8 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
                               late->notified, format_duration(options_.ready_timeout),
                               refused_ready_hint(*late)));
   });
-  emit(s, "spawned", "started generation " + std::to_string(generation) + ": " + join(s.argv, " "));
+  emit(s, EventKind::kSpawned,
+       "started generation " + std::to_string(generation) + ": " + join(s.argv, " "));
   hold_listen_sockets(s, *passed);
   return &s;
 }
@@ -301,7 +302,7 @@ void Supervisor::hold_listen_sockets(Server& server, const std::vector<PassedSoc
   for (size_t i = 0; i < passed.size(); ++i) {
     std::string name = passed[i].resource.name();
     server.held[name] = server.request.listen[i].resource;
-    emit(server, "resourceReady",
+    emit(server, EventKind::kResourceReady,
          "inherits the listening socket " + passed[i].address + " at fd " +
              std::to_string(passed[i].child_fd) + " (" + passed[i].fd_name + ")",
          name);
@@ -325,16 +326,16 @@ void Supervisor::notified(const std::string& id, const NotifyMessage& message) {
     if (key == "READY" && value == "1") {
       if (server->starting()) become_up(*server, "sent READY=1 on NOTIFY_SOCKET");
     } else if (key == "STATUS") {
-      emit(*server, "status", "STATUS=" + value);
+      emit(*server, EventKind::kStatus, "STATUS=" + value);
     } else if (key == "STOPPING" && value == "1") {
       server->said_stopping = true;
-      emit(*server, "stopping", "said STOPPING=1");
+      emit(*server, EventKind::kStopping, "said STOPPING=1");
     } else if (key == "MAINPID") {
       char* end = nullptr;
       long pid = std::strtol(value.c_str(), &end, 10);
       if (end && *end == '\0' && pid > 0) {
         server->main_pid = static_cast<pid_t>(pid);
-        emit(*server, "mainpid", "MAINPID=" + value);
+        emit(*server, EventKind::kMainPid, "MAINPID=" + value);
       }
     }
   }
@@ -356,9 +357,10 @@ void Supervisor::notify_refused(const std::string& id, const NotifyRefusal& refu
   Server* server = find(id);
   if (!server) return;
   int count = ++server->notify_refusals;
-  if (count <= kLoggedRefusals) emit(*server, "notifyRejected", refusal.why);
+  if (count <= kLoggedRefusals) emit(*server, EventKind::kNotifyRejected, refusal.why);
   if (count == kLoggedRefusals + 1)
-    emit(*server, "notifyRejected", "more notifications dropped; counted, no longer logged");
+    emit(*server, EventKind::kNotifyRejected,
+         "more notifications dropped; counted, no longer logged");
   if (refusal.ready && refusal.sender > 0) {
     server->refused_ready_pid = refusal.sender;
     server->refused_ready_comm = refusal.comm;
@@ -413,7 +415,8 @@ void Supervisor::hello(Peer& connection, const protocol::Message& message) {
       protocol::make("welcome", {{"protocol", protocol::kVersion},
                                  {"id", server->id},
                                  {"version", std::string("serverswap ") + SERVERSWAP_VERSION}}));
-  emit(*server, "connected", "connected (pid " + std::to_string(connection.peer_pid()) + ")");
+  emit(*server, EventKind::kConnected,
+       "connected (pid " + std::to_string(connection.peer_pid()) + ")");
   // A --listen server with a client library has its sockets already and asks for none.
   if (inherited_only) become_ready(*server);
 }
@@ -435,14 +438,14 @@ void Supervisor::server_message(Peer& connection, const protocol::Message& messa
     if (server->starting()) {
       fail(*server, "sent fail: " + (why.empty() ? "(no reason given)" : why));
     } else {
-      emit(*server, "fail", "sent fail after it was up (ignored): " + why);
+      emit(*server, EventKind::kFail, "sent fail after it was up (ignored): " + why);
     }
   } else if (name == "serving") {
     serving(*server, connection, message);
   } else if (name == "tookDown") {
     auto resource = protocol::decode_string_body(name, message.body);
     if (!resource.ok()) return reply_error(connection, resource.status().message(), message);
-    emit(*server, "tookDown", "stopped accepting", *resource);
+    emit(*server, EventKind::kTookDown, "stopped accepting", *resource);
   } else if (name == "hello") {
     reply_error(connection, "hello was already said on this connection", message);
   } else {
@@ -498,7 +501,8 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
         Json reply = protocol::make("resourceReady", spelled);
         reply["address"] = (*entry)->address;
         c->send_with_handle(reply, (*entry)->handle);
-        emit(*s, "resourceReady", "handed the listening socket " + (*entry)->address, name);
+        emit(*s, EventKind::kResourceReady, "handed the listening socket " + (*entry)->address,
+             name);
         holds(*s, name);
       });
 }
@@ -661,10 +665,10 @@ void Supervisor::disconnected(Peer& connection) {
     server->disconnected_before_up = true;
     fail(*server, "closed its control connection before it was up", kExitGrace);
   } else if (server->state == ServerState::kUp) {
-    emit(*server, "disconnected",
+    emit(*server, EventKind::kDisconnected,
          "closed its control connection (a takedown will have to be by signal)");
   } else if (server->alive()) {
-    emit(*server, "disconnected", "closed its control connection");
+    emit(*server, EventKind::kDisconnected, "closed its control connection");
   }
 }
 
@@ -677,7 +681,7 @@ void Supervisor::become_up(Server& server, const std::string& how) {
   server.state = ServerState::kUp;
   server.ready_timer.stop();
   server.settle_timer.stop();
-  emit(server, "up", "is up (" + how + ")");
+  emit(server, EventKind::kUp, "is up (" + how + ")");
   restart_stayed_up(server);
   auto deploy = deploys_.find(server.id);
   if (deploy != deploys_.end()) deploy->second.up = true;
@@ -721,7 +725,7 @@ void Supervisor::take_down(Server& victim, const std::set<std::string>& resource
     if (!victim.taken.insert(name).second) continue;
     if (connection && victim.subscribed.count(name)) {
       connection->send(protocol::make("takeDown", victim.held[name]));
-      emit(victim, "takeDown", "sent takeDown (" + why + ")", name);
+      emit(victim, EventKind::kTakeDown, "sent takeDown (" + why + ")", name);
     } else {
       unheard.push_back(name);
       victim.unheard.insert(name);
@@ -732,7 +736,7 @@ void Supervisor::take_down(Server& victim, const std::set<std::string>& resource
   // everything: while it still serves a resource no newer server holds, it keeps accepting
   // here too, beside the newer one (docs/architecture.md, "Partial takedowns").
   for (const auto& name : unheard)
-    emit(victim, "partialTakedown",
+    emit(victim, EventKind::kPartialTakedown,
          "did not subscribe to takeDown here, and still serves other resources alone: it keeps "
          "accepting here beside the newer server until it is replaced on all of them",
          name);
@@ -769,7 +773,8 @@ void Supervisor::fail(Server& server, const std::string& reason, Millis signal_a
   server.failure = reason;
   server.ready_timer.stop();
   server.settle_timer.stop();
-  emit(server, "failed", "failed: " + reason + "; the servers it would replace keep serving");
+  emit(server, EventKind::kFailed,
+       "failed: " + reason + "; the servers it would replace keep serving");
   if (server.process->exited()) return;
   // Graceful even now: it may already have accepted connections on a shared socket.
   Peer* connection = connection_of(server);
@@ -795,7 +800,7 @@ void Supervisor::kill_after_grace(Server& server) {
   std::string id = server.id;
   server.kill_timer.start(options_.takedown_timeout, [this, id] {
     if (Server* s = find(id); s && s->alive()) {
-      emit(*s, "killed",
+      emit(*s, EventKind::kKilled,
            "still running after --takedown-timeout " + format_duration(options_.takedown_timeout) +
                "; sending SIGKILL");
       s->process->signal_group(SIGKILL);
@@ -810,7 +815,7 @@ void Supervisor::signal(Server& server, int signum, const std::string& why) {
   // MAINPID= named the process that stands for the server; it may have left the group.
   // Only within its session, so that a reused pid is never signalled.
   processes_.signal_strayed(server.main_pid, server.pid, signum);
-  emit(server, "signalled", "sent " + signal_name(signum) + " (" + why + ")");
+  emit(server, EventKind::kSignalled, "sent " + signal_name(signum) + " (" + why + ")");
 }
 
 void Supervisor::exited(const std::string& id, int64_t status, int term_signal) {
@@ -832,7 +837,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   server.kill_timer.stop();
   server.exit_grace_timer.stop();
   if (Peer* c = connection_of(server)) c->close();
-  emit(server, "exited",
+  emit(server, before == ServerState::kUp ? EventKind::kCrashed : EventKind::kExited,
        before == ServerState::kUp ? description + " while serving (crashed)" : description);
   // Out of the table first, so that deploys waiting for it see it gone. Destroying its
   // process handle from inside that handle's exit callback is safe (uv_close defers).
@@ -864,7 +869,7 @@ void Supervisor::give_back_unheard(const Server& gone) {
     for (auto& [id, s] : servers_) {
       if (s->state != ServerState::kUp || !s->unheard.erase(name)) continue;
       s->taken.erase(name);
-      emit(*s, "restored",
+      emit(*s, EventKind::kRestored,
            "serves it alone again: generation " + std::to_string(gone.generation) +
                ", which replaced it here, is gone",
            name);
@@ -932,7 +937,8 @@ void Supervisor::crashed(const Server& gone) {
   if (loop->restart_pending) return;  // a crash of an overtaking deploy: one restart is enough
   auto now = clock_.now();
   Millis delay = loop->backoff.crashed(now);
-  emit(gone, "restarting", join(gone.request.argv, " ") + " " + loop->backoff.describe(now, delay));
+  emit(gone, EventKind::kRestarting,
+       join(gone.request.argv, " ") + " " + loop->backoff.describe(now, delay));
   loop->restart_pending = true;
   loop->next_restart = now + delay;
   loop->restart_timer.start(delay, [this, key] { restart(key); });
@@ -995,7 +1001,7 @@ void Supervisor::restart_stayed_up(const Server& server) {
   it->second->reset_timer.start(options_.restart_reset, [this, key, id] {
     Server* s = find(id);
     if (!s || s->state != ServerState::kUp) return;
-    emit(*s, "stable",
+    emit(*s, EventKind::kStable,
          "stayed up for " + format_duration(options_.restart_reset) + ": the crash loop is over");
     crash_loops_.erase(key);  // destroys this timer; its handle closes later
   });
@@ -1040,7 +1046,7 @@ Json Supervisor::crash_loops() const {
 
 // ---- Reporting ---------------------------------------------------------------------------
 
-void Supervisor::emit(const Server& server, const std::string& kind, const std::string& text,
+void Supervisor::emit(const Server& server, EventKind kind, const std::string& text,
                       const std::string& resource) {
   std::string where =
       "server " + std::to_string(server.pid) + " (gen " + std::to_string(server.generation);
@@ -1048,14 +1054,13 @@ void Supervisor::emit(const Server& server, const std::string& kind, const std::
     where.append(", worker ").append(std::to_string(server.request.worker));
   where += ")";
   if (!resource.empty()) where += " " + resource;
-  Json event = {{"time", timestamp_now()},
-                {"kind", kind},
-                {"id", server.id},
-                {"pid", server.pid},
-                {"generation", server.generation},
-                {"text", where + ": " + text}};
+  Json event = {
+      {"time", timestamp_now()}, {"kind", event_kind_name(kind)},   {"id", server.id},
+      {"pid", server.pid},       {"generation", server.generation}, {"text", where + ": " + text}};
   if (!resource.empty()) event["resource"] = resource;
   if (server.request.worker >= 0) event["worker"] = server.request.worker;
+  // Readers count crashes by this field, never by the text (docs/protocol.md, "event").
+  if (kind == EventKind::kCrashed) event["crashed"] = true;
   // The deploy a line is about: the one that started this server, else the one replacing
   // it, so that one number follows a swap through every line (docs/architecture.md,
   // "Logs"): the generation of the server it started, never an id (ids are credentials, and
@@ -1070,7 +1075,10 @@ void Supervisor::emit(const Server& server, const std::string& kind, const std::
   for (auto& [roll_id, roll] : rolls_)
     if (roll->concerns(server.id)) sinks.push_back(&roll->sink);
   if (!log_muted()) {
-    Json fields = {{"kind", kind}, {"serverPid", server.pid}, {"generation", server.generation}};
+    Json fields = {{"kind", event_kind_name(kind)},
+                   {"serverPid", server.pid},
+                   {"generation", server.generation}};
+    if (kind == EventKind::kCrashed) fields["crashed"] = true;
     if (!resource.empty()) fields["resource"] = resource;
     if (server.request.worker >= 0) fields["worker"] = server.request.worker;
     if (about != 0) fields["deploy"] = about;
@@ -1186,7 +1194,7 @@ void Supervisor::stop(std::function<void()> done) {
 void Supervisor::kill_all() {
   for (auto& [id, s] : servers_) {
     if (!s->alive()) continue;
-    emit(*s, "killed", "sending SIGKILL");
+    emit(*s, EventKind::kKilled, "sending SIGKILL");
     s->process->signal_group(SIGKILL);
   }
 }

@@ -14,6 +14,7 @@
 #include "base/duration.h"
 #include "daemon/clock.h"
 #include "daemon/crash_backoff.h"
+#include "daemon/event_kind.h"
 #include "daemon/listeners.h"
 #include "daemon/peer.h"
 #include "daemon/processes.h"
@@ -251,7 +252,9 @@ class Supervisor {
   void give_back_unheard(const Server& gone);
 
   // Reporting.
-  void emit(const Server& server, const std::string& kind, const std::string& text,
+  // `kind` is what readers act on (the JSON "kind", plus "crashed" for kCrashed); `text`
+  // is for people only.
+  void emit(const Server& server, EventKind kind, const std::string& text,
             const std::string& resource = "");
   void check_deployed(const std::string& id);
   void report_exit(const Server& server, const std::string& description, bool replaced);

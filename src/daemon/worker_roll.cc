@@ -109,7 +109,7 @@ void Supervisor::roll_advance(uint64_t roll_id) {
     roll = find_roll(roll_id);  // a worker that could not start ends the roll
     if (!roll || !server) return;
     roll->workers[index] = server->id;
-    emit(*server, "rollout",
+    emit(*server, EventKind::kRollout,
          "starting " + worker_text(index, roll->plan.workers()) + " (batch " +
              std::to_string(roll->plan.batch_of(index)) + "/" +
              std::to_string(roll->plan.batches()) + ")");
@@ -133,7 +133,7 @@ void Supervisor::roll_worker_message(uint64_t roll_id, int index, const Json& me
 void Supervisor::roll_worker_up(WorkerRoll& roll, Server& server) {
   int index = server.request.worker;
   for (const auto& [name, spelled] : server.held) roll.resources.insert(name);
-  emit(server, "rollout",
+  emit(server, EventKind::kRollout,
        worker_text(index, roll.plan.workers()) + " is up (batch " +
            std::to_string(roll.plan.batch_of(index)) + "/" + std::to_string(roll.plan.batches()) +
            ")");

@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "daemon/event_kind.h"
 #include "observe/counters.h"
 
 namespace serverswap::observe {
@@ -42,11 +43,15 @@ void Metrics::observe(const Json& message, Clock::time_point now) {
   if (name == "event") {
     std::string kind = body.value("kind", "");
     std::string id = body.value("id", "");
-    if (kind == "spawned") started_[id] = now;
-    if (kind == "restarting") ++restarts_;
-    if (kind == "killed") ++kills_;
-    if (kind == "exited" && body.value("text", "").find("crashed") != std::string::npos) ++crashes_;
-    if (kind == "exited") started_.erase(id);
+    using daemon::event_kind_name;
+    using daemon::EventKind;
+    if (kind == event_kind_name(EventKind::kSpawned)) started_[id] = now;
+    if (kind == event_kind_name(EventKind::kRestarting)) ++restarts_;
+    if (kind == event_kind_name(EventKind::kKilled)) ++kills_;
+    // A crash is an exit marked "crashed": true (kCrashed); the text is for people only.
+    bool crashed = body.contains("crashed") && body["crashed"].is_boolean() && body["crashed"];
+    if (kind == event_kind_name(EventKind::kCrashed) && crashed) ++crashes_;
+    if (kind == event_kind_name(EventKind::kExited)) started_.erase(id);
   } else if (name == "deployed") {
     size_t replaced =
         body.contains("replaced") && body["replaced"].is_array() ? body["replaced"].size() : 0;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "daemon/event_kind.h"
 #include "observe/counters.h"
 #include "observe/metrics_endpoint.h"
 
@@ -31,8 +32,9 @@ TEST(MetricsTest, CountsDeploysSwapsAndDurations) {
   m.observe(protocol::make("deployed", {{"id", "2.b"}, {"replaced", {42}}}), t0 + 1s + 700ms);
   m.observe(event("spawned", "3.c"), t0 + 2s);
   m.observe(protocol::make("deployFailed", {{"id", "3.c"}, {"reason", "x"}}), t0 + 3s);
-  m.observe(
-      event("exited", "2.b", "server 1 (gen 2): exited with status 1 while serving (crashed)"));
+  Json crash = event("exited", "2.b", "server 1 (gen 2): exited with status 1 while serving");
+  crash["event"]["crashed"] = true;
+  m.observe(crash);
   m.observe(event("restarting", "4.d"));
   std::string text = m.render(Json::array({{{"state", "up"}}, {{"state", "draining"}}}));
 
@@ -51,6 +53,27 @@ TEST(MetricsTest, CountsDeploysSwapsAndDurations) {
   EXPECT_EQ(value_of(text, "serverswap_server_crashes_total"), 1);
   EXPECT_EQ(value_of(text, "serverswap_server_restarts_total"), 1);
   EXPECT_NE(text.find("# TYPE serverswap_deploy_duration_seconds histogram\n"), std::string::npos);
+}
+
+// Crashes are counted by the event's "crashed" field, never by its wording: an exit whose
+// text says "crashed" without the field is not a crash, and one with it is whatever it says.
+TEST(MetricsTest, CountsCrashesByFieldNotText) {
+  Metrics m;
+  m.observe(event("exited", "1.a", "exited with status 1 while serving (crashed)"));
+  Json no = event("exited", "2.b", "crashed");
+  no["event"]["crashed"] = false;
+  m.observe(no);
+  Json bad = event("exited", "3.c");
+  bad["event"]["crashed"] = "yes";
+  m.observe(bad);
+  Json other = event("up", "4.d");
+  other["event"]["crashed"] = true;
+  m.observe(other);
+  EXPECT_EQ(value_of(m.render(Json::array()), "serverswap_server_crashes_total"), 0);
+  Json yes = event(daemon::event_kind_name(daemon::EventKind::kCrashed), "5.e", "exited");
+  yes["event"]["crashed"] = true;
+  m.observe(yes);
+  EXPECT_EQ(value_of(m.render(Json::array()), "serverswap_server_crashes_total"), 1);
 }
 
 TEST(MetricsTest, IgnoresMessagesItDoesNotKnow) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -144,10 +145,36 @@ TEST(ObserveTest, JsonLogsCarryTheDeployNumberOnEveryLineAboutIt) {
     if (l.value("kind", "") == "exited" && l.value("serverPid", 0) == old_pid) {
       old_exit_seen = true;
       EXPECT_EQ(l.value("deploy", uint64_t{0}), second_deploy) << l.dump();
+      EXPECT_FALSE(l.contains("crashed")) << "taken down, not crashed: " << l.dump();
     }
   }
   EXPECT_EQ(second_deploy, 2u);
   EXPECT_TRUE(old_exit_seen);
+}
+
+// A crash is told by the event's fields (kind "exited", "crashed": true), never only by its
+// wording, so that log readers and metrics need not parse prose (docs/protocol.md, "event").
+TEST(ObserveTest, JsonLogsMarkACrashByAField) {
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--log-format", "json"});
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"}).code, 0);
+  pid_t victim = daemon.server_pids().at(0);
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  ASSERT_TRUE(daemon.process().wait_for_output("\"crashed\":true", 10s))
+      << daemon.process().output();
+
+  bool crash_seen = false;
+  std::istringstream output(daemon.process().output());
+  for (std::string line; std::getline(output, line);) {
+    if (!line.starts_with("{")) continue;  // a server's own output
+    auto l = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(l.is_discarded()) << line;
+    if (!l.contains("crashed")) continue;
+    crash_seen = true;
+    EXPECT_EQ(l.value("kind", ""), "exited") << line;
+    EXPECT_EQ(l.value("serverPid", 0), victim) << line;
+    EXPECT_EQ(l["crashed"], true) << line;
+  }
+  EXPECT_TRUE(crash_seen);
 }
 
 std::string cmdline_of(pid_t pid) {

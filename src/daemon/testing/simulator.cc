@@ -11,6 +11,7 @@
 
 #include "base/join.h"
 #include "base/log.h"
+#include "daemon/event_kind.h"
 #include "daemon/supervisor.h"
 #include "daemon/testing/fake_seams.h"
 #include "protocol/resource.h"
@@ -398,7 +399,7 @@ class World {
     std::string kind = event.value("kind", "");
     pid_t pid = event.value("pid", 0);
     if (options_.record_trace) effect(event.value("text", ""));
-    if (kind == "up" && models_.count(pid)) {
+    if (kind == event_kind_name(EventKind::kUp) && models_.count(pid)) {
       Model& m = models_[pid];
       m.was_up = true;
       for (const auto& r : m.accepting) had_up_.insert(r);
