@@ -54,6 +54,9 @@ int reload_command(const GlobalOptions& options) {
     }
     if (message->name == "event" && !options.quiet) say(reply_string(message->body, "text"));
     if (message->name == "reloaded") return report(message->body);
+    if (message->name == "reloadQueued")
+      say("reload queued until no deploy is in flight (" + reply_string(message->body, "reason") +
+          "): a reload now would redeploy the old version over them");
     if (message->name == "error") {
       say("the daemon refused the reload: " + reply_text(message->whole, "error"));
       return kFailed;

@@ -39,6 +39,7 @@ Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
   state_timer_ = std::make_unique<Timer>(&loop_);
   adopt_timer_ = std::make_unique<Timer>(&loop_);
   upgrade_timer_ = std::make_unique<Timer>(&loop_);
+  reload_timer_ = std::make_unique<Timer>(&loop_);
 }
 
 Daemon::~Daemon() {
@@ -46,6 +47,7 @@ Daemon::~Daemon() {
   state_timer_.reset();
   adopt_timer_.reset();
   upgrade_timer_.reset();
+  reload_timer_.reset();
   upgrade_probe_.reset();
   reaper_.reset();
   metrics_endpoint_.reset();
@@ -296,27 +298,72 @@ bool Daemon::may_control(const Connection& connection) const {
 
 // ---- Reloading ---------------------------------------------------------------------------
 
+// A reload redeploys the commands that are up. During a deploy that would be the old
+// version, superseding the new one in flight: so a reload that arrives while deploys are in
+// flight waits for them to end (checked every 100 ms). At most one waits; later requests
+// join it, and every requester is told (`reloadQueued`) and gets its outcome.
 void Daemon::reload(const std::string& why, uint64_t requester) {
   if (stopping_) {
     if (Connection* c = control_->find(requester))
       c->send(protocol::error_reply("the daemon is stopping; nothing to reload"));
     return;
   }
+  if (size_t deploys = supervisor_->deploys_in_flight(); deploys > 0 || queued_reload_) {
+    std::string reason = std::to_string(deploys) + (deploys == 1 ? " deploy" : " deploys") +
+                         " in flight";
+    bool joined = queued_reload_.has_value();
+    if (!joined) queued_reload_.emplace(QueuedReload{why, {}});
+    queued_reload_->requesters.push_back(requester);
+    log_line("reload (" + why + ") queued until no deploy is in flight (" + reason + ")" +
+             (joined ? ": joins the reload already queued" : ""));
+    if (Connection* c = control_->find(requester))
+      c->send(protocol::make("reloadQueued", {{"reason", reason}, {"joined", joined}}));
+    if (!joined) reload_timer_->start(Millis(100), [this] { run_queued_reload(); });
+    return;
+  }
+  start_reload(why, {requester});
+}
+
+void Daemon::run_queued_reload() {
+  if (!queued_reload_) return;
+  if (!stopping_ && supervisor_->deploys_in_flight() > 0) {
+    reload_timer_->start(Millis(100), [this] { run_queued_reload(); });
+    return;
+  }
+  QueuedReload queued = std::move(*queued_reload_);
+  queued_reload_.reset();
+  if (stopping_) {
+    for (uint64_t id : queued.requesters)
+      if (Connection* c = control_->find(id))
+        c->send(protocol::error_reply("the daemon is stopping; nothing to reload"));
+    return;
+  }
+  start_reload(queued.why + ", queued behind a deploy", queued.requesters);
+}
+
+void Daemon::start_reload(const std::string& why, const std::vector<uint64_t>& requesters) {
   log_line("reloading (" + why + "): redeploying every up server's command");
   ++reloads_in_flight_;
   std::string state = "RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec());
   if (Status s = notify_.send(state); !s.ok()) log_line(s.message());
-  reload_servers(*supervisor_, sink_for(requester),
-                 [this, requester](const Json& outcome) { reloaded(outcome, requester); });
+  std::vector<Supervisor::Sink> sinks;
+  for (uint64_t id : requesters) sinks.push_back(sink_for(id));
+  reload_servers(
+      *supervisor_,
+      [sinks](const Json& message) {
+        for (const auto& sink : sinks) sink(message);
+      },
+      [this, requesters](const Json& outcome) { reloaded(outcome, requesters); });
 }
 
-void Daemon::reloaded(const Json& outcome, uint64_t requester) {
+void Daemon::reloaded(const Json& outcome, const std::vector<uint64_t>& requesters) {
   const Json& body = outcome["reloaded"];
   size_t failed = 0;
   for (const auto& d : body["deploys"]) failed += d.value("ok", false) ? 0 : 1;
   log_line("reload done: " + std::to_string(body["deploys"].size()) + " redeployed, " +
            std::to_string(failed) + " failed");
-  if (Connection* c = control_->find(requester)) c->send(outcome);
+  for (uint64_t id : requesters)
+    if (Connection* c = control_->find(id)) c->send(outcome);
   // systemd waits for READY=1 after RELOADING=1, whatever the outcome: the old servers of a
   // failed redeploy are still serving.
   if (--reloads_in_flight_ == 0 && !stopping_) {

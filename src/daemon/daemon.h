@@ -77,7 +77,9 @@ class Daemon {
   void control_request(Connection& connection, const protocol::Message& message);
   void deploy_request(Connection& connection, const protocol::Message& message);
   void reload(const std::string& why, uint64_t requester);
-  void reloaded(const protocol::Json& outcome, uint64_t requester);
+  void run_queued_reload();
+  void start_reload(const std::string& why, const std::vector<uint64_t>& requesters);
+  void reloaded(const protocol::Json& outcome, const std::vector<uint64_t>& requesters);
   Status adopt_activated_sockets();
   bool may_control(const Connection& connection) const;
   SpawnSpec with_default_identity(SpawnSpec spec) const;
@@ -118,6 +120,12 @@ class Daemon {
   bool service_manager_ = false;
   std::string default_user_, default_group_;
   int reloads_in_flight_ = 0;
+  // A reload waiting for the deploys in flight to end (at most one; requesters join it).
+  struct QueuedReload {
+    std::string why;
+    std::vector<uint64_t> requesters;  // control connections; 0 for SIGHUP
+  };
+  std::optional<QueuedReload> queued_reload_;
   int exit_code_ = 0;
   bool stopping_ = false;
   observe::Metrics metrics_;
@@ -135,7 +143,7 @@ class Daemon {
   std::string state_error_;  // empty: the last write succeeded
   std::chrono::steady_clock::time_point state_failing_since_;
   Millis state_retry_delay_{100};
-  std::unique_ptr<Timer> state_timer_, adopt_timer_, upgrade_timer_;
+  std::unique_ptr<Timer> state_timer_, adopt_timer_, upgrade_timer_, reload_timer_;
   std::vector<std::function<void()>> waiting_deploys_;  // until adoption is over
   uint64_t internal_errors_ = 0;  // exceptions on_line caught: each one a decoder bug
   std::unique_ptr<VersionProbe> upgrade_probe_;  // `path --version` of an upgrade

@@ -292,6 +292,10 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   emit(s, EventKind::kSpawned,
        "started generation " + std::to_string(generation) + ": " + join(s.argv, " "));
   hold_listen_sockets(s, *passed);
+  // Its resources are known at spawn: an older deploy still starting on them is superseded
+  // now, or this one is if a newer server already holds one.
+  for (const auto& p : *passed)
+    if (!settle_race(s, p.resource.name())) break;
   return &s;
 }
 
