@@ -143,5 +143,40 @@ TEST(Race, TenVersionsOnOnePortTheNewestWinsWhateverComesUpFirst) {
   EXPECT_NE(http_get(port, "/").find("gen10"), std::string::npos);
 }
 
+// Found by trying the README as a user: `serverswap reload` (or SIGHUP, ExecReload=) while a
+// deploy of a new version was starting redeployed the OLD version's command (the up
+// server's), which superseded the deploy in flight: a reload rolled the deploy back. Now the
+// reload waits for the deploy (one follow-up, its requester told), then redeploys the new
+// version.
+TEST(Race, AReloadDuringADeployWaitsForItInsteadOfRollingItBack) {
+  DaemonUnderTest daemon;
+  auto first = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0", "--body", "old"});
+  ASSERT_EQ(first.code, 0) << first.output;
+  auto [host, port] = split_address(daemon.address_of("127.0.0.1:0"));
+
+  std::string gate = daemon.dir() + "/gate";
+  ASSERT_EQ(mkfifo(gate.c_str(), 0600), 0);
+  auto deploy = daemon.start_deploy(
+      {"/bin/sh", "-c",
+       "read go < " + gate + " && exec " + HELLO_SERVER_BIN + " 127.0.0.1:0 --body new"});
+  ASSERT_TRUE(deploy->wait_for_output("started generation", 10s)) << deploy->output();
+  auto reload = daemon.start_deploy({"reload"});
+  ASSERT_TRUE(reload->wait_for_output("reload queued until no deploy is in flight (1 deploy", 10s))
+      << reload->output();
+  EXPECT_EQ(daemon.server_pids().size(), 2u) << "nothing redeployed yet: "
+                                             << daemon.status().dump();
+  UniqueFd writer(open(gate.c_str(), O_RDWR | O_CLOEXEC));  // kept open: see above
+  ASSERT_TRUE(writer.valid());
+  ASSERT_EQ(write(writer.get(), "go\n", 3), 3);
+
+  EXPECT_EQ(deploy->wait(20s), 0) << deploy->output();
+  EXPECT_EQ(reload->wait(20s), 0) << reload->output();
+  EXPECT_NE(reload->output().find("reloaded '"), std::string::npos) << reload->output();
+  ASSERT_TRUE(eventually([&] { return daemon.server_pids().size() == 1u; }, 20s))
+      << daemon.status().dump();
+  EXPECT_NE(http_get(port, "/").find("new"), std::string::npos)
+      << reload->output() << daemon.status().dump();
+}
+
 }  // namespace
 }  // namespace serverswap::testing
