@@ -309,8 +309,8 @@ void Daemon::reload(const std::string& why, uint64_t requester) {
     return;
   }
   if (size_t deploys = supervisor_->deploys_in_flight(); deploys > 0 || queued_reload_) {
-    std::string reason = std::to_string(deploys) + (deploys == 1 ? " deploy" : " deploys") +
-                         " in flight";
+    std::string reason =
+        std::to_string(deploys) + (deploys == 1 ? " deploy" : " deploys") + " in flight";
     bool joined = queued_reload_.has_value();
     if (!joined) queued_reload_.emplace(QueuedReload{why, {}});
     queued_reload_->requesters.push_back(requester);

@@ -160,22 +160,24 @@ TEST(Race, AReloadDuringADeployWaitsForItInsteadOfRollingItBack) {
       {"/bin/sh", "-c",
        "read go < " + gate + " && exec " + HELLO_SERVER_BIN + " 127.0.0.1:0 --body new"});
   ASSERT_TRUE(deploy->wait_for_output("started generation", 10s)) << deploy->output();
-  auto reload = daemon.start_deploy({"reload"});
+  auto reload = std::make_unique<Child>(
+      std::vector<std::string>{SERVERSWAP_BIN, "--socket", daemon.socket(), "reload"});
   ASSERT_TRUE(reload->wait_for_output("reload queued until no deploy is in flight (1 deploy", 10s))
       << reload->output();
-  EXPECT_EQ(daemon.server_pids().size(), 2u) << "nothing redeployed yet: "
-                                             << daemon.status().dump();
+  EXPECT_EQ(daemon.server_pids().size(), 2u)
+      << "nothing redeployed yet: " << daemon.status().dump();
+  // Two lines: one for the deploy's server, one for the reload's (the same command).
   UniqueFd writer(open(gate.c_str(), O_RDWR | O_CLOEXEC));  // kept open: see above
   ASSERT_TRUE(writer.valid());
-  ASSERT_EQ(write(writer.get(), "go\n", 3), 3);
+  ASSERT_EQ(write(writer.get(), "go\ngo\n", 6), 6);
 
   EXPECT_EQ(deploy->wait(20s), 0) << deploy->output();
-  EXPECT_EQ(reload->wait(20s), 0) << reload->output();
+  EXPECT_EQ(reload->wait(20s), 0) << reload->output() << daemon.process().output();
   EXPECT_NE(reload->output().find("reloaded '"), std::string::npos) << reload->output();
   ASSERT_TRUE(eventually([&] { return daemon.server_pids().size() == 1u; }, 20s))
       << daemon.status().dump();
   EXPECT_NE(http_get(port, "/").find("new"), std::string::npos)
-      << reload->output() << daemon.status().dump();
+      << reload->output() << daemon.status().dump() << daemon.process().output();
 }
 
 }  // namespace
