@@ -960,16 +960,18 @@ void Supervisor::restart(const std::string& key) {
   }
   // A later deploy is up on one of its resources: the restart could never come up (the
   // newest deploy wins), so the loop is over.
-  for (const auto& [id, s] : servers_)
-    if (s->state == ServerState::kUp && s->rank > loop.rank &&
-        (s->request.worker < 0 || s->request.worker == loop.request.worker) &&
+  for (const auto& entry : servers_) {
+    const Server& s = *entry.second;
+    if (s.state == ServerState::kUp && s.rank > loop.rank &&
+        (s.request.worker < 0 || s.request.worker == loop.request.worker) &&
         std::any_of(loop.resources.begin(), loop.resources.end(),
-                    [&](const std::string& name) { return s->held.count(name) > 0; })) {
+                    [&s](const std::string& name) { return s.held.count(name) > 0; })) {
       log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: generation " +
-               std::to_string(s->generation) + ", a later deploy, serves its resources");
+               std::to_string(s.generation) + ", a later deploy, serves its resources");
       crash_loops_.erase(it);
       return;
     }
+  }
   const Server* deploying = loop.request.worker < 0 ? deploy_in_progress(loop.request) : nullptr;
   if (deploying) {
     // Its failure comes back here through after_exit, its success ends the loop.
