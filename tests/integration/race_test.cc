@@ -15,6 +15,18 @@ namespace {
 
 constexpr int kDeploys = 10;
 
+// 500 requests/s on 8 connections; 60 s is an upper bound, each test stops it.
+verify::LoadOptions load_on(const std::string& host, uint16_t port, verify::Mode mode) {
+  verify::LoadOptions options;
+  options.host = host;
+  options.port = port;
+  options.duration = std::chrono::seconds(60);
+  options.connections = 8;
+  options.mode = mode;
+  options.rate = 500;
+  return options;
+}
+
 TEST(Race, TenDeploysOfTheSameCommandAtOnceOneWinsUnderLoad) {
   DaemonUnderTest daemon;
   auto first = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
@@ -22,14 +34,7 @@ TEST(Race, TenDeploysOfTheSameCommandAtOnceOneWinsUnderLoad) {
   auto [host, port] = split_address(daemon.address_of("127.0.0.1:0"));
   pid_t old_pid = daemon.server_pids().at(0);
 
-  verify::LoadOptions options;
-  options.host = host;
-  options.port = port;
-  options.duration = std::chrono::seconds(60);  // an upper bound; stopped below
-  options.connections = 8;
-  options.mode = verify::Mode::kClose;
-  options.rate = 500;
-  verify::LoadRun load(options);
+  verify::LoadRun load(load_on(host, port, verify::Mode::kClose));
   ASSERT_TRUE(load.wait_for_ok(100, 10s)) << "the load never got going";
 
   // The new server waits at a gate (a FIFO) before it starts, so that every deploy reaches
@@ -87,14 +92,7 @@ TEST(Race, TenVersionsOnOnePortTheNewestWinsWhateverComesUpFirst) {
   auto [host, port] = split_address(daemon.address_of("127.0.0.1:0"));
   pid_t old_pid = daemon.server_pids().at(0);
 
-  verify::LoadOptions options;
-  options.host = host;
-  options.port = port;
-  options.duration = std::chrono::seconds(60);  // an upper bound; stopped below
-  options.connections = 8;
-  options.mode = verify::Mode::kKeepAlive;
-  options.rate = 500;
-  verify::LoadRun load(options);
+  verify::LoadRun load(load_on(host, port, verify::Mode::kKeepAlive));
   ASSERT_TRUE(load.wait_for_ok(100, 10s)) << "the load never got going";
 
   // Version i waits at gate i before it starts. Each deploy is seen started before the next
