@@ -9,16 +9,11 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "base/safe_path.h"
 #include "protocol/resource.h"
 
 namespace serverswap::cli {
 namespace {
-
-std::string octal(mode_t mode) {
-  char text[8];
-  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
-  return text;
-}
 
 constexpr const char* kChooseOwn = "choose a directory of your own: mkdir -m 0700 ~/.serverswap";
 
@@ -35,7 +30,7 @@ Status ensure_private_dir(const std::string& dir) {
                          "); remove it or pass --socket PATH in a directory of your own (" +
                          kChooseOwn + ")");
   if ((st.st_mode & 0077) != 0)
-    return Status::error(dir + " has mode " + octal(st.st_mode) +
+    return Status::error(dir + " has mode " + octal_mode(st.st_mode) +
                          "; it must be 0700 (private to you): chmod 0700 " + dir);
   return {};
 }
@@ -63,37 +58,28 @@ Status check_socket_directory(const std::string& dir) {
                          ", is a symbolic link; name the real directory, or " + kChooseOwn);
   if (!S_ISDIR(st.st_mode))
     return Status::error("the directory of the control socket, " + dir + ", is not a directory");
-  if (st.st_uid != me)
+  // Root's directory is as safe as our own (a root daemon's socket for servers run as
+  // another user lies in one: user_directory.h).
+  if (st.st_uid != me && st.st_uid != 0)
     return Status::error("the directory of the control socket, " + dir + ", belongs to uid " +
                          std::to_string(st.st_uid) + ", not to you (uid " + std::to_string(me) +
-                         "): another user could plant or replace the daemon's files there; " +
+                         ") nor to root: another user could plant or replace the daemon's files "
+                         "there; " +
                          kChooseOwn);
   if ((st.st_mode & 022) != 0)
     return Status::error("the directory of the control socket, " + dir + ", has mode " +
-                         octal(st.st_mode) +
+                         octal_mode(st.st_mode) +
                          ": others may write to it and could plant or replace the daemon's "
                          "files there; chmod go-w " +
                          dir + ", or " + kChooseOwn);
   // The ancestors as the kernel resolves them: symbolic links on the way (/var/run) are
   // followed, and their targets checked.
-  char real[PATH_MAX];
-  if (!::realpath(dir.c_str(), real)) return Status::system_error("resolve " + dir, errno);
-  for (std::filesystem::path p = std::filesystem::path(real).parent_path();; p = p.parent_path()) {
-    struct stat a {};
-    if (::stat(p.c_str(), &a) != 0) return Status::system_error("stat " + p.string(), errno);
-    if (a.st_uid != 0 && a.st_uid != me)
-      return Status::error("the directory of the control socket, " + dir + ", lies in " +
-                           p.string() + ", which belongs to uid " + std::to_string(a.st_uid) +
-                           " (neither root nor you): that user could replace the directory; " +
-                           kChooseOwn);
-    if ((a.st_mode & 022) != 0 && (a.st_mode & S_ISVTX) == 0)
-      return Status::error("the directory of the control socket, " + dir + ", lies in " +
-                           p.string() + ", which has mode " + octal(a.st_mode) +
-                           " (writable by others, not sticky): they could replace the "
-                           "directory; " +
-                           kChooseOwn);
-    if (p == p.root_path()) break;
-  }
+  auto unsafe = find_unsafe_component(std::filesystem::path(dir).parent_path().string());
+  if (!unsafe.ok()) return unsafe.status();
+  if (!unsafe->unsafe.empty())
+    return Status::error("the directory of the control socket, " + dir + ", lies in " +
+                         unsafe->unsafe + ", " + unsafe->why +
+                         ": others could replace the directory; " + kChooseOwn);
   return {};
 }
 

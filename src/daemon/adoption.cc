@@ -180,11 +180,15 @@ void Supervisor::take_listen_sockets_back(Server& server, const ServerRecord& re
     if (sockets_.find(name)) continue;
     UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), target, 0)));
     if (!fd) {
+      int err = errno;
+      // What the errno means here (pidfd_getfd(2)), so that the event says what to do.
+      std::string why = err == EPERM   ? " (the kernel refuses: the daemon needs root or ptrace "
+                                         "rights over the server)"
+                        : err == ESRCH ? " (the server has exited meanwhile)"
+                        : err == EBADF ? " (the server no longer has that fd open)"
+                                       : "";
       emit(server, EventKind::kUnmanaged,
-           Status::system_error("pidfd_getfd of its fd " + std::to_string(target) +
-                                    " (the kernel refuses: the daemon needs root or ptrace "
-                                    "rights over the server)",
-                                errno)
+           Status::system_error("pidfd_getfd of its fd " + std::to_string(target) + why, err)
                .message(),
            name);
       return;

@@ -1,7 +1,9 @@
 #include "daemon/control_server.h"
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +11,8 @@
 #include <cstdlib>
 
 #include "base/log.h"
+#include "base/unique_fd.h"
+#include "daemon/socket_file.h"
 
 namespace serverswap::daemon {
 
@@ -108,23 +112,36 @@ int ControlServer::listener_fd() const {
   return fd;
 }
 
-Result<std::string> ControlServer::listen_for_user(uid_t uid, gid_t gid) {
+Result<std::string> ControlServer::listen_for_user(uid_t uid) {
   if (auto it = user_listeners_.find(uid); it != user_listeners_.end()) return it->second.path;
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = tmp && tmp[0] == '/' ? tmp : "/tmp";
-  pattern.append("/serverswap-uid").append(std::to_string(uid)).append("-XXXXXX");
-  if (!mkdtemp(pattern.data())) return Status::system_error("mkdtemp " + pattern, errno);
-  Listener listener{nullptr, pattern + "/control.sock", pattern};
-  auto pipe = bind_listener(listener.path);
-  // Socket first, then the directory: while it is still root's, no one can plant a
-  // symlink where the socket goes.
-  if (pipe.ok() && (lchown(listener.path.c_str(), uid, gid) != 0 ||
-                    chown(listener.directory.c_str(), uid, gid) != 0)) {
-    pipe = Status::system_error("chown " + listener.path, errno);
-  }
+  std::string what = "the control socket for servers of uid " + std::to_string(uid);
+  if (!user_directory_) return Status::error(what + ": no directory for other users' sockets");
+  auto directory = user_directory_->path();
+  if (!directory.ok()) return directory.status().wrap(what);
+  Listener listener{nullptr, "", control_socket_name(uid)};
+  listener.path = *directory + "/" + listener.name;
+  what.append(", ").append(listener.path);
+  if (!fits_sun_path(listener.path))
+    return Status::error(what + ", is " + std::to_string(listener.path.size()) +
+                         " bytes; a Unix socket path holds at most " +
+                         std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                         " bytes: set TMPDIR to a shorter directory");
+  auto dir = user_directory_->open();
+  if (!dir.ok()) return dir.status().wrap(what);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return Status::system_error(what, errno);
+  if (Status s = bind_socket_in(fd.get(), dir->get(), listener.name, uid, what); !s.ok()) return s;
+  bool attached = false;  // then the pipe handle owns the fd, and closes it on failure too
+  auto pipe = open_listener(
+      [&](uv_pipe_t* p) {
+        int rc = uv_pipe_open(p, fd.get());
+        attached = rc == 0;
+        return rc;
+      },
+      what);
+  if (attached) fd.release();
   if (!pipe.ok()) {
-    ::unlink(listener.path.c_str());
-    ::rmdir(listener.directory.c_str());
+    ::unlinkat(dir->get(), listener.name.c_str(), 0);
     return pipe.status();
   }
   listener.pipe = *pipe;
@@ -137,12 +154,16 @@ void ControlServer::stop_listening() {
     uv_close(reinterpret_cast<uv_handle_t*>(pipe),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
   };
-  for (auto& [uid, listener] : user_listeners_) {
-    close_pipe(listener.pipe);
-    ::unlink(listener.path.c_str());
-    ::rmdir(listener.directory.c_str());
+  if (!user_listeners_.empty()) {
+    // Through the checked directory, never the path: only the socket files we made go.
+    auto dir = user_directory_->open();
+    for (auto& [uid, listener] : user_listeners_) {
+      close_pipe(listener.pipe);
+      if (dir.ok()) ::unlinkat(dir->get(), listener.name.c_str(), 0);
+    }
+    user_listeners_.clear();
+    user_directory_->remove_if_empty();
   }
-  user_listeners_.clear();
   if (!listener_) return;
   close_pipe(listener_);
   listener_ = nullptr;

@@ -17,6 +17,7 @@
 #include "base/status.h"
 #include "daemon/connection.h"
 #include "daemon/log_limiter.h"
+#include "daemon/user_directory.h"
 #include "observe/counters.h"
 
 namespace serverswap::daemon {
@@ -69,9 +70,14 @@ class ControlServer {
   Status listen_inherited(const std::string& path, int fd);
   // The control listener's descriptor (-1 when not listening), to keep across an upgrade.
   int listener_fd() const;
-  // A second socket only `uid` (and root) can reach, for servers started as that user: in
-  // a fresh 0700 directory of theirs under $TMPDIR or /tmp. Made once per uid; its path.
-  Result<std::string> listen_for_user(uid_t uid, gid_t gid);
+  // Where listen_for_user() binds (borrowed; must outlive this). Before the first call.
+  void use_user_directory(UserDirectory* directory) { user_directory_ = directory; }
+  // A second socket only `uid` (and root) can reach, for servers started as that user:
+  // control-uid<UID>.sock in the UserDirectory, the file `uid`'s, mode 0600. Made once per
+  // uid (again at the same path by a restarted daemon: the name depends on the uid only);
+  // its path. Errors name the path and the cause (a path too long for sun_path, no safe
+  // temporary directory, the errno text of socket, bind or chown).
+  Result<std::string> listen_for_user(uid_t uid);
   // Stops accepting and removes the socket files; open connections stay.
   void stop_listening();
   // Starts closing every connection (flushing what was sent to each).
@@ -86,7 +92,7 @@ class ControlServer {
   struct Listener {
     uv_pipe_t* pipe = nullptr;
     std::string path;
-    std::string directory;  // removed with it (per-user sockets only)
+    std::string name;  // in the UserDirectory
   };
 
   Result<uv_pipe_t*> open_listener(const std::function<int(uv_pipe_t*)>& attach,
@@ -103,6 +109,7 @@ class ControlServer {
   Handlers handlers_;
   uv_pipe_t* listener_ = nullptr;
   std::string path_;
+  UserDirectory* user_directory_ = nullptr;
   std::map<uid_t, Listener> user_listeners_;
   uint64_t next_id_ = 1;
   ConnectionCaps caps_;

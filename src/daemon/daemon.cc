@@ -26,9 +26,9 @@ Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
   // The caps on connections and pending descriptors follow the fd limit, raised first.
   control_->set_caps(caps_for_fd_limit(raise_fd_limit()));
   // Servers run as another user (--user) reach the daemon through a socket of their own.
-  options_.socket_for_user = [this](uid_t uid, gid_t gid) {
-    return control_->listen_for_user(uid, gid);
-  };
+  control_->use_user_directory(&user_directory_);
+  options_.socket_for_user = [this](uid_t uid, gid_t) { return control_->listen_for_user(uid); };
+  options_.user_directory = &user_directory_;
   options_.observer = [this](const Json& message) {
     metrics_.observe(message);
     state_changed();
@@ -103,6 +103,7 @@ Status Daemon::start() {
   }
   reaper_ = std::make_unique<OrphanReaper>(
       &loop_, [this](pid_t pid) { return supervisor_->is_server_pid(pid); });
+  take_back_user_directory(have_state ? &**previous : nullptr);
   if (Status s = supervisor_->prepare_notify_directory(have_state ? &**previous : nullptr); !s.ok())
     return s;
   if (have_state) adopt_servers(**previous);

@@ -87,6 +87,11 @@ class Daemon {
   // Restarts of the daemon itself (daemon_restart.cc).
   Status inherit_upgraded_sockets(const DaemonState& state);
   void adopt_servers(const DaemonState& state);
+  // Reuses the UserDirectory `state` names (if still ours), removes the files in it that no
+  // recorded server needs, and binds the per-uid control sockets in it again.
+  void take_back_user_directory(const DaemonState* state);
+  // What the state file records now: the supervisor's servers and the UserDirectory.
+  DaemonState record_state() const;
   void adoption_over(const std::string& why);
   void when_adopted(std::function<void()> deploy);
   void state_changed();
@@ -111,6 +116,8 @@ class Daemon {
   std::unique_ptr<SocketSet> sockets_;
   std::unique_ptr<UvClock> clock_;
   std::unique_ptr<SystemProcesses> processes_;
+  // Before control_ and supervisor_, which borrow it.
+  UserDirectory user_directory_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Supervisor> supervisor_;
   std::vector<std::unique_ptr<SignalWatch>> signals_;

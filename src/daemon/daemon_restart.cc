@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <set>
 
 #include "base/log.h"
 #include "daemon/activated_sockets.h"
@@ -48,6 +50,40 @@ void Daemon::adopt_servers(const DaemonState& recorded) {
   adopt_timer_->start(restart_.adopt_timeout, [this] { adoption_over("--adopt-timeout passed"); });
 }
 
+void Daemon::take_back_user_directory(const DaemonState* state) {
+  if (!state || state->user_directory.empty()) return;
+  if (Status s = user_directory_.reuse(state->user_directory); !s.ok()) {
+    log_line("warning: not reusing the directory for other users' sockets: " + s.message() +
+             "; servers run as another user by the previous daemon cannot reach this one");
+    return;
+  }
+  const std::string& dir = user_directory_.current();
+  std::set<std::string> keep;
+  for (const ServerRecord& server : state->servers) {
+    std::filesystem::path notify(server.notify);
+    if (notify.parent_path() == dir) keep.insert(notify.filename().string());
+  }
+  // The control socket of each uid, at the same path: its servers reconnect there.
+  std::vector<uid_t> uids;
+  for (const std::string& name : user_directory_.names()) {
+    if (auto uid = uid_of_control_socket(name)) {
+      keep.insert(name);
+      uids.push_back(*uid);
+    }
+  }
+  user_directory_.remove_except(keep);
+  for (uid_t uid : uids) {
+    if (auto path = control_->listen_for_user(uid); !path.ok()) log_line(path.status().message());
+  }
+  user_directory_.remove_if_empty();
+}
+
+DaemonState Daemon::record_state() const {
+  DaemonState state = supervisor_->record();
+  state.user_directory = user_directory_.current();
+  return state;
+}
+
 // Deploys go ahead: every adopted server resumed, or the wait is over.
 void Daemon::adoption_over(const std::string& why) {
   adopt_timer_->stop();
@@ -76,7 +112,7 @@ void Daemon::state_changed() {
 void Daemon::write_state() {
   state_write_pending_ = false;
   if (state_closed_) return;
-  Status written = state_file_->write(supervisor_->record());
+  Status written = state_file_->write(record_state());
   state_write_outcome(written);
   if (!written.ok()) {
     // Retried until it succeeds: a daemon restarted meanwhile would not find the servers
@@ -217,7 +253,7 @@ void Daemon::upgrade_when_quiet(const std::string& path, const std::string& vers
 }
 
 void Daemon::exec_upgrade(const std::string& path, uint64_t requester) {
-  DaemonState state = supervisor_->record();
+  DaemonState state = record_state();
   std::vector<int> inherited;
   for (const auto& [name, entry] : sockets_->entries()) {
     uv_os_fd_t fd = -1;
@@ -240,7 +276,7 @@ void Daemon::exec_upgrade(const std::string& path, uint64_t requester) {
     failed = exec_keeping(path, argv, inherited);  // returns only on failure
   }
   log_line("upgrade failed, the daemon goes on unchanged: " + failed.message());
-  state_write_outcome(state_file_->write(supervisor_->record()));
+  state_write_outcome(state_file_->write(record_state()));
   if (Connection* c = control_->find(requester))
     c->send(protocol::error_reply("upgrade failed: " + failed.message()));
 }

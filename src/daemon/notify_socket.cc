@@ -18,6 +18,7 @@
 
 #include "base/unique_fd.h"
 #include "daemon/process_tree.h"
+#include "daemon/socket_file.h"
 #include "daemon/state_file.h"
 #include "daemon/uv_handle.h"
 #include "observe/counters.h"
@@ -199,8 +200,6 @@ std::string NotifySocket::random_name() {
 
 namespace {
 
-constexpr const char* kSharedPrefix = "serverswap-notify-";
-
 std::string octal(mode_t mode) {
   char text[8];
   std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
@@ -237,10 +236,6 @@ Result<UniqueFd> open_directory(const std::string& path, bool private_only) {
   return dir;
 }
 
-bool fits_sun_path(const std::string& path) {
-  return path.size() < sizeof(sockaddr_un{}.sun_path);
-}
-
 Result<std::unique_ptr<NotifySocket>> start(
     uv_loop_t* loop, UniqueFd fd, const std::string& address, NotifySocket::OnMessage on_message,
     NotifySocket::OnRejected on_rejected, NotifySocket::Block* block,
@@ -261,34 +256,6 @@ Result<std::unique_ptr<NotifySocket>> start(
   return std::unique_ptr<NotifySocket>(make(owned.release(), address));
 }
 
-// Binds `fd` to NAME in the checked directory `dir`, through /proc/self/fd/N/NAME: the
-// directory is the one checked, whatever happens to the path that names it meanwhile.
-// A file already there (a socket an earlier run left) is replaced: only we write there.
-Status bind_in(int fd, int dir, const std::string& name, uid_t uid, const std::string& what) {
-  // Linux gives the socket file the mode of the socket inode: 0600 from the start, so that
-  // no one else can send before the chmod below.
-  ::fchmod(fd, 0600);
-  if (::unlinkat(dir, name.c_str(), 0) != 0 && errno != ENOENT)
-    return Status::system_error("remove the stale " + what, errno);
-  std::string via = "/proc/self/fd/" + std::to_string(dir) + "/" + name;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (!fits_sun_path(via)) return Status::error(what + ": name too long");
-  std::memcpy(addr.sun_path, via.data(), via.size());
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return Status::system_error("bind " + what, errno);
-  // The server's uid may send to it (it owns the file: widening that is its own business; it
-  // cannot rename or remove it, the directory is ours). Everyone else: EACCES.
-  bool given = uid == ::geteuid() ||
-               ::fchownat(dir, name.c_str(), uid, static_cast<gid_t>(-1), AT_SYMLINK_NOFOLLOW) == 0;
-  if (!given || ::fchmodat(dir, name.c_str(), 0600, 0) != 0) {
-    int err = errno;
-    ::unlinkat(dir, name.c_str(), 0);
-    return Status::system_error("give " + what + " to uid " + std::to_string(uid), err);
-  }
-  return {};
-}
-
 }  // namespace
 
 void remove_notify_socket_file(const std::string& address) {
@@ -298,12 +265,17 @@ void remove_notify_socket_file(const std::string& address) {
   auto dir = open_directory(dir_path, false);
   if (!dir.ok()) return;
   ::unlinkat(dir->get(), path.filename().c_str(), 0);
-  if (path.parent_path().filename().string().starts_with(kSharedPrefix))
+  if (is_user_directory_name(dir_path))
     ::rmdir(dir_path.c_str());  // ENOTEMPTY while other servers' sockets are in it
 }
 
-NotifyDirectory::NotifyDirectory(std::string socket_path)
-    : private_dir_(std::move(socket_path) + ".notify") {}
+NotifyDirectory::NotifyDirectory(std::string socket_path, UserDirectory* shared)
+    : private_dir_(std::move(socket_path) + ".notify"), shared_(shared) {
+  if (!shared_) {
+    owned_shared_ = std::make_unique<UserDirectory>();
+    shared_ = owned_shared_.get();
+  }
+}
 
 Status NotifyDirectory::prepare(const std::vector<std::string>& keep) {
   auto parent = std::filesystem::path(private_dir_).parent_path().string();
@@ -341,28 +313,17 @@ Result<std::string> NotifyDirectory::new_path(uid_t uid) {
   std::string name = NotifySocket::random_name();
   std::string path = private_dir_ + "/" + name;
   if (uid == ::geteuid() && fits_sun_path(path)) return path;
-  // Made again when a server's socket was the last in it (it is removed then) or a cleaner
-  // of TMPDIR removed it.
-  if (shared_dir_.empty() || !open_directory(shared_dir_, false).ok()) {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = tmp && tmp[0] == '/' ? tmp : "/tmp";
-    pattern.append("/").append(kSharedPrefix).append("XXXXXX");
-    if (!fits_sun_path(pattern + "/" + name))
-      return Status::error("the NOTIFY_SOCKET path " + path + " is " + std::to_string(path.size()) +
-                           " bytes, and " + pattern + "/" + name +
-                           " would be too; a Unix socket path holds at most " +
-                           std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
-                           " bytes: choose a shorter --socket path or TMPDIR");
-    if (!::mkdtemp(pattern.data())) return Status::system_error("mkdtemp " + pattern, errno);
-    // mkdtemp made it 0700; every user must pass through it to their own socket.
-    if (::chmod(pattern.c_str(), 0711) != 0) {
-      int err = errno;
-      ::rmdir(pattern.c_str());
-      return Status::system_error("chmod 0711 " + pattern, err);
-    }
-    shared_dir_ = pattern;
-  }
-  return shared_dir_ + "/" + name;
+  auto shared = shared_->path();
+  if (!shared.ok()) return shared.status().wrap("a NOTIFY_SOCKET for uid " + std::to_string(uid));
+  std::string in_shared = *shared + "/" + name;
+  if (!fits_sun_path(in_shared))
+    return Status::error("the NOTIFY_SOCKET path " + in_shared + " is " +
+                         std::to_string(in_shared.size()) +
+                         " bytes; a Unix socket path holds at most " +
+                         std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                         " bytes: set TMPDIR to a shorter directory" +
+                         (uid == ::geteuid() ? " or choose a shorter --socket path" : ""));
+  return in_shared;
 }
 
 Result<std::unique_ptr<NotifySocket>> NotifySocket::open(uv_loop_t* loop,
@@ -393,7 +354,8 @@ Result<std::unique_ptr<NotifySocket>> NotifySocket::open(uv_loop_t* loop,
     auto dir = open_directory(block->dir_path, false);
     if (!dir.ok()) return dir.status();
     block->dir = std::move(*dir);
-    if (Status s = bind_in(fd.get(), block->dir.get(), block->name, uid, what); !s.ok()) return s;
+    if (Status s = bind_socket_in(fd.get(), block->dir.get(), block->name, uid, what); !s.ok())
+      return s;
   }
   return start(loop, std::move(fd), address, std::move(on_message), std::move(on_rejected),
                block.release(), make);
@@ -446,8 +408,7 @@ NotifySocket::~NotifySocket() {
     // A shared directory (TMPDIR/serverswap-notify-*) goes with its last socket; while
     // another is in it, ENOTEMPTY. It is ours (mode 0711 in a sticky TMPDIR): no one else
     // can have put anything at that name.
-    if (std::filesystem::path(block_->dir_path).filename().string().starts_with(kSharedPrefix))
-      ::rmdir(block_->dir_path.c_str());
+    if (is_user_directory_name(block_->dir_path)) ::rmdir(block_->dir_path.c_str());
     block_->dir.reset();
   }
   close_block(block_, reinterpret_cast<uv_handle_t*>(&block_->handle));

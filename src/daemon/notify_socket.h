@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "daemon/user_directory.h"
 
 namespace serverswap::daemon {
 
@@ -61,13 +62,13 @@ class Notifier {
 // beside the control socket SOCKET, created 0700 and refused unless it is a directory of the
 // daemon's effective uid that no group or other may use. Servers run as another user
 // (--user), who cannot pass the control socket's directory (0700 by default), and paths that
-// would not fit in sun_path: TMPDIR/serverswap-notify-XXXXXX/ (mkdtemp), mode 0711 and the
-// daemon's: every user may pass, no one else may list it or create or remove a file in it,
-// and each socket file in it is its server's uid's, mode 0600. Loop thread only.
+// would not fit in sun_path: the UserDirectory (user_directory.h), where each socket file is
+// its server's uid's, mode 0600. Loop thread only.
 class NotifyDirectory {
  public:
   // `socket_path`: the daemon's control socket (an absolute path).
-  explicit NotifyDirectory(std::string socket_path);
+  // `shared`: the daemon's UserDirectory (borrowed, must outlive this); null: one of its own.
+  explicit NotifyDirectory(std::string socket_path, UserDirectory* shared = nullptr);
 
   // At daemon start: creates SOCKET.notify/ (0700) or checks the one there (an error that
   // names it and says how to fix it when it is not a directory of ours, private), and
@@ -83,13 +84,14 @@ class NotifyDirectory {
 
  private:
   std::string private_dir_;  // SOCKET.notify
-  std::string shared_dir_;   // TMPDIR/serverswap-notify-XXXXXX, once made
+  UserDirectory* shared_;
+  std::unique_ptr<UserDirectory> owned_shared_;
 };
 
 // Removes the socket file of a NOTIFY_SOCKET path a server no longer needs (one recorded in
 // the state file for a server that is gone, or is only being taken down), reached through
-// its directory opened and checked as NotifySocket::open does; a shared TMPDIR directory
-// goes too once empty. Nothing for abstract names ("@…") or a directory that is not ours.
+// its directory opened and checked as NotifySocket::open does; a UserDirectory goes too once
+// empty. Nothing for abstract names ("@…") or a directory that is not ours.
 void remove_notify_socket_file(const std::string& address);
 
 class NotifySocket : public Notifier {

@@ -193,7 +193,7 @@ TEST(NotifyDirectory, OwnServersInThePrivateDirectoryOthersAndLongPathsInAShared
   auto theirs = notify.new_path(::geteuid() + 1);
   ASSERT_TRUE(theirs.ok()) << theirs.status().message();
   std::string shared = std::filesystem::path(*theirs).parent_path();
-  EXPECT_TRUE(shared.starts_with(tmp.path + "/serverswap-notify-")) << shared;
+  EXPECT_TRUE(shared.starts_with(tmp.path + "/serverswap-users-")) << shared;
   struct stat st {};
   ASSERT_EQ(::lstat(shared.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0711u);
@@ -205,7 +205,7 @@ TEST(NotifyDirectory, OwnServersInThePrivateDirectoryOthersAndLongPathsInAShared
   ASSERT_TRUE(long_one.prepare({}).ok());
   auto fallback = long_one.new_path(::geteuid());
   ASSERT_TRUE(fallback.ok()) << fallback.status().message();
-  EXPECT_TRUE(fallback->starts_with(tmp.path + "/serverswap-notify-")) << *fallback;
+  EXPECT_TRUE(fallback->starts_with(tmp.path + "/serverswap-users-")) << *fallback;
   // TMPDIR too long as well: an error that names the limit.
   std::string long_tmp = tmp.path + "/" + std::string(80, 't');
   ASSERT_EQ(::mkdir(long_tmp.c_str(), 0700), 0);

@@ -80,6 +80,7 @@ SocketSet::SocketSet(uv_loop_t* loop) : loop_(loop) {}
 
 SocketSet::~SocketSet() {
   // Binds under way: their children are killed; no one is told (the supervisor is gone).
+  queued_.clear();
   for (auto& [name, pending] : pending_) handover::abandon_bind_as(pending->child, Millis(0));
   pending_.clear();
   idle_timers_.clear();
@@ -129,21 +130,40 @@ void SocketSet::get_or_bind_async(const protocol::Resource& resource, std::optio
   }
   if (entries_.count(name) || !as || resource.kind != protocol::Resource::Kind::kUnix)
     return done(get_or_bind(resource, as, bind_timeout));
+  for (auto& queued : queued_) {
+    if (queued.resource.name() == name) return queued.waiting.push_back(std::move(done));
+  }
   // Each is a process for up to bind_timeout: a user's servers cannot have many at once.
-  size_t theirs = 0;
+  size_t theirs = 0, waiting = 0;
   for (const auto& [other, pending] : pending_)
     if (pending->as && pending->as->uid == as->uid) ++theirs;
-  if (theirs >= kMaxPendingBindsPerUid)
+  for (const auto& queued : queued_)
+    if (queued.as.uid == as->uid) ++waiting;
+  if (theirs < kMaxPendingBindsPerUid)
+    return start_bind(resource, *as, {std::move(done)}, bind_timeout);
+  if (waiting >= kMaxQueuedBindsPerUid)
     return done(Status::error("bind " + name + " as uid " + std::to_string(as->uid) + ": " +
-                              std::to_string(theirs) +
-                              " binds for this user are under way; ask again when they are done"));
-  auto child = handover::start_bind_as(resource, as->uid, as->gid);
-  if (!child.ok()) return done(child.status());
+                              std::to_string(theirs) + " binds for this user are under way and " +
+                              std::to_string(waiting) +
+                              " more are waiting; ask again when they are done"));
+  std::vector<BindDone> first;
+  first.push_back(std::move(done));
+  queued_.push_back({resource, *as, std::move(first), bind_timeout});
+}
+
+void SocketSet::start_bind(const protocol::Resource& resource, const BindAs& as,
+                           std::vector<BindDone> waiting, Millis bind_timeout) {
+  std::string name = resource.name();
+  auto child = handover::start_bind_as(resource, as.uid, as.gid);
+  if (!child.ok()) {
+    for (auto& done : waiting) done(child.status());
+    return;
+  }
   auto pending = std::make_unique<PendingBind>();
   pending->child = std::move(*child);
   pending->as = as;
   pending->timeout = bind_timeout;
-  pending->waiting.push_back(std::move(done));
+  pending->waiting = std::move(waiting);
   pending->set = this;
   pending->name = name;
   pending->poll = new PendingBind::Poll;
@@ -158,6 +178,21 @@ void SocketSet::get_or_bind_async(const protocol::Resource& resource, std::optio
   pending->timer = std::make_unique<Timer>(loop_);
   pending->timer->start(bind_timeout, [this, name] { bind_answered(name, true); });
   pending_.emplace(name, std::move(pending));
+}
+
+void SocketSet::start_queued(uid_t uid) {
+  for (auto it = queued_.begin(); it != queued_.end(); ++it) {
+    if (it->as.uid != uid) continue;
+    QueuedBind next = std::move(*it);
+    queued_.erase(it);
+    if (entries_.count(next.resource.name())) {
+      // Bound meanwhile (a --listen at spawn): no child needed.
+      auto result = get_or_bind(next.resource, next.as, next.timeout);
+      for (auto& done : next.waiting) done(result);
+      return;
+    }
+    return start_bind(next.resource, next.as, std::move(next.waiting), next.timeout);
+  }
 }
 
 // The child answered (or `timed_out`): the entry made, everyone waiting for it told.
@@ -181,6 +216,8 @@ void SocketSet::bind_answered(const std::string& name, bool timed_out) {
     result = bound.ok() ? add_bound(pending->child.resource, pending->as, std::move(*bound))
                         : Result<const Entry*>(bound.status());
   }
+  // The next of this user's queued binds goes first: the callbacks below may ask for more.
+  if (pending->as) start_queued(pending->as->uid);
   // Each may start another bind, or close this set's entries: they hold nothing of `pending`.
   for (auto& done : pending->waiting) done(result);
 }

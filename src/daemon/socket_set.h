@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,8 +24,11 @@
 
 namespace serverswap::daemon {
 
-// Binds as another user under way at once, per uid (get_or_bind_async): more are refused.
+// Binds as another user under way at once, per uid (get_or_bind_async; each is a process):
+// more wait in a queue, in the order asked, of at most kMaxQueuedBindsPerUid; beyond that
+// they are refused.
 inline constexpr size_t kMaxPendingBindsPerUid = 8;
+inline constexpr size_t kMaxQueuedBindsPerUid = 1024;
 
 class SocketSet : public Listeners {
  public:
@@ -41,14 +45,16 @@ class SocketSet : public Listeners {
   // get_or_bind without waiting on the loop: a Unix socket bound `as` another user is bound
   // by a forked child whose answer is read when it comes (uv_poll), and `done` is called then
   // from the loop, or with an error after `bind_timeout` (the child killed). Requests for a
-  // name whose bind is under way wait for that one; beyond kMaxPendingBindsPerUid under way
-  // for that uid, `done` gets an error at once. In every other case (an entry exists,
-  // TCP, the daemon's own user) `done` is called before this returns. A SocketSet destroyed
+  // name whose bind is under way or queued wait for that one; beyond kMaxPendingBindsPerUid
+  // under way for that uid, a request is queued and started when one of them ends (beyond
+  // kMaxQueuedBindsPerUid queued, `done` gets an error at once). In every other case (an entry
+  // exists, TCP, the daemon's own user) `done` is called before this returns. A SocketSet destroyed
   // meanwhile kills the child and calls no `done`.
   void get_or_bind_async(const protocol::Resource& resource, std::optional<BindAs> as,
                          BindDone done, Millis bind_timeout = Millis(2000)) override;
-  // Binds under way (get_or_bind_async), for tests and status.
+  // Binds under way and queued (get_or_bind_async), for tests and status.
   size_t binds_pending() const { return pending_.size(); }
+  size_t binds_queued() const { return queued_.size(); }
 
   // Takes a socket bound by someone else (systemd's socket units) for resource `name`,
   // which get_or_bind then returns. Its Unix socket file, if any, is left for its owner.
@@ -69,10 +75,22 @@ class SocketSet : public Listeners {
   Result<const Entry*> add_bound(const protocol::Resource& resource, std::optional<BindAs> as,
                                  handover::ListenSocket bound);
   struct PendingBind;
+  struct QueuedBind {
+    protocol::Resource resource;
+    BindAs as;
+    std::vector<BindDone> waiting;
+    Millis timeout;
+  };
+  // Forks the child that binds `resource` as `as` and polls for its answer.
+  void start_bind(const protocol::Resource& resource, const BindAs& as,
+                  std::vector<BindDone> waiting, Millis bind_timeout);
   void bind_answered(const std::string& name, bool timed_out);
+  // Starts the oldest queued bind of `uid`, if any.
+  void start_queued(uid_t uid);
 
   uv_loop_t* loop_;
   std::map<std::string, std::unique_ptr<PendingBind>> pending_;
+  std::deque<QueuedBind> queued_;  // all uids, oldest first
   std::map<std::string, Entry> entries_;
   std::map<std::string, std::unique_ptr<Timer>> idle_timers_;
 };

@@ -226,7 +226,9 @@ std::string never_ready_reason(bool connected, bool holds_listen, bool notified,
 
 std::string refused_ready_reason(pid_t sender, const std::string& sender_comm, pid_t main,
                                  const std::string& main_comm) {
-  return "READY=1 came from pid " + std::to_string(sender) + " (" + sender_comm +
+  // "?": the sender had exited by the time its datagram was read (a short-lived helper).
+  std::string who = sender_comm == "?" ? "which had exited by then" : sender_comm;
+  return "READY=1 came from pid " + std::to_string(sender) + " (" + who +
          "), not from the main process " + std::to_string(main) + " (" + main_comm +
          "): does a wrapper script start the server without `exec`? Use `exec` in the script, "
          "or send MAINPID= from the main process";

@@ -105,6 +105,7 @@ Json state_to_json(const DaemonState& state) {
     if (s.notify_fd >= 0) servers.back()["notifyFd"] = s.notify_fd;
   }
   Json json = {{"version", 1}, {"servers", servers}};
+  if (!state.user_directory.empty()) json["userDirectory"] = state.user_directory;
   if (!state.sockets.empty() || state.control_fd >= 0) {
     Json sockets = Json::array();
     for (const auto& s : state.sockets)
@@ -125,6 +126,7 @@ Result<DaemonState> state_from_json(const Json& json) {
   const Json* sockets = r.array("sockets", false);
   state.control_fd =
       static_cast<int>(r.integer("controlFd", false, -1, std::numeric_limits<int>::max(), -1));
+  state.user_directory = r.string("userDirectory", false);
   if (!r.ok()) return r.status();
   for (size_t i = 0; i < servers->size(); ++i) {
     auto record = server_from_json((*servers)[i], "state.servers[" + std::to_string(i) + "]");

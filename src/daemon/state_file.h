@@ -60,6 +60,8 @@ struct DaemonState {
   std::vector<ServerRecord> servers;
   std::vector<SocketRecord> sockets;  // only when written for an upgrade
   int control_fd = -1;                // the control listener, only for an upgrade
+  // The UserDirectory (user_directory.h) its servers of other uids use; empty when none.
+  std::string user_directory;
 };
 
 protocol::Json state_to_json(const DaemonState& state);

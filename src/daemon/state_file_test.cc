@@ -36,6 +36,7 @@ DaemonState sample() {
   state.servers.push_back(server);
   state.sockets = {{":8080", "[::]:8080", 7}};
   state.control_fd = 5;
+  state.user_directory = "/tmp/serverswap-users-AbC123";
   return state;
 }
 
@@ -65,6 +66,7 @@ TEST(StateFile, RoundTripsEveryField) {
   EXPECT_EQ(s.notify_fd, 9);
   EXPECT_EQ(back->sockets, (std::vector<SocketRecord>{{":8080", "[::]:8080", 7}}));
   EXPECT_EQ(back->control_fd, 5);
+  EXPECT_EQ(back->user_directory, "/tmp/serverswap-users-AbC123");
 }
 
 TEST(StateFile, WritesAtomicallyReadsBackAndRemoves) {

@@ -38,6 +38,9 @@ struct SupervisorOptions {
   std::string relay_path;
   // Where a server run as another user (--user) connects: a socket that user can reach.
   std::function<Result<std::string>(uid_t uid, gid_t gid)> socket_for_user;
+  // Where NOTIFY_SOCKETs of servers run as another user are bound (borrowed; must outlive
+  // the Supervisor); null: a UserDirectory of the Supervisor's own.
+  UserDirectory* user_directory = nullptr;
   // Sees every event, and every deploy's outcome (deployed, deployFailed): the metrics.
   std::function<void(const protocol::Json&)> observer;
   // Crash restarts (an up server exited, taken down by nobody, and no other up server holds
@@ -264,7 +267,7 @@ class Supervisor {
   Listeners& sockets_;
   SupervisorOptions options_;
   FindConnection find_connection_;
-  NotifyDirectory notify_dir_{options_.socket_path};
+  NotifyDirectory notify_dir_{options_.socket_path, options_.user_directory};
   uint64_t next_generation_ = 1;
   std::map<std::string, std::unique_ptr<Server>> servers_;
   std::map<std::string, Deploy> deploys_;  // by the id of the server it started

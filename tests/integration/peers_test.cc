@@ -356,7 +356,7 @@ TEST_F(PeersAsNobody, NotifySocketOfAUserNobodyServerIsItsUidsAlone) {
   ASSERT_NE(at, std::string::npos);
   std::string address = environ.substr(at + 14, environ.find('\0', at) - at - 14);
   std::string dir = std::filesystem::path(address).parent_path();
-  ASSERT_TRUE(std::filesystem::path(dir).filename().string().starts_with("serverswap-notify-"))
+  ASSERT_TRUE(std::filesystem::path(dir).filename().string().starts_with("serverswap-users-"))
       << address;
   struct stat file {
   }, parent{};

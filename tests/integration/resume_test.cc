@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "harness.h"
@@ -288,6 +289,148 @@ TEST(Resume, AClientLibraryServerWithAListenSocketStillHoldsItAfterResuming) {
   // Its onTakedown("web") named the socket as LISTEN_FDNAMES does: a takeDown, not a signal.
   EXPECT_NE(again->output().find("sent takeDown"), std::string::npos) << again->output();
   stop_daemon(daemon, *again);
+}
+
+// TMPDIR for the daemons a test starts (they inherit the environment); restored after.
+class ScopedTmpdir {
+ public:
+  // A fresh directory under /tmp with `mode`, or `path` as given.
+  explicit ScopedTmpdir(mode_t mode, const std::string& below = "") {
+    char pattern[] = "/tmp/serverswap-tmpdir-XXXXXX";
+    path_ = mkdtemp(pattern) ? pattern : "";
+    if (!below.empty()) {
+      root_ = path_;
+      path_ += "/" + below;
+      std::filesystem::create_directories(path_);
+      chmod(root_.c_str(), 0755);
+    }
+    chmod(path_.c_str(), mode);
+    if (const char* old = getenv("TMPDIR")) old_ = old;
+    setenv("TMPDIR", path_.c_str(), 1);
+  }
+  ~ScopedTmpdir() {
+    if (old_) {
+      setenv("TMPDIR", old_->c_str(), 1);
+    } else {
+      unsetenv("TMPDIR");
+    }
+    std::filesystem::remove_all(root_.empty() ? path_ : root_);
+  }
+  const std::string& path() const { return path_; }
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(path_))
+      names.push_back(e.path().filename().string());
+    return names;
+  }
+
+ private:
+  std::string path_, root_;
+  std::optional<std::string> old_;
+};
+
+// VARIABLE's value in the environment of process `pid`, "" when absent.
+std::string environment_of(pid_t pid, const std::string& variable) {
+  std::string environ = read_file("/proc/" + std::to_string(pid) + "/environ");
+  std::string key = variable + "=";
+  for (size_t at = 0; at < environ.size();) {
+    size_t end = environ.find('\0', at);
+    if (end == std::string::npos) end = environ.size();
+    if (environ.compare(at, key.size(), key) == 0)
+      return environ.substr(at + key.size(), end - at - key.size());
+    at = end + 1;
+  }
+  return "";
+}
+
+// The sockets of --user servers (their control socket and NOTIFY_SOCKET) lie in one
+// directory of root's, mode 0711, in TMPDIR; a daemon restarted after SIGKILL, and an
+// upgraded one, bind them again at the same paths, so the server resumes and is taken down
+// by the next deploy; at stop nothing is left in TMPDIR.
+TEST(Resume, SocketsOfAUserServerKeepTheirPathsAcrossKillNineAndAnUpgradeAndGoAtStop) {
+  if (std::string why = why_no_second_user(HELLO_SERVER_BIN); !why.empty()) GTEST_SKIP() << why;
+  ScopedTmpdir tmp(0755);
+  DaemonUnderTest daemon(kDaemonOptions);
+  const std::vector<std::string> deploy = {"--user", "nobody", HELLO_SERVER_BIN, "127.0.0.1:0"};
+  auto first = serverswap(daemon, deploy);
+  ASSERT_EQ(first.code, 0) << first.output << daemon.process().output();
+  pid_t server = daemon.server_pids().at(0);
+  std::string control = environment_of(server, "SERVERSWAP_SOCKET");
+  std::string notify = environment_of(server, "NOTIFY_SOCKET");
+  std::string dir = std::filesystem::path(control).parent_path();
+  EXPECT_EQ(std::filesystem::path(dir).parent_path(), tmp.path()) << control;
+  EXPECT_EQ(std::filesystem::path(notify).parent_path(), dir) << notify;
+  struct stat st {};
+  ASSERT_EQ(lstat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, geteuid());
+  EXPECT_EQ(st.st_mode & 07777, 0711u);
+  auto expect_socket_of_nobody = [](const std::string& path) {
+    struct stat s {};
+    ASSERT_EQ(lstat(path.c_str(), &s), 0) << path;
+    EXPECT_TRUE(S_ISSOCK(s.st_mode)) << path;
+    EXPECT_EQ(s.st_uid, 65534u) << path;
+    EXPECT_EQ(s.st_mode & 07777, 0600u) << path;
+  };
+  expect_socket_of_nobody(control);
+
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  auto again = restart_daemon(daemon);
+  ASSERT_TRUE(again->wait_for_output("resumed, up", 10s)) << again->output();
+  expect_socket_of_nobody(control);
+  EXPECT_EQ(tmp.entries().size(), 1u);  // the same directory, no second one
+
+  Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade"});
+  ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output() << again->output();
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::string log = again->output();
+        size_t upgraded = log.find("upgrading: executing");
+        return upgraded != std::string::npos &&
+               log.find("resumed, up", upgraded) != std::string::npos;
+      },
+      10s))
+      << again->output();
+  expect_socket_of_nobody(control);
+  EXPECT_EQ(tmp.entries().size(), 1u);
+
+  // The resumed server hears its takeDown from the next deploy, on the same paths.
+  auto next = serverswap(daemon, deploy);
+  ASSERT_EQ(next.code, 0) << next.output << again->output();
+  EXPECT_TRUE(eventually([&] { return !process_exists(server); }, 10s)) << again->output();
+  pid_t replacement = daemon.server_pids().at(0);
+  EXPECT_EQ(environment_of(replacement, "SERVERSWAP_SOCKET"), control);
+  stop_daemon(daemon, *again);
+  EXPECT_TRUE(tmp.entries().empty()) << tmp.entries().front();
+}
+
+// TMPDIR is the environment's: one that others may write to (not sticky) is passed over for
+// /tmp, with a warning; one too long for a socket path fails the deploy with the limit and
+// leaves nothing behind, and the daemon still stops.
+TEST(Resume, AnUnsafeOrTooLongTmpdirIsNotUsedForUserServersSockets) {
+  if (std::string why = why_no_second_user(HELLO_SERVER_BIN); !why.empty()) GTEST_SKIP() << why;
+  {
+    ScopedTmpdir unsafe(0777);
+    DaemonUnderTest daemon(kDaemonOptions);
+    auto deploy = serverswap(daemon, {"--user", "nobody", HELLO_SERVER_BIN, "127.0.0.1:0"});
+    ASSERT_EQ(deploy.code, 0) << deploy.output << daemon.process().output();
+    std::string control = environment_of(daemon.server_pids().at(0), "SERVERSWAP_SOCKET");
+    EXPECT_EQ(std::filesystem::path(control).parent_path().parent_path(), "/tmp") << control;
+    EXPECT_TRUE(unsafe.entries().empty());
+    EXPECT_TRUE(daemon.process().wait_for_output(
+        "TMPDIR " + unsafe.path() + " is not used for other users' sockets", 5s))
+        << daemon.process().output();
+  }
+  ScopedTmpdir deep(0755, std::string(80, 'd'));
+  DaemonUnderTest daemon(kDaemonOptions);
+  auto deploy = serverswap(daemon, {"--user", "nobody", HELLO_SERVER_BIN, "127.0.0.1:0"});
+  EXPECT_EQ(deploy.code, 1) << deploy.output;
+  EXPECT_NE(deploy.output.find("set TMPDIR to a directory of at most"), std::string::npos)
+      << deploy.output;
+  EXPECT_TRUE(deep.entries().empty());
+  auto stop = serverswap(daemon, {"stop"});
+  EXPECT_EQ(stop.code, 0) << stop.output;
+  EXPECT_EQ(daemon.process().wait(10s), 0) << daemon.process().output();
 }
 
 // The first run of `serverswap COMMAND` is the daemon in the foreground; after an upgrade it
