@@ -200,33 +200,8 @@ std::string NotifySocket::random_name() {
 
 namespace {
 
-std::string octal(mode_t mode) {
-  char text[8];
-  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
-  return text;
-}
-
-// `dir` (opened O_DIRECTORY|O_NOFOLLOW) must be a directory of the daemon's effective uid
-// that no group or other may list or write: then no one else can create, replace or remove
-// a socket file in it. `private_only`: nor pass through it (SOCKET.notify, 0700).
 Status check_directory(int dir, const std::string& path, bool private_only) {
-  struct stat st {};
-  if (::fstat(dir, &st) != 0) return Status::system_error("stat " + path, errno);
-  mode_t forbidden = private_only ? 077 : 066;
-  if (st.st_uid != ::geteuid())
-    return Status::error("the NOTIFY_SOCKET directory " + path + " belongs to uid " +
-                         std::to_string(st.st_uid) + ", not to the daemon's uid " +
-                         std::to_string(::geteuid()) +
-                         ": another user could bind a server's socket there; remove it (the "
-                         "daemon creates it again)");
-  if ((st.st_mode & forbidden) != 0) {
-    std::string wanted = private_only ? "0700" : "0711";
-    std::string why =
-        private_only ? "no access for group or others" : "others may pass, not list or write";
-    return Status::error("the NOTIFY_SOCKET directory " + path + " has mode " + octal(st.st_mode) +
-                         "; it must be " + wanted + " (" + why + "): chmod " + wanted + " " + path);
-  }
-  return {};
+  return check_owned_directory(dir, "the NOTIFY_SOCKET directory", path, !private_only);
 }
 
 Result<UniqueFd> open_directory(const std::string& path, bool private_only) {

@@ -9,7 +9,27 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/safe_path.h"
+
 namespace serverswap::daemon {
+
+Status check_owned_directory(int dir, const std::string& what, const std::string& path,
+                             bool passable) {
+  struct stat st {};
+  if (::fstat(dir, &st) != 0) return Status::system_error("stat " + path, errno);
+  if (st.st_uid != ::geteuid())
+    return Status::error(what + " " + path + " belongs to uid " + std::to_string(st.st_uid) +
+                         ", not to the daemon's uid " + std::to_string(::geteuid()) +
+                         ": another user could bind a server's socket there; remove it (the "
+                         "daemon makes it again)");
+  if ((st.st_mode & (passable ? 066 : 077)) != 0) {
+    std::string wanted = passable ? "0711" : "0700";
+    std::string why = passable ? "others may pass, not list or write" : "no access for others";
+    return Status::error(what + " " + path + " has mode " + octal_mode(st.st_mode) +
+                         "; it must be " + wanted + " (" + why + "): chmod " + wanted + " " + path);
+  }
+  return {};
+}
 
 bool fits_sun_path(const std::string& path) {
   return path.size() < sizeof(sockaddr_un{}.sun_path);

@@ -12,6 +12,14 @@
 
 namespace serverswap::daemon {
 
+// `dir` (opened O_DIRECTORY|O_NOFOLLOW) must be a directory of the daemon's effective uid
+// that no group or other may list or write: then no one else can create, replace or remove
+// a socket file in it. `passable`: others may pass through it (0711 at most); else not even
+// that (0700 at most). Errors name `what` ("the NOTIFY_SOCKET directory") and `path`, the
+// owner or mode found, and the fix.
+Status check_owned_directory(int dir, const std::string& what, const std::string& path,
+                             bool passable);
+
 // True when `path` fits in sockaddr_un.sun_path with its terminating NUL (107 bytes on Linux).
 bool fits_sun_path(const std::string& path);
 

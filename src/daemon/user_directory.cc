@@ -25,19 +25,7 @@ bool is_user_directory_name(const std::string& path) {
 }
 
 Status check_user_directory(int dir, const std::string& path) {
-  struct stat st {};
-  if (::fstat(dir, &st) != 0) return Status::system_error("stat " + path, errno);
-  if (st.st_uid != ::geteuid())
-    return Status::error("the directory for other users' sockets " + path + " belongs to uid " +
-                         std::to_string(st.st_uid) + ", not to the daemon's uid " +
-                         std::to_string(::geteuid()) +
-                         ": another user could bind a server's socket there; remove it (the "
-                         "daemon makes a new one)");
-  if ((st.st_mode & 066) != 0)
-    return Status::error(
-        "the directory for other users' sockets " + path + " has mode " + octal_mode(st.st_mode) +
-        "; it must be 0711 (others may pass, not list or write): chmod 0711 " + path);
-  return {};
+  return check_owned_directory(dir, "the directory for other users' sockets", path, true);
 }
 
 std::string control_socket_name(uid_t uid) {

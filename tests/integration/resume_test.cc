@@ -43,6 +43,19 @@ void stop_daemon(const DaemonUnderTest& first, Child& daemon) {
   EXPECT_EQ(daemon.wait(30s), 0) << daemon.output();
 }
 
+// The daemon's log (`daemon`, the process that was upgraded) says a server resumed after the
+// upgrade's exec; waits up to 10 s.
+bool resumed_after_upgrade(Child& daemon) {
+  return eventually(
+      [&] {
+        std::string log = daemon.output();
+        size_t upgraded = log.find("upgrading: executing");
+        return upgraded != std::string::npos &&
+               log.find("resumed, up", upgraded) != std::string::npos;
+      },
+      10s);
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
   std::stringstream text;
@@ -218,15 +231,7 @@ TEST(Resume, TheClientLibraryResumesAfterKillNineAndAfterAnUpgradeUnderLoad) {
 
   Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade"});
   ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output() << again->output();
-  ASSERT_TRUE(eventually(
-      [&] {
-        std::string log = again->output();
-        size_t upgraded = log.find("upgrading: executing");
-        return upgraded != std::string::npos &&
-               log.find("resumed, up", upgraded) != std::string::npos;
-      },
-      10s))
-      << again->output();
+  ASSERT_TRUE(resumed_after_upgrade(*again)) << again->output();
 
   auto next = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
   ASSERT_EQ(next.code, 0) << next.output << again->output();
@@ -382,15 +387,7 @@ TEST(Resume, SocketsOfAUserServerKeepTheirPathsAcrossKillNineAndAnUpgradeAndGoAt
 
   Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade"});
   ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output() << again->output();
-  ASSERT_TRUE(eventually(
-      [&] {
-        std::string log = again->output();
-        size_t upgraded = log.find("upgrading: executing");
-        return upgraded != std::string::npos &&
-               log.find("resumed, up", upgraded) != std::string::npos;
-      },
-      10s))
-      << again->output();
+  ASSERT_TRUE(resumed_after_upgrade(*again)) << again->output();
   expect_socket_of_nobody(control);
   EXPECT_EQ(tmp.entries().size(), 1u);
 
