@@ -362,6 +362,9 @@ TEST_P(ResumeContract, ARestartedDaemonGetsTheRightSocketPerResourceTheSubscript
   ASSERT_TRUE(eventually([&] { return daemon.server_pids().size() == 1; }, 20s))
       << deploy->output();
   const pid_t server = daemon.server_pids()[0];
+  // Declared before the probes' killer, so destroyed after it: it reads output they may hold.
+  std::unique_ptr<Child> again;
+  KillAtEnd probes{{server}};  // from here on, a failing assertion leaves no probe behind
   std::string report = report_with(prefix, server, "ready ");
   if (up) {
     ASSERT_EQ(deploy->wait(30s), 0) << deploy->output();
@@ -382,12 +385,11 @@ TEST_P(ResumeContract, ARestartedDaemonGetsTheRightSocketPerResourceTheSubscript
   std::vector<std::string> again_argv = {SERVERSWAP_BIN, "--socket", daemon.socket()};
   again_argv.insert(again_argv.end(), kResumeDaemonOptions.begin(), kResumeDaemonOptions.end());
   again_argv.push_back("daemon");
-  Child again(again_argv);
-  KillAtEnd probes{{server}};  // destroyed first: `again` reads output the probes may hold
+  again = std::make_unique<Child>(again_argv);
   // Said only once the daemon checked each descriptor against its resource (fd pairing).
   const std::string resumed = std::string(up ? "resumed, up" : "resumed, still starting") +
                               ", holding 2 listening socket(s)";
-  ASSERT_TRUE(again.wait_for_output(resumed, 15s)) << label << "\n" << again.output();
+  ASSERT_TRUE(again->wait_for_output(resumed, 15s)) << label << "\n" << again->output();
   EXPECT_EQ(state_of(daemon, server), up ? "up" : "ready") << label;
   // The daemon's socket for each resource is the one the server handed back.
   EXPECT_EQ(daemon.address_of(a), address_a) << label;
@@ -397,21 +399,21 @@ TEST_P(ResumeContract, ARestartedDaemonGetsTheRightSocketPerResourceTheSubscript
     // A next server gets those sockets, and the old one is told by takeDown on A: its
     // subscription came back with the resume.
     auto next = daemon.deploy(argv);
-    ASSERT_EQ(next.code, 0) << label << "\n" << next.output << again.output();
+    ASSERT_EQ(next.code, 0) << label << "\n" << next.output << again->output();
     const pid_t next_pid = daemon.server_pids().back();
-    ASSERT_NE(next_pid, server);
     probes.pids.push_back(next_pid);
+    ASSERT_NE(next_pid, server);
     EXPECT_EQ(lines_of(report_with(prefix, next_pid, "ready "), "ready "),
               std::vector<std::string>{"ready " + address_a + " " + address_b})
         << label;
     EXPECT_EQ(lines_of(report_with(prefix, server, "takeDown "), "takeDown "),
               std::vector<std::string>{"takeDown " + a})
         << label << "\n"
-        << again.output();
+        << again->output();
   }
   Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
   EXPECT_EQ(stop.wait(30s), 0) << stop.output();
-  EXPECT_EQ(again.wait(30s), 0) << again.output();
+  EXPECT_EQ(again->wait(30s), 0) << again->output();
 }
 
 INSTANTIATE_TEST_SUITE_P(Clients, ResumeContract,
