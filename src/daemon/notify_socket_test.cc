@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/testing/temp_dir.h"
 #include "base/unique_fd.h"
 
 namespace serverswap::daemon {
@@ -39,17 +40,7 @@ void send_to(const std::string& address, const std::string& text) {
       << strerror(errno);
 }
 
-// A directory of this test's, 0700, removed at the end.
-struct TempDir {
-  TempDir() {
-    char pattern[] = "/tmp/notify-test-XXXXXX";
-    path = ::mkdtemp(pattern) ? pattern : "";
-  }
-  ~TempDir() {
-    if (!path.empty()) std::filesystem::remove_all(path);
-  }
-  std::string path;
-};
+using serverswap::testing::TempDir;
 
 struct Loop {
   Loop() { uv_loop_init(&loop); }
@@ -88,8 +79,8 @@ TEST(NotifySocket, AbstractNamesOfOlderVersionsBindOnce) {
 
 TEST(NotifySocket, APathSocketIsThe0600FileOfItsUidAndGoesWithTheSocket) {
   TempDir dir;
-  ASSERT_FALSE(dir.path.empty());
-  std::string path = dir.path + "/" + NotifySocket::random_name();
+  ASSERT_FALSE(dir.path().empty());
+  std::string path = dir.path() + "/" + NotifySocket::random_name();
   {
     // A stale file (a socket an earlier run left) is replaced.
     std::ofstream(path) << "stale";
@@ -105,7 +96,7 @@ TEST(NotifySocket, APathSocketIsThe0600FileOfItsUidAndGoesWithTheSocket) {
     send_to(path, "STATUS=x");  // reachable by its path
     if (::geteuid() == 0) {
       // Another uid's server: the file is given to that uid.
-      std::string other = dir.path + "/" + NotifySocket::random_name();
+      std::string other = dir.path() + "/" + NotifySocket::random_name();
       auto theirs = open_at(&l.loop, other, 65534);
       ASSERT_TRUE(theirs.ok()) << theirs.status().message();
       ASSERT_EQ(::lstat(other.c_str(), &st), 0);
@@ -115,30 +106,30 @@ TEST(NotifySocket, APathSocketIsThe0600FileOfItsUidAndGoesWithTheSocket) {
   }
   // Destroyed: its file is gone, the directory stays.
   EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(path)));
-  EXPECT_TRUE(std::filesystem::is_directory(dir.path));
+  EXPECT_TRUE(std::filesystem::is_directory(dir.path()));
 }
 
 TEST(NotifySocket, ADirectoryOthersMayListOrWriteIsRefused) {
   TempDir dir;
-  ASSERT_EQ(::chmod(dir.path.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
   Loop l;
-  auto socket = open_at(&l.loop, dir.path + "/" + NotifySocket::random_name());
+  auto socket = open_at(&l.loop, dir.path() + "/" + NotifySocket::random_name());
   ASSERT_FALSE(socket.ok());
   EXPECT_NE(socket.status().message().find("has mode 0755"), std::string::npos)
       << socket.status().message();
   // A symbolic link in its place: refused (O_NOFOLLOW), nothing bound where it points.
   TempDir target;
-  std::string link = dir.path + "/link";
-  ASSERT_EQ(::chmod(dir.path.c_str(), 0700), 0);
-  ASSERT_EQ(::symlink(target.path.c_str(), link.c_str()), 0);
+  std::string link = dir.path() + "/link";
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0700), 0);
+  ASSERT_EQ(::symlink(target.path().c_str(), link.c_str()), 0);
   auto through = open_at(&l.loop, link + "/" + NotifySocket::random_name());
   ASSERT_FALSE(through.ok());
-  EXPECT_TRUE(std::filesystem::is_empty(target.path));
+  EXPECT_TRUE(std::filesystem::is_empty(target.path()));
 }
 
 TEST(NotifyDirectory, ASocketFileNoLongerNeededIsRemovedOnlyFromADirectoryOfOurs) {
   TempDir dir;
-  std::string shared = dir.path + "/serverswap-notify-abcdef";
+  std::string shared = dir.path() + "/serverswap-notify-abcdef";
   ASSERT_EQ(::mkdir(shared.c_str(), 0711), 0);
   ASSERT_EQ(::chmod(shared.c_str(), 0711), 0);
   std::ofstream(shared + "/a") << "";
@@ -149,7 +140,7 @@ TEST(NotifyDirectory, ASocketFileNoLongerNeededIsRemovedOnlyFromADirectoryOfOurs
   remove_notify_socket_file(shared + "/b");
   EXPECT_FALSE(std::filesystem::exists(shared));  // its last socket: gone with it
   // A directory others may write is not ours to clean: nothing is removed there.
-  std::string open_dir = dir.path + "/open";
+  std::string open_dir = dir.path() + "/open";
   ASSERT_EQ(::mkdir(open_dir.c_str(), 0777), 0);
   ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
   std::ofstream(open_dir + "/c") << "";
@@ -160,7 +151,7 @@ TEST(NotifyDirectory, ASocketFileNoLongerNeededIsRemovedOnlyFromADirectoryOfOurs
 
 TEST(NotifyDirectory, PrepareMakesAPrivateDirectoryAndRemovesOnlyUnrecordedSockets) {
   TempDir dir;
-  std::string socket_path = dir.path + "/c.sock";
+  std::string socket_path = dir.path() + "/c.sock";
   NotifyDirectory notify(socket_path);
   EXPECT_EQ(notify.private_dir(), socket_path + ".notify");
   ASSERT_TRUE(notify.prepare({}).ok());
@@ -184,8 +175,8 @@ TEST(NotifyDirectory, PrepareMakesAPrivateDirectoryAndRemovesOnlyUnrecordedSocke
 
 TEST(NotifyDirectory, OwnServersInThePrivateDirectoryOthersAndLongPathsInASharedOne) {
   TempDir dir, tmp;
-  ASSERT_EQ(::setenv("TMPDIR", tmp.path.c_str(), 1), 0);
-  NotifyDirectory notify(dir.path + "/c.sock");
+  ASSERT_EQ(::setenv("TMPDIR", tmp.path().c_str(), 1), 0);
+  NotifyDirectory notify(dir.path() + "/c.sock");
   ASSERT_TRUE(notify.prepare({}).ok());
   auto own = notify.new_path(::geteuid());
   ASSERT_TRUE(own.ok()) << own.status().message();
@@ -193,21 +184,21 @@ TEST(NotifyDirectory, OwnServersInThePrivateDirectoryOthersAndLongPathsInAShared
   auto theirs = notify.new_path(::geteuid() + 1);
   ASSERT_TRUE(theirs.ok()) << theirs.status().message();
   std::string shared = std::filesystem::path(*theirs).parent_path();
-  EXPECT_TRUE(shared.starts_with(tmp.path + "/serverswap-users-")) << shared;
+  EXPECT_TRUE(shared.starts_with(tmp.path() + "/serverswap-users-")) << shared;
   struct stat st {};
   ASSERT_EQ(::lstat(shared.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0711u);
   EXPECT_EQ(st.st_uid, ::geteuid());
   // A control socket whose SOCKET.notify/NAME would not fit in sun_path (108 bytes).
-  std::string deep = dir.path + "/" + std::string(60, 'd');
+  std::string deep = dir.path() + "/" + std::string(60, 'd');
   ASSERT_EQ(::mkdir(deep.c_str(), 0700), 0);
   NotifyDirectory long_one(deep + "/c.sock");
   ASSERT_TRUE(long_one.prepare({}).ok());
   auto fallback = long_one.new_path(::geteuid());
   ASSERT_TRUE(fallback.ok()) << fallback.status().message();
-  EXPECT_TRUE(fallback->starts_with(tmp.path + "/serverswap-users-")) << *fallback;
+  EXPECT_TRUE(fallback->starts_with(tmp.path() + "/serverswap-users-")) << *fallback;
   // TMPDIR too long as well: an error that names the limit.
-  std::string long_tmp = tmp.path + "/" + std::string(80, 't');
+  std::string long_tmp = tmp.path() + "/" + std::string(80, 't');
   ASSERT_EQ(::mkdir(long_tmp.c_str(), 0700), 0);
   ASSERT_EQ(::setenv("TMPDIR", long_tmp.c_str(), 1), 0);
   NotifyDirectory neither(deep + "/c.sock");
@@ -226,7 +217,7 @@ TEST(NotifySocket, DeliversDatagramsFromTheMainProcessOrItsDeclaredMainPidOnly) 
   std::vector<NotifyRefusal> rejected;
   {
     auto socket = NotifySocket::open(
-        &loop, dir.path + "/" + NotifySocket::random_name(), ::geteuid(),
+        &loop, dir.path() + "/" + NotifySocket::random_name(), ::geteuid(),
         [&](const NotifyMessage& m) { got.push_back(m); },
         [&](const NotifyRefusal& r) { rejected.push_back(r); });
     ASSERT_TRUE(socket.ok()) << socket.status().message();

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <vector>
 
+#include "base/testing/temp_dir.h"
+
 namespace serverswap::daemon {
 namespace {
 
@@ -25,14 +27,9 @@ void stall_if_asked() {
   if (g_stall_children) ::raise(SIGSTOP);
 }
 
-struct SharedDir {
-  SharedDir() {
-    char pattern[] = "/tmp/socket-set-test-XXXXXX";
-    path = ::mkdtemp(pattern) ? pattern : "";
-    ::chmod(path.c_str(), 0777);  // the user the socket is bound as must create it there
-  }
-  ~SharedDir() { std::filesystem::remove_all(path); }
-  std::string path;
+// The user the socket is bound as must create it there.
+struct SharedDir : serverswap::testing::TempDir {
+  SharedDir() : TempDir("socket-set-test", 0777) {}
 };
 
 struct Loop {
@@ -62,8 +59,8 @@ TEST(SocketSet, AStalledBindAsAnotherUserHoldsNeitherTheCallerNorTheLoopAndTimes
   static const bool registered = ::pthread_atfork(nullptr, nullptr, stall_if_asked) == 0;
   ASSERT_TRUE(registered);
   SharedDir dir;
-  ASSERT_FALSE(dir.path.empty());
-  auto resource = protocol::parse_resource("unix:" + dir.path + "/stalled.sock");
+  ASSERT_FALSE(dir.path().empty());
+  auto resource = protocol::parse_resource("unix:" + dir.path() + "/stalled.sock");
   ASSERT_TRUE(resource.ok());
   Loop l;
   {
@@ -114,7 +111,7 @@ TEST(SocketSet, AStalledBindAsAnotherUserHoldsNeitherTheCallerNorTheLoopAndTimes
     EXPECT_EQ(set.binds_pending(), 0u);
     EXPECT_GE(steady_clock::now() - started, std::chrono::milliseconds(390));
     EXPECT_FALSE(
-        std::filesystem::exists(std::filesystem::symlink_status(dir.path + "/stalled.sock")));
+        std::filesystem::exists(std::filesystem::symlink_status(dir.path() + "/stalled.sock")));
   }
 }
 
@@ -130,7 +127,7 @@ TEST(SocketSet, AUserHasAtMostEightBindsUnderWayAndTheNextWaitsItsTurn) {
     std::vector<Outcome> outcomes(kMaxPendingBindsPerUid + 2);
     g_stall_children = true;
     for (size_t i = 0; i < outcomes.size(); ++i) {
-      auto resource = protocol::parse_resource("unix:" + dir.path + "/" + std::to_string(i));
+      auto resource = protocol::parse_resource("unix:" + dir.path() + "/" + std::to_string(i));
       ASSERT_TRUE(resource.ok());
       // The last one is another user's: not counted against the first.
       uid_t uid = i + 1 == outcomes.size() ? 65533 : 65534;
@@ -163,7 +160,7 @@ TEST(SocketSet, AUserHasAtMostEightBindsUnderWayAndTheNextWaitsItsTurn) {
 TEST(SocketSet, ABindAsAnotherUserComesBackBoundAsThatUser) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to bind as another user";
   SharedDir dir;
-  std::string path = dir.path + "/theirs.sock";
+  std::string path = dir.path() + "/theirs.sock";
   auto resource = protocol::parse_resource("unix:" + path);
   ASSERT_TRUE(resource.ok());
   Loop l;
@@ -187,8 +184,8 @@ TEST(SocketSet, ABindAsAnotherUserComesBackBoundAsThatUser) {
     ASSERT_TRUE(again->ok());
     EXPECT_EQ(**again, **got);
     // A directory that user may not write: the error comes back the same way.
-    ASSERT_EQ(::chmod(dir.path.c_str(), 0755), 0);
-    auto refused = protocol::parse_resource("unix:" + dir.path + "/not-theirs.sock");
+    ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+    auto refused = protocol::parse_resource("unix:" + dir.path() + "/not-theirs.sock");
     Outcome denied;
     set.get_or_bind_async(*refused, SocketSet::BindAs{65534, 65534}, [&](auto e) { denied = e; });
     run_until(&l.loop, denied, std::chrono::seconds(5));

@@ -8,24 +8,24 @@
 #include <filesystem>
 #include <optional>
 
+#include "base/testing/temp_dir.h"
+
 namespace serverswap::daemon {
 namespace {
 
-// A directory under /tmp with `mode`, and TMPDIR pointing at it while this lives.
+// A directory under /tmp (or `below` it) with `mode`, and TMPDIR pointing at it while this
+// lives.
 struct TmpdirFor {
-  explicit TmpdirFor(mode_t mode, const std::string& below = "") {
-    char pattern[] = "/tmp/user-directory-test-XXXXXX";
-    root = mkdtemp(pattern) ? pattern : "";
-    ::chmod(root.c_str(), 0755);
-    path = below.empty() ? root : root + "/" + below;
+  explicit TmpdirFor(mode_t mode, const std::string& below = "")
+      : dir("user-directory-test", 0755),
+        root(dir.path()),
+        path(below.empty() ? root : root + "/" + below) {
     std::filesystem::create_directories(path);
     ::chmod(path.c_str(), mode);
     ::setenv("TMPDIR", path.c_str(), 1);
   }
-  ~TmpdirFor() {
-    ::unsetenv("TMPDIR");
-    std::filesystem::remove_all(root);
-  }
+  ~TmpdirFor() { ::unsetenv("TMPDIR"); }
+  serverswap::testing::TempDir dir;
   std::string root, path;
 };
 
