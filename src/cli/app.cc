@@ -1,6 +1,7 @@
 #include "cli/app.h"
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <string>
 
 #include "base/log.h"
@@ -132,6 +133,20 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? kOk : kUsage;
+  }
+  // A subcommand takes only its own options: `status --jsn` or `stop web` is a mistake to
+  // say, not something to ignore (CLI11 leaves what it does not know in remaining()).
+  for (CLI::App* sub : {status, stop, reload, daemon, upgrade}) {
+    if (!sub->parsed()) continue;
+    std::vector<std::string> extra = sub->remaining();
+    for (const auto& word : app.remaining()) extra.push_back(word);
+    if (extra.empty()) continue;
+    std::string words;
+    for (const auto& word : extra) words += (words.empty() ? "'" : " '") + word + "'";
+    std::fprintf(stderr, "%s %s: unexpected argument%s %s; see %s %s --help\n",
+                 app.get_name().c_str(), sub->get_name().c_str(), extra.size() > 1 ? "s" : "",
+                 words.c_str(), app.get_name().c_str(), sub->get_name().c_str());
+    return kUsage;
   }
   options.takedown_signal_given = app.count("--takedown-signal") > 0;
   LogFormat format;
