@@ -12,6 +12,22 @@ void say(const std::string& text) {
   fputs(line.c_str(), stderr);
 }
 
+namespace {
+
+// A timeout flag's duration. Zero is refused: it would fail every deploy (or skip every
+// grace) at once, which no one means; systemd reads 0 as "no limit", which for these would
+// let a hung server block deploys for ever.
+Result<Millis> timeout_option(const std::string& flag, const std::string& text) {
+  auto d = parse_duration(text);
+  if (!d.ok()) return d.status().wrap(flag);
+  if (d->count() == 0)
+    return Status::error(flag + " 0: must be more than 0 (a limit of 0 would fail or cut short " +
+                         "every server at once)");
+  return d;
+}
+
+}  // namespace
+
 std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& options,
                                                         int* exit_code) {
   // The socket's directory is the system's, not the command line's: kSystemError (4).
@@ -22,9 +38,10 @@ std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& opt
     return std::nullopt;
   }
   *exit_code = kUsage;
-  auto ready = parse_duration(options.ready_timeout);
-  auto takedown = parse_duration(options.takedown_timeout);
+  auto ready = timeout_option("--ready-timeout", options.ready_timeout);
+  auto takedown = timeout_option("--takedown-timeout", options.takedown_timeout);
   auto settle = parse_duration(options.settle);
+  if (!settle.ok()) settle = settle.status().wrap("--settle");
   auto signum = daemon::parse_signal(options.takedown_signal);
   for (const Status& s : {ready.status(), takedown.status(), settle.status(), signum.status()}) {
     if (!s.ok()) {

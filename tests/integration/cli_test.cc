@@ -2,6 +2,9 @@
 // a usage error (exit 2) that names the word and points at --help, before any daemon is
 // reached, so a mistyped `stop --force` or `stop web` never stops every server.
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
 
 #include "harness.h"
 
@@ -32,6 +35,26 @@ TEST(Cli, ASubcommandWithAnArgumentItDoesNotTakeIsAUsageErrorAndChangesNothing) 
   // The same subcommands, spelled right, still work.
   auto status = serverswap(daemon, {"status", "--json"});
   EXPECT_EQ(status.code, 0) << status.output;
+}
+
+// A limit of 0 would fail every deploy (or cut every grace short) at once: a usage error that
+// names the flag, and no daemon is started.
+TEST(Cli, AZeroTimeoutIsAUsageErrorThatNamesTheFlag) {
+  char pattern[] = "/tmp/serverswap-cli-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  const std::string socket = std::string(pattern) + "/c.sock";
+  for (const char* flag : {"--ready-timeout", "--takedown-timeout"}) {
+    auto run = serverswap(socket, {flag, "0s", HELLO_SERVER_BIN, "127.0.0.1:0"});
+    EXPECT_EQ(run.code, 2) << run.output;
+    EXPECT_NE(run.output.find(std::string(flag) + " 0: must be more than 0"), std::string::npos)
+        << run.output;
+  }
+  auto bad = serverswap(socket, {"--ready-timeout", "soon", "daemon"});
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("--ready-timeout: invalid duration 'soon'"), std::string::npos)
+      << bad.output;
+  EXPECT_FALSE(std::filesystem::exists(socket));
+  std::filesystem::remove_all(pattern);
 }
 
 }  // namespace
