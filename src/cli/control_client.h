@@ -26,7 +26,8 @@ class ControlClient {
  private:
   explicit ControlClient(UniqueFd fd) : fd_(std::move(fd)) {}
   UniqueFd fd_;
-  protocol::LineFramer framer_;
+  // An error reply may echo the request, which may be as long as a deploy of this user.
+  protocol::LineFramer framer_{protocol::kMaxLineOwnUser};
 };
 
 // Fields of a daemon's reply, read without trusting its shape: a malformed reply (from a

@@ -221,7 +221,17 @@ int start_or_deploy(const GlobalOptions& options, std::vector<std::string> comma
     say(client.status().message());
     return kSystemError;
   }
-  if (Status s = client->send(deploy_request(spec, follow_exit)); !s.ok()) {
+  Json request = deploy_request(spec, follow_exit);
+  if (size_t bytes = protocol::encode(request).size(); bytes > protocol::kMaxLineOwnUser) {
+    size_t environment = 0;
+    for (const auto& variable : spec.env) environment += variable.size() + 1;
+    say("the deploy request is " + std::to_string(bytes) + " bytes, more than the " +
+        std::to_string(protocol::kMaxLineOwnUser) + " a message may have; the environment is " +
+        std::to_string(environment) + " bytes in " + std::to_string(spec.env.size()) +
+        " variables: unset the large ones (or deploy with `env -i KEY=VALUE... serverswap`)");
+    return kUsage;
+  }
+  if (Status s = client->send(request); !s.ok()) {
     say(s.message());
     return kSystemError;
   }

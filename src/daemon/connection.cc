@@ -58,6 +58,7 @@ void Connection::start(Handlers handlers) {
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
       pid_ = cred.pid;
       uid_ = cred.uid;
+      if (uid_ == ::getuid() || uid_ == 0) framer_.set_max_line(protocol::kMaxLineOwnUser);
     }
   }
   uv_read_start(
@@ -94,7 +95,7 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
     drop_unasked_fds();
   }
   if (framer_.overflowed() && !closing_) {
-    send(protocol::error_reply("line longer than " + std::to_string(protocol::kMaxLine) +
+    send(protocol::error_reply("line longer than " + std::to_string(framer_.max_line()) +
                                " bytes; closing the connection"));
     close();
   }

@@ -11,11 +11,19 @@
 namespace serverswap::protocol {
 
 inline constexpr size_t kMaxLine = 65536;
+// From peers of the daemon's own uid and root, who may deploy: a deploy carries the whole
+// environment, which the kernel lets grow to 2 MiB and more (execve(2): a quarter of the
+// stack limit), escaped as JSON.
+inline constexpr size_t kMaxLineOwnUser = 4 * 1024 * 1024;
 
 class LineFramer {
  public:
   // `max_line` other than kMaxLine is for tests and the fuzz target.
   explicit LineFramer(size_t max_line = kMaxLine) : max_line_(max_line) {}
+
+  // The limit from now on (a Connection raises it once it knows the peer's uid).
+  void set_max_line(size_t max_line) { max_line_ = max_line; }
+  size_t max_line() const { return max_line_; }
 
   // Once overflowed, bytes are dropped: the buffer never grows past one maximal line.
   void append(std::string_view bytes) {

@@ -57,5 +57,18 @@ TEST(Cli, AZeroTimeoutIsAUsageErrorThatNamesTheFlag) {
   std::filesystem::remove_all(pattern);
 }
 
+// A deploy carries the whole environment: one larger than a server's 64 KiB line limit (here
+// 100 KB in one variable) still deploys, the first time and the next.
+TEST(Cli, ADeployWithAnEnvironmentOver64KiBGoesThrough) {
+  DaemonUnderTest daemon;
+  ASSERT_EQ(setenv("SERVERSWAP_TEST_BIG", std::string(100'000, 'x').c_str(), 1), 0);
+  auto first = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
+  auto second = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
+  unsetenv("SERVERSWAP_TEST_BIG");
+  EXPECT_EQ(first.code, 0) << first.output;
+  EXPECT_EQ(second.code, 0) << second.output;
+  EXPECT_NE(second.output.find("(generation 2) is up"), std::string::npos) << second.output;
+}
+
 }  // namespace
 }  // namespace serverswap::testing
