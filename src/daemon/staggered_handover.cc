@@ -24,7 +24,6 @@ void Supervisor::serving(Server& server, Peer& connection, const protocol::Messa
 // `server` serves `name` now (it said `serving`, or it was already up when it asked for
 // it): the older up holders of its slot go down on that resource alone.
 void Supervisor::take_over(Server& server, const std::string& name, const std::string& why) {
-  auto deploy = deploys_.find(server.id);
   std::vector<std::string> older;
   for (auto& [id, other] : servers_) {
     if (other.get() == &server || newer(*other, server)) continue;
@@ -33,7 +32,7 @@ void Supervisor::take_over(Server& server, const std::string& name, const std::s
     older.push_back(id);
   }
   for (const auto& id : older)
-    if (Server* other = find(id)) replace(deploy, *other, {name}, why, server);
+    if (Server* other = find(id)) replace(*other, {name}, why, server);
 }
 
 }  // namespace serverswap::daemon

@@ -277,11 +277,7 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   server->notify->accept_sender(server->pid, uid);
   Server& s = *server;
   servers_.emplace(id, std::move(server));
-  Deploy& tracked = deploys_[id];
-  tracked.sink = std::move(sink);
-  tracked.follow_exit = follow_exit;
-  tracked.pid = s.pid;
-  tracked.generation = generation;
+  deploys_.started(s, std::move(sink), follow_exit);
   s.ready_timer.start(options_.ready_timeout, [this, id] {
     if (Server* late = find(id); late && late->starting())
       fail(*late,
@@ -687,10 +683,9 @@ void Supervisor::become_up(Server& server, const std::string& how) {
   server.settle_timer.stop();
   emit(server, EventKind::kUp, "is up (" + how + ")");
   restart_stayed_up(server);
-  auto deploy = deploys_.find(server.id);
-  if (deploy != deploys_.end()) deploy->second.up = true;
+  deploys_.up(server.id);
   if (WorkerRoll* roll = roll_of(server)) {
-    check_deployed(server.id);
+    deploys_.check(server.id);
     return roll_worker_up(*roll, server);
   }
   for (auto& [id, other] : servers_) {
@@ -704,25 +699,18 @@ void Supervisor::become_up(Server& server, const std::string& how) {
       fail(*other,
            "superseded by generation " + std::to_string(server.generation) + " before it came up");
     } else if (other->state == ServerState::kUp) {
-      replace(deploy, *other, shared, "replaced by generation " + std::to_string(server.generation),
+      replace(*other, shared, "replaced by generation " + std::to_string(server.generation),
               server);
     }
   }
-  check_deployed(server.id);
+  deploys_.check(server.id);
 }
 
 void Supervisor::take_down(Server& victim, const std::set<std::string>& resources,
                            const std::string& why, const Server* by) {
   // Its deploy has not reported yet (the servers it replaced are still draining): it never
   // will succeed now, as its server no longer serves everything it asked for.
-  if (auto d = deploys_.find(victim.id); by && d != deploys_.end() && !d->second.reported) {
-    d->second.reported = true;
-    d->second.sink(protocol::make(
-        "deployFailed", {{"id", victim.id},
-                         {"reason", "superseded by generation " + std::to_string(by->generation) +
-                                        " before the servers it replaced had exited"}}));
-    if (!d->second.follow_exit) deploys_.erase(d);
-  }
+  if (by) deploys_.superseded(victim.id, by->generation);
   Peer* connection = connection_of(victim);
   std::vector<std::string> unheard;
   for (const auto& name : resources) {
@@ -746,19 +734,14 @@ void Supervisor::take_down(Server& victim, const std::set<std::string>& resource
          name);
 }
 
-// Takes `victim` down on `shared` for `deploy` (deploys_.end(): none). The deploy waits for
-// the victim's exit only when the victim drains: one that keeps serving other resources
-// does not exit for it.
-void Supervisor::replace(std::map<std::string, Deploy>::iterator deploy, Server& victim,
-                         const std::set<std::string>& shared, const std::string& why,
-                         const Server& by) {
-  bool counted = deploy != deploys_.end() && deploy->second.replacing.insert(victim.id).second;
-  if (counted) deploy->second.replaced.push_back(victim.pid);
+// Takes `victim` down on `shared` for the deploy of `by` (if any). The deploy waits for the
+// victim's exit only when the victim drains: one that keeps serving other resources does not
+// exit for it.
+void Supervisor::replace(Server& victim, const std::set<std::string>& shared,
+                         const std::string& why, const Server& by) {
+  bool counted = deploys_.replacing(by.id, victim);
   take_down(victim, shared, why, &by);
-  if (counted && victim.state != ServerState::kDraining) {
-    deploy->second.replacing.erase(victim.id);
-    deploy->second.replaced.erase(deploy->second.replaced.size() - 1);
-  }
+  if (counted && victim.state != ServerState::kDraining) deploys_.not_replacing(by.id, victim.id);
 }
 
 void Supervisor::begin_draining(Server& server) {
@@ -849,7 +832,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   servers_.erase(it);
   reap_leftovers(*gone);
   give_back_unheard(*gone);
-  report_exit(*gone, description, before == ServerState::kDraining);
+  deploys_.exited(*gone, description, before == ServerState::kDraining);
   after_exit(*gone, before);
   roll_server_exited(*gone);
   close_idle_sockets();
@@ -1072,12 +1055,7 @@ void Supervisor::emit(const Server& server, EventKind kind, const std::string& t
   // "Logs"): the generation of the server it started, never an id (ids are credentials, and
   // logs are often readable by others).
   std::vector<Sink*> sinks;
-  uint64_t about = 0;
-  for (auto& [deploy_id, deploy] : deploys_) {
-    if (deploy_id != server.id && !deploy.replacing.count(server.id)) continue;
-    sinks.push_back(&deploy.sink);
-    if (about == 0 || deploy_id == server.id) about = deploy.generation;
-  }
+  uint64_t about = deploys_.concerned(server.id, &sinks);
   for (auto& [roll_id, roll] : rolls_)
     if (roll->concerns(server.id)) sinks.push_back(&roll->sink);
   if (!log_muted()) {
@@ -1093,53 +1071,6 @@ void Supervisor::emit(const Server& server, EventKind kind, const std::string& t
   Json line = protocol::make("event", event);
   if (options_.observer) options_.observer(line);
   for (Sink* sink : sinks) (*sink)(line);
-}
-
-// A deploy has succeeded once its server is up and every server it replaced has exited.
-void Supervisor::check_deployed(const std::string& id) {
-  auto it = deploys_.find(id);
-  if (it == deploys_.end()) return;
-  Deploy& deploy = it->second;
-  // Its server may be draining or gone by now: several generations drain at once.
-  if (deploy.reported || !deploy.up || !deploy.replacing.empty()) return;
-  deploy.reported = true;
-  deploy.sink(protocol::make("deployed", {{"id", id},
-                                          {"pid", deploy.pid},
-                                          {"generation", deploy.generation},
-                                          {"replaced", deploy.replaced}}));
-  bool server_gone = !deploy.server_exited.is_null();
-  if (server_gone && deploy.follow_exit) deploy.sink(deploy.server_exited);
-  if (server_gone || !deploy.follow_exit) deploys_.erase(it);
-}
-
-void Supervisor::report_exit(const Server& server, const std::string& description, bool replaced) {
-  if (auto it = deploys_.find(server.id); it != deploys_.end()) {
-    Deploy& deploy = it->second;
-    Json exited = protocol::make(
-        "serverExited",
-        {{"id", server.id}, {"pid", server.pid}, {"exit", description}, {"replaced", replaced}});
-    if (!deploy.reported && !server.failure.empty()) {
-      deploy.sink(protocol::make("deployFailed", {{"id", server.id}, {"reason", server.failure}}));
-      deploys_.erase(it);
-    } else if (!deploy.reported && !replaced) {
-      // It came up, then crashed while the servers it replaced were still draining.
-      deploy.sink(protocol::make("deployFailed",
-                                 {{"id", server.id},
-                                  {"reason", "it was up, then " + description +
-                                                 " before the servers it replaced exited"}}));
-      deploys_.erase(it);
-    } else if (!deploy.reported) {
-      // Replaced in turn before its own predecessors exited: `deployed` once they have.
-      deploy.server_exited = exited;
-    } else {
-      if (deploy.follow_exit) deploy.sink(exited);
-      deploys_.erase(it);
-    }
-  }
-  std::vector<std::string> waiting;
-  for (auto& [deploy_id, deploy] : deploys_)
-    if (deploy.replacing.erase(server.id)) waiting.push_back(deploy_id);
-  for (const auto& w : waiting) check_deployed(w);
 }
 
 // ---- Status and stop ---------------------------------------------------------------------
@@ -1209,7 +1140,7 @@ void Supervisor::kill_all() {
 
 size_t Supervisor::deploys_in_flight() const {
   size_t n = 0;
-  for (const auto& [id, deploy] : deploys_) n += !deploy.reported;
+  n += deploys_.in_flight();
   for (const auto& [id, roll] : rolls_) n += !roll->reported;
   return n;
 }

@@ -14,6 +14,7 @@
 #include "base/duration.h"
 #include "daemon/clock.h"
 #include "daemon/crash_backoff.h"
+#include "daemon/deploys.h"
 #include "daemon/event_kind.h"
 #include "daemon/listeners.h"
 #include "daemon/peer.h"
@@ -126,20 +127,6 @@ class Supervisor {
   bool is_server_peer(pid_t pid, uid_t uid) const;
 
  private:
-  struct Deploy {
-    Sink sink;
-    bool follow_exit = false;
-    std::set<std::string> replacing;  // ids of the older servers it takes down, still alive
-    protocol::Json replaced = protocol::Json::array();  // pids of those it took down
-    bool reported = false;                              // deployed or deployFailed sent
-    bool up = false;  // its server came up (it may be draining or gone since)
-    pid_t pid = 0;
-    uint64_t generation = 0;
-    // Its server was replaced and exited before the servers it replaced had: the
-    // serverExited to send after `deployed`.
-    protocol::Json server_exited;
-  };
-
   // A crash loop of one command (argv and cwd): restarts of the last command that came up
   // on resources that nothing else serves, spaced by a CrashBackoff.
   struct CrashLoop {
@@ -209,8 +196,9 @@ class Supervisor {
   // `by`: the newer server it is replaced by (nullptr when the daemon stops).
   void take_down(Server& victim, const std::set<std::string>& resources, const std::string& why,
                  const Server* by);
-  void replace(std::map<std::string, Deploy>::iterator deploy, Server& victim,
-               const std::set<std::string>& shared, const std::string& why, const Server& by);
+  // `by` takes `victim` down on `shared`; its deploy waits for the victim if it drains.
+  void replace(Server& victim, const std::set<std::string>& shared, const std::string& why,
+               const Server& by);
   void begin_draining(Server& server);
   void fail(Server& server, const std::string& reason, Millis signal_after = Millis(0));
   void exited(const std::string& id, int64_t status, int term_signal);
@@ -256,8 +244,6 @@ class Supervisor {
   // is for people only.
   void emit(const Server& server, EventKind kind, const std::string& text,
             const std::string& resource = "");
-  void check_deployed(const std::string& id);
-  void report_exit(const Server& server, const std::string& description, bool replaced);
 
   Clock& clock_;
   Processes& processes_;
@@ -267,7 +253,7 @@ class Supervisor {
   NotifyDirectory notify_dir_{options_.socket_path};
   uint64_t next_generation_ = 1;
   std::map<std::string, std::unique_ptr<Server>> servers_;
-  std::map<std::string, Deploy> deploys_;  // by the id of the server it started
+  Deploys deploys_;  // deploy bookkeeping and outcomes (deploys.h)
   std::function<void()> stop_done_;
   std::function<void()> adoption_done_;
   // Addresses of the adopted servers' resources as state.json recorded them (a ":0"

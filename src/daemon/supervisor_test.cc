@@ -235,5 +235,37 @@ TEST_F(SupervisorTest, StopTakesEveryServerDownAndKillsWhatIgnoresItAfterTheGrac
   EXPECT_TRUE(done);
 }
 
+// Deploys (deploys.h), at its hooks exited() and check(): one outcome per deploy, sent once
+// its server is up and every server it replaced has exited, naming them; with follow_exit the
+// server's own exit comes after it.
+TEST_F(SupervisorTest, DeploysReportOnceTheReplacedServerHasExitedThenFollowTheServersExit) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  bring_up(old_pid, ":8080");
+  std::vector<Json> messages;
+  SpawnSpec spec;
+  spec.argv = {"srv", "v2"};
+  spec.cwd = "/srv";
+  supervisor_->deploy(
+      spec,
+      [&](const Json& m) {
+        if (!m.contains("event")) messages.push_back(m);
+      },
+      /*follow_exit=*/true);
+  pid_t new_pid = last_pid();
+  bring_up(new_pid, ":8080");
+  EXPECT_TRUE(messages.empty()) << "the replaced server still runs";
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 1u);
+  processes_.exit(old_pid, 0, 0);
+  ASSERT_EQ(messages.size(), 1u);
+  ASSERT_TRUE(messages[0].contains("deployed"));
+  EXPECT_EQ(messages[0]["deployed"]["replaced"], Json::array({old_pid}));
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 0u);
+  processes_.exit(new_pid, 1, 0);
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_TRUE(messages[1].contains("serverExited"));
+  EXPECT_EQ(messages[1]["serverExited"]["pid"], new_pid);
+}
+
 }  // namespace
 }  // namespace serverswap::daemon
