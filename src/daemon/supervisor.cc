@@ -100,13 +100,6 @@ std::string make_id(uint64_t generation) {
   return buf;
 }
 
-// A crash loop is per command and, for workers, per worker index.
-std::string crash_key(const SpawnSpec& request) {
-  std::string key = command_key(request);
-  if (request.worker >= 0) key.append(1, '\0').append(std::to_string(request.worker));
-  return key;
-}
-
 }  // namespace
 
 std::string command_key(const SpawnSpec& request) {
@@ -218,15 +211,6 @@ bool Supervisor::settle_race(Server& server, const std::string& name) {
   for (const auto& id : losers)
     if (Server* s = find(id)) supersede(*s, server);
   return true;
-}
-
-// A server of the same command, started by a deploy (not by a crash restart, which a
-// deploy may overtake), that is not up yet.
-const Server* Supervisor::deploy_in_progress(const SpawnSpec& request) const {
-  std::string key = command_key(request);
-  for (const auto& [id, s] : servers_)
-    if (s->starting() && s->restarts == 0 && command_key(s->request) == key) return s.get();
-  return nullptr;
 }
 
 Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follow_exit,
@@ -598,13 +582,7 @@ bool Supervisor::socket_wanted(const std::string& name) const {
       if (names_resource(l.resource, name)) return true;
   }
   // A crash restart waiting for its delay, or started and not yet asking again.
-  for (const auto& [key, loop] : crash_loops_) {
-    if (!loop->resources.count(name)) continue;
-    if (loop->restart_pending) return true;
-    for (const auto& [id, s] : servers_)
-      if (s->alive() && crash_key(s->request) == key) return true;
-  }
-  return false;
+  return crash_restarts_.wants(name);
 }
 
 // After a server exits: the sockets nobody wants any more are closed after a grace, so that
@@ -682,7 +660,7 @@ void Supervisor::become_up(Server& server, const std::string& how) {
   server.ready_timer.stop();
   server.settle_timer.stop();
   emit(server, EventKind::kUp, "is up (" + how + ")");
-  restart_stayed_up(server);
+  crash_restarts_.up(server);
   deploys_.up(server.id);
   if (WorkerRoll* roll = roll_of(server)) {
     deploys_.check(server.id);
@@ -833,7 +811,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   reap_leftovers(*gone);
   give_back_unheard(*gone);
   deploys_.exited(*gone, description, before == ServerState::kDraining);
-  after_exit(*gone, before);
+  crash_restarts_.exited(*gone, before);
   roll_server_exited(*gone);
   close_idle_sockets();
   if (servers_.empty() && stop_done_) {
@@ -892,145 +870,17 @@ void Supervisor::kill_leftovers() {
   leftover_groups_.clear();
 }
 
-// ---- Crash restarts ----------------------------------------------------------------------
+// ---- Crash restarts (crash_restarts.cc) -------------------------------------------------
 
-// An up server that exits without being taken down (a crash, or a clean exit nobody asked
-// for), or a restart of a crash loop that failed, may leave its resources unserved.
-void Supervisor::after_exit(const Server& gone, ServerState before) {
-  bool crashed_while_up = before == ServerState::kUp;
-  bool loop_goes_on = !gone.failure.empty() && crash_loops_.count(crash_key(gone.request)) > 0;
-  if (crashed_while_up || loop_goes_on) crashed(gone);
-}
-
-// Restarts the command after its backoff unless another up server serves every resource it
-// held. The listening sockets stay open meanwhile: new connections wait in their backlog.
-void Supervisor::crashed(const Server& gone) {
-  if (stopping()) return;
-  std::string key = crash_key(gone.request);
-  auto& loop = crash_loops_[key];
-  if (!loop) {
-    loop = std::make_unique<CrashLoop>(clock_, options_);
-    loop->request = gone.request;
-    loop->rank = gone.rank;
-    for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
-  }
-  if (served_elsewhere(loop->resources, gone.id, gone.request.worker, loop->rank)) {
-    log_line("server " + std::to_string(gone.pid) +
-             " exited; newer servers hold its resources, so it is not restarted");
-    crash_loops_.erase(key);
-    return;
-  }
-  loop->reset_timer.stop();
-  if (loop->restart_pending) return;  // a crash of an overtaking deploy: one restart is enough
-  auto now = clock_.now();
-  Millis delay = loop->backoff.crashed(now);
-  emit(gone, EventKind::kRestarting,
-       join(gone.request.argv, " ") + " " + loop->backoff.describe(now, delay));
-  loop->restart_pending = true;
-  loop->next_restart = now + delay;
-  loop->restart_timer.start(delay, [this, key] { restart(key); });
-}
-
-void Supervisor::restart(const std::string& key) {
-  auto it = crash_loops_.find(key);
-  if (it == crash_loops_.end() || stopping()) return;
-  CrashLoop& loop = *it->second;
-  loop.restart_pending = false;
-  if (served_elsewhere(loop.resources, "", loop.request.worker, loop.rank)) {
-    log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: a newer server is up");
-    crash_loops_.erase(it);
-    return;
-  }
-  // A later deploy is up on one of its resources: the restart could never come up (the
-  // newest deploy wins), so the loop is over.
-  for (const auto& entry : servers_) {
-    const Server& s = *entry.second;
-    if (s.state == ServerState::kUp && s.rank > loop.rank &&
-        (s.request.worker < 0 || s.request.worker == loop.request.worker) &&
-        std::any_of(loop.resources.begin(), loop.resources.end(),
-                    [&s](const std::string& name) { return s.held.count(name) > 0; })) {
-      log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: generation " +
-               std::to_string(s.generation) + ", a later deploy, serves its resources");
-      crash_loops_.erase(it);
-      return;
-    }
-  }
-  const Server* deploying = loop.request.worker < 0 ? deploy_in_progress(loop.request) : nullptr;
-  if (deploying) {
-    // Its failure comes back here through after_exit, its success ends the loop.
-    log_line("restart of '" + join(loop.request.argv, " ") +
-             "' left to the deploy in progress (pid " + std::to_string(deploying->pid) + ")");
-    return;
-  }
-  Server* server = start_server(
-      loop.request, [](const Json&) {}, /*follow_exit=*/false, loop.rank);
-  if (!server) {
-    // Not even spawned (the program is gone): back off as for a crash.
-    auto now = clock_.now();
-    Millis delay = loop.backoff.crashed(now);
-    log_line("restart of '" + join(loop.request.argv, " ") + "' " +
-             loop.backoff.describe(now, delay));
-    loop.restart_pending = true;
-    loop.next_restart = now + delay;
-    loop.restart_timer.start(delay, [this, key] { restart(key); });
-    return;
-  }
-  server->restarts = ++loop.restarts;
-}
-
-// A server of a crash-looping command is up: once it has stayed up for restart_reset,
-// the loop is over and the next crash starts the backoff afresh.
-void Supervisor::restart_stayed_up(const Server& server) {
-  std::string key = crash_key(server.request);
-  auto it = crash_loops_.find(key);
-  if (it == crash_loops_.end()) return;
-  it->second->restart_timer.stop();
-  it->second->restart_pending = false;
-  std::string id = server.id;
-  it->second->reset_timer.start(options_.restart_reset, [this, key, id] {
-    Server* s = find(id);
-    if (!s || s->state != ServerState::kUp) return;
-    emit(*s, EventKind::kStable,
-         "stayed up for " + format_duration(options_.restart_reset) + ": the crash loop is over");
-    crash_loops_.erase(key);  // destroys this timer; its handle closes later
-  });
-}
-
-// Every one of `resources` is held, not yet handed over, by an up server other than `except`
-// (for a worker: by one with the same index; its siblings do not stand in for it).
-bool Supervisor::served_elsewhere(const std::set<std::string>& resources, const std::string& except,
-                                  int worker, uint64_t rank) const {
-  if (resources.empty()) return false;
-  for (const auto& name : resources) {
-    bool served = false;
-    for (const auto& [id, s] : servers_)
-      if (id != except && s->state == ServerState::kUp && s->held.count(name) &&
-          !s->taken.count(name) && (worker < 0 || s->request.worker == worker) && s->rank >= rank)
-        served = true;
-    if (!served) return false;
-  }
-  return true;
+bool Supervisor::CrashHost::start_restart(const SpawnSpec& request, uint64_t rank, int number) {
+  Server* server = owner_.start_server(
+      request, [](const Json&) {}, /*follow_exit=*/false, rank);
+  if (server) server->restarts = number;
+  return server != nullptr;
 }
 
 Json Supervisor::crash_loops() const {
-  Json loops = Json::array();
-  auto now = clock_.now();
-  for (const auto& [key, loop] : crash_loops_) {
-    Json entry = {{"argv", loop->request.argv},
-                  {"cwd", loop->request.cwd},
-                  {"crashes", loop->backoff.crashes()},
-                  {"restarts", loop->restarts},
-                  {"since_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   now - loop->backoff.first_crash())
-                                   .count()}};
-    if (loop->request.worker >= 0) entry["worker"] = loop->request.worker;
-    if (loop->restart_pending)
-      entry["next_restart_ms"] = std::max<long long>(
-          0,
-          std::chrono::duration_cast<std::chrono::milliseconds>(loop->next_restart - now).count());
-    loops.push_back(entry);
-  }
-  return loops;
+  return crash_restarts_.status();
 }
 
 // ---- Reporting ---------------------------------------------------------------------------
@@ -1105,7 +955,7 @@ Json Supervisor::status() const {
 
 void Supervisor::stop(std::function<void()> done) {
   stop_done_ = std::move(done);
-  crash_loops_.clear();  // cancels pending restarts
+  crash_restarts_.stop();  // cancels pending restarts
   stop_rolls();
   if (servers_.empty()) {
     kill_leftovers();

@@ -13,7 +13,7 @@
 
 #include "base/duration.h"
 #include "daemon/clock.h"
-#include "daemon/crash_backoff.h"
+#include "daemon/crash_restarts.h"
 #include "daemon/deploys.h"
 #include "daemon/event_kind.h"
 #include "daemon/listeners.h"
@@ -127,24 +127,6 @@ class Supervisor {
   bool is_server_peer(pid_t pid, uid_t uid) const;
 
  private:
-  // A crash loop of one command (argv and cwd): restarts of the last command that came up
-  // on resources that nothing else serves, spaced by a CrashBackoff.
-  struct CrashLoop {
-    CrashLoop(Clock& clock, const SupervisorOptions& options)
-        : backoff(options.restart_delay, options.restart_delay_max),
-          restart_timer(clock),
-          reset_timer(clock) {}
-    SpawnSpec request;
-    uint64_t rank = 0;                // the crashed server's: its restarts rank as it did
-    std::set<std::string> resources;  // canonical names the crashed server held
-    CrashBackoff backoff;
-    int restarts = 0;
-    std::chrono::steady_clock::time_point next_restart;
-    bool restart_pending = false;
-    Timer restart_timer;  // the next restart
-    Timer reset_timer;    // a restart stayed up for restart_reset: the loop is over
-  };
-
   // `rank`: the deploy order it stands for (0: its own generation; a crash restart passes
   // the crashed server's).
   Server* start_server(const SpawnSpec& request, Sink sink, bool follow_exit, uint64_t rank = 0);
@@ -161,7 +143,6 @@ class Supervisor {
   Status check_resumed_socket(const Server& server, int fd, const std::string& spelled,
                               std::string* name) const;
   void resumed(Server& server, Peer& connection, bool up);
-  const Server* deploy_in_progress(const SpawnSpec& request) const;
   // Unmodified programs (docs/protocol.md, "Inherited sockets and unmodified programs").
   void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);
   void notified(const std::string& id, const NotifyMessage& message);
@@ -228,15 +209,6 @@ class Supervisor {
   // A worker replaces only the older copies with its own index; other servers replace all.
   static bool same_slot(const Server& newer, const Server& older);
 
-  // Crash restarts.
-  void after_exit(const Server& gone, ServerState before);
-  void crashed(const Server& gone);
-  void restart(const std::string& key);
-  void restart_stayed_up(const Server& server);
-  // ... by servers of deploy order `rank` or later (an older release does not stand in for
-  // a newer one that crashed).
-  bool served_elsewhere(const std::set<std::string>& resources, const std::string& except,
-                        int worker, uint64_t rank) const;
   void give_back_unheard(const Server& gone);
 
   // Reporting.
@@ -259,12 +231,28 @@ class Supervisor {
   // Addresses of the adopted servers' resources as state.json recorded them (a ":0"
   // resource is checked against the port it was bound to).
   std::map<std::string, std::string> recorded_addresses_;
-  std::map<std::string, std::unique_ptr<CrashLoop>> crash_loops_;  // by command_key()
   // Process groups of servers that exited while processes they forked kept running: sent
   // the takedown signal, then SIGKILL after --takedown-timeout (or when the daemon stops).
   std::map<pid_t, std::unique_ptr<Timer>> leftover_groups_;
   std::map<uint64_t, std::unique_ptr<WorkerRoll>> rolls_;  // rolling deploys, by their id
   uint64_t next_roll_ = 1;
+
+  // The collaborators' narrow views of the supervisor.
+  class CrashHost final : public CrashRestarts::Host {
+   public:
+    explicit CrashHost(Supervisor& owner) : owner_(owner) {}
+    const CrashRestarts::ServerTable& servers() const override { return owner_.servers_; }
+    bool start_restart(const SpawnSpec& request, uint64_t rank, int number) override;
+    void emit(const Server& server, EventKind kind, const std::string& text) override {
+      owner_.emit(server, kind, text);
+    }
+
+   private:
+    Supervisor& owner_;
+  };
+  CrashHost crash_host_{*this};
+  CrashRestarts crash_restarts_{clock_, crash_host_, options_.restart_delay,
+                                options_.restart_delay_max, options_.restart_reset};
 };
 
 }  // namespace serverswap::daemon

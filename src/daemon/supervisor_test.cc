@@ -267,5 +267,35 @@ TEST_F(SupervisorTest, DeploysReportOnceTheReplacedServerHasExitedThenFollowTheS
   EXPECT_EQ(messages[1]["serverExited"]["pid"], new_pid);
 }
 
+// CrashRestarts (crash_restarts.h), at its hooks exited() and up(): a restart that fails
+// before it is up continues the crash loop with twice the delay; one that stays up for
+// --restart-reset ends it.
+TEST_F(SupervisorTest, CrashRestartsBackOffWhileTheLoopGoesOnAndEndItOnceARestartStaysUp) {
+  deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  bring_up(pid, ":8080");
+  processes_.exit(pid, 1, 0);
+  Json loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u);
+  EXPECT_EQ(loops[0]["next_restart_ms"], 100);
+  ASSERT_TRUE(clock_.fire_next());  // the first restart
+  pid_t first_restart = last_pid();
+  ASSERT_NE(first_restart, pid);
+  processes_.exit(first_restart, 1, 0);  // before it was up: the loop goes on
+  loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u);
+  EXPECT_EQ(loops[0]["crashes"], 2);
+  EXPECT_EQ(loops[0]["next_restart_ms"], 200);
+  ASSERT_TRUE(clock_.fire_next());  // the second restart
+  pid_t second_restart = last_pid();
+  bring_up(second_restart, ":8080");
+  EXPECT_EQ(supervisor_->crash_loops()[0].count("next_restart_ms"), 0u);
+  for (int i = 0; i < 5 && !supervisor_->crash_loops().empty(); ++i)
+    ASSERT_TRUE(clock_.fire_next());  // --restart-reset
+  EXPECT_TRUE(supervisor_->crash_loops().empty());
+  EXPECT_EQ(state_of(second_restart), "up");
+  for (const auto& s : supervisor_->status()) EXPECT_EQ(s["restarts"], 2);
+}
+
 }  // namespace
 }  // namespace serverswap::daemon
