@@ -74,7 +74,7 @@ void CrashRestarts::restart(const std::string& key) {
   // newest deploy wins), so the loop is over.
   for (const auto& entry : host_.servers()) {
     const Server& s = *entry.second;
-    if (s.state == ServerState::kUp && s.rank > loop.rank &&
+    if (s.serving() && s.rank > loop.rank &&
         (s.request.worker < 0 || s.request.worker == loop.request.worker) &&
         std::any_of(loop.resources.begin(), loop.resources.end(),
                     [&s](const std::string& name) { return s.held.count(name) > 0; })) {
@@ -135,8 +135,8 @@ bool CrashRestarts::served_elsewhere(const std::set<std::string>& resources,
   for (const auto& name : resources) {
     bool served = false;
     for (const auto& [id, s] : host_.servers())
-      if (id != except && s->state == ServerState::kUp && s->held.count(name) &&
-          !s->taken.count(name) && (worker < 0 || s->request.worker == worker) && s->rank >= rank)
+      if (id != except && s->serving() && s->held.count(name) && !s->taken.count(name) &&
+          (worker < 0 || s->request.worker == worker) && s->rank >= rank)
         served = true;
     if (!served) return false;
   }

@@ -27,7 +27,7 @@ void Supervisor::take_over(Server& server, const std::string& name, const std::s
   std::vector<std::string> older;
   for (auto& [id, other] : servers_) {
     if (other.get() == &server || newer(*other, server)) continue;
-    if (other->state != ServerState::kUp || !same_slot(server, *other)) continue;
+    if (!other->serving() || !same_slot(server, *other)) continue;
     if (!other->held.count(name) || other->taken.count(name)) continue;
     older.push_back(id);
   }

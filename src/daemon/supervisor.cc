@@ -35,6 +35,8 @@ const char* state_name(ServerState state) {
       return "draining";
     case ServerState::kFailed:
       return "failed";
+    case ServerState::kUnmanaged:
+      return "unmanaged";
     case ServerState::kGone:
       return "gone";
   }
@@ -676,7 +678,7 @@ void Supervisor::become_up(Server& server, const std::string& how) {
     if (other->starting()) {
       fail(*other,
            "superseded by generation " + std::to_string(server.generation) + " before it came up");
-    } else if (other->state == ServerState::kUp) {
+    } else if (other->serving()) {
       replace(*other, shared, "replaced by generation " + std::to_string(server.generation),
               server);
     }
@@ -789,6 +791,8 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   Server& server = *it->second;
   if (server.notify) server.notify->read_pending();  // STOPPING=1 or STATUS= sent just before
   ServerState before = server.state;
+  // An unmanaged server exits as what state.json recorded it: a crash if it was up.
+  if (before == ServerState::kUnmanaged) before = adoptions_.recorded_state(id);
   std::string description = describe_exit(status, term_signal);
   if (server.starting()) {
     std::string hint = refused_ready_hint(server);
@@ -808,6 +812,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   // process handle from inside that handle's exit callback is safe (uv_close defers).
   std::unique_ptr<Server> gone = std::move(it->second);
   servers_.erase(it);
+  adoptions_.exited(gone->id);
   reap_leftovers(*gone);
   give_back_unheard(*gone);
   deploys_.exited(*gone, description, before == ServerState::kDraining);
@@ -828,11 +833,10 @@ void Supervisor::give_back_unheard(const Server& gone) {
     if (gone.taken.count(name)) continue;
     bool served = false;
     for (const auto& [id, s] : servers_)
-      if (s->state == ServerState::kUp && s->held.count(name) && !s->taken.count(name))
-        served = true;
+      if (s->serving() && s->held.count(name) && !s->taken.count(name)) served = true;
     if (served) continue;
     for (auto& [id, s] : servers_) {
-      if (s->state != ServerState::kUp || !s->unheard.erase(name)) continue;
+      if (!s->serving() || !s->unheard.erase(name)) continue;
       s->taken.erase(name);
       emit(*s, EventKind::kRestored,
            "serves it alone again: generation " + std::to_string(gone.generation) +
@@ -941,7 +945,7 @@ Json Supervisor::status() const {
          {"pid", s->pid},
          {"generation", s->generation},
          {"deployOrder", s->rank},
-         {"state", s->unmanaged ? "unmanaged" : state_name(s->state)},
+         {"state", state_name(s->state)},
          {"argv", s->argv},
          {"cwd", s->cwd},
          {"worker", s->request.worker >= 0 ? Json(s->request.worker) : Json(nullptr)},
@@ -969,7 +973,7 @@ void Supervisor::stop(std::function<void()> done) {
     if (!s) continue;
     if (s->starting()) {
       fail(*s, "the daemon is stopping");
-    } else if (s->state == ServerState::kUp) {
+    } else if (s->serving()) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
       take_down(*s, all, "the daemon is stopping", nullptr);
@@ -999,7 +1003,7 @@ std::vector<SpawnSpec> Supervisor::up_requests() const {
   std::vector<SpawnSpec> requests;
   std::set<std::string> rolled;  // workers of one command: one redeploy rolls them all
   for (const auto& [id, s] : servers_) {
-    if (s->state != ServerState::kUp || !s->taken.empty()) continue;
+    if (!s->serving() || !s->taken.empty()) continue;
     if (s->request.worker >= 0 && !rolled.insert(command_key(s->request)).second) continue;
     requests.push_back(s->request);
   }

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "base/duration.h"
+#include "daemon/adoptions.h"
 #include "daemon/clock.h"
 #include "daemon/crash_restarts.h"
 #include "daemon/deploys.h"
@@ -140,8 +141,6 @@ class Supervisor {
   void take_listen_sockets_back(Server& server, const ServerRecord& record);
   void reopen_notify_socket(Server& server, const ServerRecord& record);
   void restart_readiness_timers(Server& server);
-  Status check_resumed_socket(const Server& server, int fd, const std::string& spelled,
-                              std::string* name) const;
   void resumed(Server& server, Peer& connection, bool up);
   // Unmodified programs (docs/protocol.md, "Inherited sockets and unmodified programs").
   void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);
@@ -228,9 +227,7 @@ class Supervisor {
   Deploys deploys_;  // deploy bookkeeping and outcomes (deploys.h)
   std::function<void()> stop_done_;
   std::function<void()> adoption_done_;
-  // Addresses of the adopted servers' resources as state.json recorded them (a ":0"
-  // resource is checked against the port it was bound to).
-  std::map<std::string, std::string> recorded_addresses_;
+  Adoptions adoptions_;  // what is remembered of the servers taken back (adoptions.h)
   // Process groups of servers that exited while processes they forked kept running: sent
   // the takedown signal, then SIGKILL after --takedown-timeout (or when the daemon stops).
   std::map<pid_t, std::unique_ptr<Timer>> leftover_groups_;

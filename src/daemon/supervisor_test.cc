@@ -27,11 +27,23 @@ class SupervisorTest : public ::testing::Test {
     options.takedown_timeout = Millis(3000);
     options.settle = Millis(1000);
     options.restart_delay = Millis(100);
-    supervisor_ = std::make_unique<Supervisor>(
-        SupervisorSeams{clock_, processes_, listeners_}, options, [this](uint64_t id) -> Peer* {
+    options_ = options;
+    supervisor_ = make_supervisor();
+  }
+  std::unique_ptr<Supervisor> make_supervisor() {
+    return std::make_unique<Supervisor>(
+        SupervisorSeams{clock_, processes_, listeners_}, options_, [this](uint64_t id) -> Peer* {
           auto it = peers_.find(id);
           return it == peers_.end() || it->second->closed ? nullptr : it->second.get();
         });
+  }
+  // The daemon is killed and started again: a new supervisor takes back what state.json
+  // recorded (the servers go on running).
+  void restart_daemon() {
+    DaemonState state = supervisor_->record();
+    supervisor_.reset();
+    supervisor_ = make_supervisor();
+    supervisor_->adopt(state);
   }
   ~SupervisorTest() override {
     supervisor_.reset();
@@ -107,6 +119,7 @@ class SupervisorTest : public ::testing::Test {
   std::map<uint64_t, std::unique_ptr<FakePeer>> peers_;
   uint64_t next_peer_ = 1;
   std::vector<std::vector<Json>> outcomes_;
+  SupervisorOptions options_;
   std::unique_ptr<Supervisor> supervisor_;
 };
 
@@ -295,6 +308,52 @@ TEST_F(SupervisorTest, CrashRestartsBackOffWhileTheLoopGoesOnAndEndItOnceARestar
   EXPECT_TRUE(supervisor_->crash_loops().empty());
   EXPECT_EQ(state_of(second_restart), "up");
   for (const auto& s : supervisor_->status()) EXPECT_EQ(s["restarts"], 2);
+}
+
+// Adoptions (adoptions.h), at the hooks adopt(), give_up_adoption() and exited(): a server
+// taken back that does not resume in time is unmanaged (status says so, state.json still
+// records it as it was taken back), and a newer server of its resource takes it down by its
+// takedown signal.
+TEST_F(SupervisorTest, AServerTakenBackThatDoesNotResumeIsUnmanagedAndSignalledWhenReplaced) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  bring_up(old_pid, ":8080");
+  restart_daemon();
+  EXPECT_TRUE(supervisor_->adopting());
+  EXPECT_EQ(state_of(old_pid), "up");
+  supervisor_->give_up_adoption();
+  EXPECT_FALSE(supervisor_->adopting());
+  EXPECT_EQ(state_of(old_pid), "unmanaged");
+  ASSERT_EQ(supervisor_->record().servers.size(), 1u);
+  EXPECT_EQ(supervisor_->record().servers[0].state, "up");
+  size_t d = deploy({"srv", "v2"});
+  pid_t new_pid = last_pid();
+  FakePeer& peer = hello(new_pid);
+  send(peer, protocol::make("readyFor", ":8080"));
+  EXPECT_TRUE(processes_.find(old_pid)->signals.empty() ||
+              processes_.find(old_pid)->signals.back() != SIGTERM)
+      << "not before the new one is up";
+  send(peer, protocol::make("serverUp", true));
+  EXPECT_EQ(processes_.find(old_pid)->signals.back(), SIGTERM);
+  EXPECT_EQ(state_of(old_pid), "draining");
+  processes_.exit(old_pid, 0, SIGTERM);
+  EXPECT_EQ(outcome(d), "deployed");
+  EXPECT_TRUE(supervisor_->crash_loops().empty()) << "it was replaced, not crashed";
+}
+
+// An unmanaged server that exits on its own was up when taken back: a crash, restarted.
+TEST_F(SupervisorTest, AnUnmanagedServerThatCrashesIsRestartedAsAnUpServerWouldBe) {
+  deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  bring_up(pid, ":8080");
+  restart_daemon();
+  supervisor_->give_up_adoption();
+  ASSERT_EQ(state_of(pid), "unmanaged");
+  processes_.exit(pid, 1, 0);
+  EXPECT_EQ(supervisor_->crash_loops().size(), 1u);
+  ASSERT_TRUE(clock_.fire_next());  // --restart-delay
+  EXPECT_EQ(processes_.alive(), 1u);
+  EXPECT_NE(last_pid(), pid);
 }
 
 }  // namespace

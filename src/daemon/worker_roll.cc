@@ -53,7 +53,7 @@ void Supervisor::start_roll(const SpawnSpec& request, Sink sink, bool follow_exi
       roll->resources.insert(resource->name());
   bool replacing = false;
   for (const auto& [id, s] : servers_)
-    if (s->state == ServerState::kUp && is_old_copy(*roll, *s)) replacing = true;
+    if (s->serving() && is_old_copy(*roll, *s)) replacing = true;
   roll->plan = RolloutPlan(limits, replacing);
   uint64_t roll_id = roll->id;
   log_line("rollout of '" + join(request.argv, " ") + "': " + std::to_string(limits.workers) +
@@ -149,7 +149,7 @@ void Supervisor::roll_worker_up(WorkerRoll& roll, Server& server) {
 // copy 0), or with `index` -1 every old copy still up.
 void Supervisor::take_down_old_copy(WorkerRoll& roll, int index, const Server& newer) {
   for (auto& [id, s] : servers_) {
-    if (s->state != ServerState::kUp || !is_old_copy(roll, *s)) continue;
+    if (!s->serving() || !is_old_copy(roll, *s)) continue;
     if (index >= 0 && std::max(s->request.worker, 0) != index) continue;
     std::set<std::string> remaining;
     for (const auto& [name, spelled] : s->held)
@@ -164,7 +164,7 @@ void Supervisor::take_down_old_copy(WorkerRoll& roll, int index, const Server& n
                                " new workers of generation " + std::to_string(newer.generation) +
                                " and later",
               &newer);
-    if (s->state == ServerState::kUp) begin_draining(*s);  // it held nothing the roll shares
+    if (s->serving()) begin_draining(*s);  // it held nothing the roll shares
   }
 }
 
