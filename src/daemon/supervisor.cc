@@ -145,7 +145,7 @@ void Supervisor::deploy(const SpawnSpec& request, Sink requester, bool follow_ex
     sink(protocol::make("deployFailed", {{"reason", "the daemon is stopping"}}));
     return;
   }
-  if (request.workers) return start_roll(request, std::move(sink), follow_exit);
+  if (request.workers) return rolls_.start(request, std::move(sink), follow_exit);
   Server* started = start_server(request, std::move(sink), follow_exit);
   if (!started) return;
   // The newest deploy wins: an earlier one of the same command that is not up yet is
@@ -165,6 +165,10 @@ void Supervisor::deploy(const SpawnSpec& request, Sink requester, bool follow_ex
 // or replaces a server that a later deploy started.
 bool Supervisor::newer(const Server& a, const Server& b) {
   return std::pair(a.rank, a.generation) > std::pair(b.rank, b.generation);
+}
+
+bool Supervisor::same_slot(const Server& newer, const Server& older) {
+  return newer.request.worker < 0 || older.request.worker == newer.request.worker;
 }
 
 // `older` is not up yet and a newer deploy of its command or of one of its resources has
@@ -664,9 +668,9 @@ void Supervisor::become_up(Server& server, const std::string& how) {
   emit(server, EventKind::kUp, "is up (" + how + ")");
   crash_restarts_.up(server);
   deploys_.up(server.id);
-  if (WorkerRoll* roll = roll_of(server)) {
+  if (rolls_.in_roll(server)) {
     deploys_.check(server.id);
-    return roll_worker_up(*roll, server);
+    return rolls_.worker_up(server);
   }
   for (auto& [id, other] : servers_) {
     if (other.get() == &server || newer(*other, server)) continue;
@@ -817,7 +821,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   give_back_unheard(*gone);
   deploys_.exited(*gone, description, before == ServerState::kDraining);
   crash_restarts_.exited(*gone, before);
-  roll_server_exited(*gone);
+  rolls_.exited(*gone);
   close_idle_sockets();
   if (servers_.empty() && stop_done_) {
     kill_leftovers();
@@ -874,6 +878,16 @@ void Supervisor::kill_leftovers() {
   leftover_groups_.clear();
 }
 
+// ---- Worker rolls (worker_roll.cc) -------------------------------------------------------
+
+void Supervisor::RollHost::retire(const std::string& id, const std::set<std::string>& resources,
+                                  const std::string& why, const Server* by) {
+  Server* s = owner_.find(id);
+  if (!s) return;
+  owner_.take_down(*s, resources, why, by);
+  if (s->serving()) owner_.begin_draining(*s);
+}
+
 // ---- Crash restarts (crash_restarts.cc) -------------------------------------------------
 
 bool Supervisor::CrashHost::start_restart(const SpawnSpec& request, uint64_t rank, int number) {
@@ -910,8 +924,7 @@ void Supervisor::emit(const Server& server, EventKind kind, const std::string& t
   // logs are often readable by others).
   std::vector<Sink*> sinks;
   uint64_t about = deploys_.concerned(server.id, &sinks);
-  for (auto& [roll_id, roll] : rolls_)
-    if (roll->concerns(server.id)) sinks.push_back(&roll->sink);
+  rolls_.concerned(server.id, &sinks);
   if (!log_muted()) {
     Json fields = {{"kind", event_kind_name(kind)},
                    {"serverPid", server.pid},
@@ -960,7 +973,7 @@ Json Supervisor::status() const {
 void Supervisor::stop(std::function<void()> done) {
   stop_done_ = std::move(done);
   crash_restarts_.stop();  // cancels pending restarts
-  stop_rolls();
+  rolls_.stop();
   if (servers_.empty()) {
     kill_leftovers();
     stop_done_();
@@ -995,7 +1008,7 @@ void Supervisor::kill_all() {
 size_t Supervisor::deploys_in_flight() const {
   size_t n = 0;
   n += deploys_.in_flight();
-  for (const auto& [id, roll] : rolls_) n += !roll->reported;
+  n += rolls_.in_flight();
   return n;
 }
 

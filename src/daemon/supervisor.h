@@ -23,11 +23,10 @@
 #include "daemon/server.h"
 #include "daemon/spawn_environment.h"
 #include "daemon/state_file.h"
+#include "daemon/worker_roll.h"
 #include "protocol/message.h"
 
 namespace serverswap::daemon {
-
-struct WorkerRoll;
 
 struct SupervisorOptions {
   std::string socket_path;
@@ -187,20 +186,6 @@ class Supervisor {
   void reap_leftovers(const Server& server);
   void kill_leftovers();
 
-  // Workers and rolling deploys (worker_roll.cc).
-  void start_roll(const SpawnSpec& request, Sink sink, bool follow_exit);
-  WorkerRoll* roll_of(const Server& server);
-  WorkerRoll* find_roll(uint64_t id);
-  bool is_old_copy(const WorkerRoll& roll, const Server& server) const;
-  int roll_processes_alive(const WorkerRoll& roll) const;
-  void roll_advance(uint64_t roll_id);
-  void roll_worker_message(uint64_t roll_id, int index, const protocol::Json& message);
-  void roll_worker_up(WorkerRoll& roll, Server& server);
-  void take_down_old_copy(WorkerRoll& roll, int index, const Server& newer);
-  void roll_failed(uint64_t roll_id, const std::string& reason);
-  void roll_server_exited(const Server& gone);
-  void roll_check_done(uint64_t roll_id);
-  void stop_rolls();
   // Staggered handover (staggered_handover.cc): `serving` takes the older holders of one
   // resource down before the server is up on all of them.
   void serving(Server& server, Peer& connection, const protocol::Message& message);
@@ -231,8 +216,6 @@ class Supervisor {
   // Process groups of servers that exited while processes they forked kept running: sent
   // the takedown signal, then SIGKILL after --takedown-timeout (or when the daemon stops).
   std::map<pid_t, std::unique_ptr<Timer>> leftover_groups_;
-  std::map<uint64_t, std::unique_ptr<WorkerRoll>> rolls_;  // rolling deploys, by their id
-  uint64_t next_roll_ = 1;
 
   // The collaborators' narrow views of the supervisor.
   class CrashHost final : public CrashRestarts::Host {
@@ -247,9 +230,31 @@ class Supervisor {
    private:
     Supervisor& owner_;
   };
+  class RollHost final : public WorkerRolls::Host {
+   public:
+    explicit RollHost(Supervisor& owner) : owner_(owner) {}
+    const WorkerRolls::ServerTable& servers() const override { return owner_.servers_; }
+    uint64_t next_generation() const override { return owner_.next_generation_; }
+    const Server* start(const SpawnSpec& request, WorkerRolls::Sink sink) override {
+      return owner_.start_server(request, std::move(sink), /*follow_exit=*/false);
+    }
+    void retire(const std::string& id, const std::set<std::string>& resources,
+                const std::string& why, const Server* by) override;
+    void fail(const std::string& id, const std::string& why) override {
+      if (Server* s = owner_.find(id)) owner_.fail(*s, why);
+    }
+    void emit(const Server& server, EventKind kind, const std::string& text) override {
+      owner_.emit(server, kind, text);
+    }
+
+   private:
+    Supervisor& owner_;
+  };
   CrashHost crash_host_{*this};
   CrashRestarts crash_restarts_{clock_, crash_host_, options_.restart_delay,
                                 options_.restart_delay_max, options_.restart_reset};
+  RollHost roll_host_{*this};
+  WorkerRolls rolls_{roll_host_};  // rolling deploys of workers (worker_roll.h)
 };
 
 }  // namespace serverswap::daemon

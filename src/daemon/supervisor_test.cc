@@ -356,5 +356,44 @@ TEST_F(SupervisorTest, AnUnmanagedServerThatCrashesIsRestartedAsAnUpServerWouldB
   EXPECT_NE(last_pid(), pid);
 }
 
+// WorkerRolls (worker_roll.h), at the hooks start(), worker_up() and exited(): the old copy
+// goes only once the new worker of its index (its batch) is up, the next batch starts then,
+// and the roll is deployed once every old copy it took down has exited.
+TEST_F(SupervisorTest, ARollTakesTheOldCopyDownOnlyOnceItsBatchIsUpAndReportsAfterItExited) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  FakePeer& old_peer = bring_up(old_pid, ":8080");
+  std::vector<Json> outcomes;
+  SpawnSpec spec;
+  spec.argv = {"srv", "v1"};
+  spec.cwd = "/srv";
+  spec.workers = 2;
+  supervisor_->deploy(
+      spec,
+      [&](const Json& m) {
+        if (m.contains("deployed") || m.contains("deployFailed")) outcomes.push_back(m);
+      },
+      false);
+  pid_t worker0 = last_pid();
+  ASSERT_NE(worker0, old_pid);
+  EXPECT_EQ(processes_.alive(), 2u) << "batch 1 of 2 only";
+  FakePeer& peer0 = hello(worker0);
+  send(peer0, protocol::make("readyFor", ":8080"));
+  EXPECT_FALSE(got(old_peer, "takeDown")) << "worker 0 is only ready";
+  send(peer0, protocol::make("serverUp", true));
+  EXPECT_TRUE(got(old_peer, "takeDown"));
+  pid_t worker1 = last_pid();
+  ASSERT_NE(worker1, worker0) << "the next batch starts once the first is up";
+  bring_up(worker1, ":8080");
+  EXPECT_TRUE(outcomes.empty()) << "the old copy has not exited";
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 1u);
+  processes_.exit(old_pid, 0, 0);
+  ASSERT_EQ(outcomes.size(), 1u);
+  ASSERT_TRUE(outcomes[0].contains("deployed")) << outcomes[0].dump();
+  EXPECT_EQ(outcomes[0]["deployed"]["workers"], Json::array({worker0, worker1}));
+  EXPECT_EQ(outcomes[0]["deployed"]["replaced"], Json::array({old_pid}));
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 0u);
+}
+
 }  // namespace
 }  // namespace serverswap::daemon
