@@ -32,6 +32,14 @@ enum class ServerState {
 
 const char* state_name(ServerState state);
 
+// How far the signals to a server's process group have gone (a takedown's progress when
+// takeDown could not reach it, or it ignored it).
+enum class Signalled {
+  kNone,      // none sent
+  kTakedown,  // its --takedown-signal (sent once)
+  kKilled,    // SIGKILL (--takedown-timeout passed, or the daemon was told to kill)
+};
+
 struct Server {
   explicit Server(Clock& clock)
       : ready_timer(clock),
@@ -63,7 +71,7 @@ struct Server {
   std::set<std::string> taken;       // held resources handed over to a newer server
   // Of `taken`, those it was not told about (it did not subscribe): it still accepts there.
   std::set<std::string> unheard;
-  bool signalled = false;
+  Signalled signalled = Signalled::kNone;
   std::string failure;  // why it failed, when it did
   bool disconnected_before_up = false;
   int restarts = 0;  // > 0: started by the daemon after this command crashed (the nth restart)

@@ -774,14 +774,15 @@ void Supervisor::kill_after_grace(Server& server) {
       emit(*s, EventKind::kKilled,
            "still running after --takedown-timeout " + format_duration(options_.takedown_timeout) +
                "; sending SIGKILL");
+      s->signalled = Signalled::kKilled;
       s->process->signal_group(SIGKILL);
     }
   });
 }
 
 void Supervisor::signal(Server& server, int signum, const std::string& why) {
-  if (server.signalled) return;
-  server.signalled = true;
+  if (server.signalled != Signalled::kNone) return;  // the takedown signal goes once
+  server.signalled = Signalled::kTakedown;
   server.process->signal_group(signum);
   // MAINPID= named the process that stands for the server; it may have left the group.
   // Only within its session, so that a reused pid is never signalled.
@@ -999,6 +1000,7 @@ void Supervisor::kill_all() {
   for (auto& [id, s] : servers_) {
     if (!s->alive()) continue;
     emit(*s, EventKind::kKilled, "sending SIGKILL");
+    s->signalled = Signalled::kKilled;
     s->process->signal_group(SIGKILL);
   }
 }
