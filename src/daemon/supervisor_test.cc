@@ -395,5 +395,29 @@ TEST_F(SupervisorTest, ARollTakesTheOldCopyDownOnlyOnceItsBatchIsUpAndReportsAft
   EXPECT_EQ(supervisor_->deploys_in_flight(), 0u);
 }
 
+// Adoptions, at the hook resumed(): an unmanaged server that resumes late is taken back all
+// the same, and the state file records it as it is now.
+TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {
+  deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  bring_up(pid, ":8080");
+  restart_daemon();
+  supervisor_->give_up_adoption();
+  ASSERT_EQ(state_of(pid), "unmanaged");
+  uint64_t id = next_peer_++;
+  auto& peer = peers_[id] = std::make_unique<FakePeer>(id, pid);
+  send(*peer,
+       protocol::make("hello", {{"protocol", 1},
+                                {"id", id_of(pid)},
+                                {"upMessage", true},
+                                {"resume", {{"holding", Json::array()}, {"up", true}}}}),
+       true);
+  ASSERT_TRUE(got(*peer, "welcome"));
+  EXPECT_EQ(peer->sent.back()["welcome"]["resumed"], true);
+  EXPECT_EQ(state_of(pid), "up");
+  EXPECT_EQ(supervisor_->record().servers[0].state, "up");
+  EXPECT_FALSE(supervisor_->adopting());
+}
+
 }  // namespace
 }  // namespace serverswap::daemon
