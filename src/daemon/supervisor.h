@@ -1,8 +1,11 @@
-// Supervisor: the one owner of all swap state. It starts servers, hands them listening
-// sockets, decides when a server is up, takes the older holders of its resources down,
-// kills what fails, and reports each step to the deploy that asked for it.
+// Supervisor: the one owner of the server table and its transitions. It starts servers,
+// hands them listening sockets, decides when a server is up, takes the older holders of its
+// resources down, kills what fails, and reports each step to the deploy that asked for it.
 // Every transition is a small method named for its event; docs/architecture.md has the
-// state table. Loop thread only.
+// state table. What it keeps beside the table is in collaborators it calls at named hooks,
+// each owning its own state (docs/architecture.md, "Collaborators"): Deploys (outcomes),
+// CrashRestarts (crash loops), Adoptions (servers taken back), WorkerRolls (rolls).
+// Loop thread only.
 #pragma once
 
 #include <functional>
