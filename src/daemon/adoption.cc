@@ -2,7 +2,6 @@
 // daemon that was killed or re-executed takes back the servers state.json lists; each
 // resumes over a new control connection, handing back its listening sockets.
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -11,7 +10,6 @@
 
 #include "base/join.h"
 #include "base/log.h"
-#include "daemon/activated_sockets.h"
 #include "daemon/process_tree.h"
 #include "daemon/supervisor.h"
 
@@ -29,20 +27,6 @@ ServerState state_from_name(const std::string& name) {
   if (name == "failed") return ServerState::kFailed;
   if (name == "connected" || name == "ready") return ServerState::kConnected;
   return ServerState::kStarting;
-}
-
-bool is_listening(int fd) {
-  int accepting = 0;
-  socklen_t len = sizeof accepting;
-  return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting;
-}
-
-// The resource a listening socket answers for, with the port of a ":0" resource filled in
-// from the address it was bound to.
-std::string expected_name(const std::string& name, const std::string& recorded_address) {
-  if (!name.ends_with(":0") || recorded_address.empty()) return name;
-  auto bound = protocol::parse_resource(recorded_address);
-  return bound.ok() ? bound->name() : name;
 }
 
 }  // namespace
@@ -85,16 +69,14 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   server->start_time = record.start_time;
   server->state = state_from_name(record.state);
   server->restarts = record.restarts;
-  server->adopted = true;
-  for (const auto& held : record.held) {
-    server->held[held.name] = held.spelled;
-    recorded_addresses_[held.name] = held.address;
-  }
+  for (const auto& held : record.held) server->held[held.name] = held.spelled;
   next_generation_ = std::max(next_generation_, record.generation + 1);
   Server& s = *server;
   servers_.emplace(id, std::move(server));
   // Servers being taken down do not come back: they only have to exit, in bounded time.
-  if (s.state == ServerState::kDraining || s.state == ServerState::kFailed) {
+  bool leaving = s.state == ServerState::kDraining || s.state == ServerState::kFailed;
+  adoptions_.taken_back(record, s.state, !leaving);
+  if (leaving) {
     if (record.notify_fd >= 0) ::close(record.notify_fd);
     remove_notify_socket_file(record.notify);
     for (const auto& [name, spelled] : s.held) s.taken.insert(name);
@@ -104,7 +86,6 @@ void Supervisor::adopt_server(const ServerRecord& record) {
     return;
   }
   reopen_notify_socket(s, record);
-  s.awaiting_resume = true;
   emit(s, EventKind::kAdopted,
        "taken back from state.json (" + record.state +
            "); waiting for it to resume: " + join(s.argv, " "));
@@ -195,7 +176,7 @@ void Supervisor::take_listen_sockets_back(Server& server, const ServerRecord& re
     }
     std::string spelled = server.request.listen[i].resource;
     std::string checked;
-    if (Status s = check_resumed_socket(server, fd.get(), spelled, &checked); !s.ok()) {
+    if (Status s = adoptions_.check_socket(sockets_, fd.get(), spelled, &checked); !s.ok()) {
       emit(server, EventKind::kUnmanaged, "its fd " + std::to_string(target) + ": " + s.message(),
            name);
       return;
@@ -204,32 +185,9 @@ void Supervisor::take_listen_sockets_back(Server& server, const ServerRecord& re
       log_line(s.message());
   }
   (void)record;
-  server.awaiting_resume = false;
+  adoptions_.resumed(server.id);
   emit(server, EventKind::kResumed, "took its listening sockets back with pidfd_getfd");
   if (server.starting()) restart_readiness_timers(server);
-}
-
-// The descriptor must be a listening socket bound to the address the resource names.
-Status Supervisor::check_resumed_socket(const Server& server, int fd, const std::string& spelled,
-                                        std::string* name) const {
-  auto resource = protocol::parse_resource(spelled);
-  if (!resource.ok()) return resource.status();
-  *name = resource->name();
-  if (!is_listening(fd))
-    return Status::error("the descriptor for " + spelled + " is not a listening socket");
-  auto actual = resource_of_socket(fd);
-  if (!actual.ok()) return actual.status().wrap(spelled);
-  std::string recorded;
-  if (const Listeners::Entry* entry = sockets_.find(*name)) recorded = entry->address;
-  if (auto it = recorded_addresses_.find(*name);
-      recorded.empty() && it != recorded_addresses_.end())
-    recorded = it->second;
-  std::string expected = expected_name(*name, recorded);
-  if (*actual != expected)
-    return Status::error("the descriptor for " + spelled + " is bound to " + *actual + ", not " +
-                         expected);
-  (void)server;
-  return {};
 }
 
 void Supervisor::resume(Peer& connection, const protocol::Message& message) {
@@ -249,7 +207,7 @@ void Supervisor::resume(Peer& connection, const protocol::Message& message) {
   const std::vector<std::string>& holding = hello->resume->holding;
   if (holding.size() > kMaxResumedSockets) return refuse("resume: more than 64 resources");
   Server* server = find(hello->id);
-  if (!server || !server->adopted || !server->alive() || server->connection != 0 ||
+  if (!server || !adoptions_.adopted(server->id) || !server->alive() || server->connection != 0 ||
       server->state == ServerState::kDraining || server->state == ServerState::kFailed)
     return refuse("resume: unknown server id (not a server this daemon took back)");
   if (fds.size() != holding.size())
@@ -257,7 +215,7 @@ void Supervisor::resume(Peer& connection, const protocol::Message& message) {
                   std::to_string(holding.size()) + " resource(s) in holding");
   std::vector<std::string> names(holding.size());
   for (size_t i = 0; i < holding.size(); ++i)
-    if (Status s = check_resumed_socket(*server, fds[i].get(), holding[i], &names[i]); !s.ok())
+    if (Status s = adoptions_.check_socket(sockets_, fds[i].get(), holding[i], &names[i]); !s.ok())
       return refuse("resume: " + s.message());
   // An id is a credential, but it may leak: a resume counts only from the server's processes.
   if (!processes_.is_process_of(connection.peer_pid(), server->pid, server->start_time))
@@ -296,9 +254,7 @@ void Supervisor::resumed(Server& server, Peer& connection, bool up) {
   connection.role = Peer::Role::kServer;
   connection.server_id = server.id;
   server.connection = connection.id();
-  bool was_waited_for = server.awaiting_resume;
-  server.awaiting_resume = false;
-  server.unmanaged = false;
+  bool adoption_over = adoptions_.resumed(server.id);
   connection.send(
       protocol::make("welcome", {{"protocol", protocol::kVersion},
                                  {"id", server.id},
@@ -320,20 +276,19 @@ void Supervisor::resumed(Server& server, Peer& connection, bool up) {
     });
     if (!server.held.empty()) become_ready(server);
   }
-  if (was_waited_for && !adopting() && adoption_done_) adoption_done_();
+  if (adoption_over && adoption_done_) adoption_done_();
 }
 
 bool Supervisor::adopting() const {
-  for (const auto& [id, s] : servers_)
-    if (s->awaiting_resume && s->alive()) return true;
-  return false;
+  return adoptions_.adopting();
 }
 
 void Supervisor::give_up_adoption() {
-  for (auto& [id, s] : servers_) {
-    if (!s->awaiting_resume) continue;
-    s->awaiting_resume = false;
-    s->unmanaged = true;
+  for (const auto& id : adoptions_.give_up()) {
+    Server* s = find(id);
+    if (!s) continue;
+    // One being taken down meanwhile (the daemon is stopping) stays draining or failed.
+    if (s->starting() || s->state == ServerState::kUp) s->state = ServerState::kUnmanaged;
     emit(*s, EventKind::kUnmanaged,
          "did not resume within --adopt-timeout; it is taken down by signal when replaced");
   }
@@ -348,16 +303,12 @@ DaemonState Supervisor::record() const {
     r.pid = s->pid;
     r.start_time = s->start_time;
     r.generation = s->generation;
-    r.state = state_name(s->state);
+    // An unmanaged server is recorded as it was taken back: the next daemon waits for it again.
+    r.state =
+        state_name(s->state == ServerState::kUnmanaged ? adoptions_.recorded_state(id) : s->state);
     r.request = s->request;
-    for (const auto& [name, spelled] : s->held) {
-      const Listeners::Entry* entry = sockets_.find(name);
-      std::string address = entry ? entry->address : "";
-      if (auto it = recorded_addresses_.find(name);
-          address.empty() && it != recorded_addresses_.end())
-        address = it->second;
-      r.held.push_back({name, spelled, address});
-    }
+    for (const auto& [name, spelled] : s->held)
+      r.held.push_back({name, spelled, adoptions_.address_of(sockets_, name)});
     r.restarts = s->restarts;
     // A path; an abstract name of an older version's server without the '@', as it wrote it.
     if (s->notify)

@@ -24,10 +24,21 @@ enum class ServerState {
   kUp,         // serving: sent serverUp, or settled
   kDraining,   // taken down on every resource it held; waiting for it to exit
   kFailed,     // could not start (exit, fail, timeout, bind error); being killed
-  kGone,       // exited and reaped
+  // Taken back from state.json by a restarted daemon and did not resume within
+  // --adopt-timeout: only signals reach it (Adoptions remembers the state it was recorded in).
+  kUnmanaged,
+  kGone,  // exited and reaped
 };
 
 const char* state_name(ServerState state);
+
+// How far the signals to a server's process group have gone (a takedown's progress when
+// takeDown could not reach it, or it ignored it).
+enum class Signalled {
+  kNone,      // none sent
+  kTakedown,  // its --takedown-signal (sent once)
+  kKilled,    // SIGKILL (--takedown-timeout passed, or the daemon was told to kill)
+};
 
 struct Server {
   explicit Server(Clock& clock)
@@ -60,16 +71,11 @@ struct Server {
   std::set<std::string> taken;       // held resources handed over to a newer server
   // Of `taken`, those it was not told about (it did not subscribe): it still accepts there.
   std::set<std::string> unheard;
-  bool signalled = false;
+  Signalled signalled = Signalled::kNone;
   std::string failure;  // why it failed, when it did
   bool disconnected_before_up = false;
   int restarts = 0;  // > 0: started by the daemon after this command crashed (the nth restart)
   uint64_t start_time = 0;  // field 22 of /proc/PID/stat, recorded in state.json
-
-  // Taken back from state.json by a restarted daemon (docs/protocol.md section 11).
-  bool adopted = false;
-  bool awaiting_resume = false;  // deploys wait until no server is
-  bool unmanaged = false;        // did not resume in time: only signals reach it
 
   Timer ready_timer;       // --ready-timeout from spawn
   Timer settle_timer;      // --settle after its last resource, for servers that never say up
@@ -91,6 +97,9 @@ struct Server {
   Timer ready_after_timer;         // --ready-after: alive this long = up (weaker)
 
   bool alive() const { return state != ServerState::kGone; }
+  // May be accepting on what it holds, and is taken down when a newer server of its
+  // resources comes up: up, or unmanaged (reached by its takedown signal only).
+  bool serving() const { return state == ServerState::kUp || state == ServerState::kUnmanaged; }
   bool starting() const {
     return state == ServerState::kStarting || state == ServerState::kConnected ||
            state == ServerState::kReady;

@@ -24,16 +24,15 @@ void Supervisor::serving(Server& server, Peer& connection, const protocol::Messa
 // `server` serves `name` now (it said `serving`, or it was already up when it asked for
 // it): the older up holders of its slot go down on that resource alone.
 void Supervisor::take_over(Server& server, const std::string& name, const std::string& why) {
-  auto deploy = deploys_.find(server.id);
   std::vector<std::string> older;
   for (auto& [id, other] : servers_) {
     if (other.get() == &server || newer(*other, server)) continue;
-    if (other->state != ServerState::kUp || !same_slot(server, *other)) continue;
+    if (!other->serving() || !same_slot(server, *other)) continue;
     if (!other->held.count(name) || other->taken.count(name)) continue;
     older.push_back(id);
   }
   for (const auto& id : older)
-    if (Server* other = find(id)) replace(deploy, *other, {name}, why, server);
+    if (Server* other = find(id)) replace(*other, {name}, why, server);
 }
 
 }  // namespace serverswap::daemon

@@ -35,6 +35,8 @@ const char* state_name(ServerState state) {
       return "draining";
     case ServerState::kFailed:
       return "failed";
+    case ServerState::kUnmanaged:
+      return "unmanaged";
     case ServerState::kGone:
       return "gone";
   }
@@ -100,13 +102,6 @@ std::string make_id(uint64_t generation) {
   return buf;
 }
 
-// A crash loop is per command and, for workers, per worker index.
-std::string crash_key(const SpawnSpec& request) {
-  std::string key = command_key(request);
-  if (request.worker >= 0) key.append(1, '\0').append(std::to_string(request.worker));
-  return key;
-}
-
 }  // namespace
 
 std::string command_key(const SpawnSpec& request) {
@@ -150,7 +145,7 @@ void Supervisor::deploy(const SpawnSpec& request, Sink requester, bool follow_ex
     sink(protocol::make("deployFailed", {{"reason", "the daemon is stopping"}}));
     return;
   }
-  if (request.workers) return start_roll(request, std::move(sink), follow_exit);
+  if (request.workers) return rolls_.start(request, std::move(sink), follow_exit);
   Server* started = start_server(request, std::move(sink), follow_exit);
   if (!started) return;
   // The newest deploy wins: an earlier one of the same command that is not up yet is
@@ -170,6 +165,10 @@ void Supervisor::deploy(const SpawnSpec& request, Sink requester, bool follow_ex
 // or replaces a server that a later deploy started.
 bool Supervisor::newer(const Server& a, const Server& b) {
   return std::pair(a.rank, a.generation) > std::pair(b.rank, b.generation);
+}
+
+bool Supervisor::same_slot(const Server& newer, const Server& older) {
+  return newer.request.worker < 0 || older.request.worker == newer.request.worker;
 }
 
 // `older` is not up yet and a newer deploy of its command or of one of its resources has
@@ -220,15 +219,6 @@ bool Supervisor::settle_race(Server& server, const std::string& name) {
   return true;
 }
 
-// A server of the same command, started by a deploy (not by a crash restart, which a
-// deploy may overtake), that is not up yet.
-const Server* Supervisor::deploy_in_progress(const SpawnSpec& request) const {
-  std::string key = command_key(request);
-  for (const auto& [id, s] : servers_)
-    if (s->starting() && s->restarts == 0 && command_key(s->request) == key) return s.get();
-  return nullptr;
-}
-
 Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follow_exit,
                                  uint64_t rank) {
   uint64_t generation = next_generation_++;
@@ -277,11 +267,7 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   server->notify->accept_sender(server->pid, uid);
   Server& s = *server;
   servers_.emplace(id, std::move(server));
-  Deploy& tracked = deploys_[id];
-  tracked.sink = std::move(sink);
-  tracked.follow_exit = follow_exit;
-  tracked.pid = s.pid;
-  tracked.generation = generation;
+  deploys_.started(s, std::move(sink), follow_exit);
   s.ready_timer.start(options_.ready_timeout, [this, id] {
     if (Server* late = find(id); late && late->starting())
       fail(*late,
@@ -602,13 +588,7 @@ bool Supervisor::socket_wanted(const std::string& name) const {
       if (names_resource(l.resource, name)) return true;
   }
   // A crash restart waiting for its delay, or started and not yet asking again.
-  for (const auto& [key, loop] : crash_loops_) {
-    if (!loop->resources.count(name)) continue;
-    if (loop->restart_pending) return true;
-    for (const auto& [id, s] : servers_)
-      if (s->alive() && crash_key(s->request) == key) return true;
-  }
-  return false;
+  return crash_restarts_.wants(name);
 }
 
 // After a server exits: the sockets nobody wants any more are closed after a grace, so that
@@ -686,12 +666,11 @@ void Supervisor::become_up(Server& server, const std::string& how) {
   server.ready_timer.stop();
   server.settle_timer.stop();
   emit(server, EventKind::kUp, "is up (" + how + ")");
-  restart_stayed_up(server);
-  auto deploy = deploys_.find(server.id);
-  if (deploy != deploys_.end()) deploy->second.up = true;
-  if (WorkerRoll* roll = roll_of(server)) {
-    check_deployed(server.id);
-    return roll_worker_up(*roll, server);
+  crash_restarts_.up(server);
+  deploys_.up(server.id);
+  if (rolls_.in_roll(server)) {
+    deploys_.check(server.id);
+    return rolls_.worker_up(server);
   }
   for (auto& [id, other] : servers_) {
     if (other.get() == &server || newer(*other, server)) continue;
@@ -703,26 +682,19 @@ void Supervisor::become_up(Server& server, const std::string& how) {
     if (other->starting()) {
       fail(*other,
            "superseded by generation " + std::to_string(server.generation) + " before it came up");
-    } else if (other->state == ServerState::kUp) {
-      replace(deploy, *other, shared, "replaced by generation " + std::to_string(server.generation),
+    } else if (other->serving()) {
+      replace(*other, shared, "replaced by generation " + std::to_string(server.generation),
               server);
     }
   }
-  check_deployed(server.id);
+  deploys_.check(server.id);
 }
 
 void Supervisor::take_down(Server& victim, const std::set<std::string>& resources,
                            const std::string& why, const Server* by) {
   // Its deploy has not reported yet (the servers it replaced are still draining): it never
   // will succeed now, as its server no longer serves everything it asked for.
-  if (auto d = deploys_.find(victim.id); by && d != deploys_.end() && !d->second.reported) {
-    d->second.reported = true;
-    d->second.sink(protocol::make(
-        "deployFailed", {{"id", victim.id},
-                         {"reason", "superseded by generation " + std::to_string(by->generation) +
-                                        " before the servers it replaced had exited"}}));
-    if (!d->second.follow_exit) deploys_.erase(d);
-  }
+  if (by) deploys_.superseded(victim.id, by->generation);
   Peer* connection = connection_of(victim);
   std::vector<std::string> unheard;
   for (const auto& name : resources) {
@@ -746,19 +718,14 @@ void Supervisor::take_down(Server& victim, const std::set<std::string>& resource
          name);
 }
 
-// Takes `victim` down on `shared` for `deploy` (deploys_.end(): none). The deploy waits for
-// the victim's exit only when the victim drains: one that keeps serving other resources
-// does not exit for it.
-void Supervisor::replace(std::map<std::string, Deploy>::iterator deploy, Server& victim,
-                         const std::set<std::string>& shared, const std::string& why,
-                         const Server& by) {
-  bool counted = deploy != deploys_.end() && deploy->second.replacing.insert(victim.id).second;
-  if (counted) deploy->second.replaced.push_back(victim.pid);
+// Takes `victim` down on `shared` for the deploy of `by` (if any). The deploy waits for the
+// victim's exit only when the victim drains: one that keeps serving other resources does not
+// exit for it.
+void Supervisor::replace(Server& victim, const std::set<std::string>& shared,
+                         const std::string& why, const Server& by) {
+  bool counted = deploys_.replacing(by.id, victim);
   take_down(victim, shared, why, &by);
-  if (counted && victim.state != ServerState::kDraining) {
-    deploy->second.replacing.erase(victim.id);
-    deploy->second.replaced.erase(deploy->second.replaced.size() - 1);
-  }
+  if (counted && victim.state != ServerState::kDraining) deploys_.not_replacing(by.id, victim.id);
 }
 
 void Supervisor::begin_draining(Server& server) {
@@ -807,14 +774,15 @@ void Supervisor::kill_after_grace(Server& server) {
       emit(*s, EventKind::kKilled,
            "still running after --takedown-timeout " + format_duration(options_.takedown_timeout) +
                "; sending SIGKILL");
+      s->signalled = Signalled::kKilled;
       s->process->signal_group(SIGKILL);
     }
   });
 }
 
 void Supervisor::signal(Server& server, int signum, const std::string& why) {
-  if (server.signalled) return;
-  server.signalled = true;
+  if (server.signalled != Signalled::kNone) return;  // the takedown signal goes once
+  server.signalled = Signalled::kTakedown;
   server.process->signal_group(signum);
   // MAINPID= named the process that stands for the server; it may have left the group.
   // Only within its session, so that a reused pid is never signalled.
@@ -828,6 +796,8 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   Server& server = *it->second;
   if (server.notify) server.notify->read_pending();  // STOPPING=1 or STATUS= sent just before
   ServerState before = server.state;
+  // An unmanaged server exits as what state.json recorded it: a crash if it was up.
+  if (before == ServerState::kUnmanaged) before = adoptions_.recorded_state(id);
   std::string description = describe_exit(status, term_signal);
   if (server.starting()) {
     std::string hint = refused_ready_hint(server);
@@ -847,11 +817,12 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   // process handle from inside that handle's exit callback is safe (uv_close defers).
   std::unique_ptr<Server> gone = std::move(it->second);
   servers_.erase(it);
+  adoptions_.exited(gone->id);
   reap_leftovers(*gone);
   give_back_unheard(*gone);
-  report_exit(*gone, description, before == ServerState::kDraining);
-  after_exit(*gone, before);
-  roll_server_exited(*gone);
+  deploys_.exited(*gone, description, before == ServerState::kDraining);
+  crash_restarts_.exited(*gone, before);
+  rolls_.exited(*gone);
   close_idle_sockets();
   if (servers_.empty() && stop_done_) {
     kill_leftovers();
@@ -867,11 +838,10 @@ void Supervisor::give_back_unheard(const Server& gone) {
     if (gone.taken.count(name)) continue;
     bool served = false;
     for (const auto& [id, s] : servers_)
-      if (s->state == ServerState::kUp && s->held.count(name) && !s->taken.count(name))
-        served = true;
+      if (s->serving() && s->held.count(name) && !s->taken.count(name)) served = true;
     if (served) continue;
     for (auto& [id, s] : servers_) {
-      if (s->state != ServerState::kUp || !s->unheard.erase(name)) continue;
+      if (!s->serving() || !s->unheard.erase(name)) continue;
       s->taken.erase(name);
       emit(*s, EventKind::kRestored,
            "serves it alone again: generation " + std::to_string(gone.generation) +
@@ -909,145 +879,27 @@ void Supervisor::kill_leftovers() {
   leftover_groups_.clear();
 }
 
-// ---- Crash restarts ----------------------------------------------------------------------
+// ---- Worker rolls (worker_roll.cc) -------------------------------------------------------
 
-// An up server that exits without being taken down (a crash, or a clean exit nobody asked
-// for), or a restart of a crash loop that failed, may leave its resources unserved.
-void Supervisor::after_exit(const Server& gone, ServerState before) {
-  bool crashed_while_up = before == ServerState::kUp;
-  bool loop_goes_on = !gone.failure.empty() && crash_loops_.count(crash_key(gone.request)) > 0;
-  if (crashed_while_up || loop_goes_on) crashed(gone);
+void Supervisor::RollHost::retire(const std::string& id, const std::set<std::string>& resources,
+                                  const std::string& why, const Server* by) {
+  Server* s = owner_.find(id);
+  if (!s) return;
+  owner_.take_down(*s, resources, why, by);
+  if (s->serving()) owner_.begin_draining(*s);
 }
 
-// Restarts the command after its backoff unless another up server serves every resource it
-// held. The listening sockets stay open meanwhile: new connections wait in their backlog.
-void Supervisor::crashed(const Server& gone) {
-  if (stopping()) return;
-  std::string key = crash_key(gone.request);
-  auto& loop = crash_loops_[key];
-  if (!loop) {
-    loop = std::make_unique<CrashLoop>(clock_, options_);
-    loop->request = gone.request;
-    loop->rank = gone.rank;
-    for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
-  }
-  if (served_elsewhere(loop->resources, gone.id, gone.request.worker, loop->rank)) {
-    log_line("server " + std::to_string(gone.pid) +
-             " exited; newer servers hold its resources, so it is not restarted");
-    crash_loops_.erase(key);
-    return;
-  }
-  loop->reset_timer.stop();
-  if (loop->restart_pending) return;  // a crash of an overtaking deploy: one restart is enough
-  auto now = clock_.now();
-  Millis delay = loop->backoff.crashed(now);
-  emit(gone, EventKind::kRestarting,
-       join(gone.request.argv, " ") + " " + loop->backoff.describe(now, delay));
-  loop->restart_pending = true;
-  loop->next_restart = now + delay;
-  loop->restart_timer.start(delay, [this, key] { restart(key); });
-}
+// ---- Crash restarts (crash_restarts.cc) -------------------------------------------------
 
-void Supervisor::restart(const std::string& key) {
-  auto it = crash_loops_.find(key);
-  if (it == crash_loops_.end() || stopping()) return;
-  CrashLoop& loop = *it->second;
-  loop.restart_pending = false;
-  if (served_elsewhere(loop.resources, "", loop.request.worker, loop.rank)) {
-    log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: a newer server is up");
-    crash_loops_.erase(it);
-    return;
-  }
-  // A later deploy is up on one of its resources: the restart could never come up (the
-  // newest deploy wins), so the loop is over.
-  for (const auto& entry : servers_) {
-    const Server& s = *entry.second;
-    if (s.state == ServerState::kUp && s.rank > loop.rank &&
-        (s.request.worker < 0 || s.request.worker == loop.request.worker) &&
-        std::any_of(loop.resources.begin(), loop.resources.end(),
-                    [&s](const std::string& name) { return s.held.count(name) > 0; })) {
-      log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: generation " +
-               std::to_string(s.generation) + ", a later deploy, serves its resources");
-      crash_loops_.erase(it);
-      return;
-    }
-  }
-  const Server* deploying = loop.request.worker < 0 ? deploy_in_progress(loop.request) : nullptr;
-  if (deploying) {
-    // Its failure comes back here through after_exit, its success ends the loop.
-    log_line("restart of '" + join(loop.request.argv, " ") +
-             "' left to the deploy in progress (pid " + std::to_string(deploying->pid) + ")");
-    return;
-  }
-  Server* server = start_server(
-      loop.request, [](const Json&) {}, /*follow_exit=*/false, loop.rank);
-  if (!server) {
-    // Not even spawned (the program is gone): back off as for a crash.
-    auto now = clock_.now();
-    Millis delay = loop.backoff.crashed(now);
-    log_line("restart of '" + join(loop.request.argv, " ") + "' " +
-             loop.backoff.describe(now, delay));
-    loop.restart_pending = true;
-    loop.next_restart = now + delay;
-    loop.restart_timer.start(delay, [this, key] { restart(key); });
-    return;
-  }
-  server->restarts = ++loop.restarts;
-}
-
-// A server of a crash-looping command is up: once it has stayed up for restart_reset,
-// the loop is over and the next crash starts the backoff afresh.
-void Supervisor::restart_stayed_up(const Server& server) {
-  std::string key = crash_key(server.request);
-  auto it = crash_loops_.find(key);
-  if (it == crash_loops_.end()) return;
-  it->second->restart_timer.stop();
-  it->second->restart_pending = false;
-  std::string id = server.id;
-  it->second->reset_timer.start(options_.restart_reset, [this, key, id] {
-    Server* s = find(id);
-    if (!s || s->state != ServerState::kUp) return;
-    emit(*s, EventKind::kStable,
-         "stayed up for " + format_duration(options_.restart_reset) + ": the crash loop is over");
-    crash_loops_.erase(key);  // destroys this timer; its handle closes later
-  });
-}
-
-// Every one of `resources` is held, not yet handed over, by an up server other than `except`
-// (for a worker: by one with the same index; its siblings do not stand in for it).
-bool Supervisor::served_elsewhere(const std::set<std::string>& resources, const std::string& except,
-                                  int worker, uint64_t rank) const {
-  if (resources.empty()) return false;
-  for (const auto& name : resources) {
-    bool served = false;
-    for (const auto& [id, s] : servers_)
-      if (id != except && s->state == ServerState::kUp && s->held.count(name) &&
-          !s->taken.count(name) && (worker < 0 || s->request.worker == worker) && s->rank >= rank)
-        served = true;
-    if (!served) return false;
-  }
-  return true;
+bool Supervisor::CrashHost::start_restart(const SpawnSpec& request, uint64_t rank, int number) {
+  Server* server = owner_.start_server(
+      request, [](const Json&) {}, /*follow_exit=*/false, rank);
+  if (server) server->restarts = number;
+  return server != nullptr;
 }
 
 Json Supervisor::crash_loops() const {
-  Json loops = Json::array();
-  auto now = clock_.now();
-  for (const auto& [key, loop] : crash_loops_) {
-    Json entry = {{"argv", loop->request.argv},
-                  {"cwd", loop->request.cwd},
-                  {"crashes", loop->backoff.crashes()},
-                  {"restarts", loop->restarts},
-                  {"since_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   now - loop->backoff.first_crash())
-                                   .count()}};
-    if (loop->request.worker >= 0) entry["worker"] = loop->request.worker;
-    if (loop->restart_pending)
-      entry["next_restart_ms"] = std::max<long long>(
-          0,
-          std::chrono::duration_cast<std::chrono::milliseconds>(loop->next_restart - now).count());
-    loops.push_back(entry);
-  }
-  return loops;
+  return crash_restarts_.status();
 }
 
 // ---- Reporting ---------------------------------------------------------------------------
@@ -1072,14 +924,8 @@ void Supervisor::emit(const Server& server, EventKind kind, const std::string& t
   // "Logs"): the generation of the server it started, never an id (ids are credentials, and
   // logs are often readable by others).
   std::vector<Sink*> sinks;
-  uint64_t about = 0;
-  for (auto& [deploy_id, deploy] : deploys_) {
-    if (deploy_id != server.id && !deploy.replacing.count(server.id)) continue;
-    sinks.push_back(&deploy.sink);
-    if (about == 0 || deploy_id == server.id) about = deploy.generation;
-  }
-  for (auto& [roll_id, roll] : rolls_)
-    if (roll->concerns(server.id)) sinks.push_back(&roll->sink);
+  uint64_t about = deploys_.concerned(server.id, &sinks);
+  rolls_.concerned(server.id, &sinks);
   if (!log_muted()) {
     Json fields = {{"kind", event_kind_name(kind)},
                    {"serverPid", server.pid},
@@ -1093,53 +939,6 @@ void Supervisor::emit(const Server& server, EventKind kind, const std::string& t
   Json line = protocol::make("event", event);
   if (options_.observer) options_.observer(line);
   for (Sink* sink : sinks) (*sink)(line);
-}
-
-// A deploy has succeeded once its server is up and every server it replaced has exited.
-void Supervisor::check_deployed(const std::string& id) {
-  auto it = deploys_.find(id);
-  if (it == deploys_.end()) return;
-  Deploy& deploy = it->second;
-  // Its server may be draining or gone by now: several generations drain at once.
-  if (deploy.reported || !deploy.up || !deploy.replacing.empty()) return;
-  deploy.reported = true;
-  deploy.sink(protocol::make("deployed", {{"id", id},
-                                          {"pid", deploy.pid},
-                                          {"generation", deploy.generation},
-                                          {"replaced", deploy.replaced}}));
-  bool server_gone = !deploy.server_exited.is_null();
-  if (server_gone && deploy.follow_exit) deploy.sink(deploy.server_exited);
-  if (server_gone || !deploy.follow_exit) deploys_.erase(it);
-}
-
-void Supervisor::report_exit(const Server& server, const std::string& description, bool replaced) {
-  if (auto it = deploys_.find(server.id); it != deploys_.end()) {
-    Deploy& deploy = it->second;
-    Json exited = protocol::make(
-        "serverExited",
-        {{"id", server.id}, {"pid", server.pid}, {"exit", description}, {"replaced", replaced}});
-    if (!deploy.reported && !server.failure.empty()) {
-      deploy.sink(protocol::make("deployFailed", {{"id", server.id}, {"reason", server.failure}}));
-      deploys_.erase(it);
-    } else if (!deploy.reported && !replaced) {
-      // It came up, then crashed while the servers it replaced were still draining.
-      deploy.sink(protocol::make("deployFailed",
-                                 {{"id", server.id},
-                                  {"reason", "it was up, then " + description +
-                                                 " before the servers it replaced exited"}}));
-      deploys_.erase(it);
-    } else if (!deploy.reported) {
-      // Replaced in turn before its own predecessors exited: `deployed` once they have.
-      deploy.server_exited = exited;
-    } else {
-      if (deploy.follow_exit) deploy.sink(exited);
-      deploys_.erase(it);
-    }
-  }
-  std::vector<std::string> waiting;
-  for (auto& [deploy_id, deploy] : deploys_)
-    if (deploy.replacing.erase(server.id)) waiting.push_back(deploy_id);
-  for (const auto& w : waiting) check_deployed(w);
 }
 
 // ---- Status and stop ---------------------------------------------------------------------
@@ -1160,7 +959,7 @@ Json Supervisor::status() const {
          {"pid", s->pid},
          {"generation", s->generation},
          {"deployOrder", s->rank},
-         {"state", s->unmanaged ? "unmanaged" : state_name(s->state)},
+         {"state", state_name(s->state)},
          {"argv", s->argv},
          {"cwd", s->cwd},
          {"worker", s->request.worker >= 0 ? Json(s->request.worker) : Json(nullptr)},
@@ -1174,8 +973,8 @@ Json Supervisor::status() const {
 
 void Supervisor::stop(std::function<void()> done) {
   stop_done_ = std::move(done);
-  crash_loops_.clear();  // cancels pending restarts
-  stop_rolls();
+  crash_restarts_.stop();  // cancels pending restarts
+  rolls_.stop();
   if (servers_.empty()) {
     kill_leftovers();
     stop_done_();
@@ -1188,7 +987,7 @@ void Supervisor::stop(std::function<void()> done) {
     if (!s) continue;
     if (s->starting()) {
       fail(*s, "the daemon is stopping");
-    } else if (s->state == ServerState::kUp) {
+    } else if (s->serving()) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
       take_down(*s, all, "the daemon is stopping", nullptr);
@@ -1201,6 +1000,7 @@ void Supervisor::kill_all() {
   for (auto& [id, s] : servers_) {
     if (!s->alive()) continue;
     emit(*s, EventKind::kKilled, "sending SIGKILL");
+    s->signalled = Signalled::kKilled;
     s->process->signal_group(SIGKILL);
   }
 }
@@ -1209,8 +1009,8 @@ void Supervisor::kill_all() {
 
 size_t Supervisor::deploys_in_flight() const {
   size_t n = 0;
-  for (const auto& [id, deploy] : deploys_) n += !deploy.reported;
-  for (const auto& [id, roll] : rolls_) n += !roll->reported;
+  n += deploys_.in_flight();
+  n += rolls_.in_flight();
   return n;
 }
 
@@ -1218,7 +1018,7 @@ std::vector<SpawnSpec> Supervisor::up_requests() const {
   std::vector<SpawnSpec> requests;
   std::set<std::string> rolled;  // workers of one command: one redeploy rolls them all
   for (const auto& [id, s] : servers_) {
-    if (s->state != ServerState::kUp || !s->taken.empty()) continue;
+    if (!s->serving() || !s->taken.empty()) continue;
     if (s->request.worker >= 0 && !rolled.insert(command_key(s->request)).second) continue;
     requests.push_back(s->request);
   }

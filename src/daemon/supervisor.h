@@ -1,8 +1,11 @@
-// Supervisor: the one owner of all swap state. It starts servers, hands them listening
-// sockets, decides when a server is up, takes the older holders of its resources down,
-// kills what fails, and reports each step to the deploy that asked for it.
+// Supervisor: the one owner of the server table and its transitions. It starts servers,
+// hands them listening sockets, decides when a server is up, takes the older holders of its
+// resources down, kills what fails, and reports each step to the deploy that asked for it.
 // Every transition is a small method named for its event; docs/architecture.md has the
-// state table. Loop thread only.
+// state table. What it keeps beside the table is in collaborators it calls at named hooks,
+// each owning its own state (docs/architecture.md, "Collaborators"): Deploys (outcomes),
+// CrashRestarts (crash loops), Adoptions (servers taken back), WorkerRolls (rolls).
+// Loop thread only.
 #pragma once
 
 #include <functional>
@@ -12,8 +15,10 @@
 #include <string>
 
 #include "base/duration.h"
+#include "daemon/adoptions.h"
 #include "daemon/clock.h"
-#include "daemon/crash_backoff.h"
+#include "daemon/crash_restarts.h"
+#include "daemon/deploys.h"
 #include "daemon/event_kind.h"
 #include "daemon/listeners.h"
 #include "daemon/peer.h"
@@ -21,11 +26,10 @@
 #include "daemon/server.h"
 #include "daemon/spawn_environment.h"
 #include "daemon/state_file.h"
+#include "daemon/worker_roll.h"
 #include "protocol/message.h"
 
 namespace serverswap::daemon {
-
-struct WorkerRoll;
 
 struct SupervisorOptions {
   std::string socket_path;
@@ -129,38 +133,6 @@ class Supervisor {
   bool is_server_peer(pid_t pid, uid_t uid) const;
 
  private:
-  struct Deploy {
-    Sink sink;
-    bool follow_exit = false;
-    std::set<std::string> replacing;  // ids of the older servers it takes down, still alive
-    protocol::Json replaced = protocol::Json::array();  // pids of those it took down
-    bool reported = false;                              // deployed or deployFailed sent
-    bool up = false;  // its server came up (it may be draining or gone since)
-    pid_t pid = 0;
-    uint64_t generation = 0;
-    // Its server was replaced and exited before the servers it replaced had: the
-    // serverExited to send after `deployed`.
-    protocol::Json server_exited;
-  };
-
-  // A crash loop of one command (argv and cwd): restarts of the last command that came up
-  // on resources that nothing else serves, spaced by a CrashBackoff.
-  struct CrashLoop {
-    CrashLoop(Clock& clock, const SupervisorOptions& options)
-        : backoff(options.restart_delay, options.restart_delay_max),
-          restart_timer(clock),
-          reset_timer(clock) {}
-    SpawnSpec request;
-    uint64_t rank = 0;                // the crashed server's: its restarts rank as it did
-    std::set<std::string> resources;  // canonical names the crashed server held
-    CrashBackoff backoff;
-    int restarts = 0;
-    std::chrono::steady_clock::time_point next_restart;
-    bool restart_pending = false;
-    Timer restart_timer;  // the next restart
-    Timer reset_timer;    // a restart stayed up for restart_reset: the loop is over
-  };
-
   // `rank`: the deploy order it stands for (0: its own generation; a crash restart passes
   // the crashed server's).
   Server* start_server(const SpawnSpec& request, Sink sink, bool follow_exit, uint64_t rank = 0);
@@ -174,10 +146,7 @@ class Supervisor {
   void take_listen_sockets_back(Server& server, const ServerRecord& record);
   void reopen_notify_socket(Server& server, const ServerRecord& record);
   void restart_readiness_timers(Server& server);
-  Status check_resumed_socket(const Server& server, int fd, const std::string& spelled,
-                              std::string* name) const;
   void resumed(Server& server, Peer& connection, bool up);
-  const Server* deploy_in_progress(const SpawnSpec& request) const;
   // Unmodified programs (docs/protocol.md, "Inherited sockets and unmodified programs").
   void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);
   void notified(const std::string& id, const NotifyMessage& message);
@@ -212,8 +181,9 @@ class Supervisor {
   // `by`: the newer server it is replaced by (nullptr when the daemon stops).
   void take_down(Server& victim, const std::set<std::string>& resources, const std::string& why,
                  const Server* by);
-  void replace(std::map<std::string, Deploy>::iterator deploy, Server& victim,
-               const std::set<std::string>& shared, const std::string& why, const Server& by);
+  // `by` takes `victim` down on `shared`; its deploy waits for the victim if it drains.
+  void replace(Server& victim, const std::set<std::string>& shared, const std::string& why,
+               const Server& by);
   void begin_draining(Server& server);
   void fail(Server& server, const std::string& reason, Millis signal_after = Millis(0));
   void exited(const std::string& id, int64_t status, int term_signal);
@@ -222,20 +192,6 @@ class Supervisor {
   void reap_leftovers(const Server& server);
   void kill_leftovers();
 
-  // Workers and rolling deploys (worker_roll.cc).
-  void start_roll(const SpawnSpec& request, Sink sink, bool follow_exit);
-  WorkerRoll* roll_of(const Server& server);
-  WorkerRoll* find_roll(uint64_t id);
-  bool is_old_copy(const WorkerRoll& roll, const Server& server) const;
-  int roll_processes_alive(const WorkerRoll& roll) const;
-  void roll_advance(uint64_t roll_id);
-  void roll_worker_message(uint64_t roll_id, int index, const protocol::Json& message);
-  void roll_worker_up(WorkerRoll& roll, Server& server);
-  void take_down_old_copy(WorkerRoll& roll, int index, const Server& newer);
-  void roll_failed(uint64_t roll_id, const std::string& reason);
-  void roll_server_exited(const Server& gone);
-  void roll_check_done(uint64_t roll_id);
-  void stop_rolls();
   // Staggered handover (staggered_handover.cc): `serving` takes the older holders of one
   // resource down before the server is up on all of them.
   void serving(Server& server, Peer& connection, const protocol::Message& message);
@@ -243,15 +199,6 @@ class Supervisor {
   // A worker replaces only the older copies with its own index; other servers replace all.
   static bool same_slot(const Server& newer, const Server& older);
 
-  // Crash restarts.
-  void after_exit(const Server& gone, ServerState before);
-  void crashed(const Server& gone);
-  void restart(const std::string& key);
-  void restart_stayed_up(const Server& server);
-  // ... by servers of deploy order `rank` or later (an older release does not stand in for
-  // a newer one that crashed).
-  bool served_elsewhere(const std::set<std::string>& resources, const std::string& except,
-                        int worker, uint64_t rank) const;
   void give_back_unheard(const Server& gone);
 
   // Reporting.
@@ -259,8 +206,6 @@ class Supervisor {
   // is for people only.
   void emit(const Server& server, EventKind kind, const std::string& text,
             const std::string& resource = "");
-  void check_deployed(const std::string& id);
-  void report_exit(const Server& server, const std::string& description, bool replaced);
 
   Clock& clock_;
   Processes& processes_;
@@ -270,18 +215,52 @@ class Supervisor {
   NotifyDirectory notify_dir_{options_.socket_path, options_.user_directory};
   uint64_t next_generation_ = 1;
   std::map<std::string, std::unique_ptr<Server>> servers_;
-  std::map<std::string, Deploy> deploys_;  // by the id of the server it started
+  Deploys deploys_;  // deploy bookkeeping and outcomes (deploys.h)
   std::function<void()> stop_done_;
   std::function<void()> adoption_done_;
-  // Addresses of the adopted servers' resources as state.json recorded them (a ":0"
-  // resource is checked against the port it was bound to).
-  std::map<std::string, std::string> recorded_addresses_;
-  std::map<std::string, std::unique_ptr<CrashLoop>> crash_loops_;  // by command_key()
+  Adoptions adoptions_;  // what is remembered of the servers taken back (adoptions.h)
   // Process groups of servers that exited while processes they forked kept running: sent
   // the takedown signal, then SIGKILL after --takedown-timeout (or when the daemon stops).
   std::map<pid_t, std::unique_ptr<Timer>> leftover_groups_;
-  std::map<uint64_t, std::unique_ptr<WorkerRoll>> rolls_;  // rolling deploys, by their id
-  uint64_t next_roll_ = 1;
+
+  // The collaborators' narrow views of the supervisor.
+  class CrashHost final : public CrashRestarts::Host {
+   public:
+    explicit CrashHost(Supervisor& owner) : owner_(owner) {}
+    const CrashRestarts::ServerTable& servers() const override { return owner_.servers_; }
+    bool start_restart(const SpawnSpec& request, uint64_t rank, int number) override;
+    void emit(const Server& server, EventKind kind, const std::string& text) override {
+      owner_.emit(server, kind, text);
+    }
+
+   private:
+    Supervisor& owner_;
+  };
+  class RollHost final : public WorkerRolls::Host {
+   public:
+    explicit RollHost(Supervisor& owner) : owner_(owner) {}
+    const WorkerRolls::ServerTable& servers() const override { return owner_.servers_; }
+    uint64_t next_generation() const override { return owner_.next_generation_; }
+    const Server* start(const SpawnSpec& request, WorkerRolls::Sink sink) override {
+      return owner_.start_server(request, std::move(sink), /*follow_exit=*/false);
+    }
+    void retire(const std::string& id, const std::set<std::string>& resources,
+                const std::string& why, const Server* by) override;
+    void fail(const std::string& id, const std::string& why) override {
+      if (Server* s = owner_.find(id)) owner_.fail(*s, why);
+    }
+    void emit(const Server& server, EventKind kind, const std::string& text) override {
+      owner_.emit(server, kind, text);
+    }
+
+   private:
+    Supervisor& owner_;
+  };
+  CrashHost crash_host_{*this};
+  CrashRestarts crash_restarts_{clock_, crash_host_, options_.restart_delay,
+                                options_.restart_delay_max, options_.restart_reset};
+  RollHost roll_host_{*this};
+  WorkerRolls rolls_{roll_host_};  // rolling deploys of workers (worker_roll.h)
 };
 
 }  // namespace serverswap::daemon

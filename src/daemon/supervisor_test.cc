@@ -27,11 +27,23 @@ class SupervisorTest : public ::testing::Test {
     options.takedown_timeout = Millis(3000);
     options.settle = Millis(1000);
     options.restart_delay = Millis(100);
-    supervisor_ = std::make_unique<Supervisor>(
-        SupervisorSeams{clock_, processes_, listeners_}, options, [this](uint64_t id) -> Peer* {
+    options_ = options;
+    supervisor_ = make_supervisor();
+  }
+  std::unique_ptr<Supervisor> make_supervisor() {
+    return std::make_unique<Supervisor>(
+        SupervisorSeams{clock_, processes_, listeners_}, options_, [this](uint64_t id) -> Peer* {
           auto it = peers_.find(id);
           return it == peers_.end() || it->second->closed ? nullptr : it->second.get();
         });
+  }
+  // The daemon is killed and started again: a new supervisor takes back what state.json
+  // recorded (the servers go on running).
+  void restart_daemon() {
+    DaemonState state = supervisor_->record();
+    supervisor_.reset();
+    supervisor_ = make_supervisor();
+    supervisor_->adopt(state);
   }
   ~SupervisorTest() override {
     supervisor_.reset();
@@ -107,6 +119,7 @@ class SupervisorTest : public ::testing::Test {
   std::map<uint64_t, std::unique_ptr<FakePeer>> peers_;
   uint64_t next_peer_ = 1;
   std::vector<std::vector<Json>> outcomes_;
+  SupervisorOptions options_;
   std::unique_ptr<Supervisor> supervisor_;
 };
 
@@ -233,6 +246,177 @@ TEST_F(SupervisorTest, StopTakesEveryServerDownAndKillsWhatIgnoresItAfterTheGrac
   EXPECT_FALSE(done);
   processes_.exit(pid, 0, SIGKILL);
   EXPECT_TRUE(done);
+}
+
+// Deploys (deploys.h), at its hooks exited() and check(): one outcome per deploy, sent once
+// its server is up and every server it replaced has exited, naming them; with follow_exit the
+// server's own exit comes after it.
+TEST_F(SupervisorTest, DeploysReportOnceTheReplacedServerHasExitedThenFollowTheServersExit) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  bring_up(old_pid, ":8080");
+  std::vector<Json> messages;
+  SpawnSpec spec;
+  spec.argv = {"srv", "v2"};
+  spec.cwd = "/srv";
+  supervisor_->deploy(
+      spec,
+      [&](const Json& m) {
+        if (!m.contains("event")) messages.push_back(m);
+      },
+      /*follow_exit=*/true);
+  pid_t new_pid = last_pid();
+  bring_up(new_pid, ":8080");
+  EXPECT_TRUE(messages.empty()) << "the replaced server still runs";
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 1u);
+  processes_.exit(old_pid, 0, 0);
+  ASSERT_EQ(messages.size(), 1u);
+  ASSERT_TRUE(messages[0].contains("deployed"));
+  EXPECT_EQ(messages[0]["deployed"]["replaced"], Json::array({old_pid}));
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 0u);
+  processes_.exit(new_pid, 1, 0);
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_TRUE(messages[1].contains("serverExited"));
+  EXPECT_EQ(messages[1]["serverExited"]["pid"], new_pid);
+}
+
+// CrashRestarts (crash_restarts.h), at its hooks exited() and up(): a restart that fails
+// before it is up continues the crash loop with twice the delay; one that stays up for
+// --restart-reset ends it.
+TEST_F(SupervisorTest, CrashRestartsBackOffWhileTheLoopGoesOnAndEndItOnceARestartStaysUp) {
+  deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  bring_up(pid, ":8080");
+  processes_.exit(pid, 1, 0);
+  Json loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u);
+  EXPECT_EQ(loops[0]["next_restart_ms"], 100);
+  ASSERT_TRUE(clock_.fire_next());  // the first restart
+  pid_t first_restart = last_pid();
+  ASSERT_NE(first_restart, pid);
+  processes_.exit(first_restart, 1, 0);  // before it was up: the loop goes on
+  loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u);
+  EXPECT_EQ(loops[0]["crashes"], 2);
+  EXPECT_EQ(loops[0]["next_restart_ms"], 200);
+  ASSERT_TRUE(clock_.fire_next());  // the second restart
+  pid_t second_restart = last_pid();
+  bring_up(second_restart, ":8080");
+  EXPECT_EQ(supervisor_->crash_loops()[0].count("next_restart_ms"), 0u);
+  for (int i = 0; i < 5 && !supervisor_->crash_loops().empty(); ++i)
+    ASSERT_TRUE(clock_.fire_next());  // --restart-reset
+  EXPECT_TRUE(supervisor_->crash_loops().empty());
+  EXPECT_EQ(state_of(second_restart), "up");
+  for (const auto& s : supervisor_->status()) EXPECT_EQ(s["restarts"], 2);
+}
+
+// Adoptions (adoptions.h), at the hooks adopt(), give_up_adoption() and exited(): a server
+// taken back that does not resume in time is unmanaged (status says so, state.json still
+// records it as it was taken back), and a newer server of its resource takes it down by its
+// takedown signal.
+TEST_F(SupervisorTest, AServerTakenBackThatDoesNotResumeIsUnmanagedAndSignalledWhenReplaced) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  bring_up(old_pid, ":8080");
+  restart_daemon();
+  EXPECT_TRUE(supervisor_->adopting());
+  EXPECT_EQ(state_of(old_pid), "up");
+  supervisor_->give_up_adoption();
+  EXPECT_FALSE(supervisor_->adopting());
+  EXPECT_EQ(state_of(old_pid), "unmanaged");
+  ASSERT_EQ(supervisor_->record().servers.size(), 1u);
+  EXPECT_EQ(supervisor_->record().servers[0].state, "up");
+  size_t d = deploy({"srv", "v2"});
+  pid_t new_pid = last_pid();
+  FakePeer& peer = hello(new_pid);
+  send(peer, protocol::make("readyFor", ":8080"));
+  EXPECT_TRUE(processes_.find(old_pid)->signals.empty() ||
+              processes_.find(old_pid)->signals.back() != SIGTERM)
+      << "not before the new one is up";
+  send(peer, protocol::make("serverUp", true));
+  EXPECT_EQ(processes_.find(old_pid)->signals.back(), SIGTERM);
+  EXPECT_EQ(state_of(old_pid), "draining");
+  processes_.exit(old_pid, 0, SIGTERM);
+  EXPECT_EQ(outcome(d), "deployed");
+  EXPECT_TRUE(supervisor_->crash_loops().empty()) << "it was replaced, not crashed";
+}
+
+// An unmanaged server that exits on its own was up when taken back: a crash, restarted.
+TEST_F(SupervisorTest, AnUnmanagedServerThatCrashesIsRestartedAsAnUpServerWouldBe) {
+  deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  bring_up(pid, ":8080");
+  restart_daemon();
+  supervisor_->give_up_adoption();
+  ASSERT_EQ(state_of(pid), "unmanaged");
+  processes_.exit(pid, 1, 0);
+  EXPECT_EQ(supervisor_->crash_loops().size(), 1u);
+  ASSERT_TRUE(clock_.fire_next());  // --restart-delay
+  EXPECT_EQ(processes_.alive(), 1u);
+  EXPECT_NE(last_pid(), pid);
+}
+
+// WorkerRolls (worker_roll.h), at the hooks start(), worker_up() and exited(): the old copy
+// goes only once the new worker of its index (its batch) is up, the next batch starts then,
+// and the roll is deployed once every old copy it took down has exited.
+TEST_F(SupervisorTest, ARollTakesTheOldCopyDownOnlyOnceItsBatchIsUpAndReportsAfterItExited) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  FakePeer& old_peer = bring_up(old_pid, ":8080");
+  std::vector<Json> outcomes;
+  SpawnSpec spec;
+  spec.argv = {"srv", "v1"};
+  spec.cwd = "/srv";
+  spec.workers = 2;
+  supervisor_->deploy(
+      spec,
+      [&](const Json& m) {
+        if (m.contains("deployed") || m.contains("deployFailed")) outcomes.push_back(m);
+      },
+      false);
+  pid_t worker0 = last_pid();
+  ASSERT_NE(worker0, old_pid);
+  EXPECT_EQ(processes_.alive(), 2u) << "batch 1 of 2 only";
+  FakePeer& peer0 = hello(worker0);
+  send(peer0, protocol::make("readyFor", ":8080"));
+  EXPECT_FALSE(got(old_peer, "takeDown")) << "worker 0 is only ready";
+  send(peer0, protocol::make("serverUp", true));
+  EXPECT_TRUE(got(old_peer, "takeDown"));
+  pid_t worker1 = last_pid();
+  ASSERT_NE(worker1, worker0) << "the next batch starts once the first is up";
+  bring_up(worker1, ":8080");
+  EXPECT_TRUE(outcomes.empty()) << "the old copy has not exited";
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 1u);
+  processes_.exit(old_pid, 0, 0);
+  ASSERT_EQ(outcomes.size(), 1u);
+  ASSERT_TRUE(outcomes[0].contains("deployed")) << outcomes[0].dump();
+  EXPECT_EQ(outcomes[0]["deployed"]["workers"], Json::array({worker0, worker1}));
+  EXPECT_EQ(outcomes[0]["deployed"]["replaced"], Json::array({old_pid}));
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 0u);
+}
+
+// Adoptions, at the hook resumed(): an unmanaged server that resumes late is taken back all
+// the same, and the state file records it as it is now.
+TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {
+  deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  bring_up(pid, ":8080");
+  restart_daemon();
+  supervisor_->give_up_adoption();
+  ASSERT_EQ(state_of(pid), "unmanaged");
+  uint64_t id = next_peer_++;
+  auto& peer = peers_[id] = std::make_unique<FakePeer>(id, pid);
+  send(*peer,
+       protocol::make("hello", {{"protocol", 1},
+                                {"id", id_of(pid)},
+                                {"upMessage", true},
+                                {"resume", {{"holding", Json::array()}, {"up", true}}}}),
+       true);
+  ASSERT_TRUE(got(*peer, "welcome"));
+  EXPECT_EQ(peer->sent.back()["welcome"]["resumed"], true);
+  EXPECT_EQ(state_of(pid), "up");
+  EXPECT_EQ(supervisor_->record().servers[0].state, "up");
+  EXPECT_FALSE(supervisor_->adopting());
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
-// The Supervisor's steps of a rolling deploy of workers (docs/architecture.md, "Workers and
+// WorkerRolls: the steps of a rolling deploy of workers (docs/architecture.md, "Workers and
 // rolling deploys"): start what RolloutPlan allows, take old copy i down when new worker i's
 // batch is up, and on a failure put the old version back on every index already replaced.
 #include "daemon/worker_roll.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "base/join.h"
 #include "base/log.h"
-#include "daemon/supervisor.h"
 
 namespace serverswap::daemon {
 
@@ -21,11 +23,7 @@ std::string worker_text(int index, int workers) {
 
 }  // namespace
 
-bool Supervisor::same_slot(const Server& newer, const Server& older) {
-  return newer.request.worker < 0 || older.request.worker == newer.request.worker;
-}
-
-void Supervisor::start_roll(const SpawnSpec& request, Sink sink, bool follow_exit) {
+void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
   int batch = request.batch.value_or(1);
   RolloutLimits limits{*request.workers, batch, request.max_surge.value_or(batch)};
   if (std::string error = rollout_limits_error(limits); !error.empty()) {
@@ -41,44 +39,56 @@ void Supervisor::start_roll(const SpawnSpec& request, Sink sink, bool follow_exi
     sink(protocol::make("deployFailed", {{"reason", reason}}));
     return;
   }
-  auto roll = std::make_unique<WorkerRoll>(limits, false);
+  auto roll = std::make_unique<Roll>(limits, false);
   roll->id = next_roll_++;
   roll->request = request;
   roll->key = key;
   roll->sink = std::move(sink);
   roll->follow_exit = follow_exit;
-  roll->first_generation = next_generation_;
+  roll->first_generation = host_.next_generation();
   for (const auto& listen : request.listen)
     if (auto resource = protocol::parse_resource(listen.resource); resource.ok())
       roll->resources.insert(resource->name());
   bool replacing = false;
-  for (const auto& [id, s] : servers_)
-    if (s->state == ServerState::kUp && is_old_copy(*roll, *s)) replacing = true;
+  for (const auto& [id, s] : host_.servers())
+    if (s->serving() && is_old_copy(*roll, *s)) replacing = true;
   roll->plan = RolloutPlan(limits, replacing);
   uint64_t roll_id = roll->id;
   log_line("rollout of '" + join(request.argv, " ") + "': " + std::to_string(limits.workers) +
            " workers, batch " + std::to_string(batch) + ", max surge " +
            std::to_string(limits.max_surge) + (replacing ? "" : " (nothing to replace)"));
   rolls_.emplace(roll_id, std::move(roll));
-  roll_advance(roll_id);
+  advance(roll_id);
 }
 
-WorkerRoll* Supervisor::find_roll(uint64_t id) {
+WorkerRolls::Roll* WorkerRolls::find_roll(uint64_t id) {
   auto it = rolls_.find(id);
   return it == rolls_.end() ? nullptr : it->second.get();
 }
 
-WorkerRoll* Supervisor::roll_of(const Server& server) {
-  for (auto& [id, roll] : rolls_)
-    if (!roll->reported && roll->workers.count(server.request.worker) &&
-        roll->workers[server.request.worker] == server.id)
-      return roll.get();
+const WorkerRolls::Roll* WorkerRolls::roll_of(const Server& server) const {
+  for (const auto& [id, roll] : rolls_) {
+    if (roll->reported) continue;
+    auto worker = roll->workers.find(server.request.worker);
+    if (worker != roll->workers.end() && worker->second == server.id) return roll.get();
+  }
   return nullptr;
 }
 
-// A server the roll replaces: older than it, not one of its workers, and of the same command
-// or on the resources its workers hold.
-bool Supervisor::is_old_copy(const WorkerRoll& roll, const Server& server) const {
+WorkerRolls::Roll* WorkerRolls::roll_of(const Server& server) {
+  return const_cast<Roll*>(std::as_const(*this).roll_of(server));
+}
+
+bool WorkerRolls::in_roll(const Server& server) const {
+  return roll_of(server) != nullptr;
+}
+
+const Server* WorkerRolls::find(const std::string& id) const {
+  auto it = host_.servers().find(id);
+  return it == host_.servers().end() ? nullptr : it->second.get();
+}
+
+bool WorkerRolls::is_old_copy(const Roll& roll, const Server& server) const {
   if (server.generation >= roll.first_generation || roll.concerns(server.id)) return false;
   if (command_key(server.request) == roll.key) return true;
   for (const auto& [name, spelled] : server.held)
@@ -86,85 +96,88 @@ bool Supervisor::is_old_copy(const WorkerRoll& roll, const Server& server) const
   return false;
 }
 
-// What --max-surge counts: old copies (draining ones too) and new workers, while alive.
-int Supervisor::roll_processes_alive(const WorkerRoll& roll) const {
+int WorkerRolls::processes_alive(const Roll& roll) const {
   int alive = 0;
-  for (const auto& [id, s] : servers_)
+  for (const auto& [id, s] : host_.servers())
     if (s->alive() && (roll.concerns(id) || is_old_copy(roll, *s))) ++alive;
   return alive;
 }
 
-void Supervisor::roll_advance(uint64_t roll_id) {
-  WorkerRoll* roll = find_roll(roll_id);
-  if (!roll || roll->reported || stopping()) return;
-  for (int index : roll->plan.starts(roll_processes_alive(*roll))) {
+void WorkerRolls::advance(uint64_t roll_id) {
+  Roll* roll = find_roll(roll_id);
+  if (!roll || roll->reported || stopped_) return;
+  for (int index : roll->plan.starts(processes_alive(*roll))) {
     SpawnSpec request = roll->request;
     request.worker = index;
-    Server* server = start_server(
-        request,
-        [this, roll_id, index](const Json& message) {
-          roll_worker_message(roll_id, index, message);
-        },
-        /*follow_exit=*/false);
+    const Server* server = host_.start(request, [this, roll_id, index](const Json& message) {
+      worker_message(roll_id, index, message);
+    });
     roll = find_roll(roll_id);  // a worker that could not start ends the roll
     if (!roll || !server) return;
     roll->workers[index] = server->id;
-    emit(*server, EventKind::kRollout,
-         "starting " + worker_text(index, roll->plan.workers()) + " (batch " +
-             std::to_string(roll->plan.batch_of(index)) + "/" +
-             std::to_string(roll->plan.batches()) + ")");
+    host_.emit(*server, EventKind::kRollout,
+               "starting " + worker_text(index, roll->plan.workers()) + " (batch " +
+                   std::to_string(roll->plan.batch_of(index)) + "/" +
+                   std::to_string(roll->plan.batches()) + ")");
   }
 }
 
 // What a worker's own deploy record reports. Its events reach the roll's requester through
 // emit() once the roll knows the worker (before that: its spawn, forwarded here); of the
 // outcomes only a failure matters to the roll.
-void Supervisor::roll_worker_message(uint64_t roll_id, int index, const Json& message) {
-  WorkerRoll* roll = find_roll(roll_id);
+void WorkerRolls::worker_message(uint64_t roll_id, int index, const Json& message) {
+  Roll* roll = find_roll(roll_id);
   if (!roll || roll->reported) return;
   if (message.contains("event") && !roll->concerns(message["event"].value("id", "")))
     return roll->sink(message);
   if (!message.contains("deployFailed")) return;
   std::string reason = worker_text(index, roll->plan.workers()) +
                        " failed: " + message["deployFailed"].value("reason", "");
-  roll_failed(roll_id, reason);
+  failed(roll_id, reason);
 }
 
-void Supervisor::roll_worker_up(WorkerRoll& roll, Server& server) {
+void WorkerRolls::worker_up(const Server& server) {
+  Roll* roll = roll_of(server);
+  if (!roll) return;
   int index = server.request.worker;
-  for (const auto& [name, spelled] : server.held) roll.resources.insert(name);
-  emit(server, EventKind::kRollout,
-       worker_text(index, roll.plan.workers()) + " is up (batch " +
-           std::to_string(roll.plan.batch_of(index)) + "/" + std::to_string(roll.plan.batches()) +
-           ")");
-  for (int replaced : roll.plan.up(index)) take_down_old_copy(roll, replaced, server);
+  for (const auto& [name, spelled] : server.held) roll->resources.insert(name);
+  host_.emit(server, EventKind::kRollout,
+             worker_text(index, roll->plan.workers()) + " is up (batch " +
+                 std::to_string(roll->plan.batch_of(index)) + "/" +
+                 std::to_string(roll->plan.batches()) + ")");
+  for (int replaced : roll->plan.up(index)) take_down_old_copy(*roll, replaced, server);
   // Old servers beyond the new count (or a single server before workers) go last.
-  if (roll.plan.all_up()) take_down_old_copy(roll, -1, server);
-  uint64_t roll_id = roll.id;
-  roll_advance(roll_id);
-  roll_check_done(roll_id);
+  if (roll->plan.all_up()) take_down_old_copy(*roll, -1, server);
+  uint64_t roll_id = roll->id;
+  advance(roll_id);
+  check_done(roll_id);
 }
 
 // Takes down the old copy with worker index `index` (a server that was no worker counts as
 // copy 0), or with `index` -1 every old copy still up.
-void Supervisor::take_down_old_copy(WorkerRoll& roll, int index, const Server& newer) {
-  for (auto& [id, s] : servers_) {
-    if (s->state != ServerState::kUp || !is_old_copy(roll, *s)) continue;
+void WorkerRolls::take_down_old_copy(Roll& roll, int index, const Server& newer) {
+  std::vector<std::string> ids;
+  for (const auto& [id, s] : host_.servers()) {
+    if (!s->serving() || !is_old_copy(roll, *s)) continue;
     if (index >= 0 && std::max(s->request.worker, 0) != index) continue;
+    ids.push_back(id);
+  }
+  for (const auto& id : ids) {
+    const Server* s = find(id);
+    if (!s || !s->serving()) continue;
     std::set<std::string> remaining;
     for (const auto& [name, spelled] : s->held)
       if (!s->taken.count(name)) remaining.insert(name);
     if (index >= 0) roll.replaced.emplace(index, s->request);
     roll.draining.insert(id);
     roll.replaced_pids.push_back(s->pid);
-    take_down(*s, remaining,
-              index >= 0 ? "replaced by the new worker " + std::to_string(index) + " (batch " +
-                               std::to_string(roll.plan.batch_of(index)) + " is up)"
-                         : "not needed by the " + std::to_string(roll.plan.workers()) +
-                               " new workers of generation " + std::to_string(newer.generation) +
-                               " and later",
-              &newer);
-    if (s->state == ServerState::kUp) begin_draining(*s);  // it held nothing the roll shares
+    host_.retire(id, remaining,
+                 index >= 0 ? "replaced by the new worker " + std::to_string(index) + " (batch " +
+                                  std::to_string(roll.plan.batch_of(index)) + " is up)"
+                            : "not needed by the " + std::to_string(roll.plan.workers()) +
+                                  " new workers of generation " + std::to_string(newer.generation) +
+                                  " and later",
+                 &newer);
   }
 }
 
@@ -172,27 +185,25 @@ void Supervisor::take_down_old_copy(WorkerRoll& roll, int index, const Server& n
 // on the indices already replaced, so that N old workers serve. A new worker that is up goes
 // when the old copy with its index is up again (the ordinary rule for a worker's index);
 // one whose old copy still serves goes now.
-void Supervisor::roll_failed(uint64_t roll_id, const std::string& reason) {
-  WorkerRoll* roll = find_roll(roll_id);
+void WorkerRolls::failed(uint64_t roll_id, const std::string& reason) {
+  Roll* roll = find_roll(roll_id);
   if (!roll || roll->reported) return;
   roll->reported = true;
   std::string why = "the rollout stopped: " + reason;
   std::vector<std::string> restored;
   for (const auto& [index, request] : roll->replaced) {
     restored.push_back(std::to_string(index));
-    start_server(
-        request, [](const Json&) {}, /*follow_exit=*/false);
+    host_.start(request, [](const Json&) {});
   }
   for (const auto& [index, id] : roll->workers) {
-    Server* s = find(id);
+    const Server* s = find(id);
     if (!s || !s->alive()) continue;
     if (s->starting()) {
-      fail(*s, why);
+      host_.fail(id, why);
     } else if (s->state == ServerState::kUp && !roll->replaced.count(index)) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
-      take_down(*s, all, why, nullptr);
-      if (s->state == ServerState::kUp) begin_draining(*s);
+      host_.retire(id, all, why, nullptr);
     }
   }
   std::string text = why + "; the old version keeps serving";
@@ -202,17 +213,17 @@ void Supervisor::roll_failed(uint64_t roll_id, const std::string& reason) {
   rolls_.erase(roll_id);
 }
 
-void Supervisor::roll_server_exited(const Server& gone) {
+void WorkerRolls::exited(const Server& gone) {
   std::vector<uint64_t> affected;
   for (auto& [id, roll] : rolls_)
     if (roll->concerns(gone.id)) affected.push_back(id);
   for (uint64_t id : affected) {
-    WorkerRoll* roll = find_roll(id);
+    Roll* roll = find_roll(id);
     if (!roll) continue;
     roll->draining.erase(gone.id);
     if (!roll->reported) {
-      roll_advance(id);
-      roll_check_done(id);
+      advance(id);
+      check_done(id);
       continue;
     }
     // serverswap-deploy stays until the last of its workers has exited.
@@ -231,8 +242,8 @@ void Supervisor::roll_server_exited(const Server& gone) {
 }
 
 // Done once every new worker is up and every old copy it took down has exited.
-void Supervisor::roll_check_done(uint64_t roll_id) {
-  WorkerRoll* roll = find_roll(roll_id);
+void WorkerRolls::check_done(uint64_t roll_id) {
+  Roll* roll = find_roll(roll_id);
   if (!roll || roll->reported || !roll->plan.all_up() || !roll->draining.empty()) return;
   roll->reported = true;
   Json pids = Json::array();
@@ -250,13 +261,25 @@ void Supervisor::roll_check_done(uint64_t roll_id) {
   if (!roll->follow_exit) rolls_.erase(roll_id);
 }
 
-void Supervisor::stop_rolls() {
+void WorkerRolls::stop() {
+  stopped_ = true;
   for (auto& [id, roll] : rolls_)
     if (!roll->reported) {
       roll->reported = true;
       roll->sink(protocol::make("deployFailed", {{"reason", "the daemon is stopping"}}));
     }
   rolls_.clear();
+}
+
+void WorkerRolls::concerned(const std::string& server_id, std::vector<Sink*>* sinks) {
+  for (auto& [roll_id, roll] : rolls_)
+    if (roll->concerns(server_id)) sinks->push_back(&roll->sink);
+}
+
+size_t WorkerRolls::in_flight() const {
+  size_t n = 0;
+  for (const auto& [id, roll] : rolls_) n += !roll->reported;
+  return n;
 }
 
 }  // namespace serverswap::daemon
