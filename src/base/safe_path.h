@@ -2,7 +2,9 @@
 // contents it trusts: a directory is safe for the effective uid when it, and every directory
 // on the way to it as the kernel resolves it (symbolic links followed), is owned by root or
 // by that uid and is writable by no one else, unless it is sticky: in a sticky directory
-// (/tmp) no one may rename or remove what another user has there. Thread-safe (reads the
+// (/tmp) no one may rename or remove what another user has there. A symbolic link on the way
+// must moreover be root's or that uid's (another user could point it elsewhere later, as
+// OpenSSH's realpath-based check misses). Thread-safe (reads the
 // file system only).
 #pragma once
 

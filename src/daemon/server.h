@@ -67,6 +67,9 @@ struct Server {
   bool up_message = false;  // promised serverUp in hello: no settle rule
   // Resources it holds: canonical name -> the spelling it used (echoed back in takeDown).
   std::map<std::string, std::string> held;
+  // Asked for and not answered yet (a bind as another user under way): they count against
+  // the per-server cap too, or a burst of readyFor would bind far more than it.
+  std::set<std::string> asking;
   std::set<std::string> subscribed;  // onTakedown, canonical names
   std::set<std::string> taken;       // held resources handed over to a newer server
   // Of `taken`, those it was not told about (it did not subscribe): it still accepts there.

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -124,14 +125,27 @@ Result<const SocketSet::Entry*> SocketSet::add_bound(const protocol::Resource& r
 void SocketSet::get_or_bind_async(const protocol::Resource& resource, std::optional<BindAs> as,
                                   BindDone done, Millis bind_timeout) {
   std::string name = resource.name();
+  auto same_binder = [&](const std::optional<BindAs>& other) {
+    return as.has_value() == other.has_value() && (!as || as->uid == other->uid);
+  };
   if (auto it = pending_.find(name); it != pending_.end()) {
-    it->second->waiting.push_back(std::move(done));
+    if (same_binder(it->second->as)) return it->second->waiting.push_back(std::move(done));
+    // Another user's bind of that name: its outcome is not this one's (a socket bound as
+    // them, or their "Permission denied"). Asked again once it is over: then the socket it
+    // made is found, and whose it is decides (Supervisor::may_hold), or this user binds.
+    it->second->waiting.push_back(
+        [this, resource, as, done = std::move(done), bind_timeout](Result<const Entry*>) {
+          get_or_bind_async(resource, as, done, bind_timeout);
+        });
     return;
   }
   if (entries_.count(name) || !as || resource.kind != protocol::Resource::Kind::kUnix)
     return done(get_or_bind(resource, as, bind_timeout));
   for (auto& queued : queued_) {
-    if (queued.resource.name() == name) return queued.waiting.push_back(std::move(done));
+    // Another user's queued bind of that name is not joined: this one goes its own way (the
+    // first to bind makes the socket, and whose it is decides).
+    if (queued.resource.name() == name && queued.as.uid == as->uid)
+      return queued.waiting.push_back(std::move(done));
   }
   // Each is a process for up to bind_timeout: a user's servers cannot have many at once.
   size_t theirs = 0, waiting = 0;
@@ -181,17 +195,28 @@ void SocketSet::start_bind(const protocol::Resource& resource, const BindAs& as,
 }
 
 void SocketSet::start_queued(uid_t uid) {
-  for (auto it = queued_.begin(); it != queued_.end(); ++it) {
-    if (it->as.uid != uid) continue;
+  // Until this user's slots are full or its queue is empty: a queued bind that needs no
+  // child of its own does not use up the turn, or a queue whose turns all ended that way
+  // would wait forever.
+  for (;;) {
+    size_t theirs = 0;
+    for (const auto& [other, pending] : pending_)
+      if (pending->as && pending->as->uid == uid) ++theirs;
+    if (theirs >= kMaxPendingBindsPerUid) return;
+    auto it = std::find_if(queued_.begin(), queued_.end(),
+                           [&](const QueuedBind& q) { return q.as.uid == uid; });
+    if (it == queued_.end()) return;
     QueuedBind next = std::move(*it);
     queued_.erase(it);
-    if (entries_.count(next.resource.name())) {
-      // Bound meanwhile (a --listen at spawn): no child needed.
-      auto result = get_or_bind(next.resource, next.as, next.timeout);
-      for (auto& done : next.waiting) done(result);
-      return;
+    std::string name = next.resource.name();
+    if (entries_.count(name) || pending_.count(name)) {
+      // Bound meanwhile (a --listen at spawn, another user), or another user's bind of it
+      // under way: each asks again, which finds that socket or waits for that bind.
+      for (auto& done : next.waiting)
+        get_or_bind_async(next.resource, next.as, std::move(done), next.timeout);
+      continue;
     }
-    return start_bind(next.resource, next.as, std::move(next.waiting), next.timeout);
+    start_bind(next.resource, next.as, std::move(next.waiting), next.timeout);
   }
 }
 

@@ -196,5 +196,83 @@ TEST(SocketSet, ABindAsAnotherUserComesBackBoundAsThatUser) {
   }
 }
 
+// Another user's bind of the same name under way is not joined: its outcome (here a stalled
+// child's timeout; a socket bound as them, or their "Permission denied") is not this user's.
+// This one asks again once it is over, and binds as itself.
+TEST(SocketSet, AnotherUsersBindOfTheSameNameIsNotJoined) {
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, stall_if_asked) == 0;
+  ASSERT_TRUE(registered);
+  SharedDir dir;
+  auto resource = protocol::parse_resource("unix:" + dir.path() + "/contended.sock");
+  ASSERT_TRUE(resource.ok());
+  Loop l;
+  {
+    SocketSet set(&l.loop);
+    Outcome first, second;
+    g_stall_children = true;
+    set.get_or_bind_async(
+        *resource, SocketSet::BindAs{65534, 65534}, [&](auto e) { first = e; }, Millis(200));
+    g_stall_children = false;
+    set.get_or_bind_async(
+        *resource, SocketSet::BindAs{65533, 65533}, [&](auto e) { second = e; }, Millis(2000));
+    run_until(&l.loop, second, std::chrono::seconds(5));
+    ASSERT_TRUE(first.has_value());
+    EXPECT_FALSE(first->ok());
+    ASSERT_TRUE(second.has_value());
+    if (!second->ok()) {
+      EXPECT_EQ(second->status().message().find("no answer within"), std::string::npos)
+          << "given the other user's outcome: " << second->status().message();
+    }
+    if (::geteuid() == 0) {
+      ASSERT_TRUE(second->ok()) << second->status().message();
+      EXPECT_EQ((**second)->owner, 65533u);
+    }
+    EXPECT_EQ(set.binds_pending(), 0u);
+  }
+}
+
+// A queued bind whose socket was made meanwhile needs no child, and does not use up its
+// user's turn: the binds queued behind it still start (they used to wait forever).
+TEST(SocketSet, AQueuedBindAnsweredWithoutAChildPassesTheTurnOn) {
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, stall_if_asked) == 0;
+  ASSERT_TRUE(registered);
+  SharedDir dir;
+  Loop l;
+  {
+    SocketSet set(&l.loop);
+    auto unix_resource = [&](const std::string& name) {
+      return *protocol::parse_resource("unix:" + dir.path() + "/" + name);
+    };
+    std::vector<Outcome> stalled(kMaxPendingBindsPerUid);
+    g_stall_children = true;
+    for (size_t i = 0; i < stalled.size(); ++i)
+      set.get_or_bind_async(
+          unix_resource("stalled" + std::to_string(i)), SocketSet::BindAs{65534, 65534},
+          [&, i](auto e) { stalled[i] = e; }, Millis(200));
+    g_stall_children = false;
+    // Queued: eight whose sockets the daemon's own user then binds, and one more behind them.
+    std::vector<Outcome> made_meanwhile(kMaxPendingBindsPerUid);
+    for (size_t i = 0; i < made_meanwhile.size(); ++i)
+      set.get_or_bind_async(
+          unix_resource("shared" + std::to_string(i)), SocketSet::BindAs{65534, 65534},
+          [&, i](auto e) { made_meanwhile[i] = e; }, Millis(2000));
+    Outcome last;
+    set.get_or_bind_async(
+        unix_resource("last"), SocketSet::BindAs{65534, 65534}, [&](auto e) { last = e; },
+        Millis(2000));
+    EXPECT_EQ(set.binds_queued(), kMaxPendingBindsPerUid + 1);
+    for (size_t i = 0; i < made_meanwhile.size(); ++i) {
+      Outcome own;
+      set.get_or_bind_async(unix_resource("shared" + std::to_string(i)), std::nullopt,
+                            [&](auto e) { own = e; });
+      ASSERT_TRUE(own.has_value() && own->ok());
+    }
+    run_until(&l.loop, last, std::chrono::seconds(5));
+    ASSERT_TRUE(last.has_value()) << "the bind queued behind them never started";
+    for (const auto& o : made_meanwhile) EXPECT_TRUE(o.has_value() && o->ok());
+    EXPECT_EQ(set.binds_queued(), 0u);
+  }
+}
+
 }  // namespace
 }  // namespace serverswap::daemon

@@ -460,7 +460,8 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
     reply_error(connection, why.message(), m);
     if (server.starting()) fail(server, why.message());
   };
-  if (!server.held.count(name) && server.held.size() >= kMaxResourcesPerServer)
+  if (!server.held.count(name) && !server.asking.count(name) &&
+      server.held.size() + server.asking.size() >= kMaxResourcesPerServer)
     return refused(Status::error("readyFor " + name + ": a server may hold at most " +
                                  std::to_string(kMaxResourcesPerServer) + " resources"));
   std::optional<Listeners::BindAs> bind_as;
@@ -470,19 +471,31 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
   // the server and its connection are still there, and it is not being taken down).
   std::string id = server.id;
   uint64_t connection_id = connection.id();
+  server.asking.insert(name);
   sockets_.get_or_bind_async(
       *resource, bind_as,
-      [this, id, connection_id, spelled, name, m](Result<const Listeners::Entry*> entry) {
+      [this, id, connection_id, spelled, name, m, r = *resource,
+       checked = bind_as.has_value()](Result<const Listeners::Entry*> entry) {
         Server* s = find(id);
+        if (s) s->asking.erase(name);
         Peer* c = find_connection_(connection_id);
-        if (!s || !c) return;
-        if (s->state == ServerState::kDraining || s->state == ServerState::kFailed)
+        // A socket bound for no one who holds it now is closed after the grace.
+        if (!s || !c) return close_idle_sockets();
+        if (s->state == ServerState::kDraining || s->state == ServerState::kFailed) {
+          close_idle_sockets();
           return reply_error(*c, "this server is being taken down", m);
+        }
         // Asked for others meanwhile: the cap holds for what came back later too.
         if (entry.ok() && !s->held.count(name) && s->held.size() >= kMaxResourcesPerServer)
           entry = Status::error("readyFor " + name + ": a server may hold at most " +
                                 std::to_string(kMaxResourcesPerServer) + " resources");
+        // Checked again now that the socket exists: another user's bind of the same name
+        // may have made it meanwhile, and it is theirs.
+        std::optional<Listeners::BindAs> again;
+        if (Status may = checked && entry.ok() ? may_hold(*s, r, &again) : Status(); !may.ok())
+          entry = may;
         if (!entry.ok()) {
+          close_idle_sockets();
           reply_error(*c, entry.status().message(), m);
           if (s->starting()) fail(*s, entry.status().message());
           return;

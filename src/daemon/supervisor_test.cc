@@ -3,7 +3,13 @@
 #include "daemon/supervisor.h"
 
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
 
 #include "base/log.h"
 #include "daemon/testing/fake_seams.h"
@@ -27,6 +33,10 @@ class SupervisorTest : public ::testing::Test {
     options.takedown_timeout = Millis(3000);
     options.settle = Millis(1000);
     options.restart_delay = Millis(100);
+    // --user servers: their control socket's path only (the fakes connect nothing).
+    options.socket_for_user = [](uid_t, gid_t) -> Result<std::string> {
+      return std::string("user.sock");
+    };
     options_ = options;
     supervisor_ = make_supervisor();
   }
@@ -50,10 +60,12 @@ class SupervisorTest : public ::testing::Test {
     set_log_muted(false);
   }
 
-  // Deploys `argv`; the outcomes go to outcomes_[index], the returned index.
-  size_t deploy(std::vector<std::string> argv) {
+  // Deploys `argv` (as `user`, when given); the outcomes go to outcomes_[index], the returned
+  // index.
+  size_t deploy(std::vector<std::string> argv, const std::string& user = "") {
     SpawnSpec spec;
     spec.argv = std::move(argv);
+    spec.user = user;
     spec.cwd = "/srv";
     size_t index = outcomes_.size();
     outcomes_.emplace_back();
@@ -417,6 +429,80 @@ TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {
   EXPECT_EQ(state_of(pid), "up");
   EXPECT_EQ(supervisor_->record().servers[0].state, "up");
   EXPECT_FALSE(supervisor_->adopting());
+}
+
+// TMPDIR pointed at a fresh directory for the test's duration, removed after it: the
+// NOTIFY_SOCKET paths of --user servers are made there (daemon/user_directory.h).
+struct PrivateTmpdir {
+  PrivateTmpdir() {
+    char pattern[] = "/tmp/serverswap-suptest-XXXXXX";
+    if (::mkdtemp(pattern)) path = pattern;
+    if (const char* old = std::getenv("TMPDIR")) previous = old;
+    ::setenv("TMPDIR", path.c_str(), 1);
+  }
+  ~PrivateTmpdir() {
+    if (previous)
+      ::setenv("TMPDIR", previous->c_str(), 1);
+    else
+      ::unsetenv("TMPDIR");
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+  std::string path;
+  std::optional<std::string> previous;
+};
+
+// The error texts `peer` was sent.
+std::vector<std::string> errors_sent(const FakePeer& peer) {
+  std::vector<std::string> errors;
+  for (const auto& m : peer.sent)
+    if (m.begin().key() == "error") errors.push_back(m["error"].get<std::string>());
+  return errors;
+}
+
+// Two servers run as two other users (--user) whose readyFor for one Unix socket are both
+// under way: the socket is bound for the first, and the second, checked again when its
+// answer comes, is refused, not handed the other user's socket.
+TEST_F(SupervisorTest, ASocketBoundForAnotherUserMeanwhileIsNotHandedToAUserServer) {
+  if (::getpwnam("nobody") == nullptr || ::getpwnam("daemon") == nullptr)
+    GTEST_SKIP() << "needs the users nobody and daemon";
+  if (::getuid() == ::getpwnam("nobody")->pw_uid || ::getuid() == ::getpwnam("daemon")->pw_uid)
+    GTEST_SKIP() << "runs as one of the two users";
+  PrivateTmpdir tmp;
+  listeners_.defer_async = true;
+  const std::string resource = "unix:/srv/theirs.sock";
+  deploy({"srv", "a"}, "nobody");
+  FakePeer& first = hello(last_pid());
+  send(first, protocol::make("readyFor", resource));
+  deploy({"srv", "b"}, "daemon");
+  FakePeer& second = hello(last_pid());
+  send(second, protocol::make("readyFor", resource));
+  ASSERT_EQ(listeners_.deferred(), 2u);
+  while (listeners_.answer_deferred()) {
+  }
+  EXPECT_TRUE(got(first, "resourceReady"));
+  EXPECT_FALSE(got(second, "resourceReady")) << "handed a socket bound for nobody";
+  auto errors = errors_sent(second);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("the daemon holds it for another user"), std::string::npos) << errors[0];
+}
+
+// readyFor still unanswered count against the 64 resources a server may hold: a burst of
+// them cannot have the daemon bind more than that.
+TEST_F(SupervisorTest, UnansweredReadyForCountAgainstTheCapOfResourcesPerServer) {
+  if (::getpwnam("nobody") == nullptr || ::getuid() == ::getpwnam("nobody")->pw_uid)
+    GTEST_SKIP() << "needs a user nobody that is not the test's";
+  PrivateTmpdir tmp;
+  listeners_.defer_async = true;
+  deploy({"srv"}, "nobody");
+  FakePeer& peer = hello(last_pid());
+  for (int i = 0; i <= 64; ++i)
+    send(peer, protocol::make("readyFor", "unix:/srv/s" + std::to_string(i) + ".sock"));
+  EXPECT_EQ(listeners_.deferred(), 64u) << "the 65th was asked for too";
+  auto errors = errors_sent(peer);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("a server may hold at most 64 resources"), std::string::npos)
+      << errors[0];
 }
 
 }  // namespace

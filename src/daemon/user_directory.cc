@@ -49,7 +49,12 @@ std::optional<uid_t> uid_of_control_socket(const std::string& name) {
 Result<std::string> safe_temporary_directory(std::string* warning) {
   // TMPDIR is the environment's to set: a user who points it at a directory others may
   // write to (not sticky) would let them rename ours away and put theirs in its place.
-  if (const char* tmp = std::getenv("TMPDIR"); tmp && tmp[0] == '/') {
+  if (const char* tmp = std::getenv("TMPDIR"); tmp && tmp[0] != '\0' && tmp[0] != '/') {
+    // Relative to whatever directory the daemon runs in: said, not silently passed over.
+    if (warning)
+      *warning = "TMPDIR " + std::string(tmp) +
+                 " is not used for other users' sockets: it is not an absolute path; using /tmp";
+  } else if (tmp && tmp[0] == '/') {
     auto unsafe = find_unsafe_component(tmp);
     if (unsafe.ok() && unsafe->unsafe.empty()) return std::string(tmp);
     if (warning) {

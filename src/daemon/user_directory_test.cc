@@ -77,6 +77,39 @@ TEST(UserDirectory, ATmpdirOthersMayWriteIsPassedOverForTmpWithAReason) {
   EXPECT_NE(warning.find("it lies in " + below.root), std::string::npos) << warning;
 }
 
+// A symbolic link on the way that another user owns is theirs to point elsewhere later
+// (to a directory of theirs, where they would bind the servers' sockets first): passed over,
+// wherever it points now. A relative TMPDIR is passed over with a reason too.
+TEST(UserDirectory, ATmpdirThroughAnotherUsersSymlinkOrRelativeIsPassedOverWithAReason) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a symbolic link to another user";
+  TmpdirFor target(0755);
+  std::string link = target.root + "-link";
+  ASSERT_EQ(::symlink(target.path.c_str(), link.c_str()), 0);
+  ASSERT_EQ(::lchown(link.c_str(), 65534, 65534), 0);
+  ::setenv("TMPDIR", link.c_str(), 1);
+  std::string warning;
+  auto chosen = safe_temporary_directory(&warning);
+  ASSERT_TRUE(chosen.ok()) << chosen.status().message();
+  EXPECT_EQ(*chosen, "/tmp");
+  EXPECT_NE(warning.find("a symbolic link that belongs to uid 65534"), std::string::npos)
+      << warning;
+  // The same link, root's: only root can point it elsewhere.
+  ASSERT_EQ(::lchown(link.c_str(), 0, 0), 0);
+  warning.clear();
+  auto roots = safe_temporary_directory(&warning);
+  ASSERT_TRUE(roots.ok());
+  EXPECT_EQ(*roots, link);
+  EXPECT_TRUE(warning.empty()) << warning;
+  ::unlink(link.c_str());
+
+  ::setenv("TMPDIR", "relative/tmp", 1);
+  warning.clear();
+  auto relative = safe_temporary_directory(&warning);
+  ASSERT_TRUE(relative.ok());
+  EXPECT_EQ(*relative, "/tmp");
+  EXPECT_NE(warning.find("TMPDIR relative/tmp is not used"), std::string::npos) << warning;
+}
+
 TEST(UserDirectory, ATmpdirTooLongForASocketPathMakesNothingAndSaysTheLimit) {
   TmpdirFor tmp(0755, std::string(60, 'd'));
   UserDirectory dir;

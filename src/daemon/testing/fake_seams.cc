@@ -1,6 +1,7 @@
 #include "daemon/testing/fake_seams.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <optional>
 
@@ -171,13 +172,14 @@ size_t FakeProcesses::alive() const {
 // ---- FakeListeners -----------------------------------------------------------------------
 
 Result<const Listeners::Entry*> FakeListeners::get_or_bind(const protocol::Resource& resource,
-                                                           std::optional<BindAs>, Millis) {
+                                                           std::optional<BindAs> as, Millis) {
   std::string name = resource.name();
   if (auto it = entries_.find(name); it != entries_.end()) return &it->second;
   if (refuse.count(name)) return Status::error("bind " + name + ": Address already in use");
   Entry& entry = entries_[name];
   entry.address = name;
   entry.bound_here = true;
+  entry.owner = as ? as->uid : ::getuid();
   return &entry;
 }
 

@@ -93,10 +93,25 @@ class FakeListeners : public Listeners {
 
   Result<const Entry*> get_or_bind(const protocol::Resource& resource, std::optional<BindAs> as,
                                    Millis bind_timeout) override;
+  // When set, get_or_bind_async answers only when the test calls answer_deferred() (a bind
+  // as another user under way), in the order asked.
+  bool defer_async = false;
   void get_or_bind_async(const protocol::Resource& resource, std::optional<BindAs> as,
                          BindDone done, Millis bind_timeout) override {
-    done(get_or_bind(resource, as, bind_timeout));
+    if (!defer_async) return done(get_or_bind(resource, as, bind_timeout));
+    deferred_.push_back([this, resource, as, done, bind_timeout] {
+      done(get_or_bind(resource, as, bind_timeout));
+    });
   }
+  // Answers the oldest deferred request; false when there is none.
+  bool answer_deferred() {
+    if (deferred_.empty()) return false;
+    auto next = std::move(deferred_.front());
+    deferred_.erase(deferred_.begin());
+    next();
+    return true;
+  }
+  size_t deferred() const { return deferred_.size(); }
   Status adopt(const std::string& name, UniqueFd fd, const std::string& from) override;
   const Entry* find(const std::string& name) const override;
   const std::map<std::string, Entry>& entries() const override { return entries_; }
@@ -105,6 +120,7 @@ class FakeListeners : public Listeners {
 
  private:
   std::map<std::string, Entry> entries_;
+  std::vector<std::function<void()>> deferred_;
 };
 
 // A control connection: remembers what the supervisor sent. Closing it is recorded; the
