@@ -5,6 +5,7 @@
 #include "daemon/event_kind.h"
 #include "observe/counters.h"
 #include "observe/metrics_endpoint.h"
+#include "protocol/control_replies.h"
 
 namespace serverswap::observe {
 namespace {
@@ -13,7 +14,17 @@ using protocol::Json;
 using namespace std::chrono_literals;
 
 Json event(const std::string& kind, const std::string& id, const std::string& text = "") {
-  return protocol::make("event", {{"kind", kind}, {"id", id}, {"text", text}});
+  protocol::Event event;
+  event.time = "2026-11-25T11:50:01.123Z";
+  event.kind = kind;
+  event.id = id;
+  event.text = text;
+  return event.encode();
+}
+
+Json deployed(const std::string& id, std::vector<int64_t> replaced) {
+  return protocol::Deployed{id, 1, std::nullopt, std::nullopt, std::move(replaced), std::nullopt}
+      .encode();
 }
 
 // The value of one sample line ("name{labels} value"), or -1 when absent.
@@ -27,11 +38,11 @@ TEST(MetricsTest, CountsDeploysSwapsAndDurations) {
   Metrics m;
   auto t0 = Metrics::Clock::now();
   m.observe(event("spawned", "1.a"), t0);
-  m.observe(protocol::make("deployed", {{"id", "1.a"}, {"replaced", Json::array()}}), t0 + 30ms);
+  m.observe(deployed("1.a", {}), t0 + 30ms);
   m.observe(event("spawned", "2.b"), t0 + 1s);
-  m.observe(protocol::make("deployed", {{"id", "2.b"}, {"replaced", {42}}}), t0 + 1s + 700ms);
+  m.observe(deployed("2.b", {42}), t0 + 1s + 700ms);
   m.observe(event("spawned", "3.c"), t0 + 2s);
-  m.observe(protocol::make("deployFailed", {{"id", "3.c"}, {"reason", "x"}}), t0 + 3s);
+  m.observe(protocol::DeployFailed{"3.c", "x", std::nullopt}.encode(), t0 + 3s);
   Json crash = event("exited", "2.b", "server 1 (gen 2): exited with status 1 while serving");
   crash["event"]["crashed"] = true;
   m.observe(crash);
@@ -81,8 +92,9 @@ TEST(MetricsTest, IgnoresMessagesItDoesNotKnow) {
   m.observe(Json::array());
   m.observe(Json::object());
   m.observe(protocol::make("event", "not an object"));
+  // A body that does not decode (protocol/control_replies.h) is not counted.
   m.observe(protocol::make("deployed", {{"replaced", "not an array"}}));
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_deploys_total{outcome=\"deployed\"}"), 1);
+  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_deploys_total{outcome=\"deployed\"}"), 0);
 }
 
 TEST(MetricsTest, StateFileWritesAreCountedAndTheLastOutcomeIsAGauge) {
