@@ -97,7 +97,7 @@ Status Daemon::start() {
   }
   if (!metrics_address_.empty()) {
     auto endpoint = observe::MetricsEndpoint::start(
-        &loop_, metrics_address_, [this] { return metrics_.render(supervisor_->status()); });
+        &loop_, metrics_address_, [this] { return metrics_.render(supervisor_->server_status()); });
     if (!endpoint.ok()) return endpoint.status();
     metrics_endpoint_ = std::move(*endpoint);
   }

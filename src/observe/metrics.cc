@@ -81,7 +81,7 @@ void Metrics::deploy_finished(const std::string& id, bool ok, size_t replaced,
   duration_sum_ += seconds;
 }
 
-std::string Metrics::render(const Json& servers) const {
+std::string Metrics::render(const std::vector<protocol::ServerStatus>& servers) const {
   std::string out;
   family(out, "serverswap_deploys_total", "counter", "Deploys finished, by outcome.");
   sample(out, "serverswap_deploys_total", "outcome=\"deployed\"", double(deploys_ok_));
@@ -100,9 +100,7 @@ std::string Metrics::render(const Json& servers) const {
   family(out, "serverswap_servers", "gauge", "Servers the daemon supervises, by state.");
   std::map<std::string, int> by_state;
   for (const char* state : kStates) by_state[state] = 0;
-  if (servers.is_array())
-    for (const auto& s : servers)
-      if (s.is_object()) ++by_state[s.value("state", "unknown")];
+  for (const auto& s : servers) ++by_state[s.state];
   for (const auto& [state, count] : by_state)
     sample(out, "serverswap_servers", "state=\"" + state + "\"", count);
   family(out, "serverswap_server_restarts_total", "counter",

@@ -47,7 +47,11 @@ TEST(MetricsTest, CountsDeploysSwapsAndDurations) {
   crash["event"]["crashed"] = true;
   m.observe(crash);
   m.observe(event("restarting", "4.d"));
-  std::string text = m.render(Json::array({{{"state", "up"}}, {{"state", "draining"}}}));
+  protocol::ServerStatus up;
+  up.state = "up";
+  protocol::ServerStatus draining;
+  draining.state = "draining";
+  std::string text = m.render({up, draining});
 
   EXPECT_EQ(value_of(text, "serverswap_deploys_total{outcome=\"deployed\"}"), 2);
   EXPECT_EQ(value_of(text, "serverswap_deploys_total{outcome=\"failed\"}"), 1);
@@ -80,11 +84,11 @@ TEST(MetricsTest, CountsCrashesByFieldNotText) {
   Json other = event("up", "4.d");
   other["event"]["crashed"] = true;
   m.observe(other);
-  EXPECT_EQ(value_of(m.render(Json::array()), "serverswap_server_crashes_total"), 0);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_server_crashes_total"), 0);
   Json yes = event(daemon::event_kind_name(daemon::EventKind::kCrashed), "5.e", "exited");
   yes["event"]["crashed"] = true;
   m.observe(yes);
-  EXPECT_EQ(value_of(m.render(Json::array()), "serverswap_server_crashes_total"), 1);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_server_crashes_total"), 1);
 }
 
 TEST(MetricsTest, IgnoresMessagesItDoesNotKnow) {
@@ -94,26 +98,26 @@ TEST(MetricsTest, IgnoresMessagesItDoesNotKnow) {
   m.observe(protocol::make("event", "not an object"));
   // A body that does not decode (protocol/control_replies.h) is not counted.
   m.observe(protocol::make("deployed", {{"replaced", "not an array"}}));
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_deploys_total{outcome=\"deployed\"}"), 0);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_deploys_total{outcome=\"deployed\"}"), 0);
 }
 
 TEST(MetricsTest, StateFileWritesAreCountedAndTheLastOutcomeIsAGauge) {
   Metrics m;
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_file_ok"), 1);
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_write_failures_total"), 0);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_state_file_ok"), 1);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_state_write_failures_total"), 0);
   m.state_write(false);
   m.state_write(false);
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_file_ok"), 0);
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_write_failures_total"), 2);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_state_file_ok"), 0);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_state_write_failures_total"), 2);
   m.state_write(true);
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_file_ok"), 1);
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_write_failures_total"), 2);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_state_file_ok"), 1);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_state_write_failures_total"), 2);
 }
 
 // The refusals counted where they happen appear in every render, each series even at zero.
 TEST(MetricsTest, RendersTheRefusalCounters) {
   Metrics m;
-  std::string before = m.render(Json::array());
+  std::string before = m.render({});
   for (const char* series :
        {"serverswap_refused_connections_total{reason=\"other_user\"}",
         "serverswap_refused_connections_total{reason=\"quota\"}",
@@ -125,7 +129,7 @@ TEST(MetricsTest, RendersTheRefusalCounters) {
   EXPECT_NE(before.find("# TYPE serverswap_notify_rejected_total counter\n"), std::string::npos);
   count(Refused::kConnectionQuota, 3);
   count(Refused::kNotifyDatagram);
-  std::string after = m.render(Json::array());
+  std::string after = m.render({});
   const std::string quota = "serverswap_refused_connections_total{reason=\"quota\"}";
   EXPECT_EQ(value_of(after, quota) - value_of(before, quota), 3);
   EXPECT_EQ(value_of(after, "serverswap_notify_rejected_total") -
