@@ -142,11 +142,6 @@ std::vector<int64_t> FieldReader::integers(const char* key, bool required) {
   return out;
 }
 
-Json FieldReader::any(const char* key, bool required) {
-  const Json* v = field(key, required);
-  return v ? *v : Json();
-}
-
 // ---- Server messages ---------------------------------------------------------------------
 
 namespace {

@@ -43,8 +43,6 @@ class FieldReader {
   std::vector<std::string> strings(const char* key, bool required);
   // An array whose elements are all integers (pids).
   std::vector<int64_t> integers(const char* key, bool required);
-  // Any value but absent (null when absent or after an error).
-  Json any(const char* key, bool required);
 
   Status status() const { return status_; }
   bool ok() const { return status_.ok(); }
