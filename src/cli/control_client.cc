@@ -10,6 +10,8 @@
 
 #include "cli/commands.h"
 #include "cli/socket_path.h"
+#include "protocol/requests.h"
+#include "protocol/server_messages.h"
 
 namespace serverswap::cli {
 
@@ -25,12 +27,14 @@ Result<ControlClient> ControlClient::connect(const std::string& path, bool* no_d
     return Status::system_error("connect " + path, errno);
   }
   ControlClient client(std::move(fd));
-  Status sent =
-      client.send(protocol::make("hello", {{"protocol", protocol::kVersion}, {"role", "control"}}));
+  protocol::HelloRequest hello;
+  hello.control = true;
+  hello.protocol = protocol::kVersion;
+  Status sent = client.send(hello.encode());
   // Even when the send failed, the daemon may have said why before it hung up.
   auto welcome = client.next(Millis(10'000));
   if (!welcome.ok()) return (sent.ok() ? welcome.status() : sent).wrap("daemon at " + path);
-  if (welcome->name != "welcome")
+  if (welcome->name != protocol::Welcome::kName)
     return Status::error(
         "daemon at " + path + " answered: " +
         welcome->whole.dump(-1, ' ', false, protocol::Json::error_handler_t::replace));
@@ -80,35 +84,11 @@ Result<protocol::Message> ControlClient::next(Millis timeout) {
   }
 }
 
-namespace {
-
-const protocol::Json* field_of(const protocol::Json& body, const char* key) {
-  if (!body.is_object()) return nullptr;
-  auto it = body.find(key);
-  return it == body.end() ? nullptr : &*it;
-}
-
-}  // namespace
-
-std::string reply_string(const protocol::Json& body, const char* key, const std::string& fallback) {
-  const protocol::Json* v = field_of(body, key);
-  return v && v->is_string() ? v->get<std::string>() : fallback;
-}
-
-std::string reply_text(const protocol::Json& body, const char* key) {
-  const protocol::Json* v = field_of(body, key);
-  return v ? v->dump(-1, ' ', false, protocol::Json::error_handler_t::replace) : "?";
-}
-
-bool reply_bool(const protocol::Json& body, const char* key, bool fallback) {
-  const protocol::Json* v = field_of(body, key);
-  return v && v->is_boolean() ? v->get<bool>() : fallback;
-}
-
-const protocol::Json& reply_array(const protocol::Json& body, const char* key) {
-  static const protocol::Json kEmpty = protocol::Json::array();
-  const protocol::Json* v = field_of(body, key);
-  return v && v->is_array() ? *v : kEmpty;
+std::string error_text(const protocol::Message& message) {
+  if (message.name == protocol::ErrorReply::kName) {
+    if (auto error = protocol::ErrorReply::decode(message); error.ok()) return error->text;
+  }
+  return message.whole.dump(-1, ' ', false, protocol::Json::error_handler_t::replace);
 }
 
 std::optional<ControlClient> connect_or_say(const std::string& socket_flag, int* code) {

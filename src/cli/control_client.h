@@ -30,16 +30,11 @@ class ControlClient {
   protocol::LineFramer framer_{protocol::kMaxLineOwnUser};
 };
 
-// Fields of a daemon's reply, read without trusting its shape: a malformed reply (from a
-// daemon of another version, or whatever listens on the socket) must not abort the command.
-// reply_string: `key` of `body` when that is a string, else `fallback`. reply_text: `key`
-// as JSON text ("1234", "[1, 2]"), "?" when absent. reply_bool: `key` when a boolean.
-// reply_array: `key` when an array, else an empty one.
-std::string reply_string(const protocol::Json& body, const char* key,
-                         const std::string& fallback = "");
-std::string reply_text(const protocol::Json& body, const char* key);
-bool reply_bool(const protocol::Json& body, const char* key, bool fallback);
-const protocol::Json& reply_array(const protocol::Json& body, const char* key);
+// What the daemon said in `message`, for people: an `error` reply's text
+// (protocol::ErrorReply), else the whole message as JSON (bytes that are not UTF-8
+// replaced). Replies of every other kind are read with their decoders
+// (protocol/control_replies.h), which never throw on a malformed reply.
+std::string error_text(const protocol::Message& message);
 
 // Connects to the daemon on the socket `socket_flag` names (resolve_socket_path), or says
 // on stderr why not and sets *code (kNoDaemon when nothing listens, else kSystemError).

@@ -4,36 +4,37 @@
 #include "cli/commands.h"
 #include "cli/control_client.h"
 #include "cli/socket_path.h"
+#include "protocol/control_replies.h"
+#include "protocol/requests.h"
+#include "protocol/server_messages.h"
 
 namespace serverswap::cli {
 namespace {
 
-using protocol::Json;
-
-std::string command_of(const Json& deploy) {
-  std::vector<std::string> argv;
-  for (const auto& a : reply_array(deploy, "argv"))
-    argv.push_back(a.is_string() ? a.get<std::string>() : "?");
-  return join(argv, " ");
-}
-
-// Reads the reply without trusting its shape (control_client.h).
-std::string describe(const Json& deploy) {
-  std::string command = command_of(deploy);
-  if (!reply_bool(deploy, "ok", false))
-    return "reload of '" + command + "' failed: " + reply_string(deploy, "reason") +
+std::string describe(const protocol::ReloadedDeploy& deploy) {
+  std::string command = join(deploy.argv, " ");
+  if (!deploy.ok)
+    return "reload of '" + command + "' failed: " + deploy.reason.value_or("") +
            "; the running server keeps serving";
-  std::string out = "reloaded '" + command + "': pid " + reply_text(deploy, "pid") + " is up";
-  if (!reply_array(deploy, "replaced").empty())
-    out += ", replaced " + reply_text(deploy, "replaced");
+  std::string out = "reloaded '" + command + "': pid " +
+                    (deploy.pid ? std::to_string(*deploy.pid) : "?") + " is up";
+  if (deploy.replaced && !deploy.replaced->empty()) {
+    std::vector<std::string> pids;
+    for (int64_t pid : *deploy.replaced) pids.push_back(std::to_string(pid));
+    out += ", replaced [" + join(pids, ",") + "]";
+  }
   return out;
 }
 
-int report(const Json& reloaded) {
-  const Json& deploys = reply_array(reloaded, "deploys");
-  if (deploys.empty()) say("no server is up; nothing to reload");
-  for (const auto& d : deploys) say(describe(d));
-  return reply_bool(reloaded, "ok", false) ? kOk : kFailed;
+int report(const protocol::Message& message) {
+  auto reloaded = protocol::Reloaded::decode(message);
+  if (!reloaded.ok()) {
+    say("a malformed reply from the daemon: " + reloaded.status().message());
+    return kFailed;
+  }
+  if (reloaded->deploys.empty()) say("no server is up; nothing to reload");
+  for (const auto& d : reloaded->deploys) say(describe(d));
+  return reloaded->ok ? kOk : kFailed;
 }
 
 }  // namespace
@@ -42,7 +43,7 @@ int reload_command(const GlobalOptions& options) {
   int code = 0;
   auto client = connect_or_say(options.socket, &code);
   if (!client) return code;
-  if (Status s = client->send(protocol::make("reload", true)); !s.ok()) {
+  if (Status s = client->send(protocol::ReloadRequest{}.encode()); !s.ok()) {
     say(s.message());
     return kSystemError;
   }
@@ -52,13 +53,19 @@ int reload_command(const GlobalOptions& options) {
       say(message.status().message() + "; the outcome of the reload is unknown");
       return kFailed;
     }
-    if (message->name == "event" && !options.quiet) say(reply_string(message->body, "text"));
-    if (message->name == "reloaded") return report(message->body);
-    if (message->name == "reloadQueued")
-      say("reload queued until no deploy is in flight (" + reply_string(message->body, "reason") +
+    const std::string& name = message->name;
+    if (name == protocol::Event::kName && !options.quiet) {
+      if (auto event = protocol::Event::decode(*message); event.ok()) say(event->text);
+    }
+    if (name == protocol::Reloaded::kName) return report(*message);
+    if (name == protocol::ReloadQueued::kName) {
+      auto queued = protocol::ReloadQueued::decode(*message);
+      say("reload queued until no deploy is in flight (" +
+          (queued.ok() ? queued->reason : queued.status().message()) +
           "): a reload now would redeploy the old version over them");
-    if (message->name == "error") {
-      say("the daemon refused the reload: " + reply_text(message->whole, "error"));
+    }
+    if (name == protocol::ErrorReply::kName) {
+      say("the daemon refused the reload: " + error_text(*message));
       return kFailed;
     }
   }

@@ -12,6 +12,9 @@
 #include "cli/commands.h"
 #include "cli/control_client.h"
 #include "daemon/spawn_environment.h"
+#include "protocol/control_replies.h"
+#include "protocol/requests.h"
+#include "protocol/server_messages.h"
 
 extern char** environ;
 
@@ -66,23 +69,29 @@ Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spe
 // settings (listen, readyAfterMs, takedownSignal, workers, batch, maxSurge). Bytes that are
 // not UTF-8 (an environment variable, a directory's name) go as base64, unchanged.
 Json deploy_request(const daemon::SpawnSpec& spec, bool follow_exit) {
-  return protocol::make("deploy",
-                        protocol::encode_deploy(daemon::request_from_spec(spec, follow_exit)));
+  return daemon::request_from_spec(spec, follow_exit).encode();
 }
 
-std::string pids(const Json& list) {
+std::string pids(const std::vector<int64_t>& list) {
   std::vector<std::string> texts;
-  for (const auto& p : list) texts.push_back(p.dump());
+  for (int64_t p : list) texts.push_back(std::to_string(p));
   return join(texts, ", ");
 }
 
 // docs/protocol.md, "deployed": a daemon that cannot write its state file says so on every
 // deploy outcome meanwhile.
-void warn_state_file(const Json& body) {
-  if (!body.contains("stateFile") || !body["stateFile"].is_object()) return;
-  const Json& file = body["stateFile"];
-  say("warning: the daemon cannot write its state file " + file.value("path", "") + " (" +
-      file.value("error", "") + "): if the daemon restarts it will not find this server");
+void warn_state_file(const std::optional<protocol::StateFileWarning>& file) {
+  if (!file) return;
+  say("warning: the daemon cannot write its state file " + file->path + " (" + file->error +
+      "): if the daemon restarts it will not find this server");
+}
+
+// What the daemon said, decoded; a reply that does not decode is said as its error.
+template <class T>
+Result<T> decode_reply(const protocol::Message& message) {
+  auto decoded = T::decode(message);
+  if (!decoded.ok()) return decoded.status().wrap("a malformed reply from the daemon");
+  return decoded;
 }
 
 // Prints the deploy's progress; returns the exit code once it is decided.
@@ -95,35 +104,46 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
           ") before the deploy's outcome; its server goes on and is resumed by the next daemon");
       return kNoDaemon;
     }
-    const Json& body = message->body;
-    if (message->name == "event") {
-      if (!quiet) say(reply_string(body, "text"));
-    } else if (message->name == "deployed") {
-      const Json& replaced_pids = reply_array(body, "replaced");
-      std::string replaced = replaced_pids.empty()
-                                 ? "nothing to replace"
-                                 : "replaced pid " + pids(replaced_pids) + ", which exited";
-      if (body.is_object() && body.contains("workers"))
-        say("deployed: " + std::to_string(reply_array(body, "workers").size()) + " workers (pid " +
-            pids(reply_array(body, "workers")) + ") are up; " + replaced);
-      else
-        say("deployed: pid " + reply_text(body, "pid") + " (generation " +
-            reply_text(body, "generation") + ") is up; " + replaced);
-      warn_state_file(body);
+    const std::string& name = message->name;
+    if (name == protocol::Event::kName) {
+      auto event = protocol::Event::decode(*message);
+      if (!quiet && event.ok()) say(event->text);
+    } else if (name == protocol::Deployed::kName) {
+      // The outcome is in the name: a body this command cannot read does not undo it.
+      auto deployed = decode_reply<protocol::Deployed>(*message);
+      if (!deployed.ok()) {
+        say("deployed (" + deployed.status().message() + ")");
+      } else {
+        std::string replaced = deployed->replaced.empty()
+                                   ? "nothing to replace"
+                                   : "replaced pid " + pids(deployed->replaced) + ", which exited";
+        if (deployed->workers)
+          say("deployed: " + std::to_string(deployed->workers->size()) + " workers (pid " +
+              pids(*deployed->workers) + ") are up; " + replaced);
+        else
+          say("deployed: pid " + std::to_string(deployed->pid) + " (generation " +
+              (deployed->generation ? std::to_string(*deployed->generation) : "?") + ") is up; " +
+              replaced);
+        warn_state_file(deployed->state_file);
+      }
       if (!follow_exit) return kOk;
-    } else if (message->name == "deployFailed") {
-      warn_state_file(body);
-      say("deploy failed: " + reply_string(body, "reason") +
+    } else if (name == protocol::DeployFailed::kName) {
+      auto failed = decode_reply<protocol::DeployFailed>(*message);
+      if (failed.ok()) warn_state_file(failed->state_file);
+      say("deploy failed: " + (failed.ok() ? failed->reason : failed.status().message()) +
           "; the servers already running keep serving");
       return kFailed;
-    } else if (message->name == "serverExited") {
-      bool replaced = reply_bool(body, "replaced", false);
-      say("server " + reply_text(body, "pid") + " " + reply_string(body, "exit") +
-          (replaced ? " after a newer deploy replaced it" : " without being replaced"));
-      return replaced ? kOk : kFailed;
-    } else if (message->name == "error") {
-      say("the daemon refused the deploy: " +
-          (body.is_string() ? body.get<std::string>() : reply_text(message->whole, "error")));
+    } else if (name == protocol::ServerExited::kName) {
+      auto exited = decode_reply<protocol::ServerExited>(*message);
+      if (!exited.ok()) {
+        say(exited.status().message());
+        return kFailed;
+      }
+      say("server " + std::to_string(exited->pid) + " " + exited->exit +
+          (exited->replaced ? " after a newer deploy replaced it" : " without being replaced"));
+      return exited->replaced ? kOk : kFailed;
+    } else if (name == protocol::ErrorReply::kName) {
+      say("the daemon refused the deploy: " + error_text(*message));
       return kFailed;
     }
   }

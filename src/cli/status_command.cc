@@ -4,18 +4,17 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <stdexcept>
 
 #include "base/duration.h"
 #include "base/join.h"
 #include "cli/commands.h"
 #include "cli/control_client.h"
 #include "cli/socket_path.h"
+#include "protocol/control_replies.h"
+#include "protocol/requests.h"
 
 namespace serverswap::cli {
 namespace {
-
-using protocol::Json;
 
 std::string format_uptime(long long ms) {
   long long s = ms / 1000;
@@ -31,69 +30,44 @@ std::string format_uptime(long long ms) {
 }
 
 // "crash loop: ./srv crashed 5 times in 12s, restarted 4 times; next restart in 3.2s"
-void print_crash_loops(const Json& loops) {
+void print_crash_loops(const std::vector<protocol::CrashLoopStatus>& loops) {
   for (const auto& loop : loops) {
-    std::string command = join(loop["argv"].get<std::vector<std::string>>(), " ");
-    if (loop.contains("worker"))
-      command.append(" (worker ").append(loop["worker"].dump()).append(")");
-    std::string line = "crash loop: " + command + " crashed " +
-                       std::to_string(loop.value("crashes", 0)) + " times in " +
-                       format_uptime(loop.value("since_ms", 0LL)) + ", restarted " +
-                       std::to_string(loop.value("restarts", 0)) + " times";
-    if (loop.contains("next_restart_ms"))
-      line +=
-          "; next restart in " + format_duration(Millis(loop["next_restart_ms"].get<long long>()));
+    std::string command = join(loop.argv, " ");
+    if (loop.worker) command.append(" (worker ").append(std::to_string(*loop.worker)).append(")");
+    std::string line = "crash loop: " + command + " crashed " + std::to_string(loop.crashes) +
+                       " times in " + format_uptime(loop.since_ms) + ", restarted " +
+                       std::to_string(loop.restarts) + " times";
+    if (loop.next_restart_ms)
+      line += "; next restart in " + format_duration(Millis(*loop.next_restart_ms));
     std::printf("%s\n", line.c_str());
   }
 }
 
-void print_table(const Json& status) {
-  const Json& d = status["daemon"];
-  std::printf("daemon pid %s, %s, socket %s\n", d["pid"].dump().c_str(),
-              d.value("stopping", false) ? "stopping" : "running", d.value("socket", "").c_str());
+void print_table(const protocol::StatusReply& status) {
+  const protocol::DaemonStatus& d = status.daemon;
+  std::printf("daemon pid %s, %s, socket %s\n", std::to_string(d.pid).c_str(),
+              d.stopping ? "stopping" : "running", d.socket.c_str());
   std::printf("%-8s %-4s %-6s %-10s %-8s %-8s %-28s %s\n", "PID", "GEN", "WORKER", "STATE",
               "UPTIME", "RESTARTS", "RESOURCES", "COMMAND");
-  for (const auto& s : status["servers"]) {
+  for (const auto& s : status.servers) {
     std::vector<std::string> addresses;
-    for (const auto& r : s["resources"])
-      addresses.push_back(r.value("address", r.value("name", "")));
+    for (const auto& r : s.resources) addresses.push_back(r.address);
     std::string resources = join(addresses, ",");
-    std::string command = join(s["argv"].get<std::vector<std::string>>(), " ");
-    const Json& worker = s.value("worker", Json());
-    std::string worker_text = worker.is_number() ? worker.dump() : "-";
-    std::printf("%-8s %-4s %-6s %-10s %-8s %-8s %-28s %s\n", s["pid"].dump().c_str(),
-                s["generation"].dump().c_str(), worker_text.c_str(), s.value("state", "").c_str(),
-                format_uptime(s.value("uptime_ms", 0LL)).c_str(),
-                std::to_string(s.value("restarts", 0)).c_str(),
+    std::string command = join(s.argv, " ");
+    std::string worker_text = s.worker ? std::to_string(*s.worker) : "-";
+    std::printf("%-8s %-4s %-6s %-10s %-8s %-8s %-28s %s\n", std::to_string(s.pid).c_str(),
+                std::to_string(s.generation).c_str(), worker_text.c_str(), s.state.c_str(),
+                format_uptime(s.uptime_ms).c_str(), std::to_string(s.restarts).c_str(),
                 resources.empty() ? "-" : resources.c_str(), command.c_str());
   }
-  print_crash_loops(status.value("crashLoops", Json::array()));
-  const Json& file = d.value("stateFile", Json::object());
-  if (file.is_object() && !file.value("ok", true))
+  print_crash_loops(status.crash_loops);
+  const protocol::StateFileStatus& file = d.state_file;
+  if (!file.ok)
     std::printf(
         "warning: the daemon cannot write its state file %s (%s) for %s: if it restarts "
         "it will not find the servers started since\n",
-        file.value("path", "").c_str(), file.value("error", "").c_str(),
-        format_uptime(file.value("since_ms", 0LL)).c_str());
-}
-
-// The fields print_table reads with operator[]: on a const object, a missing one is
-// undefined behaviour rather than an exception, so a reply without them is refused first.
-bool has_table_fields(const Json& status) {
-  auto has = [](const Json& o, std::initializer_list<const char*> keys) {
-    if (!o.is_object()) return false;
-    for (const char* key : keys)
-      if (!o.contains(key)) return false;
-    return true;
-  };
-  if (!has(status, {"daemon", "servers"}) || !has(status["daemon"], {"pid"}) ||
-      !status["servers"].is_array())
-    return false;
-  for (const auto& server : status["servers"])
-    if (!has(server, {"pid", "generation", "argv", "resources"})) return false;
-  for (const auto& loop : status.value("crashLoops", Json::array()))
-    if (!has(loop, {"argv"})) return false;
-  return true;
+        file.path.c_str(), file.error.value_or("").c_str(),
+        format_uptime(file.since_ms.value_or(0)).c_str());
 }
 
 // Asks once and prints the table (or JSON); the exit code.
@@ -101,10 +75,10 @@ int print_status(const GlobalOptions& options, bool json) {
   int code = kOk;
   auto client = connect_or_say(options.socket, &code);
   if (!client) return code;
-  auto reply = client->send(protocol::make("status", true)).ok()
+  auto reply = client->send(protocol::StatusRequest{}.encode()).ok()
                    ? client->next(Millis(10'000))
                    : Result<protocol::Message>(Status::error("could not ask the daemon"));
-  if (!reply.ok() || reply->name != "status") {
+  if (!reply.ok() || reply->name != protocol::StatusReply::kName) {
     say(reply.ok() ? "unexpected reply: " + reply->whole.dump() : reply.status().message());
     return kSystemError;
   }
@@ -112,14 +86,13 @@ int print_status(const GlobalOptions& options, bool json) {
     std::printf("%s\n", reply->body.dump(2).c_str());
   } else {
     // A status of another shape (another version's daemon, or not a daemon at all) ends
-    // this command with a message, never with an abort.
-    try {
-      if (!has_table_fields(reply->body)) throw std::invalid_argument("a field is missing");
-      print_table(reply->body);
-    } catch (const std::exception& e) {
-      say(std::string("malformed status reply from the daemon: ") + e.what());
+    // this command with a message naming the field, never with an abort.
+    auto status = protocol::StatusReply::decode(*reply);
+    if (!status.ok()) {
+      say("malformed status reply from the daemon: " + status.status().message());
       return kSystemError;
     }
+    print_table(*status);
   }
   std::fflush(stdout);
   return kOk;
@@ -157,7 +130,7 @@ int stop_command(const GlobalOptions& options) {
   int code = kOk;
   auto client = connect_or_say(options.socket, &code);
   if (!client) return code;
-  if (Status s = client->send(protocol::make("stop", true)); !s.ok()) {
+  if (Status s = client->send(protocol::StopRequest{}.encode()); !s.ok()) {
     say(s.message());
     return kSystemError;
   }
@@ -167,7 +140,7 @@ int stop_command(const GlobalOptions& options) {
       say(reply.status().message());
       return kSystemError;
     }
-    if (reply->name == "stopped") {
+    if (reply->name == protocol::Stopped::kName) {
       say("every server has exited; the daemon has stopped");
       return kOk;
     }

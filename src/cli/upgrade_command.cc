@@ -8,6 +8,9 @@
 #include "cli/commands.h"
 #include "cli/control_client.h"
 #include "cli/socket_path.h"
+#include "protocol/control_replies.h"
+#include "protocol/requests.h"
+#include "protocol/server_messages.h"
 
 namespace serverswap::cli {
 namespace {
@@ -15,16 +18,17 @@ namespace {
 using protocol::Json;
 
 // The new image: connected, and its status (pid, version). Bounded by `within`.
-Result<Json> new_image_status(const std::string& socket, Millis within) {
+Result<protocol::DaemonStatus> new_image_status(const std::string& socket, Millis within) {
   auto deadline = std::chrono::steady_clock::now() + within;
   for (;;) {
     bool no_daemon;
     auto client = ControlClient::connect(socket, &no_daemon);
-    if (client.ok() && client->send(protocol::make("status", true)).ok()) {
+    if (client.ok() && client->send(protocol::StatusRequest{}.encode()).ok()) {
       for (auto reply = client->next(within); reply.ok(); reply = client->next(within))
-        if (reply->name == "status") {
-          const Json& body = reply->body;
-          return body.is_object() && body.contains("daemon") ? body["daemon"] : Json::object();
+        if (reply->name == protocol::StatusReply::kName) {
+          auto status = protocol::StatusReply::decode(*reply);
+          if (!status.ok()) return status.status().wrap("the upgraded daemon's status");
+          return status->daemon;
         }
     }
     if (std::chrono::steady_clock::now() > deadline)
@@ -40,38 +44,44 @@ int upgrade_command(const GlobalOptions& options, const std::string& binary) {
   auto client = connect_or_say(options.socket, &code);
   if (!client) return code;
   auto socket = resolve_socket_path(options.socket);  // the same path: it resolved just now
-  Json body = Json::object();
+  protocol::UpgradeRequest request;
   if (!binary.empty()) {
     std::error_code ec;
-    body["path"] = std::filesystem::absolute(binary, ec).string();
+    request.path = std::filesystem::absolute(binary, ec).string();
   }
-  if (Status s = client->send(protocol::make("upgrade", body)); !s.ok()) {
+  if (Status s = client->send(request.encode()); !s.ok()) {
     say(s.message());
     return kSystemError;
   }
   auto reply = client->next(Millis(30'000));
   // Deploys in flight: the daemon upgrades once they have ended, within the bound it names.
-  if (reply.ok() && reply->name == "upgradeWaiting") {
-    int64_t within = reply->body.is_object() ? reply->body.value("withinMs", int64_t{0}) : 0;
-    say("upgrade: waiting for " + reply_string(reply->body, "reason") + " to end (at most " +
-        format_duration(Millis(within)) + ")");
-    reply = client->next(Millis(within + 30'000));
+  if (reply.ok() && reply->name == protocol::UpgradeWaiting::kName) {
+    auto waiting = protocol::UpgradeWaiting::decode(*reply);
+    if (!waiting.ok()) {
+      say("upgrade: " + waiting.status().message() + "; the outcome of the upgrade is unknown");
+      return kFailed;
+    }
+    say("upgrade: waiting for " + waiting->reason + " to end (at most " +
+        format_duration(Millis(waiting->within_ms)) + ")");
+    reply = client->next(Millis(waiting->within_ms + 30'000));
   }
   if (!reply.ok()) {
     say(reply.status().message() + "; the outcome of the upgrade is unknown");
     return kFailed;
   }
-  if (reply->name != "upgrading") {
-    say("upgrade refused: " +
-        (reply->body.is_string() ? reply->body.get<std::string>() : reply->whole.dump()));
+  auto upgrading = reply->name == protocol::Upgrading::kName
+                       ? protocol::Upgrading::decode(*reply)
+                       : Result<protocol::Upgrading>(Status::error(error_text(*reply)));
+  if (!upgrading.ok()) {
+    say("upgrade refused: " + upgrading.status().message());
     return kFailed;
   }
-  say("upgrading: the daemon executes " + reply_string(reply->body, "path") + " (" +
-      reply_string(reply->body, "to") + ", from " + reply_string(reply->body, "from") + ")");
+  say("upgrading: the daemon executes " + upgrading->path + " (" + upgrading->to + ", from " +
+      upgrading->from + ")");
   // The old image's connection ends at the exec; an error line means the exec failed.
   for (auto line = client->next(Millis(30'000)); line.ok(); line = client->next(Millis(30'000))) {
-    if (line->name == "error") {
-      say(line->body.is_string() ? line->body.get<std::string>() : line->whole.dump());
+    if (line->name == protocol::ErrorReply::kName) {
+      say(error_text(*line));
       return kFailed;
     }
   }
@@ -80,8 +90,8 @@ int upgrade_command(const GlobalOptions& options, const std::string& binary) {
     say(status.status().message());
     return kFailed;
   }
-  say("upgraded: daemon pid " + reply_text(*status, "pid") + " runs serverswap " +
-      reply_string(*status, "version", "?"));
+  say("upgraded: daemon pid " + std::to_string(status->pid) + " runs serverswap " +
+      status->version);
   return kOk;
 }
 

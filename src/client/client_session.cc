@@ -10,7 +10,9 @@
 
 #include "base/log.h"
 #include "handover/listen_socket.h"
+#include "protocol/requests.h"
 #include "protocol/resource.h"
+#include "protocol/server_messages.h"
 #include "serverswap/version.h"
 
 static_assert(SERVERSWAP_PROTOCOL_VERSION == serverswap::protocol::kVersion);
@@ -33,20 +35,25 @@ Status set_nonblocking(int fd, const std::string& what) {
   return {};
 }
 
-const Json* field(const Json& object, const char* key) {
-  if (!object.is_object()) return nullptr;
-  auto it = object.find(key);
-  return it == object.end() ? nullptr : &*it;
-}
-
 std::string error_text(const protocol::Message& m) {
-  return m.body.is_string() ? m.body.get<std::string>() : m.body.dump();
+  auto error = protocol::ErrorReply::decode(m);
+  return error.ok() ? error->text : error.status().message();
 }
 
-// Whether a resource in a reply names `resource`: the daemon may echo its canonical spelling.
-bool names_resource(const Json* value, const std::string& resource) {
-  return value != nullptr && value->is_string() &&
-         same_resource(value->get_ref<const std::string&>(), resource);
+// Whether a resourceReady names `resource`: the daemon may echo its canonical spelling.
+bool names_resource(const protocol::Message& m, const std::string& resource) {
+  auto ready = protocol::ResourceReady::decode(m);
+  return ready.ok() && same_resource(ready->resource, resource);
+}
+
+// Whether an error answers a readyFor of `resource`.
+bool refuses_resource(const protocol::Message& m, const std::string& resource) {
+  auto error = protocol::ErrorReply::decode(m);
+  if (!error.ok()) return false;
+  auto request = protocol::as_message(error->request);
+  if (!request.ok() || request->name != protocol::ReadyFor::kName) return false;
+  auto ready_for = protocol::ReadyFor::decode(*request);
+  return ready_for.ok() && same_resource(ready_for->value, resource);
 }
 
 }  // namespace
@@ -94,16 +101,23 @@ Result<std::unique_ptr<ClientSession>> ClientSession::handshake(UniqueFd sock,
   if (!channel.ok()) return channel.status();
   std::unique_ptr<ClientSession> session(new ClientSession(true, std::move(*channel), options));
   ControlChannel& ch = *session->channel_;
-  Json hello = {{"id", id}, {"pid", ::getpid()}, {"protocol", protocol::kVersion}};
-  if (options.explicit_up) hello["upMessage"] = true;
+  protocol::HelloRequest hello;
+  hello.id = id;
+  hello.pid = ::getpid();
+  hello.protocol = protocol::kVersion;
+  hello.up_message = options.explicit_up;
   if (Status s = ch.hello(hello); !s.ok()) return s;
   auto reply = ch.await(
-      [](const Incoming& in) { return in.message.name == "welcome" || in.message.name == "error"; },
+      [](const Incoming& in) {
+        return in.message.name == protocol::Welcome::kName ||
+               in.message.name == protocol::ErrorReply::kName;
+      },
       options.hello_timeout);
   if (!reply.ok()) return reply.status().wrap("hello");
-  if (reply->message.name == "error") return Status::error("hello: " + error_text(reply->message));
-  const Json* version = field(reply->message.body, "protocol");
-  if (version == nullptr || *version != protocol::kVersion)
+  if (reply->message.name == protocol::ErrorReply::kName)
+    return Status::error("hello: " + error_text(reply->message));
+  auto welcome = protocol::Welcome::decode(reply->message);
+  if (!welcome.ok() || welcome->protocol != protocol::kVersion)
     return Status::error("hello: the daemon does not speak protocol 1: " +
                          reply->message.whole.dump());
   return session;
@@ -118,7 +132,7 @@ Result<UniqueFd> ClientSession::ready_for(const std::string& resource) {
   if (!inherited.ok()) return inherited.status().wrap(what);
   if (*inherited) return inherited;
   if (!managed_) return standalone_ready_for(resource);
-  Status sent = channel_->send(protocol::make("readyFor", resource));
+  Status sent = channel_->send(protocol::ReadyFor{resource}.encode());
   Result<UniqueFd> result = sent.ok() ? await_resource(resource) : Result<UniqueFd>(sent);
   // fd pairing: the socket is kept under the name it was asked for.
   if (result.ok()) channel_->memory().keep(resource, result->get());
@@ -130,14 +144,15 @@ Result<UniqueFd> ClientSession::ready_for(const std::string& resource) {
 Result<UniqueFd> ClientSession::await_resource(const std::string& resource) {
   auto reply = channel_->await(
       [&](const Incoming& in) {
-        if (in.message.name == "resourceReady") return names_resource(&in.message.body, resource);
-        if (in.message.name != "error") return false;
-        const Json* request = field(in.message.whole, "request");
-        return request != nullptr && names_resource(field(*request, "readyFor"), resource);
+        if (in.message.name == protocol::ResourceReady::kName)
+          return names_resource(in.message, resource);
+        return in.message.name == protocol::ErrorReply::kName &&
+               refuses_resource(in.message, resource);
       },
       options_.ready_timeout);
   if (!reply.ok()) return reply.status();
-  if (reply->message.name == "error") return Status::error(error_text(reply->message));
+  if (reply->message.name == protocol::ErrorReply::kName)
+    return Status::error(error_text(reply->message));
   if (!reply->fd) return Status::error("resourceReady came without a file descriptor");
   return std::move(reply->fd);
 }
@@ -187,28 +202,28 @@ Status ClientSession::with_inherited_hint(const Status& status) const {
 Status ClientSession::on_takedown(const std::string& resource, TakedownFn fn) {
   takedown_[resource] = std::move(fn);
   if (!managed_) return {};
-  return channel_->send_or_defer(protocol::make("onTakedown", resource), "onTakedown " + resource);
+  return channel_->send_or_defer(protocol::OnTakedown{resource}.encode(), "onTakedown " + resource);
 }
 
 Status ClientSession::server_up() {
   if (!managed_) return {};
-  return channel_->send_or_defer(protocol::make("serverUp", true), "serverUp");
+  return channel_->send_or_defer(protocol::ServerUp{}.encode(), "serverUp");
 }
 
 Status ClientSession::fail(const std::string& reason) {
   if (!managed_) return {};
   // Noted even when it cannot be sent: the daemon kills this server, never resume it.
-  return channel_->send(protocol::make("fail", reason)).wrap("fail");
+  return channel_->send(protocol::Fail{reason}.encode()).wrap("fail");
 }
 
 Status ClientSession::took_down(const std::string& resource) {
   if (!managed_) return {};
-  return channel_->send_or_defer(protocol::make("tookDown", resource), "tookDown " + resource);
+  return channel_->send_or_defer(protocol::TookDown{resource}.encode(), "tookDown " + resource);
 }
 
 Status ClientSession::serving(const std::string& resource) {
   if (!managed_) return {};
-  return channel_->send_or_defer(protocol::make("serving", resource), "serving " + resource);
+  return channel_->send_or_defer(protocol::Serving{resource}.encode(), "serving " + resource);
 }
 
 Status ClientSession::dispatch() {
@@ -223,11 +238,16 @@ Status ClientSession::dispatch() {
 void ClientSession::deliver_inbox() {
   while (auto in = channel_->next()) {
     const protocol::Message& m = in->message;
-    if (m.name == "takeDown") {
-      run_takedown(m.body.is_string() ? m.body.get<std::string>() : m.body.dump());
-    } else if (m.name == "error") {
+    if (m.name == protocol::TakeDown::kName) {
+      auto take_down = protocol::TakeDown::decode(m);
+      if (take_down.ok())
+        run_takedown(take_down->value);
+      else
+        log_line("serverswap client: ignoring a malformed takeDown: " +
+                 take_down.status().message());
+    } else if (m.name == protocol::ErrorReply::kName) {
       log_line("serverswap client: the daemon reported an error: " + m.whole.dump());
-    } else if (m.name == "resourceReady") {
+    } else if (m.name == protocol::ResourceReady::kName) {
       // Nobody waits for it (a readyFor that timed out); its descriptor closes here.
       log_line("serverswap client: ignoring an unrequested " + m.whole.dump());
     }
@@ -239,9 +259,8 @@ void ClientSession::run_takedown(const std::string& resource) {
   // The channel released the resource's socket from the resume memory as it read the line.
   auto it = takedown_.find(resource);
   if (it == takedown_.end()) {
-    const Json name = resource;
     it = std::find_if(takedown_.begin(), takedown_.end(),
-                      [&](const auto& entry) { return names_resource(&name, entry.first); });
+                      [&](const auto& entry) { return same_resource(resource, entry.first); });
   }
   if (it == takedown_.end() || !it->second) {
     log_line("serverswap client: takeDown " + resource + " with no callback registered");

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "handover/fd_passing.h"
 #include "protocol/resource.h"
+#include "protocol/server_messages.h"
 
 namespace serverswap::client {
 namespace {
@@ -52,7 +53,8 @@ Result<bool> wait_for(int fd, short events, Clock::time_point deadline) {
 }
 
 std::string error_text(const protocol::Message& m) {
-  return m.body.is_string() ? m.body.get<std::string>() : m.body.dump();
+  auto error = protocol::ErrorReply::decode(m);
+  return error.ok() ? error->text : error.status().message();
 }
 
 }  // namespace
@@ -89,6 +91,10 @@ Result<ControlChannel> ControlChannel::over(UniqueFd sock, const Options& option
 Status ControlChannel::hello(const Json& body) {
   memory_.said_hello(body);
   return send(protocol::make("hello", body)).wrap("hello");
+}
+
+Status ControlChannel::hello(const protocol::HelloRequest& hello) {
+  return this->hello(hello.encode()[protocol::HelloRequest::kName]);
 }
 
 Status ControlChannel::send_or_defer(const Json& message, const std::string& what) {
@@ -215,11 +221,12 @@ void ControlChannel::take_line(const std::string& line, uint64_t start) {
   }
   memory_.received(*decoded);
   // The answer to a resume hello is the channel's: the owner sees the daemon go on.
-  if (link_ == Link::kResuming && decoded->name == "welcome") return on_welcome(*decoded);
-  if (link_ == Link::kResuming && decoded->name == "error")
+  if (link_ == Link::kResuming && decoded->name == protocol::Welcome::kName)
+    return on_welcome(*decoded);
+  if (link_ == Link::kResuming && decoded->name == protocol::ErrorReply::kName)
     return give_up("the daemon refused to resume this server: " + error_text(*decoded));
   Incoming in{std::move(*decoded), UniqueFd()};
-  if (in.message.name == "resourceReady") {
+  if (in.message.name == protocol::ResourceReady::kName) {
     for (PendingFd& p : pending_fds_) {
       if (p.fd && start >= p.begin && start < p.end) {
         in.fd = std::move(p.fd);
@@ -315,11 +322,8 @@ void ControlChannel::on_welcome(const protocol::Message& welcome) {
   retry_delay_ = kFirstRetry;
   link_ = Link::kConnected;
   std::string text = "serverswap client: resumed with the daemon";
-  if (welcome.body.is_object()) {
-    auto version = welcome.body.find("version");
-    if (version != welcome.body.end() && version->is_string())
-      text.append(" (").append(version->get<std::string>()).append(")");
-  }
+  if (auto decoded = protocol::Welcome::decode(welcome); decoded.ok() && !decoded->version.empty())
+    text.append(" (").append(decoded->version).append(")");
   log_line(text);
 }
 

@@ -32,6 +32,7 @@
 #include "client/resume_memory.h"
 #include "protocol/line_framer.h"
 #include "protocol/message.h"
+#include "protocol/requests.h"
 
 namespace serverswap::client {
 
@@ -77,6 +78,7 @@ class ControlChannel {
 
   // Says hello (`body`, the object of docs/protocol.md §1) and remembers it for resumes.
   Status hello(const protocol::Json& body);
+  Status hello(const protocol::HelloRequest& hello);
   // Sends one message with `fds` on its first byte; notes it in the memory first. An error
   // when not connected or the send failed (the connection is then lost or broken).
   Status send(const protocol::Json& message, std::span<const int> fds = {});

@@ -13,6 +13,7 @@
 #include "handover/fd_passing.h"
 #include "protocol/line_framer.h"
 #include "protocol/message.h"
+#include "protocol/server_messages.h"
 
 namespace serverswap::client {
 namespace {
@@ -30,10 +31,6 @@ Status write_all(int fd, const std::string& data, std::span<const int> pass_fds 
     done += *sent;
   }
   return {};
-}
-
-std::string text_of(const Json& value) {
-  return value.is_string() ? value.get<std::string>() : value.dump();
 }
 
 class Relay {
@@ -98,10 +95,9 @@ class Relay {
     if (message->name == "hello") return channel_.hello(message->body);
     // No daemon now: the resume hello carries what the server said; a readyFor cannot wait.
     if (message->name == "readyFor" && !channel_.connected() && channel_.reconnecting()) {
-      queue_.push_back(
-          {protocol::encode(protocol::error_reply(
-               "not connected to the daemon (reconnecting after it went away)", message->whole)),
-           UniqueFd()});
+      protocol::ErrorReply refusal{"not connected to the daemon (reconnecting after it went away)",
+                                   message->whole};
+      queue_.push_back({protocol::encode(refusal.encode()), UniqueFd()});
       return flush();
     }
     return channel_.send_or_defer(message->whole, message->name);
@@ -112,9 +108,10 @@ class Relay {
     while (auto in = channel_.next()) {
       const protocol::Message& m = in->message;
       Outgoing out{protocol::encode(m.whole), UniqueFd()};
-      if (m.name == "resourceReady" && in->fd) {
+      if (m.name == protocol::ResourceReady::kName && in->fd) {
         // fd pairing: the socket is kept under the name the daemon answered with.
-        channel_.memory().keep(text_of(m.body), in->fd.get());
+        if (auto ready = protocol::ResourceReady::decode(m); ready.ok())
+          channel_.memory().keep(ready->resource, in->fd.get());
         Json wrapped = {{"cmd", "NODE_HANDLE"}, {"type", "net.Native"}, {"msg", m.whole}};
         out = {protocol::encode(wrapped), std::move(in->fd)};
       }

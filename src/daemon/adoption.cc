@@ -255,11 +255,9 @@ void Supervisor::resumed(Server& server, Peer& connection, bool up) {
   connection.server_id = server.id;
   server.connection = connection.id();
   bool adoption_over = adoptions_.resumed(server.id);
-  connection.send(
-      protocol::make("welcome", {{"protocol", protocol::kVersion},
-                                 {"id", server.id},
-                                 {"version", std::string("serverswap ") + SERVERSWAP_VERSION},
-                                 {"resumed", true}}));
+  connection.send(protocol::Welcome{protocol::kVersion, server.id,
+                                    std::string("serverswap ") + SERVERSWAP_VERSION, true}
+                      .encode());
   std::string holds = std::to_string(server.held.size()) + " listening socket(s)";
   if (up) {
     server.state = ServerState::kUp;

@@ -165,20 +165,21 @@ bool CrashRestarts::wants(const std::string& name) const {
   return false;
 }
 
-Json CrashRestarts::status() const {
-  Json loops = Json::array();
+std::vector<protocol::CrashLoopStatus> CrashRestarts::status() const {
+  std::vector<protocol::CrashLoopStatus> loops;
   auto now = clock_.now();
   for (const auto& [key, loop] : loops_) {
-    Json entry = {{"argv", loop->request.argv},
-                  {"cwd", loop->request.cwd},
-                  {"crashes", loop->backoff.crashes()},
-                  {"restarts", loop->restarts},
-                  {"since_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   now - loop->backoff.first_crash())
-                                   .count()}};
-    if (loop->request.worker >= 0) entry["worker"] = loop->request.worker;
+    protocol::CrashLoopStatus entry;
+    entry.argv = loop->request.argv;
+    entry.cwd = loop->request.cwd;
+    entry.crashes = loop->backoff.crashes();
+    entry.restarts = loop->restarts;
+    entry.since_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - loop->backoff.first_crash())
+            .count();
+    if (loop->request.worker >= 0) entry.worker = loop->request.worker;
     if (loop->restart_pending)
-      entry["next_restart_ms"] = std::max<long long>(
+      entry.next_restart_ms = std::max<long long>(
           0,
           std::chrono::duration_cast<std::chrono::milliseconds>(loop->next_restart - now).count());
     loops.push_back(entry);

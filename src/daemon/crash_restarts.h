@@ -19,6 +19,7 @@
 #include "daemon/crash_backoff.h"
 #include "daemon/event_kind.h"
 #include "daemon/server.h"
+#include "protocol/control_replies.h"
 #include "protocol/message.h"
 
 namespace serverswap::daemon {
@@ -63,7 +64,7 @@ class CrashRestarts {
   // listening socket `name` kept open.
   bool wants(const std::string& name) const;
   // `status`'s crashLoops: the command, its crashes, restarts, and the pending restart if any.
-  protocol::Json status() const;
+  std::vector<protocol::CrashLoopStatus> status() const;
 
  private:
   // A crash loop of one command: restarts of the last command that came up on resources

@@ -97,7 +97,7 @@ Status Daemon::start() {
   }
   if (!metrics_address_.empty()) {
     auto endpoint = observe::MetricsEndpoint::start(
-        &loop_, metrics_address_, [this] { return metrics_.render(supervisor_->status()); });
+        &loop_, metrics_address_, [this] { return metrics_.render(supervisor_->server_status()); });
     if (!endpoint.ok()) return endpoint.status();
     metrics_endpoint_ = std::move(*endpoint);
   }
@@ -143,7 +143,9 @@ void Daemon::deploy_first(const SpawnSpec& spec) {
   supervisor_->deploy(
       with_default_identity(first),
       [this](const Json& message) {
-        if (message.contains("deployFailed") && supervisor_->server_count() == 0) {
+        auto outcome = protocol::as_message(message);
+        if (outcome.ok() && outcome->name == protocol::DeployFailed::kName &&
+            supervisor_->server_count() == 0) {
           log_line("the first server failed; nothing is serving, so the daemon stops");
           exit_code_ = 1;
           stop("the first server failed");
@@ -212,37 +214,36 @@ void Daemon::handle_line(Connection& connection, const std::string& line) {
       return;
     }
     connection.role = Connection::Role::kControl;
-    connection.send(
-        protocol::make("welcome", {{"protocol", protocol::kVersion},
-                                   {"version", std::string("serverswap ") + SERVERSWAP_VERSION}}));
+    connection.send(protocol::Welcome{protocol::kVersion, std::nullopt,
+                                      std::string("serverswap ") + SERVERSWAP_VERSION, false}
+                        .encode());
   } else {
     supervisor_->hello(connection, *message);
   }
 }
 
 void Daemon::control_request(Connection& connection, const protocol::Message& message) {
-  if (message.name == "deploy") {
+  if (message.name == protocol::DeployRequest::kName) {
     deploy_request(connection, message);
-  } else if (message.name == "status") {
-    Json daemon = {{"pid", getpid()},
-                   {"version", SERVERSWAP_VERSION},
-                   {"socket", options_.socket_path},
-                   {"stopping", stopping_}};
-    Json resources = Json::array();
+  } else if (message.name == protocol::StatusRequest::kName) {
+    protocol::StatusReply status;
+    status.daemon.pid = getpid();
+    status.daemon.version = SERVERSWAP_VERSION;
+    status.daemon.socket = options_.socket_path;
+    status.daemon.stopping = stopping_;
     for (const auto& [name, entry] : sockets_->entries())
-      resources.push_back({{"name", name}, {"address", entry.address}});
-    daemon["resources"] = resources;
-    if (metrics_endpoint_) daemon["metrics"] = metrics_endpoint_->address();
-    daemon["stateFile"] = state_file_status();
-    connection.send(protocol::make("status", {{"daemon", daemon},
-                                              {"servers", supervisor_->status()},
-                                              {"crashLoops", supervisor_->crash_loops()}}));
-  } else if (message.name == "reload") {
+      status.daemon.resources.push_back({name, entry.address});
+    if (metrics_endpoint_) status.daemon.metrics = metrics_endpoint_->address();
+    status.daemon.state_file = state_file_status();
+    status.servers = supervisor_->server_status();
+    status.crash_loops = supervisor_->crash_loops();
+    connection.send(status.encode());
+  } else if (message.name == protocol::ReloadRequest::kName) {
     reload("asked by serverswap reload (pid " + std::to_string(connection.peer_pid()) + ")",
            connection.id());
-  } else if (message.name == "upgrade") {
+  } else if (message.name == protocol::UpgradeRequest::kName) {
     upgrade_request(connection, message);
-  } else if (message.name == "stop") {
+  } else if (message.name == protocol::StopRequest::kName) {
     stop_requesters_.push_back(connection.id());
     stop("asked by serverswap stop (pid " + std::to_string(connection.peer_pid()) + ")");
   } else {
@@ -318,7 +319,7 @@ void Daemon::reload(const std::string& why, uint64_t requester) {
     log_line("reload (" + why + ") queued until no deploy is in flight (" + reason + ")" +
              (joined ? ": joins the reload already queued" : ""));
     if (Connection* c = control_->find(requester))
-      c->send(protocol::make("reloadQueued", {{"reason", reason}, {"joined", joined}}));
+      c->send(protocol::ReloadQueued{reason, joined}.encode());
     if (!joined) reload_timer_->start(Millis(100), [this] { run_queued_reload(); });
     return;
   }
@@ -354,17 +355,17 @@ void Daemon::start_reload(const std::string& why, const std::vector<uint64_t>& r
       [sinks](const Json& message) {
         for (const auto& sink : sinks) sink(message);
       },
-      [this, requesters](const Json& outcome) { reloaded(outcome, requesters); });
+      [this, requesters](const protocol::Reloaded& outcome) { reloaded(outcome, requesters); });
 }
 
-void Daemon::reloaded(const Json& outcome, const std::vector<uint64_t>& requesters) {
-  const Json& body = outcome["reloaded"];
+void Daemon::reloaded(const protocol::Reloaded& outcome, const std::vector<uint64_t>& requesters) {
   size_t failed = 0;
-  for (const auto& d : body["deploys"]) failed += d.value("ok", false) ? 0 : 1;
-  log_line("reload done: " + std::to_string(body["deploys"].size()) + " redeployed, " +
+  for (const auto& d : outcome.deploys) failed += d.ok ? 0 : 1;
+  log_line("reload done: " + std::to_string(outcome.deploys.size()) + " redeployed, " +
            std::to_string(failed) + " failed");
+  Json reply = outcome.encode();
   for (uint64_t id : requesters)
-    if (Connection* c = control_->find(id)) c->send(outcome);
+    if (Connection* c = control_->find(id)) c->send(reply);
   // systemd waits for READY=1 after RELOADING=1, whatever the outcome: the old servers of a
   // failed redeploy are still serving.
   if (--reloads_in_flight_ == 0 && !stopping_) {
@@ -389,7 +390,7 @@ void Daemon::finish() {
   state_timer_->stop();  // a pending retry of a failed write would keep the loop alive
   if (state_file_) state_file_->remove();
   for (uint64_t id : stop_requesters_)
-    if (Connection* c = control_->find(id)) c->send(protocol::make("stopped", true));
+    if (Connection* c = control_->find(id)) c->send(protocol::Stopped{}.encode());
   log_line("every server has exited; the daemon exits");
   control_->stop_listening();
   control_->close_all();

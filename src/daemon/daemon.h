@@ -79,7 +79,7 @@ class Daemon {
   void reload(const std::string& why, uint64_t requester);
   void run_queued_reload();
   void start_reload(const std::string& why, const std::vector<uint64_t>& requesters);
-  void reloaded(const protocol::Json& outcome, const std::vector<uint64_t>& requesters);
+  void reloaded(const protocol::Reloaded& outcome, const std::vector<uint64_t>& requesters);
   Status adopt_activated_sockets();
   bool may_control(const Connection& connection) const;
   SpawnSpec with_default_identity(SpawnSpec spec) const;
@@ -98,7 +98,7 @@ class Daemon {
   void write_state();
   void state_write_outcome(const Status& written);
   // {"path", "ok", and while writes fail "error", "since_ms"}: status's daemon.stateFile.
-  protocol::Json state_file_status() const;
+  protocol::StateFileStatus state_file_status() const;
   // A deploy outcome while the state cannot be written carries "stateFile" {"path",
   // "error"}: the deploy command warns that a restarted daemon would not find the server.
   void annotate_outcome(protocol::Json& message) const;

@@ -153,11 +153,13 @@ void Daemon::state_write_outcome(const Status& written) {
   state_error_ = written.message();
 }
 
-Json Daemon::state_file_status() const {
-  Json file = {{"path", state_file_ ? state_file_->path() : ""}, {"ok", state_error_.empty()}};
+protocol::StateFileStatus Daemon::state_file_status() const {
+  protocol::StateFileStatus file;
+  file.path = state_file_ ? state_file_->path() : "";
+  file.ok = state_error_.empty();
   if (!state_error_.empty()) {
-    file["error"] = state_error_;
-    file["since_ms"] =
+    file.error = state_error_;
+    file.since_ms =
         std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - state_failing_since_)
             .count();
   }
@@ -165,11 +167,21 @@ Json Daemon::state_file_status() const {
 }
 
 void Daemon::annotate_outcome(Json& message) const {
-  if (state_error_.empty() || !message.is_object() || message.size() != 1) return;
-  const std::string& name = message.begin().key();
-  Json& body = message.begin().value();
-  if ((name != "deployed" && name != "deployFailed") || !body.is_object()) return;
-  body["stateFile"] = {{"path", state_file_->path()}, {"error", state_error_}};
+  if (state_error_.empty()) return;
+  auto outcome = protocol::as_message(message);
+  if (!outcome.ok()) return;
+  protocol::StateFileWarning warning{state_file_->path(), state_error_};
+  if (outcome->name == protocol::Deployed::kName) {
+    auto deployed = protocol::Deployed::decode(*outcome);
+    if (!deployed.ok()) return;
+    deployed->state_file = warning;
+    message = deployed->encode();
+  } else if (outcome->name == protocol::DeployFailed::kName) {
+    auto failed = protocol::DeployFailed::decode(*outcome);
+    if (!failed.ok()) return;
+    failed->state_file = warning;
+    message = failed->encode();
+  }
 }
 
 // ---- Upgrade -----------------------------------------------------------------------------
@@ -233,10 +245,9 @@ void Daemon::upgrade_when_quiet(const std::string& path, const std::string& vers
       std::string why = counted + " in flight";
       log_line("upgrade: waiting until no deploy is in flight (" + why + ")");
       if (c)
-        c->send(protocol::make(
-            "upgradeWaiting",
-            {{"reason", why},
-             {"withinMs", std::chrono::duration_cast<Millis>(deadline - clock_->now()).count()}}));
+        c->send(protocol::UpgradeWaiting{
+            why, std::chrono::duration_cast<Millis>(deadline - clock_->now()).count()}
+                    .encode());
     }
     upgrade_timer_->start(Millis(100), [this, path, version, requester, whole, deadline] {
       upgrade_when_quiet(path, version, requester, whole, deadline, true);
@@ -244,9 +255,8 @@ void Daemon::upgrade_when_quiet(const std::string& path, const std::string& vers
     return;
   }
   if (c)
-    c->send(protocol::make("upgrading", {{"from", std::string("serverswap ") + SERVERSWAP_VERSION},
-                                         {"to", version},
-                                         {"path", path}}));
+    c->send(protocol::Upgrading{std::string("serverswap ") + SERVERSWAP_VERSION, version, path}
+                .encode());
   log_line("upgrading: executing " + path + " (" + version + ") in this process");
   // On the next loop turn, so that the reply has gone out (libuv writes at once when it can).
   upgrade_timer_->start(Millis(0), [this, path, requester] { exec_upgrade(path, requester); });

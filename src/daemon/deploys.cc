@@ -1,5 +1,7 @@
 #include "daemon/deploys.h"
 
+#include "protocol/control_replies.h"
+
 namespace serverswap::daemon {
 
 using protocol::Json;
@@ -34,10 +36,11 @@ void Deploys::superseded(const std::string& server_id, uint64_t by) {
   if (it == records_.end() || it->second.outcome != Outcome::kPending) return;
   Record& record = it->second;
   record.outcome = Outcome::kFailed;
-  record.sink(protocol::make("deployFailed",
-                             {{"id", server_id},
-                              {"reason", "superseded by generation " + std::to_string(by) +
-                                             " before the servers it replaced had exited"}}));
+  record.sink(protocol::DeployFailed{server_id,
+                                     "superseded by generation " + std::to_string(by) +
+                                         " before the servers it replaced had exited",
+                                     std::nullopt}
+                  .encode());
   if (!record.follow_exit) records_.erase(it);
 }
 
@@ -49,10 +52,9 @@ void Deploys::check(const std::string& server_id) {
   // Its server may be draining or gone by now: several generations drain at once.
   if (record.outcome != Outcome::kPending || !record.up || !record.replacing.empty()) return;
   record.outcome = Outcome::kDeployed;
-  record.sink(protocol::make("deployed", {{"id", server_id},
-                                          {"pid", record.pid},
-                                          {"generation", record.generation},
-                                          {"replaced", record.replaced}}));
+  record.sink(protocol::Deployed{server_id, record.pid, record.generation, std::nullopt,
+                                 record.replaced.get<std::vector<int64_t>>(), std::nullopt}
+                  .encode());
   bool server_gone = !record.server_exited.is_null();
   if (server_gone && record.follow_exit) record.sink(record.server_exited);
   if (server_gone || !record.follow_exit) records_.erase(it);
@@ -62,20 +64,18 @@ void Deploys::exited(const Server& server, const std::string& description, bool 
   if (auto it = records_.find(server.id); it != records_.end()) {
     Record& record = it->second;
     bool pending = record.outcome == Outcome::kPending;
-    Json exited = protocol::make(
-        "serverExited",
-        {{"id", server.id}, {"pid", server.pid}, {"exit", description}, {"replaced", replaced}});
+    Json exited = protocol::ServerExited{server.id, server.pid, description, replaced}.encode();
     if (pending && !server.failure.empty()) {
       record.outcome = Outcome::kFailed;
-      record.sink(protocol::make("deployFailed", {{"id", server.id}, {"reason", server.failure}}));
+      record.sink(protocol::DeployFailed{server.id, server.failure, std::nullopt}.encode());
       records_.erase(it);
     } else if (pending && !replaced) {
       // It came up, then crashed while the servers it replaced were still draining.
       record.outcome = Outcome::kFailed;
-      record.sink(protocol::make("deployFailed",
-                                 {{"id", server.id},
-                                  {"reason", "it was up, then " + description +
-                                                 " before the servers it replaced exited"}}));
+      record.sink(protocol::DeployFailed{
+          server.id, "it was up, then " + description + " before the servers it replaced exited",
+          std::nullopt}
+                      .encode());
       records_.erase(it);
     } else if (pending) {
       // Replaced in turn before its own predecessors exited: `deployed` once they have.

@@ -7,15 +7,15 @@
 #include <functional>
 
 #include "daemon/supervisor.h"
-#include "protocol/message.h"
+#include "protocol/control_replies.h"
 
 namespace serverswap::daemon {
 
 // Starts one deploy per up server. `events` gets each deploy's event lines; `done` gets,
-// once every deploy has succeeded or failed,
-//   {"reloaded": {"ok": bool, "deploys": [{"argv", "ok", "pid"|"reason", "replaced"}]}}
-// (right away, with no deploys, when no server is up).
+// once every deploy has succeeded or failed, the `reloaded` reply: each deploy with its
+// pid and the pids it replaced, or the reason it failed (right away, with no deploys, when
+// no server is up).
 void reload_servers(Supervisor& supervisor, Supervisor::Sink events,
-                    std::function<void(const protocol::Json& reloaded)> done);
+                    std::function<void(const protocol::Reloaded& reloaded)> done);
 
 }  // namespace serverswap::daemon

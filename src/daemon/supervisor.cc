@@ -138,11 +138,11 @@ Supervisor::~Supervisor() {
 void Supervisor::deploy(const SpawnSpec& request, Sink requester, bool follow_exit) {
   // The observer hears each outcome of a deploy once; events reach it from emit().
   Sink sink = [observer = options_.observer, requester](const Json& message) {
-    if (observer && !message.contains("event")) observer(message);
+    if (observer && protocol::message_name(message) != protocol::Event::kName) observer(message);
     requester(message);
   };
   if (stopping()) {
-    sink(protocol::make("deployFailed", {{"reason", "the daemon is stopping"}}));
+    sink(protocol::DeployFailed{std::nullopt, "the daemon is stopping", std::nullopt}.encode());
     return;
   }
   if (request.workers) return rolls_.start(request, std::move(sink), follow_exit);
@@ -225,7 +225,7 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   std::string id = make_id(generation);
   auto refuse = [&](const Status& why) -> Server* {
     log_line("deploy of '" + join(request.argv, " ") + "' failed: " + why.message());
-    sink(protocol::make("deployFailed", {{"reason", why.message()}}));
+    sink(protocol::DeployFailed{std::nullopt, why.message(), std::nullopt}.encode());
     return nullptr;
   };
   auto passed = bind_listen_sockets(sockets_, request.listen);
@@ -376,7 +376,7 @@ int Supervisor::takedown_signal(const Server& server) const {
 
 void Supervisor::hello(Peer& connection, const protocol::Message& message) {
   const Json& body = message.body;
-  if (body.is_object() && body.contains("resume")) return resume(connection, message);
+  if (protocol::is_resume_hello(body)) return resume(connection, message);
   auto error = [&](const std::string& text) {
     reply_error(connection, text, message);
     connection.close();
@@ -401,10 +401,9 @@ void Supervisor::hello(Peer& connection, const protocol::Message& message) {
   server->up_message = hello->up_message;
   if (server->state == ServerState::kStarting) server->state = ServerState::kConnected;
   bool inherited_only = server->state == ServerState::kConnected && !server->held.empty();
-  connection.send(
-      protocol::make("welcome", {{"protocol", protocol::kVersion},
-                                 {"id", server->id},
-                                 {"version", std::string("serverswap ") + SERVERSWAP_VERSION}}));
+  connection.send(protocol::Welcome{protocol::kVersion, server->id,
+                                    std::string("serverswap ") + SERVERSWAP_VERSION, false}
+                      .encode());
   emit(*server, EventKind::kConnected,
        "connected (pid " + std::to_string(connection.peer_pid()) + ")");
   // A --listen server with a client library has its sockets already and asks for none.
@@ -501,9 +500,8 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
           return;
         }
         s->held[name] = spelled;
-        Json reply = protocol::make("resourceReady", spelled);
-        reply["address"] = (*entry)->address;
-        c->send_with_handle(reply, (*entry)->handle);
+        c->send_with_handle(protocol::ResourceReady{spelled, (*entry)->address}.encode(),
+                            (*entry)->handle);
         emit(*s, EventKind::kResourceReady, "handed the listening socket " + (*entry)->address,
              name);
         holds(*s, name);
@@ -713,7 +711,7 @@ void Supervisor::take_down(Server& victim, const std::set<std::string>& resource
   for (const auto& name : resources) {
     if (!victim.taken.insert(name).second) continue;
     if (connection && victim.subscribed.count(name)) {
-      connection->send(protocol::make("takeDown", victim.held[name]));
+      connection->send(protocol::TakeDown{victim.held[name]}.encode());
       emit(victim, EventKind::kTakeDown, "sent takeDown (" + why + ")", name);
     } else {
       unheard.push_back(name);
@@ -765,7 +763,7 @@ void Supervisor::fail(Server& server, const std::string& reason, Millis signal_a
   bool told = false;
   for (const auto& [name, spelled] : server.held) {
     if (connection && server.subscribed.count(name)) {
-      connection->send(protocol::make("takeDown", spelled));
+      connection->send(protocol::TakeDown{spelled}.encode());
       told = true;
     }
   }
@@ -911,7 +909,7 @@ bool Supervisor::CrashHost::start_restart(const SpawnSpec& request, uint64_t ran
   return server != nullptr;
 }
 
-Json Supervisor::crash_loops() const {
+std::vector<protocol::CrashLoopStatus> Supervisor::crash_loops() const {
   return crash_restarts_.status();
 }
 
@@ -925,13 +923,17 @@ void Supervisor::emit(const Server& server, EventKind kind, const std::string& t
     where.append(", worker ").append(std::to_string(server.request.worker));
   where += ")";
   if (!resource.empty()) where += " " + resource;
-  Json event = {
-      {"time", timestamp_now()}, {"kind", event_kind_name(kind)},   {"id", server.id},
-      {"pid", server.pid},       {"generation", server.generation}, {"text", where + ": " + text}};
-  if (!resource.empty()) event["resource"] = resource;
-  if (server.request.worker >= 0) event["worker"] = server.request.worker;
+  protocol::Event event;
+  event.time = timestamp_now();
+  event.kind = event_kind_name(kind);
+  event.id = server.id;
+  event.pid = server.pid;
+  event.generation = server.generation;
+  event.text = where + ": " + text;
+  if (!resource.empty()) event.resource = resource;
+  if (server.request.worker >= 0) event.worker = server.request.worker;
   // Readers count crashes by this field, never by the text (docs/protocol.md, "event").
-  if (kind == EventKind::kCrashed) event["crashed"] = true;
+  event.crashed = kind == EventKind::kCrashed;
   // The deploy a line is about: the one that started this server, else the one replacing
   // it, so that one number follows a swap through every line (docs/architecture.md,
   // "Logs"): the generation of the server it started, never an id (ids are credentials, and
@@ -949,38 +951,43 @@ void Supervisor::emit(const Server& server, EventKind kind, const std::string& t
     if (about != 0) fields["deploy"] = about;
     log_event(where + ": " + text, fields);
   }
-  Json line = protocol::make("event", event);
+  Json line = event.encode();
   if (options_.observer) options_.observer(line);
   for (Sink* sink : sinks) (*sink)(line);
 }
 
 // ---- Status and stop ---------------------------------------------------------------------
 
-Json Supervisor::status() const {
-  Json servers = Json::array();
+std::vector<protocol::ServerStatus> Supervisor::server_status() const {
+  std::vector<protocol::ServerStatus> servers;
   auto now = clock_.now();
   for (const auto& [id, s] : servers_) {
-    Json resources = Json::array();
+    std::vector<protocol::HeldResource> resources;
     for (const auto& [name, spelled] : s->held) {
       const Listeners::Entry* entry = sockets_.find(name);
-      resources.push_back({{"name", name},
-                           {"address", entry ? entry->address : ""},
-                           {"takenDown", s->taken.count(name) > 0}});
+      resources.push_back({name, entry ? entry->address : "", s->taken.count(name) > 0});
     }
-    servers.push_back(
-        {{"id", id},
-         {"pid", s->pid},
-         {"generation", s->generation},
-         {"deployOrder", s->rank},
-         {"state", state_name(s->state)},
-         {"argv", s->argv},
-         {"cwd", s->cwd},
-         {"worker", s->request.worker >= 0 ? Json(s->request.worker) : Json(nullptr)},
-         {"resources", resources},
-         {"restarts", s->restarts},
-         {"uptime_ms",
-          std::chrono::duration_cast<std::chrono::milliseconds>(now - s->started).count()}});
+    protocol::ServerStatus server;
+    server.id = id;
+    server.pid = s->pid;
+    server.generation = s->generation;
+    server.deploy_order = s->rank;
+    server.state = state_name(s->state);
+    server.argv = s->argv;
+    server.cwd = s->cwd;
+    if (s->request.worker >= 0) server.worker = s->request.worker;
+    server.resources = std::move(resources);
+    server.restarts = s->restarts;
+    server.uptime_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - s->started).count();
+    servers.push_back(std::move(server));
   }
+  return servers;
+}
+
+Json Supervisor::status() const {
+  Json servers = Json::array();
+  for (const auto& server : server_status()) servers.push_back(server.to_json());
   return servers;
 }
 

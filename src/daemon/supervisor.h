@@ -27,7 +27,10 @@
 #include "daemon/spawn_environment.h"
 #include "daemon/state_file.h"
 #include "daemon/worker_roll.h"
+#include "protocol/control_replies.h"
 #include "protocol/message.h"
+#include "protocol/requests.h"
+#include "protocol/server_messages.h"
 
 namespace serverswap::daemon {
 
@@ -114,9 +117,11 @@ class Supervisor {
   // `serverswap upgrade`; still owned by the server.
   int notify_fd(const std::string& id) const;
 
+  // The servers as `status` lists them; status() is the same as JSON (metrics, tests).
+  std::vector<protocol::ServerStatus> server_status() const;
   protocol::Json status() const;
   // Crash loops: the command, its crashes, restarts, and the pending restart if any.
-  protocol::Json crash_loops() const;
+  std::vector<protocol::CrashLoopStatus> crash_loops() const;
   // Takes every server down gracefully; `done` runs once the last one has exited.
   void stop(std::function<void()> done);
   // SIGKILL to every server's process group (a second Ctrl-C).

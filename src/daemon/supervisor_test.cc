@@ -300,21 +300,21 @@ TEST_F(SupervisorTest, CrashRestartsBackOffWhileTheLoopGoesOnAndEndItOnceARestar
   pid_t pid = last_pid();
   bring_up(pid, ":8080");
   processes_.exit(pid, 1, 0);
-  Json loops = supervisor_->crash_loops();
+  auto loops = supervisor_->crash_loops();
   ASSERT_EQ(loops.size(), 1u);
-  EXPECT_EQ(loops[0]["next_restart_ms"], 100);
+  EXPECT_EQ(loops[0].next_restart_ms, 100);
   ASSERT_TRUE(clock_.fire_next());  // the first restart
   pid_t first_restart = last_pid();
   ASSERT_NE(first_restart, pid);
   processes_.exit(first_restart, 1, 0);  // before it was up: the loop goes on
   loops = supervisor_->crash_loops();
   ASSERT_EQ(loops.size(), 1u);
-  EXPECT_EQ(loops[0]["crashes"], 2);
-  EXPECT_EQ(loops[0]["next_restart_ms"], 200);
+  EXPECT_EQ(loops[0].crashes, 2);
+  EXPECT_EQ(loops[0].next_restart_ms, 200);
   ASSERT_TRUE(clock_.fire_next());  // the second restart
   pid_t second_restart = last_pid();
   bring_up(second_restart, ":8080");
-  EXPECT_EQ(supervisor_->crash_loops()[0].count("next_restart_ms"), 0u);
+  EXPECT_EQ(supervisor_->crash_loops()[0].next_restart_ms, std::nullopt);
   for (int i = 0; i < 5 && !supervisor_->crash_loops().empty(); ++i)
     ASSERT_TRUE(clock_.fire_next());  // --restart-reset
   EXPECT_TRUE(supervisor_->crash_loops().empty());

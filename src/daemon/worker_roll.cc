@@ -8,6 +8,7 @@
 
 #include "base/join.h"
 #include "base/log.h"
+#include "protocol/control_replies.h"
 
 namespace serverswap::daemon {
 
@@ -27,7 +28,7 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
   int batch = request.batch.value_or(1);
   RolloutLimits limits{*request.workers, batch, request.max_surge.value_or(batch)};
   if (std::string error = rollout_limits_error(limits); !error.empty()) {
-    sink(protocol::make("deployFailed", {{"reason", error}}));
+    sink(protocol::DeployFailed{std::nullopt, error, std::nullopt}.encode());
     return;
   }
   std::string key = command_key(request);
@@ -36,7 +37,7 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
     std::string reason = "another deploy of this command is in progress (a rollout of " +
                          std::to_string(roll->plan.workers()) + " workers)";
     log_line("deploy of '" + join(request.argv, " ") + "' refused: " + reason);
-    sink(protocol::make("deployFailed", {{"reason", reason}}));
+    sink(protocol::DeployFailed{std::nullopt, reason, std::nullopt}.encode());
     return;
   }
   auto roll = std::make_unique<Roll>(limits, false);
@@ -128,11 +129,17 @@ void WorkerRolls::advance(uint64_t roll_id) {
 void WorkerRolls::worker_message(uint64_t roll_id, int index, const Json& message) {
   Roll* roll = find_roll(roll_id);
   if (!roll || roll->reported) return;
-  if (message.contains("event") && !roll->concerns(message["event"].value("id", "")))
-    return roll->sink(message);
-  if (!message.contains("deployFailed")) return;
+  auto m = protocol::as_message(message);
+  if (!m.ok()) return;
+  if (m->name == protocol::Event::kName) {
+    auto event = protocol::Event::decode(*m);
+    if (event.ok() && !roll->concerns(event->id.value_or(""))) roll->sink(message);
+    return;
+  }
+  if (m->name != protocol::DeployFailed::kName) return;
+  auto outcome = protocol::DeployFailed::decode(*m);
   std::string reason = worker_text(index, roll->plan.workers()) +
-                       " failed: " + message["deployFailed"].value("reason", "");
+                       " failed: " + (outcome.ok() ? outcome->reason : outcome.status().message());
   failed(roll_id, reason);
 }
 
@@ -209,7 +216,7 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason) {
   std::string text = why + "; the old version keeps serving";
   if (!restored.empty()) text += " and is started again as worker " + join(restored, ", ");
   log_line("rollout of '" + join(roll->request.argv, " ") + "' failed: " + text);
-  roll->sink(protocol::make("deployFailed", {{"reason", text}}));
+  roll->sink(protocol::DeployFailed{std::nullopt, text, std::nullopt}.encode());
   rolls_.erase(roll_id);
 }
 
@@ -233,10 +240,8 @@ void WorkerRolls::exited(const Server& gone) {
     if (any_alive) continue;
     bool replaced = gone.state == ServerState::kGone && gone.taken.size() == gone.held.size() &&
                     !gone.held.empty();
-    roll->sink(protocol::make("serverExited", {{"id", gone.id},
-                                               {"pid", gone.pid},
-                                               {"exit", "every worker has exited"},
-                                               {"replaced", replaced}}));
+    roll->sink(
+        protocol::ServerExited{gone.id, gone.pid, "every worker has exited", replaced}.encode());
     rolls_.erase(id);
   }
 }
@@ -246,18 +251,17 @@ void WorkerRolls::check_done(uint64_t roll_id) {
   Roll* roll = find_roll(roll_id);
   if (!roll || roll->reported || !roll->plan.all_up() || !roll->draining.empty()) return;
   roll->reported = true;
-  Json pids = Json::array();
+  std::vector<int64_t> pids;
   const Server* first = nullptr;
   for (const auto& [index, id] : roll->workers) {
     const Server* s = find(id);
     pids.push_back(s ? s->pid : 0);
     if (!first && s) first = s;
   }
-  roll->sink(protocol::make("deployed", {{"id", first ? first->id : ""},
-                                         {"pid", first ? first->pid : 0},
-                                         {"generation", first ? first->generation : 0},
-                                         {"workers", pids},
-                                         {"replaced", roll->replaced_pids}}));
+  roll->sink(protocol::Deployed{first ? first->id : "", first ? first->pid : 0,
+                                first ? static_cast<int64_t>(first->generation) : 0, pids,
+                                roll->replaced_pids.get<std::vector<int64_t>>(), std::nullopt}
+                 .encode());
   if (!roll->follow_exit) rolls_.erase(roll_id);
 }
 
@@ -266,7 +270,8 @@ void WorkerRolls::stop() {
   for (auto& [id, roll] : rolls_)
     if (!roll->reported) {
       roll->reported = true;
-      roll->sink(protocol::make("deployFailed", {{"reason", "the daemon is stopping"}}));
+      roll->sink(
+          protocol::DeployFailed{std::nullopt, "the daemon is stopping", std::nullopt}.encode());
     }
   rolls_.clear();
 }

@@ -4,6 +4,7 @@
 
 #include "daemon/event_kind.h"
 #include "observe/counters.h"
+#include "protocol/control_replies.h"
 
 namespace serverswap::observe {
 
@@ -36,28 +37,27 @@ constexpr const char* kStates[] = {"starting", "connected", "ready", "up", "drai
 }  // namespace
 
 void Metrics::observe(const Json& message, Clock::time_point now) {
-  if (!message.is_object() || message.empty()) return;
-  const std::string& name = message.begin().key();
-  const Json& body = message.begin().value();
-  if (!body.is_object()) return;
-  if (name == "event") {
-    std::string kind = body.value("kind", "");
-    std::string id = body.value("id", "");
+  auto m = protocol::as_message(message);
+  if (!m.ok()) return;
+  if (m->name == protocol::Event::kName) {
+    auto event = protocol::Event::decode(*m);
+    if (!event.ok()) return;
+    const std::string& kind = event->kind;
+    std::string id = event->id.value_or("");
     using daemon::event_kind_name;
     using daemon::EventKind;
     if (kind == event_kind_name(EventKind::kSpawned)) started_[id] = now;
     if (kind == event_kind_name(EventKind::kRestarting)) ++restarts_;
     if (kind == event_kind_name(EventKind::kKilled)) ++kills_;
     // A crash is an exit marked "crashed": true (kCrashed); the text is for people only.
-    bool crashed = body.contains("crashed") && body["crashed"].is_boolean() && body["crashed"];
-    if (kind == event_kind_name(EventKind::kCrashed) && crashed) ++crashes_;
+    if (kind == event_kind_name(EventKind::kCrashed) && event->crashed) ++crashes_;
     if (kind == event_kind_name(EventKind::kExited)) started_.erase(id);
-  } else if (name == "deployed") {
-    size_t replaced =
-        body.contains("replaced") && body["replaced"].is_array() ? body["replaced"].size() : 0;
-    deploy_finished(body.value("id", ""), true, replaced, now);
-  } else if (name == "deployFailed") {
-    deploy_finished(body.value("id", ""), false, 0, now);
+  } else if (m->name == protocol::Deployed::kName) {
+    auto deployed = protocol::Deployed::decode(*m);
+    if (deployed.ok()) deploy_finished(deployed->id, true, deployed->replaced.size(), now);
+  } else if (m->name == protocol::DeployFailed::kName) {
+    auto failed = protocol::DeployFailed::decode(*m);
+    if (failed.ok()) deploy_finished(failed->id.value_or(""), false, 0, now);
   }
 }
 
@@ -81,7 +81,7 @@ void Metrics::deploy_finished(const std::string& id, bool ok, size_t replaced,
   duration_sum_ += seconds;
 }
 
-std::string Metrics::render(const Json& servers) const {
+std::string Metrics::render(const std::vector<protocol::ServerStatus>& servers) const {
   std::string out;
   family(out, "serverswap_deploys_total", "counter", "Deploys finished, by outcome.");
   sample(out, "serverswap_deploys_total", "outcome=\"deployed\"", double(deploys_ok_));
@@ -100,9 +100,7 @@ std::string Metrics::render(const Json& servers) const {
   family(out, "serverswap_servers", "gauge", "Servers the daemon supervises, by state.");
   std::map<std::string, int> by_state;
   for (const char* state : kStates) by_state[state] = 0;
-  if (servers.is_array())
-    for (const auto& s : servers)
-      if (s.is_object()) ++by_state[s.value("state", "unknown")];
+  for (const auto& s : servers) ++by_state[s.state];
   for (const auto& [state, count] : by_state)
     sample(out, "serverswap_servers", "state=\"" + state + "\"", count);
   family(out, "serverswap_server_restarts_total", "counter",

@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
+#include "protocol/control_replies.h"
 #include "protocol/message.h"
 
 namespace serverswap::observe {
@@ -25,8 +27,8 @@ class Metrics {
   // outcome is the serverswap_state_file_ok gauge (1 until a write fails).
   void state_write(bool ok);
 
-  // The exposition text; `servers` is the supervisor's status() (an array with "state").
-  std::string render(const protocol::Json& servers) const;
+  // The exposition text; `servers` as `status` lists them (Supervisor::server_status()).
+  std::string render(const std::vector<protocol::ServerStatus>& servers) const;
 
   // Upper bounds of the deploy duration histogram, in seconds (+Inf is implied).
   static constexpr std::array<double, 10> kDurationBuckets = {0.05, 0.1, 0.25, 0.5, 1,

@@ -5,6 +5,7 @@
 #include "daemon/event_kind.h"
 #include "observe/counters.h"
 #include "observe/metrics_endpoint.h"
+#include "protocol/control_replies.h"
 
 namespace serverswap::observe {
 namespace {
@@ -13,7 +14,17 @@ using protocol::Json;
 using namespace std::chrono_literals;
 
 Json event(const std::string& kind, const std::string& id, const std::string& text = "") {
-  return protocol::make("event", {{"kind", kind}, {"id", id}, {"text", text}});
+  protocol::Event event;
+  event.time = "2026-11-25T11:50:01.123Z";
+  event.kind = kind;
+  event.id = id;
+  event.text = text;
+  return event.encode();
+}
+
+Json deployed(const std::string& id, std::vector<int64_t> replaced) {
+  return protocol::Deployed{id, 1, std::nullopt, std::nullopt, std::move(replaced), std::nullopt}
+      .encode();
 }
 
 // The value of one sample line ("name{labels} value"), or -1 when absent.
@@ -27,16 +38,20 @@ TEST(MetricsTest, CountsDeploysSwapsAndDurations) {
   Metrics m;
   auto t0 = Metrics::Clock::now();
   m.observe(event("spawned", "1.a"), t0);
-  m.observe(protocol::make("deployed", {{"id", "1.a"}, {"replaced", Json::array()}}), t0 + 30ms);
+  m.observe(deployed("1.a", {}), t0 + 30ms);
   m.observe(event("spawned", "2.b"), t0 + 1s);
-  m.observe(protocol::make("deployed", {{"id", "2.b"}, {"replaced", {42}}}), t0 + 1s + 700ms);
+  m.observe(deployed("2.b", {42}), t0 + 1s + 700ms);
   m.observe(event("spawned", "3.c"), t0 + 2s);
-  m.observe(protocol::make("deployFailed", {{"id", "3.c"}, {"reason", "x"}}), t0 + 3s);
+  m.observe(protocol::DeployFailed{"3.c", "x", std::nullopt}.encode(), t0 + 3s);
   Json crash = event("exited", "2.b", "server 1 (gen 2): exited with status 1 while serving");
   crash["event"]["crashed"] = true;
   m.observe(crash);
   m.observe(event("restarting", "4.d"));
-  std::string text = m.render(Json::array({{{"state", "up"}}, {{"state", "draining"}}}));
+  protocol::ServerStatus up;
+  up.state = "up";
+  protocol::ServerStatus draining;
+  draining.state = "draining";
+  std::string text = m.render({up, draining});
 
   EXPECT_EQ(value_of(text, "serverswap_deploys_total{outcome=\"deployed\"}"), 2);
   EXPECT_EQ(value_of(text, "serverswap_deploys_total{outcome=\"failed\"}"), 1);
@@ -69,11 +84,11 @@ TEST(MetricsTest, CountsCrashesByFieldNotText) {
   Json other = event("up", "4.d");
   other["event"]["crashed"] = true;
   m.observe(other);
-  EXPECT_EQ(value_of(m.render(Json::array()), "serverswap_server_crashes_total"), 0);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_server_crashes_total"), 0);
   Json yes = event(daemon::event_kind_name(daemon::EventKind::kCrashed), "5.e", "exited");
   yes["event"]["crashed"] = true;
   m.observe(yes);
-  EXPECT_EQ(value_of(m.render(Json::array()), "serverswap_server_crashes_total"), 1);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_server_crashes_total"), 1);
 }
 
 TEST(MetricsTest, IgnoresMessagesItDoesNotKnow) {
@@ -81,27 +96,28 @@ TEST(MetricsTest, IgnoresMessagesItDoesNotKnow) {
   m.observe(Json::array());
   m.observe(Json::object());
   m.observe(protocol::make("event", "not an object"));
+  // A body that does not decode (protocol/control_replies.h) is not counted.
   m.observe(protocol::make("deployed", {{"replaced", "not an array"}}));
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_deploys_total{outcome=\"deployed\"}"), 1);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_deploys_total{outcome=\"deployed\"}"), 0);
 }
 
 TEST(MetricsTest, StateFileWritesAreCountedAndTheLastOutcomeIsAGauge) {
   Metrics m;
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_file_ok"), 1);
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_write_failures_total"), 0);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_state_file_ok"), 1);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_state_write_failures_total"), 0);
   m.state_write(false);
   m.state_write(false);
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_file_ok"), 0);
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_write_failures_total"), 2);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_state_file_ok"), 0);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_state_write_failures_total"), 2);
   m.state_write(true);
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_file_ok"), 1);
-  EXPECT_EQ(value_of(m.render(nullptr), "serverswap_state_write_failures_total"), 2);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_state_file_ok"), 1);
+  EXPECT_EQ(value_of(m.render({}), "serverswap_state_write_failures_total"), 2);
 }
 
 // The refusals counted where they happen appear in every render, each series even at zero.
 TEST(MetricsTest, RendersTheRefusalCounters) {
   Metrics m;
-  std::string before = m.render(Json::array());
+  std::string before = m.render({});
   for (const char* series :
        {"serverswap_refused_connections_total{reason=\"other_user\"}",
         "serverswap_refused_connections_total{reason=\"quota\"}",
@@ -113,7 +129,7 @@ TEST(MetricsTest, RendersTheRefusalCounters) {
   EXPECT_NE(before.find("# TYPE serverswap_notify_rejected_total counter\n"), std::string::npos);
   count(Refused::kConnectionQuota, 3);
   count(Refused::kNotifyDatagram);
-  std::string after = m.render(Json::array());
+  std::string after = m.render({});
   const std::string quota = "serverswap_refused_connections_total{reason=\"quota\"}";
   EXPECT_EQ(value_of(after, quota) - value_of(before, quota), 3);
   EXPECT_EQ(value_of(after, "serverswap_notify_rejected_total") -

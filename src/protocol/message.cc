@@ -42,6 +42,19 @@ Result<Message> decode(std::string_view line) {
   return Message{first.key(), first.value(), std::move(parsed)};
 }
 
+Result<Message> as_message(Json whole) {
+  if (!whole.is_object()) return Status::error("a message must be a JSON object");
+  if (whole.empty()) return Status::error("a message must have at least one key");
+  auto first = whole.begin();
+  std::string name = first.key();
+  Json body = first.value();
+  return Message{std::move(name), std::move(body), std::move(whole)};
+}
+
+std::string message_name(const Json& whole) {
+  return whole.is_object() && !whole.empty() ? whole.begin().key() : std::string();
+}
+
 std::string encode(const Json& message) {
   std::string line = message.dump(-1, ' ', false, Json::error_handler_t::replace);
   line.push_back('\n');

@@ -31,6 +31,13 @@ struct Message {
 // kMaxDepth, a non-object or an empty object.
 Result<Message> decode(std::string_view line);
 
+// The message a JSON value is, as decode() would give it for its text: for the messages the
+// daemon passes between its own parts before they go on the wire (a deploy's outcome to a
+// reload). Fails as decode() does on a non-object or an empty object.
+Result<Message> as_message(Json whole);
+// The name of the message `whole` is (its first key); empty when it is no message.
+std::string message_name(const Json& whole);
+
 // One line, '\n' included. Invalid UTF-8 in strings is replaced rather than thrown on.
 std::string encode(const Json& message);
 

@@ -122,6 +122,26 @@ std::vector<std::string> FieldReader::strings(const char* key, bool required) {
   return out;
 }
 
+std::vector<int64_t> FieldReader::integers(const char* key, bool required) {
+  std::vector<int64_t> out;
+  const Json* v = field(key, required);
+  if (!v) return out;
+  if (!v->is_array()) {
+    fail(key, "must be an array of integers");
+    return out;
+  }
+  for (const auto& e : *v) {
+    if (!e.is_number_integer() ||
+        (e.is_number_unsigned() &&
+         e.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
+      fail(key, "must be an array of integers");
+      return {};
+    }
+    out.push_back(e.get<int64_t>());
+  }
+  return out;
+}
+
 // ---- Server messages ---------------------------------------------------------------------
 
 namespace {
@@ -161,6 +181,32 @@ Result<HelloRequest> decode_hello(const Json& body) {
   return hello;
 }
 
+Json HelloRequest::encode() const {
+  Json body = Json::object();
+  if (control) {
+    body["protocol"] = protocol;
+    body["role"] = "control";
+    return make(kName, body);
+  }
+  body["id"] = id;
+  if (pid) body["pid"] = *pid;
+  body["protocol"] = protocol;
+  if (up_message) body["upMessage"] = true;
+  if (resume) {
+    body["resume"] = {
+        {"holding", resume->holding}, {"onTakedown", resume->on_takedown}, {"up", resume->up}};
+  }
+  return make(kName, body);
+}
+
+bool is_resume_hello(const Json& body) {
+  return FieldReader(body, "hello").has("resume");
+}
+
+Result<HelloRequest> HelloRequest::decode(const Message& message) {
+  return decode_hello(message.body);
+}
+
 Result<std::string> decode_string_body(const std::string& name, const Json& body) {
   if (!body.is_string()) return Status::error(name + " must be a string");
   return body.get<std::string>();
@@ -173,6 +219,16 @@ Result<EinhornCommand> decode_einhorn_command(const Json& whole) {
   command.pid = r.optional_integer("pid", 0, kMaxPid);
   if (!r.ok()) return r.status();
   return command;
+}
+
+Json EinhornCommand::encode() const {
+  Json whole = {{"command", command}};
+  if (pid) whole["pid"] = *pid;
+  return whole;
+}
+
+Result<EinhornCommand> EinhornCommand::decode(const Message& message) {
+  return decode_einhorn_command(message.whole);
 }
 
 // ---- Control requests --------------------------------------------------------------------
@@ -273,6 +329,24 @@ Json encode_deploy(const DeployRequest& request) {
   if (request.max_surge) body["maxSurge"] = *request.max_surge;
   if (request.worker >= 0) body["worker"] = request.worker;
   return body;
+}
+
+Json DeployRequest::encode() const {
+  return make(kName, encode_deploy(*this));
+}
+
+Result<DeployRequest> DeployRequest::decode(const Message& message) {
+  return decode_deploy(message.body);
+}
+
+Json UpgradeRequest::encode() const {
+  Json body = Json::object();
+  if (path) body["path"] = *path;
+  return make(kName, body);
+}
+
+Result<UpgradeRequest> UpgradeRequest::decode(const Message& message) {
+  return decode_upgrade(message.body);
 }
 
 Result<UpgradeRequest> decode_upgrade(const Json& body) {

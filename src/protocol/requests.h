@@ -1,6 +1,10 @@
-// Requests: the messages the daemon receives, as typed structs, and one total decoder for
-// each (docs/protocol.md sections 3, 7 and 11). A decoder never throws: a body of the wrong
-// shape, a field of the wrong type or a missing required field is a Status whose message
+// Requests: the messages the daemon receives, as typed structs, each with its encoder and its
+// total decoder side by side (docs/protocol.md sections 3, 7 and 11; leveldb's VersionEdit
+// EncodeTo/DecodeFrom is the model). `T::encode()` is the whole message as it goes on the
+// wire ({"hello": {...}}), `T::decode(message)` takes a decoded line and never throws. The
+// messages of section 3 whose body is one string are in protocol/server_messages.h, the
+// daemon's replies there and in protocol/control_replies.h. A decoder never throws: a body of the
+// wrong shape, a field of the wrong type or a missing required field is a Status whose message
 // names the field and the type it must have ("hello.protocol must be an integer"), fit for
 // an `error` reply. Which values are acceptable (a protocol version, a resource's syntax, a
 // signal's name) is for the caller to judge; the decoders check shapes and ranges only.
@@ -37,6 +41,8 @@ class FieldReader {
   const Json* object(const char* key, bool required);
   // An array whose elements are all strings.
   std::vector<std::string> strings(const char* key, bool required);
+  // An array whose elements are all integers (pids).
+  std::vector<int64_t> integers(const char* key, bool required);
 
   Status status() const { return status_; }
   bool ok() const { return status_.ok(); }
@@ -58,6 +64,7 @@ struct ResumeRequest {
   std::vector<std::string> holding;      // resources, one descriptor each, in order
   std::vector<std::string> on_takedown;  // subscriptions
   bool up = false;
+  bool operator==(const ResumeRequest&) const = default;
 };
 
 // A server's hello, or with "role": "control" a command's.
@@ -68,8 +75,18 @@ struct HelloRequest {
   std::optional<int64_t> pid;
   bool up_message = false;
   std::optional<ResumeRequest> resume;
+
+  static constexpr const char* kName = "hello";
+  // A control hello is {"protocol", "role"}; a server's {"id", "pid", "protocol",
+  // "upMessage" (when true), "resume"}, in that order, as the client libraries send it.
+  Json encode() const;
+  static Result<HelloRequest> decode(const Message& message);
+  bool operator==(const HelloRequest&) const = default;
 };
 Result<HelloRequest> decode_hello(const Json& body);
+// True when a hello's body has a "resume" field, whatever its value: such a hello may carry
+// descriptors and takes the resume path, which decodes it and refuses it as a whole.
+bool is_resume_hello(const Json& body);
 
 // The messages whose body is one string: readyFor, onTakedown, serving, tookDown, fail.
 // An error ("readyFor must be a string") for another type.
@@ -79,6 +96,11 @@ Result<std::string> decode_string_body(const std::string& name, const Json& body
 struct EinhornCommand {
   std::string command;
   std::optional<int64_t> pid;
+
+  static constexpr const char* kName = "command";
+  Json encode() const;
+  static Result<EinhornCommand> decode(const Message& message);  // reads message.whole
+  bool operator==(const EinhornCommand&) const = default;
 };
 Result<EinhornCommand> decode_einhorn_command(const Json& whole);
 
@@ -87,6 +109,7 @@ Result<EinhornCommand> decode_einhorn_command(const Json& whole);
 struct ListenRequest {
   std::string name;  // may be empty
   std::string resource;
+  bool operator==(const ListenRequest&) const = default;
 };
 
 // A deploy request's fields (sections 7 and 10), as the CLI sends them and state.json keeps
@@ -106,6 +129,11 @@ struct DeployRequest {
   std::optional<std::string> takedown_signal;
   std::optional<int> workers, batch, max_surge;  // 1 to kMaxWorkers
   int worker = -1;  // which copy this server is: state.json only, a control deploy's is ignored
+
+  static constexpr const char* kName = "deploy";
+  Json encode() const;  // {"deploy": encode_deploy(*this)}
+  static Result<DeployRequest> decode(const Message& message);
+  bool operator==(const DeployRequest&) const = default;
 };
 inline constexpr int64_t kMaxReadyAfterMs = 2'147'483'647;  // ~24.8 days
 inline constexpr int kMaxWorkers = 1024;
@@ -118,7 +146,28 @@ Json encode_deploy(const DeployRequest& request);
 // ({"upgrade": true}) asks for the default binary.
 struct UpgradeRequest {
   std::optional<std::string> path;
+
+  static constexpr const char* kName = "upgrade";
+  Json encode() const;  // {"upgrade": {}} without a path
+  static Result<UpgradeRequest> decode(const Message& message);
+  bool operator==(const UpgradeRequest&) const = default;
 };
 Result<UpgradeRequest> decode_upgrade(const Json& body);
+
+// {"status": true}, {"stop": true}, {"reload": true}: requests without fields. The daemon
+// reads no body, so any body decodes.
+template <const char* Name>
+struct FlagRequest {
+  static constexpr const char* kName = Name;
+  Json encode() const { return make(kName, true); }
+  static Result<FlagRequest> decode(const Message& /*message*/) { return FlagRequest{}; }
+  bool operator==(const FlagRequest&) const = default;
+};
+inline constexpr char kStatusName[] = "status";
+inline constexpr char kStopName[] = "stop";
+inline constexpr char kReloadName[] = "reload";
+using StatusRequest = FlagRequest<kStatusName>;
+using StopRequest = FlagRequest<kStopName>;
+using ReloadRequest = FlagRequest<kReloadName>;
 
 }  // namespace serverswap::protocol
