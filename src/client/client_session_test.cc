@@ -2,12 +2,19 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <thread>
 #include <vector>
 
+#include "base/testing/temp_dir.h"
+#include "client/control_channel.h"
 #include "client/test_peer.h"
 
 namespace serverswap::client {
@@ -539,6 +546,43 @@ TEST(ClientSessionResume, KeepsTryingAtLongerIntervals) {
   std::vector<UniqueFd> fds;
   EXPECT_EQ(second->next_with_fds(fds)["hello"]["resume"]["holding"].size(), 2u);
   EXPECT_EQ(fds.size(), 2u);
+}
+
+// A socket where the daemon's should be, listened on by another user (who recreated a
+// directory a cleaner of /tmp removed): the client refuses to talk to it, naming the uid,
+// before sending a byte (a resume hello would give away the server's id and sockets).
+TEST(ConnectUnix, ASocketListenedOnByAnotherUserIsNotTheDaemon) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to listen as another user";
+  serverswap::testing::TempDir dir("connect-unix-test", 0777);
+  ASSERT_FALSE(dir.path().empty());
+  const std::string path = dir.path() + "/control.sock";
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The impostor: uid 65534 listens, tells the parent, and waits to be killed.
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) _exit(1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 4) != 0)
+      _exit(2);
+    (void)!::write(ready[1], "x", 1);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1) << "the impostor could not listen";
+  ::close(ready[0]);
+  auto fd = connect_unix(path);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_FALSE(fd.ok());
+  EXPECT_NE(fd.status().message().find("served by uid 65534"), std::string::npos)
+      << fd.status().message();
+  EXPECT_NE(fd.status().message().find("not the daemon"), std::string::npos);
 }
 
 }  // namespace

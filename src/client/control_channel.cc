@@ -76,7 +76,21 @@ Result<UniqueFd> connect_unix(const std::string& path, int flags, int* connect_e
     if (connect_errno != nullptr) *connect_errno = err;
     return Status::system_error("connect " + path, err);
   }
+  if (Status s = check_daemon_peer(fd.get(), path); !s.ok()) return s;
   return fd;
+}
+
+Status check_daemon_peer(int fd, const std::string& path) {
+  // The listener's credentials, as they were when it called listen(2) (SO_PEERCRED).
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    return Status::system_error("SO_PEERCRED on " + path, errno);
+  if (cred.uid == 0 || cred.uid == ::geteuid()) return {};
+  return Status::error("connect " + path + ": it is served by uid " + std::to_string(cred.uid) +
+                       " (pid " + std::to_string(cred.pid) +
+                       "), neither root nor this process's uid " + std::to_string(::geteuid()) +
+                       ", so it is not the daemon; nothing is sent to it");
 }
 
 ControlChannel::ControlChannel(UniqueFd sock, const Options& options)

@@ -49,6 +49,12 @@ struct Options {
 // SOCK_NONBLOCK). `connect_errno`, when given, gets connect()'s errno on failure (0 when
 // something else failed). Errors name the path.
 Result<UniqueFd> connect_unix(const std::string& path, int flags = 0, int* connect_errno = nullptr);
+// OK when the Unix socket `fd`, connected to `path`, was listened on by root or by this
+// process's effective uid: a daemon runs as one or the other. Anyone else may have bound a
+// socket where the daemon's was (its directory removed by a cleaner of /tmp while the
+// daemon was down), and must not receive a server's id and listening sockets in a resume
+// hello. connect_unix() checks it. The error names the path and the peer's uid and pid.
+Status check_daemon_peer(int fd, const std::string& path);
 
 class ControlChannel {
  public:

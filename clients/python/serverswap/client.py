@@ -35,6 +35,7 @@ import concurrent.futures
 import json
 import os
 import socket
+import struct
 import sys
 import threading
 
@@ -66,6 +67,20 @@ class RequestError(ServerswapError):
 def _log(text):
     sys.stderr.write("serverswap pid %d: %s\n" % (os.getpid(), text))
     sys.stderr.flush()
+
+
+def _check_daemon_peer(sock, path):
+    """Raises ServerswapError unless the socket `sock` (connected to `path`) was listened on
+    by root or by this process's uid: a daemon runs as one or the other. Anyone else may have
+    bound a socket where the daemon's was while it was down, and must not be sent this
+    server's id and listening sockets (SO_PEERCRED: the listener's credentials)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _ = struct.unpack("3i", creds)
+    if uid in (0, os.geteuid()):
+        return
+    raise ServerswapError(
+        "connect %s: it is served by uid %d (pid %d), neither root nor this process's uid %d, "
+        "so it is not the daemon; nothing is sent to it" % (path, uid, pid, os.geteuid()))
 
 
 def _warn_standalone(why):
@@ -252,6 +267,7 @@ class Client:
                 sock.close()
                 _warn_standalone("no daemon answers on %s (%s)" % (path, e.strerror or e))
                 return False
+            _check_daemon_peer(sock, path)
             hello = {"id": server_id, "pid": os.getpid(), "protocol": PROTOCOL}
             if self.up_message:
                 hello["upMessage"] = True
@@ -394,6 +410,7 @@ class Client:
             try:
                 sock.settimeout(self._hello_timeout)
                 sock.connect(self._socket_path)
+                _check_daemon_peer(sock, self._socket_path)
                 with self._lock:
                     hello = self._resume_hello()
                     fds = [fd for _, fd in self._holding]

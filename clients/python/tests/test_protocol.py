@@ -238,3 +238,43 @@ class FramerTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ImpostorTest(unittest.TestCase):
+    """A socket where the daemon's should be, listened on by another user: the client
+    refuses it, naming the uid, and sends nothing (a hello would give away the id)."""
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to listen as another user")
+    def test_a_socket_of_another_user_is_not_the_daemon(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        os.chmod(directory, 0o777)
+        path = os.path.join(directory, "control.sock")
+        ready_r, ready_w = os.pipe()
+        child = os.fork()
+        if child == 0:  # the impostor, as uid 65534: listens, says so, waits to be killed
+            try:
+                os.setresgid(65534, 65534, 65534)
+                os.setresuid(65534, 65534, 65534)
+                listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                listener.bind(path)
+                listener.listen()
+                os.write(ready_w, b"x")
+                while True:
+                    conn, _ = listener.accept()
+                    if conn.recv(1):  # anything sent: the test fails on the exit status
+                        os._exit(3)
+            finally:
+                os._exit(2)
+        os.close(ready_w)
+        self.assertEqual(os.read(ready_r, 1), b"x", "the impostor could not listen")
+        os.close(ready_r)
+        try:
+            with self.assertRaises(serverswap.ServerswapError) as raised:
+                serverswap.Client(socket_path=path, server_id="t")
+            self.assertIn("served by uid 65534", str(raised.exception))
+            self.assertIn("not the daemon", str(raised.exception))
+        finally:
+            os.kill(child, 9)
+            _, status = os.waitpid(child, 0)
+        self.assertEqual(os.WTERMSIG(status), 9, "the impostor was sent something")
