@@ -222,7 +222,27 @@ void Daemon::handle_line(Connection& connection, const std::string& line) {
   }
 }
 
+namespace {
+
+// A request without fields whose body is not `true` or an object: refused, nothing done.
+template <typename Request>
+bool refused_body(Connection& connection, const protocol::Message& message) {
+  auto decoded = Request::decode(message);
+  if (decoded.ok()) return false;
+  connection.send(protocol::error_reply(decoded.status().message(), message.whole));
+  return true;
+}
+
+}  // namespace
+
 void Daemon::control_request(Connection& connection, const protocol::Message& message) {
+  if ((message.name == protocol::StatusRequest::kName &&
+       refused_body<protocol::StatusRequest>(connection, message)) ||
+      (message.name == protocol::StopRequest::kName &&
+       refused_body<protocol::StopRequest>(connection, message)) ||
+      (message.name == protocol::ReloadRequest::kName &&
+       refused_body<protocol::ReloadRequest>(connection, message)))
+    return;
   if (message.name == protocol::DeployRequest::kName) {
     deploy_request(connection, message);
   } else if (message.name == protocol::StatusRequest::kName) {

@@ -149,6 +149,13 @@ TEST(MessageRoundTrip, UpgradeAndFlagRequests) {
   EXPECT_EQ(round_trip(StopRequest{}), StopRequest{});
   EXPECT_EQ(round_trip(ReloadRequest{}), ReloadRequest{});
   EXPECT_EQ(encode(StatusRequest{}.encode()), "{\"status\":true}\n");
+  // `true` or an object; anything else names the request.
+  EXPECT_TRUE(StopRequest::decode({"stop", Json::object(), {}}).ok());
+  for (const Json& body : {Json("web"), Json(false), Json::array({1}), Json(1), Json(nullptr)}) {
+    auto refused = StopRequest::decode({"stop", body, {}});
+    ASSERT_FALSE(refused.ok()) << body.dump();
+    EXPECT_EQ(refused.status().message(), "stop must be true or an object");
+  }
 }
 
 // ---- Control replies ---------------------------------------------------------------------

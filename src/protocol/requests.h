@@ -154,13 +154,18 @@ struct UpgradeRequest {
 };
 Result<UpgradeRequest> decode_upgrade(const Json& body);
 
-// {"status": true}, {"stop": true}, {"reload": true}: requests without fields. The daemon
-// reads no body, so any body decodes.
+// {"status": true}, {"stop": true}, {"reload": true}: requests without fields. The body is
+// `true` or an object (whose fields later versions may define; none is read today); any
+// other body is an error ("stop must be true or an object"), so that a mistyped request
+// ({"stop": "web"}) is refused rather than carried out for everything.
 template <const char* Name>
 struct FlagRequest {
   static constexpr const char* kName = Name;
   Json encode() const { return make(kName, true); }
-  static Result<FlagRequest> decode(const Message& /*message*/) { return FlagRequest{}; }
+  static Result<FlagRequest> decode(const Message& message) {
+    if (message.body == Json(true) || message.body.is_object()) return FlagRequest{};
+    return Status::error(std::string(kName) + " must be true or an object");
+  }
   bool operator==(const FlagRequest&) const = default;
 };
 inline constexpr char kStatusName[] = "status";

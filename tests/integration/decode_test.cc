@@ -147,6 +147,11 @@ TEST(Decode, AMalformedControlRequestOfEveryKindGetsAnErrorOnAConnectionThatStay
             "deploy.maxSurge must be an integer"},
            {R"({"deploy": [{"argv": [[[{}]]]}]})", "deploy must be an object"},
            {R"({"upgrade": {"path": 5}})", "upgrade.path must be a string"},
+           // Mistyped requests without fields are refused, never carried out for everything.
+           {R"({"stop": "web"})", "stop must be true or an object"},
+           {R"({"stop": false})", "stop must be true or an object"},
+           {R"({"reload": [1, 2]})", "reload must be true or an object"},
+           {R"({"status": 1})", "status must be true or an object"},
        }) {
     std::string reply = peer.ask(c.line + "\n");
     EXPECT_EQ(reply.rfind("{\"error\":", 0), 0u) << c.line << " -> " << reply;
