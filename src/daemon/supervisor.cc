@@ -514,6 +514,9 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
 // `server` was handed `name`: of two servers racing for it the newer deploy wins, and a
 // server that is up already (it settled between two readyFor) takes it over now.
 void Supervisor::holds(Server& server, const std::string& name) {
+  // A roll learns its resources from its workers: old copies of a changed command are
+  // recognised by them (is_old_copy), and counted against --max-surge.
+  if (WorkerRoll* roll = roll_of(server)) roll->resources.insert(name);
   if (!settle_race(server, name)) return;
   if (server.starting()) return become_ready(server);
   if (server.state != ServerState::kUp) return;

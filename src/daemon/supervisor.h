@@ -229,7 +229,9 @@ class Supervisor {
   void roll_worker_message(uint64_t roll_id, int index, const protocol::Json& message);
   void roll_worker_up(WorkerRoll& roll, Server& server);
   void take_down_old_copy(WorkerRoll& roll, int index, const Server& newer);
-  void roll_failed(uint64_t roll_id, const std::string& reason);
+  // `superseded`: a newer deploy won (docs/architecture.md, "The newest deploy wins").
+  void roll_failed(uint64_t roll_id, const std::string& reason, bool superseded = false);
+  bool old_copy_serves(const WorkerRoll& roll, int index) const;
   void roll_server_exited(const Server& gone);
   void roll_check_done(uint64_t roll_id);
   void stop_rolls();

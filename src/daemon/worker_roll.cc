@@ -33,14 +33,14 @@ void Supervisor::start_roll(const SpawnSpec& request, Sink sink, bool follow_exi
     return;
   }
   std::string key = command_key(request);
-  for (const auto& [id, roll] : rolls_) {
-    if (roll->key != key || roll->reported) continue;
-    std::string reason = "another deploy of this command is in progress (a rollout of " +
-                         std::to_string(roll->plan.workers()) + " workers)";
-    log_line("deploy of '" + join(request.argv, " ") + "' refused: " + reason);
-    sink(protocol::make("deployFailed", {{"reason", reason}}));
-    return;
-  }
+  // The newest deploy wins: a rollout of this command still in progress is superseded (its
+  // workers not yet up are stopped; what it replaced is started again, and this rollout
+  // replaces that in turn).
+  std::vector<uint64_t> older;
+  for (const auto& [id, roll] : rolls_)
+    if (roll->key == key && !roll->reported) older.push_back(id);
+  for (uint64_t id : older)
+    roll_failed(id, "superseded by generation " + std::to_string(next_generation_), true);
   auto roll = std::make_unique<WorkerRoll>(limits, false);
   roll->id = next_roll_++;
   roll->request = request;
@@ -51,9 +51,13 @@ void Supervisor::start_roll(const SpawnSpec& request, Sink sink, bool follow_exi
   for (const auto& listen : request.listen)
     if (auto resource = protocol::parse_resource(listen.resource); resource.ok())
       roll->resources.insert(resource->name());
+  // Up workers of another command may be old copies too (a changed command): their
+  // resources are known once a new worker asks for them, so the roll goes by batch and
+  // surge from the start rather than starting every worker at once.
   bool replacing = false;
   for (const auto& [id, s] : servers_)
-    if (s->state == ServerState::kUp && is_old_copy(*roll, *s)) replacing = true;
+    if (s->state == ServerState::kUp && (is_old_copy(*roll, *s) || s->request.worker >= 0))
+      replacing = true;
   roll->plan = RolloutPlan(limits, replacing);
   uint64_t roll_id = roll->id;
   log_line("rollout of '" + join(request.argv, " ") + "': " + std::to_string(limits.workers) +
@@ -69,10 +73,21 @@ WorkerRoll* Supervisor::find_roll(uint64_t id) {
 }
 
 WorkerRoll* Supervisor::roll_of(const Server& server) {
-  for (auto& [id, roll] : rolls_)
-    if (!roll->reported && roll->workers.count(server.request.worker) &&
-        roll->workers[server.request.worker] == server.id)
+  for (auto& [id, roll] : rolls_) {
+    if (roll->reported) continue;
+    auto worker = roll->workers.find(server.request.worker);
+    if (worker == roll->workers.end()) continue;
+    if (worker->second == server.id) return roll.get();
+    // The roll's worker with this index came up, then crashed, and this is its crash
+    // restart: it stands in for it (else the roll would report a worker that is gone, or
+    // wait for it forever).
+    const Server* was = find(worker->second);
+    if ((!was || !was->alive()) && server.generation >= roll->first_generation &&
+        command_key(server.request) == roll->key) {
+      worker->second = server.id;
       return roll.get();
+    }
+  }
   return nullptr;
 }
 
@@ -125,9 +140,13 @@ void Supervisor::roll_worker_message(uint64_t roll_id, int index, const Json& me
   if (message.contains("event") && !roll->concerns(message["event"].value("id", "")))
     return roll->sink(message);
   if (!message.contains("deployFailed")) return;
-  std::string reason = worker_text(index, roll->plan.workers()) +
-                       " failed: " + message["deployFailed"].value("reason", "");
-  roll_failed(roll_id, reason);
+  std::string why = message["deployFailed"].value("reason", "");
+  // A newer deploy of its resources: the rollout is superseded, not failed.
+  if (why.starts_with("superseded by generation ")) {
+    size_t end = why.find(' ', std::string("superseded by generation ").size());
+    return roll_failed(roll_id, why.substr(0, end), true);
+  }
+  roll_failed(roll_id, worker_text(index, roll->plan.workers()) + " failed: " + why);
 }
 
 void Supervisor::roll_worker_up(WorkerRoll& roll, Server& server) {
@@ -171,41 +190,63 @@ void Supervisor::take_down_old_copy(WorkerRoll& roll, int index, const Server& n
 // A new worker failed: the roll stops, its workers go, and the old version is started again
 // on the indices already replaced, so that N old workers serve. A new worker that is up goes
 // when the old copy with its index is up again (the ordinary rule for a worker's index);
-// one whose old copy still serves goes now.
-void Supervisor::roll_failed(uint64_t roll_id, const std::string& reason) {
+// one whose old copy still serves goes now, and one that had no old copy stays.
+// `superseded`: a newer deploy of its command or resources wins instead: the workers not yet
+// up are stopped, and the rest (new workers up, old copies) stay until the newer deploy
+// replaces them; nothing is started again.
+void Supervisor::roll_failed(uint64_t roll_id, const std::string& reason, bool superseded) {
   WorkerRoll* roll = find_roll(roll_id);
   if (!roll || roll->reported) return;
   roll->reported = true;
-  std::string why = "the rollout stopped: " + reason;
+  std::string why = superseded ? reason : "the rollout stopped: " + reason;
   std::vector<std::string> restored;
-  for (const auto& [index, request] : roll->replaced) {
-    restored.push_back(std::to_string(index));
-    start_server(
-        request, [](const Json&) {}, /*follow_exit=*/false);
-  }
+  if (!superseded)
+    for (const auto& [index, request] : roll->replaced) {
+      restored.push_back(std::to_string(index));
+      start_server(
+          request, [](const Json&) {}, /*follow_exit=*/false);
+    }
   for (const auto& [index, id] : roll->workers) {
     Server* s = find(id);
     if (!s || !s->alive()) continue;
     if (s->starting()) {
       fail(*s, why);
-    } else if (s->state == ServerState::kUp && !roll->replaced.count(index)) {
+    } else if (!superseded && s->state == ServerState::kUp && !roll->replaced.count(index) &&
+               old_copy_serves(*roll, index)) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
       take_down(*s, all, why, nullptr);
       if (s->state == ServerState::kUp) begin_draining(*s);
     }
   }
-  std::string text = why + "; the old version keeps serving";
-  if (!restored.empty()) text += " and is started again as worker " + join(restored, ", ");
-  log_line("rollout of '" + join(roll->request.argv, " ") + "' failed: " + text);
+  std::string text = why;
+  if (!superseded) {
+    text += "; the old version keeps serving";
+    if (!restored.empty()) text += " and is started again as worker " + join(restored, ", ");
+  }
+  log_line("rollout of '" + join(roll->request.argv, " ") + "' " +
+           (superseded ? "superseded: " : "failed: ") + text);
   roll->sink(protocol::make("deployFailed", {{"reason", text}}));
   rolls_.erase(roll_id);
 }
 
+// An up old copy with worker index `index` (a server that was no worker counts as copy 0)
+// still serves: a new worker of a failed roll with that index may go. Without one (nothing
+// was there to replace) the new worker stays: nothing else would serve.
+bool Supervisor::old_copy_serves(const WorkerRoll& roll, int index) const {
+  for (const auto& [id, s] : servers_)
+    if (s->state == ServerState::kUp && is_old_copy(roll, *s) &&
+        std::max(s->request.worker, 0) == index && s->taken.size() < s->held.size())
+      return true;
+  return false;
+}
+
 void Supervisor::roll_server_exited(const Server& gone) {
   std::vector<uint64_t> affected;
+  // Any exit may make room under --max-surge (an old copy that crashed, the workers of a
+  // superseded roll): every roll in progress looks again.
   for (auto& [id, roll] : rolls_)
-    if (roll->concerns(gone.id)) affected.push_back(id);
+    if (roll->concerns(gone.id) || !roll->reported) affected.push_back(id);
   for (uint64_t id : affected) {
     WorkerRoll* roll = find_roll(id);
     if (!roll) continue;
@@ -234,6 +275,9 @@ void Supervisor::roll_server_exited(const Server& gone) {
 void Supervisor::roll_check_done(uint64_t roll_id) {
   WorkerRoll* roll = find_roll(roll_id);
   if (!roll || roll->reported || !roll->plan.all_up() || !roll->draining.empty()) return;
+  // A worker that was up and crashed: done once its crash restart is up (roll_of).
+  for (const auto& [index, id] : roll->workers)
+    if (const Server* s = find(id); !s || s->state != ServerState::kUp) return;
   roll->reported = true;
   Json pids = Json::array();
   const Server* first = nullptr;

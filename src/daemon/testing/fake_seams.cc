@@ -78,11 +78,12 @@ class FakeProcess : public Process {
 
 class FakeNotifier : public Notifier {
  public:
-  FakeNotifier(std::string address, std::shared_ptr<size_t> open)
+  using Open = std::map<std::string, NotifySocket::OnMessage>;
+  FakeNotifier(std::string address, NotifySocket::OnMessage on_message, std::shared_ptr<Open> open)
       : address_(std::move(address)), open_(std::move(open)) {
-    ++*open_;
+    (*open_)[address_] = std::move(on_message);
   }
-  ~FakeNotifier() override { --*open_; }
+  ~FakeNotifier() override { open_->erase(address_); }
   const std::string& address() const override { return address_; }
   int fd() const override { return -1; }
   void accept_sender(pid_t, uid_t) override {}
@@ -90,7 +91,7 @@ class FakeNotifier : public Notifier {
 
  private:
   std::string address_;
-  std::shared_ptr<size_t> open_;
+  std::shared_ptr<Open> open_;
 };
 
 }  // namespace
@@ -137,13 +138,23 @@ void FakeProcesses::signal_group(pid_t group, int signum) {
   auto it = processes_.find(group);
   if (it == processes_.end() || it->second->exited) return;
   it->second->signals.push_back(signum);
-  if (on_signal) on_signal(group, signum);
+  if (on_signal && !frozen) on_signal(group, signum);
 }
 
 Result<std::unique_ptr<Notifier>> FakeProcesses::open_notify(const std::string& address, uid_t, int,
-                                                             NotifySocket::OnMessage,
+                                                             NotifySocket::OnMessage on_message,
                                                              NotifySocket::OnRejected) {
-  return std::unique_ptr<Notifier>(std::make_unique<FakeNotifier>(address, open_notifiers_));
+  if (notifiers_->count(address)) return Status::error("bind " + address + ": Address in use");
+  return std::unique_ptr<Notifier>(
+      std::make_unique<FakeNotifier>(address, std::move(on_message), notifiers_));
+}
+
+bool FakeProcesses::notify(const std::string& address, const NotifyMessage& message) {
+  auto it = notifiers_->find(address);
+  if (it == notifiers_->end()) return false;
+  auto on_message = it->second;  // it may close the socket
+  on_message(message);
+  return true;
 }
 
 void FakeProcesses::exit(pid_t pid, int64_t status, int term_signal) {

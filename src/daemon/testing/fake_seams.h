@@ -78,12 +78,20 @@ class FakeProcesses : public Processes {
   const std::map<pid_t, std::shared_ptr<FakeProcessRecord>>& all() const { return processes_; }
   size_t alive() const;
   // NOTIFY_SOCKETs opened and not yet closed.
-  size_t open_notifiers() const { return *open_notifiers_; }
+  size_t open_notifiers() const { return notifiers_->size(); }
+  // A datagram on the NOTIFY_SOCKET bound at `address`, as NotifySocket would deliver it
+  // (the sender already checked); false when no socket is open there.
+  bool notify(const std::string& address, const NotifyMessage& message);
+  // While set, signals are recorded and dropped, not passed to on_signal: a daemon that
+  // dies does not take its servers with it (the supervisor's destructor kills them).
+  bool frozen = false;
 
  private:
   pid_t next_pid_ = 1000;
   std::map<pid_t, std::shared_ptr<FakeProcessRecord>> processes_;
-  std::shared_ptr<size_t> open_notifiers_ = std::make_shared<size_t>(0);
+  // Open NOTIFY_SOCKETs by address: what a datagram sent there reaches.
+  std::shared_ptr<std::map<std::string, NotifySocket::OnMessage>> notifiers_ =
+      std::make_shared<std::map<std::string, NotifySocket::OnMessage>>();
 };
 
 class FakeListeners : public Listeners {
@@ -115,7 +123,7 @@ class FakePeer : public Peer {
   void send(const protocol::Json& message) override;
   void send_with_handle(const protocol::Json& message, uv_stream_t*) override { send(message); }
   void close() override { closed = true; }
-  std::vector<UniqueFd> take_received_fds() override { return {}; }
+  std::vector<UniqueFd> take_received_fds() override { return std::move(fds); }
   uint64_t id() const override { return id_; }
   pid_t peer_pid() const override { return pid_; }
 
@@ -123,6 +131,8 @@ class FakePeer : public Peer {
   std::function<void(const protocol::Json&)> on_send;
   std::vector<protocol::Json> sent;
   bool closed = false;
+  // Descriptors that came with the next line (a resume hello's listening sockets).
+  std::vector<UniqueFd> fds;
 
  private:
   uint64_t id_;

@@ -57,16 +57,21 @@ struct Model {
   int64_t exit_status = 0;
   int exit_signal = 0;
   bool exited = false;
+  // The full mix (Mix::kFull):
+  int worker = -1;     // SERVERSWAP_WORKER
+  int tag = -1;        // the deploy (index) whose release it runs; -1: not known yet
+  bool client = true;  // speaks the protocol; else a --listen program (sd_notify, --ready-after)
+  std::vector<std::string> listen;  // its --listen resources (spelled): accepting from spawn
+  std::string notify_address;       // its NOTIFY_SOCKET
+  bool notifies = false;            // a --listen program that sends READY=1
+  bool ready_sent = false;
+  std::optional<Millis> ready_after;
+  std::chrono::steady_clock::time_point spawned_at;
+  bool staggered = false;         // says `serving` on each resource as it is handed it
+  std::set<std::string> serving;  // canonical names it said `serving` on
+  bool resumes = true;            // resumes after a daemon restart (else left unmanaged)
 
-  bool busy() const {
-    if (exited) return false;
-    if (exit_pending) return true;
-    if (!hello_sent) return true;
-    if (asked < wants.size()) return true;
-    if (will_fail && !fail_sent && !up_sent) return true;
-    if (up_message && !will_fail && !up_sent) return true;
-    return false;
-  }
+  size_t resource_count() const { return wants.size() + listen.size(); }
 };
 
 constexpr Millis kSettle{1000};
@@ -74,6 +79,17 @@ constexpr Millis kSettle{1000};
 struct DeployRecord {
   std::string command;
   std::vector<Json> outcomes;  // deployed / deployFailed
+  int workers = 0;             // --workers N
+  bool lost = false;           // in flight when the daemon died: its requester lost the connection
+};
+
+// The commands of the full mix: the classic four, workers on :3 (and one plain server on
+// :3 beside them), --listen programs on :4 and on :2 (shared with the client library's C
+// and D).
+struct Command {
+  std::vector<std::string> argv;
+  std::vector<std::string> listen;
+  bool workers = false;
 };
 
 struct Action {
@@ -85,6 +101,7 @@ class World {
  public:
   World(uint64_t seed, const SimulatorOptions& options) : options_(options), rng_(seed) {
     result_.seed = seed;
+    result_.classic = options.mix == Mix::kClassic;
     SupervisorOptions so;
     so.socket_path = "sim.sock";
     so.ready_timeout = Millis(5000);
@@ -110,6 +127,8 @@ class World {
   }
   World(const World&) = delete;
   World& operator=(const World&) = delete;
+
+  bool full() const { return options_.mix == Mix::kFull; }
 
   ScheduleResult run() {
     for (int step = 0; step < options_.max_steps && ok(); ++step)
@@ -165,7 +184,9 @@ class World {
         actions.push_back({2, [this, p] { deliver_exit(p); }});
         continue;
       }
-      if (!m.hello_sent) {
+      if (!m.client) {
+        if (m.notifies && !m.ready_sent) actions.push_back({2, [this, p] { notify_ready(p); }});
+      } else if (!m.hello_sent) {
         actions.push_back({2, [this, p] { hello(p); }});
       } else if (m.asked < m.wants.size()) {
         actions.push_back({2, [this, p] { ready_for(p); }});
@@ -176,6 +197,10 @@ class World {
       }
       if (!drain && crashes_ < options_.max_crashes)
         actions.push_back({0.15, [this, p] { crash(p); }});
+      if (m.staggered && m.hello_sent && !m.was_up)
+        for (const auto& r : m.accepting)
+          if (!m.serving.count(r) && !m.taken.count(r))
+            actions.push_back({1, [this, p, r] { serving(p, r); }});
     }
     for (auto& [id, peer] : peers_)
       if (peer->closed) {
@@ -210,6 +235,7 @@ class World {
 
   void deploy() {
     ++deploy_requests_;
+    if (full()) return deploy_full();
     // Commands: A and B share :1, C holds :1 and :2, D holds :2; a version argument makes a
     // different command of the same resources.
     static const std::vector<std::vector<std::string>> kCommands = {
@@ -221,6 +247,33 @@ class World {
     start_deploy(spec, "deploy");
   }
 
+  void deploy_full() {
+    static const std::vector<Command> kCommands = {
+        {{"srv", "A", ":1"}, {}, false},       {{"srv", "B", ":1"}, {}, false},
+        {{"srv", "C", ":1", ":2"}, {}, false}, {{"srv", "D", ":2"}, {}, false},
+        {{"wrk", "W", ":3"}, {}, true},        {{"wrk", "W", ":3"}, {}, true},
+        {{"srv", "X", ":3"}, {}, false},       {{"lsn", "L"}, {":4"}, false},
+        {{"lsn", "M"}, {":2"}, false}};
+    std::vector<const Command*> allowed;
+    for (const auto& c : kCommands)
+      if ((options_.workers || (c.argv[1] != "W" && c.argv[1] != "X")) &&
+          (options_.listen || c.listen.empty()))
+        allowed.push_back(&c);
+    const Command& command = *allowed[pick(allowed.size())];
+    SpawnSpec spec;
+    spec.argv = command.argv;
+    if (chance(0.5)) spec.argv.push_back("v" + std::to_string(pick(3)));
+    spec.cwd = "/srv";
+    for (const auto& r : command.listen) spec.listen.push_back({"", r});
+    if (!command.listen.empty() && chance(0.4)) spec.ready_after = Millis(500 * (1 + pick(2)));
+    if (command.workers) {
+      spec.workers = 2 + static_cast<int>(pick(2));
+      if (chance(0.5)) spec.batch = 1 + static_cast<int>(pick(2));
+      if (chance(0.5)) spec.max_surge = 1 + static_cast<int>(pick(2));
+    }
+    start_deploy(spec, "deploy");
+  }
+
   void reload() {
     ++reloads_;
     for (const auto& request : supervisor_->up_requests()) start_deploy(request, "reload");
@@ -228,8 +281,14 @@ class World {
 
   void start_deploy(const SpawnSpec& spec, const char* how) {
     size_t index = deploys_.size();
-    deploys_.push_back({join(spec.argv, " "), {}});
-    note(std::string(how) + " #" + std::to_string(index) + ": " + deploys_[index].command);
+    std::string command = join(spec.argv, " ");
+    for (const auto& l : spec.listen) command += " --listen " + l.resource;
+    if (spec.ready_after) command += " --ready-after " + std::to_string(spec.ready_after->count());
+    if (spec.workers) command += " --workers " + std::to_string(*spec.workers);
+    if (spec.batch) command += " --batch " + std::to_string(*spec.batch);
+    if (spec.max_surge) command += " --max-surge " + std::to_string(*spec.max_surge);
+    deploys_.push_back({command, {}, spec.workers.value_or(0)});
+    note(std::string(how) + " #" + std::to_string(index) + ": " + command);
     if (chance(0.1)) processes_.fail_next_spawn = "spawn failed (sim)";
     in_deploy_ = true;
     supervisor_->deploy(
@@ -245,6 +304,8 @@ class World {
     peers_[id] = std::move(peer);
     m.peer = id;
     m.hello_sent = true;
+    // A --listen server holds its sockets from spawn: it settles from its hello.
+    if (!m.listen.empty() && m.wants.empty()) m.ready_at = clock_.now();
     note("pid " + std::to_string(pid) + " says hello" + (m.up_message ? " (upMessage)" : ""));
     send(m, protocol::make("hello", {{"protocol", 1}, {"id", m.id}, {"upMessage", m.up_message}}),
          /*first=*/true);
@@ -271,7 +332,27 @@ class World {
     m.fail_sent = true;
     m.fail_at = clock_.now();
     note("pid " + std::to_string(pid) + " sends fail");
+    // It said `serving` on these (the older holders went down there), then gave up: on its
+    // own, as a crash (I1's exception).
+    for (const auto& r : m.serving) excused_.insert(r);
     send(m, protocol::make("fail", "sim: bad release"));
+  }
+
+  void notify_ready(pid_t pid) {
+    Model& m = models_[pid];
+    m.ready_sent = true;
+    note("pid " + std::to_string(pid) + " sends READY=1 on NOTIFY_SOCKET");
+    NotifyMessage message;
+    message.sender = pid;
+    message.fields = {{"READY", "1"}};
+    processes_.notify(m.notify_address, message);
+  }
+
+  void serving(pid_t pid, const std::string& resource) {
+    Model& m = models_[pid];
+    m.serving.insert(resource);
+    note("pid " + std::to_string(pid) + " says serving " + resource);
+    send(m, protocol::make("serving", resource));
   }
 
   void crash(pid_t pid) {
@@ -340,6 +421,30 @@ class World {
     // In the drain, new servers (crash restarts) behave, so that the schedule comes to rest.
     m.ignores_term = !draining_ && chance(0.15);
     m.will_fail = !draining_ && chance(0.1);
+    if (full()) {
+      m.spawned_at = clock_.now();
+      for (const auto& e : record->spec.env) {
+        if (e.starts_with("SERVERSWAP_WORKER=")) m.worker = std::stoi(e.substr(18));
+        if (e.starts_with("NOTIFY_SOCKET=")) m.notify_address = e.substr(14);
+      }
+      for (const auto& l : record->spec.listen) {
+        m.listen.push_back(l.resource);
+        m.accepting.insert(canonical(l.resource));  // it accepts on them from the start
+      }
+      m.ready_after = record->spec.ready_after;
+      if (!m.listen.empty()) {
+        m.client = chance(0.3);
+        m.notifies = draining_ || chance(0.7);
+      }
+      m.staggered = options_.serving && m.wants.size() > 1 && chance(0.5);
+      m.resumes = chance(0.8);
+      // A crash restart (or a restored old copy) runs the release of the worker it stands for.
+      for (auto it = models_.rbegin(); it != models_.rend(); ++it)
+        if (it->second.argv == m.argv && it->second.worker == m.worker && it->second.tag >= 0) {
+          m.tag = it->second.tag;
+          break;
+        }
+    }
     models_[pid] = m;
   }
 
@@ -356,7 +461,7 @@ class World {
       taken_down(m, {r}, "takeDown");
       m.accepting.erase(r);
       m.taken.insert(r);
-      bool all = m.taken.size() >= m.wants.size();
+      bool all = m.taken.size() >= m.resource_count();
       if (all && !m.ignores_term && !m.exit_pending) {
         m.exit_pending = true;
         m.exit_status = 0;
@@ -413,6 +518,9 @@ class World {
   // for so far, connected, for --settle.
   bool really_up(const Model& m) const {
     if (m.exited) return false;
+    // --ready-after: alive that long is up, whatever else it does (the weaker rule).
+    if (m.ready_after && clock_.now() >= m.spawned_at + *m.ready_after) return true;
+    if (!m.client) return m.ready_sent;
     if (m.up_message) return m.up_sent;
     auto peer = peers_.find(m.peer);
     bool connected = peer != peers_.end() && !peer->second->closed;
@@ -452,10 +560,14 @@ class World {
     if (!m.was_up || stopping_) return;
     for (const auto& r : resources) {
       if (m.taken.count(r)) continue;
+      // A worker of a failed roll goes while the old copy with its index serves (the roll
+      // is undone; the slot is never without an up server).
+      if (m.worker >= 0 && slot_served(m, r)) continue;
       bool newer_up = false;
       for (const auto& [pid, other] : models_)
         if (std::pair(other.rank, other.generation) > std::pair(m.rank, m.generation) &&
-            really_up(other) && !other.exited && other.accepting.count(r))
+            (really_up(other) || other.serving.count(r)) && !other.exited &&
+            other.accepting.count(r))
           newer_up = true;
       if (!newer_up)
         return violated("I2: pid " + std::to_string(m.pid) + " (gen " +
@@ -464,9 +576,25 @@ class World {
     }
   }
 
+  bool slot_served(const Model& m, const std::string& r) const {
+    for (const auto& [pid, other] : models_)
+      if (pid != m.pid && !other.exited && other.was_up && other.accepting.count(r) &&
+          !other.taken.count(r) && std::max(other.worker, 0) == m.worker)
+        return true;
+    return false;
+  }
+
   // I4, as each outcome is sent.
   void deploy_message(size_t index, const Json& message) {
     std::string name = message.begin().key();
+    if (name == "event" && full()) {
+      // Its own server (or a worker of its roll) started: that server runs its release.
+      const Json& event = message.begin().value();
+      pid_t pid = event.value("pid", 0);
+      if (event.value("kind", "") == event_kind_name(EventKind::kSpawned) && models_.count(pid) &&
+          models_[pid].tag < 0)
+        models_[pid].tag = static_cast<int>(index);
+    }
     if (name != "deployed" && name != "deployFailed") return;
     DeployRecord& d = deploys_[index];
     d.outcomes.push_back(message);
@@ -479,15 +607,25 @@ class World {
       return violated("I4: deploy #" + std::to_string(index) +
                       " got a second outcome: " + message.dump());
     if (name != "deployed") return;
-    pid_t pid = message.begin().value().value("pid", 0);
-    auto it = models_.find(pid);
-    bool serving = it != models_.end() && really_up(it->second) && !it->second.accepting.empty();
-    for (const auto& s : supervisor_->status())
-      if (s["pid"] == pid && s["state"] != "up") serving = false;
-    if (it != models_.end() && !it->second.taken.empty()) serving = false;
-    if (!serving)
-      violated("I4: deploy #" + std::to_string(index) + " reported deployed (pid " +
-               std::to_string(pid) + ") but that server is not up and serving");
+    const Json& body = message.begin().value();
+    std::vector<pid_t> pids = {body.value("pid", 0)};
+    if (body.contains("workers")) {
+      pids = body["workers"].get<std::vector<pid_t>>();
+      if (static_cast<int>(pids.size()) != d.workers)
+        return violated("I4: deploy #" + std::to_string(index) + " of " +
+                        std::to_string(d.workers) + " workers reported deployed with " +
+                        std::to_string(pids.size()));
+    }
+    for (pid_t pid : pids) {
+      auto it = models_.find(pid);
+      bool serving = it != models_.end() && really_up(it->second) && !it->second.accepting.empty();
+      for (const auto& s : supervisor_->status())
+        if (s["pid"] == pid && s["state"] != "up") serving = false;
+      if (it != models_.end() && !it->second.taken.empty()) serving = false;
+      if (!serving)
+        return violated("I4: deploy #" + std::to_string(index) + " reported deployed (pid " +
+                        std::to_string(pid) + ") but that server is not up and serving");
+    }
   }
 
   // I3 and I4's "exactly one", once quiet.
@@ -520,12 +658,59 @@ class World {
             return violated("I3: quiet, and pid " + std::to_string(pid) + " accepts on " + r +
                             " but is not up");
         }
-      if (generations.size() > 1)
+      if (full() && check_workers(r, unheard)) return;
+      if (generations.size() > 1 && !workers_on(r, unheard))
         return violated("I3: quiet, and " + std::to_string(generations.size()) +
                         " generations serve " + r);
       if (generations.empty() && had_up_.count(r) && !excused_.count(r))
         return violated("I3: quiet, and nobody serves " + r + ", which had an up server");
     }
+  }
+
+  bool workers_on(const std::string& r,
+                  const std::set<std::pair<pid_t, std::string>>& unheard) const {
+    for (const auto& [pid, m] : models_)
+      if (!m.exited && m.accepting.count(r) && !unheard.count({pid, r}) && m.worker >= 0)
+        return true;
+    return false;
+  }
+
+  // I3 with --workers N: the servers on `r` are N workers of one deploy, one per index, of one
+  // command. True when violated.
+  bool check_workers(const std::string& r, const std::set<std::pair<pid_t, std::string>>& unheard) {
+    if (!workers_on(r, unheard)) return false;
+    std::set<int> indices;
+    std::set<int> tags;
+    std::set<std::vector<std::string>> versions;
+    size_t count = 0;
+    for (const auto& [pid, m] : models_) {
+      if (m.exited || !m.accepting.count(r) || unheard.count({pid, r})) continue;
+      ++count;
+      if (m.worker < 0) {
+        violated("I3: quiet, and pid " + std::to_string(pid) + ", no worker, serves " + r +
+                 " beside workers");
+        return true;
+      }
+      indices.insert(m.worker);
+      tags.insert(m.tag);
+      versions.insert(m.argv);
+    }
+    std::string what = std::to_string(count) + " workers (indices " +
+                       std::to_string(indices.size()) + ", deploys " + std::to_string(tags.size()) +
+                       ", commands " + std::to_string(versions.size()) + ")";
+    int tag = *tags.begin();
+    int expected = tag >= 0 ? deploys_[tag].workers : -1;
+    // A failed roll that had nothing to replace keeps the workers that came up.
+    bool failed_first = tag >= 0 && !deploys_[tag].outcomes.empty() &&
+                        deploys_[tag].outcomes[0].contains("deployFailed") &&
+                        static_cast<int>(count) < expected;
+    if (versions.size() > 1 || tags.size() > 1 || indices.size() != count ||
+        (expected >= 0 && static_cast<int>(count) != expected && !failed_first)) {
+      violated("I3: quiet, and " + r + " is served by " + what +
+               (expected >= 0 ? ", not " + std::to_string(expected) + " of one deploy" : ""));
+      return true;
+    }
+    return false;
   }
 
   // I5.
@@ -585,7 +770,8 @@ std::string describe(const ScheduleResult& result) {
   for (size_t i = 0; i < result.trace.size(); ++i)
     text += "  " + std::to_string(i + 1) + ". " + result.trace[i] + "\n";
   if (!result.ok)
-    text += "replay: serverswap_simulator --seed " + std::to_string(result.seed) + "\n";
+    text += "replay: serverswap_simulator --seed " + std::to_string(result.seed) +
+            (result.classic ? " --classic" : "") + "\n";
   return text;
 }
 
