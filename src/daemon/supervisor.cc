@@ -683,8 +683,7 @@ void Supervisor::disconnected(Peer& connection) {
 
 void Supervisor::become_up(Server& server, const std::string& how) {
   // It came up after a newer deploy of one of its resources started: that one wins.
-  if (const Server* winner = newer_holder(server); winner && server.request.worker < 0)
-    return supersede(server, *winner);
+  if (const Server* winner = newer_holder(server)) return supersede(server, *winner);
   server.state = ServerState::kUp;
   server.ready_timer.stop();
   server.settle_timer.stop();

@@ -231,7 +231,7 @@ class Supervisor {
   void take_down_old_copy(WorkerRoll& roll, int index, const Server& newer);
   // `superseded`: a newer deploy won (docs/architecture.md, "The newest deploy wins").
   void roll_failed(uint64_t roll_id, const std::string& reason, bool superseded = false);
-  bool old_copy_serves(const WorkerRoll& roll, int index) const;
+  bool old_copy_serves(const WorkerRoll& roll) const;
   void roll_server_exited(const Server& gone);
   void roll_check_done(uint64_t roll_id);
   void stop_rolls();

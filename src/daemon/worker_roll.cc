@@ -82,7 +82,7 @@ WorkerRoll* Supervisor::roll_of(const Server& server) {
     // restart: it stands in for it (else the roll would report a worker that is gone, or
     // wait for it forever).
     const Server* was = find(worker->second);
-    if ((!was || !was->alive()) && server.generation >= roll->first_generation &&
+    if ((!was || !was->alive()) && server.rank >= roll->first_generation &&
         command_key(server.request) == roll->key) {
       worker->second = server.id;
       return roll.get();
@@ -94,7 +94,8 @@ WorkerRoll* Supervisor::roll_of(const Server& server) {
 // A server the roll replaces: older than it, not one of its workers, and of the same command
 // or on the resources its workers hold.
 bool Supervisor::is_old_copy(const WorkerRoll& roll, const Server& server) const {
-  if (server.generation >= roll.first_generation || roll.concerns(server.id)) return false;
+  // By deploy order: a crash restart of an old copy started during the roll is an old copy.
+  if (server.rank >= roll.first_generation || roll.concerns(server.id)) return false;
   if (command_key(server.request) == roll.key) return true;
   for (const auto& [name, spelled] : server.held)
     if (roll.resources.count(name)) return true;
@@ -190,7 +191,7 @@ void Supervisor::take_down_old_copy(WorkerRoll& roll, int index, const Server& n
 // A new worker failed: the roll stops, its workers go, and the old version is started again
 // on the indices already replaced, so that N old workers serve. A new worker that is up goes
 // when the old copy with its index is up again (the ordinary rule for a worker's index);
-// one whose old copy still serves goes now, and one that had no old copy stays.
+// the others go now while an old copy serves, and stay when none does (a first roll).
 // `superseded`: a newer deploy of its command or resources wins instead: the workers not yet
 // up are stopped, and the rest (new workers up, old copies) stay until the newer deploy
 // replaces them; nothing is started again.
@@ -212,7 +213,7 @@ void Supervisor::roll_failed(uint64_t roll_id, const std::string& reason, bool s
     if (s->starting()) {
       fail(*s, why);
     } else if (!superseded && s->state == ServerState::kUp && !roll->replaced.count(index) &&
-               old_copy_serves(*roll, index)) {
+               old_copy_serves(*roll)) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
       take_down(*s, all, why, nullptr);
@@ -230,13 +231,12 @@ void Supervisor::roll_failed(uint64_t roll_id, const std::string& reason, bool s
   rolls_.erase(roll_id);
 }
 
-// An up old copy with worker index `index` (a server that was no worker counts as copy 0)
-// still serves: a new worker of a failed roll with that index may go. Without one (nothing
-// was there to replace) the new worker stays: nothing else would serve.
-bool Supervisor::old_copy_serves(const WorkerRoll& roll, int index) const {
+// Some up old copy still serves: the new workers of a failed roll may go (the old version
+// serves with its own count of workers). Without one (nothing was there to replace) they
+// stay: nothing else would serve.
+bool Supervisor::old_copy_serves(const WorkerRoll& roll) const {
   for (const auto& [id, s] : servers_)
-    if (s->state == ServerState::kUp && is_old_copy(roll, *s) &&
-        std::max(s->request.worker, 0) == index && s->taken.size() < s->held.size())
+    if (s->state == ServerState::kUp && is_old_copy(roll, *s) && s->taken.size() < s->held.size())
       return true;
   return false;
 }

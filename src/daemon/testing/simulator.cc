@@ -80,7 +80,7 @@ struct DeployRecord {
   std::string command;
   std::vector<Json> outcomes;  // deployed / deployFailed
   int workers = 0;             // --workers N
-  bool lost = false;           // in flight when the daemon died: its requester lost the connection
+  bool failing = false;        // a roll one of whose workers failed: it is being undone
 };
 
 // The commands of the full mix: the classic four, workers on :3 (and one plain server on
@@ -504,6 +504,10 @@ class World {
     std::string kind = event.value("kind", "");
     pid_t pid = event.value("pid", 0);
     if (options_.record_trace) effect(event.value("text", ""));
+    // A worker of a roll failed: the roll is undone (I2's exception above).
+    if (kind == event_kind_name(EventKind::kFailed) && models_.count(pid) &&
+        models_[pid].worker >= 0 && models_[pid].tag >= 0)
+      deploys_[models_[pid].tag].failing = true;
     if (kind == event_kind_name(EventKind::kUp) && models_.count(pid)) {
       Model& m = models_[pid];
       m.was_up = true;
@@ -560,9 +564,9 @@ class World {
     if (!m.was_up || stopping_) return;
     for (const auto& r : resources) {
       if (m.taken.count(r)) continue;
-      // A worker of a failed roll goes while the old copy with its index serves (the roll
-      // is undone; the slot is never without an up server).
-      if (m.worker >= 0 && slot_served(m, r)) continue;
+      // A worker of a failed roll goes while an up server of the old version serves (the
+      // roll is undone; the resource is never without an up server).
+      if (m.worker >= 0 && m.tag >= 0 && deploys_[m.tag].failing && other_up_serves(m, r)) continue;
       bool newer_up = false;
       for (const auto& [pid, other] : models_)
         if (std::pair(other.rank, other.generation) > std::pair(m.rank, m.generation) &&
@@ -570,16 +574,17 @@ class World {
             other.accepting.count(r))
           newer_up = true;
       if (!newer_up)
-        return violated("I2: pid " + std::to_string(m.pid) + " (gen " +
-                        std::to_string(m.generation) + ") taken down on " + r + " by " + how +
-                        " while no newer server holding it is up");
+        return violated(
+            "I2: pid " + std::to_string(m.pid) + " (gen " + std::to_string(m.generation) +
+            (m.worker >= 0 ? ", worker of deploy #" + std::to_string(m.tag) : "") +
+            ") taken down on " + r + " by " + how + " while no newer server holding it is up");
     }
   }
 
-  bool slot_served(const Model& m, const std::string& r) const {
+  bool other_up_serves(const Model& m, const std::string& r) const {
     for (const auto& [pid, other] : models_)
       if (pid != m.pid && !other.exited && other.was_up && other.accepting.count(r) &&
-          !other.taken.count(r) && std::max(other.worker, 0) == m.worker)
+          !other.taken.count(r) && other.tag != m.tag)
         return true;
     return false;
   }
@@ -591,8 +596,9 @@ class World {
       // Its own server (or a worker of its roll) started: that server runs its release.
       const Json& event = message.begin().value();
       pid_t pid = event.value("pid", 0);
-      if (event.value("kind", "") == event_kind_name(EventKind::kSpawned) && models_.count(pid) &&
-          models_[pid].tag < 0)
+      // (It overrides what spawned() inherited: only crash restarts and restored old copies,
+      // which no deploy reports, keep that.)
+      if (event.value("kind", "") == event_kind_name(EventKind::kSpawned) && models_.count(pid))
         models_[pid].tag = static_cast<int>(index);
     }
     if (name != "deployed" && name != "deployFailed") return;
@@ -698,16 +704,18 @@ class World {
     std::string what = std::to_string(count) + " workers (indices " +
                        std::to_string(indices.size()) + ", deploys " + std::to_string(tags.size()) +
                        ", commands " + std::to_string(versions.size()) + ")";
-    int tag = *tags.begin();
+    int tag = *tags.rbegin();
     int expected = tag >= 0 ? deploys_[tag].workers : -1;
     // A failed roll that had nothing to replace keeps the workers that came up.
     bool failed_first = tag >= 0 && !deploys_[tag].outcomes.empty() &&
                         deploys_[tag].outcomes[0].contains("deployFailed") &&
                         static_cast<int>(count) < expected;
-    if (versions.size() > 1 || tags.size() > 1 || indices.size() != count ||
+    // One release: one command line (deploys of the same command run the same release; a
+    // restored old copy cannot be told from the deploy it stands for by the model).
+    if (versions.size() > 1 || indices.size() != count ||
         (expected >= 0 && static_cast<int>(count) != expected && !failed_first)) {
       violated("I3: quiet, and " + r + " is served by " + what +
-               (expected >= 0 ? ", not " + std::to_string(expected) + " of one deploy" : ""));
+               (expected >= 0 ? ", not " + std::to_string(expected) + " of one command" : ""));
       return true;
     }
     return false;

@@ -27,8 +27,10 @@ TEST(Simulator, RegressionSeedsKeepEveryInvariant) {
 // Seeds of the full mix with workers (no --listen programs, no `serving`): 3, a roll reported
 // deployed with a worker that had crashed (pid 0); 15, a failed first roll took down its up
 // workers with nothing else serving; 80, a roll superseded by a newer one of its command
-// (which waited, under --max-surge, for an exit no one looked at).
-constexpr uint64_t kWorkerSeeds[] = {3, 15, 80};
+// (which waited, under --max-surge, for an exit no one looked at); 4, an old copy's crash
+// restart started during a roll was not an old copy (two workers of one index once quiet);
+// 32, a failed roll's new workers going while the old version serves (I2's exception).
+constexpr uint64_t kWorkerSeeds[] = {3, 4, 15, 32, 80};
 
 TEST(Simulator, WorkerRegressionSeedsKeepEveryInvariant) {
   SimulatorOptions workers;
