@@ -31,12 +31,6 @@ ServerState state_from_name(const std::string& name) {
   return ServerState::kStarting;
 }
 
-bool is_listening(int fd) {
-  int accepting = 0;
-  socklen_t len = sizeof accepting;
-  return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting;
-}
-
 // The resource a listening socket answers for, with the port of a ":0" resource filled in
 // from the address it was bound to.
 std::string expected_name(const std::string& name, const std::string& recorded_address) {
@@ -76,7 +70,7 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   server->started = clock_.now();
   server->id = id;
   server->generation = record.generation;
-  server->rank = record.generation;  // crash restarts' ranks are not recorded: their own
+  server->rank = record.rank != 0 ? record.rank : record.generation;
   server->argv = record.request.argv;
   server->cwd = record.request.cwd;
   server->request = record.request;
@@ -167,28 +161,18 @@ void Supervisor::restart_readiness_timers(Server& server) {
 // fds 3, 4, ... as the daemon passed them, and pidfd_getfd(2) copies them back where the
 // kernel allows it (root, or ptrace rights over the server).
 void Supervisor::take_listen_sockets_back(Server& server, const ServerRecord& record) {
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, server.pid, 0)));
-  if (!pidfd) {
-    emit(server, EventKind::kUnmanaged, Status::system_error("pidfd_open", errno).message());
-    return;
-  }
   for (size_t i = 0; i < server.request.listen.size(); ++i) {
     int target = 3 + static_cast<int>(i);
     auto resource = protocol::parse_resource(server.request.listen[i].resource);
     if (!resource.ok()) return;
     std::string name = resource->name();
     if (sockets_.find(name)) continue;
-    UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), target, 0)));
-    if (!fd) {
-      emit(server, EventKind::kUnmanaged,
-           Status::system_error("pidfd_getfd of its fd " + std::to_string(target) +
-                                    " (the kernel refuses: the daemon needs root or ptrace "
-                                    "rights over the server)",
-                                errno)
-               .message(),
-           name);
+    auto copied = processes_.copy_fd(server.pid, target);  // the Processes seam
+    if (!copied.ok()) {
+      emit(server, EventKind::kUnmanaged, copied.status().message(), name);
       return;
     }
+    UniqueFd fd = std::move(*copied);
     std::string spelled = server.request.listen[i].resource;
     std::string checked;
     if (Status s = check_resumed_socket(server, fd.get(), spelled, &checked); !s.ok()) {
@@ -211,10 +195,8 @@ Status Supervisor::check_resumed_socket(const Server& server, int fd, const std:
   auto resource = protocol::parse_resource(spelled);
   if (!resource.ok()) return resource.status();
   *name = resource->name();
-  if (!is_listening(fd))
-    return Status::error("the descriptor for " + spelled + " is not a listening socket");
-  auto actual = resource_of_socket(fd);
-  if (!actual.ok()) return actual.status().wrap(spelled);
+  auto actual = processes_.listening_resource(fd);  // the Processes seam
+  if (!actual.ok()) return actual.status().wrap("the descriptor for " + spelled);
   std::string recorded;
   if (const Listeners::Entry* entry = sockets_.find(*name)) recorded = entry->address;
   if (auto it = recorded_addresses_.find(*name);
@@ -304,6 +286,7 @@ void Supervisor::resumed(Server& server, Peer& connection, bool up) {
   if (up) {
     server.state = ServerState::kUp;
     emit(server, EventKind::kResumed, "resumed, up, holding " + holds);
+    resettle_resumed(server);
   } else {
     // Still starting: it goes on as a starting server with a fresh --ready-timeout.
     server.state = ServerState::kConnected;
@@ -319,6 +302,38 @@ void Supervisor::resumed(Server& server, Peer& connection, bool up) {
   if (was_waited_for && !adopting() && adoption_done_) adoption_done_();
 }
 
+// state.json does not record which resources an up server had already been taken down on:
+// of two up servers that both hold a resource after a resume (an older one that did not
+// subscribe kept accepting there beside the newer), the older is taken down on it again
+// (found by the simulator: two generations serving once quiet).
+void Supervisor::resettle_resumed(Server& server) {
+  std::vector<std::string> names;
+  for (const auto& [name, spelled] : server.held) names.push_back(name);
+  for (const auto& name : names) {
+    std::vector<std::string> older;
+    const Server* newest = nullptr;
+    for (auto& [id, other] : servers_) {
+      if (other.get() == &server || other->state != ServerState::kUp) continue;
+      if (!other->held.count(name) || other->taken.count(name)) continue;
+      if (newer(*other, server) && same_slot(*other, server)) newest = other.get();
+      if (newer(server, *other) && same_slot(server, *other)) older.push_back(id);
+    }
+    if (newest) {
+      if (!server.taken.count(name) && server.state == ServerState::kUp)
+        take_down(
+            server, {name},
+            "generation " + std::to_string(newest->generation) + ", a later deploy, serves it",
+            newest);
+      continue;
+    }
+    for (const auto& id : older)
+      if (Server* s = find(id); s && s->state == ServerState::kUp)
+        take_down(*s, {name},
+                  "generation " + std::to_string(server.generation) + ", a later deploy, serves it",
+                  &server);
+  }
+}
+
 bool Supervisor::adopting() const {
   for (const auto& [id, s] : servers_)
     if (s->awaiting_resume && s->alive()) return true;
@@ -326,13 +341,29 @@ bool Supervisor::adopting() const {
 }
 
 void Supervisor::give_up_adoption() {
+  std::vector<std::string> starting;
   for (auto& [id, s] : servers_) {
     if (!s->awaiting_resume) continue;
     s->awaiting_resume = false;
+    // One that was still starting cannot come up without its connection: it fails (found by
+    // the simulator: it stayed `connected`, accepting, never up, for good).
+    if (s->starting()) {
+      starting.push_back(id);
+      continue;
+    }
     s->unmanaged = true;
     emit(*s, EventKind::kUnmanaged,
          "did not resume within --adopt-timeout; it is taken down by signal when replaced");
   }
+  for (const auto& id : starting)
+    if (Server* s = find(id))
+      fail(*s, "did not resume within --adopt-timeout, and was not up: it cannot come up now");
+  // Which of them a newer one had replaced where is not recorded (resettle_resumed).
+  std::vector<std::string> unmanaged;
+  for (const auto& [id, s] : servers_)
+    if (s->unmanaged && s->state == ServerState::kUp) unmanaged.push_back(id);
+  for (const auto& id : unmanaged)
+    if (Server* s = find(id); s && s->state == ServerState::kUp) resettle_resumed(*s);
 }
 
 DaemonState Supervisor::record() const {
@@ -355,6 +386,7 @@ DaemonState Supervisor::record() const {
       r.held.push_back({name, spelled, address});
     }
     r.restarts = s->restarts;
+    r.rank = s->rank;
     // A path; an abstract name of an older version's server without the '@', as it wrote it.
     if (s->notify)
       r.notify = s->notify->address().starts_with("@") ? s->notify->address().substr(1)

@@ -174,6 +174,7 @@ class Supervisor {
   Status check_resumed_socket(const Server& server, int fd, const std::string& spelled,
                               std::string* name) const;
   void resumed(Server& server, Peer& connection, bool up);
+  void resettle_resumed(Server& server);
   const Server* deploy_in_progress(const SpawnSpec& request) const;
   // Unmodified programs (docs/protocol.md, "Inherited sockets and unmodified programs").
   void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);

@@ -246,6 +246,31 @@ TEST_F(SupervisorTest, ANewerRollingDeployOfACommandSupersedesOneInProgress) {
   EXPECT_EQ(outcome(second), "deployed");
 }
 
+TEST_F(SupervisorTest, AnAdoptedServerThatWasStartingAndDoesNotResumeFailsAtTheAdoptTimeout) {
+  SpawnSpec spec;
+  spec.argv = {"srv"};
+  spec.cwd = "/srv";
+  auto process = processes_.spawn(spec, nullptr, {});  // started by the daemon that died
+  ASSERT_TRUE(process.ok());
+  pid_t pid = (*process)->pid();
+  DaemonState state;
+  ServerRecord record;
+  record.id = "1.00000000000000ab";
+  record.pid = pid;
+  record.start_time = static_cast<uint64_t>(pid);  // the fake's start time
+  record.generation = 1;
+  record.state = "connected";
+  record.request = spec;
+  state.servers.push_back(record);
+  supervisor_->adopt(state);
+  EXPECT_TRUE(supervisor_->adopting());
+  // It cannot come up without its connection: it fails (and is signalled), rather than
+  // staying "connected" for good.
+  supervisor_->give_up_adoption();
+  EXPECT_EQ(state_of(pid), "failed");
+  EXPECT_FALSE(processes_.find(pid)->signals.empty());
+}
+
 TEST_F(SupervisorTest, AnUpServerThatCrashesIsRestartedAfterTheDelay) {
   deploy({"srv", "v1"});
   pid_t pid = last_pid();

@@ -1,5 +1,6 @@
 #include "daemon/testing/fake_seams.h"
 
+#include <fcntl.h>
 #include <signal.h>
 
 #include <optional>
@@ -147,6 +148,30 @@ Result<std::unique_ptr<Notifier>> FakeProcesses::open_notify(const std::string& 
   if (notifiers_->count(address)) return Status::error("bind " + address + ": Address in use");
   return std::unique_ptr<Notifier>(
       std::make_unique<FakeNotifier>(address, std::move(on_message), notifiers_));
+}
+
+Result<UniqueFd> FakeProcesses::copy_fd(pid_t pid, int target) {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || it->second->exited)
+    return Status::error("pidfd_open: No such process");
+  auto fds = inherited.find(pid);
+  size_t index = static_cast<size_t>(target - 3);
+  if (fds == inherited.end() || target < 3 || index >= fds->second.size())
+    return Status::error("pidfd_getfd of its fd " + std::to_string(target) +
+                         ": Bad file descriptor");
+  return make_socket(fds->second[index]);
+}
+
+UniqueFd FakeProcesses::make_socket(const std::string& resource) {
+  UniqueFd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (fd) sockets_[fd.get()] = resource;  // a number reused after a close is registered anew
+  return fd;
+}
+
+Result<std::string> FakeProcesses::listening_resource(int fd) const {
+  auto it = sockets_.find(fd);
+  if (it == sockets_.end()) return Status::error("not a listening socket");
+  return it->second;
 }
 
 bool FakeProcesses::notify(const std::string& address, const NotifyMessage& message) {

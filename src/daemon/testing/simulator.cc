@@ -70,6 +70,7 @@ struct Model {
   bool staggered = false;         // says `serving` on each resource as it is handed it
   std::set<std::string> serving;  // canonical names it said `serving` on
   bool resumes = true;            // resumes after a daemon restart (else left unmanaged)
+  bool orphaned = false;  // its daemon died and it has not resumed (a client-library server)
 
   size_t resource_count() const { return wants.size() + listen.size(); }
 };
@@ -81,6 +82,7 @@ struct DeployRecord {
   std::vector<Json> outcomes;  // deployed / deployFailed
   int workers = 0;             // --workers N
   bool failing = false;        // a roll one of whose workers failed: it is being undone
+  bool lost = false;           // in flight when the daemon died: its requester lost the connection
 };
 
 // The commands of the full mix: the classic four, workers on :3 (and one plain server on
@@ -112,8 +114,14 @@ class World {
     so.restart_reset = Millis(2000);
     so.observer = [this](const Json& message) { observed(message); };
     processes_.on_signal = [this](pid_t pid, int signum) { signalled(pid, signum); };
+    supervisor_options_ = so;
+    make_supervisor();
+  }
+
+  void make_supervisor() {
     supervisor_ = std::make_unique<Supervisor>(
-        SupervisorSeams{clock_, processes_, listeners_}, so, [this](uint64_t id) -> Peer* {
+        SupervisorSeams{clock_, processes_, listeners_}, supervisor_options_,
+        [this](uint64_t id) -> Peer* {
           auto it = peers_.find(id);
           return it == peers_.end() || it->second->closed ? nullptr : it->second.get();
         });
@@ -167,8 +175,20 @@ class World {
   // Takes one enabled step at random; false when nothing is enabled.
   bool take_step(bool drain) {
     std::vector<Action> actions;
-    if (!drain && deploy_requests_ < options_.max_deploys)
+    // Deploys wait while servers of the previous daemon resume (the Daemon's rule).
+    if (!drain && deploy_requests_ < options_.max_deploys && !supervisor_->adopting())
       actions.push_back({3, [this] { deploy(); }});
+    if (full() && options_.restarts && !drain && restarts_ < 2 && !supervisor_->adopting()) {
+      actions.push_back({0.1, [this] { daemon_restarts(/*upgrade=*/false); }});
+      // `serverswap upgrade` waits until no deploy is in flight (Daemon::upgrade_when_quiet).
+      if (supervisor_->deploys_in_flight() == 0)
+        actions.push_back({0.1, [this] { daemon_restarts(/*upgrade=*/true); }});
+    }
+    if (full() && supervisor_->adopting())
+      actions.push_back({0.3, [this] {
+                           note("--adopt-timeout passes");
+                           supervisor_->give_up_adoption();
+                         }});
     if (!drain && reloads_ < 1 && !had_up_.empty()) actions.push_back({0.3, [this] { reload(); }});
     if (clock_.pending() > 0)
       // Timeouts are seconds, a server's steps milliseconds: timers fire less often.
@@ -184,7 +204,10 @@ class World {
         actions.push_back({2, [this, p] { deliver_exit(p); }});
         continue;
       }
-      if (!m.client) {
+      if (m.orphaned) {
+        // Its daemon died: it resumes on a new connection, or keeps serving unmanaged.
+        if (m.resumes) actions.push_back({2, [this, p] { resume(p); }});
+      } else if (!m.client) {
         if (m.notifies && !m.ready_sent) actions.push_back({2, [this, p] { notify_ready(p); }});
       } else if (!m.hello_sent) {
         actions.push_back({2, [this, p] { hello(p); }});
@@ -197,7 +220,7 @@ class World {
       }
       if (!drain && crashes_ < options_.max_crashes)
         actions.push_back({0.15, [this, p] { crash(p); }});
-      if (m.staggered && m.hello_sent && !m.was_up)
+      if (m.staggered && m.hello_sent && !m.was_up && !m.orphaned)
         for (const auto& r : m.accepting)
           if (!m.serving.count(r) && !m.taken.count(r))
             actions.push_back({1, [this, p, r] { serving(p, r); }});
@@ -336,6 +359,71 @@ class World {
     // own, as a crash (I1's exception).
     for (const auto& r : m.serving) excused_.insert(r);
     send(m, protocol::make("fail", "sim: bad release"));
+  }
+
+  // The daemon dies (SIGKILL) or re-executes itself (`serverswap upgrade`, only once no
+  // deploy is in flight), and the new one takes its servers back from state.json: each
+  // client-library server resumes on a new connection (or never does, and is left
+  // unmanaged at --adopt-timeout); a --listen program's sockets are copied back.
+  void daemon_restarts(bool upgrade) {
+    ++restarts_;
+    note(upgrade ? "the daemon upgrades (no deploy in flight)" : "the daemon dies and restarts");
+    DaemonState state = supervisor_->record();
+    // A deploy in flight lost its requester's connection with the daemon: no outcome.
+    for (auto& d : deploys_)
+      if (d.outcomes.empty()) d.lost = true;
+    for (const auto& [pid, record] : processes_.all()) record->on_exit = nullptr;
+    // Up by the settle rule stays up once its connection is gone with the daemon.
+    for (auto& [pid, m] : models_)
+      if (!m.up_message && really_up(m)) m.settled = true;
+    processes_.frozen = true;  // the dying daemon's destructor kills nothing
+    supervisor_.reset();
+    processes_.frozen = false;
+    peers_.clear();
+    // Dying, it took its listening sockets along; an upgrade passes them on (state.sockets).
+    if (!upgrade) listeners_.forget_all();
+    for (auto& [pid, m] : models_) {
+      m.peer = 0;
+      if (!m.exited && m.client && m.hello_sent) m.orphaned = true;
+      if (!m.exited && !m.listen.empty()) {
+        std::vector<std::string> names;
+        for (const auto& l : m.listen) names.push_back(canonical(l));
+        processes_.inherited[pid] = names;
+      }
+    }
+    make_supervisor();
+    supervisor_->adopt(state);
+  }
+
+  void resume(pid_t pid) {
+    Model& m = models_[pid];
+    m.orphaned = false;
+    uint64_t id = next_peer_++;
+    auto peer = std::make_unique<FakePeer>(id, pid);
+    peer->on_send = [this, pid](const Json& message) { received(pid, message); };
+    Json holding = Json::array();
+    for (const auto& r : m.accepting) {
+      if (m.taken.count(r)) continue;
+      // Its --listen sockets are the daemon's already (copied back at adoption).
+      bool inherited = false;
+      for (const auto& l : m.listen) inherited = inherited || canonical(l) == r;
+      if (inherited) continue;
+      holding.push_back(r);
+      peer->fds.push_back(processes_.make_socket(r));
+    }
+    Json subscribed = m.subscribes ? holding : Json::array();
+    bool up = m.was_up || m.up_sent;
+    peers_[id] = std::move(peer);
+    m.peer = id;
+    note("pid " + std::to_string(pid) + " resumes holding " + holding.dump() +
+         (up ? " (up)" : " (starting)"));
+    send(m,
+         protocol::make(
+             "hello", {{"protocol", 1},
+                       {"id", m.id},
+                       {"upMessage", m.up_message},
+                       {"resume", {{"holding", holding}, {"onTakedown", subscribed}, {"up", up}}}}),
+         /*first=*/true);
   }
 
   void notify_ready(pid_t pid) {
@@ -637,7 +725,7 @@ class World {
   // I3 and I4's "exactly one", once quiet.
   void check_quiet() {
     for (size_t i = 0; i < deploys_.size(); ++i)
-      if (deploys_[i].outcomes.size() != 1)
+      if (deploys_[i].outcomes.size() != 1 && !(deploys_[i].lost && deploys_[i].outcomes.empty()))
         return violated("I4: deploy #" + std::to_string(i) + " (" + deploys_[i].command +
                         ") ended with " + std::to_string(deploys_[i].outcomes.size()) +
                         " outcomes");
@@ -739,6 +827,8 @@ class World {
   }
 
   SimulatorOptions options_;
+  SupervisorOptions supervisor_options_;
+  int restarts_ = 0;  // daemon deaths and upgrades so far
   std::mt19937_64 rng_;
   ScheduleResult result_;
   FakeClock clock_;

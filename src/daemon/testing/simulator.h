@@ -46,12 +46,13 @@ struct ScheduleResult {
 struct SimulatorOptions {
   Mix mix = Mix::kFull;
   // Parts of the full mix, each switchable (to tell which part a failure needs).
-  bool workers = true;  // --workers N deploys on :3 (and a plain server there)
-  bool listen = true;   // --listen programs on :4 and :2
-  bool serving = true;  // servers of two resources that say `serving` on each
-  int max_deploys = 6;  // deploy requests per schedule (reloads add theirs)
-  int max_steps = 300;  // random steps before the schedule drains to quiet
-  int max_crashes = 3;  // spontaneous crashes per schedule
+  bool workers = true;   // --workers N deploys on :3 (and a plain server there)
+  bool listen = true;    // --listen programs on :4 and :2
+  bool serving = true;   // servers of two resources that say `serving` on each
+  bool restarts = true;  // daemon deaths and upgrades; servers resume (or do not)
+  int max_deploys = 6;   // deploy requests per schedule (reloads add theirs)
+  int max_steps = 300;   // random steps before the schedule drains to quiet
+  int max_crashes = 3;   // spontaneous crashes per schedule
   bool record_trace = false;
 };
 

@@ -23,9 +23,8 @@ int main(int argc, char** argv) {
   uint64_t first = 1;
   bool one = false;
   bool classic = false;
-  bool keep_going = false;
-  bool workers = true, listen = true,
-       serving = true;  // one line per failing seed, and on to the next
+  bool keep_going = false;  // one line per failing seed, and on to the next
+  bool workers = true, listen = true, serving = true, restarts = true;
   uint64_t failed = 0;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -33,8 +32,12 @@ int main(int argc, char** argv) {
       classic = true;
       continue;
     }
-    if (arg == "--no-workers" || arg == "--no-listen" || arg == "--no-serving") {
-      (arg == "--no-workers" ? workers : arg == "--no-listen" ? listen : serving) = false;
+    if (arg == "--no-workers" || arg == "--no-listen" || arg == "--no-serving" ||
+        arg == "--no-restarts") {
+      (arg == "--no-workers"   ? workers
+       : arg == "--no-listen"  ? listen
+       : arg == "--no-serving" ? serving
+                               : restarts) = false;
       continue;
     }
     if (arg == "--keep-going") {
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
     options.workers = workers;
     options.listen = listen;
     options.serving = serving;
+    options.restarts = restarts;
     if (classic) options.mix = serverswap::daemon::testing::Mix::kClassic;
     auto result = run_schedule(seed, options);
     steps += static_cast<uint64_t>(result.steps);

@@ -36,8 +36,26 @@ TEST(Simulator, WorkerRegressionSeedsKeepEveryInvariant) {
   SimulatorOptions workers;
   workers.listen = false;
   workers.serving = false;
+  workers.restarts = false;
   for (uint64_t seed : kWorkerSeeds) {
     ScheduleResult result = run_schedule(seed, workers);
+    EXPECT_TRUE(result.ok) << describe(result);
+  }
+}
+
+// Seeds of the full mix with daemon deaths and upgrades (no workers, no `serving`): 17, an
+// adopted server that was starting and never resumed stayed accepting, never up; 710 and
+// 4796, a partial takedown forgotten across a restart (two generations up on a resource);
+// 1208, deploy order not recorded in state.json (a crash restart outranked a later deploy
+// after the restart); 2660, a crash loop whose restarts a later deploy superseded, forever.
+constexpr uint64_t kRestartSeeds[] = {17, 710, 1208, 2660, 4796};
+
+TEST(Simulator, RestartRegressionSeedsKeepEveryInvariant) {
+  SimulatorOptions restarts;
+  restarts.workers = false;
+  restarts.serving = false;
+  for (uint64_t seed : kRestartSeeds) {
+    ScheduleResult result = run_schedule(seed, restarts);
     EXPECT_TRUE(result.ok) << describe(result);
   }
 }
