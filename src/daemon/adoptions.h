@@ -16,6 +16,7 @@
 
 #include "base/status.h"
 #include "daemon/listeners.h"
+#include "daemon/processes.h"
 #include "daemon/server.h"
 #include "daemon/state_file.h"
 
@@ -54,8 +55,9 @@ class Adoptions {
   // The rule for a descriptor handed back (resume, pidfd_getfd): a listening socket bound to
   // the address the resource `spelled` names (for a ":0" resource, the address it was bound
   // to: `sockets`' or state.json's). Sets `*name` to the resource's canonical name.
-  Status check_socket(const Listeners& sockets, int fd, const std::string& spelled,
-                      std::string* name) const;
+  // `processes` tells what the descriptor listens on (Processes::listening_resource).
+  Status check_socket(const Listeners& sockets, const Processes& processes, int fd,
+                      const std::string& spelled, std::string* name) const;
   // The address of resource `name` to record: `sockets`', else the one state.json recorded.
   std::string address_of(const Listeners& sockets, const std::string& name) const;
 

@@ -511,6 +511,7 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
 // `server` was handed `name`: of two servers racing for it the newer deploy wins, and a
 // server that is up already (it settled between two readyFor) takes it over now.
 void Supervisor::holds(Server& server, const std::string& name) {
+  rolls_.holds(server, name);
   if (!settle_race(server, name)) return;
   if (server.starting()) return become_ready(server);
   if (server.state != ServerState::kUp) return;
@@ -671,8 +672,7 @@ void Supervisor::disconnected(Peer& connection) {
 
 void Supervisor::become_up(Server& server, const std::string& how) {
   // It came up after a newer deploy of one of its resources started: that one wins.
-  if (const Server* winner = newer_holder(server); winner && server.request.worker < 0)
-    return supersede(server, *winner);
+  if (const Server* winner = newer_holder(server)) return supersede(server, *winner);
   server.state = ServerState::kUp;
   server.ready_timer.stop();
   server.settle_timer.stop();
