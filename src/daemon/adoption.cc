@@ -315,7 +315,10 @@ void Supervisor::give_up_adoption() {
       continue;
     }
     // One being taken down meanwhile (the daemon is stopping) stays draining or failed.
-    if (s->state == ServerState::kUp) s->state = ServerState::kUnmanaged;
+    if (s->state == ServerState::kUp) {
+      adoptions_.unmanaged_as(id, s->state);
+      s->state = ServerState::kUnmanaged;
+    }
     emit(*s, EventKind::kUnmanaged,
          "did not resume within --adopt-timeout; it is taken down by signal when replaced");
   }

@@ -39,6 +39,10 @@ std::vector<std::string> Adoptions::give_up() {
   return ids;
 }
 
+void Adoptions::unmanaged_as(const std::string& id, ServerState state) {
+  if (auto it = servers_.find(id); it != servers_.end()) it->second.recorded = state;
+}
+
 void Adoptions::exited(const std::string& id) {
   servers_.erase(id);
 }

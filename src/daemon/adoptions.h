@@ -41,6 +41,10 @@ class Adoptions {
   // Hook: give_up_adoption(). The ids of the servers still awaiting their resume, now
   // unmanaged.
   std::vector<std::string> give_up();
+  // Hook: give_up_adoption() made `id` unmanaged while it was `state` (it may have come up
+  // since it was taken back): what an unmanaged server is recorded as from now on, and what
+  // its exit is judged by (a crash if it was up).
+  void unmanaged_as(const std::string& id, ServerState state);
   // Hook: exited(). A server taken back has exited: it is forgotten.
   void exited(const std::string& id);
 
