@@ -1,18 +1,8 @@
 #include "daemon/adoptions.h"
 
-#include <sys/socket.h>
-
-#include "daemon/activated_sockets.h"
-
 namespace serverswap::daemon {
 
 namespace {
-
-bool is_listening(int fd) {
-  int accepting = 0;
-  socklen_t len = sizeof accepting;
-  return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting;
-}
 
 // The resource a listening socket answers for, with the port of a ":0" resource filled in
 // from the address it was bound to.
@@ -49,6 +39,10 @@ std::vector<std::string> Adoptions::give_up() {
   return ids;
 }
 
+void Adoptions::unmanaged_as(const std::string& id, ServerState state) {
+  if (auto it = servers_.find(id); it != servers_.end()) it->second.recorded = state;
+}
+
 void Adoptions::exited(const std::string& id) {
   servers_.erase(id);
 }
@@ -65,15 +59,13 @@ ServerState Adoptions::recorded_state(const std::string& id) const {
 }
 
 // The descriptor must be a listening socket bound to the address the resource names.
-Status Adoptions::check_socket(const Listeners& sockets, int fd, const std::string& spelled,
-                               std::string* name) const {
+Status Adoptions::check_socket(const Listeners& sockets, const Processes& processes, int fd,
+                               const std::string& spelled, std::string* name) const {
   auto resource = protocol::parse_resource(spelled);
   if (!resource.ok()) return resource.status();
   *name = resource->name();
-  if (!is_listening(fd))
-    return Status::error("the descriptor for " + spelled + " is not a listening socket");
-  auto actual = resource_of_socket(fd);
-  if (!actual.ok()) return actual.status().wrap(spelled);
+  auto actual = processes.listening_resource(fd);  // the Processes seam
+  if (!actual.ok()) return actual.status().wrap("the descriptor for " + spelled);
   std::string recorded;
   if (const Listeners::Entry* entry = sockets.find(*name)) recorded = entry->address;
   if (auto it = recorded_addresses_.find(*name);

@@ -16,6 +16,7 @@
 
 #include "base/status.h"
 #include "daemon/listeners.h"
+#include "daemon/processes.h"
 #include "daemon/server.h"
 #include "daemon/state_file.h"
 
@@ -40,6 +41,10 @@ class Adoptions {
   // Hook: give_up_adoption(). The ids of the servers still awaiting their resume, now
   // unmanaged.
   std::vector<std::string> give_up();
+  // Hook: give_up_adoption() made `id` unmanaged while it was `state` (it may have come up
+  // since it was taken back): what an unmanaged server is recorded as from now on, and what
+  // its exit is judged by (a crash if it was up).
+  void unmanaged_as(const std::string& id, ServerState state);
   // Hook: exited(). A server taken back has exited: it is forgotten.
   void exited(const std::string& id);
 
@@ -54,8 +59,9 @@ class Adoptions {
   // The rule for a descriptor handed back (resume, pidfd_getfd): a listening socket bound to
   // the address the resource `spelled` names (for a ":0" resource, the address it was bound
   // to: `sockets`' or state.json's). Sets `*name` to the resource's canonical name.
-  Status check_socket(const Listeners& sockets, int fd, const std::string& spelled,
-                      std::string* name) const;
+  // `processes` tells what the descriptor listens on (Processes::listening_resource).
+  Status check_socket(const Listeners& sockets, const Processes& processes, int fd,
+                      const std::string& spelled, std::string* name) const;
   // The address of resource `name` to record: `sockets`', else the one state.json recorded.
   std::string address_of(const Listeners& sockets, const std::string& name) const;
 

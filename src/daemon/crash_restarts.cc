@@ -39,6 +39,13 @@ void CrashRestarts::crashed(const Server& gone) {
     loop->rank = gone.rank;
     for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
   }
+  // A restart lost its resources to a later deploy (the newest deploy wins): so would every
+  // further one (found by the simulator: a loop without end, its resources unknown).
+  if (gone.restarts > 0 && gone.failure.starts_with("superseded by generation ")) {
+    log_line("restart of '" + join(gone.request.argv, " ") + "' dropped: " + gone.failure);
+    loops_.erase(key);
+    return;
+  }
   if (served_elsewhere(loop->resources, gone.id, gone.request.worker, loop->rank)) {
     log_line("server " + std::to_string(gone.pid) +
              " exited; newer servers hold its resources, so it is not restarted");

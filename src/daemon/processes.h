@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "base/unique_fd.h"
 #include "daemon/notify_socket.h"
 #include "daemon/spawn_spec.h"
 
@@ -58,6 +59,14 @@ class Processes {
   // `session` (a MAINPID= that moved out of the server's group; a recycled pid elsewhere is
   // never signalled).
   virtual void signal_strayed(pid_t pid, pid_t session, int signum) = 0;
+
+  // A copy of descriptor `target` of process `pid` (pidfd_open + pidfd_getfd): a --listen
+  // server's sockets, taken back after a daemon restart. Needs root or ptrace rights over it;
+  // the error names the call and errno.
+  virtual Result<UniqueFd> copy_fd(pid_t pid, int target) = 0;
+  // The resource a listening socket answers for (resource_of_socket: ":8080"); an error when
+  // `fd` is no listening socket.
+  virtual Result<std::string> listening_resource(int fd) const = 0;
 
   // Binds a new NOTIFY_SOCKET at `address` for a server run as `uid` (NotifySocket::open),
   // or with fd >= 0 takes the one an earlier image of the daemon kept open (`serverswap

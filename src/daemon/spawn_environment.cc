@@ -66,7 +66,8 @@ Result<std::vector<PassedSocket>> bind_listen_sockets(Listeners& sockets,
     auto entry = sockets.get_or_bind(*resource);
     if (!entry.ok()) return entry.status().wrap("--listen");
     uv_os_fd_t fd = -1;
-    uv_fileno(reinterpret_cast<const uv_handle_t*>((*entry)->handle), &fd);
+    // No handle: a fake of the Listeners seam (the simulator); nothing to pass.
+    if ((*entry)->handle) uv_fileno(reinterpret_cast<const uv_handle_t*>((*entry)->handle), &fd);
     passed.push_back({fd_name(l, *resource), *resource, (*entry)->address,
                       3 + static_cast<int>(passed.size()), fd});
   }

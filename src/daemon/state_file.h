@@ -38,6 +38,9 @@ struct ServerRecord {
   SpawnSpec request;  // the deploy request (run_as is resolved again when restarted)
   std::vector<HeldRecord> held;
   int restarts = 0;
+  // Deploy order (Supervisor::newer): a crash restart's is the crashed server's; 0 (a state
+  // file of an older version): its generation.
+  uint64_t rank = 0;
   // Its NOTIFY_SOCKET: the socket file's absolute path (NotifyDirectory; starts with '/'),
   // or for a server an older version started, its abstract name without the '@' ("" when
   // none: lost, or derived from the id by older versions, and then not bound again: it

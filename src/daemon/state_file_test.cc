@@ -31,6 +31,7 @@ DaemonState sample() {
   server.request.worker = 1;
   server.held = {{":8080", ":8080", "[::]:8080"}};
   server.restarts = 2;
+  server.rank = 2;  // a crash restart of generation 2's server
   server.notify = "serverswap-notify-00112233445566778899aabbccddeeff";
   server.notify_fd = 9;
   state.servers.push_back(server);
@@ -62,6 +63,7 @@ TEST(StateFile, RoundTripsEveryField) {
   EXPECT_EQ(s.request.worker, 1);
   EXPECT_EQ(s.held, (std::vector<HeldRecord>{{":8080", ":8080", "[::]:8080"}}));
   EXPECT_EQ(s.restarts, 2);
+  EXPECT_EQ(s.rank, 2u);
   EXPECT_EQ(s.notify, "serverswap-notify-00112233445566778899aabbccddeeff");
   EXPECT_EQ(s.notify_fd, 9);
   EXPECT_EQ(back->sockets, (std::vector<SocketRecord>{{":8080", "[::]:8080", 7}}));
@@ -250,7 +252,8 @@ TEST(StateFile, ACorruptStateIsAnErrorNeverAnException) {
     corrupt.push_back(wrong.dump());
     wrong["servers"][0].erase(key);
     // Optional: absent in a file an older daemon wrote.
-    if (key != "restarts" && key != "notify" && key != "notifyFd") corrupt.push_back(wrong.dump());
+    if (key != "restarts" && key != "notify" && key != "notifyFd" && key != "deployOrder")
+      corrupt.push_back(wrong.dump());
   }
   for (const auto& [key, value] : whole["servers"][0]["request"].items()) {
     protocol::Json wrong = whole;

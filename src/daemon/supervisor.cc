@@ -182,7 +182,7 @@ void Supervisor::supersede(Server& older, const Server& newer_server) {
 const Server* Supervisor::newer_holder(const Server& server) const {
   for (const auto& [id, other] : servers_) {
     if (other.get() == &server || !newer(*other, server) || !same_slot(*other, server)) continue;
-    if (!other->starting() && other->state != ServerState::kUp) continue;
+    if (!other->starting() && !other->serving()) continue;
     for (const auto& [name, spelled] : server.held)
       if (other->held.count(name)) return other.get();
   }
@@ -196,7 +196,7 @@ bool Supervisor::settle_race(Server& server, const std::string& name) {
   for (const auto& [id, other] : servers_) {
     if (other.get() == &server) continue;
     if (!other->held.count(name) || other->taken.count(name)) continue;
-    if (!other->starting() && other->state != ServerState::kUp) continue;
+    if (!other->starting() && !other->serving()) continue;
     bool other_newer = newer(*other, server);
     if (!(other_newer ? same_slot(*other, server) : same_slot(server, *other))) continue;
     if (other_newer) {
@@ -206,7 +206,7 @@ bool Supervisor::settle_race(Server& server, const std::string& name) {
       }
       // Up already on its other resources: it loses this one to a newer server that is up,
       // and keeps it until then (become_up of the newer one takes it over).
-      if (other->state != ServerState::kUp) continue;
+      if (!other->serving()) continue;
       take_down(server, {name},
                 "generation " + std::to_string(other->generation) + ", a later deploy, serves it",
                 other.get());
@@ -511,6 +511,7 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
 // `server` was handed `name`: of two servers racing for it the newer deploy wins, and a
 // server that is up already (it settled between two readyFor) takes it over now.
 void Supervisor::holds(Server& server, const std::string& name) {
+  rolls_.holds(server, name);
   if (!settle_race(server, name)) return;
   if (server.starting()) return become_ready(server);
   if (server.state != ServerState::kUp) return;
@@ -671,8 +672,7 @@ void Supervisor::disconnected(Peer& connection) {
 
 void Supervisor::become_up(Server& server, const std::string& how) {
   // It came up after a newer deploy of one of its resources started: that one wins.
-  if (const Server* winner = newer_holder(server); winner && server.request.worker < 0)
-    return supersede(server, *winner);
+  if (const Server* winner = newer_holder(server)) return supersede(server, *winner);
   server.state = ServerState::kUp;
   server.ready_timer.stop();
   server.settle_timer.stop();

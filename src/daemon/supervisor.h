@@ -152,6 +152,7 @@ class Supervisor {
   void reopen_notify_socket(Server& server, const ServerRecord& record);
   void restart_readiness_timers(Server& server);
   void resumed(Server& server, Peer& connection, bool up);
+  void resettle_resumed(Server& server);
   // Unmodified programs (docs/protocol.md, "Inherited sockets and unmodified programs").
   void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);
   void notified(const std::string& id, const NotifyMessage& message);

@@ -78,6 +78,23 @@ class SupervisorTest : public ::testing::Test {
         false);
     return index;
   }
+  // Deploys `argv` as a rolling deploy of `workers` workers.
+  size_t deploy_workers(std::vector<std::string> argv, int workers) {
+    SpawnSpec spec;
+    spec.argv = std::move(argv);
+    spec.cwd = "/srv";
+    spec.workers = workers;
+    size_t index = outcomes_.size();
+    outcomes_.emplace_back();
+    supervisor_->deploy(
+        spec,
+        [this, index](const Json& m) {
+          std::string name = m.begin().key();
+          if (name == "deployed" || name == "deployFailed") outcomes_[index].push_back(m);
+        },
+        false);
+    return index;
+  }
   pid_t last_pid() const { return processes_.all().rbegin()->first; }
   std::string id_of(pid_t pid) {
     for (const auto& e : processes_.find(pid)->spec.env)
@@ -229,6 +246,54 @@ TEST_F(SupervisorTest, ADeployWhoseServerIsReplacedBeforeItsPredecessorExitedIsS
             "had exited");
   processes_.exit(v1, 0, 0);
   EXPECT_TRUE(outcomes_[third].empty()) << "v2 has not exited";
+}
+
+TEST_F(SupervisorTest, ANewerRollingDeployOfACommandSupersedesOneInProgress) {
+  size_t first = deploy_workers({"wrk", "v1"}, 2);
+  pid_t a0 = last_pid() - 1, a1 = last_pid();
+  bring_up(a0, ":8080");
+  EXPECT_EQ(state_of(a0), "up");
+  size_t second = deploy_workers({"wrk", "v1"}, 2);
+  // The newest deploy wins: the first roll exits superseded (not "failed"), its worker not
+  // yet up is stopped, and its up worker keeps serving until the new roll replaces it.
+  EXPECT_EQ(outcome(first), "failed: superseded by generation 3");
+  EXPECT_EQ(state_of(a1), "failed");
+  EXPECT_EQ(state_of(a0), "up");
+  processes_.exit(a1, 0, SIGTERM);
+  // Under --max-surge (default 1) the new workers start one by one as room is made.
+  std::set<pid_t> brought;
+  for (int round = 0; round < 4 && outcomes_[second].empty(); ++round) {
+    for (const auto& [pid, record] : processes_.all())
+      if (pid > a1 && !record->exited && brought.insert(pid).second) bring_up(pid, ":8080");
+    if (state_of(a0) == "draining") processes_.exit(a0, 0, 0);
+  }
+  EXPECT_EQ(brought.size(), 2u);
+  EXPECT_EQ(outcome(second), "deployed");
+}
+
+TEST_F(SupervisorTest, AnAdoptedServerThatWasStartingAndDoesNotResumeFailsAtTheAdoptTimeout) {
+  SpawnSpec spec;
+  spec.argv = {"srv"};
+  spec.cwd = "/srv";
+  auto process = processes_.spawn(spec, nullptr, {});  // started by the daemon that died
+  ASSERT_TRUE(process.ok());
+  pid_t pid = (*process)->pid();
+  DaemonState state;
+  ServerRecord record;
+  record.id = "1.00000000000000ab";
+  record.pid = pid;
+  record.start_time = static_cast<uint64_t>(pid);  // the fake's start time
+  record.generation = 1;
+  record.state = "connected";
+  record.request = spec;
+  state.servers.push_back(record);
+  supervisor_->adopt(state);
+  EXPECT_TRUE(supervisor_->adopting());
+  // It cannot come up without its connection: it fails (and is signalled), rather than
+  // staying "connected" for good.
+  supervisor_->give_up_adoption();
+  EXPECT_EQ(state_of(pid), "failed");
+  EXPECT_FALSE(processes_.find(pid)->signals.empty());
 }
 
 TEST_F(SupervisorTest, AnUpServerThatCrashesIsRestartedAfterTheDelay) {

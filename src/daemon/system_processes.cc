@@ -1,8 +1,13 @@
 #include "daemon/system_processes.h"
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
+
+#include "daemon/activated_sockets.h"
 #include "daemon/process_tree.h"
 #include "daemon/server_process.h"
 #include "daemon/state_file.h"
@@ -66,6 +71,31 @@ Result<std::unique_ptr<Notifier>> SystemProcesses::open_notify(
         NotifySocket::adopt(loop_, fd, address, std::move(on_message), std::move(on_rejected)));
   return as_notifier(
       NotifySocket::open(loop_, address, uid, std::move(on_message), std::move(on_rejected)));
+}
+
+Result<UniqueFd> SystemProcesses::copy_fd(pid_t pid, int target) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return Status::system_error("pidfd_open", errno);
+  UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), target, 0)));
+  if (!fd) {
+    int err = errno;
+    // What the errno means here (pidfd_getfd(2)), so that the event says what to do.
+    std::string why = err == EPERM   ? " (the kernel refuses: the daemon needs root or ptrace "
+                                       "rights over the server)"
+                      : err == ESRCH ? " (the server has exited meanwhile)"
+                      : err == EBADF ? " (the server no longer has that fd open)"
+                                     : "";
+    return Status::system_error("pidfd_getfd of its fd " + std::to_string(target) + why, err);
+  }
+  return fd;
+}
+
+Result<std::string> SystemProcesses::listening_resource(int fd) const {
+  int accepting = 0;
+  socklen_t len = sizeof accepting;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting)
+    return Status::error("not a listening socket");
+  return resource_of_socket(fd);
 }
 
 }  // namespace serverswap::daemon

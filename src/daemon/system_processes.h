@@ -21,6 +21,8 @@ class SystemProcesses : public Processes {
   bool group_alive(pid_t group) const override;
   void signal_group(pid_t group, int signum) override;
   void signal_strayed(pid_t pid, pid_t session, int signum) override;
+  Result<UniqueFd> copy_fd(pid_t pid, int target) override;
+  Result<std::string> listening_resource(int fd) const override;
   Result<std::unique_ptr<Notifier>> open_notify(const std::string& address, uid_t uid, int fd,
                                                 NotifySocket::OnMessage on_message,
                                                 NotifySocket::OnRejected on_rejected) override;

@@ -32,14 +32,14 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
     return;
   }
   std::string key = command_key(request);
-  for (const auto& [id, roll] : rolls_) {
-    if (roll->key != key || roll->reported) continue;
-    std::string reason = "another deploy of this command is in progress (a rollout of " +
-                         std::to_string(roll->plan.workers()) + " workers)";
-    log_line("deploy of '" + join(request.argv, " ") + "' refused: " + reason);
-    sink(protocol::DeployFailed{std::nullopt, reason, std::nullopt}.encode());
-    return;
-  }
+  // The newest deploy wins: a rollout of this command still in progress is superseded (its
+  // workers not yet up are stopped; what it replaced is started again, and this rollout
+  // replaces that in turn).
+  std::vector<uint64_t> older;
+  for (const auto& [id, roll] : rolls_)
+    if (roll->key == key && !roll->reported) older.push_back(id);
+  for (uint64_t id : older)
+    failed(id, "superseded by generation " + std::to_string(host_.next_generation()), true);
   auto roll = std::make_unique<Roll>(limits, false);
   roll->id = next_roll_++;
   roll->request = request;
@@ -50,9 +50,12 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
   for (const auto& listen : request.listen)
     if (auto resource = protocol::parse_resource(listen.resource); resource.ok())
       roll->resources.insert(resource->name());
+  // Up workers of another command may be old copies too (a changed command): their
+  // resources are known once a new worker asks for them, so the roll goes by batch and
+  // surge from the start rather than starting every worker at once.
   bool replacing = false;
   for (const auto& [id, s] : host_.servers())
-    if (s->serving() && is_old_copy(*roll, *s)) replacing = true;
+    if (s->serving() && (is_old_copy(*roll, *s) || s->request.worker >= 0)) replacing = true;
   roll->plan = RolloutPlan(limits, replacing);
   uint64_t roll_id = roll->id;
   log_line("rollout of '" + join(request.argv, " ") + "': " + std::to_string(limits.workers) +
@@ -67,17 +70,32 @@ WorkerRolls::Roll* WorkerRolls::find_roll(uint64_t id) {
   return it == rolls_.end() ? nullptr : it->second.get();
 }
 
+// `server` is the roll's worker with its index, or stands in for it: that worker came up,
+// then crashed, and this is its crash restart (else the roll would report a worker that is
+// gone, or wait for it forever).
+bool WorkerRolls::is_worker(const Roll& roll, const Server& server) const {
+  auto worker = roll.workers.find(server.request.worker);
+  if (worker == roll.workers.end()) return false;
+  if (worker->second == server.id) return true;
+  const Server* was = find(worker->second);
+  return (!was || !was->alive()) && server.rank >= roll.first_generation &&
+         command_key(server.request) == roll.key;
+}
+
 const WorkerRolls::Roll* WorkerRolls::roll_of(const Server& server) const {
-  for (const auto& [id, roll] : rolls_) {
-    if (roll->reported) continue;
-    auto worker = roll->workers.find(server.request.worker);
-    if (worker != roll->workers.end() && worker->second == server.id) return roll.get();
-  }
+  for (const auto& [id, roll] : rolls_)
+    if (!roll->reported && is_worker(*roll, server)) return roll.get();
   return nullptr;
 }
 
 WorkerRolls::Roll* WorkerRolls::roll_of(const Server& server) {
-  return const_cast<Roll*>(std::as_const(*this).roll_of(server));
+  Roll* roll = const_cast<Roll*>(std::as_const(*this).roll_of(server));
+  if (roll) roll->workers[server.request.worker] = server.id;  // a crash restart stands in
+  return roll;
+}
+
+void WorkerRolls::holds(const Server& server, const std::string& name) {
+  if (Roll* roll = roll_of(server)) roll->resources.insert(name);
 }
 
 bool WorkerRolls::in_roll(const Server& server) const {
@@ -90,7 +108,8 @@ const Server* WorkerRolls::find(const std::string& id) const {
 }
 
 bool WorkerRolls::is_old_copy(const Roll& roll, const Server& server) const {
-  if (server.generation >= roll.first_generation || roll.concerns(server.id)) return false;
+  // By deploy order: a crash restart of an old copy started during the roll is an old copy.
+  if (server.rank >= roll.first_generation || roll.concerns(server.id)) return false;
   if (command_key(server.request) == roll.key) return true;
   for (const auto& [name, spelled] : server.held)
     if (roll.resources.count(name)) return true;
@@ -138,9 +157,14 @@ void WorkerRolls::worker_message(uint64_t roll_id, int index, const Json& messag
   }
   if (m->name != protocol::DeployFailed::kName) return;
   auto outcome = protocol::DeployFailed::decode(*m);
-  std::string reason = worker_text(index, roll->plan.workers()) +
-                       " failed: " + (outcome.ok() ? outcome->reason : outcome.status().message());
-  failed(roll_id, reason);
+  std::string why = outcome.ok() ? outcome->reason : outcome.status().message();
+  // A newer deploy of its resources: the rollout is superseded, not failed.
+  const std::string superseded = "superseded by generation ";
+  if (why.starts_with(superseded)) {
+    size_t end = why.find(' ', superseded.size());
+    return failed(roll_id, why.substr(0, end), true);
+  }
+  failed(roll_id, worker_text(index, roll->plan.workers()) + " failed: " + why);
 }
 
 void WorkerRolls::worker_up(const Server& server) {
@@ -191,39 +215,65 @@ void WorkerRolls::take_down_old_copy(Roll& roll, int index, const Server& newer)
 // A new worker failed: the roll stops, its workers go, and the old version is started again
 // on the indices already replaced, so that N old workers serve. A new worker that is up goes
 // when the old copy with its index is up again (the ordinary rule for a worker's index);
-// one whose old copy still serves goes now.
-void WorkerRolls::failed(uint64_t roll_id, const std::string& reason) {
+// the others go now while an old copy serves, and stay when none does (a first roll).
+// `superseded`: a newer deploy of its command or resources wins instead: the workers not yet
+// up are stopped, and the rest (new workers up, old copies) stay until the newer deploy
+// replaces them; nothing is started again.
+void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool superseded) {
   Roll* roll = find_roll(roll_id);
   if (!roll || roll->reported) return;
   roll->reported = true;
-  std::string why = "the rollout stopped: " + reason;
+  std::string why = superseded ? reason : "the rollout stopped: " + reason;
   std::vector<std::string> restored;
-  for (const auto& [index, request] : roll->replaced) {
-    restored.push_back(std::to_string(index));
-    host_.start(request, [](const Json&) {});
-  }
-  for (const auto& [index, id] : roll->workers) {
+  if (!superseded)
+    for (const auto& [index, request] : roll->replaced) {
+      restored.push_back(std::to_string(index));
+      host_.start(request, [](const Json&) {});
+    }
+  // Starting servers may have changed the table; the roll itself is still there (reported).
+  roll = find_roll(roll_id);
+  if (!roll) return;
+  bool old_serves = !superseded && old_copy_serves(*roll);
+  std::vector<std::pair<int, std::string>> workers(roll->workers.begin(), roll->workers.end());
+  for (const auto& [index, id] : workers) {
     const Server* s = find(id);
     if (!s || !s->alive()) continue;
     if (s->starting()) {
       host_.fail(id, why);
-    } else if (s->state == ServerState::kUp && !roll->replaced.count(index)) {
+    } else if (old_serves && s->state == ServerState::kUp && !roll->replaced.count(index)) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
       host_.retire(id, all, why, nullptr);
     }
   }
-  std::string text = why + "; the old version keeps serving";
-  if (!restored.empty()) text += " and is started again as worker " + join(restored, ", ");
-  log_line("rollout of '" + join(roll->request.argv, " ") + "' failed: " + text);
+  roll = find_roll(roll_id);
+  if (!roll) return;
+  std::string text = why;
+  if (!superseded) {
+    text += "; the old version keeps serving";
+    if (!restored.empty()) text += " and is started again as worker " + join(restored, ", ");
+  }
+  log_line("rollout of '" + join(roll->request.argv, " ") + "' " +
+           (superseded ? "superseded: " : "failed: ") + text);
   roll->sink(protocol::DeployFailed{std::nullopt, text, std::nullopt}.encode());
   rolls_.erase(roll_id);
 }
 
+// Some up old copy still serves: the new workers of a failed roll may go (the old version
+// serves with its own count of workers). Without one (nothing was there to replace) they
+// stay: nothing else would serve.
+bool WorkerRolls::old_copy_serves(const Roll& roll) const {
+  for (const auto& [id, s] : host_.servers())
+    if (s->serving() && is_old_copy(roll, *s) && s->taken.size() < s->held.size()) return true;
+  return false;
+}
+
 void WorkerRolls::exited(const Server& gone) {
   std::vector<uint64_t> affected;
+  // Any exit may make room under --max-surge (an old copy that crashed, the workers of a
+  // superseded roll): every roll in progress looks again.
   for (auto& [id, roll] : rolls_)
-    if (roll->concerns(gone.id)) affected.push_back(id);
+    if (roll->concerns(gone.id) || !roll->reported) affected.push_back(id);
   for (uint64_t id : affected) {
     Roll* roll = find_roll(id);
     if (!roll) continue;
@@ -250,6 +300,9 @@ void WorkerRolls::exited(const Server& gone) {
 void WorkerRolls::check_done(uint64_t roll_id) {
   Roll* roll = find_roll(roll_id);
   if (!roll || roll->reported || !roll->plan.all_up() || !roll->draining.empty()) return;
+  // A worker that was up and crashed: done once its crash restart is up (roll_of).
+  for (const auto& [index, id] : roll->workers)
+    if (const Server* s = find(id); !s || s->state != ServerState::kUp) return;
   roll->reported = true;
   std::vector<int64_t> pids;
   const Server* first = nullptr;

@@ -59,11 +59,16 @@ class WorkerRolls {
   explicit WorkerRolls(Host& host) : host_(host) {}
 
   // Hook: deploy() of a request with `workers`. Refused (deployFailed to `sink`) when its
-  // limits are invalid or another roll of the command is in progress.
+  // limits are invalid. A roll of the same command in progress is superseded by it (the
+  // newest deploy wins; docs/architecture.md).
   void start(const SpawnSpec& request, Sink sink, bool follow_exit);
   // Whether `server` is a worker of a roll in progress: its coming up is the roll's step,
   // not the ordinary takedown rule.
   bool in_roll(const Server& server) const;
+  // Hook: holds(). `server` was handed resource `name`: a roll learns its resources from its
+  // workers (old copies of a changed command are recognised by them, and counted against
+  // --max-surge).
+  void holds(const Server& server, const std::string& name);
   // Hook: become_up() of a server in_roll(): the old copies its batch replaces go, and the
   // next batch starts.
   void worker_up(const Server& server);
@@ -107,6 +112,7 @@ class WorkerRolls {
   Roll* find_roll(uint64_t id);
   Roll* roll_of(const Server& server);
   const Roll* roll_of(const Server& server) const;
+  bool is_worker(const Roll& roll, const Server& server) const;
   const Server* find(const std::string& id) const;
   // A server the roll replaces: older than it, not one of its workers, and of the same
   // command or on the resources its workers hold.
@@ -116,7 +122,9 @@ class WorkerRolls {
   void advance(uint64_t roll_id);
   void worker_message(uint64_t roll_id, int index, const protocol::Json& message);
   void take_down_old_copy(Roll& roll, int index, const Server& newer);
-  void failed(uint64_t roll_id, const std::string& reason);
+  // `superseded`: a newer deploy won (docs/architecture.md, "The newest deploy wins").
+  void failed(uint64_t roll_id, const std::string& reason, bool superseded = false);
+  bool old_copy_serves(const Roll& roll) const;
   void check_done(uint64_t roll_id);
 
   Host& host_;

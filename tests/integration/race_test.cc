@@ -1,10 +1,13 @@
 // Races: the newest deploy wins (docs/architecture.md, "The newest deploy wins"). Ten
 // deploys of one command, or of ten versions of a server on one port, make one swap: the
 // newest exits 0, every other exits 1 "superseded by generation N", exactly one server is up
-// afterwards and it is the winner's version, and the load never fails.
+// afterwards and it is the winner's version, and the load never fails. The same with ten
+// rolling deploys of workers.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+
+#include <set>
 
 #include "harness.h"
 #include "verify/load.h"
@@ -139,6 +142,73 @@ TEST(Race, TenVersionsOnOnePortTheNewestWinsWhateverComesUpFirst) {
   ASSERT_TRUE(eventually([&] { return daemon.server_pids().size() == 1u; }, 20s))
       << daemon.status().dump();
   EXPECT_NE(http_get(port, "/").find("gen10"), std::string::npos);
+}
+
+// The same with workers: ten rolling deploys (`--workers 2`) of one command, each a new
+// VERSION, at once. Each supersedes the roll before it (the newest deploy wins, also against
+// a roll in progress); the winner rolls its two workers over the old ones under load.
+TEST(Race, TenRollingDeploysOfWorkersAtOnceTheNewestWinsUnderLoad) {
+  DaemonUnderTest daemon;
+  auto deploy_workers = [&](const std::vector<std::string>& command, const std::string& version) {
+    std::vector<std::string> argv = {SERVERSWAP_BIN, "--socket", daemon.socket(),
+                                     "--workers",    "2",        "--"};
+    argv.insert(argv.end(), command.begin(), command.end());
+    return std::make_unique<Child>(argv, std::map<std::string, std::string>{{"VERSION", version}});
+  };
+  auto first = deploy_workers({WORKER_SERVER_BIN, "127.0.0.1:0"}, "v0");
+  ASSERT_EQ(first->wait(30s), 0) << first->output() << daemon.process().output();
+  auto [host, port] = split_address(daemon.address_of("127.0.0.1:0"));
+
+  verify::LoadRun load(load_on(host, port, verify::Mode::kClose));
+  ASSERT_TRUE(load.wait_for_ok(100, 10s)) << "the load never got going";
+
+  // Every worker waits at one gate (a FIFO) before it starts; each deploy is seen starting a
+  // worker before the next is sent, so that generations follow the versions.
+  std::string gate = daemon.dir() + "/gate";
+  ASSERT_EQ(mkfifo(gate.c_str(), 0600), 0);
+  const std::vector<std::string> gated = {
+      "/bin/sh", "-c", "read go < " + gate + " && exec " + WORKER_SERVER_BIN + " 127.0.0.1:0"};
+  std::vector<std::unique_ptr<Child>> deploys;
+  for (int i = 1; i <= kDeploys; ++i) {
+    deploys.push_back(deploy_workers(gated, "v" + std::to_string(i)));
+    ASSERT_TRUE(deploys.back()->wait_for_output("started generation", 10s))
+        << deploys.back()->output() << daemon.process().output();
+  }
+  for (int i = 0; i < kDeploys - 1; ++i) {
+    EXPECT_EQ(deploys[i]->wait(20s), 1) << deploys[i]->output();
+    EXPECT_NE(deploys[i]->output().find("superseded by generation "), std::string::npos)
+        << deploys[i]->output();
+    EXPECT_EQ(deploys[i]->output().find("the rollout stopped"), std::string::npos)
+        << "superseded, not failed: " << deploys[i]->output();
+  }
+
+  // Open the gate for the winner's workers (one line each; the writer stays open).
+  UniqueFd writer(open(gate.c_str(), O_RDWR | O_CLOEXEC));  // O_RDWR: never blocks on a FIFO
+  ASSERT_TRUE(writer.valid());
+  ASSERT_EQ(write(writer.get(), "go\ngo\n", 6), 6);
+  ASSERT_EQ(deploys.back()->wait(30s), 0) << deploys.back()->output() << daemon.process().output();
+
+  load.stop();
+  verify::LoadReport report = load.join();
+  EXPECT_GT(report.counts.ok, 100u);
+  EXPECT_EQ(report.counts.failed(), 0u) << verify::to_text(report);
+  // Exactly two workers, both of the winner's version, serve.
+  nlohmann::json status;
+  ASSERT_TRUE(eventually(
+      [&] {
+        status = daemon.status();
+        return status["servers"].size() == 2u;
+      },
+      20s))
+      << status.dump(1);
+  std::set<int> indices;
+  for (const auto& s : status["servers"]) {
+    EXPECT_EQ(s["state"], "up") << status.dump(1);
+    if (s["worker"].is_number()) indices.insert(s["worker"].get<int>());
+  }
+  EXPECT_EQ(indices, (std::set<int>{0, 1})) << status.dump(1);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_NE(http_get(port, "/").find("version=v" + std::to_string(kDeploys)), std::string::npos);
 }
 
 // Found by trying the README as a user: `serverswap reload` (or SIGHUP, ExecReload=) while a

@@ -1,5 +1,6 @@
 #include "daemon/testing/fake_seams.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -79,11 +80,12 @@ class FakeProcess : public Process {
 
 class FakeNotifier : public Notifier {
  public:
-  FakeNotifier(std::string address, std::shared_ptr<size_t> open)
+  using Open = std::map<std::string, NotifySocket::OnMessage>;
+  FakeNotifier(std::string address, NotifySocket::OnMessage on_message, std::shared_ptr<Open> open)
       : address_(std::move(address)), open_(std::move(open)) {
-    ++*open_;
+    (*open_)[address_] = std::move(on_message);
   }
-  ~FakeNotifier() override { --*open_; }
+  ~FakeNotifier() override { open_->erase(address_); }
   const std::string& address() const override { return address_; }
   int fd() const override { return -1; }
   void accept_sender(pid_t, uid_t) override {}
@@ -91,7 +93,7 @@ class FakeNotifier : public Notifier {
 
  private:
   std::string address_;
-  std::shared_ptr<size_t> open_;
+  std::shared_ptr<Open> open_;
 };
 
 }  // namespace
@@ -138,13 +140,47 @@ void FakeProcesses::signal_group(pid_t group, int signum) {
   auto it = processes_.find(group);
   if (it == processes_.end() || it->second->exited) return;
   it->second->signals.push_back(signum);
-  if (on_signal) on_signal(group, signum);
+  if (on_signal && !frozen) on_signal(group, signum);
 }
 
 Result<std::unique_ptr<Notifier>> FakeProcesses::open_notify(const std::string& address, uid_t, int,
-                                                             NotifySocket::OnMessage,
+                                                             NotifySocket::OnMessage on_message,
                                                              NotifySocket::OnRejected) {
-  return std::unique_ptr<Notifier>(std::make_unique<FakeNotifier>(address, open_notifiers_));
+  if (notifiers_->count(address)) return Status::error("bind " + address + ": Address in use");
+  return std::unique_ptr<Notifier>(
+      std::make_unique<FakeNotifier>(address, std::move(on_message), notifiers_));
+}
+
+Result<UniqueFd> FakeProcesses::copy_fd(pid_t pid, int target) {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || it->second->exited)
+    return Status::error("pidfd_open: No such process");
+  auto fds = inherited.find(pid);
+  size_t index = static_cast<size_t>(target - 3);
+  if (fds == inherited.end() || target < 3 || index >= fds->second.size())
+    return Status::error("pidfd_getfd of its fd " + std::to_string(target) +
+                         ": Bad file descriptor");
+  return make_socket(fds->second[index]);
+}
+
+UniqueFd FakeProcesses::make_socket(const std::string& resource) {
+  UniqueFd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (fd) sockets_[fd.get()] = resource;  // a number reused after a close is registered anew
+  return fd;
+}
+
+Result<std::string> FakeProcesses::listening_resource(int fd) const {
+  auto it = sockets_.find(fd);
+  if (it == sockets_.end()) return Status::error("not a listening socket");
+  return it->second;
+}
+
+bool FakeProcesses::notify(const std::string& address, const NotifyMessage& message) {
+  auto it = notifiers_->find(address);
+  if (it == notifiers_->end()) return false;
+  auto on_message = it->second;  // it may close the socket
+  on_message(message);
+  return true;
 }
 
 void FakeProcesses::exit(pid_t pid, int64_t status, int term_signal) {

@@ -68,6 +68,10 @@ class FakeProcesses : public Processes {
   bool group_alive(pid_t group) const override;
   void signal_group(pid_t group, int signum) override;
   void signal_strayed(pid_t, pid_t, int) override {}
+  // The i-th of inherited[pid] stands for its descriptor 3 + i (a --listen server's sockets).
+  Result<UniqueFd> copy_fd(pid_t pid, int target) override;
+  // What make_socket() said the descriptor stands for.
+  Result<std::string> listening_resource(int fd) const override;
   Result<std::unique_ptr<Notifier>> open_notify(const std::string& address, uid_t uid, int fd,
                                                 NotifySocket::OnMessage on_message,
                                                 NotifySocket::OnRejected on_rejected) override;
@@ -78,12 +82,26 @@ class FakeProcesses : public Processes {
   const std::map<pid_t, std::shared_ptr<FakeProcessRecord>>& all() const { return processes_; }
   size_t alive() const;
   // NOTIFY_SOCKETs opened and not yet closed.
-  size_t open_notifiers() const { return *open_notifiers_; }
+  size_t open_notifiers() const { return notifiers_->size(); }
+  // A datagram on the NOTIFY_SOCKET bound at `address`, as NotifySocket would deliver it
+  // (the sender already checked); false when no socket is open there.
+  bool notify(const std::string& address, const NotifyMessage& message);
+  // A real descriptor (of /dev/null, so that closing it is harmless) that stands for a
+  // listening socket of `resource` (a canonical name) to listening_resource().
+  UniqueFd make_socket(const std::string& resource);
+  // Per process: the resources of its descriptors 3, 4, ... (copy_fd).
+  std::map<pid_t, std::vector<std::string>> inherited;
+  // While set, signals are recorded and dropped, not passed to on_signal: a daemon that
+  // dies does not take its servers with it (the supervisor's destructor kills them).
+  bool frozen = false;
 
  private:
   pid_t next_pid_ = 1000;
+  std::map<int, std::string> sockets_;  // make_socket's descriptors
   std::map<pid_t, std::shared_ptr<FakeProcessRecord>> processes_;
-  std::shared_ptr<size_t> open_notifiers_ = std::make_shared<size_t>(0);
+  // Open NOTIFY_SOCKETs by address: what a datagram sent there reaches.
+  std::shared_ptr<std::map<std::string, NotifySocket::OnMessage>> notifiers_ =
+      std::make_shared<std::map<std::string, NotifySocket::OnMessage>>();
 };
 
 class FakeListeners : public Listeners {
@@ -117,6 +135,8 @@ class FakeListeners : public Listeners {
   const std::map<std::string, Entry>& entries() const override { return entries_; }
   void close_when_idle(const std::string& name, Millis grace,
                        std::function<bool(const std::string&)> in_use) override;
+  // The daemon died: the sockets it held are gone (servers keep their own copies).
+  void forget_all() { entries_.clear(); }
 
  private:
   std::map<std::string, Entry> entries_;
@@ -131,7 +151,7 @@ class FakePeer : public Peer {
   void send(const protocol::Json& message) override;
   void send_with_handle(const protocol::Json& message, uv_stream_t*) override { send(message); }
   void close() override { closed = true; }
-  std::vector<UniqueFd> take_received_fds() override { return {}; }
+  std::vector<UniqueFd> take_received_fds() override { return std::move(fds); }
   uint64_t id() const override { return id_; }
   pid_t peer_pid() const override { return pid_; }
 
@@ -139,6 +159,8 @@ class FakePeer : public Peer {
   std::function<void(const protocol::Json&)> on_send;
   std::vector<protocol::Json> sent;
   bool closed = false;
+  // Descriptors that came with the next line (a resume hello's listening sockets).
+  std::vector<UniqueFd> fds;
 
  private:
   uint64_t id_;

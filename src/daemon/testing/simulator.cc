@@ -57,16 +57,22 @@ struct Model {
   int64_t exit_status = 0;
   int exit_signal = 0;
   bool exited = false;
+  // The full mix (Mix::kFull):
+  int worker = -1;     // SERVERSWAP_WORKER
+  int tag = -1;        // the deploy (index) whose release it runs; -1: not known yet
+  bool client = true;  // speaks the protocol; else a --listen program (sd_notify, --ready-after)
+  std::vector<std::string> listen;  // its --listen resources (spelled): accepting from spawn
+  std::string notify_address;       // its NOTIFY_SOCKET
+  bool notifies = false;            // a --listen program that sends READY=1
+  bool ready_sent = false;
+  std::optional<Millis> ready_after;
+  std::chrono::steady_clock::time_point spawned_at;
+  bool staggered = false;         // says `serving` on each resource as it is handed it
+  std::set<std::string> serving;  // canonical names it said `serving` on
+  bool resumes = true;            // resumes after a daemon restart (else left unmanaged)
+  bool orphaned = false;  // its daemon died and it has not resumed (a client-library server)
 
-  bool busy() const {
-    if (exited) return false;
-    if (exit_pending) return true;
-    if (!hello_sent) return true;
-    if (asked < wants.size()) return true;
-    if (will_fail && !fail_sent && !up_sent) return true;
-    if (up_message && !will_fail && !up_sent) return true;
-    return false;
-  }
+  size_t resource_count() const { return wants.size() + listen.size(); }
 };
 
 constexpr Millis kSettle{1000};
@@ -74,6 +80,18 @@ constexpr Millis kSettle{1000};
 struct DeployRecord {
   std::string command;
   std::vector<Json> outcomes;  // deployed / deployFailed
+  int workers = 0;             // --workers N
+  bool failing = false;        // a roll one of whose workers failed: it is being undone
+  bool lost = false;           // in flight when the daemon died: its requester lost the connection
+};
+
+// The commands of the full mix: the classic four, workers on :3 (and one plain server on
+// :3 beside them), --listen programs on :4 and on :2 (shared with the client library's C
+// and D).
+struct Command {
+  std::vector<std::string> argv;
+  std::vector<std::string> listen;
+  bool workers = false;
 };
 
 struct Action {
@@ -85,6 +103,7 @@ class World {
  public:
   World(uint64_t seed, const SimulatorOptions& options) : options_(options), rng_(seed) {
     result_.seed = seed;
+    result_.classic = options.mix == Mix::kClassic;
     SupervisorOptions so;
     so.socket_path = "sim.sock";
     so.ready_timeout = Millis(5000);
@@ -95,8 +114,14 @@ class World {
     so.restart_reset = Millis(2000);
     so.observer = [this](const Json& message) { observed(message); };
     processes_.on_signal = [this](pid_t pid, int signum) { signalled(pid, signum); };
+    supervisor_options_ = so;
+    make_supervisor();
+  }
+
+  void make_supervisor() {
     supervisor_ = std::make_unique<Supervisor>(
-        SupervisorSeams{clock_, processes_, listeners_}, so, [this](uint64_t id) -> Peer* {
+        SupervisorSeams{clock_, processes_, listeners_}, supervisor_options_,
+        [this](uint64_t id) -> Peer* {
           auto it = peers_.find(id);
           return it == peers_.end() || it->second->closed ? nullptr : it->second.get();
         });
@@ -110,6 +135,8 @@ class World {
   }
   World(const World&) = delete;
   World& operator=(const World&) = delete;
+
+  bool full() const { return options_.mix == Mix::kFull; }
 
   ScheduleResult run() {
     for (int step = 0; step < options_.max_steps && ok(); ++step)
@@ -148,8 +175,20 @@ class World {
   // Takes one enabled step at random; false when nothing is enabled.
   bool take_step(bool drain) {
     std::vector<Action> actions;
-    if (!drain && deploy_requests_ < options_.max_deploys)
+    // Deploys wait while servers of the previous daemon resume (the Daemon's rule).
+    if (!drain && deploy_requests_ < options_.max_deploys && !supervisor_->adopting())
       actions.push_back({3, [this] { deploy(); }});
+    if (full() && options_.restarts && !drain && restarts_ < 2 && !supervisor_->adopting()) {
+      actions.push_back({0.1, [this] { daemon_restarts(/*upgrade=*/false); }});
+      // `serverswap upgrade` waits until no deploy is in flight (Daemon::upgrade_when_quiet).
+      if (supervisor_->deploys_in_flight() == 0)
+        actions.push_back({0.1, [this] { daemon_restarts(/*upgrade=*/true); }});
+    }
+    if (full() && supervisor_->adopting())
+      actions.push_back({0.3, [this] {
+                           note("--adopt-timeout passes");
+                           supervisor_->give_up_adoption();
+                         }});
     if (!drain && reloads_ < 1 && !had_up_.empty()) actions.push_back({0.3, [this] { reload(); }});
     if (clock_.pending() > 0)
       // Timeouts are seconds, a server's steps milliseconds: timers fire less often.
@@ -165,7 +204,12 @@ class World {
         actions.push_back({2, [this, p] { deliver_exit(p); }});
         continue;
       }
-      if (!m.hello_sent) {
+      if (m.orphaned) {
+        // Its daemon died: it resumes on a new connection, or keeps serving unmanaged.
+        if (m.resumes) actions.push_back({2, [this, p] { resume(p); }});
+      } else if (!m.client) {
+        if (m.notifies && !m.ready_sent) actions.push_back({2, [this, p] { notify_ready(p); }});
+      } else if (!m.hello_sent) {
         actions.push_back({2, [this, p] { hello(p); }});
       } else if (m.asked < m.wants.size()) {
         actions.push_back({2, [this, p] { ready_for(p); }});
@@ -176,6 +220,10 @@ class World {
       }
       if (!drain && crashes_ < options_.max_crashes)
         actions.push_back({0.15, [this, p] { crash(p); }});
+      if (m.staggered && m.hello_sent && !m.was_up && !m.orphaned)
+        for (const auto& r : m.accepting)
+          if (!m.serving.count(r) && !m.taken.count(r))
+            actions.push_back({1, [this, p, r] { serving(p, r); }});
     }
     for (auto& [id, peer] : peers_)
       if (peer->closed) {
@@ -210,6 +258,7 @@ class World {
 
   void deploy() {
     ++deploy_requests_;
+    if (full()) return deploy_full();
     // Commands: A and B share :1, C holds :1 and :2, D holds :2; a version argument makes a
     // different command of the same resources.
     static const std::vector<std::vector<std::string>> kCommands = {
@@ -221,6 +270,33 @@ class World {
     start_deploy(spec, "deploy");
   }
 
+  void deploy_full() {
+    static const std::vector<Command> kCommands = {
+        {{"srv", "A", ":1"}, {}, false},       {{"srv", "B", ":1"}, {}, false},
+        {{"srv", "C", ":1", ":2"}, {}, false}, {{"srv", "D", ":2"}, {}, false},
+        {{"wrk", "W", ":3"}, {}, true},        {{"wrk", "W", ":3"}, {}, true},
+        {{"srv", "X", ":3"}, {}, false},       {{"lsn", "L"}, {":4"}, false},
+        {{"lsn", "M"}, {":2"}, false}};
+    std::vector<const Command*> allowed;
+    for (const auto& c : kCommands)
+      if ((options_.workers || (c.argv[1] != "W" && c.argv[1] != "X")) &&
+          (options_.listen || c.listen.empty()))
+        allowed.push_back(&c);
+    const Command& command = *allowed[pick(allowed.size())];
+    SpawnSpec spec;
+    spec.argv = command.argv;
+    if (chance(0.5)) spec.argv.push_back("v" + std::to_string(pick(3)));
+    spec.cwd = "/srv";
+    for (const auto& r : command.listen) spec.listen.push_back({"", r});
+    if (!command.listen.empty() && chance(0.4)) spec.ready_after = Millis(500 * (1 + pick(2)));
+    if (command.workers) {
+      spec.workers = 2 + static_cast<int>(pick(2));
+      if (chance(0.5)) spec.batch = 1 + static_cast<int>(pick(2));
+      if (chance(0.5)) spec.max_surge = 1 + static_cast<int>(pick(2));
+    }
+    start_deploy(spec, "deploy");
+  }
+
   void reload() {
     ++reloads_;
     for (const auto& request : supervisor_->up_requests()) start_deploy(request, "reload");
@@ -228,8 +304,14 @@ class World {
 
   void start_deploy(const SpawnSpec& spec, const char* how) {
     size_t index = deploys_.size();
-    deploys_.push_back({join(spec.argv, " "), {}});
-    note(std::string(how) + " #" + std::to_string(index) + ": " + deploys_[index].command);
+    std::string command = join(spec.argv, " ");
+    for (const auto& l : spec.listen) command += " --listen " + l.resource;
+    if (spec.ready_after) command += " --ready-after " + std::to_string(spec.ready_after->count());
+    if (spec.workers) command += " --workers " + std::to_string(*spec.workers);
+    if (spec.batch) command += " --batch " + std::to_string(*spec.batch);
+    if (spec.max_surge) command += " --max-surge " + std::to_string(*spec.max_surge);
+    deploys_.push_back({command, {}, spec.workers.value_or(0)});
+    note(std::string(how) + " #" + std::to_string(index) + ": " + command);
     if (chance(0.1)) processes_.fail_next_spawn = "spawn failed (sim)";
     in_deploy_ = true;
     supervisor_->deploy(
@@ -245,6 +327,8 @@ class World {
     peers_[id] = std::move(peer);
     m.peer = id;
     m.hello_sent = true;
+    // A --listen server holds its sockets from spawn: it settles from its hello.
+    if (!m.listen.empty() && m.wants.empty()) m.ready_at = clock_.now();
     note("pid " + std::to_string(pid) + " says hello" + (m.up_message ? " (upMessage)" : ""));
     send(m, protocol::make("hello", {{"protocol", 1}, {"id", m.id}, {"upMessage", m.up_message}}),
          /*first=*/true);
@@ -271,7 +355,92 @@ class World {
     m.fail_sent = true;
     m.fail_at = clock_.now();
     note("pid " + std::to_string(pid) + " sends fail");
+    // It said `serving` on these (the older holders went down there), then gave up: on its
+    // own, as a crash (I1's exception).
+    for (const auto& r : m.serving) excused_.insert(r);
     send(m, protocol::make("fail", "sim: bad release"));
+  }
+
+  // The daemon dies (SIGKILL) or re-executes itself (`serverswap upgrade`, only once no
+  // deploy is in flight), and the new one takes its servers back from state.json: each
+  // client-library server resumes on a new connection (or never does, and is left
+  // unmanaged at --adopt-timeout); a --listen program's sockets are copied back.
+  void daemon_restarts(bool upgrade) {
+    ++restarts_;
+    note(upgrade ? "the daemon upgrades (no deploy in flight)" : "the daemon dies and restarts");
+    DaemonState state = supervisor_->record();
+    // A deploy in flight lost its requester's connection with the daemon: no outcome.
+    for (auto& d : deploys_)
+      if (d.outcomes.empty()) d.lost = true;
+    for (const auto& [pid, record] : processes_.all()) record->on_exit = nullptr;
+    // Up by the settle rule stays up once its connection is gone with the daemon.
+    for (auto& [pid, m] : models_)
+      if (!m.up_message && really_up(m)) m.settled = true;
+    processes_.frozen = true;  // the dying daemon's destructor kills nothing
+    supervisor_.reset();
+    processes_.frozen = false;
+    peers_.clear();
+    // Dying, it took its listening sockets along; an upgrade passes them on (state.sockets).
+    if (!upgrade) listeners_.forget_all();
+    for (auto& [pid, m] : models_) {
+      m.peer = 0;
+      if (!m.exited && m.client && m.hello_sent) m.orphaned = true;
+      if (!m.exited && !m.listen.empty()) {
+        std::vector<std::string> names;
+        for (const auto& l : m.listen) names.push_back(canonical(l));
+        processes_.inherited[pid] = names;
+      }
+    }
+    make_supervisor();
+    supervisor_->adopt(state);
+  }
+
+  void resume(pid_t pid) {
+    Model& m = models_[pid];
+    m.orphaned = false;
+    uint64_t id = next_peer_++;
+    auto peer = std::make_unique<FakePeer>(id, pid);
+    peer->on_send = [this, pid](const Json& message) { received(pid, message); };
+    Json holding = Json::array();
+    for (const auto& r : m.accepting) {
+      if (m.taken.count(r)) continue;
+      // Its --listen sockets are the daemon's already (copied back at adoption).
+      bool inherited = false;
+      for (const auto& l : m.listen) inherited = inherited || canonical(l) == r;
+      if (inherited) continue;
+      holding.push_back(r);
+      peer->fds.push_back(processes_.make_socket(r));
+    }
+    Json subscribed = m.subscribes ? holding : Json::array();
+    bool up = m.was_up || m.up_sent;
+    peers_[id] = std::move(peer);
+    m.peer = id;
+    note("pid " + std::to_string(pid) + " resumes holding " + holding.dump() +
+         (up ? " (up)" : " (starting)"));
+    send(m,
+         protocol::make(
+             "hello", {{"protocol", 1},
+                       {"id", m.id},
+                       {"upMessage", m.up_message},
+                       {"resume", {{"holding", holding}, {"onTakedown", subscribed}, {"up", up}}}}),
+         /*first=*/true);
+  }
+
+  void notify_ready(pid_t pid) {
+    Model& m = models_[pid];
+    m.ready_sent = true;
+    note("pid " + std::to_string(pid) + " sends READY=1 on NOTIFY_SOCKET");
+    NotifyMessage message;
+    message.sender = pid;
+    message.fields = {{"READY", "1"}};
+    processes_.notify(m.notify_address, message);
+  }
+
+  void serving(pid_t pid, const std::string& resource) {
+    Model& m = models_[pid];
+    m.serving.insert(resource);
+    note("pid " + std::to_string(pid) + " says serving " + resource);
+    send(m, protocol::make("serving", resource));
   }
 
   void crash(pid_t pid) {
@@ -340,6 +509,30 @@ class World {
     // In the drain, new servers (crash restarts) behave, so that the schedule comes to rest.
     m.ignores_term = !draining_ && chance(0.15);
     m.will_fail = !draining_ && chance(0.1);
+    if (full()) {
+      m.spawned_at = clock_.now();
+      for (const auto& e : record->spec.env) {
+        if (e.starts_with("SERVERSWAP_WORKER=")) m.worker = std::stoi(e.substr(18));
+        if (e.starts_with("NOTIFY_SOCKET=")) m.notify_address = e.substr(14);
+      }
+      for (const auto& l : record->spec.listen) {
+        m.listen.push_back(l.resource);
+        m.accepting.insert(canonical(l.resource));  // it accepts on them from the start
+      }
+      m.ready_after = record->spec.ready_after;
+      if (!m.listen.empty()) {
+        m.client = chance(0.3);
+        m.notifies = draining_ || chance(0.7);
+      }
+      m.staggered = options_.serving && m.wants.size() > 1 && chance(0.5);
+      m.resumes = chance(0.8);
+      // A crash restart (or a restored old copy) runs the release of the worker it stands for.
+      for (auto it = models_.rbegin(); it != models_.rend(); ++it)
+        if (it->second.argv == m.argv && it->second.worker == m.worker && it->second.tag >= 0) {
+          m.tag = it->second.tag;
+          break;
+        }
+    }
     models_[pid] = m;
   }
 
@@ -356,7 +549,7 @@ class World {
       taken_down(m, {r}, "takeDown");
       m.accepting.erase(r);
       m.taken.insert(r);
-      bool all = m.taken.size() >= m.wants.size();
+      bool all = m.taken.size() >= m.resource_count();
       if (all && !m.ignores_term && !m.exit_pending) {
         m.exit_pending = true;
         m.exit_status = 0;
@@ -399,6 +592,10 @@ class World {
     std::string kind = event.value("kind", "");
     pid_t pid = event.value("pid", 0);
     if (options_.record_trace) effect(event.value("text", ""));
+    // A worker of a roll failed: the roll is undone (I2's exception above).
+    if (kind == event_kind_name(EventKind::kFailed) && models_.count(pid) &&
+        models_[pid].worker >= 0 && models_[pid].tag >= 0)
+      deploys_[models_[pid].tag].failing = true;
     if (kind == event_kind_name(EventKind::kUp) && models_.count(pid)) {
       Model& m = models_[pid];
       m.was_up = true;
@@ -413,6 +610,9 @@ class World {
   // for so far, connected, for --settle.
   bool really_up(const Model& m) const {
     if (m.exited) return false;
+    // --ready-after: alive that long is up, whatever else it does (the weaker rule).
+    if (m.ready_after && clock_.now() >= m.spawned_at + *m.ready_after) return true;
+    if (!m.client) return m.ready_sent;
     if (m.up_message) return m.up_sent;
     auto peer = peers_.find(m.peer);
     bool connected = peer != peers_.end() && !peer->second->closed;
@@ -452,21 +652,43 @@ class World {
     if (!m.was_up || stopping_) return;
     for (const auto& r : resources) {
       if (m.taken.count(r)) continue;
+      // A worker of a failed roll goes while an up server of the old version serves (the
+      // roll is undone; the resource is never without an up server).
+      if (m.worker >= 0 && m.tag >= 0 && deploys_[m.tag].failing && other_up_serves(m, r)) continue;
       bool newer_up = false;
       for (const auto& [pid, other] : models_)
         if (std::pair(other.rank, other.generation) > std::pair(m.rank, m.generation) &&
-            really_up(other) && !other.exited && other.accepting.count(r))
+            (really_up(other) || other.serving.count(r)) && !other.exited &&
+            other.accepting.count(r))
           newer_up = true;
       if (!newer_up)
-        return violated("I2: pid " + std::to_string(m.pid) + " (gen " +
-                        std::to_string(m.generation) + ") taken down on " + r + " by " + how +
-                        " while no newer server holding it is up");
+        return violated(
+            "I2: pid " + std::to_string(m.pid) + " (gen " + std::to_string(m.generation) +
+            (m.worker >= 0 ? ", worker of deploy #" + std::to_string(m.tag) : "") +
+            ") taken down on " + r + " by " + how + " while no newer server holding it is up");
     }
+  }
+
+  bool other_up_serves(const Model& m, const std::string& r) const {
+    for (const auto& [pid, other] : models_)
+      if (pid != m.pid && !other.exited && other.was_up && other.accepting.count(r) &&
+          !other.taken.count(r) && other.tag != m.tag)
+        return true;
+    return false;
   }
 
   // I4, as each outcome is sent.
   void deploy_message(size_t index, const Json& message) {
     std::string name = message.begin().key();
+    if (name == "event" && full()) {
+      // Its own server (or a worker of its roll) started: that server runs its release.
+      const Json& event = message.begin().value();
+      pid_t pid = event.value("pid", 0);
+      // (It overrides what spawned() inherited: only crash restarts and restored old copies,
+      // which no deploy reports, keep that.)
+      if (event.value("kind", "") == event_kind_name(EventKind::kSpawned) && models_.count(pid))
+        models_[pid].tag = static_cast<int>(index);
+    }
     if (name != "deployed" && name != "deployFailed") return;
     DeployRecord& d = deploys_[index];
     d.outcomes.push_back(message);
@@ -479,21 +701,31 @@ class World {
       return violated("I4: deploy #" + std::to_string(index) +
                       " got a second outcome: " + message.dump());
     if (name != "deployed") return;
-    pid_t pid = message.begin().value().value("pid", 0);
-    auto it = models_.find(pid);
-    bool serving = it != models_.end() && really_up(it->second) && !it->second.accepting.empty();
-    for (const auto& s : supervisor_->status())
-      if (s["pid"] == pid && s["state"] != "up") serving = false;
-    if (it != models_.end() && !it->second.taken.empty()) serving = false;
-    if (!serving)
-      violated("I4: deploy #" + std::to_string(index) + " reported deployed (pid " +
-               std::to_string(pid) + ") but that server is not up and serving");
+    const Json& body = message.begin().value();
+    std::vector<pid_t> pids = {body.value("pid", 0)};
+    if (body.contains("workers")) {
+      pids = body["workers"].get<std::vector<pid_t>>();
+      if (static_cast<int>(pids.size()) != d.workers)
+        return violated("I4: deploy #" + std::to_string(index) + " of " +
+                        std::to_string(d.workers) + " workers reported deployed with " +
+                        std::to_string(pids.size()));
+    }
+    for (pid_t pid : pids) {
+      auto it = models_.find(pid);
+      bool serving = it != models_.end() && really_up(it->second) && !it->second.accepting.empty();
+      for (const auto& s : supervisor_->status())
+        if (s["pid"] == pid && s["state"] != "up") serving = false;
+      if (it != models_.end() && !it->second.taken.empty()) serving = false;
+      if (!serving)
+        return violated("I4: deploy #" + std::to_string(index) + " reported deployed (pid " +
+                        std::to_string(pid) + ") but that server is not up and serving");
+    }
   }
 
   // I3 and I4's "exactly one", once quiet.
   void check_quiet() {
     for (size_t i = 0; i < deploys_.size(); ++i)
-      if (deploys_[i].outcomes.size() != 1)
+      if (deploys_[i].outcomes.size() != 1 && !(deploys_[i].lost && deploys_[i].outcomes.empty()))
         return violated("I4: deploy #" + std::to_string(i) + " (" + deploys_[i].command +
                         ") ended with " + std::to_string(deploys_[i].outcomes.size()) +
                         " outcomes");
@@ -520,12 +752,61 @@ class World {
             return violated("I3: quiet, and pid " + std::to_string(pid) + " accepts on " + r +
                             " but is not up");
         }
-      if (generations.size() > 1)
+      if (full() && check_workers(r, unheard)) return;
+      if (generations.size() > 1 && !workers_on(r, unheard))
         return violated("I3: quiet, and " + std::to_string(generations.size()) +
                         " generations serve " + r);
       if (generations.empty() && had_up_.count(r) && !excused_.count(r))
         return violated("I3: quiet, and nobody serves " + r + ", which had an up server");
     }
+  }
+
+  bool workers_on(const std::string& r,
+                  const std::set<std::pair<pid_t, std::string>>& unheard) const {
+    for (const auto& [pid, m] : models_)
+      if (!m.exited && m.accepting.count(r) && !unheard.count({pid, r}) && m.worker >= 0)
+        return true;
+    return false;
+  }
+
+  // I3 with --workers N: the servers on `r` are N workers of one deploy, one per index, of one
+  // command. True when violated.
+  bool check_workers(const std::string& r, const std::set<std::pair<pid_t, std::string>>& unheard) {
+    if (!workers_on(r, unheard)) return false;
+    std::set<int> indices;
+    std::set<int> tags;
+    std::set<std::vector<std::string>> versions;
+    size_t count = 0;
+    for (const auto& [pid, m] : models_) {
+      if (m.exited || !m.accepting.count(r) || unheard.count({pid, r})) continue;
+      ++count;
+      if (m.worker < 0) {
+        violated("I3: quiet, and pid " + std::to_string(pid) + ", no worker, serves " + r +
+                 " beside workers");
+        return true;
+      }
+      indices.insert(m.worker);
+      tags.insert(m.tag);
+      versions.insert(m.argv);
+    }
+    std::string what = std::to_string(count) + " workers (indices " +
+                       std::to_string(indices.size()) + ", deploys " + std::to_string(tags.size()) +
+                       ", commands " + std::to_string(versions.size()) + ")";
+    int tag = *tags.rbegin();
+    int expected = tag >= 0 ? deploys_[tag].workers : -1;
+    // A failed roll that had nothing to replace keeps the workers that came up.
+    bool failed_first = tag >= 0 && !deploys_[tag].outcomes.empty() &&
+                        deploys_[tag].outcomes[0].contains("deployFailed") &&
+                        static_cast<int>(count) < expected;
+    // One release: one command line (deploys of the same command run the same release; a
+    // restored old copy cannot be told from the deploy it stands for by the model).
+    if (versions.size() > 1 || indices.size() != count ||
+        (expected >= 0 && static_cast<int>(count) != expected && !failed_first)) {
+      violated("I3: quiet, and " + r + " is served by " + what +
+               (expected >= 0 ? ", not " + std::to_string(expected) + " of one command" : ""));
+      return true;
+    }
+    return false;
   }
 
   // I5.
@@ -546,6 +827,8 @@ class World {
   }
 
   SimulatorOptions options_;
+  SupervisorOptions supervisor_options_;
+  int restarts_ = 0;  // daemon deaths and upgrades so far
   std::mt19937_64 rng_;
   ScheduleResult result_;
   FakeClock clock_;
@@ -585,7 +868,8 @@ std::string describe(const ScheduleResult& result) {
   for (size_t i = 0; i < result.trace.size(); ++i)
     text += "  " + std::to_string(i + 1) + ". " + result.trace[i] + "\n";
   if (!result.ok)
-    text += "replay: serverswap_simulator --seed " + std::to_string(result.seed) + "\n";
+    text += "replay: serverswap_simulator --seed " + std::to_string(result.seed) +
+            (result.classic ? " --classic" : "") + "\n";
   return text;
 }
 

@@ -23,8 +23,16 @@
 
 namespace serverswap::daemon::testing {
 
+// Which steps the scheduler may take. kClassic is the first mix (plain servers of the
+// client library only): the regression seeds found with it replay it exactly. kFull adds
+// workers and rolling deploys, --listen programs (READY=1 on NOTIFY_SOCKET, --ready-after),
+// `serving`, daemon deaths and upgrades (the daemon restarts and its servers resume, or
+// do not), on top of the classic steps.
+enum class Mix { kClassic, kFull };
+
 struct ScheduleResult {
   uint64_t seed = 0;
+  bool classic = false;  // run with Mix::kClassic
   bool ok = true;
   std::string violation;           // "I2: ..." when !ok
   std::vector<std::string> trace;  // every step taken, up to the violation
@@ -36,9 +44,15 @@ struct ScheduleResult {
 };
 
 struct SimulatorOptions {
-  int max_deploys = 6;  // deploy requests per schedule (reloads add theirs)
-  int max_steps = 300;  // random steps before the schedule drains to quiet
-  int max_crashes = 3;  // spontaneous crashes per schedule
+  Mix mix = Mix::kFull;
+  // Parts of the full mix, each switchable (to tell which part a failure needs).
+  bool workers = true;   // --workers N deploys on :3 (and a plain server there)
+  bool listen = true;    // --listen programs on :4 and :2
+  bool serving = true;   // servers of two resources that say `serving` on each
+  bool restarts = true;  // daemon deaths and upgrades; servers resume (or do not)
+  int max_deploys = 6;   // deploy requests per schedule (reloads add theirs)
+  int max_steps = 300;   // random steps before the schedule drains to quiet
+  int max_crashes = 3;   // spontaneous crashes per schedule
   bool record_trace = false;
 };
 
