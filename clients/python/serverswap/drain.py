@@ -40,6 +40,10 @@ class _DrainState:
         self.resource = resource
         self.lock = threading.Condition()
         self.handlers = {}   # handler -> busy (a request is being read or answered)
+        # Connections accepted whose handler has not started yet (ThreadingMixIn starts a
+        # thread per connection): the drain waits for them too, or a connection accepted
+        # just before it began would be closed unanswered when the program exits.
+        self.accepted = 0
         self.draining = False
         self.why = None
         self.done = threading.Event()
@@ -54,11 +58,14 @@ class _DrainState:
         threading.Thread(target=self.server.shutdown, name="serverswap-drain",
                          daemon=True).start()
 
+    def _none_open(self):
+        return not self.handlers and self.accepted == 0
+
     def finish(self, log):
         """Runs on serve_forever()'s thread once it stopped accepting."""
         self.server.socket.close()  # our copy only
         with self.lock:
-            count = len(self.handlers)
+            count = len(self.handlers) + self.accepted
         log("%s: stopped accepting on %s, draining %d connections"
             % (self.why, self.resource, count))
         if self.resource is not None:
@@ -68,7 +75,7 @@ class _DrainState:
                 log(str(e))
         deadline = time.monotonic() + self.grace
         with self.lock:
-            self.lock.wait_for(lambda: not self.handlers, max(deadline - time.monotonic(), 0))
+            self.lock.wait_for(self._none_open, max(deadline - time.monotonic(), 0))
             idle = [h for h, busy in self.handlers.items() if not busy]
         if idle:
             log("grace period over: closing %d idle connections" % len(idle))
@@ -78,7 +85,7 @@ class _DrainState:
             except OSError:
                 pass
         with self.lock:  # busy ones close after their answer
-            self.lock.wait_for(lambda: not self.handlers, self.grace + 5)
+            self.lock.wait_for(self._none_open, self.grace + 5)
         self.done.set()
 
 
@@ -87,9 +94,10 @@ def _draining_handler(base, state):
         """Answers with Connection: close once the server drains."""
 
         def setup(self):
-            super().setup()
             with state.lock:
+                state.accepted = max(state.accepted - 1, 0)
                 state.handlers[self] = False
+            super().setup()
 
         def finish(self):
             try:
@@ -155,6 +163,14 @@ def drain(server, grace=None, client=None, resource=None, signals=True, log=None
     log = log or (lambda text: client_module._log(text))
     state = _DrainState(server, grace, client, resource)
     server.RequestHandlerClass = _draining_handler(server.RequestHandlerClass, state)
+    process_request = server.process_request
+
+    def counted_process_request(request, client_address):
+        with state.lock:  # before its handler thread exists (see _DrainState.accepted)
+            state.accepted += 1
+        process_request(request, client_address)
+
+    server.process_request = counted_process_request
     serve_forever = server.serve_forever
 
     def serve_then_drain(*args, **kwargs):
