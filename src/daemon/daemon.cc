@@ -83,6 +83,16 @@ Status Daemon::start() {
     return Status::error("--resume-upgrade: " + (previous.ok()
                                                      ? "no state file " + state_file_->path()
                                                      : previous.status().message()));
+  // The socket files the previous image bound: unlinked by this one when it is done with them.
+  if (have_state)
+    for (const SocketFileRecord& file : (*previous)->socket_files) {
+      SocketSet::Entry entry;
+      entry.unix_path = file.path;
+      entry.dev = static_cast<dev_t>(file.dev);
+      entry.ino = static_cast<ino_t>(file.ino);
+      entry.owner = file.owner;
+      sockets_->expect_socket_file(file.name, std::move(entry));
+    }
   if (service_manager_) {
     notify_ = SdNotify::from_environment();
     if (Status s = adopt_activated_sockets(); !s.ok()) return s;
@@ -102,7 +112,8 @@ Status Daemon::start() {
     metrics_endpoint_ = std::move(*endpoint);
   }
   reaper_ = std::make_unique<OrphanReaper>(
-      &loop_, [this](pid_t pid) { return supervisor_->is_server_pid(pid); });
+      &loop_, [this](pid_t pid) { return supervisor_->is_server_pid(pid); },
+      [this](pid_t pid) { return sockets_->reaped_binding_child(pid); });
   take_back_user_directory(have_state ? &**previous : nullptr);
   if (Status s = supervisor_->prepare_notify_directory(have_state ? &**previous : nullptr); !s.ok())
     return s;

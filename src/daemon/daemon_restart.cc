@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "daemon/activated_sockets.h"
 #include "daemon/daemon.h"
+#include "daemon/identity.h"
 #include "daemon/upgrade.h"
 
 namespace serverswap::daemon {
@@ -63,10 +64,21 @@ void Daemon::take_back_user_directory(const DaemonState* state) {
     std::filesystem::path notify(server.notify);
     if (notify.parent_path() == dir) keep.insert(notify.filename().string());
   }
-  // The control socket of each uid, at the same path: its servers reconnect there.
+  // The uids of the servers taken back: only their control sockets are listened on again (a
+  // uid whose servers are all gone has no one to reconnect).
+  std::set<uid_t> of_servers;
+  for (const ServerRecord& server : state->servers) {
+    if (server.request.user.empty() && server.request.group.empty()) continue;
+    auto started = process_start_time(server.pid);
+    if (!started.ok() || *started != server.start_time) continue;  // gone meanwhile
+    if (auto identity = resolve_identity(server.request.user, server.request.group); identity.ok())
+      of_servers.insert(identity->uid);
+  }
+  // The control socket of each such uid, at the same path: its servers reconnect there.
   std::vector<uid_t> uids;
   for (const std::string& name : user_directory_.names()) {
-    if (auto uid = uid_of_control_socket(name)) {
+    auto uid = uid_of_control_socket(name);
+    if (uid && of_servers.count(*uid)) {
       keep.insert(name);
       uids.push_back(*uid);
     }
@@ -81,6 +93,11 @@ void Daemon::take_back_user_directory(const DaemonState* state) {
 DaemonState Daemon::record_state() const {
   DaemonState state = supervisor_->record();
   state.user_directory = user_directory_.current();
+  for (const auto& [name, entry] : sockets_->entries())
+    if (entry.bound_here && !entry.unix_path.empty() && entry.ino != 0)
+      state.socket_files.push_back({name, entry.unix_path, entry.dev, entry.ino, entry.owner});
+  for (const auto& [name, file] : sockets_->unclaimed_socket_files())
+    state.socket_files.push_back({name, file.unix_path, file.dev, file.ino, file.owner});
   return state;
 }
 

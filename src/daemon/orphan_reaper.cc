@@ -15,8 +15,13 @@
 
 namespace serverswap::daemon {
 
-OrphanReaper::OrphanReaper(uv_loop_t* loop, std::function<bool(pid_t)> is_server)
-    : loop_(loop), is_server_(std::move(is_server)), sigchld_(loop, SIGCHLD, [this] { reap(); }) {
+OrphanReaper::OrphanReaper(uv_loop_t* loop, std::function<bool(pid_t)> is_server,
+                           std::function<bool(pid_t)> was_helper)
+    : loop_(loop),
+      is_server_(std::move(is_server)),
+      was_helper_(std::move(was_helper)),
+      log_(loop, "reaped orphans"),
+      sigchld_(loop, SIGCHLD, [this] { reap(); }) {
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
     log_line(Status::system_error("PR_SET_CHILD_SUBREAPER", errno).message() +
              "; orphans of servers go to PID 1");
@@ -40,6 +45,7 @@ void OrphanReaper::reap() {
     if (spawned.count(pid) || (is_server_ && is_server_(pid))) continue;
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) != pid) continue;  // still running
+    if ((was_helper_ && was_helper_(pid)) || !log_.admit("servers")) continue;
     std::string how = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
                                           : "status " + std::to_string(WEXITSTATUS(status));
     log_line("reaped orphan pid " + std::to_string(pid) + " (" + how + ")");

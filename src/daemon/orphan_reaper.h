@@ -3,7 +3,9 @@
 // the nearest subreaper, or to PID 1 -- which, in a container, is often the daemon itself
 // and never reaps it, leaving a zombie. As a subreaper (PR_SET_CHILD_SUBREAPER) the daemon
 // gets them in every setting, and reaps each on SIGCHLD. Its own servers are left to libuv,
-// which waits for each by pid. Loop thread only.
+// which waits for each by pid. Each orphan reaped is logged ("reaped orphan pid N"), at
+// most at LogLimiter's rate (a server can fork without end); children the daemon forked
+// itself and left to be reaped here (`was_helper`) are reaped silently. Loop thread only.
 #pragma once
 
 #include <sys/types.h>
@@ -13,6 +15,7 @@
 #include <set>
 #include <vector>
 
+#include "daemon/log_limiter.h"
 #include "daemon/uv_handle.h"
 
 namespace serverswap::daemon {
@@ -21,7 +24,10 @@ class OrphanReaper {
  public:
   // `is_server`: servers adopted from an earlier image of the daemon after an upgrade are
   // its children with no uv_process_t; their ServerProcess reaps them, not this.
-  OrphanReaper(uv_loop_t* loop, std::function<bool(pid_t)> is_server);
+  // `was_helper`: asked of each pid reaped; true for a process the daemon forked for its own
+  // work (SocketSet::reaped_binding_child), which is not logged.
+  OrphanReaper(uv_loop_t* loop, std::function<bool(pid_t)> is_server,
+               std::function<bool(pid_t)> was_helper = {});
   OrphanReaper(const OrphanReaper&) = delete;
   OrphanReaper& operator=(const OrphanReaper&) = delete;
 
@@ -33,6 +39,8 @@ class OrphanReaper {
 
   uv_loop_t* loop_;
   std::function<bool(pid_t)> is_server_;
+  std::function<bool(pid_t)> was_helper_;
+  LogLimiter log_;
   SignalWatch sigchld_;
 };
 

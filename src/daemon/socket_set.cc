@@ -89,6 +89,7 @@ SocketSet::~SocketSet() {
     close_stream(entry.handle);
     unlink_bound_file(entry);
   }
+  for (auto& [name, file] : expected_files_) unlink_bound_file(file);
 }
 
 Result<const SocketSet::Entry*> SocketSet::get_or_bind(const protocol::Resource& resource,
@@ -117,6 +118,7 @@ Result<const SocketSet::Entry*> SocketSet::add_bound(const protocol::Resource& r
   entry.dev = bound.dev;
   entry.ino = bound.ino;
   entry.bound_here = true;
+  expected_files_.erase(name);  // an earlier image's file there was replaced by this one
   log_line("bound " + name + " (" + entry.address + ")" +
            (as ? " as uid " + std::to_string(as->uid) : ""));
   return &entries_.emplace(name, std::move(entry)).first->second;
@@ -241,10 +243,22 @@ void SocketSet::bind_answered(const std::string& name, bool timed_out) {
     result = bound.ok() ? add_bound(pending->child.resource, pending->as, std::move(*bound))
                         : Result<const Entry*>(bound.status());
   }
+  // Killed but not yet exited: the OrphanReaper reaps it (is_binding_child says it is ours).
+  if (pending->child.pid > 0) binding_children_.insert(pending->child.pid);
   // The next of this user's queued binds goes first: the callbacks below may ask for more.
   if (pending->as) start_queued(pending->as->uid);
   // Each may start another bind, or close this set's entries: they hold nothing of `pending`.
   for (auto& done : pending->waiting) done(result);
+}
+
+void SocketSet::expect_socket_file(const std::string& name, Entry file) {
+  file.handle = nullptr;
+  file.bound_here = true;
+  expected_files_[name] = std::move(file);
+}
+
+bool SocketSet::reaped_binding_child(pid_t pid) {
+  return binding_children_.erase(pid) > 0;
 }
 
 Status SocketSet::adopt(const std::string& name, UniqueFd fd, const std::string& from) {
@@ -256,6 +270,14 @@ Status SocketSet::adopt(const std::string& name, UniqueFd fd, const std::string&
   log_line("adopted " + name + " (" + address + ") from " + from);
   Entry entry{address, "", *stream};
   entry.owner = ::getuid();
+  if (auto file = expected_files_.find(name); file != expected_files_.end()) {
+    entry.unix_path = file->second.unix_path;
+    entry.owner = file->second.owner;
+    entry.dev = file->second.dev;
+    entry.ino = file->second.ino;
+    entry.bound_here = true;
+    expected_files_.erase(file);
+  }
   entries_.emplace(name, std::move(entry));
   return {};
 }

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "base/duration.h"
@@ -55,11 +56,22 @@ class SocketSet : public Listeners {
   // Binds under way and queued (get_or_bind_async), for tests and status.
   size_t binds_pending() const { return pending_.size(); }
   size_t binds_queued() const { return queued_.size(); }
+  // Whether `pid`, just reaped by the daemon's OrphanReaper, was a child of this set's that
+  // bound as another user and was killed after its answer (or timeout) before it had exited;
+  // it is forgotten then. Such a child is no server's orphan: nothing is logged for it.
+  bool reaped_binding_child(pid_t pid);
 
   // Takes a socket bound by someone else (systemd's socket units) for resource `name`,
   // which get_or_bind then returns. Its Unix socket file, if any, is left for its owner.
   Status adopt(const std::string& name, UniqueFd fd,
                const std::string& from = "the service manager") override;
+  // A Unix socket file an earlier image of the daemon bound for `name` (its state file's
+  // socketFiles): when the socket of `name` is adopted (from that image over execve, or from
+  // a server that resumes), its entry gets this path, inode and owner, so that it is handed
+  // to the same user and unlinked as if bound here. One never adopted is unlinked (by inode)
+  // when this set is destroyed, and recorded again meanwhile (unclaimed_socket_files).
+  void expect_socket_file(const std::string& name, Entry file);
+  const std::map<std::string, Entry>& unclaimed_socket_files() const { return expected_files_; }
   const Entry* find(const std::string& name) const override;
   const std::map<std::string, Entry>& entries() const override { return entries_; }
 
@@ -75,6 +87,8 @@ class SocketSet : public Listeners {
   Result<const Entry*> add_bound(const protocol::Resource& resource, std::optional<BindAs> as,
                                  handover::ListenSocket bound);
   struct PendingBind;
+  std::map<std::string, Entry> expected_files_;  // expect_socket_file; handle unused
+  std::set<pid_t> binding_children_;             // killed, not yet reaped (reaped_binding_child)
   struct QueuedBind {
     protocol::Resource resource;
     BindAs as;

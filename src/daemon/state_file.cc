@@ -86,6 +86,21 @@ Result<SocketRecord> socket_from_json(const Json& json, const std::string& where
   return socket;
 }
 
+Result<SocketFileRecord> socket_file_from_json(const Json& json, const std::string& where) {
+  protocol::FieldReader r(json, where);
+  SocketFileRecord file;
+  file.name = r.string("name", true);
+  file.path = r.string("path", true);
+  file.dev = static_cast<uint64_t>(r.integer("dev", true, 0, std::numeric_limits<int64_t>::max()));
+  file.ino = static_cast<uint64_t>(r.integer("ino", true, 1, std::numeric_limits<int64_t>::max()));
+  file.owner = static_cast<uid_t>(
+      r.integer("owner", true, 0, static_cast<int64_t>(static_cast<uid_t>(-1)) - 1));
+  if (!r.ok()) return r.status();
+  if (!file.path.starts_with("/") || !file.name.starts_with("unix:"))
+    return Status::error(where + ": not a Unix socket file");
+  return file;
+}
+
 }  // namespace
 
 Json state_to_json(const DaemonState& state) {
@@ -108,6 +123,13 @@ Json state_to_json(const DaemonState& state) {
   }
   Json json = {{"version", 1}, {"servers", servers}};
   if (!state.user_directory.empty()) json["userDirectory"] = state.user_directory;
+  if (!state.socket_files.empty()) {
+    Json files = Json::array();
+    for (const auto& f : state.socket_files)
+      files.push_back(
+          {{"name", f.name}, {"path", f.path}, {"dev", f.dev}, {"ino", f.ino}, {"owner", f.owner}});
+    json["socketFiles"] = files;
+  }
   if (!state.sockets.empty() || state.control_fd >= 0) {
     Json sockets = Json::array();
     for (const auto& s : state.sockets)
@@ -126,6 +148,7 @@ Result<DaemonState> state_from_json(const Json& json) {
   DaemonState state;
   const Json* servers = r.array("servers", true);
   const Json* sockets = r.array("sockets", false);
+  const Json* socket_files = r.array("socketFiles", false);
   state.control_fd =
       static_cast<int>(r.integer("controlFd", false, -1, std::numeric_limits<int>::max(), -1));
   state.user_directory = r.string("userDirectory", false);
@@ -139,6 +162,12 @@ Result<DaemonState> state_from_json(const Json& json) {
     auto socket = socket_from_json((*sockets)[i], "state.sockets[" + std::to_string(i) + "]");
     if (!socket.ok()) return socket.status();
     state.sockets.push_back(std::move(*socket));
+  }
+  for (size_t i = 0; socket_files && i < socket_files->size(); ++i) {
+    auto file =
+        socket_file_from_json((*socket_files)[i], "state.socketFiles[" + std::to_string(i) + "]");
+    if (!file.ok()) return file.status();
+    state.socket_files.push_back(std::move(*file));
   }
   return state;
 }

@@ -59,10 +59,23 @@ struct SocketRecord {
   bool operator==(const SocketRecord&) const = default;
 };
 
+// A Unix socket file the daemon bound (for itself or as a server's user), so that a daemon
+// restarted after SIGKILL, or upgraded, unlinks it when it is done with it -- by path and
+// only while it is still that inode -- and hands it to the same user as before.
+struct SocketFileRecord {
+  std::string name;  // canonical resource name ("unix:/run/app.sock")
+  std::string path;  // as resolved when bound (the file is unlinked only at this path)
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  uid_t owner = 0;  // the uid it was bound for
+  bool operator==(const SocketFileRecord&) const = default;
+};
+
 struct DaemonState {
   std::vector<ServerRecord> servers;
   std::vector<SocketRecord> sockets;  // only when written for an upgrade
-  int control_fd = -1;                // the control listener, only for an upgrade
+  std::vector<SocketFileRecord> socket_files;
+  int control_fd = -1;  // the control listener, only for an upgrade
   // The UserDirectory (user_directory.h) its servers of other uids use; empty when none.
   std::string user_directory;
 };

@@ -322,8 +322,10 @@ Result<ListenSocket> finish_bind_as(BindAsChild& child) {
   // It has answered (or died: end of file): reaped now if it has exited already; one that
   // has not yet is left to the caller's reaper (the daemon's OrphanReaper), not waited for.
   int status;
-  if (child.pid > 0 && ::waitpid(child.pid, &status, WNOHANG) == 0) ::kill(child.pid, SIGKILL);
-  child.pid = -1;
+  if (child.pid > 0 && ::waitpid(child.pid, &status, WNOHANG) == 0)
+    ::kill(child.pid, SIGKILL);
+  else
+    child.pid = -1;
   if (got != static_cast<ssize_t>(sizeof out))
     return Status::error("bind " + what + " as uid " + std::to_string(child.uid) +
                          ": the binding process failed");
@@ -336,9 +338,9 @@ Status abandon_bind_as(BindAsChild& child, Millis waited) {
   if (child.pid > 0) {
     ::kill(child.pid, SIGKILL);
     int status;
-    ::waitpid(child.pid, &status, WNOHANG);  // one stuck in the kernel: the caller's reaper
+    // One stuck in the kernel: the caller's reaper's, so its pid is kept.
+    if (::waitpid(child.pid, &status, WNOHANG) != 0) child.pid = -1;
   }
-  child.pid = -1;
   child.channel.reset();
   return Status::error("bind " + child.resource.name() + " as uid " + std::to_string(child.uid) +
                        ": no answer within " + std::to_string(waited.count()) + " ms");

@@ -53,9 +53,12 @@ struct BindAsChild {
 // Forks the child that binds the Unix socket `resource` as uid/gid (as bind_listener_as).
 Result<BindAsChild> start_bind_as(const protocol::Resource& resource, uid_t uid, gid_t gid);
 // Its answer, read without blocking once `channel` is readable; the child is reaped if it
-// has exited (else SIGKILLed and left to the caller's reaper of stray children).
+// has exited, else SIGKILLed and left to the caller's reaper of stray children: then
+// `child.pid` still names it afterwards (else it is -1), so the reaper can tell it from
+// a server's orphan.
 Result<ListenSocket> finish_bind_as(BindAsChild& child);
-// No answer in time: kills the child; the error says how long it was waited for.
+// No answer in time: kills the child (reaped if it is gone already; `child.pid` as with
+// finish_bind_as); the error says how long it was waited for.
 Status abandon_bind_as(BindAsChild& child, Millis waited);
 
 // Unlinks the Unix socket file at the absolute `path` only if it is still the socket inode

@@ -401,6 +401,111 @@ TEST(Resume, SocketsOfAUserServerKeepTheirPathsAcrossKillNineAndAnUpgradeAndGoAt
   EXPECT_TRUE(tmp.entries().empty()) << tmp.entries().front();
 }
 
+// A Unix socket bound as a --user server's user is recorded with its inode and owner in the
+// state file: a daemon restarted after SIGKILL, and an upgraded one, hand it to that user's
+// next server (not as root's) and unlink it at stop, as the daemon that bound it would have.
+TEST(Resume, AUnixSocketBoundForAUserServerIsHandedOnAndUnlinkedAfterKillNineAndAnUpgrade) {
+  if (std::string why = why_no_second_user(HELLO_SERVER_BIN); !why.empty()) GTEST_SKIP() << why;
+  ScopedTmpdir tmp(0755);
+  std::string dir = tmp.path() + "/of-nobody";
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(chown(dir.c_str(), 65534, 65534), 0);
+  const std::string socket_file = dir + "/app.sock";
+  DaemonUnderTest daemon(kDaemonOptions);
+  const std::vector<std::string> deploy = {"--user", "nobody", HELLO_SERVER_BIN,
+                                           "unix:" + socket_file};
+  auto first = serverswap(daemon, deploy);
+  ASSERT_EQ(first.code, 0) << first.output << daemon.process().output();
+  pid_t server = daemon.server_pids().at(0);
+  struct stat bound {};
+  ASSERT_EQ(lstat(socket_file.c_str(), &bound), 0);
+  EXPECT_EQ(bound.st_uid, 65534u);
+
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  auto again = restart_daemon(daemon);
+  ASSERT_TRUE(again->wait_for_output("resumed, up", 10s)) << again->output();
+  Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade"});
+  ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output() << again->output();
+  ASSERT_TRUE(resumed_after_upgrade(*again)) << again->output();
+
+  // Still nobody's socket: the next server of nobody is handed it and the old one goes.
+  auto next = serverswap(daemon, deploy);
+  ASSERT_EQ(next.code, 0) << next.output << again->output();
+  EXPECT_TRUE(eventually([&] { return !process_exists(server); }, 10s)) << again->output();
+  struct stat still {};
+  ASSERT_EQ(lstat(socket_file.c_str(), &still), 0);
+  EXPECT_EQ(still.st_ino, bound.st_ino) << "the same socket, never bound again";
+  stop_daemon(daemon, *again);
+  EXPECT_FALSE(std::filesystem::exists(socket_file)) << again->output();
+}
+
+// After SIGKILL, a daemon listens again only on the control sockets of users that still have
+// a server: with nobody's server gone meanwhile, nothing of nobody's is left in TMPDIR.
+TEST(Resume, AControlSocketOfAUserWithNoServerLeftIsNotListenedOnAfterKillNine) {
+  if (std::string why = why_no_second_user(HELLO_SERVER_BIN); !why.empty()) GTEST_SKIP() << why;
+  ScopedTmpdir tmp(0755);
+  DaemonUnderTest daemon(kDaemonOptions);
+  auto first = serverswap(daemon, {"--user", "nobody", HELLO_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(first.code, 0) << first.output << daemon.process().output();
+  pid_t server = daemon.server_pids().at(0);
+  std::string control = environment_of(server, "SERVERSWAP_SOCKET");
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  ASSERT_EQ(kill(server, SIGKILL), 0);
+  ASSERT_TRUE(eventually([&] { return !process_exists(server); }, 10s));
+
+  auto again = restart_daemon(daemon);
+  EXPECT_FALSE(std::filesystem::exists(control)) << again->output();
+  EXPECT_TRUE(tmp.entries().empty()) << tmp.entries().front();
+  stop_daemon(daemon, *again);
+}
+
+// The 4 MiB line limit is for the daemon's own user and root (a deploy carries the whole
+// environment); a peer of any other uid -- here a --user server on its control socket --
+// keeps the 64 KiB of docs/protocol.md: a longer line gets an error and the connection ends,
+// a shorter one is read and answered.
+TEST(Resume, AnotherUsersControlConnectionKeepsTheSixtyFourKibLineLimit) {
+  if (std::string why = why_no_second_user(HELLO_SERVER_BIN); !why.empty()) GTEST_SKIP() << why;
+  ScopedTmpdir tmp(0755);
+  DaemonUnderTest daemon(kDaemonOptions);
+  const char* kSendLongLines = R"(
+import os, socket
+def send(pad):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.environ['SERVERSWAP_SOCKET'])
+    s.settimeout(10)
+    try:
+        s.sendall(b'{"hello":{"pad":"' + b'a' * pad + b'"}}\n')
+    except OSError:
+        pass
+    got = b''
+    try:
+        while b'"error"' not in got:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except OSError:
+        pass
+    return got.decode(errors='replace').replace('\n', ' ')
+print('REPLY' + '-UNDER ' + send(60000), flush=True)
+print('REPLY' + '-OVER ' + send(70000), flush=True)
+)";
+  auto sent = serverswap(daemon, {"--ready-timeout", "5s", "--user", "nobody", "--",
+                                  "/usr/bin/python3", "-c", kSendLongLines});
+  EXPECT_EQ(sent.code, 1) << sent.output;  // it never says it is up
+  ASSERT_TRUE(daemon.process().wait_for_output("REPLY-OVER ", 10s)) << daemon.process().output();
+  std::string log = daemon.process().output();
+  std::string under = log.substr(log.find("REPLY-UNDER "));
+  under = under.substr(0, under.find('\n'));
+  std::string over = log.substr(log.find("REPLY-OVER "));
+  over = over.substr(0, over.find('\n'));
+  EXPECT_NE(over.find("line longer than 65536"), std::string::npos) << over;
+  EXPECT_EQ(under.find("line longer than"), std::string::npos) << under;
+  EXPECT_NE(under.find("\"error\""), std::string::npos) << under;
+}
+
 // TMPDIR is the environment's: one that others may write to (not sticky) is passed over for
 // /tmp, with a warning; one too long for a socket path fails the deploy with the limit and
 // leaves nothing behind, and the daemon still stops.
