@@ -149,6 +149,9 @@ int run(int argc, char** argv) {
     return kUsage;
   }
   options.takedown_signal_given = app.count("--takedown-signal") > 0;
+  for (const char* setting : {"--ready-timeout", "--takedown-timeout", "--settle",
+                              "--adopt-timeout", "--metrics", "--log-format"})
+    if (app.count(setting) > 0) options.daemon_settings_given.push_back(setting);
   LogFormat format;
   if (parse_log_format(options.log_format, &format)) set_log_format(format);
   if (status->parsed()) return status_command(options, json, watch);

@@ -49,6 +49,9 @@ struct GlobalOptions {
   std::string log_format = "text";    // --log-format text|json (daemon setting)
   std::string idle_socket_grace;      // hidden --idle-socket-grace D (daemon; empty: 60s)
   bool quiet = false;
+  // The daemon settings given on this command line ("--ready-timeout", ...): a deploy to a
+  // daemon that runs already says they do not apply to it.
+  std::vector<std::string> daemon_settings_given;
 };
 
 // Validated daemon settings; prints the error and returns nullopt on bad values, with

@@ -218,6 +218,15 @@ int start_or_deploy(const GlobalOptions& options, std::vector<std::string> comma
   const std::string& socket = settings->socket_path;
   bool no_daemon;
   auto client = ControlClient::connect(socket, &no_daemon);
+  if (client.ok() && !options.daemon_settings_given.empty()) {
+    std::string given;
+    for (const auto& setting : options.daemon_settings_given)
+      given += (given.empty() ? "" : ", ") + setting;
+    bool one = options.daemon_settings_given.size() == 1;
+    say("note: " + given + (one ? " is a daemon setting" : " are daemon settings") +
+        "; the daemon runs already, with its own: " + (one ? "it applies" : "they apply") +
+        " when the daemon starts (serverswap stop, then deploy again)");
+  }
   if (!client.ok() && no_daemon) {
     auto lock = daemon::try_lock_instance(socket);
     if (!lock.ok()) {

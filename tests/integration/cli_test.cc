@@ -37,6 +37,22 @@ TEST(Cli, ASubcommandWithAnArgumentItDoesNotTakeIsAUsageErrorAndChangesNothing) 
   EXPECT_EQ(status.code, 0) << status.output;
 }
 
+// --ready-timeout and the other daemon settings count when the daemon starts: a deploy to one
+// that runs already says so, rather than ignoring them without a word; without them, no note.
+TEST(Cli, ADaemonSettingGivenToARunningDaemonGetsANote) {
+  DaemonUnderTest daemon;
+  auto with = serverswap(daemon, {"--ready-timeout", "10s", "--settle", "2s", HELLO_SERVER_BIN,
+                                  "127.0.0.1:0"});
+  ASSERT_EQ(with.code, 0) << with.output;
+  EXPECT_NE(with.output.find("note: --ready-timeout, --settle are daemon settings; the daemon "
+                             "runs already, with its own"),
+            std::string::npos)
+      << with.output;
+  auto without = serverswap(daemon, {HELLO_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(without.code, 0) << without.output;
+  EXPECT_EQ(without.output.find("note:"), std::string::npos) << without.output;
+}
+
 // A limit of 0 would fail every deploy (or cut every grace short) at once: a usage error that
 // names the flag, and no daemon is started.
 TEST(Cli, AZeroTimeoutIsAUsageErrorThatNamesTheFlag) {
