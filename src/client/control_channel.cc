@@ -142,8 +142,13 @@ Status ControlChannel::send_line(const std::string& line, std::span<const int> f
     }
     const int err = errno;
     // EPIPE, ECONNRESET: the daemon went away, as an end-of-file would have said.
-    if (err != EAGAIN && err != EWOULDBLOCK)
-      return disconnect(sent.status(), err == EPIPE || err == ECONNRESET);
+    if (err == EPIPE || err == ECONNRESET) {
+      // What the daemon said before it closed comes first: an error answering our hello is
+      // the reason (read_available ends the connection with it at the end of file).
+      read_available();
+      return sock_ ? disconnect(sent.status(), true) : lost_;
+    }
+    if (err != EAGAIN && err != EWOULDBLOCK) return disconnect(sent.status());
     auto writable = wait_for(sock_.get(), POLLOUT, deadline);
     if (!writable.ok()) return disconnect(writable.status());
     // Half a line may be out: the connection cannot be used for anything else.
@@ -234,6 +239,10 @@ void ControlChannel::take_line(const std::string& line, uint64_t start) {
     return;
   }
   memory_.received(*decoded);
+  if (link_ == Link::kConnected && !welcomed_) {
+    if (decoded->name == protocol::Welcome::kName) welcomed_ = true;
+    if (decoded->name == protocol::ErrorReply::kName) refusal_ = error_text(*decoded);
+  }
   // The answer to a resume hello is the channel's: the owner sees the daemon go on.
   if (link_ == Link::kResuming && decoded->name == protocol::Welcome::kName)
     return on_welcome(*decoded);
@@ -252,6 +261,11 @@ void ControlChannel::take_line(const std::string& line, uint64_t start) {
 }
 
 Status ControlChannel::disconnect(Status why, bool daemon_went_away) {
+  // Closed after refusing our hello: reconnecting would be refused again.
+  if (daemon_went_away && !welcomed_ && !refusal_.empty() && link_ == Link::kConnected) {
+    why = Status::error("the daemon refused this server: " + refusal_);
+    daemon_went_away = false;
+  }
   sock_.reset();
   pending_fds_.clear();
   lost_ = why;
@@ -333,6 +347,7 @@ void ControlChannel::try_resume() {
 }
 
 void ControlChannel::on_welcome(const protocol::Message& welcome) {
+  welcomed_ = true;
   retry_delay_ = kFirstRetry;
   link_ = Link::kConnected;
   std::string text = "serverswap client: resumed with the daemon";

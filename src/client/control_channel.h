@@ -137,6 +137,10 @@ class ControlChannel {
   Options options_;
   UniqueFd sock_;
   Status lost_;  // why the connection is gone, once it is
+  // The first connection's answer to its hello: until a welcome, an error the daemon sent
+  // (an unknown server id) is why it then closes -- not a daemon that went away.
+  bool welcomed_ = false;
+  std::string refusal_;
   protocol::LineFramer framer_;
   uint64_t received_ = 0;    // stream bytes read so far
   uint64_t line_start_ = 0;  // stream offset of the next line the framer will return

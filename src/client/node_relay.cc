@@ -47,8 +47,11 @@ class Relay {
         return {RelayEnd::Why::kError, Status::system_error("poll", errno)};
       }
       if (fds[0].revents) {
-        if (Status s = from_node(); !s.ok())
+        if (Status s = from_node(); !s.ok()) {
+          // What the daemon said before it closed (its refusal of our hello) reaches Node.
+          if (!node_closed_) to_node();
           return {node_closed_ ? RelayEnd::Why::kNodeClosed : RelayEnd::Why::kError, s};
+        }
       }
       if (fds[1].revents) channel_.read_available();
       if (Status s = to_node(); !s.ok()) return {RelayEnd::Why::kError, s};

@@ -155,6 +155,25 @@ TEST(NodeRelay, AnErrorReplyToTheResumeEndsTheRelay) {
   run.relay = std::thread([] {});  // for the destructor's join
 }
 
+// A first hello the daemon refuses (an unknown SERVERSWAP_ID) and then closes on: Node hears
+// the refusal, and the relay ends without reconnecting, whether Node's next request finds the
+// connection closed (EPIPE) or the relay read the end of file first.
+TEST(NodeRelay, AnErrorReplyToTheFirstHelloReachesNodeAndNothingReconnects) {
+  RelayRun run;
+  const Json refusal = protocol::error_reply("unknown server id test-1", kHello);
+  run.daemon->send(refusal);
+  run.daemon->close();
+  run.node->send(make("readyFor", ":8080"));
+  EXPECT_EQ(run.node->next(), refusal);
+  ASSERT_TRUE(client::testing::wait_readable(run.node->fd()));
+  char byte;
+  EXPECT_EQ(::read(run.node->fd(), &byte, 1), 0);
+  run.relay.join();
+  EXPECT_EQ(run.exit_code, kFailed);
+  EXPECT_FALSE(run.daemon_socket.has_client(300));
+  run.relay = std::thread([] {});
+}
+
 TEST(NodeRelay, NoReconnectOnceTakenDownOnEveryResource) {
   RelayRun run;
   UniqueFd web = client::testing::loopback_listener();

@@ -201,6 +201,13 @@ class Client extends EventEmitter {
   }
 
   onError(text, request) {
+    // An error answering the hello (an unknown server id): the daemon closes the connection
+    // next, and that is the reason every request fails with.
+    if (request && typeof request === 'object' && 'hello' in request && !this.welcome) {
+      log(`the daemon refused this server: ${text}`);
+      this.connectionLost(`the daemon refused this server: ${text}`);
+      return;
+    }
     const resource = request && request.readyFor;
     const queue = resource !== undefined && this.pending.get(resource);
     if (queue && queue.length) {

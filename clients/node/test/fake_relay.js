@@ -3,7 +3,8 @@
 // A stand-in for `serverswap node-relay` AND the daemon, for client tests without the
 // real daemon: answers hello with welcome, readyFor with a socket it binds on 127.0.0.1
 // (or an error for a resource named "bad"), and sends takeDown for every resource once
-// the server said serverUp when FAKE_TAKEDOWN=1. Every message it gets is appended to
+// the server said serverUp when FAKE_TAKEDOWN=1; with FAKE_REFUSE_HELLO=1 it refuses the
+// hello and closes, as the daemon does with an unknown server id. Every message it gets is appended to
 // $FAKE_LOG, one JSON line each.
 const fs = require('fs');
 const net = require('net');
@@ -15,7 +16,10 @@ function record(msg) {
 process.on('message', (msg) => {
   record(msg);
   const key = Object.keys(msg)[0];
-  if (key === 'hello') {
+  if (key === 'hello' && process.env.FAKE_REFUSE_HELLO === '1') {
+    // As the daemon does with an unknown server id: an error, then the connection closes.
+    process.send({ error: `unknown server id ${msg.hello.id}`, request: msg }, () => process.exit(0));
+  } else if (key === 'hello') {
     process.send({ welcome: { protocol: 1, id: msg.hello.id, version: 'fake' } });
   } else if (key === 'readyFor') {
     const resource = msg.readyFor;

@@ -74,3 +74,10 @@ test('an error reply rejects readyFor with the daemon text', async () => {
   assert.match(r.output, /ServerswapError: bad resource: bad/);
   assert.deepEqual(keys(r.messages), ['hello', 'onTakedown', 'readyFor', 'fail'], r.output);
 });
+
+test('a refused hello fails readyFor with the daemon reason, not "connection closed"', async () => {
+  const r = await run(['handle', '127.0.0.1:0'], { FAKE_REFUSE_HELLO: '1' });
+  assert.notEqual(r.code, 0, r.output);
+  assert.match(r.output, /the daemon refused this server: unknown server id test-1/);
+  assert.doesNotMatch(r.output, /connection to the daemon closed/);
+});
