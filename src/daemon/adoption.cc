@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "base/join.h"
@@ -194,6 +195,7 @@ void Supervisor::resume(Peer& connection, const protocol::Message& message) {
   const std::vector<std::string>& holding = hello->resume->holding;
   if (holding.size() > kMaxResumedSockets) return refuse("resume: more than 64 resources");
   Server* server = find(hello->id);
+  if (!server) server = take_back_unrecorded(connection, *hello, fds);
   if (!server || !adoptions_.adopted(server->id) || !server->alive() || server->connection != 0 ||
       server->state == ServerState::kDraining || server->state == ServerState::kFailed)
     return refuse("resume: unknown server id (not a server this daemon took back)");
@@ -237,6 +239,59 @@ void Supervisor::resume(Peer& connection, const protocol::Message& message) {
   }
   server->up_message = hello->up_message;
   resumed(*server, connection, hello->resume->up);
+}
+
+// A server the state file does not list (its write failed, and then the daemon died) that
+// resumes: left out, it would serve unseen, hold its port against every later deploy, and
+// outlive `stop`. One of the daemon's own uid (a process that could have deployed it) is
+// taken back as if recorded: the newest by deploy order (it was deployed after the last
+// write), its command read from /proc, so that the next deploy of that command replaces it
+// and `stop` reaches it, provided its environment says a daemon on this socket started it
+// under that id. Another uid's is refused: only its command line could vouch for it.
+Server* Supervisor::take_back_unrecorded(const Peer& connection,
+                                         const protocol::HelloRequest& hello,
+                                         const std::vector<UniqueFd>& fds) {
+  if (hello.id.empty() || !hello.pid || *hello.pid <= 0 || !hello.resume || find(hello.id))
+    return nullptr;
+  if (connection.peer_uid() != ::getuid()) return nullptr;
+  const pid_t pid = static_cast<pid_t>(*hello.pid);
+  auto started = processes_.start_time(pid);
+  if (!started.ok() || !processes_.is_process_of(connection.peer_pid(), pid, *started))
+    return nullptr;
+  auto command = processes_.command_of(pid);
+  if (!command.ok()) {
+    log_line("a server unknown to this daemon (pid " + std::to_string(pid) +
+             ") asked to resume; not taken back: " + command.status().message());
+    return nullptr;
+  }
+  // Started by a daemon on this socket under that id: the environment the daemon gave it.
+  // (A process run by hand with a made-up id, or with a server's id copied, is not one.)
+  auto has = [&](const std::string& entry) {
+    return std::find(command->env.begin(), command->env.end(), entry) != command->env.end();
+  };
+  if (!has("SERVERSWAP_ID=" + hello.id) || !has("SERVERSWAP_SOCKET=" + options_.socket_path))
+    return nullptr;
+  ServerRecord record;
+  record.id = hello.id;
+  record.pid = pid;
+  record.start_time = *started;
+  record.generation = next_generation_;
+  record.state = hello.resume && hello.resume->up ? "up" : "connected";
+  record.request = std::move(*command);
+  // What it holds is bound where its descriptors say (a ":0" resource's port included).
+  const std::vector<std::string>& holding = hello.resume->holding;
+  for (size_t i = 0; i < holding.size() && i < fds.size(); ++i) {
+    auto resource = protocol::parse_resource(holding[i]);
+    auto address = processes_.listening_resource(fds[i].get());
+    if (resource.ok() && address.ok())
+      record.held.push_back({resource->name(), holding[i], *address});
+  }
+  log_line("warning: server " + std::to_string(pid) +
+           " is not in the state file (a write failed before the daemon restarted); taken back "
+           "from its resume: " +
+           join(record.request.argv, " "));
+  adopt_server(record);
+  return find(hello.id);
 }
 
 void Supervisor::resumed(Server& server, Peer& connection, bool up) {

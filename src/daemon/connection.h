@@ -90,7 +90,7 @@ class Connection : public Peer {
 
   uint64_t id() const override { return id_; }
   pid_t peer_pid() const override { return pid_; }
-  uid_t peer_uid() const { return uid_; }
+  uid_t peer_uid() const override { return uid_; }
   bool closing() const { return closing_; }
 
  private:

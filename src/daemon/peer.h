@@ -31,6 +31,7 @@ class Peer {
   virtual uint64_t id() const = 0;
   // The kernel's word on the process at the other end (SO_PEERCRED).
   virtual pid_t peer_pid() const = 0;
+  virtual uid_t peer_uid() const = 0;
 
   // Set by the supervisor after hello.
   enum class Role { kNew, kServer, kControl };

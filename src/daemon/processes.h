@@ -51,6 +51,9 @@ class Processes {
   virtual bool is_process_of(pid_t pid, pid_t main, uint64_t main_start_time) const = 0;
   // The command name ("gunicorn"); "?" when gone.
   virtual std::string comm(pid_t pid) const = 0;
+  // What `pid` runs, as a deploy request would say it: argv, working directory and
+  // environment, from /proc (a process of the daemon's own uid). An error when unreadable.
+  virtual Result<SpawnSpec> command_of(pid_t pid) const = 0;
 
   // Whether any process is left in process group `group`.
   virtual bool group_alive(pid_t group) const = 0;

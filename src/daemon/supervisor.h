@@ -148,6 +148,10 @@ class Supervisor {
   bool settle_race(Server& server, const std::string& name);
   void holds(Server& server, const std::string& name);
   void adopt_server(const ServerRecord& record);
+  // A resume of a server the state file missed, from the daemon's own uid: taken back (see
+  // adoption.cc); nullptr when it is not (then the resume is refused as unknown).
+  Server* take_back_unrecorded(const Peer& connection, const protocol::HelloRequest& hello,
+                               const std::vector<UniqueFd>& fds);
   void take_listen_sockets_back(Server& server, const ServerRecord& record);
   void reopen_notify_socket(Server& server, const ServerRecord& record);
   void restart_readiness_timers(Server& server);

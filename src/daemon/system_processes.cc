@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "daemon/activated_sockets.h"
 #include "daemon/process_tree.h"
@@ -49,6 +52,30 @@ bool SystemProcesses::is_process_of(pid_t pid, pid_t main, uint64_t main_start_t
 
 std::string SystemProcesses::comm(pid_t pid) const {
   return process_comm(pid);
+}
+
+Result<SpawnSpec> SystemProcesses::command_of(pid_t pid) const {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  // NUL-separated lists: /proc/PID/cmdline and /proc/PID/environ.
+  auto read_list = [](const std::string& path) -> Result<std::vector<std::string>> {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status::system_error("read " + path, errno);
+    std::vector<std::string> items;
+    for (std::string item; std::getline(in, item, '\0');) items.push_back(item);
+    return items;
+  };
+  SpawnSpec spec;
+  auto argv = read_list(proc + "/cmdline");
+  if (!argv.ok()) return argv.status();
+  if (argv->empty()) return Status::error(proc + "/cmdline: empty (a zombie or a kernel thread)");
+  spec.argv = std::move(*argv);
+  auto env = read_list(proc + "/environ");
+  if (!env.ok()) return env.status();
+  spec.env = std::move(*env);
+  std::error_code ec;
+  spec.cwd = std::filesystem::read_symlink(proc + "/cwd", ec).string();
+  if (ec) return Status::error("read " + proc + "/cwd: " + ec.message());
+  return spec;
 }
 
 bool SystemProcesses::group_alive(pid_t group) const {

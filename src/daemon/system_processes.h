@@ -18,6 +18,7 @@ class SystemProcesses : public Processes {
   Result<uint64_t> start_time(pid_t pid) const override;
   bool is_process_of(pid_t pid, pid_t main, uint64_t main_start_time) const override;
   std::string comm(pid_t pid) const override;
+  Result<SpawnSpec> command_of(pid_t pid) const override;
   bool group_alive(pid_t group) const override;
   void signal_group(pid_t group, int signum) override;
   void signal_strayed(pid_t pid, pid_t session, int signum) override;

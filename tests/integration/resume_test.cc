@@ -142,6 +142,33 @@ TEST(Resume, KillNineMidSwapThenANewDaemonFinishesItAndSwapsAgainUnderLoad) {
   EXPECT_FALSE(std::filesystem::exists(state_path)) << "a clean stop removes the state file";
 }
 
+// A server the state file does not list -- its write failed (disk full), then the daemon was
+// killed -- resumes with the next daemon: of the daemon's own uid, it is taken back with its
+// command read from /proc, as the newest server, so `status` shows it, the next deploy of
+// its command replaces it on its port (no "address in use"), and `stop` reaches it.
+TEST(Resume, AServerTheStateFileMissedIsTakenBackWhenItResumes) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  auto first = daemon.deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(first.code, 0) << first.output;
+  pid_t unlisted = daemon.server_pids().at(0);
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  // As if the write that would have listed it had failed.
+  ASSERT_TRUE(std::filesystem::remove(daemon.socket() + ".state.json"));
+
+  auto again = restart_daemon(daemon);
+  ASSERT_TRUE(again->wait_for_output("resumed, up", 10s)) << again->output();
+  EXPECT_NE(again->output().find("is not in the state file"), std::string::npos) << again->output();
+  EXPECT_EQ(server_with_pid(daemon, unlisted)["state"], "up");
+  auto next = daemon.deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(next.code, 0) << next.output << again->output();
+  EXPECT_NE(next.output.find("replac"), std::string::npos) << next.output;
+  EXPECT_TRUE(eventually([&] { return !process_exists(unlisted); }, 10s)) << again->output();
+  pid_t replacement = daemon.server_pids().at(0);
+  stop_daemon(daemon, *again);
+  EXPECT_TRUE(eventually([&] { return !process_exists(replacement); }, 10s));
+}
+
 TEST(Resume, UpgradeUnderLoadKeepsThePidTheSocketsAndTheServers) {
   DaemonUnderTest daemon(kDaemonOptions);
   auto first = daemon.deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});

@@ -4,6 +4,8 @@
 // FakeProcesses::exit(). Single-threaded.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -65,6 +67,9 @@ class FakeProcesses : public Processes {
   Result<uint64_t> start_time(pid_t pid) const override;
   bool is_process_of(pid_t pid, pid_t main, uint64_t main_start_time) const override;
   std::string comm(pid_t) const override { return "fake"; }
+  Result<SpawnSpec> command_of(pid_t) const override {
+    return Status::error("the fakes know no command of an unknown process");
+  }
   bool group_alive(pid_t group) const override;
   void signal_group(pid_t group, int signum) override;
   void signal_strayed(pid_t, pid_t, int) override {}
@@ -154,6 +159,7 @@ class FakePeer : public Peer {
   std::vector<UniqueFd> take_received_fds() override { return std::move(fds); }
   uint64_t id() const override { return id_; }
   pid_t peer_pid() const override { return pid_; }
+  uid_t peer_uid() const override { return ::getuid(); }
 
   // Called for each message sent, as it is sent.
   std::function<void(const protocol::Json&)> on_send;
