@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "daemon/process/process_tree.h"
 #include "daemon/restart/state_file.h"
 #include "harness.h"
 

@@ -3,9 +3,23 @@
 #include <fstream>
 #include <sstream>
 
-#include "daemon/restart/state_file.h"
-
 namespace serverswap::daemon {
+
+Result<uint64_t> process_start_time(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  std::ifstream in(path);
+  std::string text;
+  if (!in || !std::getline(in, text)) return Status::error(path + ": no such process");
+  // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+  size_t close = text.rfind(')');
+  if (close == std::string::npos) return Status::error(path + ": unexpected format");
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) {
+    if (!(fields >> field)) return Status::error(path + ": too few fields");
+  }
+  return static_cast<uint64_t>(std::stoull(field));
+}
 
 pid_t parent_pid(pid_t pid) {
   if (pid <= 0) return -1;

@@ -8,11 +8,18 @@
 #include <cstdint>
 #include <string>
 
+#include "base/status.h"
+
 namespace serverswap::daemon {
 
 // How many parents are followed at most: deeper trees are not a server's (the walk must
 // stay bounded whatever a peer does).
 inline constexpr int kMaxProcessDepth = 64;
+
+// Field 22 of /proc/PID/stat (clock ticks after boot): with the pid, it names one process
+// (a recycled pid has another). An error naming the file when the process is gone or the
+// file is unreadable.
+Result<uint64_t> process_start_time(pid_t pid);
 
 // The parent pid of `pid` (field 4 of /proc/PID/stat); -1 when the process is gone or
 // unreadable.

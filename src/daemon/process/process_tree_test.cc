@@ -5,10 +5,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "daemon/restart/state_file.h"
-
 namespace serverswap::daemon {
 namespace {
+
+TEST(ProcessTree, StartTimeOfThisProcessIsStableAndAGoneProcessHasNone) {
+  auto first = process_start_time(getpid());
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_GT(*first, 0u);
+  EXPECT_EQ(*process_start_time(getpid()), *first);
+  EXPECT_FALSE(process_start_time(0x3fffffff).ok());
+}
 
 TEST(ProcessTree, ParentAndComm) {
   EXPECT_EQ(parent_pid(getpid()), getppid());

@@ -9,7 +9,6 @@
 
 #include "daemon/process/process_tree.h"
 #include "daemon/process/server_process.h"
-#include "daemon/restart/state_file.h"
 #include "daemon/service/activated_sockets.h"
 
 namespace serverswap::daemon {

@@ -7,9 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "daemon/spawn/spawn_environment.h"
 #include "protocol/requests.h"
@@ -270,22 +268,6 @@ Result<std::optional<DaemonState>> StateFile::read(bool* refused) const {
 void StateFile::remove() {
   if (UniqueFd dir = open_dir()) ::unlinkat(dir.get(), name_.c_str(), 0);
   last_written_.clear();
-}
-
-Result<uint64_t> process_start_time(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/stat";
-  std::ifstream in(path);
-  std::string text;
-  if (!in || !std::getline(in, text)) return Status::error(path + ": no such process");
-  // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-  size_t close = text.rfind(')');
-  if (close == std::string::npos) return Status::error(path + ": unexpected format");
-  std::istringstream fields(text.substr(close + 2));
-  std::string field;
-  for (int i = 3; i <= 22; ++i) {
-    if (!(fields >> field)) return Status::error(path + ": too few fields");
-  }
-  return static_cast<uint64_t>(std::stoull(field));
 }
 
 }  // namespace serverswap::daemon

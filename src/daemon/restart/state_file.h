@@ -107,7 +107,4 @@ class StateFile {
   std::string last_written_;
 };
 
-// Field 22 of /proc/PID/stat (clock ticks after boot); an error when the process is gone.
-Result<uint64_t> process_start_time(pid_t pid);
-
 }  // namespace serverswap::daemon

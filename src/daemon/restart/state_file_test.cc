@@ -267,13 +267,5 @@ TEST(StateFile, ACorruptStateIsAnErrorNeverAnException) {
   }
 }
 
-TEST(StateFile, StartTimeOfThisProcessIsStableAndAGoneProcessHasNone) {
-  auto first = process_start_time(getpid());
-  ASSERT_TRUE(first.ok()) << first.status().message();
-  EXPECT_GT(*first, 0u);
-  EXPECT_EQ(*process_start_time(getpid()), *first);
-  EXPECT_FALSE(process_start_time(0x3fffffff).ok());
-}
-
 }  // namespace
 }  // namespace serverswap::daemon

@@ -18,7 +18,6 @@
 
 #include "base/unique_fd.h"
 #include "daemon/process/process_tree.h"
-#include "daemon/restart/state_file.h"
 #include "daemon/sockets/socket_file.h"
 #include "daemon/uv_handle.h"
 #include "observe/counters.h"
