@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "base/log.h"
+#include "base/testing/temp_dir.h"
 #include "daemon/testing/fake_seams.h"
 
 namespace serverswap::daemon {
@@ -66,24 +67,17 @@ class SupervisorTest : public ::testing::Test {
     SpawnSpec spec;
     spec.argv = std::move(argv);
     spec.user = user;
-    spec.cwd = "/srv";
-    size_t index = outcomes_.size();
-    outcomes_.emplace_back();
-    supervisor_->deploy(
-        spec,
-        [this, index](const Json& m) {
-          std::string name = m.begin().key();
-          if (name == "deployed" || name == "deployFailed") outcomes_[index].push_back(m);
-        },
-        false);
-    return index;
+    return deploy_spec(std::move(spec));
   }
   // Deploys `argv` as a rolling deploy of `workers` workers.
   size_t deploy_workers(std::vector<std::string> argv, int workers) {
     SpawnSpec spec;
     spec.argv = std::move(argv);
-    spec.cwd = "/srv";
     spec.workers = workers;
+    return deploy_spec(std::move(spec));
+  }
+  size_t deploy_spec(SpawnSpec spec) {
+    spec.cwd = "/srv";
     size_t index = outcomes_.size();
     outcomes_.emplace_back();
     supervisor_->deploy(
@@ -496,26 +490,9 @@ TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {
   EXPECT_FALSE(supervisor_->adopting());
 }
 
-// TMPDIR pointed at a fresh directory for the test's duration, removed after it: the
-// NOTIFY_SOCKET paths of --user servers are made there (daemon/sockets/user_directory.h).
-struct PrivateTmpdir {
-  PrivateTmpdir() {
-    char pattern[] = "/tmp/serverswap-suptest-XXXXXX";
-    if (::mkdtemp(pattern)) path = pattern;
-    if (const char* old = std::getenv("TMPDIR")) previous = old;
-    ::setenv("TMPDIR", path.c_str(), 1);
-  }
-  ~PrivateTmpdir() {
-    if (previous)
-      ::setenv("TMPDIR", previous->c_str(), 1);
-    else
-      ::unsetenv("TMPDIR");
-    std::error_code ec;
-    if (!path.empty()) std::filesystem::remove_all(path, ec);
-  }
-  std::string path;
-  std::optional<std::string> previous;
-};
+// A fresh TMPDIR for the test's duration: the NOTIFY_SOCKET paths of --user servers are
+// made there (daemon/sockets/user_directory.h).
+using serverswap::testing::ScopedTmpdir;
 
 // The error texts `peer` was sent.
 std::vector<std::string> errors_sent(const FakePeer& peer) {
@@ -533,7 +510,7 @@ TEST_F(SupervisorTest, ASocketBoundForAnotherUserMeanwhileIsNotHandedToAUserServ
     GTEST_SKIP() << "needs the users nobody and daemon";
   if (::getuid() == ::getpwnam("nobody")->pw_uid || ::getuid() == ::getpwnam("daemon")->pw_uid)
     GTEST_SKIP() << "runs as one of the two users";
-  PrivateTmpdir tmp;
+  ScopedTmpdir tmp;
   listeners_.defer_async = true;
   const std::string resource = "unix:/srv/theirs.sock";
   deploy({"srv", "a"}, "nobody");
@@ -557,7 +534,7 @@ TEST_F(SupervisorTest, ASocketBoundForAnotherUserMeanwhileIsNotHandedToAUserServ
 TEST_F(SupervisorTest, UnansweredReadyForCountAgainstTheCapOfResourcesPerServer) {
   if (::getpwnam("nobody") == nullptr || ::getuid() == ::getpwnam("nobody")->pw_uid)
     GTEST_SKIP() << "needs a user nobody that is not the test's";
-  PrivateTmpdir tmp;
+  ScopedTmpdir tmp;
   listeners_.defer_async = true;
   deploy({"srv"}, "nobody");
   FakePeer& peer = hello(last_pid());
