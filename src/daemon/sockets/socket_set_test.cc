@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/testing/temp_dir.h"
+#include "daemon/testing/uv_loop.h"
 
 namespace serverswap::daemon {
 namespace {
@@ -32,14 +33,7 @@ struct SharedDir : serverswap::testing::TempDir {
   SharedDir() : TempDir("socket-set-test", 0777) {}
 };
 
-struct Loop {
-  Loop() { uv_loop_init(&loop); }
-  ~Loop() {
-    uv_run(&loop, UV_RUN_DEFAULT);
-    EXPECT_EQ(uv_loop_close(&loop), 0);
-  }
-  uv_loop_t loop;
-};
+using testing::Loop;
 
 using Outcome = std::optional<Result<const SocketSet::Entry*>>;
 

@@ -14,6 +14,7 @@
 
 #include "base/testing/temp_dir.h"
 #include "base/unique_fd.h"
+#include "daemon/testing/uv_loop.h"
 
 namespace serverswap::daemon {
 namespace {
@@ -42,14 +43,7 @@ void send_to(const std::string& address, const std::string& text) {
 
 using serverswap::testing::TempDir;
 
-struct Loop {
-  Loop() { uv_loop_init(&loop); }
-  ~Loop() {
-    uv_run(&loop, UV_RUN_DEFAULT);
-    EXPECT_EQ(uv_loop_close(&loop), 0);
-  }
-  uv_loop_t loop;
-};
+using testing::Loop;
 
 Result<std::unique_ptr<NotifySocket>> open_at(uv_loop_t* loop, const std::string& address,
                                               uid_t uid = ::geteuid()) {
