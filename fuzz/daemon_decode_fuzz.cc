@@ -14,8 +14,8 @@
 #include <string_view>
 #include <type_traits>
 
-#include "daemon/spawn_environment.h"
-#include "daemon/state_file.h"
+#include "daemon/restart/state_file.h"
+#include "daemon/spawn/spawn_environment.h"
 #include "protocol/bytes.h"
 #include "protocol/control_replies.h"
 #include "protocol/message.h"

@@ -6,7 +6,7 @@
 
 #include "base/log.h"
 #include "cli/commands.h"
-#include "daemon/spawn_environment.h"
+#include "daemon/spawn/spawn_environment.h"
 #include "verify/verify_command.h"
 
 namespace serverswap::cli {
@@ -84,7 +84,8 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
 }  // namespace
 
 int run(int argc, char** argv) {
-  // The exec shim the daemon puts in front of a --listen command (daemon/spawn_environment.h).
+  // The exec shim the daemon puts in front of a --listen command
+  // (daemon/spawn/spawn_environment.h).
   if (argc >= 2 && std::string_view(argv[1]) == daemon::kExecShimArg)
     return daemon::exec_shim(argc - 2, argv + 2);
   std::string self = argc > 0 ? argv[0] : "serverswap";

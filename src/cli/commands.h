@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "daemon/core/supervisor.h"
 #include "daemon/daemon.h"
 #include "daemon/instance_lock.h"
-#include "daemon/server_process.h"
-#include "daemon/supervisor.h"
+#include "daemon/process/server_process.h"
 
 namespace serverswap::cli {
 

@@ -11,7 +11,7 @@
 #include "base/join.h"
 #include "cli/commands.h"
 #include "cli/control_client.h"
-#include "daemon/spawn_environment.h"
+#include "daemon/spawn/spawn_environment.h"
 #include "protocol/control_replies.h"
 #include "protocol/requests.h"
 #include "protocol/server_messages.h"

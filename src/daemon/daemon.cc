@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "daemon/activated_sockets.h"
-#include "daemon/reload.h"
-#include "daemon/spawn_environment.h"
+#include "daemon/service/activated_sockets.h"
+#include "daemon/service/reload.h"
+#include "daemon/spawn/spawn_environment.h"
 
 namespace serverswap::daemon {
 

@@ -10,7 +10,7 @@
 #include <utility>
 
 #include "base/duration.h"
-#include "daemon/clock.h"
+#include "daemon/core/clock.h"
 
 namespace serverswap::daemon {
 

@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "daemon/event_kind.h"
+#include "daemon/core/event_kind.h"
 #include "observe/counters.h"
 #include "protocol/control_replies.h"
 

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "daemon/event_kind.h"
+#include "daemon/core/event_kind.h"
 #include "observe/counters.h"
 #include "observe/metrics_endpoint.h"
 #include "protocol/control_replies.h"

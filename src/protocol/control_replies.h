@@ -23,7 +23,7 @@ namespace serverswap::protocol {
 // "crashed"}}: `resource` and `worker` when they apply, `crashed` only when true.
 struct Event {
   std::string time;  // ISO 8601, UTC, milliseconds
-  std::string kind;  // daemon/event_kind.h; readers act on it, never on the text
+  std::string kind;  // daemon/core/event_kind.h; readers act on it, never on the text
   std::optional<std::string> id;
   std::optional<int64_t> pid;
   std::optional<int64_t> generation;

@@ -117,10 +117,7 @@ bool process_exists(pid_t pid) {
 }
 
 DaemonUnderTest::DaemonUnderTest(std::vector<std::string> options, const std::string& program) {
-  char pattern[] = "/tmp/serverswap-test-XXXXXX";
-  if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp");
-  dir_ = pattern;
-  socket_ = dir_ + "/control.sock";
+  socket_ = dir_.path() + "/control.sock";
   std::vector<std::string> argv = {program, "--socket", socket_};
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back("daemon");
@@ -135,7 +132,6 @@ DaemonUnderTest::~DaemonUnderTest() {
     stop.wait(30s);
     daemon_->wait(30s);
   }
-  std::filesystem::remove_all(dir_);
 }
 
 DaemonUnderTest::Outcome DaemonUnderTest::deploy(const std::vector<std::string>& command,
@@ -294,16 +290,6 @@ size_t count_of(const std::string& haystack, const std::string& needle) {
        at = haystack.find(needle, at + 1))
     ++count;
   return count;
-}
-
-TempDir::TempDir() {
-  char pattern[] = "/tmp/serverswap-test-XXXXXX";
-  if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp");
-  path_ = pattern;
-}
-
-TempDir::~TempDir() {
-  std::filesystem::remove_all(path_);
 }
 
 }  // namespace serverswap::testing

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/testing/temp_dir.h"
 #include "base/unique_fd.h"
 
 namespace serverswap::testing {
@@ -58,7 +59,7 @@ class DaemonUnderTest {
                            const std::string& program = SERVERSWAP_BIN);
   ~DaemonUnderTest();
 
-  const std::string& dir() const { return dir_; }
+  const std::string& dir() const { return dir_.path(); }
   const std::string& socket() const { return socket_; }
   Child& process() { return *daemon_; }
 
@@ -79,7 +80,7 @@ class DaemonUnderTest {
   std::vector<pid_t> server_pids();
 
  private:
-  std::string dir_;
+  TempDir dir_;  // declared first, so removed last: after the daemon has gone
   std::string socket_;
   std::unique_ptr<Child> daemon_;
 };
@@ -140,18 +141,5 @@ std::string why_no_second_user(const std::string& program);
 
 // How many times `needle` occurs in `haystack` (log lines in a daemon's output).
 size_t count_of(const std::string& haystack, const std::string& needle);
-
-// A fresh private directory (0700, ours) under /tmp, removed with everything in it.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 }  // namespace serverswap::testing

@@ -12,8 +12,8 @@
 #include <cstring>
 #include <memory>
 
-#include "daemon/connection.h"
-#include "daemon/control_server.h"
+#include "daemon/control/connection.h"
+#include "daemon/control/control_server.h"
 #include "harness.h"
 
 namespace serverswap::testing {

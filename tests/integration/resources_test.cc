@@ -26,20 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 constexpr uid_t kNobody = 65534;
 
-// A directory of root's under /tmp, removed at the end.
-struct TempDir {
-  TempDir() {
-    char pattern[] = "/tmp/serverswap-res-XXXXXX";
-    if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp");
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string path;
-};
-
 class Resources : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -111,8 +97,8 @@ TEST_F(Resources, AnotherUsersSocketOnlyWithAGrant) {
 
 TEST_F(Resources, UnixSocketInARootOnlyDirectoryIsRefused) {
   TempDir dir;  // root's, 0700
-  ASSERT_EQ(chmod(dir.path.c_str(), 0700), 0);
-  std::string path = dir.path + "/app.sock";
+  ASSERT_EQ(chmod(dir.path().c_str(), 0700), 0);
+  std::string path = dir.path() + "/app.sock";
   DaemonUnderTest daemon(daemon_options());
   auto deploy = claim_as_nobody(daemon, {}, {"unix:" + path});
   EXPECT_EQ(deploy.code, 1) << deploy.output;
@@ -126,9 +112,9 @@ TEST_F(Resources, UnixSocketInARootOnlyDirectoryIsRefused) {
 // socket there at stop.
 TEST_F(Resources, SymlinkSwappedInBeforeStopDeletesNothingOfRoot) {
   TempDir dir;
-  ASSERT_EQ(chmod(dir.path.c_str(), 0755), 0);
-  std::string user_dir = dir.path + "/user";
-  std::string secret = dir.path + "/secret";
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);
+  std::string user_dir = dir.path() + "/user";
+  std::string secret = dir.path() + "/secret";
   ASSERT_EQ(mkdir(user_dir.c_str(), 0755), 0);
   ASSERT_EQ(chown(user_dir.c_str(), kNobody, kNobody), 0);
   ASSERT_EQ(mkdir((user_dir + "/x").c_str(), 0755), 0);
@@ -158,9 +144,9 @@ TEST_F(Resources, SymlinkSwappedInBeforeStopDeletesNothingOfRoot) {
 // Without the swap, the daemon removes its socket file at stop.
 TEST_F(Resources, OwnSocketFileIsRemovedAtStop) {
   TempDir dir;
-  ASSERT_EQ(chmod(dir.path.c_str(), 0755), 0);
-  ASSERT_EQ(chown(dir.path.c_str(), kNobody, kNobody), 0);
-  std::string path = dir.path + "/app.sock";
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);
+  ASSERT_EQ(chown(dir.path().c_str(), kNobody, kNobody), 0);
+  std::string path = dir.path() + "/app.sock";
   auto daemon = std::make_unique<DaemonUnderTest>(daemon_options());
   auto deploy = claim_as_nobody(*daemon, {}, {"unix:" + path});
   ASSERT_EQ(deploy.code, 0) << deploy.output;
@@ -173,8 +159,8 @@ TEST_F(Resources, OwnSocketFileIsRemovedAtStop) {
 // readyFor fails at once with "in use", and the daemon goes on answering.
 TEST_F(Resources, LiveSocketWithFullBacklogIsInUseAndStallsNothing) {
   TempDir dir;
-  ASSERT_EQ(chmod(dir.path.c_str(), 0755), 0);  // nobody may reach it, not write it
-  std::string path = dir.path + "/busy.sock";
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);  // nobody may reach it, not write it
+  std::string path = dir.path() + "/busy.sock";
   UniqueFd busy(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -212,7 +198,7 @@ TEST_F(Resources, LiveSocketWithFullBacklogIsInUseAndStallsNothing) {
 TEST_F(Resources, AtMost64ResourcesPerServer) {
   TempDir dir;
   std::vector<std::string> resources;
-  for (int i = 0; i < 65; ++i) resources.push_back("unix:" + dir.path + "/s" + std::to_string(i));
+  for (int i = 0; i < 65; ++i) resources.push_back("unix:" + dir.path() + "/s" + std::to_string(i));
   DaemonUnderTest daemon(daemon_options());
   std::vector<std::string> command = {FAULT_SERVER_BIN, "claim"};
   command.insert(command.end(), resources.begin(), resources.end());
@@ -221,7 +207,7 @@ TEST_F(Resources, AtMost64ResourcesPerServer) {
   EXPECT_TRUE(contains(deploy.output,
                        "readyFor " + resources[64] + ": a server may hold at most 64 resources"))
       << deploy.output;
-  EXPECT_FALSE(fs::exists(fs::symlink_status(dir.path + "/s64")));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dir.path() + "/s64")));
 }
 
 TEST_F(Resources, SocketNoServerHoldsIsClosedAfterTheGraceAndBoundAgainLater) {

@@ -323,44 +323,6 @@ TEST(Resume, AClientLibraryServerWithAListenSocketStillHoldsItAfterResuming) {
   stop_daemon(daemon, *again);
 }
 
-// TMPDIR for the daemons a test starts (they inherit the environment); restored after.
-class ScopedTmpdir {
- public:
-  // A fresh directory under /tmp with `mode`, or `path` as given.
-  explicit ScopedTmpdir(mode_t mode, const std::string& below = "") {
-    char pattern[] = "/tmp/serverswap-tmpdir-XXXXXX";
-    path_ = mkdtemp(pattern) ? pattern : "";
-    if (!below.empty()) {
-      root_ = path_;
-      path_ += "/" + below;
-      std::filesystem::create_directories(path_);
-      chmod(root_.c_str(), 0755);
-    }
-    chmod(path_.c_str(), mode);
-    if (const char* old = getenv("TMPDIR")) old_ = old;
-    setenv("TMPDIR", path_.c_str(), 1);
-  }
-  ~ScopedTmpdir() {
-    if (old_) {
-      setenv("TMPDIR", old_->c_str(), 1);
-    } else {
-      unsetenv("TMPDIR");
-    }
-    std::filesystem::remove_all(root_.empty() ? path_ : root_);
-  }
-  const std::string& path() const { return path_; }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& e : std::filesystem::directory_iterator(path_))
-      names.push_back(e.path().filename().string());
-    return names;
-  }
-
- private:
-  std::string path_, root_;
-  std::optional<std::string> old_;
-};
-
 // VARIABLE's value in the environment of process `pid`, "" when absent.
 std::string environment_of(pid_t pid, const std::string& variable) {
   std::string environ = read_file("/proc/" + std::to_string(pid) + "/environ");

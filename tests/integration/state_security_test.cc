@@ -14,7 +14,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "daemon/state_file.h"
+#include "daemon/process/process_tree.h"
+#include "daemon/restart/state_file.h"
 #include "harness.h"
 
 namespace serverswap::testing {

@@ -15,10 +15,10 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/clock.h"
-#include "daemon/listeners.h"
-#include "daemon/peer.h"
-#include "daemon/processes.h"
+#include "daemon/core/clock.h"
+#include "daemon/core/listeners.h"
+#include "daemon/core/peer.h"
+#include "daemon/core/processes.h"
 
 namespace serverswap::daemon::testing {
 

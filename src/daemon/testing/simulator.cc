@@ -11,8 +11,8 @@
 
 #include "base/join.h"
 #include "base/log.h"
-#include "daemon/event_kind.h"
-#include "daemon/supervisor.h"
+#include "daemon/core/event_kind.h"
+#include "daemon/core/supervisor.h"
 #include "daemon/testing/fake_seams.h"
 #include "protocol/resource.h"
 

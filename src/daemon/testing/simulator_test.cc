@@ -1,64 +1,92 @@
-// Seeds (of the classic mix, Mix::kClassic) on which the simulator once found a broken invariant
-// (each fixed since): they must keep every invariant. A new failure's seed is added here when it is
-// fixed.
+// Seeds on which the simulator once found a broken invariant (each fixed since): they must
+// keep every invariant, each in the mix it was found in. A new failure's seed is added here,
+// with what it found, when it is fixed.
 #include "daemon/testing/simulator.h"
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+#include <string>
+#include <vector>
+
 namespace serverswap::daemon::testing {
 namespace {
 
-// 1: a restarted server's excuse (I1); 14: two versions up on one port, a deploy reported
-// after its server was replaced; 23: a crash loop that could never come up; 30, 138, 486,
-// 1330, 1373, 10291: partial takedowns, settling between two readyFor, deploy order of crash
-// restarts; 19, 159, 182, 396: the independent "up" judgement (settle, late fail).
-constexpr uint64_t kRegressionSeeds[] = {1,   7,   14,  19,  23,  30,   138,  159,
-                                         182, 396, 486, 511, 864, 1330, 1373, 10291};
+// The mix of schedules a regression seed was found in: its name (in the test's name and in a
+// failure), the serverswap_simulator flags that replay it, the options they stand for, and
+// its seeds with what each found.
+struct SeedMix {
+  const char* name;
+  const char* flags;
+  SimulatorOptions options;
+  std::vector<uint64_t> seeds;
+};
 
-TEST(Simulator, RegressionSeedsKeepEveryInvariant) {
-  SimulatorOptions classic;
-  classic.mix = Mix::kClassic;
-  for (uint64_t seed : kRegressionSeeds) {
-    ScheduleResult result = run_schedule(seed, classic);
-    EXPECT_TRUE(result.ok) << describe(result);
-  }
+const SeedMix kMixes[] = {
+    // 1: a restarted server's excuse (I1); 14: two versions up on one port, a deploy reported
+    // after its server was replaced; 23: a crash loop that could never come up; 30, 138, 486,
+    // 1330, 1373, 10291: partial takedowns, settling between two readyFor, deploy order of
+    // crash restarts; 19, 159, 182, 396: the independent "up" judgement (settle, late fail).
+    {"classic",
+     "--classic",
+     {.mix = Mix::kClassic},
+     {1, 7, 14, 19, 23, 30, 138, 159, 182, 396, 486, 511, 864, 1330, 1373, 10291}},
+    // The full mix with workers (no --listen programs, no `serving`): 3, a roll reported
+    // deployed with a worker that had crashed (pid 0); 15, a failed first roll took down its
+    // up workers with nothing else serving; 80, a roll superseded by a newer one of its
+    // command (which waited, under --max-surge, for an exit no one looked at); 4, an old
+    // copy's crash restart started during a roll was not an old copy (two workers of one
+    // index once quiet); 32, a failed roll's new workers going while the old version serves
+    // (I2's exception).
+    {"workers",
+     "--no-listen --no-serving --no-restarts",
+     {.listen = false, .serving = false, .restarts = false},
+     {3, 4, 15, 32, 80}},
+    // The full mix with daemon deaths and upgrades (no workers, no `serving`): 17, an adopted
+    // server that was starting and never resumed stayed accepting, never up; 710 and 4796, a
+    // partial takedown forgotten across a restart (two generations up on a resource); 1208,
+    // deploy order not recorded in state.json (a crash restart outranked a later deploy after
+    // the restart); 2660, a crash loop whose restarts a later deploy superseded, forever.
+    {"restarts",
+     "--no-workers --no-serving",
+     {.workers = false, .serving = false},
+     {17, 710, 1208, 2660, 4796}},
+};
+
+struct RegressionSeed {
+  const SeedMix* mix;
+  uint64_t seed;
+};
+
+void PrintTo(const RegressionSeed& regression, std::ostream* out) {
+  *out << "seed " << regression.seed << " of the " << regression.mix->name << " mix";
 }
 
-// Seeds of the full mix with workers (no --listen programs, no `serving`): 3, a roll reported
-// deployed with a worker that had crashed (pid 0); 15, a failed first roll took down its up
-// workers with nothing else serving; 80, a roll superseded by a newer one of its command
-// (which waited, under --max-surge, for an exit no one looked at); 4, an old copy's crash
-// restart started during a roll was not an old copy (two workers of one index once quiet);
-// 32, a failed roll's new workers going while the old version serves (I2's exception).
-constexpr uint64_t kWorkerSeeds[] = {3, 4, 15, 32, 80};
-
-TEST(Simulator, WorkerRegressionSeedsKeepEveryInvariant) {
-  SimulatorOptions workers;
-  workers.listen = false;
-  workers.serving = false;
-  workers.restarts = false;
-  for (uint64_t seed : kWorkerSeeds) {
-    ScheduleResult result = run_schedule(seed, workers);
-    EXPECT_TRUE(result.ok) << describe(result);
-  }
+std::vector<RegressionSeed> regression_seeds() {
+  std::vector<RegressionSeed> all;
+  for (const SeedMix& mix : kMixes)
+    for (uint64_t seed : mix.seeds) all.push_back({&mix, seed});
+  return all;
 }
 
-// Seeds of the full mix with daemon deaths and upgrades (no workers, no `serving`): 17, an
-// adopted server that was starting and never resumed stayed accepting, never up; 710 and
-// 4796, a partial takedown forgotten across a restart (two generations up on a resource);
-// 1208, deploy order not recorded in state.json (a crash restart outranked a later deploy
-// after the restart); 2660, a crash loop whose restarts a later deploy superseded, forever.
-constexpr uint64_t kRestartSeeds[] = {17, 710, 1208, 2660, 4796};
+class SimulatorRegression : public ::testing::TestWithParam<RegressionSeed> {};
 
-TEST(Simulator, RestartRegressionSeedsKeepEveryInvariant) {
-  SimulatorOptions restarts;
-  restarts.workers = false;
-  restarts.serving = false;
-  for (uint64_t seed : kRestartSeeds) {
-    ScheduleResult result = run_schedule(seed, restarts);
-    EXPECT_TRUE(result.ok) << describe(result);
-  }
+TEST_P(SimulatorRegression, KeepsEveryInvariant) {
+  const auto [mix, seed] = GetParam();
+  ScheduleResult result = run_schedule(seed, mix->options);
+  EXPECT_TRUE(result.ok) << "seed " << seed << " of the " << mix->name
+                         << " mix; replay: serverswap_simulator --seed " << seed << " "
+                         << mix->flags << "\n"
+                         << describe(result);
 }
+
+// "classic_14": the test's name says the mix and the seed.
+std::string name_of(const ::testing::TestParamInfo<RegressionSeed>& seed_info) {
+  return std::string(seed_info.param.mix->name) + "_" + std::to_string(seed_info.param.seed);
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, SimulatorRegression, ::testing::ValuesIn(regression_seeds()),
+                         name_of);
 
 TEST(Simulator, TheSameSeedReplaysTheSameSchedule) {
   SimulatorOptions traced;

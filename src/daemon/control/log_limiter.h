@@ -1,0 +1,54 @@
+// LogLimiter: the rate limit of log lines about what others did to the daemon (refused
+// connections and notifications, unasked descriptors, connections closed over a limit),
+// so that no one can fill the daemon's log or its disk by knocking. Per source (a peer's
+// uid), a token bucket admits a burst of lines and then `lines_per_second`; the lines it
+// holds back are counted, and within a second one line says how many ("refused control
+// connections from uid 65534: 812 more suppressed"). Each suppressed line also counts in
+// serverswap_suppressed_log_lines_total; the metric of the refusal itself is the caller's.
+// The one place where this is done: every such line goes through a LogLimiter.
+// Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "daemon/control/token_bucket.h"
+
+namespace serverswap::daemon {
+
+class LogLimiter {
+ public:
+  // Sources tracked one by one; beyond them, the rest share one bucket ("other sources").
+  static constexpr size_t kMaxSources = 64;
+
+  // `what` names the lines in the summary ("refused control connections").
+  LogLimiter(uv_loop_t* loop, std::string what, double lines_per_second = 1, int burst = 5);
+  ~LogLimiter();
+  LogLimiter(const LogLimiter&) = delete;
+  LogLimiter& operator=(const LogLimiter&) = delete;
+
+  // True when a line about `source` ("uid 65534") may be written now: the caller writes it.
+  // False when it is over the rate: the caller writes nothing; it is counted here.
+  bool admit(const std::string& source);
+
+ private:
+  struct Source {
+    TokenBucket bucket;
+    uint64_t suppressed = 0;
+  };
+  struct Flush;  // the timer's heap block, freed by its close callback
+  void flush();
+
+  uv_loop_t* loop_;
+  std::string what_;
+  double lines_per_second_;
+  int burst_;
+  std::map<std::string, Source> sources_;
+  Flush* flush_;
+  bool flush_pending_ = false;
+};
+
+}  // namespace serverswap::daemon

@@ -1,0 +1,197 @@
+#include "daemon/core/crash_restarts.h"
+
+#include <algorithm>
+
+#include "base/join.h"
+#include "base/log.h"
+#include "daemon/workers/worker_roll.h"
+
+namespace serverswap::daemon {
+
+using protocol::Json;
+
+std::string crash_key(const SpawnSpec& request) {
+  std::string key = command_key(request);
+  if (request.worker >= 0) key.append(1, '\0').append(std::to_string(request.worker));
+  return key;
+}
+
+CrashRestarts::CrashRestarts(Clock& clock, Host& host, Millis first, Millis max, Millis reset)
+    : clock_(clock), host_(host), first_(first), max_(max), reset_(reset) {}
+
+// An up server that exits without being taken down (a crash, or a clean exit nobody asked
+// for), or a restart of a crash loop that failed, may leave its resources unserved.
+void CrashRestarts::exited(const Server& gone, ServerState before) {
+  bool crashed_while_up = before == ServerState::kUp;
+  bool loop_goes_on = !gone.failure.empty() && loops_.count(crash_key(gone.request)) > 0;
+  if (crashed_while_up || loop_goes_on) crashed(gone);
+}
+
+// Restarts the command after its backoff unless another up server serves every resource it
+// held. The listening sockets stay open meanwhile: new connections wait in their backlog.
+void CrashRestarts::crashed(const Server& gone) {
+  if (stopped_) return;
+  std::string key = crash_key(gone.request);
+  auto& loop = loops_[key];
+  if (!loop) {
+    loop = std::make_unique<Loop>(clock_, first_, max_);
+    loop->request = gone.request;
+    loop->rank = gone.rank;
+    for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
+  }
+  // A restart lost its resources to a later deploy (the newest deploy wins): so would every
+  // further one (found by the simulator: a loop without end, its resources unknown).
+  if (gone.restarts > 0 && gone.failure.starts_with("superseded by generation ")) {
+    log_line("restart of '" + join(gone.request.argv, " ") + "' dropped: " + gone.failure);
+    loops_.erase(key);
+    return;
+  }
+  if (served_elsewhere(loop->resources, gone.id, gone.request.worker, loop->rank)) {
+    log_line("server " + std::to_string(gone.pid) +
+             " exited; newer servers hold its resources, so it is not restarted");
+    loops_.erase(key);
+    return;
+  }
+  loop->reset_timer.stop();
+  if (loop->restart_pending) return;  // a crash of an overtaking deploy: one restart is enough
+  auto now = clock_.now();
+  Millis delay = loop->backoff.crashed(now);
+  host_.emit(gone, EventKind::kRestarting,
+             join(gone.request.argv, " ") + " " + loop->backoff.describe(now, delay));
+  schedule(*loop, key, delay);
+}
+
+void CrashRestarts::schedule(Loop& loop, const std::string& key, Millis delay) {
+  loop.restart_pending = true;
+  loop.next_restart = clock_.now() + delay;
+  loop.restart_timer.start(delay, [this, key] { restart(key); });
+}
+
+void CrashRestarts::restart(const std::string& key) {
+  auto it = loops_.find(key);
+  if (it == loops_.end() || stopped_) return;
+  Loop& loop = *it->second;
+  loop.restart_pending = false;
+  if (served_elsewhere(loop.resources, "", loop.request.worker, loop.rank)) {
+    log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: a newer server is up");
+    loops_.erase(it);
+    return;
+  }
+  // A later deploy is up on one of its resources: the restart could never come up (the
+  // newest deploy wins), so the loop is over.
+  for (const auto& entry : host_.servers()) {
+    const Server& s = *entry.second;
+    if (s.serving() && s.rank > loop.rank &&
+        (s.request.worker < 0 || s.request.worker == loop.request.worker) &&
+        std::any_of(loop.resources.begin(), loop.resources.end(),
+                    [&s](const std::string& name) { return s.held.count(name) > 0; })) {
+      log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: generation " +
+               std::to_string(s.generation) + ", a later deploy, serves its resources");
+      loops_.erase(it);
+      return;
+    }
+  }
+  const Server* deploying = loop.request.worker < 0 ? deploy_in_progress(loop.request) : nullptr;
+  if (deploying) {
+    // Its failure comes back here through exited(), its success ends the loop.
+    log_line("restart of '" + join(loop.request.argv, " ") +
+             "' left to the deploy in progress (pid " + std::to_string(deploying->pid) + ")");
+    return;
+  }
+  // Copied: a restart that fails at once may come back here through exited().
+  SpawnSpec request = loop.request;
+  if (!host_.start_restart(request, loop.rank, loop.restarts + 1)) {
+    it = loops_.find(key);
+    if (it == loops_.end()) return;
+    // Not even spawned (the program is gone): back off as for a crash.
+    Loop& again = *it->second;
+    auto now = clock_.now();
+    Millis delay = again.backoff.crashed(now);
+    log_line("restart of '" + join(again.request.argv, " ") + "' " +
+             again.backoff.describe(now, delay));
+    schedule(again, key, delay);
+    return;
+  }
+  if (it = loops_.find(key); it != loops_.end()) ++it->second->restarts;
+}
+
+void CrashRestarts::up(const Server& server) {
+  std::string key = crash_key(server.request);
+  auto it = loops_.find(key);
+  if (it == loops_.end()) return;
+  it->second->restart_timer.stop();
+  it->second->restart_pending = false;
+  std::string id = server.id;
+  it->second->reset_timer.start(reset_, [this, key, id] {
+    const Server* s = find(id);
+    if (!s || s->state != ServerState::kUp) return;
+    host_.emit(*s, EventKind::kStable,
+               "stayed up for " + format_duration(reset_) + ": the crash loop is over");
+    loops_.erase(key);  // destroys this timer; its handle closes later
+  });
+}
+
+void CrashRestarts::stop() {
+  stopped_ = true;
+  loops_.clear();  // cancels pending restarts
+}
+
+bool CrashRestarts::served_elsewhere(const std::set<std::string>& resources,
+                                     const std::string& except, int worker, uint64_t rank) const {
+  if (resources.empty()) return false;
+  for (const auto& name : resources) {
+    bool served = false;
+    for (const auto& [id, s] : host_.servers())
+      if (id != except && s->serving() && s->held.count(name) && !s->taken.count(name) &&
+          (worker < 0 || s->request.worker == worker) && s->rank >= rank)
+        served = true;
+    if (!served) return false;
+  }
+  return true;
+}
+
+const Server* CrashRestarts::deploy_in_progress(const SpawnSpec& request) const {
+  std::string key = command_key(request);
+  for (const auto& [id, s] : host_.servers())
+    if (s->starting() && s->restarts == 0 && command_key(s->request) == key) return s.get();
+  return nullptr;
+}
+
+const Server* CrashRestarts::find(const std::string& id) const {
+  auto it = host_.servers().find(id);
+  return it == host_.servers().end() ? nullptr : it->second.get();
+}
+
+bool CrashRestarts::wants(const std::string& name) const {
+  for (const auto& [key, loop] : loops_) {
+    if (!loop->resources.count(name)) continue;
+    if (loop->restart_pending) return true;
+    for (const auto& [id, s] : host_.servers())
+      if (s->alive() && crash_key(s->request) == key) return true;
+  }
+  return false;
+}
+
+std::vector<protocol::CrashLoopStatus> CrashRestarts::status() const {
+  std::vector<protocol::CrashLoopStatus> loops;
+  auto now = clock_.now();
+  for (const auto& [key, loop] : loops_) {
+    protocol::CrashLoopStatus entry;
+    entry.argv = loop->request.argv;
+    entry.cwd = loop->request.cwd;
+    entry.crashes = loop->backoff.crashes();
+    entry.restarts = loop->restarts;
+    entry.since_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - loop->backoff.first_crash())
+            .count();
+    if (loop->request.worker >= 0) entry.worker = loop->request.worker;
+    if (loop->restart_pending)
+      entry.next_restart_ms = std::max<long long>(
+          0,
+          std::chrono::duration_cast<std::chrono::milliseconds>(loop->next_restart - now).count());
+    loops.push_back(entry);
+  }
+  return loops;
+}
+
+}  // namespace serverswap::daemon

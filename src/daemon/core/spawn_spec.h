@@ -1,0 +1,49 @@
+// SpawnSpec: a command as deployed, with the settings that belong to it. Plain values;
+// thread-compatible.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/duration.h"
+#include "daemon/service/identity.h"
+
+namespace serverswap::daemon {
+
+// One `--listen [NAME=]ADDR`: a listening socket the daemon binds and passes to the server
+// at spawn (fd 3 + its index), for programs that take sockets the systemd, Server::Starter
+// or einhorn way instead of asking with readyFor.
+struct ListenAddress {
+  std::string name;      // its LISTEN_FDNAMES entry; empty: derived from the resource
+  std::string resource;  // as given: ":8080", "unix:/run/app.sock"
+  bool operator==(const ListenAddress&) const = default;
+};
+
+// A command as deployed, with the settings that belong to it (not to the daemon): a later
+// deploy, reload or restart of the same command starts it with the same ones.
+struct SpawnSpec {
+  std::vector<std::string> argv;
+  std::string cwd;
+  std::vector<std::string> env;  // "K=V"
+  std::vector<ListenAddress> listen;
+  // --grant RESOURCE, as given: what a server run as another user may be handed beyond what
+  // that user could bind itself (a privileged port, a socket bound for someone else).
+  std::vector<std::string> grants;
+  std::optional<Millis> ready_after;   // alive this long after spawn = up (the weak rule)
+  std::optional<int> takedown_signal;  // else the daemon's --takedown-signal
+  // --workers N: N copies share the resources and a deploy rolls through them
+  // (daemon/workers/rollout.h); --batch K and --max-surge S (default K) pace the roll.
+  std::optional<int> workers;
+  std::optional<int> batch;
+  std::optional<int> max_surge;
+  int worker = -1;  // which copy this is (SERVERSWAP_WORKER); -1: not a worker
+  // --user/--group as given (names or numbers; empty: the daemon's own), and what they
+  // resolved to when the supervisor started it.
+  std::string user;
+  std::string group;
+  std::optional<Identity> run_as;
+};
+
+}  // namespace serverswap::daemon

@@ -1,0 +1,276 @@
+// Supervisor: the one owner of the server table and its transitions. It starts servers,
+// hands them listening sockets, decides when a server is up, takes the older holders of its
+// resources down, kills what fails, and reports each step to the deploy that asked for it.
+// Every transition is a small method named for its event; docs/architecture.md has the
+// state table. What it keeps beside the table is in collaborators it calls at named hooks,
+// each owning its own state (docs/architecture.md, "Collaborators"): Deploys (outcomes),
+// CrashRestarts (crash loops), Adoptions (servers taken back), WorkerRolls (rolls).
+// Loop thread only.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/duration.h"
+#include "daemon/core/clock.h"
+#include "daemon/core/crash_restarts.h"
+#include "daemon/core/deploys.h"
+#include "daemon/core/event_kind.h"
+#include "daemon/core/listeners.h"
+#include "daemon/core/peer.h"
+#include "daemon/core/processes.h"
+#include "daemon/core/server.h"
+#include "daemon/restart/adoptions.h"
+#include "daemon/restart/state_file.h"
+#include "daemon/spawn/spawn_environment.h"
+#include "daemon/workers/worker_roll.h"
+#include "protocol/control_replies.h"
+#include "protocol/message.h"
+#include "protocol/requests.h"
+#include "protocol/server_messages.h"
+
+namespace serverswap::daemon {
+
+struct SupervisorOptions {
+  std::string socket_path;
+  Millis ready_timeout{60'000};
+  Millis takedown_timeout{30'000};
+  Millis settle{1'000};
+  int takedown_signal = 15;  // SIGTERM
+  // This program, given to servers as SERVERSWAP_RELAY (the Node.js client runs its
+  // node-relay subcommand).
+  std::string relay_path;
+  // Where a server run as another user (--user) connects: a socket that user can reach.
+  std::function<Result<std::string>(uid_t uid, gid_t gid)> socket_for_user;
+  // Where NOTIFY_SOCKETs of servers run as another user are bound (borrowed; must outlive
+  // the Supervisor); null: a UserDirectory of the Supervisor's own.
+  UserDirectory* user_directory = nullptr;
+  // Sees every event, and every deploy's outcome (deployed, deployFailed): the metrics.
+  std::function<void(const protocol::Json&)> observer;
+  // Crash restarts (an up server exited, taken down by nobody, and no other up server holds
+  // its resources): the first after restart_delay, each further one of the same crash loop
+  // after twice the last, at most restart_delay_max; a restart that stays up for
+  // restart_reset ends the loop (the next crash starts again at restart_delay).
+  Millis restart_delay{100};
+  Millis restart_delay_max{30'000};
+  Millis restart_reset{10'000};
+  // A socket no server has held for this long (and that no crash restart or live server's
+  // --listen waits for) is closed; a later readyFor binds it again.
+  Millis idle_socket_grace{60'000};
+};
+
+// How many resources one server may hold (readyFor beyond: refused, and a starting server
+// fails): each is a socket the daemon keeps open.
+inline constexpr size_t kMaxResourcesPerServer = 64;
+
+// Everything the supervisor does to the world goes through these (docs/architecture.md,
+// "Seams"): production passes libuv- and kernel-backed ones (daemon.cc), the simulator fakes.
+struct SupervisorSeams {
+  Clock& clock;
+  Processes& processes;
+  Listeners& sockets;
+};
+
+class Supervisor {
+ public:
+  // Where a deploy's progress goes: event lines, then deployed/deployFailed, and with
+  // follow_exit, serverExited.
+  using Sink = std::function<void(const protocol::Json&)>;
+  using FindConnection = std::function<Peer*(uint64_t id)>;
+
+  // `seams` must outlive the supervisor.
+  Supervisor(SupervisorSeams seams, SupervisorOptions options, FindConnection find_connection);
+  ~Supervisor();
+
+  void deploy(const SpawnSpec& spec, Sink sink, bool follow_exit);
+
+  // Messages from servers, already decoded. `hello` binds the connection to a server.
+  void hello(Peer& connection, const protocol::Message& message);
+  void server_message(Peer& connection, const protocol::Message& message);
+  void disconnected(Peer& connection);
+  // einhorn's `{"command":"worker:ack","pid":N}` from a process in a starting server's
+  // session: that server is up (docs/protocol.md, "Inherited sockets and unmodified programs").
+  void einhorn_command(Peer& connection, const protocol::Message& message);
+
+  // Restarts of the daemon itself (adoption.cc, docs/protocol.md section 11).
+  // Takes back the servers of `state` that still run (same pid and start time); the
+  // listening sockets of --listen servers are taken with pidfd_getfd where the kernel lets us.
+  void adopt(const DaemonState& state);
+  // At start, before adopt(): SOCKET.notify/ made or checked, and the sockets in it that
+  // `state` (null: none) does not record removed (NotifyDirectory::prepare).
+  Status prepare_notify_directory(const DaemonState* state);
+  // A hello with a `resume` field: the descriptors came with it on `connection`.
+  void resume(Peer& connection, const protocol::Message& message);
+  // Some adopted server has neither resumed nor been given up on: deploys wait.
+  bool adopting() const;
+  // --adopt-timeout passed: servers that did not resume are `unmanaged`.
+  void give_up_adoption();
+  // Called once when adopting() turns false by a resume (not by give_up_adoption).
+  void on_adoption_done(std::function<void()> done) { adoption_done_ = std::move(done); }
+  // The servers as state.json records them.
+  DaemonState record() const;
+  bool is_server_pid(pid_t pid) const;
+  // The descriptor of a server's NOTIFY_SOCKET (-1 when it has none), to keep open across
+  // `serverswap upgrade`; still owned by the server.
+  int notify_fd(const std::string& id) const;
+
+  // The servers as `status` lists them; status() is the same as JSON (metrics, tests).
+  std::vector<protocol::ServerStatus> server_status() const;
+  protocol::Json status() const;
+  // Crash loops: the command, its crashes, restarts, and the pending restart if any.
+  std::vector<protocol::CrashLoopStatus> crash_loops() const;
+  // Takes every server down gracefully; `done` runs once the last one has exited.
+  void stop(std::function<void()> done);
+  // SIGKILL to every server's process group (a second Ctrl-C).
+  void kill_all();
+  bool stopping() const { return static_cast<bool>(stop_done_); }
+  size_t server_count() const { return servers_.size(); }
+  // Deploys (and rolls) that have not sent their outcome yet.
+  size_t deploys_in_flight() const;
+  // The requests of the servers that are up (not taken down): what a reload deploys again.
+  std::vector<SpawnSpec> up_requests() const;
+  // Whether `pid` is a process of a live server running as `uid` (its main process or a
+  // descendant, whatever session it moved to: a server started with --user, or its Node.js
+  // relay, connecting to the daemon).
+  bool is_server_peer(pid_t pid, uid_t uid) const;
+
+ private:
+  // `rank`: the deploy order it stands for (0: its own generation; a crash restart passes
+  // the crashed server's).
+  Server* start_server(const SpawnSpec& request, Sink sink, bool follow_exit, uint64_t rank = 0);
+  // Racing deploys (docs/architecture.md, "The newest deploy wins").
+  static bool newer(const Server& a, const Server& b);
+  void supersede(Server& older, const Server& newer_server);
+  const Server* newer_holder(const Server& server) const;
+  bool settle_race(Server& server, const std::string& name);
+  void holds(Server& server, const std::string& name);
+  void adopt_server(const ServerRecord& record);
+  // A resume of a server the state file missed, from the daemon's own uid: taken back (see
+  // adoption.cc); nullptr when it is not (then the resume is refused as unknown).
+  Server* take_back_unrecorded(const Peer& connection, const protocol::HelloRequest& hello,
+                               const std::vector<UniqueFd>& fds);
+  void take_listen_sockets_back(Server& server, const ServerRecord& record);
+  void reopen_notify_socket(Server& server, const ServerRecord& record);
+  void restart_readiness_timers(Server& server);
+  void resumed(Server& server, Peer& connection, bool up);
+  void resettle_resumed(Server& server);
+  // Unmodified programs (docs/protocol.md, "Inherited sockets and unmodified programs").
+  void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);
+  void notified(const std::string& id, const NotifyMessage& message);
+  void notify_refused(const std::string& id, const NotifyRefusal& refusal);
+  // `address`: a NOTIFY_SOCKET value (NotifySocket::open); `uid`: the server's.
+  Result<std::unique_ptr<Notifier>> open_notify_socket(const std::string& id,
+                                                       const std::string& address, uid_t uid,
+                                                       int fd = -1);
+  // The likely cause when a READY=1 was refused (a wrapper without exec); "" when none was.
+  std::string refused_ready_hint(const Server& server) const;
+  int takedown_signal(const Server& server) const;  // its command's, else the daemon's
+
+  Server* find(const std::string& id);
+  Server* server_of(const Peer& connection);
+  Peer* connection_of(const Server& server);
+  void reply_error(Peer& connection, const std::string& text, const protocol::Message& m);
+
+  // Messages.
+  void ready_for(Server& server, Peer& connection, const protocol::Message& message);
+  // Resources (docs/security.md, "Servers run as another user"): whether `server` may be
+  // handed `resource`, and who binds it.
+  Status may_hold(const Server& server, const protocol::Resource& resource,
+                  std::optional<Listeners::BindAs>* bind_as) const;
+  bool socket_wanted(const std::string& name) const;
+  void close_idle_sockets();
+  void on_takedown(Server& server, Peer& connection, const protocol::Message& message);
+  bool subscribe_by_listen_name(Server& server, const std::string& name);
+
+  // Transitions.
+  void become_ready(Server& server);
+  void become_up(Server& server, const std::string& how);
+  // `by`: the newer server it is replaced by (nullptr when the daemon stops).
+  void take_down(Server& victim, const std::set<std::string>& resources, const std::string& why,
+                 const Server* by);
+  // `by` takes `victim` down on `shared`; its deploy waits for the victim if it drains.
+  void replace(Server& victim, const std::set<std::string>& shared, const std::string& why,
+               const Server& by);
+  void begin_draining(Server& server);
+  void fail(Server& server, const std::string& reason, Millis signal_after = Millis(0));
+  void exited(const std::string& id, int64_t status, int term_signal);
+  void kill_after_grace(Server& server);
+  void signal(Server& server, int signum, const std::string& why);
+  void reap_leftovers(const Server& server);
+  void kill_leftovers();
+
+  // Staggered handover (staggered_handover.cc): `serving` takes the older holders of one
+  // resource down before the server is up on all of them.
+  void serving(Server& server, Peer& connection, const protocol::Message& message);
+  void take_over(Server& server, const std::string& name, const std::string& why);
+  // A worker replaces only the older copies with its own index; other servers replace all.
+  static bool same_slot(const Server& newer, const Server& older);
+
+  void give_back_unheard(const Server& gone);
+
+  // Reporting.
+  // `kind` is what readers act on (the JSON "kind", plus "crashed" for kCrashed); `text`
+  // is for people only.
+  void emit(const Server& server, EventKind kind, const std::string& text,
+            const std::string& resource = "");
+
+  Clock& clock_;
+  Processes& processes_;
+  Listeners& sockets_;
+  SupervisorOptions options_;
+  FindConnection find_connection_;
+  NotifyDirectory notify_dir_{options_.socket_path, options_.user_directory};
+  uint64_t next_generation_ = 1;
+  std::map<std::string, std::unique_ptr<Server>> servers_;
+  Deploys deploys_;  // deploy bookkeeping and outcomes (deploys.h)
+  std::function<void()> stop_done_;
+  std::function<void()> adoption_done_;
+  Adoptions adoptions_;  // what is remembered of the servers taken back (adoptions.h)
+  // Process groups of servers that exited while processes they forked kept running: sent
+  // the takedown signal, then SIGKILL after --takedown-timeout (or when the daemon stops).
+  std::map<pid_t, std::unique_ptr<Timer>> leftover_groups_;
+
+  // The collaborators' narrow views of the supervisor.
+  class CrashHost final : public CrashRestarts::Host {
+   public:
+    explicit CrashHost(Supervisor& owner) : owner_(owner) {}
+    const CrashRestarts::ServerTable& servers() const override { return owner_.servers_; }
+    bool start_restart(const SpawnSpec& request, uint64_t rank, int number) override;
+    void emit(const Server& server, EventKind kind, const std::string& text) override {
+      owner_.emit(server, kind, text);
+    }
+
+   private:
+    Supervisor& owner_;
+  };
+  class RollHost final : public WorkerRolls::Host {
+   public:
+    explicit RollHost(Supervisor& owner) : owner_(owner) {}
+    const WorkerRolls::ServerTable& servers() const override { return owner_.servers_; }
+    uint64_t next_generation() const override { return owner_.next_generation_; }
+    const Server* start(const SpawnSpec& request, WorkerRolls::Sink sink) override {
+      return owner_.start_server(request, std::move(sink), /*follow_exit=*/false);
+    }
+    void retire(const std::string& id, const std::set<std::string>& resources,
+                const std::string& why, const Server* by) override;
+    void fail(const std::string& id, const std::string& why) override {
+      if (Server* s = owner_.find(id)) owner_.fail(*s, why);
+    }
+    void emit(const Server& server, EventKind kind, const std::string& text) override {
+      owner_.emit(server, kind, text);
+    }
+
+   private:
+    Supervisor& owner_;
+  };
+  CrashHost crash_host_{*this};
+  CrashRestarts crash_restarts_{clock_, crash_host_, options_.restart_delay,
+                                options_.restart_delay_max, options_.restart_reset};
+  RollHost roll_host_{*this};
+  WorkerRolls rolls_{roll_host_};  // rolling deploys of workers (worker_roll.h)
+};
+
+}  // namespace serverswap::daemon

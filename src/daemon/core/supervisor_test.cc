@@ -1,0 +1,551 @@
+// The supervisor against fakes of its seams (daemon/testing/fake_seams.h): each rule of the
+// state table, one scenario per test, with time moved only by the fake clock.
+#include "daemon/core/supervisor.h"
+
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+
+#include "base/log.h"
+#include "base/testing/temp_dir.h"
+#include "daemon/testing/fake_seams.h"
+
+namespace serverswap::daemon {
+namespace {
+
+using protocol::Json;
+using testing::FakeClock;
+using testing::FakeListeners;
+using testing::FakePeer;
+using testing::FakeProcesses;
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  SupervisorTest() {
+    set_log_muted(true);
+    SupervisorOptions options;
+    options.socket_path = "test.sock";
+    options.ready_timeout = Millis(5000);
+    options.takedown_timeout = Millis(3000);
+    options.settle = Millis(1000);
+    options.restart_delay = Millis(100);
+    // --user servers: their control socket's path only (the fakes connect nothing).
+    options.socket_for_user = [](uid_t, gid_t) -> Result<std::string> {
+      return std::string("user.sock");
+    };
+    options_ = options;
+    supervisor_ = make_supervisor();
+  }
+  std::unique_ptr<Supervisor> make_supervisor() {
+    return std::make_unique<Supervisor>(
+        SupervisorSeams{clock_, processes_, listeners_}, options_, [this](uint64_t id) -> Peer* {
+          auto it = peers_.find(id);
+          return it == peers_.end() || it->second->closed ? nullptr : it->second.get();
+        });
+  }
+  // The daemon is killed and started again: a new supervisor takes back what state.json
+  // recorded (the servers go on running).
+  void restart_daemon() {
+    DaemonState state = supervisor_->record();
+    supervisor_.reset();
+    supervisor_ = make_supervisor();
+    supervisor_->adopt(state);
+  }
+  ~SupervisorTest() override {
+    supervisor_.reset();
+    set_log_muted(false);
+  }
+
+  // Deploys `argv` (as `user`, when given); the outcomes go to outcomes_[index], the returned
+  // index.
+  size_t deploy(std::vector<std::string> argv, const std::string& user = "") {
+    SpawnSpec spec;
+    spec.argv = std::move(argv);
+    spec.user = user;
+    return deploy_spec(std::move(spec));
+  }
+  // Deploys `argv` as a rolling deploy of `workers` workers.
+  size_t deploy_workers(std::vector<std::string> argv, int workers) {
+    SpawnSpec spec;
+    spec.argv = std::move(argv);
+    spec.workers = workers;
+    return deploy_spec(std::move(spec));
+  }
+  size_t deploy_spec(SpawnSpec spec) {
+    spec.cwd = "/srv";
+    size_t index = outcomes_.size();
+    outcomes_.emplace_back();
+    supervisor_->deploy(
+        spec,
+        [this, index](const Json& m) {
+          std::string name = m.begin().key();
+          if (name == "deployed" || name == "deployFailed") outcomes_[index].push_back(m);
+        },
+        false);
+    return index;
+  }
+  pid_t last_pid() const { return processes_.all().rbegin()->first; }
+  std::string id_of(pid_t pid) {
+    for (const auto& e : processes_.find(pid)->spec.env)
+      if (e.starts_with("SERVERSWAP_ID=")) return e.substr(14);
+    return "";
+  }
+  FakePeer& hello(pid_t pid, bool up_message = true) {
+    uint64_t id = next_peer_++;
+    auto& peer = peers_[id] = std::make_unique<FakePeer>(id, pid);
+    send(*peer,
+         protocol::make("hello", {{"protocol", 1}, {"id", id_of(pid)}, {"upMessage", up_message}}),
+         true);
+    return *peer;
+  }
+  void send(FakePeer& peer, const Json& message, bool first = false) {
+    auto decoded = protocol::decode(protocol::encode(message));
+    ASSERT_TRUE(decoded.ok());
+    if (first)
+      supervisor_->hello(peer, *decoded);
+    else
+      supervisor_->server_message(peer, *decoded);
+  }
+  // A server that asks for `resource`, subscribes to takeDown and says serverUp.
+  FakePeer& bring_up(pid_t pid, const std::string& resource) {
+    FakePeer& peer = hello(pid);
+    send(peer, protocol::make("onTakedown", resource));
+    send(peer, protocol::make("readyFor", resource));
+    send(peer, protocol::make("serverUp", true));
+    return peer;
+  }
+  static bool got(const FakePeer& peer, const std::string& name) {
+    for (const auto& m : peer.sent)
+      if (m.begin().key() == name) return true;
+    return false;
+  }
+  std::string state_of(pid_t pid) {
+    for (const auto& s : supervisor_->status())
+      if (s["pid"] == pid) return s["state"];
+    return "gone";
+  }
+  std::string outcome(size_t index) {
+    if (outcomes_[index].size() != 1) return std::to_string(outcomes_[index].size()) + " outcomes";
+    const Json& m = outcomes_[index][0];
+    if (m.begin().key() == "deployed") return "deployed";
+    return "failed: " + m.begin().value().value("reason", "");
+  }
+
+  FakeClock clock_;
+  FakeProcesses processes_;
+  FakeListeners listeners_;
+  std::map<uint64_t, std::unique_ptr<FakePeer>> peers_;
+  uint64_t next_peer_ = 1;
+  std::vector<std::vector<Json>> outcomes_;
+  SupervisorOptions options_;
+  std::unique_ptr<Supervisor> supervisor_;
+};
+
+TEST_F(SupervisorTest, ADeployIsDeployedOnceItsServerSaysItIsUp) {
+  size_t d = deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  FakePeer& peer = hello(pid);
+  EXPECT_TRUE(got(peer, "welcome"));
+  send(peer, protocol::make("readyFor", ":8080"));
+  EXPECT_TRUE(got(peer, "resourceReady"));
+  EXPECT_TRUE(outcomes_[d].empty()) << "ready is not up";
+  send(peer, protocol::make("serverUp", true));
+  EXPECT_EQ(outcome(d), "deployed");
+  EXPECT_EQ(state_of(pid), "up");
+}
+
+TEST_F(SupervisorTest, TheOldServerGoesDownOnlyOnceTheNewOneIsUpAndTheDeployWaitsForItsExit) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  FakePeer& old_peer = bring_up(old_pid, ":8080");
+  size_t d = deploy({"srv", "v2"});
+  pid_t new_pid = last_pid();
+  FakePeer& new_peer = hello(new_pid);
+  send(new_peer, protocol::make("readyFor", ":8080"));
+  EXPECT_FALSE(got(old_peer, "takeDown")) << "the new one is only ready";
+  send(new_peer, protocol::make("serverUp", true));
+  EXPECT_TRUE(got(old_peer, "takeDown"));
+  EXPECT_TRUE(outcomes_[d].empty()) << "the old one has not exited yet";
+  processes_.exit(old_pid, 0, 0);
+  EXPECT_EQ(outcome(d), "deployed");
+}
+
+TEST_F(SupervisorTest, ANewServerThatFailsLeavesTheOldOneServingUntouched) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  FakePeer& old_peer = bring_up(old_pid, ":8080");
+  size_t d = deploy({"srv", "v2"});
+  pid_t new_pid = last_pid();
+  FakePeer& new_peer = hello(new_pid);
+  send(new_peer, protocol::make("readyFor", ":8080"));
+  send(new_peer, protocol::make("fail", "bad config"));
+  processes_.exit(new_pid, 1, 0);
+  EXPECT_EQ(outcome(d), "failed: sent fail: bad config");
+  EXPECT_FALSE(got(old_peer, "takeDown"));
+  EXPECT_TRUE(processes_.find(old_pid)->signals.empty());
+  EXPECT_EQ(state_of(old_pid), "up");
+}
+
+TEST_F(SupervisorTest, AServerNotUpWithinTheReadyTimeoutFailsAndIsSignalled) {
+  size_t d = deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  hello(pid);
+  ASSERT_TRUE(clock_.fire_next());  // --ready-timeout
+  EXPECT_EQ(processes_.find(pid)->signals, std::vector<int>{SIGTERM});
+  processes_.exit(pid, 0, SIGTERM);
+  EXPECT_EQ(outcome(d).rfind("failed: not up within --ready-timeout 5s", 0), 0u) << outcome(d);
+}
+
+TEST_F(SupervisorTest, TheNewestDeployOfACommandSupersedesOneThatIsNotUpYet) {
+  size_t first = deploy({"srv", "v1"});
+  pid_t first_pid = last_pid();
+  size_t second = deploy({"srv", "v1"});
+  EXPECT_EQ(processes_.find(first_pid)->signals, std::vector<int>{SIGTERM});
+  processes_.exit(first_pid, 0, SIGTERM);
+  EXPECT_EQ(outcome(first), "failed: superseded by generation 2");
+  bring_up(last_pid(), ":8080");
+  EXPECT_EQ(outcome(second), "deployed");
+}
+
+TEST_F(SupervisorTest, AServerThatComesUpAfterANewerOneOfItsResourceIsSuperseded) {
+  size_t older = deploy({"srv", "v1"});
+  pid_t older_pid = last_pid();
+  size_t newer = deploy({"srv", "v2"});
+  bring_up(last_pid(), ":8080");
+  EXPECT_EQ(outcome(newer), "deployed");
+  FakePeer& late = hello(older_pid);
+  send(late, protocol::make("onTakedown", ":8080"));
+  send(late, protocol::make("readyFor", ":8080"));
+  EXPECT_TRUE(got(late, "takeDown"));
+  processes_.exit(older_pid, 0, 0);
+  EXPECT_EQ(outcome(older), "failed: superseded by generation 2");
+  EXPECT_EQ(supervisor_->status().size(), 1u);
+}
+
+TEST_F(SupervisorTest, ADeployWhoseServerIsReplacedBeforeItsPredecessorExitedIsSuperseded) {
+  deploy({"srv", "v1"});
+  pid_t v1 = last_pid();
+  bring_up(v1, ":8080");
+  size_t second = deploy({"srv", "v2"});
+  bring_up(last_pid(), ":8080");  // v1 drains
+  size_t third = deploy({"srv", "v3"});
+  bring_up(last_pid(), ":8080");
+  EXPECT_EQ(outcome(second),
+            "failed: superseded by generation 3 before the servers it replaced "
+            "had exited");
+  processes_.exit(v1, 0, 0);
+  EXPECT_TRUE(outcomes_[third].empty()) << "v2 has not exited";
+}
+
+TEST_F(SupervisorTest, ANewerRollingDeployOfACommandSupersedesOneInProgress) {
+  size_t first = deploy_workers({"wrk", "v1"}, 2);
+  pid_t a0 = last_pid() - 1, a1 = last_pid();
+  bring_up(a0, ":8080");
+  EXPECT_EQ(state_of(a0), "up");
+  size_t second = deploy_workers({"wrk", "v1"}, 2);
+  // The newest deploy wins: the first roll exits superseded (not "failed"), its worker not
+  // yet up is stopped, and its up worker keeps serving until the new roll replaces it.
+  EXPECT_EQ(outcome(first), "failed: superseded by generation 3");
+  EXPECT_EQ(state_of(a1), "failed");
+  EXPECT_EQ(state_of(a0), "up");
+  processes_.exit(a1, 0, SIGTERM);
+  // Under --max-surge (default 1) the new workers start one by one as room is made.
+  std::set<pid_t> brought;
+  for (int round = 0; round < 4 && outcomes_[second].empty(); ++round) {
+    for (const auto& [pid, record] : processes_.all())
+      if (pid > a1 && !record->exited && brought.insert(pid).second) bring_up(pid, ":8080");
+    if (state_of(a0) == "draining") processes_.exit(a0, 0, 0);
+  }
+  EXPECT_EQ(brought.size(), 2u);
+  EXPECT_EQ(outcome(second), "deployed");
+}
+
+TEST_F(SupervisorTest, AnAdoptedServerThatWasStartingAndDoesNotResumeFailsAtTheAdoptTimeout) {
+  SpawnSpec spec;
+  spec.argv = {"srv"};
+  spec.cwd = "/srv";
+  auto process = processes_.spawn(spec, nullptr, {});  // started by the daemon that died
+  ASSERT_TRUE(process.ok());
+  pid_t pid = (*process)->pid();
+  DaemonState state;
+  ServerRecord record;
+  record.id = "1.00000000000000ab";
+  record.pid = pid;
+  record.start_time = static_cast<uint64_t>(pid);  // the fake's start time
+  record.generation = 1;
+  record.state = "connected";
+  record.request = spec;
+  state.servers.push_back(record);
+  supervisor_->adopt(state);
+  EXPECT_TRUE(supervisor_->adopting());
+  // It cannot come up without its connection: it fails (and is signalled), rather than
+  // staying "connected" for good.
+  supervisor_->give_up_adoption();
+  EXPECT_EQ(state_of(pid), "failed");
+  EXPECT_FALSE(processes_.find(pid)->signals.empty());
+}
+
+TEST_F(SupervisorTest, AnUpServerThatCrashesIsRestartedAfterTheDelay) {
+  deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  bring_up(pid, ":8080");
+  processes_.exit(pid, 1, 0);
+  EXPECT_EQ(processes_.alive(), 0u);
+  ASSERT_TRUE(clock_.fire_next());  // --restart-delay
+  EXPECT_EQ(processes_.alive(), 1u);
+  EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "v1"}));
+  for (const auto& s : supervisor_->status()) EXPECT_EQ(s["restarts"], 1);
+}
+
+TEST_F(SupervisorTest, StopTakesEveryServerDownAndKillsWhatIgnoresItAfterTheGrace) {
+  deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  hello(pid, false);
+  send(*peers_.rbegin()->second, protocol::make("readyFor", ":8080"));
+  ASSERT_TRUE(clock_.fire_next());  // --settle: up
+  ASSERT_EQ(state_of(pid), "up");
+  bool done = false;
+  supervisor_->stop([&] { done = true; });
+  EXPECT_EQ(processes_.find(pid)->signals, std::vector<int>{SIGTERM});
+  ASSERT_TRUE(clock_.fire_next());  // --takedown-timeout: it ignored SIGTERM
+  EXPECT_EQ(processes_.find(pid)->signals, (std::vector<int>{SIGTERM, SIGKILL}));
+  EXPECT_FALSE(done);
+  processes_.exit(pid, 0, SIGKILL);
+  EXPECT_TRUE(done);
+}
+
+// Deploys (deploys.h), at its hooks exited() and check(): one outcome per deploy, sent once
+// its server is up and every server it replaced has exited, naming them; with follow_exit the
+// server's own exit comes after it.
+TEST_F(SupervisorTest, DeploysReportOnceTheReplacedServerHasExitedThenFollowTheServersExit) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  bring_up(old_pid, ":8080");
+  std::vector<Json> messages;
+  SpawnSpec spec;
+  spec.argv = {"srv", "v2"};
+  spec.cwd = "/srv";
+  supervisor_->deploy(
+      spec,
+      [&](const Json& m) {
+        if (!m.contains("event")) messages.push_back(m);
+      },
+      /*follow_exit=*/true);
+  pid_t new_pid = last_pid();
+  bring_up(new_pid, ":8080");
+  EXPECT_TRUE(messages.empty()) << "the replaced server still runs";
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 1u);
+  processes_.exit(old_pid, 0, 0);
+  ASSERT_EQ(messages.size(), 1u);
+  ASSERT_TRUE(messages[0].contains("deployed"));
+  EXPECT_EQ(messages[0]["deployed"]["replaced"], Json::array({old_pid}));
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 0u);
+  processes_.exit(new_pid, 1, 0);
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_TRUE(messages[1].contains("serverExited"));
+  EXPECT_EQ(messages[1]["serverExited"]["pid"], new_pid);
+}
+
+// CrashRestarts (crash_restarts.h), at its hooks exited() and up(): a restart that fails
+// before it is up continues the crash loop with twice the delay; one that stays up for
+// --restart-reset ends it.
+TEST_F(SupervisorTest, CrashRestartsBackOffWhileTheLoopGoesOnAndEndItOnceARestartStaysUp) {
+  deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  bring_up(pid, ":8080");
+  processes_.exit(pid, 1, 0);
+  auto loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u);
+  EXPECT_EQ(loops[0].next_restart_ms, 100);
+  ASSERT_TRUE(clock_.fire_next());  // the first restart
+  pid_t first_restart = last_pid();
+  ASSERT_NE(first_restart, pid);
+  processes_.exit(first_restart, 1, 0);  // before it was up: the loop goes on
+  loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u);
+  EXPECT_EQ(loops[0].crashes, 2);
+  EXPECT_EQ(loops[0].next_restart_ms, 200);
+  ASSERT_TRUE(clock_.fire_next());  // the second restart
+  pid_t second_restart = last_pid();
+  bring_up(second_restart, ":8080");
+  EXPECT_EQ(supervisor_->crash_loops()[0].next_restart_ms, std::nullopt);
+  for (int i = 0; i < 5 && !supervisor_->crash_loops().empty(); ++i)
+    ASSERT_TRUE(clock_.fire_next());  // --restart-reset
+  EXPECT_TRUE(supervisor_->crash_loops().empty());
+  EXPECT_EQ(state_of(second_restart), "up");
+  for (const auto& s : supervisor_->status()) EXPECT_EQ(s["restarts"], 2);
+}
+
+// Adoptions (adoptions.h), at the hooks adopt(), give_up_adoption() and exited(): a server
+// taken back that does not resume in time is unmanaged (status says so, state.json still
+// records it as it was taken back), and a newer server of its resource takes it down by its
+// takedown signal.
+TEST_F(SupervisorTest, AServerTakenBackThatDoesNotResumeIsUnmanagedAndSignalledWhenReplaced) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  bring_up(old_pid, ":8080");
+  restart_daemon();
+  EXPECT_TRUE(supervisor_->adopting());
+  EXPECT_EQ(state_of(old_pid), "up");
+  supervisor_->give_up_adoption();
+  EXPECT_FALSE(supervisor_->adopting());
+  EXPECT_EQ(state_of(old_pid), "unmanaged");
+  ASSERT_EQ(supervisor_->record().servers.size(), 1u);
+  EXPECT_EQ(supervisor_->record().servers[0].state, "up");
+  size_t d = deploy({"srv", "v2"});
+  pid_t new_pid = last_pid();
+  FakePeer& peer = hello(new_pid);
+  send(peer, protocol::make("readyFor", ":8080"));
+  EXPECT_TRUE(processes_.find(old_pid)->signals.empty() ||
+              processes_.find(old_pid)->signals.back() != SIGTERM)
+      << "not before the new one is up";
+  send(peer, protocol::make("serverUp", true));
+  EXPECT_EQ(processes_.find(old_pid)->signals.back(), SIGTERM);
+  EXPECT_EQ(state_of(old_pid), "draining");
+  processes_.exit(old_pid, 0, SIGTERM);
+  EXPECT_EQ(outcome(d), "deployed");
+  EXPECT_TRUE(supervisor_->crash_loops().empty()) << "it was replaced, not crashed";
+}
+
+// An unmanaged server that exits on its own was up when taken back: a crash, restarted.
+TEST_F(SupervisorTest, AnUnmanagedServerThatCrashesIsRestartedAsAnUpServerWouldBe) {
+  deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  bring_up(pid, ":8080");
+  restart_daemon();
+  supervisor_->give_up_adoption();
+  ASSERT_EQ(state_of(pid), "unmanaged");
+  processes_.exit(pid, 1, 0);
+  EXPECT_EQ(supervisor_->crash_loops().size(), 1u);
+  ASSERT_TRUE(clock_.fire_next());  // --restart-delay
+  EXPECT_EQ(processes_.alive(), 1u);
+  EXPECT_NE(last_pid(), pid);
+}
+
+// WorkerRolls (worker_roll.h), at the hooks start(), worker_up() and exited(): the old copy
+// goes only once the new worker of its index (its batch) is up, the next batch starts then,
+// and the roll is deployed once every old copy it took down has exited.
+TEST_F(SupervisorTest, ARollTakesTheOldCopyDownOnlyOnceItsBatchIsUpAndReportsAfterItExited) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  FakePeer& old_peer = bring_up(old_pid, ":8080");
+  std::vector<Json> outcomes;
+  SpawnSpec spec;
+  spec.argv = {"srv", "v1"};
+  spec.cwd = "/srv";
+  spec.workers = 2;
+  supervisor_->deploy(
+      spec,
+      [&](const Json& m) {
+        if (m.contains("deployed") || m.contains("deployFailed")) outcomes.push_back(m);
+      },
+      false);
+  pid_t worker0 = last_pid();
+  ASSERT_NE(worker0, old_pid);
+  EXPECT_EQ(processes_.alive(), 2u) << "batch 1 of 2 only";
+  FakePeer& peer0 = hello(worker0);
+  send(peer0, protocol::make("readyFor", ":8080"));
+  EXPECT_FALSE(got(old_peer, "takeDown")) << "worker 0 is only ready";
+  send(peer0, protocol::make("serverUp", true));
+  EXPECT_TRUE(got(old_peer, "takeDown"));
+  pid_t worker1 = last_pid();
+  ASSERT_NE(worker1, worker0) << "the next batch starts once the first is up";
+  bring_up(worker1, ":8080");
+  EXPECT_TRUE(outcomes.empty()) << "the old copy has not exited";
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 1u);
+  processes_.exit(old_pid, 0, 0);
+  ASSERT_EQ(outcomes.size(), 1u);
+  ASSERT_TRUE(outcomes[0].contains("deployed")) << outcomes[0].dump();
+  EXPECT_EQ(outcomes[0]["deployed"]["workers"], Json::array({worker0, worker1}));
+  EXPECT_EQ(outcomes[0]["deployed"]["replaced"], Json::array({old_pid}));
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 0u);
+}
+
+// Adoptions, at the hook resumed(): an unmanaged server that resumes late is taken back all
+// the same, and the state file records it as it is now.
+TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {
+  deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  bring_up(pid, ":8080");
+  restart_daemon();
+  supervisor_->give_up_adoption();
+  ASSERT_EQ(state_of(pid), "unmanaged");
+  uint64_t id = next_peer_++;
+  auto& peer = peers_[id] = std::make_unique<FakePeer>(id, pid);
+  send(*peer,
+       protocol::make("hello", {{"protocol", 1},
+                                {"id", id_of(pid)},
+                                {"upMessage", true},
+                                {"resume", {{"holding", Json::array()}, {"up", true}}}}),
+       true);
+  ASSERT_TRUE(got(*peer, "welcome"));
+  EXPECT_EQ(peer->sent.back()["welcome"]["resumed"], true);
+  EXPECT_EQ(state_of(pid), "up");
+  EXPECT_EQ(supervisor_->record().servers[0].state, "up");
+  EXPECT_FALSE(supervisor_->adopting());
+}
+
+// A fresh TMPDIR for the test's duration: the NOTIFY_SOCKET paths of --user servers are
+// made there (daemon/sockets/user_directory.h).
+using serverswap::testing::ScopedTmpdir;
+
+// The error texts `peer` was sent.
+std::vector<std::string> errors_sent(const FakePeer& peer) {
+  std::vector<std::string> errors;
+  for (const auto& m : peer.sent)
+    if (m.begin().key() == "error") errors.push_back(m["error"].get<std::string>());
+  return errors;
+}
+
+// Two servers run as two other users (--user) whose readyFor for one Unix socket are both
+// under way: the socket is bound for the first, and the second, checked again when its
+// answer comes, is refused, not handed the other user's socket.
+TEST_F(SupervisorTest, ASocketBoundForAnotherUserMeanwhileIsNotHandedToAUserServer) {
+  if (::getpwnam("nobody") == nullptr || ::getpwnam("daemon") == nullptr)
+    GTEST_SKIP() << "needs the users nobody and daemon";
+  if (::getuid() == ::getpwnam("nobody")->pw_uid || ::getuid() == ::getpwnam("daemon")->pw_uid)
+    GTEST_SKIP() << "runs as one of the two users";
+  ScopedTmpdir tmp;
+  listeners_.defer_async = true;
+  const std::string resource = "unix:/srv/theirs.sock";
+  deploy({"srv", "a"}, "nobody");
+  FakePeer& first = hello(last_pid());
+  send(first, protocol::make("readyFor", resource));
+  deploy({"srv", "b"}, "daemon");
+  FakePeer& second = hello(last_pid());
+  send(second, protocol::make("readyFor", resource));
+  ASSERT_EQ(listeners_.deferred(), 2u);
+  while (listeners_.answer_deferred()) {
+  }
+  EXPECT_TRUE(got(first, "resourceReady"));
+  EXPECT_FALSE(got(second, "resourceReady")) << "handed a socket bound for nobody";
+  auto errors = errors_sent(second);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("the daemon holds it for another user"), std::string::npos) << errors[0];
+}
+
+// readyFor still unanswered count against the 64 resources a server may hold: a burst of
+// them cannot have the daemon bind more than that.
+TEST_F(SupervisorTest, UnansweredReadyForCountAgainstTheCapOfResourcesPerServer) {
+  if (::getpwnam("nobody") == nullptr || ::getuid() == ::getpwnam("nobody")->pw_uid)
+    GTEST_SKIP() << "needs a user nobody that is not the test's";
+  ScopedTmpdir tmp;
+  listeners_.defer_async = true;
+  deploy({"srv"}, "nobody");
+  FakePeer& peer = hello(last_pid());
+  for (int i = 0; i <= 64; ++i)
+    send(peer, protocol::make("readyFor", "unix:/srv/s" + std::to_string(i) + ".sock"));
+  EXPECT_EQ(listeners_.deferred(), 64u) << "the 65th was asked for too";
+  auto errors = errors_sent(peer);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("a server may hold at most 64 resources"), std::string::npos)
+      << errors[0];
+}
+
+}  // namespace
+}  // namespace serverswap::daemon

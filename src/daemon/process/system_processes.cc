@@ -1,0 +1,127 @@
+#include "daemon/process/system_processes.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "daemon/process/process_tree.h"
+#include "daemon/process/server_process.h"
+#include "daemon/service/activated_sockets.h"
+
+namespace serverswap::daemon {
+
+namespace {
+
+template <class T>
+Result<std::unique_ptr<Process>> as_process(Result<std::unique_ptr<T>> made) {
+  if (!made.ok()) return made.status();
+  return std::unique_ptr<Process>(std::move(*made));
+}
+
+template <class T>
+Result<std::unique_ptr<Notifier>> as_notifier(Result<std::unique_ptr<T>> made) {
+  if (!made.ok()) return made.status();
+  return std::unique_ptr<Notifier>(std::move(*made));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Process>> SystemProcesses::spawn(const SpawnSpec& spec, ExitFn on_exit,
+                                                        const std::vector<int>& inherited) {
+  return as_process(ServerProcess::spawn(loop_, spec, std::move(on_exit), inherited));
+}
+
+Result<std::unique_ptr<Process>> SystemProcesses::adopt(pid_t pid, ExitFn on_exit) {
+  return as_process(ServerProcess::adopt(loop_, pid, std::move(on_exit)));
+}
+
+Result<uint64_t> SystemProcesses::start_time(pid_t pid) const {
+  return process_start_time(pid);
+}
+
+bool SystemProcesses::is_process_of(pid_t pid, pid_t main, uint64_t main_start_time) const {
+  return daemon::is_process_of(pid, main, main_start_time);
+}
+
+std::string SystemProcesses::comm(pid_t pid) const {
+  return process_comm(pid);
+}
+
+Result<SpawnSpec> SystemProcesses::command_of(pid_t pid) const {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  // NUL-separated lists: /proc/PID/cmdline and /proc/PID/environ.
+  auto read_list = [](const std::string& path) -> Result<std::vector<std::string>> {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status::system_error("read " + path, errno);
+    std::vector<std::string> items;
+    for (std::string item; std::getline(in, item, '\0');) items.push_back(item);
+    return items;
+  };
+  SpawnSpec spec;
+  auto argv = read_list(proc + "/cmdline");
+  if (!argv.ok()) return argv.status();
+  if (argv->empty()) return Status::error(proc + "/cmdline: empty (a zombie or a kernel thread)");
+  spec.argv = std::move(*argv);
+  auto env = read_list(proc + "/environ");
+  if (!env.ok()) return env.status();
+  spec.env = std::move(*env);
+  std::error_code ec;
+  spec.cwd = std::filesystem::read_symlink(proc + "/cwd", ec).string();
+  if (ec) return Status::error("read " + proc + "/cwd: " + ec.message());
+  return spec;
+}
+
+bool SystemProcesses::group_alive(pid_t group) const {
+  return ::kill(-group, 0) == 0;
+}
+
+void SystemProcesses::signal_group(pid_t group, int signum) {
+  ::kill(-group, signum);
+}
+
+void SystemProcesses::signal_strayed(pid_t pid, pid_t session, int signum) {
+  if (pid > 0 && ::getsid(pid) == session && ::getpgid(pid) != session) ::kill(pid, signum);
+}
+
+Result<std::unique_ptr<Notifier>> SystemProcesses::open_notify(
+    const std::string& address, uid_t uid, int fd, NotifySocket::OnMessage on_message,
+    NotifySocket::OnRejected on_rejected) {
+  if (fd >= 0)
+    return as_notifier(
+        NotifySocket::adopt(loop_, fd, address, std::move(on_message), std::move(on_rejected)));
+  return as_notifier(
+      NotifySocket::open(loop_, address, uid, std::move(on_message), std::move(on_rejected)));
+}
+
+Result<UniqueFd> SystemProcesses::copy_fd(pid_t pid, int target) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return Status::system_error("pidfd_open", errno);
+  UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), target, 0)));
+  if (!fd) {
+    int err = errno;
+    // What the errno means here (pidfd_getfd(2)), so that the event says what to do.
+    std::string why = err == EPERM   ? " (the kernel refuses: the daemon needs root or ptrace "
+                                       "rights over the server)"
+                      : err == ESRCH ? " (the server has exited meanwhile)"
+                      : err == EBADF ? " (the server no longer has that fd open)"
+                                     : "";
+    return Status::system_error("pidfd_getfd of its fd " + std::to_string(target) + why, err);
+  }
+  return fd;
+}
+
+Result<std::string> SystemProcesses::listening_resource(int fd) const {
+  int accepting = 0;
+  socklen_t len = sizeof accepting;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting)
+    return Status::error("not a listening socket");
+  return resource_of_socket(fd);
+}
+
+}  // namespace serverswap::daemon

@@ -1,0 +1,343 @@
+// WorkerRolls: the steps of a rolling deploy of workers (docs/architecture.md, "Workers and
+// rolling deploys"): start what RolloutPlan allows, take old copy i down when new worker i's
+// batch is up, and on a failure put the old version back on every index already replaced.
+#include "daemon/workers/worker_roll.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "base/join.h"
+#include "base/log.h"
+#include "protocol/control_replies.h"
+
+namespace serverswap::daemon {
+
+using protocol::Json;
+
+namespace {
+
+std::string worker_text(int index, int workers) {
+  std::string text = "worker ";
+  text.append(std::to_string(index)).append(" of ").append(std::to_string(workers));
+  return text;
+}
+
+}  // namespace
+
+void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
+  int batch = request.batch.value_or(1);
+  RolloutLimits limits{*request.workers, batch, request.max_surge.value_or(batch)};
+  if (std::string error = rollout_limits_error(limits); !error.empty()) {
+    sink(protocol::DeployFailed{std::nullopt, error, std::nullopt}.encode());
+    return;
+  }
+  std::string key = command_key(request);
+  // The newest deploy wins: a rollout of this command still in progress is superseded (its
+  // workers not yet up are stopped; what it replaced is started again, and this rollout
+  // replaces that in turn).
+  std::vector<uint64_t> older;
+  for (const auto& [id, roll] : rolls_)
+    if (roll->key == key && !roll->reported) older.push_back(id);
+  for (uint64_t id : older)
+    failed(id, "superseded by generation " + std::to_string(host_.next_generation()), true);
+  auto roll = std::make_unique<Roll>(limits, false);
+  roll->id = next_roll_++;
+  roll->request = request;
+  roll->key = key;
+  roll->sink = std::move(sink);
+  roll->follow_exit = follow_exit;
+  roll->first_generation = host_.next_generation();
+  for (const auto& listen : request.listen)
+    if (auto resource = protocol::parse_resource(listen.resource); resource.ok())
+      roll->resources.insert(resource->name());
+  // Up workers of another command may be old copies too (a changed command): their
+  // resources are known once a new worker asks for them, so the roll goes by batch and
+  // surge from the start rather than starting every worker at once.
+  bool replacing = false;
+  for (const auto& [id, s] : host_.servers())
+    if (s->serving() && (is_old_copy(*roll, *s) || s->request.worker >= 0)) replacing = true;
+  roll->plan = RolloutPlan(limits, replacing);
+  uint64_t roll_id = roll->id;
+  log_line("rollout of '" + join(request.argv, " ") + "': " + std::to_string(limits.workers) +
+           " workers, batch " + std::to_string(batch) + ", max surge " +
+           std::to_string(limits.max_surge) + (replacing ? "" : " (nothing to replace)"));
+  rolls_.emplace(roll_id, std::move(roll));
+  advance(roll_id);
+}
+
+WorkerRolls::Roll* WorkerRolls::find_roll(uint64_t id) {
+  auto it = rolls_.find(id);
+  return it == rolls_.end() ? nullptr : it->second.get();
+}
+
+// `server` is the roll's worker with its index, or stands in for it: that worker came up,
+// then crashed, and this is its crash restart (else the roll would report a worker that is
+// gone, or wait for it forever).
+bool WorkerRolls::is_worker(const Roll& roll, const Server& server) const {
+  auto worker = roll.workers.find(server.request.worker);
+  if (worker == roll.workers.end()) return false;
+  if (worker->second == server.id) return true;
+  const Server* was = find(worker->second);
+  return (!was || !was->alive()) && server.rank >= roll.first_generation &&
+         command_key(server.request) == roll.key;
+}
+
+const WorkerRolls::Roll* WorkerRolls::roll_of(const Server& server) const {
+  for (const auto& [id, roll] : rolls_)
+    if (!roll->reported && is_worker(*roll, server)) return roll.get();
+  return nullptr;
+}
+
+WorkerRolls::Roll* WorkerRolls::roll_of(const Server& server) {
+  Roll* roll = const_cast<Roll*>(std::as_const(*this).roll_of(server));
+  if (roll) roll->workers[server.request.worker] = server.id;  // a crash restart stands in
+  return roll;
+}
+
+void WorkerRolls::holds(const Server& server, const std::string& name) {
+  if (Roll* roll = roll_of(server)) roll->resources.insert(name);
+}
+
+bool WorkerRolls::in_roll(const Server& server) const {
+  return roll_of(server) != nullptr;
+}
+
+const Server* WorkerRolls::find(const std::string& id) const {
+  auto it = host_.servers().find(id);
+  return it == host_.servers().end() ? nullptr : it->second.get();
+}
+
+bool WorkerRolls::is_old_copy(const Roll& roll, const Server& server) const {
+  // By deploy order: a crash restart of an old copy started during the roll is an old copy.
+  if (server.rank >= roll.first_generation || roll.concerns(server.id)) return false;
+  if (command_key(server.request) == roll.key) return true;
+  for (const auto& [name, spelled] : server.held)
+    if (roll.resources.count(name)) return true;
+  return false;
+}
+
+int WorkerRolls::processes_alive(const Roll& roll) const {
+  int alive = 0;
+  for (const auto& [id, s] : host_.servers())
+    if (s->alive() && (roll.concerns(id) || is_old_copy(roll, *s))) ++alive;
+  return alive;
+}
+
+void WorkerRolls::advance(uint64_t roll_id) {
+  Roll* roll = find_roll(roll_id);
+  if (!roll || roll->reported || stopped_) return;
+  for (int index : roll->plan.starts(processes_alive(*roll))) {
+    SpawnSpec request = roll->request;
+    request.worker = index;
+    const Server* server = host_.start(request, [this, roll_id, index](const Json& message) {
+      worker_message(roll_id, index, message);
+    });
+    roll = find_roll(roll_id);  // a worker that could not start ends the roll
+    if (!roll || !server) return;
+    roll->workers[index] = server->id;
+    host_.emit(*server, EventKind::kRollout,
+               "starting " + worker_text(index, roll->plan.workers()) + " (batch " +
+                   std::to_string(roll->plan.batch_of(index)) + "/" +
+                   std::to_string(roll->plan.batches()) + ")");
+  }
+}
+
+// What a worker's own deploy record reports. Its events reach the roll's requester through
+// emit() once the roll knows the worker (before that: its spawn, forwarded here); of the
+// outcomes only a failure matters to the roll.
+void WorkerRolls::worker_message(uint64_t roll_id, int index, const Json& message) {
+  Roll* roll = find_roll(roll_id);
+  if (!roll || roll->reported) return;
+  auto m = protocol::as_message(message);
+  if (!m.ok()) return;
+  if (m->name == protocol::Event::kName) {
+    auto event = protocol::Event::decode(*m);
+    if (event.ok() && !roll->concerns(event->id.value_or(""))) roll->sink(message);
+    return;
+  }
+  if (m->name != protocol::DeployFailed::kName) return;
+  auto outcome = protocol::DeployFailed::decode(*m);
+  std::string why = outcome.ok() ? outcome->reason : outcome.status().message();
+  // A newer deploy of its resources: the rollout is superseded, not failed.
+  const std::string superseded = "superseded by generation ";
+  if (why.starts_with(superseded)) {
+    size_t end = why.find(' ', superseded.size());
+    return failed(roll_id, why.substr(0, end), true);
+  }
+  failed(roll_id, worker_text(index, roll->plan.workers()) + " failed: " + why);
+}
+
+void WorkerRolls::worker_up(const Server& server) {
+  Roll* roll = roll_of(server);
+  if (!roll) return;
+  int index = server.request.worker;
+  for (const auto& [name, spelled] : server.held) roll->resources.insert(name);
+  host_.emit(server, EventKind::kRollout,
+             worker_text(index, roll->plan.workers()) + " is up (batch " +
+                 std::to_string(roll->plan.batch_of(index)) + "/" +
+                 std::to_string(roll->plan.batches()) + ")");
+  for (int replaced : roll->plan.up(index)) take_down_old_copy(*roll, replaced, server);
+  // Old servers beyond the new count (or a single server before workers) go last.
+  if (roll->plan.all_up()) take_down_old_copy(*roll, -1, server);
+  uint64_t roll_id = roll->id;
+  advance(roll_id);
+  check_done(roll_id);
+}
+
+// Takes down the old copy with worker index `index` (a server that was no worker counts as
+// copy 0), or with `index` -1 every old copy still up.
+void WorkerRolls::take_down_old_copy(Roll& roll, int index, const Server& newer) {
+  std::vector<std::string> ids;
+  for (const auto& [id, s] : host_.servers()) {
+    if (!s->serving() || !is_old_copy(roll, *s)) continue;
+    if (index >= 0 && std::max(s->request.worker, 0) != index) continue;
+    ids.push_back(id);
+  }
+  for (const auto& id : ids) {
+    const Server* s = find(id);
+    if (!s || !s->serving()) continue;
+    std::set<std::string> remaining;
+    for (const auto& [name, spelled] : s->held)
+      if (!s->taken.count(name)) remaining.insert(name);
+    if (index >= 0) roll.replaced.emplace(index, s->request);
+    roll.draining.insert(id);
+    roll.replaced_pids.push_back(s->pid);
+    host_.retire(id, remaining,
+                 index >= 0 ? "replaced by the new worker " + std::to_string(index) + " (batch " +
+                                  std::to_string(roll.plan.batch_of(index)) + " is up)"
+                            : "not needed by the " + std::to_string(roll.plan.workers()) +
+                                  " new workers of generation " + std::to_string(newer.generation) +
+                                  " and later",
+                 &newer);
+  }
+}
+
+// A new worker failed: the roll stops, its workers go, and the old version is started again
+// on the indices already replaced, so that N old workers serve. A new worker that is up goes
+// when the old copy with its index is up again (the ordinary rule for a worker's index);
+// the others go now while an old copy serves, and stay when none does (a first roll).
+// `superseded`: a newer deploy of its command or resources wins instead: the workers not yet
+// up are stopped, and the rest (new workers up, old copies) stay until the newer deploy
+// replaces them; nothing is started again.
+void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool superseded) {
+  Roll* roll = find_roll(roll_id);
+  if (!roll || roll->reported) return;
+  roll->reported = true;
+  std::string why = superseded ? reason : "the rollout stopped: " + reason;
+  std::vector<std::string> restored;
+  if (!superseded)
+    for (const auto& [index, request] : roll->replaced) {
+      restored.push_back(std::to_string(index));
+      host_.start(request, [](const Json&) {});
+    }
+  // Starting servers may have changed the table; the roll itself is still there (reported).
+  roll = find_roll(roll_id);
+  if (!roll) return;
+  bool old_serves = !superseded && old_copy_serves(*roll);
+  std::vector<std::pair<int, std::string>> workers(roll->workers.begin(), roll->workers.end());
+  for (const auto& [index, id] : workers) {
+    const Server* s = find(id);
+    if (!s || !s->alive()) continue;
+    if (s->starting()) {
+      host_.fail(id, why);
+    } else if (old_serves && s->state == ServerState::kUp && !roll->replaced.count(index)) {
+      std::set<std::string> all;
+      for (const auto& [name, spelled] : s->held) all.insert(name);
+      host_.retire(id, all, why, nullptr);
+    }
+  }
+  roll = find_roll(roll_id);
+  if (!roll) return;
+  std::string text = why;
+  if (!superseded) {
+    text += "; the old version keeps serving";
+    if (!restored.empty()) text += " and is started again as worker " + join(restored, ", ");
+  }
+  log_line("rollout of '" + join(roll->request.argv, " ") + "' " +
+           (superseded ? "superseded: " : "failed: ") + text);
+  roll->sink(protocol::DeployFailed{std::nullopt, text, std::nullopt}.encode());
+  rolls_.erase(roll_id);
+}
+
+// Some up old copy still serves: the new workers of a failed roll may go (the old version
+// serves with its own count of workers). Without one (nothing was there to replace) they
+// stay: nothing else would serve.
+bool WorkerRolls::old_copy_serves(const Roll& roll) const {
+  for (const auto& [id, s] : host_.servers())
+    if (s->serving() && is_old_copy(roll, *s) && s->taken.size() < s->held.size()) return true;
+  return false;
+}
+
+void WorkerRolls::exited(const Server& gone) {
+  std::vector<uint64_t> affected;
+  // Any exit may make room under --max-surge (an old copy that crashed, the workers of a
+  // superseded roll): every roll in progress looks again.
+  for (auto& [id, roll] : rolls_)
+    if (roll->concerns(gone.id) || !roll->reported) affected.push_back(id);
+  for (uint64_t id : affected) {
+    Roll* roll = find_roll(id);
+    if (!roll) continue;
+    roll->draining.erase(gone.id);
+    if (!roll->reported) {
+      advance(id);
+      check_done(id);
+      continue;
+    }
+    // serverswap-deploy stays until the last of its workers has exited.
+    bool any_alive = false;
+    for (const auto& [index, worker] : roll->workers)
+      if (const Server* s = find(worker); s && s->alive()) any_alive = true;
+    if (any_alive) continue;
+    bool replaced = gone.state == ServerState::kGone && gone.taken.size() == gone.held.size() &&
+                    !gone.held.empty();
+    roll->sink(
+        protocol::ServerExited{gone.id, gone.pid, "every worker has exited", replaced}.encode());
+    rolls_.erase(id);
+  }
+}
+
+// Done once every new worker is up and every old copy it took down has exited.
+void WorkerRolls::check_done(uint64_t roll_id) {
+  Roll* roll = find_roll(roll_id);
+  if (!roll || roll->reported || !roll->plan.all_up() || !roll->draining.empty()) return;
+  // A worker that was up and crashed: done once its crash restart is up (roll_of).
+  for (const auto& [index, id] : roll->workers)
+    if (const Server* s = find(id); !s || s->state != ServerState::kUp) return;
+  roll->reported = true;
+  std::vector<int64_t> pids;
+  const Server* first = nullptr;
+  for (const auto& [index, id] : roll->workers) {
+    const Server* s = find(id);
+    pids.push_back(s ? s->pid : 0);
+    if (!first && s) first = s;
+  }
+  roll->sink(protocol::Deployed{first ? first->id : "", first ? first->pid : 0,
+                                first ? static_cast<int64_t>(first->generation) : 0, pids,
+                                roll->replaced_pids.get<std::vector<int64_t>>(), std::nullopt}
+                 .encode());
+  if (!roll->follow_exit) rolls_.erase(roll_id);
+}
+
+void WorkerRolls::stop() {
+  stopped_ = true;
+  for (auto& [id, roll] : rolls_)
+    if (!roll->reported) {
+      roll->reported = true;
+      roll->sink(
+          protocol::DeployFailed{std::nullopt, "the daemon is stopping", std::nullopt}.encode());
+    }
+  rolls_.clear();
+}
+
+void WorkerRolls::concerned(const std::string& server_id, std::vector<Sink*>* sinks) {
+  for (auto& [roll_id, roll] : rolls_)
+    if (roll->concerns(server_id)) sinks->push_back(&roll->sink);
+}
+
+size_t WorkerRolls::in_flight() const {
+  size_t n = 0;
+  for (const auto& [id, roll] : rolls_) n += !roll->reported;
+  return n;
+}
+
+}  // namespace serverswap::daemon

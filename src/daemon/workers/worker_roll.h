@@ -1,0 +1,136 @@
+// WorkerRolls: the Supervisor's collaborator for rolling deploys of `--workers N`
+// (docs/architecture.md, "Workers and rolling deploys" and "Collaborators"). It owns every
+// roll in progress (the new request, its RolloutPlan, the new workers by index, the old
+// copies it took down that are still alive, the old request of each replaced index) and
+// its one outcome. The Supervisor calls it at named hooks (start, worker_up, exited, stop);
+// it reads the server table and acts on servers only through its narrow Host. Loop thread
+// only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "daemon/core/event_kind.h"
+#include "daemon/core/server.h"
+#include "daemon/workers/rollout.h"
+#include "protocol/message.h"
+#include "protocol/resource.h"
+
+namespace serverswap::daemon {
+
+// Deploys of the same command are recognised by argv and working directory (not the
+// environment, which differs between shells); the worker index is not part of it.
+std::string command_key(const SpawnSpec& request);
+
+class WorkerRolls {
+ public:
+  using Sink = std::function<void(const protocol::Json&)>;
+  using ServerTable = std::map<std::string, std::unique_ptr<Server>>;
+
+  // What the rolls need of their owner, and all they may do to it.
+  class Host {
+   public:
+    // The servers, read only.
+    virtual const ServerTable& servers() const = 0;
+    // The generation the next server started will have.
+    virtual uint64_t next_generation() const = 0;
+    // Starts `request` as a deploy of its own whose messages go to `sink`; nullptr when it
+    // could not start (`sink` has been told why).
+    virtual const Server* start(const SpawnSpec& request, Sink sink) = 0;
+    // Takes server `id` down on `resources` (`by`: the newer server it is replaced by, or
+    // nullptr), and lets it drain if it then still serves (it held nothing else the roll
+    // shares).
+    virtual void retire(const std::string& id, const std::set<std::string>& resources,
+                        const std::string& why, const Server* by) = 0;
+    // Server `id`, still starting, fails with `why`.
+    virtual void fail(const std::string& id, const std::string& why) = 0;
+    virtual void emit(const Server& server, EventKind kind, const std::string& text) = 0;
+
+   protected:
+    ~Host() = default;
+  };
+
+  // `host` must outlive it.
+  explicit WorkerRolls(Host& host) : host_(host) {}
+
+  // Hook: deploy() of a request with `workers`. Refused (deployFailed to `sink`) when its
+  // limits are invalid. A roll of the same command in progress is superseded by it (the
+  // newest deploy wins; docs/architecture.md).
+  void start(const SpawnSpec& request, Sink sink, bool follow_exit);
+  // Whether `server` is a worker of a roll in progress: its coming up is the roll's step,
+  // not the ordinary takedown rule.
+  bool in_roll(const Server& server) const;
+  // Hook: holds(). `server` was handed resource `name`: a roll learns its resources from its
+  // workers (old copies of a changed command are recognised by them, and counted against
+  // --max-surge).
+  void holds(const Server& server, const std::string& name);
+  // Hook: become_up() of a server in_roll(): the old copies its batch replaces go, and the
+  // next batch starts.
+  void worker_up(const Server& server);
+  // Hook: exited(). `gone` has exited and left the table.
+  void exited(const Server& gone);
+  // Hook: stop(). Rolls in progress fail ("the daemon is stopping"); no more steps.
+  void stop();
+
+  // For emit(): appends the sinks of the rolls an event of `server_id` concerns.
+  void concerned(const std::string& server_id, std::vector<Sink*>* sinks);
+  // Rolls that have not sent their outcome yet.
+  size_t in_flight() const;
+
+ private:
+  // One rolling deploy in progress; the order comes from RolloutPlan.
+  struct Roll {
+    Roll(RolloutLimits limits, bool replacing) : plan(limits, replacing) {}
+
+    uint64_t id = 0;
+    SpawnSpec request;  // the new version; each worker gets `worker` set
+    std::string key;    // command_key(request)
+    Sink sink;
+    bool follow_exit = false;
+    RolloutPlan plan;
+    uint64_t first_generation = 0;       // servers older than this may be its old copies
+    std::set<std::string> resources;     // canonical names its workers hold
+    std::map<int, std::string> workers;  // index -> id of the new worker
+    std::set<std::string> draining;      // old copies it took down, still alive
+    std::map<int, SpawnSpec> replaced;   // index -> request of the old copy taken down
+    protocol::Json replaced_pids = protocol::Json::array();
+    bool reported = false;  // deployed or deployFailed sent
+
+    bool concerns(const std::string& server_id) const {
+      if (draining.count(server_id)) return true;
+      for (const auto& [index, worker_id] : workers)
+        if (worker_id == server_id) return true;
+      return false;
+    }
+  };
+
+  Roll* find_roll(uint64_t id);
+  Roll* roll_of(const Server& server);
+  const Roll* roll_of(const Server& server) const;
+  bool is_worker(const Roll& roll, const Server& server) const;
+  const Server* find(const std::string& id) const;
+  // A server the roll replaces: older than it, not one of its workers, and of the same
+  // command or on the resources its workers hold.
+  bool is_old_copy(const Roll& roll, const Server& server) const;
+  // What --max-surge counts: old copies (draining ones too) and new workers, while alive.
+  int processes_alive(const Roll& roll) const;
+  void advance(uint64_t roll_id);
+  void worker_message(uint64_t roll_id, int index, const protocol::Json& message);
+  void take_down_old_copy(Roll& roll, int index, const Server& newer);
+  // `superseded`: a newer deploy won (docs/architecture.md, "The newest deploy wins").
+  void failed(uint64_t roll_id, const std::string& reason, bool superseded = false);
+  bool old_copy_serves(const Roll& roll) const;
+  void check_done(uint64_t roll_id);
+
+  Host& host_;
+  bool stopped_ = false;
+  std::map<uint64_t, std::unique_ptr<Roll>> rolls_;  // by their id
+  uint64_t next_roll_ = 1;
+};
+
+}  // namespace serverswap::daemon
