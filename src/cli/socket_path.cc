@@ -35,6 +35,24 @@ Status ensure_private_dir(const std::string& dir) {
   return {};
 }
 
+// The directory the default socket directory is made in ($XDG_RUNTIME_DIR, or /tmp): it and
+// every directory on the way (symlinks followed, each link root's or ours) must be safe by
+// find_unsafe_component's rule, or nothing is created there.
+Status check_runtime_base(const std::string& base) {
+  struct stat st {};
+  if (::stat(base.c_str(), &st) != 0)
+    return Status::system_error("the runtime directory " + base + " (XDG_RUNTIME_DIR)", errno);
+  auto unsafe = find_unsafe_component(base);
+  if (!unsafe.ok()) return unsafe.status();
+  if (!unsafe->unsafe.empty())
+    return Status::error("the runtime directory " + base + " lies in " + unsafe->unsafe + ", " +
+                         unsafe->why +
+                         ": nothing is created there; set XDG_RUNTIME_DIR to a directory of "
+                         "your own, pass --socket PATH, or " +
+                         kChooseOwn);
+  return {};
+}
+
 }  // namespace
 
 // Beside the socket the daemon keeps its lock, its state (which names commands it runs
@@ -89,12 +107,17 @@ Result<std::string> resolve_socket_path(const std::string& flag) {
     if (const char* env = std::getenv("SERVERSWAP_SOCKET"); env && *env) path = env;
   }
   if (path.empty()) {
-    std::string dir;
+    std::string dir, base;
     if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) {
-      dir = std::string(xdg) + "/serverswap";
+      base = std::filesystem::absolute(xdg).lexically_normal().string();
+      dir = base + "/serverswap";
     } else {
+      base = "/tmp";
       dir = "/tmp/serverswap-" + std::to_string(::getuid());
     }
+    // Checked before anything is made in it: a directory (or a symlink on the way) that
+    // another user controls must not get a directory created by us (as root: anywhere).
+    if (Status s = check_runtime_base(base); !s.ok()) return s;
     if (Status s = ensure_private_dir(dir); !s.ok()) return s;
     path = dir + "/control.sock";
   }

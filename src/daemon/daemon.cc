@@ -1,7 +1,13 @@
 #include "daemon/daemon.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include "base/log.h"
 #include "daemon/service/activated_sockets.h"
@@ -11,6 +17,27 @@
 namespace serverswap::daemon {
 
 using protocol::Json;
+
+namespace {
+
+// Every descriptor above stderr that the daemon inherited is marked close-on-exec: whatever
+// its parent had open (a root-only file, a socket) must not reach the servers it starts,
+// least of all those run as another user. The ones it takes on purpose (systemd's
+// LISTEN_FDS, an upgrade's sockets) are found by number afterwards, and the upgrade clears
+// the flag itself on those it hands on. Its own are close-on-exec already.
+void close_inherited_fds_on_exec() {
+  if (::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
+  // Kernels before 5.11: one by one, from /proc (its own directory fd is marked as well).
+  DIR* fds = ::opendir("/proc/self/fd");
+  if (!fds) return;
+  while (dirent* e = ::readdir(fds)) {
+    int fd = std::atoi(e->d_name);
+    if (fd > 2) ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
+  }
+  ::closedir(fds);
+}
+
+}  // namespace
 
 Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
     : options_(std::move(options)), lock_(std::move(lock)) {
@@ -60,6 +87,7 @@ Daemon::~Daemon() {
 }
 
 Status Daemon::start() {
+  close_inherited_fds_on_exec();
   // A peer that vanishes mid-write must cost an EPIPE, not the daemon.
   ::signal(SIGPIPE, SIG_IGN);
   state_file_ = std::make_unique<StateFile>(state_path_for(options_.socket_path));

@@ -12,12 +12,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 namespace serverswap::handover {
+
+void (*unix_bind_test_hook)(int stage) = nullptr;
+
 namespace {
 
 using protocol::Resource;
@@ -56,8 +61,10 @@ Result<ListenSocket> bind_tcp_family(const Resource& r, int family) {
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0)
     return Status::system_error("bind " + what, errno);
   if (Status s = listen_on(fd.get(), what); !s.ok()) return s;
-  std::string address = bound_address(fd.get());
-  return ListenSocket{std::move(fd), std::move(address)};
+  ListenSocket bound;
+  bound.address = bound_address(fd.get());
+  bound.fd = std::move(fd);
+  return bound;
 }
 
 Result<ListenSocket> bind_tcp(const Resource& r) {
@@ -95,31 +102,63 @@ int unix_socket_alive(const sockaddr_un& addr) {
   return -1;
 }
 
-// Replaces a stale socket file (dev, ino) by the daemon, for a server of its own user: by
-// its inode, the directory resolved first so that a trusted symlink on the way
-// (/var/run -> /run) is followed once and nothing after it.
-int unlink_stale_in_process(const char* path, dev_t dev, ino_t ino) {
-  std::string resolved = resolved_socket_path(path);
-  return unlink_socket_file(resolved.c_str(), dev, ino);
+// Whether uid/gid may create a file in the directory `dir` by its mode bits (ACLs not
+// read: a directory they open only by an ACL counts as not theirs, so nothing is recorded
+// for it, and its file is not unlinked at stop; never the reverse). Async-signal-safe.
+bool may_write_directory(int dir, uid_t uid, gid_t gid) {
+  if (uid == 0) return true;
+  struct stat st {};
+  if (::fstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return false;
+  if (st.st_uid == uid) return (st.st_mode & S_IWUSR) != 0;
+  if (st.st_gid == gid) return (st.st_mode & S_IWGRP) != 0;
+  return (st.st_mode & S_IWOTH) != 0;
 }
 
-// socket + bind + listen at addr.sun_path, replacing a stale socket file. `in_child`: in the
-// forked child of bind_listener_as, running as the server's user, which unlinks with that
-// user's permissions and must stay async-signal-safe (no allocation).
-UnixOutcome bind_unix_raw(const sockaddr_un& addr, int* fd_out, bool in_child) {
+// socket + bind + listen at addr.sun_path, replacing a stale socket file, and the file bound
+// recorded relative to ONE directory fd: its parent, opened before the bind (following
+// symlinks with the caller's permissions, so a trusted /var/run -> /run works). The bind
+// itself goes by the path, so that the server sees the address it asked for (getsockname);
+// if a directory on the path was swapped meanwhile the file may have been made elsewhere,
+// so the inode recorded is the one in that directory only if it is a socket owned by the
+// caller's euid in a directory the caller may write: the only places its bind can have
+// created a file. Otherwise nothing is recorded (dev = ino = 0) and the file is never
+// unlinked for it. `in_child`: in the forked child of bind_listener_as, running as the
+// server's user, which unlinks a stale file with that user's permissions. Async-signal-safe,
+// no allocation. On success *fd_out is the socket, *dir_out the directory (both
+// close-on-exec).
+UnixOutcome bind_unix_raw(const sockaddr_un& addr, int* fd_out, int* dir_out, bool in_child) {
   UnixOutcome out;
+  int dir = -1;
   auto fail = [&](Stage stage, int err) {
+    if (dir >= 0) ::close(dir);
     out.stage = stage;
     out.err = err;
     return out;
   };
+  // The parent directory and the last component, split in a copy of sun_path.
+  char parent[sizeof addr.sun_path];
+  std::memcpy(parent, addr.sun_path, sizeof parent);
+  parent[sizeof parent - 1] = '\0';
+  const char* slash = std::strrchr(addr.sun_path, '/');
+  const char* name = slash ? slash + 1 : addr.sun_path;
+  if (*name == '\0') return fail(Stage::kBind, EISDIR);
+  if (!slash)
+    std::memcpy(parent, ".", 2);
+  else if (slash == addr.sun_path)
+    parent[1] = '\0';
+  else
+    parent[slash - addr.sun_path] = '\0';
+  dir = ::open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return fail(Stage::kBind, errno);
+  if (!in_child && unix_bind_test_hook) unix_bind_test_hook(0);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail(Stage::kSocket, errno);
   const auto* sa = reinterpret_cast<const sockaddr*>(&addr);
   if (::bind(fd, sa, sizeof addr) != 0) {
     int err = errno;
     struct stat st {};
-    if (err != EADDRINUSE || ::lstat(addr.sun_path, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    if (err != EADDRINUSE || ::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISSOCK(st.st_mode)) {
       ::close(fd);
       return fail(Stage::kBind, err);
     }
@@ -128,10 +167,11 @@ UnixOutcome bind_unix_raw(const sockaddr_un& addr, int* fd_out, bool in_child) {
       ::close(fd);
       return fail(alive == 1 ? Stage::kInUse : Stage::kBind, err);
     }
+    // Relative to the directory opened above, and (as the daemon) only that inode.
     int unlinked = 0;
     if (!in_child)
-      unlinked = unlink_stale_in_process(addr.sun_path, st.st_dev, st.st_ino);
-    else if (::unlink(addr.sun_path) != 0 && errno != ENOENT)
+      unlinked = unlink_socket_at(dir, name, st.st_dev, st.st_ino);
+    else if (::unlinkat(dir, name, 0) != 0 && errno != ENOENT)
       unlinked = errno;
     if (unlinked != 0) {
       ::close(fd);
@@ -143,9 +183,11 @@ UnixOutcome bind_unix_raw(const sockaddr_un& addr, int* fd_out, bool in_child) {
       return fail(Stage::kBind, err);
     }
   }
-  // The inode bound, so that only this file is ever unlinked for it (unlink_socket_file).
+  if (!in_child && unix_bind_test_hook) unix_bind_test_hook(1);
+  // The inode bound, so that only this file is ever unlinked for it (unlink_socket_at).
   struct stat st {};
-  if (::lstat(addr.sun_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+  if (::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode) &&
+      st.st_uid == ::geteuid() && may_write_directory(dir, ::geteuid(), ::getegid())) {
     out.dev = st.st_dev;
     out.ino = st.st_ino;
   }
@@ -155,7 +197,47 @@ UnixOutcome bind_unix_raw(const sockaddr_un& addr, int* fd_out, bool in_child) {
     return fail(Stage::kListen, err);
   }
   *fd_out = fd;
+  *dir_out = dir;
   return out;
+}
+
+// The absolute path of `dir` (as this process sees it) + "/" + name, taken once: what is
+// shown and recorded in the state file. Empty when /proc cannot tell.
+std::string path_in_directory(int dir, const std::string& name) {
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", dir);
+  char target[PATH_MAX];
+  ssize_t n = ::readlink(link, target, sizeof target - 1);
+  if (n <= 0 || target[0] != '/') return "";
+  std::string out(target, static_cast<size_t>(n));
+  if (out.ends_with(" (deleted)")) return "";
+  if (out != "/") out += "/";
+  return out + name;
+}
+
+std::string last_component(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// The ListenSocket for a Unix socket bound by bind_unix_raw (here or in a child): the
+// inode is kept only while that directory still holds it, as a socket of `owner`.
+ListenSocket unix_listen_socket(const Resource& r, UniqueFd fd, UniqueFd dir,
+                                const UnixOutcome& out, uid_t owner) {
+  ListenSocket s;
+  s.fd = std::move(fd);
+  s.address = r.name();
+  s.name = last_component(r.path);
+  struct stat st {};
+  if (dir && out.ino != 0 && ::fstatat(dir.get(), s.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISSOCK(st.st_mode) && st.st_dev == out.dev && st.st_ino == out.ino && st.st_uid == owner) {
+    s.dev = out.dev;
+    s.ino = out.ino;
+  }
+  if (dir) s.path = path_in_directory(dir.get(), s.name);
+  if (s.path.empty()) s.path = r.path;
+  s.dir = std::move(dir);
+  return s;
 }
 
 Status outcome_status(const UnixOutcome& out, const std::string& what, const std::string& path) {
@@ -191,10 +273,10 @@ Result<sockaddr_un> unix_address(const Resource& r) {
 Result<ListenSocket> bind_unix(const Resource& r) {
   auto addr = unix_address(r);
   if (!addr.ok()) return addr.status();
-  int fd = -1;
-  UnixOutcome out = bind_unix_raw(*addr, &fd, /*in_child=*/false);
+  int fd = -1, dir = -1;
+  UnixOutcome out = bind_unix_raw(*addr, &fd, &dir, /*in_child=*/false);
   if (Status s = outcome_status(out, r.name(), r.path); !s.ok()) return s;
-  return ListenSocket{UniqueFd(fd), r.name(), out.dev, out.ino};
+  return unix_listen_socket(r, UniqueFd(fd), UniqueFd(dir), out, ::geteuid());
 }
 
 // The child of bind_unix_as: drops to uid/gid with no supplementary groups (as the server
@@ -206,17 +288,19 @@ Result<ListenSocket> bind_unix(const Resource& r) {
   sigfillset(&all);
   ::sigprocmask(SIG_SETMASK, &all, nullptr);
   UnixOutcome out;
-  int fd = -1;
+  int fd = -1, dir = -1;
   // Raw syscalls: they change this thread's credentials only, and it is the only one.
   if (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setresgid, gid, gid, gid) != 0 ||
       ::syscall(SYS_setresuid, uid, uid, uid) != 0) {
     out.stage = Stage::kCredentials;
     out.err = errno;
   } else {
-    out = bind_unix_raw(addr, &fd, /*in_child=*/true);
+    out = bind_unix_raw(addr, &fd, &dir, /*in_child=*/true);
   }
+  // The socket and the directory it was bound in: the daemon unlinks relative to that one.
   iovec iov{&out, sizeof out};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  int fds[2] = {fd, dir};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -226,26 +310,25 @@ Result<ListenSocket> bind_unix(const Resource& r) {
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    c->cmsg_len = CMSG_LEN(sizeof fds);
+    std::memcpy(CMSG_DATA(c), fds, sizeof fds);
   }
   _exit(::sendmsg(channel, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof out) ? 0 : 1);
 }
 
 }  // namespace
 
-std::string resolved_socket_path(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return path;
-  std::string dir = slash == 0 ? "/" : path.substr(0, slash);
-  char real[PATH_MAX];
-  if (::realpath(dir.c_str(), real) == nullptr) return path;
-  std::string out = real;
-  if (out != "/") out += "/";
-  return out + path.substr(slash + 1);
+int unlink_socket_at(int dir, const char* name, dev_t dev, ino_t ino, uid_t owner) {
+  struct stat st {};
+  if (::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? 0 : errno;
+  if (!S_ISSOCK(st.st_mode) || st.st_dev != dev || st.st_ino != ino ||
+      (owner != kAnyOwner && st.st_uid != owner))
+    return EEXIST;  // someone else's file now: left alone
+  if (::unlinkat(dir, name, 0) != 0 && errno != ENOENT) return errno;
+  return 0;
 }
 
-int unlink_socket_file(const char* path, dev_t dev, ino_t ino) {
+int unlink_socket_file(const char* path, dev_t dev, ino_t ino, uid_t owner) {
   char buf[PATH_MAX];
   size_t len = std::strlen(path);
   if (path[0] != '/' || len >= sizeof buf) return EINVAL;
@@ -264,15 +347,7 @@ int unlink_socket_file(const char* path, dev_t dev, ino_t ino) {
     if (next < 0) return err == ENOENT ? 0 : err;
     dir = next;
   }
-  struct stat st {};
-  int err = 0;
-  if (::fstatat(dir, part, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    err = errno == ENOENT ? 0 : errno;
-  } else if (!S_ISSOCK(st.st_mode) || st.st_dev != dev || st.st_ino != ino) {
-    err = EEXIST;  // someone else's file now: left alone
-  } else if (::unlinkat(dir, part, 0) != 0 && errno != ENOENT) {
-    err = errno;
-  }
+  int err = unlink_socket_at(dir, part, dev, ino, owner);
   ::close(dir);
   return err;
 }
@@ -300,9 +375,9 @@ Result<BindAsChild> start_bind_as(const Resource& resource, uid_t uid, gid_t gid
 Result<ListenSocket> finish_bind_as(BindAsChild& child) {
   const std::string what = child.resource.name();
   UnixOutcome out;
-  UniqueFd fd;
+  UniqueFd fd, dir;
   iovec iov{&out, sizeof out};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -314,9 +389,11 @@ Result<ListenSocket> finish_bind_as(BindAsChild& child) {
   } while (got < 0 && errno == EINTR);
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); got > 0 && c; c = CMSG_NXTHDR(&msg, c))
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      int received;
-      std::memcpy(&received, CMSG_DATA(c), sizeof received);
-      fd.reset(received);
+      int received[2] = {-1, -1};
+      size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      std::memcpy(received, CMSG_DATA(c), std::min<size_t>(n, 2) * sizeof(int));
+      fd.reset(received[0]);
+      if (n >= 2) dir.reset(received[1]);
     }
   child.channel.reset();
   // It has answered (or died: end of file): reaped now if it has exited already; one that
@@ -330,8 +407,10 @@ Result<ListenSocket> finish_bind_as(BindAsChild& child) {
     return Status::error("bind " + what + " as uid " + std::to_string(child.uid) +
                          ": the binding process failed");
   if (Status s = outcome_status(out, what, child.resource.path); !s.ok()) return s;
-  if (!fd) return Status::error("bind " + what + ": no socket came back");
-  return ListenSocket{std::move(fd), what, out.dev, out.ino};
+  if (!fd || !dir) return Status::error("bind " + what + ": no socket came back");
+  // Checked again here: the child's word on the inode is taken only for a socket of its
+  // user still in the directory it sent.
+  return unix_listen_socket(child.resource, std::move(fd), std::move(dir), out, child.uid);
 }
 
 Status abandon_bind_as(BindAsChild& child, Millis waited) {

@@ -17,10 +17,17 @@ namespace serverswap::handover {
 struct ListenSocket {
   UniqueFd fd;
   std::string address;  // what was bound, port included: "[::]:8080", "unix:/run/a.sock"
-  // A Unix socket's file as bound (0, 0: none, or not known): what unlink_socket_file
+  // A Unix socket's file as bound (0, 0: none, or not known): what unlink_socket_at
   // checks, so that only this file is ever unlinked for it.
   dev_t dev = 0;
   ino_t ino = 0;
+  // A Unix socket's directory (O_PATH, close-on-exec), opened before the bind and never
+  // resolved again: the file is unlinked only relative to it (unlink_socket_at(dir, name)).
+  // `path`: that directory's absolute path, read once from /proc, + "/" + `name`: for
+  // display and for a later daemon that has only the path (unlink_socket_file).
+  UniqueFd dir;
+  std::string name;
+  std::string path;
 };
 
 // socket + SO_REUSEADDR + bind + listen(SOMAXCONN), close-on-exec. ":PORT" is dual-stack,
@@ -61,18 +68,24 @@ Result<ListenSocket> finish_bind_as(BindAsChild& child);
 // finish_bind_as); the error says how long it was waited for.
 Status abandon_bind_as(BindAsChild& child, Millis waited);
 
-// Unlinks the Unix socket file at the absolute `path` only if it is still the socket inode
-// (dev, ino): each directory on the way is opened with O_NOFOLLOW from "/", so a symlink
-// swapped in by whoever controls one of them makes it fail rather than unlink elsewhere.
-// Returns 0 (unlinked, or gone already) or an errno value (EEXIST: another file is there
-// now; ELOOP/ENOTDIR: a directory on the way is a symlink). Async-signal-safe.
-int unlink_socket_file(const char* path, dev_t dev, ino_t ino);
+inline constexpr uid_t kAnyOwner = static_cast<uid_t>(-1);
 
-// `path` with its directory resolved by realpath(3) (symlinks followed, as the caller), the
-// last component kept: where unlink_socket_file is to find the socket bound at `path`
-// later. Resolve right after binding, while the path is what was bound. `path` unchanged
-// when the directory cannot be resolved.
-std::string resolved_socket_path(const std::string& path);
+// Unlinks `name` in the directory fd `dir` only if it is still the socket inode (dev, ino)
+// and (unless kAnyOwner) owned by `owner`; nothing is resolved by path. Returns 0 (unlinked,
+// or gone already) or an errno value (EEXIST: another file is there now).
+// Async-signal-safe.
+int unlink_socket_at(int dir, const char* name, dev_t dev, ino_t ino, uid_t owner = kAnyOwner);
+
+// unlink_socket_at for the absolute `path`, for a daemon that has no directory fd (a
+// restarted one, from its state file): each directory on the way is opened with O_NOFOLLOW
+// from "/", so a symlink swapped in by whoever controls one of them makes it fail rather
+// than unlink elsewhere. ELOOP/ENOTDIR: a directory on the way is a symlink.
+// Async-signal-safe.
+int unlink_socket_file(const char* path, dev_t dev, ino_t ino, uid_t owner = kAnyOwner);
+
+// Tests only: called by an in-process Unix bind (bind_listener) with 0 once the directory is
+// opened and with 1 once the socket is bound, so that a test can swap a directory then.
+extern void (*unix_bind_test_hook)(int stage);
 
 // The address a listening socket is bound to, as bind_listener reports it.
 std::string bound_address(int fd);

@@ -9,6 +9,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <functional>
 
 namespace serverswap::handover {
 namespace {
@@ -103,6 +104,85 @@ TEST(BindListener, FullBacklogCountsAsAlive) {
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.status().message(),
             "bind unix:" + path + ": Address already in use: something accepts on " + path);
+  std::filesystem::remove_all(dir);
+}
+
+// Set by the tests below: what unix_bind_test_hook does at each stage.
+std::function<void(int)> g_hook;
+
+struct HookGuard {
+  explicit HookGuard(std::function<void(int)> f) {
+    g_hook = std::move(f);
+    unix_bind_test_hook = [](int stage) { g_hook(stage); };
+  }
+  ~HookGuard() {
+    unix_bind_test_hook = nullptr;
+    g_hook = nullptr;
+  }
+};
+
+// The attack on the bind-as-user child: the directory is swapped for a symlink to a
+// directory holding someone else's socket of the same name right after the bind. The inode
+// recorded, the path shown and the unlink all stay with the directory the bind used.
+TEST(BindListener, ADirectorySwappedAfterTheBindChangesNeitherTheRecordNorTheUnlink) {
+  auto dir = std::filesystem::temp_directory_path() / ("ss-swap-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "x");
+  std::filesystem::create_directories(dir / "pub");
+  auto victim = bind_listener(parse("unix:" + (dir / "pub" / "a.sock").string()));
+  ASSERT_TRUE(victim.ok()) << victim.status().message();
+  struct stat victim_st {};
+  ASSERT_EQ(lstat((dir / "pub" / "a.sock").c_str(), &victim_st), 0);
+  Result<ListenSocket> bound = Status::error("");
+  {
+    HookGuard hook([&](int stage) {
+      if (stage != 1) return;
+      std::filesystem::rename(dir / "x", dir / "moved");
+      std::filesystem::create_directory_symlink(dir / "pub", dir / "x");
+    });
+    bound = bind_listener(parse("unix:" + (dir / "x" / "a.sock").string()));
+  }
+  ASSERT_TRUE(bound.ok()) << bound.status().message();
+  struct stat ours {};
+  ASSERT_EQ(lstat((dir / "moved" / "a.sock").c_str(), &ours), 0);
+  EXPECT_EQ(bound->ino, ours.st_ino);
+  EXPECT_NE(bound->ino, victim_st.st_ino);
+  EXPECT_EQ(bound->path, (dir / "moved" / "a.sock").string());
+  EXPECT_EQ(bound->name, "a.sock");
+  // Unlinked relative to the directory fd: ours goes, the other one stays.
+  EXPECT_EQ(
+      unlink_socket_at(bound->dir.get(), bound->name.c_str(), bound->dev, bound->ino, geteuid()),
+      0);
+  EXPECT_FALSE(std::filesystem::exists(dir / "moved" / "a.sock"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "pub" / "a.sock"));
+  // The victim's own inode under another owner: left alone.
+  EXPECT_EQ(unlink_socket_at(victim->dir.get(), "a.sock", victim_st.st_dev, victim_st.st_ino,
+                             geteuid() + 1),
+            EEXIST);
+  EXPECT_TRUE(std::filesystem::exists(dir / "pub" / "a.sock"));
+  std::filesystem::remove_all(dir);
+}
+
+// Swapped between opening the directory and the bind: the file is made elsewhere, so the
+// directory holds no socket of this bind and nothing is recorded (never unlinked for it).
+TEST(BindListener, ADirectorySwappedBeforeTheBindRecordsNoInode) {
+  auto dir = std::filesystem::temp_directory_path() / ("ss-swap0-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "x");
+  std::filesystem::create_directories(dir / "other");
+  Result<ListenSocket> bound = Status::error("");
+  {
+    HookGuard hook([&](int stage) {
+      if (stage != 0) return;
+      std::filesystem::rename(dir / "x", dir / "moved");
+      std::filesystem::create_directory_symlink(dir / "other", dir / "x");
+    });
+    bound = bind_listener(parse("unix:" + (dir / "x" / "a.sock").string()));
+  }
+  ASSERT_TRUE(bound.ok()) << bound.status().message();
+  EXPECT_TRUE(std::filesystem::exists(dir / "other" / "a.sock"));
+  EXPECT_EQ(bound->ino, 0u);
+  EXPECT_EQ(bound->dev, 0u);
   std::filesystem::remove_all(dir);
 }
 

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -40,6 +41,11 @@ class Listeners {
     dev_t dev = 0;
     ino_t ino = 0;
     bool bound_here = false;
+    // The directory it was bound in (the SocketSet's own binds; none after a daemon restart)
+    // and the file's name there: it is unlinked relative to that directory, never by
+    // resolving unix_path again (which shows that directory's path as it was at bind).
+    std::shared_ptr<UniqueFd> dir;
+    std::string unix_name;
   };
 
   virtual ~Listeners() = default;

@@ -43,11 +43,17 @@ Result<uv_stream_t*> wrap(uv_loop_t* loop, int fd, bool is_unix) {
   return stream;
 }
 
-// Only the file the daemon bound is unlinked, reached without following a symlink: a
-// directory on its path may belong to the user of a server (--user).
+// Only the file the daemon bound is unlinked (its inode, owned by the user it was bound
+// for), relative to the directory it was bound in, or (an earlier image's, known by path
+// only) reached without following a symlink: a directory on its path may belong to the
+// user of a server (--user).
 void unlink_bound_file(const SocketSet::Entry& entry) {
   if (entry.unix_path.empty() || entry.ino == 0) return;
-  int err = handover::unlink_socket_file(entry.unix_path.c_str(), entry.dev, entry.ino);
+  int err = entry.dir && *entry.dir
+                ? handover::unlink_socket_at(entry.dir->get(), entry.unix_name.c_str(), entry.dev,
+                                             entry.ino, entry.owner)
+                : handover::unlink_socket_file(entry.unix_path.c_str(), entry.dev, entry.ino,
+                                               entry.owner);
   if (err != 0)
     log_line("left the socket file " + entry.unix_path + " in place: " + std::strerror(err));
 }
@@ -111,12 +117,19 @@ Result<const SocketSet::Entry*> SocketSet::add_bound(const protocol::Resource& r
   auto stream = wrap(loop_, bound.fd.get(), is_unix);
   if (!stream.ok()) return stream.status();
   bound.fd.release();  // the libuv handle owns it now
-  // Resolved now, as root: the file is later unlinked only at this path, walked without
-  // following symlinks, and only while it is still the inode bound.
-  Entry entry{bound.address, is_unix ? handover::resolved_socket_path(resource.path) : "", *stream};
-  entry.owner = as ? as->uid : ::getuid();
+  // The path is never resolved again: the file is later unlinked relative to the directory
+  // it was bound in, and only while that holds the inode bound.
+  Entry entry;
+  entry.address = bound.address;
+  entry.unix_path = is_unix ? bound.path : "";
+  entry.handle = *stream;
+  entry.owner = as ? as->uid : ::geteuid();
   entry.dev = bound.dev;
   entry.ino = bound.ino;
+  if (is_unix && bound.dir) {
+    entry.dir = std::make_shared<UniqueFd>(std::move(bound.dir));
+    entry.unix_name = bound.name;
+  }
   entry.bound_here = true;
   expected_files_.erase(name);  // an earlier image's file there was replaced by this one
   log_line("bound " + name + " (" + entry.address + ")" +
@@ -268,7 +281,9 @@ Status SocketSet::adopt(const std::string& name, UniqueFd fd, const std::string&
   if (!stream.ok()) return stream.status().wrap(name);
   fd.release();  // the libuv handle owns it now
   log_line("adopted " + name + " (" + address + ") from " + from);
-  Entry entry{address, "", *stream};
+  Entry entry;
+  entry.address = address;
+  entry.handle = *stream;
   entry.owner = ::getuid();
   if (auto file = expected_files_.find(name); file != expected_files_.end()) {
     entry.unix_path = file->second.unix_path;
