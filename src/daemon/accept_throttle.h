@@ -29,20 +29,25 @@ class AcceptThrottle {
 
   // One connection at `now_ms` (monotonic milliseconds): 0 when it may be served now, else
   // how long (ms) the caller should stop accepting from this source before serving it.
+  // Within a pause (a caller that does not stop, as the main socket's), the time left of
+  // it: the pause grows only when the source is over the rate again after it.
   uint64_t admit(uint64_t now_ms) {
     if (bucket_.take(now_ms)) return 0;
-    if (paused_ && now_ms >= last_pause_ms_ + pause_ms_ + kCalmMs) pause_ms_ = kFirstPauseMs;
-    if (paused_) pause_ms_ = std::min(kMaxPauseMs, pause_ms_ * 2);
+    if (paused_ && now_ms < pause_end_ms_) return pause_end_ms_ - now_ms;
+    if (!paused_ || now_ms >= pause_end_ms_ + kCalmMs)
+      pause_ms_ = kFirstPauseMs;
+    else
+      pause_ms_ = std::min(kMaxPauseMs, pause_ms_ * 2);
     paused_ = true;
-    last_pause_ms_ = now_ms;
+    pause_end_ms_ = now_ms + pause_ms_;
     return pause_ms_;
   }
 
  private:
   TokenBucket bucket_;
   bool paused_ = false;
-  uint64_t pause_ms_ = kFirstPauseMs / 2;  // doubled at the first pause
-  uint64_t last_pause_ms_ = 0;
+  uint64_t pause_ms_ = kFirstPauseMs;
+  uint64_t pause_end_ms_ = 0;
 };
 
 }  // namespace serverswap::daemon

@@ -120,7 +120,8 @@ Result<std::string> ControlServer::listen_for_user(uid_t uid) {
   if (!user_directory_) return Status::error(what + ": no directory for other users' sockets");
   auto directory = user_directory_->path();
   if (!directory.ok()) return directory.status().wrap(what);
-  Listener listener{nullptr, "", control_socket_name(uid)};
+  Listener listener;
+  listener.name = control_socket_name(uid);
   listener.path = *directory + "/" + listener.name;
   what.append(", ").append(listener.path);
   if (!fits_sun_path(listener.path))

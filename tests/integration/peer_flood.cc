@@ -131,9 +131,10 @@ int flood_status(int count) {
   socklen_t len = 0;
   sockaddr_un addr = address_of(address, &len);
   for (int i = 0; i <= count; ++i) {
-    std::string text =
-        i < count ? "STATUS=flood " + std::to_string(i) + " \xe2\x80\xa8forged \xc2\x85 \x85\xff"
-                  : std::string("READY=1");
+    std::string text = i < count ? "STATUS=flood " + std::to_string(i) +
+                                       " \xe2\x80\xa8"
+                                       "forged \xc2\x85 \x85\xff"
+                                 : std::string("READY=1");
     if (sendto(fd, text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&addr), len) !=
         static_cast<ssize_t>(text.size()))
       return std::perror("flood: sendto"), 2;
