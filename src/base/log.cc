@@ -12,22 +12,82 @@ namespace {
 std::atomic<LogFormat> g_format{LogFormat::kText};
 std::atomic<bool> g_muted{false};
 
-// Text lines carry what servers sent (a fail reason, a resource): a newline or terminal
-// escape in it must not forge a log line or drive the terminal. Tabs pass.
+// The length of the well-formed UTF-8 sequence at the start of `text` (2 to 4 bytes, no
+// overlong form, no surrogate, at most U+10FFFF) and its code point; 0 when there is none.
+size_t utf8_sequence(std::string_view text, char32_t* code_point) {
+  auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  unsigned char lead = byte(0);
+  size_t length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+  if (lead < 0xc2 || lead > 0xf4 || text.size() < length) return 0;
+  char32_t cp = lead & (0x7f >> length);
+  for (size_t i = 1; i < length; ++i) {
+    if ((byte(i) & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i) & 0x3f);
+  }
+  if ((length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000) || cp > 0x10ffff ||
+      (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  *code_point = cp;
+  return length;
+}
+
+// Code points that end a line or reorder text for some readers of the log (terminals,
+// editors, log viewers): the C1 controls (U+0085 is NEL), the line and paragraph
+// separators, and the bidirectional embeddings, overrides and isolates.
+bool is_invisible_control(char32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+         (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+}  // namespace
+
+// Text lines carry what servers sent (a fail reason, a resource): a newline, terminal
+// escape or line separator in it must not forge a log line or drive the terminal, and bytes
+// that are not UTF-8 must not reach a reader that expects it. Tabs and well-formed UTF-8
+// other than those controls pass.
 void append_printable(std::string& line, std::string_view text) {
   static const char kHex[] = "0123456789abcdef";
-  for (char c : text) {
-    auto byte = static_cast<unsigned char>(c);
+  for (size_t i = 0; i < text.size();) {
+    auto byte = static_cast<unsigned char>(text[i]);
     if (byte == '\n') {
       line.append("\\n");
     } else if ((byte < 0x20 && byte != '\t') || byte == 0x7f) {
       line.append("\\x").push_back(kHex[byte >> 4]);
       line.push_back(kHex[byte & 0xf]);
+    } else if (byte < 0x80) {
+      line.push_back(static_cast<char>(byte));
     } else {
-      line.push_back(c);
+      char32_t cp = 0;
+      size_t length = utf8_sequence(text.substr(i), &cp);
+      if (length == 0) {  // one byte that starts no well-formed sequence
+        line.append("\\x").push_back(kHex[byte >> 4]);
+        line.push_back(kHex[byte & 0xf]);
+      } else if (is_invisible_control(cp)) {
+        line.append("\\u{");
+        for (int shift = 12; shift >= 0; shift -= 4) line.push_back(kHex[(cp >> shift) & 0xf]);
+        line.push_back('}');
+        i += length;
+        continue;
+      } else {
+        line.append(text.substr(i, length));
+        i += length;
+        continue;
+      }
     }
+    ++i;
   }
 }
+
+std::string clip_for_log(std::string_view text, size_t max) {
+  if (text.size() <= max) return std::string(text);
+  size_t cut = max;
+  // Back over continuation bytes to the start of the sequence cut through (at most 3).
+  for (int i = 0; i < 3 && cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80; ++i)
+    --cut;
+  return std::string(text.substr(0, cut)) + "\u2026(" + std::to_string(text.size()) + " bytes)";
+}
+
+namespace {
 
 void write_line(const std::string& line) {
   // One write so that lines from several threads or processes do not interleave.

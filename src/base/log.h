@@ -30,6 +30,20 @@ void log_line(std::string_view text);
 // log_line(text).
 void log_event(std::string_view text, const nlohmann::ordered_json& fields);
 
+// Appends `text` to `line` as the text format writes it: "\n" for a newline, "\xNN" for
+// other ASCII controls (tab passes) and for each byte that starts no well-formed UTF-8
+// sequence, "\u{NNNN}" for the C1 controls (U+0080-U+009F), U+2028, U+2029 and the
+// bidirectional controls (U+202A-U+202E, U+2066-U+2069); everything else as it is.
+void append_printable(std::string& line, std::string_view text);
+
+// Text a peer chose (a server's fail reason, STATUS=, a resource name) is cut to this many
+// bytes in a log line: a line says what happened, it does not carry 64 KiB of payload.
+inline constexpr size_t kMaxPeerTextInLog = 512;
+
+// `text` when it is at most `max` bytes; else its first `max` bytes or fewer (never a part
+// of a UTF-8 sequence) and "…(N bytes)", N the size of the whole.
+std::string clip_for_log(std::string_view text, size_t max = kMaxPeerTextInLog);
+
 // The line as written, newline included (for tests).
 std::string format_log_line(std::string_view text, const nlohmann::ordered_json& fields);
 

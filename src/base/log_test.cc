@@ -26,6 +26,41 @@ TEST_F(LogTest, TextLineEscapesNewlinesAndControlCharacters) {
   EXPECT_EQ(line.find('\n'), line.size() - 1);
 }
 
+// What a --user server sent in {"fail": ...} and STATUS=: line separators, NEL and other C1
+// controls, bidi overrides and bytes that are not UTF-8 reach the text log escaped.
+TEST_F(LogTest, TextLineEscapesC1LineSeparatorsBidiAndInvalidUtf8) {
+  auto printable = [](std::string_view text) {
+    std::string out;
+    append_printable(out, text);
+    return out;
+  };
+  EXPECT_EQ(printable("a\u2028b\u2029c\u0085d\u009be\u0080"),
+            "a\\u{2028}b\\u{2029}c\\u{0085}d\\u{009b}e\\u{0080}");
+  EXPECT_EQ(printable("\u202eevil\u2066x\u2069"), "\\u{202e}evil\\u{2066}x\\u{2069}");
+  // Invalid bytes one by one: a lone continuation byte, a truncated sequence, an overlong
+  // form, a surrogate, beyond U+10FFFF, and 0xff.
+  EXPECT_EQ(printable("\x85\xff"), "\\x85\\xff");
+  EXPECT_EQ(printable("caf\xe9!"), "caf\\xe9!");
+  EXPECT_EQ(printable("\xe2\x80"), "\\xe2\\x80");
+  EXPECT_EQ(printable("\xc0\xaf"), "\\xc0\\xaf");
+  EXPECT_EQ(printable("\xed\xa0\x80"), "\\xed\\xa0\\x80");
+  EXPECT_EQ(printable("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");
+  // Well-formed text passes as it is, from two to four bytes.
+  EXPECT_EQ(printable("caf\u00e9 \u2192 \u00a0 \U0001F600 \u2027\u202f"),
+            "caf\u00e9 \u2192 \u00a0 \U0001F600 \u2027\u202f");
+  std::string line = format_log_line("sent fail: \u2028forged\xff", nullptr);
+  EXPECT_TRUE(line.ends_with(": sent fail: \\u{2028}forged\\xff\n")) << line;
+}
+
+TEST_F(LogTest, PeerTextIsClippedAtACharacterBoundary) {
+  EXPECT_EQ(clip_for_log("short"), "short");
+  EXPECT_EQ(clip_for_log(std::string(512, 'a')), std::string(512, 'a'));
+  EXPECT_EQ(clip_for_log(std::string(65536, 'a')), std::string(512, 'a') + "\u2026(65536 bytes)");
+  // "é" is 2 bytes: cut after 4 bytes, "aaé" would split it; the whole "é" goes.
+  EXPECT_EQ(clip_for_log("aaa\u00e9bbb", 4), "aaa\u2026(8 bytes)");
+  EXPECT_EQ(clip_for_log("aa\u00e9bbb", 4), "aa\u00e9\u2026(7 bytes)");
+}
+
 TEST_F(LogTest, JsonLineCarriesTheFields) {
   set_log_format(LogFormat::kJson);
   std::string line = format_log_line("is up", {{"kind", "up"}, {"deploy", "d3"}, {"msg", "no"}});

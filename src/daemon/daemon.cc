@@ -245,6 +245,10 @@ void Daemon::handle_line(Connection& connection, const std::string& line) {
   if (!hello.ok()) {
     connection.send(protocol::error_reply(hello.status().message(), message->whole));
     connection.close();
+  } else if (hello->control && hello->protocol != protocol::kVersion) {
+    connection.send(protocol::error_reply("unsupported protocol version (this daemon speaks 1)",
+                                          message->whole));
+    connection.close();
   } else if (hello->control) {
     if (!may_control(connection)) {
       connection.send(protocol::error_reply(

@@ -29,12 +29,16 @@ void render_refusals(std::string& out) {
   };
   family("serverswap_refused_connections_total",
          "Control connections refused, by reason (other_user: not the daemon's user nor one of "
-         "its servers; quota: over the connections of its uid; capacity: every slot in use).");
+         "its servers; quota: over the connections of its uid; capacity: every slot in use; rate: "
+         "a uid "
+         "connecting faster than its accept rate, counted once per pause of its socket or per "
+         "connection closed unread on the main socket).");
   sample("serverswap_refused_connections_total", "reason=\"other_user\"",
          Refused::kConnectionOtherUser);
   sample("serverswap_refused_connections_total", "reason=\"quota\"", Refused::kConnectionQuota);
   sample("serverswap_refused_connections_total", "reason=\"capacity\"",
          Refused::kConnectionCapacity);
+  sample("serverswap_refused_connections_total", "reason=\"rate\"", Refused::kConnectionRate);
   family("serverswap_notify_rejected_total",
          "Notification datagrams dropped: a sender the server's socket does not accept, or "
          "truncated.");

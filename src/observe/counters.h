@@ -14,6 +14,7 @@ enum class Refused {
   kConnectionOtherUser,  // a peer of another uid that is not one of its servers
   kConnectionQuota,      // a --user server's uid over its quota (or over the others' share)
   kConnectionCapacity,   // every connection slot in use
+  kConnectionRate,       // a uid over its accept rate (a pause of its socket, see AcceptThrottle)
   kNotifyDatagram,       // a notification from a sender the server's socket does not accept
   kUnaskedFd,            // a descriptor sent unasked, or beyond the pending caps (per fd)
   kRateLimitedMessage,   // a message over its connection's rate limit

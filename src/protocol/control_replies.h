@@ -174,11 +174,15 @@ struct StatusReply {
 
 // ---- stop, reload, upgrade ---------------------------------------------------------------
 
-// {"stopped": true}: the daemon has taken every server down and exits. Any body decodes.
+// {"stopped": true}: the daemon has taken every server down and exits. The body is `true` or
+// an object, as for a request without fields.
 struct Stopped {
   static constexpr const char* kName = "stopped";
   Json encode() const { return make(kName, true); }
-  static Result<Stopped> decode(const Message& /*message*/) { return Stopped{}; }
+  static Result<Stopped> decode(const Message& message) {
+    if (Status s = expect_true_or_object(message.body, kName); !s.ok()) return s;
+    return Stopped{};
+  }
   bool operator==(const Stopped&) const = default;
 };
 

@@ -46,4 +46,13 @@ Json make(std::string_view name, Json body);
 // {"error": text, "request": request}; `request` is omitted when null.
 Json error_reply(const std::string& text, const Json& request = nullptr);
 
+// The body of a message that carries no fields ({"serverUp": true}, {"stop": true}): `true`
+// or an object (whose fields later versions may define). Any other body is an error, "NAME
+// must be true or an object", so that {"serverUp": false} or {"upgrade": 5} is refused
+// rather than carried out.
+inline Status expect_true_or_object(const Json& body, const std::string& name) {
+  if (body == Json(true) || body.is_object()) return {};
+  return Status::error(name + " must be true or an object");
+}
+
 }  // namespace serverswap::protocol

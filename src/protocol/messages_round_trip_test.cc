@@ -254,6 +254,17 @@ TEST(MessageDecode, AWrongTypeNamesTheField) {
             "einhorn command.command must be a string");
   EXPECT_EQ(error_for<UpgradeRequest>(R"({"upgrade": {"path": 1}})"),
             "upgrade.path must be a string");
+  // Bodies without fields: `true` or an object, never false, a string or a number.
+  EXPECT_EQ(error_for<UpgradeRequest>(R"({"upgrade": 5})"), "upgrade must be true or an object");
+  EXPECT_EQ(error_for<UpgradeRequest>(R"({"upgrade": false})"),
+            "upgrade must be true or an object");
+  EXPECT_EQ(error_for<ServerUp>(R"({"serverUp": false})"), "serverUp must be true or an object");
+  EXPECT_EQ(error_for<ServerUp>(R"({"serverUp": "nope"})"), "serverUp must be true or an object");
+  EXPECT_EQ(error_for<ServerUp>(R"({"serverUp": null})"), "serverUp must be true or an object");
+  EXPECT_EQ(error_for<StopRequest>(R"({"stop": 0})"), "stop must be true or an object");
+  EXPECT_EQ(error_for<Stopped>(R"({"stopped": false})"), "stopped must be true or an object");
+  EXPECT_EQ(error_for<HelloRequest>(R"({"hello": {"role": "control"}})"),
+            "hello.protocol is required");
   EXPECT_EQ(error_for<Event>(R"({"event": {"time": "t", "kind": 1, "text": ""}})"),
             "event.kind must be a string");
   EXPECT_EQ(error_for<Event>(R"({"event": {"time": "t", "kind": "up"}})"),

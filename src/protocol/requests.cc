@@ -164,8 +164,11 @@ Result<HelloRequest> decode_hello(const Json& body) {
   FieldReader r(body, "hello");
   HelloRequest hello;
   std::optional<std::string> role = r.optional_string("role");
+  // "control" is the only role; a server's hello has none.
+  if (role && *role != "control") r.fail("role", "must be \"control\" (a server's hello has none)");
   hello.control = role == "control";
-  hello.protocol = r.integer("protocol", !hello.control, std::numeric_limits<int64_t>::min(),
+  // Required of both: a command's hello says which protocol it speaks, as a server's does.
+  hello.protocol = r.integer("protocol", true, std::numeric_limits<int64_t>::min(),
                              std::numeric_limits<int64_t>::max());
   if (!r.ok()) return r.status();
   if (hello.control) return hello;
@@ -351,6 +354,7 @@ Result<UpgradeRequest> UpgradeRequest::decode(const Message& message) {
 
 Result<UpgradeRequest> decode_upgrade(const Json& body) {
   UpgradeRequest upgrade;
+  if (Status s = expect_true_or_object(body, "upgrade"); !s.ok()) return s;
   if (!body.is_object()) return upgrade;
   FieldReader r(body, "upgrade");
   upgrade.path = r.optional_string("path");

@@ -70,7 +70,7 @@ struct ResumeRequest {
 // A server's hello, or with "role": "control" a command's.
 struct HelloRequest {
   bool control = false;
-  int64_t protocol = 0;  // required of a server; 0 when a control hello leaves it out
+  int64_t protocol = 0;  // required of a server and of a command
   std::string id;        // a server's SERVERSWAP_ID
   std::optional<int64_t> pid;
   bool up_message = false;
@@ -142,8 +142,8 @@ Result<DeployRequest> decode_deploy(const Json& body);
 // Fields left at their defaults are left out, except argv, cwd, env and follow.
 Json encode_deploy(const DeployRequest& request);
 
-// {"upgrade": {"path": "/usr/bin/serverswap"}}: path optional; a body that is not an object
-// ({"upgrade": true}) asks for the default binary.
+// {"upgrade": {"path": "/usr/bin/serverswap"}}: path optional; {"upgrade": true} asks for
+// the default binary; any other body is an error ("upgrade must be true or an object").
 struct UpgradeRequest {
   std::optional<std::string> path;
 
@@ -163,8 +163,8 @@ struct FlagRequest {
   static constexpr const char* kName = Name;
   Json encode() const { return make(kName, true); }
   static Result<FlagRequest> decode(const Message& message) {
-    if (message.body == Json(true) || message.body.is_object()) return FlagRequest{};
-    return Status::error(std::string(kName) + " must be true or an object");
+    if (Status s = expect_true_or_object(message.body, kName); !s.ok()) return s;
+    return FlagRequest{};
   }
   bool operator==(const FlagRequest&) const = default;
 };

@@ -30,11 +30,15 @@ TEST(DecodeHello, AServerHelloWithEveryField) {
   EXPECT_FALSE(hello->resume);
 }
 
-TEST(DecodeHello, AControlHelloNeedsNoId) {
+TEST(DecodeHello, AControlHelloNeedsNoIdButAProtocol) {
   auto hello = decode_hello(parse(R"({"protocol": 1, "role": "control"})"));
   ASSERT_TRUE(hello.ok()) << error_of(hello);
   EXPECT_TRUE(hello->control);
-  EXPECT_TRUE(decode_hello(parse(R"({"role": "control"})")).ok());
+  // {"role": "control"} alone once got a welcome: a command says its protocol too.
+  EXPECT_EQ(error_of(decode_hello(parse(R"({"role": "control"})"))), "hello.protocol is required");
+  // "control" is the only role: another is not taken for a server's hello.
+  EXPECT_EQ(error_of(decode_hello(parse(R"({"id": "x", "protocol": 1, "role": "server"})"))),
+            "hello.role must be \"control\" (a server's hello has none)");
 }
 
 TEST(DecodeHello, AResumeHello) {
@@ -217,6 +221,14 @@ TEST(DecodeDeploy, UnknownFieldsAreIgnored) {
 }
 
 // ---- upgrade -------------------------------------------------------------------------------
+
+TEST(DecodeUpgrade, TrueOrAnObjectAndNothingElse) {
+  // Each of these once performed an upgrade to the default binary.
+  for (const char* body : {"5", "false", "\"yes\"", "null", "[1]", "{\"path\": 1}"})
+    EXPECT_FALSE(decode_upgrade(parse(body)).ok()) << body;
+  EXPECT_EQ(error_of(decode_upgrade(parse("false"))), "upgrade must be true or an object");
+  EXPECT_EQ(error_of(decode_upgrade(parse("5"))), "upgrade must be true or an object");
+}
 
 TEST(DecodeUpgrade, PathIsOptionalAndMustBeAString) {
   EXPECT_FALSE(decode_upgrade(Json(true))->path);

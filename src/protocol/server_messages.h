@@ -40,11 +40,15 @@ using TookDown = StringMessage<kTookDownName>;      // value: the resource
 using Fail = StringMessage<kFailName>;              // value: why
 using TakeDown = StringMessage<kTakeDownName>;      // value: the resource, as it was spelled
 
-// {"serverUp": true}. The daemon reads no body, so any body decodes.
+// {"serverUp": true}: the body is `true` or an object (no field is read today); any other
+// ({"serverUp": false}) is an error, "serverUp must be true or an object".
 struct ServerUp {
   static constexpr const char* kName = "serverUp";
   Json encode() const { return make(kName, true); }
-  static Result<ServerUp> decode(const Message& /*message*/) { return ServerUp{}; }
+  static Result<ServerUp> decode(const Message& message) {
+    if (Status s = expect_true_or_object(message.body, kName); !s.ok()) return s;
+    return ServerUp{};
+  }
   bool operator==(const ServerUp&) const = default;
 };
 

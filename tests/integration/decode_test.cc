@@ -99,6 +99,11 @@ TEST(Decode, AMalformedFirstLineOfEveryKindGetsAnErrorAndTheDaemonServesOn) {
            {R"({"hello": {"id": "x", "protocol": 1, "resume": []}})",
             "hello.resume must be an object"},
            {R"({"command": 7, "pid": "x"})", "einhorn command.command must be a string"},
+           // Once welcomed as a command; a role other than "control" is not a server's hello.
+           {R"({"hello": {"role": "control"}})", "hello.protocol is required"},
+           {R"({"hello": {"protocol": 2, "role": "control"}})", "unsupported protocol version"},
+           {R"({"hello": {"id": "x", "protocol": 1, "role": "server"}})",
+            R"(hello.role must be \"control\")"},
        }) {
     Peer peer(daemon.socket());
     ASSERT_TRUE(peer.connected());
@@ -147,6 +152,9 @@ TEST(Decode, AMalformedControlRequestOfEveryKindGetsAnErrorOnAConnectionThatStay
             "deploy.maxSurge must be an integer"},
            {R"({"deploy": [{"argv": [[[{}]]]}]})", "deploy must be an object"},
            {R"({"upgrade": {"path": 5}})", "upgrade.path must be a string"},
+           // Each once performed an upgrade to the default binary.
+           {R"({"upgrade": 5})", "upgrade must be true or an object"},
+           {R"({"upgrade": false})", "upgrade must be true or an object"},
            // Mistyped requests without fields are refused, never carried out for everything.
            {R"({"stop": "web"})", "stop must be true or an object"},
            {R"({"stop": false})", "stop must be true or an object"},
@@ -170,8 +178,14 @@ TEST(Decode, AMalformedServerMessageOfEveryKindGetsAnErrorAndTheServerGoesOn) {
   std::string address = daemon.address_of("127.0.0.1:0");
   std::string lines = daemon.dir() + "/lines";
   const std::vector<std::string> errors = {
-      "readyFor must be a string", "readyFor must be a string", "onTakedown must be a string",
-      "serving must be a string",  "tookDown must be a string", "fail must be a string",
+      "readyFor must be a string",
+      "readyFor must be a string",
+      "onTakedown must be a string",
+      "serving must be a string",
+      "tookDown must be a string",
+      "fail must be a string",
+      "serverUp must be true or an object",
+      "serverUp must be true or an object",
       "hello was already said",
   };
   std::ofstream(lines) << R"({"readyFor": 5})"
@@ -185,6 +199,11 @@ TEST(Decode, AMalformedServerMessageOfEveryKindGetsAnErrorAndTheServerGoesOn) {
                        << R"({"tookDown": false})"
                        << "\n"
                        << R"({"fail": ["why"]})"
+                       << "\n"
+                       // Each once marked the starting server up (and its deploy succeeded).
+                       << R"({"serverUp": false})"
+                       << "\n"
+                       << R"({"serverUp": "nope"})"
                        << "\n"
                        << R"({"hello": {"id": "x", "protocol": "1"}})"
                        << "\n";

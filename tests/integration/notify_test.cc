@@ -29,6 +29,28 @@ TEST(Notify, ReadyStatusMainPidAndStoppingFromARealServer) {
   EXPECT_EQ(read_file(report + "." + std::to_string(pid) + ".signal"), "SIGTERM\n");
 }
 
+// A server's main process may send STATUS= as often as it likes, with any bytes: the log
+// gets a burst of lines, then one line counting the rest, each escaped.
+TEST(Notify, StatusFloodIsLoggedBoundedCountedAndEscaped) {
+  DaemonUnderTest daemon;
+  auto deploy =
+      deploy_with(daemon, {"--listen", "127.0.0.1:0"}, {PEER_FLOOD_BIN, "status", "5000"});
+  ASSERT_EQ(deploy.code, 0) << deploy.output;
+  pid_t pid = daemon.server_pids().at(0);
+  Child& log = daemon.process();
+  std::string summary = "log lines from server " + std::to_string(pid) + " (gen 1): ";
+  ASSERT_TRUE(log.wait_for_output(summary, 5s)) << log.output().substr(0, 4000);
+  ASSERT_TRUE(log.wait_for_output(" more suppressed", 5s));
+  // The burst of 10, and one a second while the flood went on.
+  size_t lines = count_of(log.output(), "STATUS=flood ");
+  EXPECT_GE(lines, 10u);
+  EXPECT_LE(lines, 14u) << log.output().substr(0, 4000);
+  // A line separator, NEL (well-formed and not) and 0xff, escaped.
+  EXPECT_TRUE(contains(log.output(), "STATUS=flood 0 \\u{2028}forged \\u{0085} \\x85\\xff\n"))
+      << log.output().substr(0, 2000);
+  EXPECT_EQ(daemon.server_pids(), std::vector<pid_t>{pid});
+}
+
 TEST(Notify, SilentServerWithListenIsUpAfterReadyAfter) {
   DaemonUnderTest daemon;
   auto outcome = deploy_with(daemon, {"--listen", "127.0.0.1:0", "--ready-after", "200ms"},

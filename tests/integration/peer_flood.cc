@@ -8,14 +8,22 @@
 //                                (a path, or "@name" for an abstract name);
 //                                prints "flood: sent N notifications"
 //   peer_flood bind PATH         binds a datagram socket at PATH; exit 0 when it could
+//   peer_flood status N          as a server: sends N datagrams "STATUS=flood <i> ..." (with
+//                                a line separator, a C1 control and bytes that are not
+//                                UTF-8) then READY=1 to $NOTIFY_SOCKET, and waits for a signal
+//   peer_flood churn PATH S      two processes connect() to PATH and close() at once, as fast
+//                                as they can, for S seconds; prints "churn: started" and
+//                                at the end "churn: N connects"
 // Everything it waits for is bounded; it exits by itself after a minute at the latest.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -116,12 +124,69 @@ int flood_notify(const std::string& address, int count) {
   return 0;
 }
 
+int flood_status(int count) {
+  const char* address = std::getenv("NOTIFY_SOCKET");
+  if (!address) return std::fprintf(stderr, "flood: no NOTIFY_SOCKET\n"), 2;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  socklen_t len = 0;
+  sockaddr_un addr = address_of(address, &len);
+  for (int i = 0; i <= count; ++i) {
+    std::string text = i < count ? "STATUS=flood " + std::to_string(i) +
+                                       " \xe2\x80\xa8"
+                                       "forged \xc2\x85 \x85\xff"
+                                 : std::string("READY=1");
+    if (sendto(fd, text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&addr), len) !=
+        static_cast<ssize_t>(text.size()))
+      return std::perror("flood: sendto"), 2;
+  }
+  pause();  // a server until its takedown signal
+  return 0;
+}
+
 int bind_at(const std::string& path) {
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   socklen_t len = 0;
   sockaddr_un addr = address_of(path, &len);
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) return std::perror("bind"), 2;
   std::printf("bound %s\n", path.c_str());
+  return 0;
+}
+
+// Non-blocking connects: a paused listener with a full backlog makes connect() fail with
+// EAGAIN instead of waiting, so the loop keeps knocking.
+long churn_for(const std::string& path, double seconds) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  long connects = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    for (int i = 0; i < 64; ++i) {
+      int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      if (fd < 0) return connects;
+      if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) ++connects;
+      close(fd);
+    }
+  }
+  return connects;
+}
+
+int churn(const std::string& path, double seconds) {
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return std::perror("churn: pipe"), 2;
+  pid_t child = fork();
+  if (child < 0) return std::perror("churn: fork"), 2;
+  std::printf("churn: started\n");
+  std::fflush(stdout);
+  long connects = churn_for(path, seconds);
+  if (child == 0) {
+    (void)!write(pipe_fds[1], &connects, sizeof connects);
+    _exit(0);
+  }
+  long other = 0;
+  (void)!read(pipe_fds[0], &other, sizeof other);
+  waitpid(child, nullptr, 0);
+  std::printf("churn: %ld connects\n", connects + other);
   return 0;
 }
 
@@ -134,6 +199,10 @@ int main(int argc, char** argv) {
   if (mode == "fds" && argc == 3) return flood_connections(std::atoi(argv[2]), true);
   if (mode == "notify" && argc == 4) return flood_notify(argv[2], std::atoi(argv[3]));
   if (mode == "bind" && argc == 3) return bind_at(argv[2]);
-  std::fprintf(stderr, "usage: peer_flood connections N | fds N | notify ADDR N | bind PATH\n");
+  if (mode == "status" && argc == 3) return flood_status(std::atoi(argv[2]));
+  if (mode == "churn" && argc == 4) return churn(argv[2], std::atof(argv[3]));
+  std::fprintf(stderr,
+               "usage: peer_flood connections N | fds N | notify ADDR N | bind PATH | status N | "
+               "churn PATH S\n");
   return 2;
 }

@@ -96,13 +96,49 @@ TEST_F(Quota, OtherUserHoldsAtMost64PendingFdsAndRootStillWorks) {
   EXPECT_EQ(metric(daemon_, "serverswap_unasked_fds_total"), 3 * 64);
 }
 
-// A server's NOTIFY_SOCKET, from its environment.
-std::string notify_address_of(pid_t pid) {
+// The value of `name` in a process's environment ("" when unset).
+std::string environment_of(pid_t pid, const std::string& name) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
   std::string entry;
   while (std::getline(in, entry, '\0'))
-    if (entry.starts_with("NOTIFY_SOCKET=")) return entry.substr(14);
+    if (entry.starts_with(name + "=")) return entry.substr(name.size() + 1);
   return "";
+}
+
+// A server's NOTIFY_SOCKET, from its environment.
+std::string notify_address_of(pid_t pid) {
+  return environment_of(pid, "NOTIFY_SOCKET");
+}
+
+// Any process of uid 65534 (not a server: just knocking) churns connect()/close() on its
+// user's control socket. The daemon stops accepting there for growing pauses, and root's
+// commands on the main socket are all answered while the flood goes on.
+TEST_F(Quota, ConnectFloodOnTheUserSocketIsThrottledAndRootStatusIsAlwaysAnswered) {
+  auto deploy = serverswap(daemon_, {"--user", "nobody", HELLO_SERVER_BIN, "127.0.0.1:0"});
+  ASSERT_EQ(deploy.code, 0) << deploy.output;
+  auto pids = daemon_.server_pids();
+  ASSERT_EQ(pids.size(), 1u);
+  std::string user_socket = environment_of(pids[0], "SERVERSWAP_SOCKET");
+  ASSERT_NE(user_socket.find("control-uid65534.sock"), std::string::npos) << user_socket;
+
+  Child flood({kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups", PEER_FLOOD_BIN,
+               "churn", user_socket, "4"});
+  ASSERT_TRUE(flood.wait_for_output("churn: started", 10s)) << flood.output();
+  int failed = 0, asked = 0;
+  std::string first_failure;
+  // Sequential commands for as long as the flood runs (4 s), at least 10 of them.
+  for (; asked < 10 || !flood.wait(0ms); ++asked) {
+    auto status = serverswap(daemon_, {"status"}, 10s);
+    if (status.code != 0 && failed++ == 0) first_failure = status.output;
+    if (asked >= 500) break;
+  }
+  EXPECT_EQ(failed, 0) << "of " << asked << "; first: " << first_failure;
+  ASSERT_EQ(flood.wait(30s), 0) << flood.output();
+  // The flood did connect, was throttled, and the daemon is whole.
+  EXPECT_GT(metric(daemon_, "serverswap_refused_connections_total{reason=\"rate\"}"), 0);
+  EXPECT_TRUE(http_ok(daemon_.address_of("127.0.0.1:0")));
+  auto swap = daemon_.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
+  EXPECT_EQ(swap.code, 0) << swap.output;
 }
 
 TEST_F(Quota, NotifySocketIsClosedToOtherUsersAndAFloodIsCountedAndLoggedBounded) {

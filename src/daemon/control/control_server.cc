@@ -54,6 +54,11 @@ ControlServer::~ControlServer() {
   for (auto& [id, connection] : connections_) connection.release();
 }
 
+void ControlServer::on_listener_readable(uv_stream_t* listener, int status) {
+  auto* self = static_cast<ControlServer*>(listener->data);
+  if (status == 0) self->on_connection(listener);
+}
+
 // A listening pipe handle on `attach` (bind or open), or an error naming `what`.
 Result<uv_pipe_t*> ControlServer::open_listener(const std::function<int(uv_pipe_t*)>& attach,
                                                 const std::string& what) {
@@ -62,10 +67,7 @@ Result<uv_pipe_t*> ControlServer::open_listener(const std::function<int(uv_pipe_
   pipe->data = this;
   int rc = attach(pipe);
   if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(pipe), 128, [](uv_stream_t* s, int status) {
-      auto* self = static_cast<ControlServer*>(s->data);
-      if (status == 0) self->on_connection(s);
-    });
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(pipe), kBacklog, on_listener_readable);
   }
   if (rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(pipe),
@@ -118,7 +120,8 @@ Result<std::string> ControlServer::listen_for_user(uid_t uid) {
   if (!user_directory_) return Status::error(what + ": no directory for other users' sockets");
   auto directory = user_directory_->path();
   if (!directory.ok()) return directory.status().wrap(what);
-  Listener listener{nullptr, "", control_socket_name(uid)};
+  Listener listener;
+  listener.name = control_socket_name(uid);
   listener.path = *directory + "/" + listener.name;
   what.append(", ").append(listener.path);
   if (!fits_sun_path(listener.path))
@@ -145,8 +148,13 @@ Result<std::string> ControlServer::listen_for_user(uid_t uid) {
     return pipe.status();
   }
   listener.pipe = *pipe;
+  listener.owner = this;
+  listener.resume = new uv_timer_t;
+  uv_timer_init(loop_, listener.resume);
   log_line("servers of uid " + std::to_string(uid) + " connect on " + listener.path);
-  return user_listeners_.emplace(uid, listener).first->second.path;
+  Listener& added = user_listeners_.emplace(uid, listener).first->second;
+  added.resume->data = &added;  // map nodes stay put until stop_listening closes the timer
+  return added.path;
 }
 
 void ControlServer::stop_listening() {
@@ -158,7 +166,9 @@ void ControlServer::stop_listening() {
     // Through the checked directory, never the path: only the socket files we made go.
     auto dir = user_directory_->open();
     for (auto& [uid, listener] : user_listeners_) {
-      close_pipe(listener.pipe);
+      close_pipe(listener.pipe);  // and a connection held back by a pause
+      uv_close(reinterpret_cast<uv_handle_t*>(listener.resume),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
       if (dir.ok()) ::unlinkat(dir->get(), listener.name.c_str(), 0);
     }
     user_listeners_.clear();
@@ -171,14 +181,54 @@ void ControlServer::stop_listening() {
   path_.clear();
 }
 
+// Throttling a per-user listener: when its AcceptThrottle is empty, the connection libuv
+// announces is not accepted. libuv (unix, uv__server_io) then stops polling the listening
+// fd until uv_accept is called, and the kernel queues further connections in the backlog
+// (a connect() beyond it waits or fails with EAGAIN): a pause that needs no second handle,
+// no raw accept4 and no rebinding of the socket file. A timer ends it by accepting that
+// connection, which starts the polling again. So the work a connect()/close() loop of one
+// uid causes is bounded per second (and per loop iteration, by the burst), and the main
+// control socket, polled in the same iteration, is answered in between. The main socket is
+// never paused (root and the daemon's user connect there): another uid over its rate there
+// is closed at once, before any look at its processes, and only counted.
 void ControlServer::on_connection(uv_stream_t* listener) {
+  if (listener != reinterpret_cast<uv_stream_t*>(listener_)) {
+    for (auto& [uid, user] : user_listeners_) {
+      if (reinterpret_cast<uv_stream_t*>(user.pipe) != listener) continue;
+      if (uint64_t pause_ms = user.throttle.admit(uv_now(loop_)); pause_ms > 0)
+        return pause(user, pause_ms);
+      break;
+    }
+  }
+  accept_connection(listener, listener == reinterpret_cast<uv_stream_t*>(listener_));
+}
+
+void ControlServer::pause(Listener& listener, uint64_t pause_ms) {
+  observe::count(observe::Refused::kConnectionRate);
+  if (refused_log_.admit("the socket " + listener.name))
+    log_line("stopped accepting on " + listener.path + " for " + std::to_string(pause_ms) +
+             " ms: more than " + std::to_string(static_cast<int>(AcceptThrottle::kRatePerSecond)) +
+             " connections a second");
+  uv_timer_start(
+      listener.resume,
+      [](uv_timer_t* timer) {
+        auto* self = static_cast<Listener*>(timer->data);
+        auto* stream = reinterpret_cast<uv_stream_t*>(self->pipe);
+        // A failed uv_accept does not start the polling again: listening again does.
+        if (!self->owner->accept_connection(stream, false))
+          uv_listen(stream, kBacklog, on_listener_readable);
+      },
+      pause_ms, 0);
+}
+
+bool ControlServer::accept_connection(uv_stream_t* listener, bool main) {
   uint64_t id = next_id_++;
   auto connection = std::make_unique<Connection>(loop_, id, shared_);
   if (uv_accept(listener, connection->stream()) != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(connection->stream()),
              [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
     connection.release();
-    return;
+    return false;
   }
   Connection* raw = connection.get();
   connections_.emplace(id, std::move(connection));
@@ -192,32 +242,44 @@ void ControlServer::on_connection(uv_stream_t* listener) {
                 connections_.erase(c.id());
               }});
   uid_t uid = raw->peer_uid();
+  if (main && uid != getuid() && uid != 0) {
+    if (main_throttles_.size() >= 1024 && !main_throttles_.contains(uid)) main_throttles_.clear();
+    if (main_throttles_[uid].admit(uv_now(loop_)) > 0) {
+      observe::count(observe::Refused::kConnectionRate);
+      raw->close();
+      return true;
+    }
+  }
   std::string who = "pid " + std::to_string(raw->peer_pid()) + " of uid " + std::to_string(uid);
   bool own = uid == getuid() || uid == 0;
   if (!peer_allowed(*raw)) {
-    return refuse(*raw, observe::Refused::kConnectionOtherUser,
-                  "refused a control connection from " + who + " (only uid " +
-                      std::to_string(getuid()) + " may connect)",
-                  "permission denied: the daemon runs as another user");
+    refuse(*raw, observe::Refused::kConnectionOtherUser,
+           "refused a control connection from " + who + " (only uid " + std::to_string(getuid()) +
+               " may connect)",
+           "permission denied: the daemon runs as another user");
+    return true;
   }
   if (admitted_.size() >= caps_.total) {
     // The new one only: servers already connected keep their connections.
-    return refuse(*raw, observe::Refused::kConnectionCapacity,
-                  "refused a control connection from " + who + ": already " +
-                      std::to_string(caps_.total) + " connections",
-                  "too many connections: the daemon serves at most " + std::to_string(caps_.total) +
-                      " at once; try again later");
+    refuse(*raw, observe::Refused::kConnectionCapacity,
+           "refused a control connection from " + who + ": already " + std::to_string(caps_.total) +
+               " connections",
+           "too many connections: the daemon serves at most " + std::to_string(caps_.total) +
+               " at once; try again later");
+    return true;
   }
   if (!own) {
     if (std::string why = over_quota(uid); !why.empty()) {
-      return refuse(*raw, observe::Refused::kConnectionQuota,
-                    "refused a control connection from " + who + ": " + why,
-                    "too many connections: " + why + "; try again later");
+      refuse(*raw, observe::Refused::kConnectionQuota,
+             "refused a control connection from " + who + ": " + why,
+             "too many connections: " + why + "; try again later");
+      return true;
     }
     ++admitted_others_;
   }
   admitted_.emplace(id, uid);
   ++admitted_by_uid_[uid];
+  return true;
 }
 
 std::string ControlServer::over_quota(uid_t uid) const {

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "daemon/control/accept_throttle.h"
 #include "daemon/control/connection.h"
 #include "daemon/control/log_limiter.h"
 #include "daemon/sockets/user_directory.h"
@@ -93,12 +94,24 @@ class ControlServer {
     uv_pipe_t* pipe = nullptr;
     std::string path;
     std::string name;  // in the UserDirectory
+    // Connections per second on this listener (any peer: only `uid` and root can reach it).
+    AcceptThrottle throttle;
+    // Serves the connection held back while the listener is paused (heap; closed with it).
+    uv_timer_t* resume = nullptr;
+    ControlServer* owner = nullptr;
   };
 
   Result<uv_pipe_t*> open_listener(const std::function<int(uv_pipe_t*)>& attach,
                                    const std::string& what);
   Result<uv_pipe_t*> bind_listener(const std::string& path);
   void on_connection(uv_stream_t* listener);
+  // Accepts the connection pending on `listener` and admits or refuses it; `main` for the
+  // daemon's own control socket. False when uv_accept failed.
+  bool accept_connection(uv_stream_t* listener, bool main);
+  static void on_listener_readable(uv_stream_t* listener, int status);
+  static constexpr int kBacklog = 128;
+  // Stops accepting on a per-user listener for `pause_ms` (see on_connection).
+  void pause(Listener& listener, uint64_t pause_ms);
   bool peer_allowed(const Connection& connection) const;
   // Empty when `connection` (of another uid than the daemon's and root) fits its quota.
   std::string over_quota(uid_t uid) const;
@@ -111,6 +124,9 @@ class ControlServer {
   std::string path_;
   UserDirectory* user_directory_ = nullptr;
   std::map<uid_t, Listener> user_listeners_;
+  // Connections per second on the main control socket from each uid other than the
+  // daemon's and root (all of them refused unless servers): over the rate, closed unread.
+  std::map<uid_t, AcceptThrottle> main_throttles_;
   uint64_t next_id_ = 1;
   ConnectionCaps caps_;
   ConnectionShared shared_;

@@ -9,28 +9,28 @@ namespace serverswap::daemon {
 // How long suppressed lines wait for their summary.
 constexpr uint64_t kFlushAfterMs = 1000;
 
-struct LogLimiter::Flush {
-  uv_timer_t handle;
-  LogLimiter* owner;
-};
-
 LogLimiter::LogLimiter(uv_loop_t* loop, std::string what, double lines_per_second, int burst)
-    : loop_(loop),
+    : LogLimiter(std::make_unique<UvClock>(loop), std::move(what), lines_per_second, burst) {}
+
+LogLimiter::LogLimiter(Clock& clock, std::string what, double lines_per_second, int burst)
+    : clock_(clock),
       what_(std::move(what)),
       lines_per_second_(lines_per_second),
       burst_(burst),
-      flush_(new Flush) {
-  uv_timer_init(loop, &flush_->handle);
-  flush_->owner = this;
-  flush_->handle.data = flush_;
+      flush_timer_(clock) {
   // A summary still due must not keep a stopping daemon's loop alive.
-  uv_unref(reinterpret_cast<uv_handle_t*>(&flush_->handle));
+  flush_timer_.unref();
+}
+
+LogLimiter::LogLimiter(std::unique_ptr<Clock> clock, std::string what, double lines_per_second,
+                       int burst)
+    : LogLimiter(*clock, std::move(what), lines_per_second, burst) {
+  own_clock_ = std::move(clock);
 }
 
 LogLimiter::~LogLimiter() {
   // What is still suppressed is said now rather than never.
   flush();
-  close_block(flush_, reinterpret_cast<uv_handle_t*>(&flush_->handle));
 }
 
 bool LogLimiter::admit(const std::string& source) {
@@ -39,14 +39,13 @@ bool LogLimiter::admit(const std::string& source) {
     const std::string& key = sources_.size() < kMaxSources ? source : "other sources";
     it = sources_.try_emplace(key, Source{TokenBucket(lines_per_second_, burst_)}).first;
   }
-  if (it->second.bucket.take(uv_now(loop_))) return true;
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch());
+  if (it->second.bucket.take(static_cast<uint64_t>(now.count()))) return true;
   ++it->second.suppressed;
   observe::count(observe::Refused::kSuppressedLogLine);
   if (!flush_pending_) {
     flush_pending_ = true;
-    uv_timer_start(
-        &flush_->handle, [](uv_timer_t* t) { static_cast<Flush*>(t->data)->owner->flush(); },
-        kFlushAfterMs, 0);
+    flush_timer_.start(Millis(kFlushAfterMs), [this] { flush(); });
   }
   return false;
 }

@@ -13,9 +13,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "daemon/control/token_bucket.h"
+#include "daemon/core/clock.h"
+#include "daemon/uv_handle.h"
 
 namespace serverswap::daemon {
 
@@ -26,6 +29,8 @@ class LogLimiter {
 
   // `what` names the lines in the summary ("refused control connections").
   LogLimiter(uv_loop_t* loop, std::string what, double lines_per_second = 1, int burst = 5);
+  // The same on the supervisor's Clock seam (borrowed; must outlive this).
+  LogLimiter(Clock& clock, std::string what, double lines_per_second = 1, int burst = 5);
   ~LogLimiter();
   LogLimiter(const LogLimiter&) = delete;
   LogLimiter& operator=(const LogLimiter&) = delete;
@@ -39,15 +44,16 @@ class LogLimiter {
     TokenBucket bucket;
     uint64_t suppressed = 0;
   };
-  struct Flush;  // the timer's heap block, freed by its close callback
+  LogLimiter(std::unique_ptr<Clock> clock, std::string what, double lines_per_second, int burst);
   void flush();
 
-  uv_loop_t* loop_;
+  std::unique_ptr<Clock> own_clock_;  // for the loop constructor
+  Clock& clock_;
   std::string what_;
   double lines_per_second_;
   int burst_;
   std::map<std::string, Source> sources_;
-  Flush* flush_;
+  Timer flush_timer_;
   bool flush_pending_ = false;
 };
 

@@ -316,16 +316,16 @@ void Supervisor::notified(const std::string& id, const NotifyMessage& message) {
     if (key == "READY" && value == "1") {
       if (server->starting()) become_up(*server, "sent READY=1 on NOTIFY_SOCKET");
     } else if (key == "STATUS") {
-      emit(*server, EventKind::kStatus, "STATUS=" + value);
+      emit_said(*server, EventKind::kStatus, "STATUS=" + value);
     } else if (key == "STOPPING" && value == "1") {
       server->said_stopping = true;
-      emit(*server, EventKind::kStopping, "said STOPPING=1");
+      emit_said(*server, EventKind::kStopping, "said STOPPING=1");
     } else if (key == "MAINPID") {
       char* end = nullptr;
       long pid = std::strtol(value.c_str(), &end, 10);
       if (end && *end == '\0' && pid > 0) {
         server->main_pid = static_cast<pid_t>(pid);
-        emit(*server, EventKind::kMainPid, "MAINPID=" + value);
+        emit_said(*server, EventKind::kMainPid, "MAINPID=" + value);
       }
     }
   }
@@ -389,9 +389,9 @@ void Supervisor::hello(Peer& connection, const protocol::Message& message) {
   if (!server || !server->alive()) return error("unknown or already connected server id");
   // An id is a credential, but it may leak: it counts only from the server's own processes.
   if (!processes_.is_process_of(connection.peer_pid(), server->pid, server->start_time)) {
-    log_line("hello refused: pid " + std::to_string(connection.peer_pid()) +
-             " is not a process of server " + std::to_string(server->pid) + " (gen " +
-             std::to_string(server->generation) + ")");
+    log_refusal("hello refused: pid " + std::to_string(connection.peer_pid()) +
+                " is not a process of server " + std::to_string(server->pid) + " (gen " +
+                std::to_string(server->generation) + ")");
     return error("this connection is not from a process of that server");
   }
   if (server->connection != 0) return error("unknown or already connected server id");
@@ -419,22 +419,25 @@ void Supervisor::server_message(Peer& connection, const protocol::Message& messa
   } else if (name == "onTakedown") {
     on_takedown(*server, connection, message);
   } else if (name == "serverUp") {
+    auto up = protocol::ServerUp::decode(message);
+    if (!up.ok()) return reply_error(connection, up.status().message(), message);
     if (server->starting()) become_up(*server, "sent serverUp");
   } else if (name == "fail") {
     auto reason = protocol::decode_string_body(name, message.body);
     if (!reason.ok()) return reply_error(connection, reason.status().message(), message);
     const std::string& why = *reason;
     if (server->starting()) {
-      fail(*server, "sent fail: " + (why.empty() ? "(no reason given)" : why));
+      // Once per server (it fails): only the length is the server's to choose.
+      fail(*server, "sent fail: " + (why.empty() ? "(no reason given)" : clip_for_log(why)));
     } else {
-      emit(*server, EventKind::kFail, "sent fail after it was up (ignored): " + why);
+      emit_said(*server, EventKind::kFail, "sent fail after it was up (ignored): " + why);
     }
   } else if (name == "serving") {
     serving(*server, connection, message);
   } else if (name == "tookDown") {
     auto resource = protocol::decode_string_body(name, message.body);
     if (!resource.ok()) return reply_error(connection, resource.status().message(), message);
-    emit(*server, EventKind::kTookDown, "stopped accepting", *resource);
+    emit_said(*server, EventKind::kTookDown, "stopped accepting", *resource);
   } else if (name == "hello") {
     reply_error(connection, "hello was already said on this connection", message);
   } else {
@@ -956,6 +959,18 @@ void Supervisor::emit(const Server& server, EventKind kind, const std::string& t
   for (Sink* sink : sinks) (*sink)(line);
 }
 
+void Supervisor::emit_said(const Server& server, EventKind kind, const std::string& text,
+                           const std::string& resource) {
+  std::string source =
+      "server " + std::to_string(server.pid) + " (gen " + std::to_string(server.generation) + ")";
+  if (!server_lines_.admit(source)) return;
+  emit(server, kind, clip_for_log(text), clip_for_log(resource));
+}
+
+void Supervisor::log_refusal(const std::string& text) {
+  if (server_lines_.admit("peers")) log_line(clip_for_log(text, 2 * kMaxPeerTextInLog));
+}
+
 // ---- Status and stop ---------------------------------------------------------------------
 
 std::vector<protocol::ServerStatus> Supervisor::server_status() const {
@@ -1047,8 +1062,8 @@ std::vector<SpawnSpec> Supervisor::up_requests() const {
 
 void Supervisor::einhorn_command(Peer& connection, const protocol::Message& m) {
   auto refuse = [&](const std::string& text) {
-    log_line("einhorn command from pid " + std::to_string(connection.peer_pid()) +
-             " refused: " + text);
+    log_refusal("einhorn command from pid " + std::to_string(connection.peer_pid()) +
+                " refused: " + text);
     connection.send(protocol::error_reply(text, m.whole));
   };
   auto command = protocol::decode_einhorn_command(m.whole);

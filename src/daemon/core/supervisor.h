@@ -15,6 +15,7 @@
 #include <string>
 
 #include "base/duration.h"
+#include "daemon/control/log_limiter.h"
 #include "daemon/core/clock.h"
 #include "daemon/core/crash_restarts.h"
 #include "daemon/core/deploys.h"
@@ -216,6 +217,14 @@ class Supervisor {
   // is for people only.
   void emit(const Server& server, EventKind kind, const std::string& text,
             const std::string& resource = "");
+  // emit() for what the server chose to say, as often as it chose to (STATUS=, fail after
+  // it was up, tookDown, MAINPID=, STOPPING=1): within server_lines_'s rate for that server,
+  // else counted and left out (the log line and the event alike).
+  void emit_said(const Server& server, EventKind kind, const std::string& text,
+                 const std::string& resource = "");
+  // log_line() for a refusal of a peer's message (hello, resume, einhorn command), within
+  // server_lines_'s rate for all such peers together.
+  void log_refusal(const std::string& text);
 
   Clock& clock_;
   Processes& processes_;
@@ -232,6 +241,9 @@ class Supervisor {
   // Process groups of servers that exited while processes they forked kept running: sent
   // the takedown signal, then SIGKILL after --takedown-timeout (or when the daemon stops).
   std::map<pid_t, std::unique_ptr<Timer>> leftover_groups_;
+  // Lines whose rate a server or peer controls, per server ("server 42 (gen 3)") and for
+  // refused peers together ("peers"): a burst of 10, then 1 a second (docs/security.md).
+  LogLimiter server_lines_{clock_, "log lines", 1, 10};
 
   // The collaborators' narrow views of the supervisor.
   class CrashHost final : public CrashRestarts::Host {

@@ -181,8 +181,8 @@ void Supervisor::take_listen_sockets_back(Server& server, const ServerRecord& re
 void Supervisor::resume(Peer& connection, const protocol::Message& message) {
   std::vector<UniqueFd> fds = connection.take_received_fds();  // closed on every refusal
   auto refuse = [&](const std::string& text) {
-    log_line("resume refused (pid " + std::to_string(connection.peer_pid()) + ", " +
-             std::to_string(fds.size()) + " descriptor(s) closed): " + text);
+    log_refusal("resume refused (pid " + std::to_string(connection.peer_pid()) + ", " +
+                std::to_string(fds.size()) + " descriptor(s) closed): " + text);
     fds.clear();
     reply_error(connection, text, message);
     connection.close();
