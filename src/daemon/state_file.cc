@@ -43,6 +43,9 @@ Result<HeldRecord> held_from_json(const Json& json, const std::string& where) {
   held.name = r.string("name", true);
   held.spelled = r.string("spelled", true);
   held.address = r.string("address", true);
+  held.served = r.boolean("served", false);
+  held.taken = r.boolean("takenDown", false);
+  held.unheard = r.boolean("unheard", false);
   if (!r.ok()) return r.status();
   return held;
 }
@@ -92,8 +95,13 @@ Json state_to_json(const DaemonState& state) {
   Json servers = Json::array();
   for (const auto& s : state.servers) {
     Json held = Json::array();
-    for (const auto& h : s.held)
-      held.push_back({{"name", h.name}, {"spelled", h.spelled}, {"address", h.address}});
+    for (const auto& h : s.held) {
+      Json entry = {{"name", h.name}, {"spelled", h.spelled}, {"address", h.address}};
+      if (h.served) entry["served"] = true;
+      if (h.taken) entry["takenDown"] = true;
+      if (h.unheard) entry["unheard"] = true;
+      held.push_back(std::move(entry));
+    }
     servers.push_back({{"id", s.id},
                        {"pid", s.pid},
                        {"startTime", s.start_time},

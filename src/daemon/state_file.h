@@ -26,6 +26,12 @@ struct HeldRecord {
   std::string name;     // canonical resource name
   std::string spelled;  // as the server asked for it
   std::string address;  // as bound: "127.0.0.1:41234"
+  // It said `serving` on it while starting (Server::served); absent in older state files.
+  bool served = false;
+  // Taken from it (handed to another server) while it serves others (Server::taken), and
+  // whether it was not told (Server::unheard: it did not subscribe); absent in older files.
+  bool taken = false;
+  bool unheard = false;
   bool operator==(const HeldRecord&) const = default;
 };
 

@@ -144,6 +144,7 @@ class Supervisor {
   // Racing deploys (docs/architecture.md, "The newest deploy wins").
   static bool newer(const Server& a, const Server& b);
   void supersede(Server& older, const Server& newer_server);
+  bool keep_serving(Server& server, const std::string& why);
   const Server* newer_holder(const Server& server) const;
   bool settle_race(Server& server, const std::string& name);
   void holds(Server& server, const std::string& name);
