@@ -441,8 +441,14 @@ void Supervisor::hello(Peer& connection, const protocol::Message& message) {
                       .encode());
   emit(*server, EventKind::kConnected,
        "connected (pid " + std::to_string(connection.peer_pid()) + ")");
+  // Taken back before it had said hello to the daemon that died, it says it to this one: it
+  // is managed again, as if it had resumed (found by the simulator: it was made unmanaged
+  // at --adopt-timeout while connected, and then took nothing over).
+  std::string id = server->id;
+  if (adoptions_.adopted(id) && adoptions_.resumed(id) && adoption_done_) adoption_done_();
+  server = find(id);
   // A --listen server with a client library has its sockets already and asks for none.
-  if (inherited_only) become_ready(*server);
+  if (server && inherited_only) become_ready(*server);
 }
 
 void Supervisor::server_message(Peer& connection, const protocol::Message& message) {
