@@ -30,7 +30,9 @@ TEST(Simulator, RegressionSeedsKeepEveryInvariant) {
 // (which waited, under --max-surge, for an exit no one looked at); 4, an old copy's crash
 // restart started during a roll was not an old copy (two workers of one index once quiet);
 // 32, a failed roll's new workers going while the old version serves (I2's exception).
-constexpr uint64_t kWorkerSeeds[] = {3, 4, 15, 32, 80};
+// 49, 59: a failed roll that kept its new workers (no old copy served) while an old worker's
+// crash restart was pending: the old release came back beside them.
+constexpr uint64_t kWorkerSeeds[] = {3, 4, 15, 32, 49, 59, 80};
 
 TEST(Simulator, WorkerRegressionSeedsKeepEveryInvariant) {
   SimulatorOptions workers;
@@ -56,6 +58,22 @@ TEST(Simulator, RestartRegressionSeedsKeepEveryInvariant) {
   restarts.serving = false;
   for (uint64_t seed : kRestartSeeds) {
     ScheduleResult result = run_schedule(seed, restarts);
+    EXPECT_TRUE(result.ok) << describe(result);
+  }
+}
+
+// Seeds of the full mix without workers (`serving`, --listen programs, daemon restarts): 241,
+// 429, 481, 504, 685, 953, a server that took a resource over with `serving` was failed by
+// the daemon (a newer deploy, the ready timeout) and the resource left unserved (I1); 5361, a
+// server taken back before its hello said hello to the new daemon and was still made
+// unmanaged (two generations once quiet).
+constexpr uint64_t kServingSeeds[] = {241, 429, 481, 504, 685, 953, 5361};
+
+TEST(Simulator, ServingRegressionSeedsKeepEveryInvariant) {
+  SimulatorOptions serving;
+  serving.workers = false;
+  for (uint64_t seed : kServingSeeds) {
+    ScheduleResult result = run_schedule(seed, serving);
     EXPECT_TRUE(result.ok) << describe(result);
   }
 }
