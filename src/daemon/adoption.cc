@@ -246,7 +246,21 @@ void Supervisor::resume(Peer& connection, const protocol::Message& message) {
     if (auto r = protocol::parse_resource(t); r.ok()) server->subscribed.insert(r->name());
   }
   server->up_message = hello->up_message;
+  std::string id = server->id;
   resumed(*server, connection, hello->resume->up);
+  // Taken down here unheard (it had not subscribed), it subscribes now: it is told (found by
+  // the simulator: it kept accepting there, draining, until its SIGKILL).
+  server = find(id);
+  if (!server || !server->alive()) return;
+  for (auto it = server->unheard.begin(); it != server->unheard.end();) {
+    if (!server->subscribed.count(*it)) {
+      ++it;
+      continue;
+    }
+    connection.send(protocol::TakeDown{server->held[*it]}.encode());
+    emit(*server, EventKind::kTakeDown, "sent takeDown (it subscribes now)", *it);
+    it = server->unheard.erase(it);
+  }
 }
 
 void Supervisor::resumed(Server& server, Peer& connection, bool up) {
