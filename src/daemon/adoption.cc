@@ -69,6 +69,7 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   server->start_time = record.start_time;
   server->state = state_from_name(record.state);
   server->restarts = record.restarts;
+  server->kept = record.kept;
   for (const auto& held : record.held) {
     server->held[held.name] = held.spelled;
     if (held.served) server->served.insert(held.name);
@@ -393,6 +394,7 @@ DaemonState Supervisor::record() const {
                         s->serving() && s->unheard.count(name) > 0});
     r.restarts = s->restarts;
     r.rank = s->rank;
+    r.kept = s->kept;
     // A path; an abstract name of an older version's server without the '@', as it wrote it.
     if (s->notify)
       r.notify = s->notify->address().starts_with("@") ? s->notify->address().substr(1)

@@ -62,6 +62,7 @@ Result<ServerRecord> server_from_json(const Json& json, const std::string& where
   record.restarts =
       static_cast<int>(r.integer("restarts", false, 0, std::numeric_limits<int>::max()));
   record.rank = static_cast<uint64_t>(r.integer("deployOrder", false, 0, kMax));
+  record.kept = r.boolean("kept", false);
   record.notify = r.string("notify", false);
   record.notify_fd =
       static_cast<int>(r.integer("notifyFd", false, -1, std::numeric_limits<int>::max(), -1));
@@ -111,6 +112,7 @@ Json state_to_json(const DaemonState& state) {
                        {"resources", held},
                        {"restarts", s.restarts},
                        {"deployOrder", s.rank}});
+    if (s.kept) servers.back()["kept"] = true;
     if (!s.notify.empty()) servers.back()["notify"] = s.notify;
     if (s.notify_fd >= 0) servers.back()["notifyFd"] = s.notify_fd;
   }

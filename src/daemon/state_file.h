@@ -47,6 +47,8 @@ struct ServerRecord {
   // Deploy order (Supervisor::newer): a crash restart's is the crashed server's; 0 (a state
   // file of an older version): its generation.
   uint64_t rank = 0;
+  // Kept up on what it took over with `serving` after its deploy failed (Server::kept).
+  bool kept = false;
   // Its NOTIFY_SOCKET: the socket file's absolute path (NotifyDirectory; starts with '/'),
   // or for a server an older version started, its abstract name without the '@' ("" when
   // none: lost, or derived from the id by older versions, and then not bound again: it
