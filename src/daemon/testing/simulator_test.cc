@@ -66,8 +66,9 @@ TEST(Simulator, RestartRegressionSeedsKeepEveryInvariant) {
 // 429, 481, 504, 685, 953, a server that took a resource over with `serving` was failed by
 // the daemon (a newer deploy, the ready timeout) and the resource left unserved (I1); 5361, a
 // server taken back before its hello said hello to the new daemon and was still made
-// unmanaged (two generations once quiet).
-constexpr uint64_t kServingSeeds[] = {241, 429, 481, 504, 685, 953, 5361};
+// unmanaged (two generations once quiet); 52821, a server taken down unheard that subscribed
+// in its resume was never told; 37909, 66048, a kept server forgot it was kept across a restart.
+constexpr uint64_t kServingSeeds[] = {241, 429, 481, 504, 685, 953, 5361, 37909, 52821, 66048};
 
 TEST(Simulator, ServingRegressionSeedsKeepEveryInvariant) {
   SimulatorOptions serving;
