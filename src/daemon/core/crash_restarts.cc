@@ -136,6 +136,20 @@ void CrashRestarts::stop() {
   loops_.clear();  // cancels pending restarts
 }
 
+void CrashRestarts::end_loops(const std::set<std::string>& resources, uint64_t rank) {
+  std::erase_if(loops_, [&](const auto& entry) {
+    const Loop& loop = *entry.second;
+    if (loop.rank >= rank) return false;
+    for (const auto& name : loop.resources)
+      if (resources.count(name)) {
+        log_line("crash loop of '" + join(loop.request.argv, " ") +
+                 "' ended: a newer release serves its resources");
+        return true;
+      }
+    return false;
+  });
+}
+
 bool CrashRestarts::served_elsewhere(const std::set<std::string>& resources,
                                      const std::string& except, int worker, uint64_t rank) const {
   if (resources.empty()) return false;

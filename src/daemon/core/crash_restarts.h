@@ -59,6 +59,10 @@ class CrashRestarts {
   void up(const Server& server);
   // Hook: stop(). Pending restarts are cancelled, and no crash is restarted any more.
   void stop();
+  // The loops of deploy order below `rank` on any of `resources` are over (their pending
+  // restarts cancelled): a newer release serves there (WorkerRolls, a failed roll that keeps
+  // its workers).
+  void end_loops(const std::set<std::string>& resources, uint64_t rank);
 
   // Whether a pending restart, or a restart started and not yet asking again, wants the
   // listening socket `name` kept open.

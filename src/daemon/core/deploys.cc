@@ -44,6 +44,16 @@ void Deploys::superseded(const std::string& server_id, uint64_t by) {
   if (!record.follow_exit) records_.erase(it);
 }
 
+void Deploys::failed(const std::string& server_id, const std::string& reason) {
+  auto it = records_.find(server_id);
+  if (it == records_.end() || it->second.outcome != Outcome::kPending) return;
+  Record& record = it->second;
+  record.outcome = Outcome::kFailed;
+  record.replacing.clear();
+  record.sink(protocol::DeployFailed{server_id, reason, std::nullopt}.encode());
+  if (!record.follow_exit) records_.erase(it);
+}
+
 // A deploy has succeeded once its server is up and every server it replaced has exited.
 void Deploys::check(const std::string& server_id) {
   auto it = records_.find(server_id);

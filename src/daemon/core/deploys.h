@@ -40,6 +40,9 @@ class Deploys {
   // not reported yet (the servers it replaced are still draining) never will succeed now: it
   // is failed as superseded.
   void superseded(const std::string& server_id, uint64_t by);
+  // Hook: keep_serving(). The deploy of `server_id`, if it has not reported yet, fails with
+  // `reason` although its server stays (it serves what it took over with `serving`).
+  void failed(const std::string& server_id, const std::string& reason);
   // Hook: exited(). `server` has exited (`description`: how), `replaced`: it was draining.
   // Its deploy reports (failure, or serverExited); deploys that waited for it may be done.
   void exited(const Server& server, const std::string& description, bool replaced);

@@ -74,6 +74,12 @@ struct Server {
   std::set<std::string> taken;       // held resources handed over to a newer server
   // Of `taken`, those it was not told about (it did not subscribe): it still accepts there.
   std::set<std::string> unheard;
+  // Resources it said `serving` on while starting: it took them over from their older holders
+  // (a staggered handover), so it counts as up there (Supervisor::keep_serving).
+  std::set<std::string> served;
+  // Kept up by keep_serving (its deploy failed): it takes nothing more over by settling, only
+  // by `serving`, since it never said serverUp.
+  bool kept = false;
   Signalled signalled = Signalled::kNone;
   std::string failure;  // why it failed, when it did
   bool disconnected_before_up = false;

@@ -17,6 +17,7 @@ void Supervisor::serving(Server& server, Peer& connection, const protocol::Messa
     return reply_error(connection, "serving " + spelled + ": this server does not hold it", m);
   if (!server.starting() && server.state != ServerState::kUp)
     return reply_error(connection, "this server is being taken down", m);
+  if (server.starting()) server.served.insert(name);
   emit(server, EventKind::kServing, "accepts on it now; older holders go down on it", name);
   take_over(server, name, "generation " + std::to_string(server.generation) + " serves on it");
 }

@@ -174,7 +174,41 @@ bool Supervisor::same_slot(const Server& newer, const Server& older) {
 // `older` is not up yet and a newer deploy of its command or of one of its resources has
 // arrived: it is stopped, and its deploy fails with the reason.
 void Supervisor::supersede(Server& older, const Server& newer_server) {
-  fail(older, "superseded by generation " + std::to_string(newer_server.generation));
+  std::string why = "superseded by generation " + std::to_string(newer_server.generation);
+  if (!keep_serving(older, why)) fail(older, why);
+}
+
+// `server`, still starting, would fail for a reason of the daemon's (a newer deploy, the
+// ready timeout), but it already serves resources it took over with `serving`, whose older
+// holders were taken down there: failing it would leave them unserved. It stays, up on what
+// it holds (a newer server replaces it as any up server), and gives back what an older
+// holder still serves; its deploy fails with `why`. False (nothing done) when it serves
+// nothing it took over: it fails as usual. Found by the simulator (I1).
+bool Supervisor::keep_serving(Server& server, const std::string& why) {
+  if (!server.starting() || server.request.worker >= 0 || server.process->exited()) return false;
+  bool serves = false;
+  for (const auto& name : server.served)
+    if (server.held.count(name) && !server.taken.count(name)) serves = true;
+  if (!serves) return false;
+  // Given back before it counts as up, so that it is never up there beside the older holder.
+  std::set<std::string> back;
+  for (const auto& [name, spelled] : server.held) {
+    if (server.served.count(name) || server.taken.count(name)) continue;
+    for (const auto& [id, other] : servers_)
+      if (other.get() != &server && other->serving() && other->held.count(name) &&
+          !other->taken.count(name))
+        back.insert(name);
+  }
+  if (!back.empty()) take_down(server, back, why + "; an older server still serves it", nullptr);
+  server.state = ServerState::kUp;
+  server.kept = true;
+  server.ready_timer.stop();
+  server.settle_timer.stop();
+  deploys_.failed(server.id, why + "; it keeps serving what it took over with serving until a " +
+                                 "newer server replaces it there");
+  emit(server, EventKind::kUp, "is up on what it took over with serving (" + why + ")");
+  crash_restarts_.up(server);
+  return true;
 }
 
 // A newer server of the same slot that holds one of `server`'s resources and is starting or
@@ -269,11 +303,12 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   servers_.emplace(id, std::move(server));
   deploys_.started(s, std::move(sink), follow_exit);
   s.ready_timer.start(options_.ready_timeout, [this, id] {
-    if (Server* late = find(id); late && late->starting())
-      fail(*late,
-           never_ready_reason(late->state != ServerState::kStarting, !late->request.listen.empty(),
-                              late->notified, format_duration(options_.ready_timeout),
-                              refused_ready_hint(*late)));
+    Server* late = find(id);
+    if (!late || !late->starting()) return;
+    std::string why = never_ready_reason(
+        late->state != ServerState::kStarting, !late->request.listen.empty(), late->notified,
+        format_duration(options_.ready_timeout), refused_ready_hint(*late));
+    if (!keep_serving(*late, why)) fail(*late, why);
   });
   emit(s, EventKind::kSpawned,
        "started generation " + std::to_string(generation) + ": " + join(s.argv, " "));
@@ -406,8 +441,14 @@ void Supervisor::hello(Peer& connection, const protocol::Message& message) {
                       .encode());
   emit(*server, EventKind::kConnected,
        "connected (pid " + std::to_string(connection.peer_pid()) + ")");
+  // Taken back before it had said hello to the daemon that died, it says it to this one: it
+  // is managed again, as if it had resumed (found by the simulator: it was made unmanaged
+  // at --adopt-timeout while connected, and then took nothing over).
+  std::string id = server->id;
+  if (adoptions_.adopted(id) && adoptions_.resumed(id) && adoption_done_) adoption_done_();
+  server = find(id);
   // A --listen server with a client library has its sockets already and asks for none.
-  if (inherited_only) become_ready(*server);
+  if (server && inherited_only) become_ready(*server);
 }
 
 void Supervisor::server_message(Peer& connection, const protocol::Message& message) {
@@ -458,6 +499,13 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
   if (server.state == ServerState::kDraining || server.state == ServerState::kFailed)
     return reply_error(connection, "this server is being taken down", m);
   std::string name = resource->name();
+  // Its deploy failed: it keeps what it took over with `serving`, and gets nothing more.
+  if (server.kept && !server.held.count(name))
+    return reply_error(connection,
+                       "readyFor " + name +
+                           ": this server's deploy failed; it only keeps serving what it took "
+                           "over with serving",
+                       m);
   auto refused = [&](const Status& why) {
     reply_error(connection, why.message(), m);
     if (server.starting()) fail(server, why.message());
@@ -517,7 +565,7 @@ void Supervisor::holds(Server& server, const std::string& name) {
   rolls_.holds(server, name);
   if (!settle_race(server, name)) return;
   if (server.starting()) return become_ready(server);
-  if (server.state != ServerState::kUp) return;
+  if (server.state != ServerState::kUp || server.kept) return;
   // Up already (it settled between two readyFor): it takes this one over once it has held it
   // for --settle too, as the settle rule asks of any resource.
   std::string id = server.id;
@@ -694,9 +742,11 @@ void Supervisor::become_up(Server& server, const std::string& how) {
       if (other->held.count(name)) shared.insert(name);
     if (shared.empty()) continue;
     if (other->starting()) {
-      fail(*other,
-           "superseded by generation " + std::to_string(server.generation) + " before it came up");
-    } else if (other->serving()) {
+      std::string why =
+          "superseded by generation " + std::to_string(server.generation) + " before it came up";
+      if (!keep_serving(*other, why)) fail(*other, why);
+    }
+    if (other->serving()) {
       replace(*other, shared, "replaced by generation " + std::to_string(server.generation),
               server);
     }

@@ -145,6 +145,7 @@ class Supervisor {
   // Racing deploys (docs/architecture.md, "The newest deploy wins").
   static bool newer(const Server& a, const Server& b);
   void supersede(Server& older, const Server& newer_server);
+  bool keep_serving(Server& server, const std::string& why);
   const Server* newer_holder(const Server& server) const;
   bool settle_race(Server& server, const std::string& name);
   void holds(Server& server, const std::string& name);
@@ -270,6 +271,9 @@ class Supervisor {
                 const std::string& why, const Server* by) override;
     void fail(const std::string& id, const std::string& why) override {
       if (Server* s = owner_.find(id)) owner_.fail(*s, why);
+    }
+    void end_crash_loops(const std::set<std::string>& resources, uint64_t rank) override {
+      owner_.crash_restarts_.end_loops(resources, rank);
     }
     void emit(const Server& server, EventKind kind, const std::string& text) override {
       owner_.emit(server, kind, text);

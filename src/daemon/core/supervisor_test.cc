@@ -547,5 +547,69 @@ TEST_F(SupervisorTest, UnansweredReadyForCountAgainstTheCapOfResourcesPerServer)
       << errors[0];
 }
 
+// A staggered server (it says `serving` on each resource as it takes it over) that the
+// daemon would fail after it took a resource over is kept up there: its older holder was
+// taken down on it, and killing it would leave the resource unserved (simulator, I1).
+TEST_F(SupervisorTest, AServerThatTookAResourceOverWithServingIsKeptThereAtTheReadyTimeout) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  FakePeer& old_peer = hello(old_pid);
+  for (const char* r : {":1", ":2"}) {
+    send(old_peer, protocol::make("onTakedown", r));
+    send(old_peer, protocol::make("readyFor", r));
+  }
+  send(old_peer, protocol::make("serverUp", true));
+  size_t d = deploy({"srv", "v2"});
+  pid_t new_pid = last_pid();
+  FakePeer& new_peer = hello(new_pid);
+  send(new_peer, protocol::make("onTakedown", ":1"));
+  send(new_peer, protocol::make("readyFor", ":1"));
+  send(new_peer, protocol::make("serving", ":1"));
+  EXPECT_TRUE(got(old_peer, "takeDown"));
+  ASSERT_TRUE(clock_.fire_next());  // --ready-timeout of the new server
+  EXPECT_EQ(outcome(d).rfind("failed: not up within --ready-timeout 5s", 0), 0u) << outcome(d);
+  EXPECT_NE(outcome(d).find("it keeps serving what it took over"), std::string::npos);
+  EXPECT_TRUE(processes_.find(new_pid)->signals.empty());
+  EXPECT_EQ(state_of(new_pid), "up");
+  EXPECT_EQ(state_of(old_pid), "up");  // still serving :2
+  // It gets nothing more: its deploy failed.
+  send(new_peer, protocol::make("readyFor", ":2"));
+  EXPECT_TRUE(got(new_peer, "error"));
+}
+
+TEST_F(SupervisorTest, AServerThatTookAResourceOverWithServingIsKeptThereWhenSuperseded) {
+  deploy({"srv", "v1"});
+  pid_t old_pid = last_pid();
+  bring_up(old_pid, ":1");
+  size_t d = deploy({"srv", "v2"});
+  pid_t kept_pid = last_pid();
+  FakePeer& kept = hello(kept_pid);
+  send(kept, protocol::make("onTakedown", ":1"));
+  send(kept, protocol::make("readyFor", ":1"));
+  send(kept, protocol::make("serving", ":1"));
+  size_t newest = deploy({"srv", "v2"});  // the same command: supersedes the one not up yet
+  EXPECT_EQ(outcome(d).rfind("failed: superseded by generation 3", 0), 0u) << outcome(d);
+  EXPECT_TRUE(processes_.find(kept_pid)->signals.empty());
+  EXPECT_EQ(state_of(kept_pid), "up");
+  EXPECT_FALSE(got(kept, "takeDown"));
+  bring_up(last_pid(), ":1");  // a newer server up there replaces it as any up server
+  EXPECT_TRUE(got(kept, "takeDown"));
+  processes_.exit(old_pid, 0, 0);
+  processes_.exit(kept_pid, 0, 0);
+  EXPECT_EQ(outcome(newest), "deployed");
+}
+
+// A server taken back before it had said hello says it to the new daemon: it is managed
+// again (it was made unmanaged at --adopt-timeout while connected; found by the simulator).
+TEST_F(SupervisorTest, AServerTakenBackBeforeItsHelloThatSaysHelloToTheNewDaemonIsManaged) {
+  deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  restart_daemon();
+  EXPECT_TRUE(supervisor_->adopting());
+  hello(pid);
+  EXPECT_FALSE(supervisor_->adopting());
+  EXPECT_EQ(state_of(pid), "connected");
+}
+
 }  // namespace
 }  // namespace serverswap::daemon

@@ -70,7 +70,13 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   server->start_time = record.start_time;
   server->state = state_from_name(record.state);
   server->restarts = record.restarts;
-  for (const auto& held : record.held) server->held[held.name] = held.spelled;
+  server->kept = record.kept;
+  for (const auto& held : record.held) {
+    server->held[held.name] = held.spelled;
+    if (held.served) server->served.insert(held.name);
+    if (held.taken) server->taken.insert(held.name);
+    if (held.taken && held.unheard) server->unheard.insert(held.name);
+  }
   next_generation_ = std::max(next_generation_, record.generation + 1);
   Server& s = *server;
   servers_.emplace(id, std::move(server));
@@ -132,9 +138,11 @@ Status Supervisor::prepare_notify_directory(const DaemonState* state) {
 void Supervisor::restart_readiness_timers(Server& server) {
   std::string id = server.id;
   server.ready_timer.start(options_.ready_timeout, [this, id] {
-    if (Server* late = find(id); late && late->starting())
-      fail(*late, "not up within --ready-timeout " + format_duration(options_.ready_timeout) +
-                      " after the daemon took it back");
+    Server* late = find(id);
+    if (!late || !late->starting()) return;
+    std::string why = "not up within --ready-timeout " + format_duration(options_.ready_timeout) +
+                      " after the daemon took it back";
+    if (!keep_serving(*late, why)) fail(*late, why);
   });
   if (!server.request.ready_after) return;
   Millis after = *server.request.ready_after;
@@ -231,14 +239,31 @@ void Supervisor::resume(Peer& connection, const protocol::Message& message) {
     if (it != server->held.end() && !server->taken.contains(it->first)) held.insert(*it);
   }
   server->held = std::move(held);
-  server->taken.clear();
+  // What it still holds of what it was taken down on unheard (recorded in state.json) stays
+  // taken: it was handed to another server.
+  std::erase_if(server->taken, [&](const std::string& n) { return !server->held.count(n); });
+  std::erase_if(server->unheard, [&](const std::string& n) { return !server->taken.count(n); });
   server->subscribed.clear();
   for (const auto& t : hello->resume->on_takedown) {
     if (subscribe_by_listen_name(*server, t)) continue;
     if (auto r = protocol::parse_resource(t); r.ok()) server->subscribed.insert(r->name());
   }
   server->up_message = hello->up_message;
+  std::string id = server->id;
   resumed(*server, connection, hello->resume->up);
+  // Taken down here unheard (it had not subscribed), it subscribes now: it is told (found by
+  // the simulator: it kept accepting there, draining, until its SIGKILL).
+  server = find(id);
+  if (!server || !server->alive()) return;
+  for (auto it = server->unheard.begin(); it != server->unheard.end();) {
+    if (!server->subscribed.count(*it)) {
+      ++it;
+      continue;
+    }
+    connection.send(protocol::TakeDown{server->held[*it]}.encode());
+    emit(*server, EventKind::kTakeDown, "sent takeDown (it subscribes now)", *it);
+    it = server->unheard.erase(it);
+  }
 }
 
 // A server the state file does not list (its write failed, and then the daemon died) that
@@ -313,9 +338,11 @@ void Supervisor::resumed(Server& server, Peer& connection, bool up) {
     emit(server, EventKind::kResumed, "resumed, still starting, holding " + holds);
     std::string id = server.id;
     server.ready_timer.start(options_.ready_timeout, [this, id] {
-      if (Server* late = find(id); late && late->starting())
-        fail(*late, "not up within --ready-timeout " + format_duration(options_.ready_timeout) +
-                        " after it resumed");
+      Server* late = find(id);
+      if (!late || !late->starting()) return;
+      std::string why = "not up within --ready-timeout " + format_duration(options_.ready_timeout) +
+                        " after it resumed";
+      if (!keep_serving(*late, why)) fail(*late, why);
     });
     if (!server.held.empty()) become_ready(server);
   }
@@ -328,7 +355,10 @@ void Supervisor::resumed(Server& server, Peer& connection, bool up) {
 // (found by the simulator: two generations serving once quiet).
 void Supervisor::resettle_resumed(Server& server) {
   std::vector<std::string> names;
-  for (const auto& [name, spelled] : server.held) names.push_back(name);
+  // Not where it was taken down itself (a server kept up on what it took over with `serving`
+  // gave the rest back to their older holders).
+  for (const auto& [name, spelled] : server.held)
+    if (!server.taken.count(name)) names.push_back(name);
   for (const auto& name : names) {
     std::vector<std::string> older;
     const Server* newest = nullptr;
@@ -377,9 +407,21 @@ void Supervisor::give_up_adoption() {
     emit(*s, EventKind::kUnmanaged,
          "did not resume within --adopt-timeout; it is taken down by signal when replaced");
   }
-  for (const auto& id : starting)
-    if (Server* s = find(id))
-      fail(*s, "did not resume within --adopt-timeout, and was not up: it cannot come up now");
+  const std::string why =
+      "did not resume within --adopt-timeout, and was not up: it cannot come up now";
+  for (const auto& id : starting) {
+    Server* s = find(id);
+    if (!s) continue;
+    // It took resources over with `serving`: it serves them, unmanaged, as an up server would.
+    if (keep_serving(*s, why)) {
+      adoptions_.unmanaged_as(id, s->state);
+      s->state = ServerState::kUnmanaged;
+      emit(*s, EventKind::kUnmanaged,
+           "did not resume within --adopt-timeout; it is taken down by signal when replaced");
+    } else {
+      fail(*s, why);
+    }
+  }
   // Which of them a newer one had replaced where is not recorded (resettle_resumed).
   std::vector<std::string> unmanaged;
   for (const auto& [id, s] : servers_)
@@ -402,9 +444,12 @@ DaemonState Supervisor::record() const {
         state_name(s->state == ServerState::kUnmanaged ? adoptions_.recorded_state(id) : s->state);
     r.request = s->request;
     for (const auto& [name, spelled] : s->held)
-      r.held.push_back({name, spelled, adoptions_.address_of(sockets_, name)});
+      r.held.push_back({name, spelled, adoptions_.address_of(sockets_, name),
+                        s->served.count(name) > 0, s->serving() && s->taken.count(name) > 0,
+                        s->serving() && s->unheard.count(name) > 0});
     r.restarts = s->restarts;
     r.rank = s->rank;
+    r.kept = s->kept;
     // A path; an abstract name of an older version's server without the '@', as it wrote it.
     if (s->notify)
       r.notify = s->notify->address().starts_with("@") ? s->notify->address().substr(1)

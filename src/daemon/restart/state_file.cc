@@ -41,6 +41,9 @@ Result<HeldRecord> held_from_json(const Json& json, const std::string& where) {
   held.name = r.string("name", true);
   held.spelled = r.string("spelled", true);
   held.address = r.string("address", true);
+  held.served = r.boolean("served", false);
+  held.taken = r.boolean("takenDown", false);
+  held.unheard = r.boolean("unheard", false);
   if (!r.ok()) return r.status();
   return held;
 }
@@ -57,6 +60,7 @@ Result<ServerRecord> server_from_json(const Json& json, const std::string& where
   record.restarts =
       static_cast<int>(r.integer("restarts", false, 0, std::numeric_limits<int>::max()));
   record.rank = static_cast<uint64_t>(r.integer("deployOrder", false, 0, kMax));
+  record.kept = r.boolean("kept", false);
   record.notify = r.string("notify", false);
   record.notify_fd =
       static_cast<int>(r.integer("notifyFd", false, -1, std::numeric_limits<int>::max(), -1));
@@ -105,8 +109,13 @@ Json state_to_json(const DaemonState& state) {
   Json servers = Json::array();
   for (const auto& s : state.servers) {
     Json held = Json::array();
-    for (const auto& h : s.held)
-      held.push_back({{"name", h.name}, {"spelled", h.spelled}, {"address", h.address}});
+    for (const auto& h : s.held) {
+      Json entry = {{"name", h.name}, {"spelled", h.spelled}, {"address", h.address}};
+      if (h.served) entry["served"] = true;
+      if (h.taken) entry["takenDown"] = true;
+      if (h.unheard) entry["unheard"] = true;
+      held.push_back(std::move(entry));
+    }
     servers.push_back({{"id", s.id},
                        {"pid", s.pid},
                        {"startTime", s.start_time},
@@ -116,6 +125,7 @@ Json state_to_json(const DaemonState& state) {
                        {"resources", held},
                        {"restarts", s.restarts},
                        {"deployOrder", s.rank}});
+    if (s.kept) servers.back()["kept"] = true;
     if (!s.notify.empty()) servers.back()["notify"] = s.notify;
     if (s.notify_fd >= 0) servers.back()["notifyFd"] = s.notify_fd;
   }

@@ -26,6 +26,12 @@ struct HeldRecord {
   std::string name;     // canonical resource name
   std::string spelled;  // as the server asked for it
   std::string address;  // as bound: "127.0.0.1:41234"
+  // It said `serving` on it while starting (Server::served); absent in older state files.
+  bool served = false;
+  // Taken from it (handed to another server) while it serves others (Server::taken), and
+  // whether it was not told (Server::unheard: it did not subscribe); absent in older files.
+  bool taken = false;
+  bool unheard = false;
   bool operator==(const HeldRecord&) const = default;
 };
 
@@ -41,6 +47,8 @@ struct ServerRecord {
   // Deploy order (Supervisor::newer): a crash restart's is the crashed server's; 0 (a state
   // file of an older version): its generation.
   uint64_t rank = 0;
+  // Kept up on what it took over with `serving` after its deploy failed (Server::kept).
+  bool kept = false;
   // Its NOTIFY_SOCKET: the socket file's absolute path (NotifyDirectory; starts with '/'),
   // or for a server an older version started, its abstract name without the '@' ("" when
   // none: lost, or derived from the id by older versions, and then not bound again: it

@@ -267,5 +267,19 @@ TEST(StateFile, ACorruptStateIsAnErrorNeverAnException) {
   }
 }
 
+// What a server had taken over with `serving`, and what it was taken down on while serving
+// others (told or not), survive a restart of the daemon; older files have none of it.
+TEST(StateFile, RoundTripsServedAndTakenResources) {
+  DaemonState state = sample();
+  state.servers.at(0).held = {{":1", ":1", "[::]:1", true, false, false},
+                              {":2", ":2", "[::]:2", false, true, true},
+                              {":3", ":3", "[::]:3", false, true, false}};
+  auto back = state_from_json(state_to_json(state));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->servers.at(0).held, state.servers.at(0).held);
+  protocol::Json older = state_to_json(sample());
+  EXPECT_FALSE(older["servers"][0]["held"][0].contains("served"));
+}
+
 }  // namespace
 }  // namespace serverswap::daemon

@@ -48,7 +48,10 @@ struct Model {
   bool fail_sent = false;
   std::set<std::string> accepting;  // canonical names it accepts connections on
   std::set<std::string> taken;      // canonical names it was told to give up
-  bool was_up = false;              // the supervisor said it is up
+  // Taken from it by the daemon before it came up, without telling it (it did not subscribe):
+  // it still accepts there, but was never up there (an older holder serves it).
+  std::set<std::string> given_back;
+  bool was_up = false;  // the supervisor said it is up
   // When it was last handed a resource (for the settle rule, judged independently).
   std::optional<std::chrono::steady_clock::time_point> ready_at;
   std::optional<std::chrono::steady_clock::time_point> fail_at;
@@ -599,7 +602,15 @@ class World {
     if (kind == event_kind_name(EventKind::kUp) && models_.count(pid)) {
       Model& m = models_[pid];
       m.was_up = true;
-      for (const auto& r : m.accepting) had_up_.insert(r);
+      // What the daemon took from it before it came up without telling it (no onTakedown;
+      // a server kept up on what it took over with `serving`, which gives back the rest): it
+      // is not up there, and an older holder still serves it.
+      for (const auto& s : supervisor_->status())
+        if (s["pid"] == pid)
+          for (const auto& r : s["resources"])
+            if (r["takenDown"].get<bool>()) m.given_back.insert(r["name"].get<std::string>());
+      for (const auto& r : m.accepting)
+        if (!m.taken.count(r) && !m.given_back.count(r)) had_up_.insert(r);
     }
   }
 
@@ -632,7 +643,8 @@ class World {
   size_t up_acceptors(const std::string& r) const {
     size_t n = 0;
     for (const auto& [pid, m] : models_)
-      n += !m.exited && m.was_up && m.accepting.count(r) && !m.taken.count(r);
+      n += !m.exited && m.was_up && m.accepting.count(r) && !m.taken.count(r) &&
+           !m.given_back.count(r);
     return n;
   }
 
@@ -651,7 +663,7 @@ class World {
   void taken_down(const Model& m, const std::set<std::string>& resources, const std::string& how) {
     if (!m.was_up || stopping_) return;
     for (const auto& r : resources) {
-      if (m.taken.count(r)) continue;
+      if (m.taken.count(r) || m.given_back.count(r)) continue;
       // A worker of a failed roll goes while an up server of the old version serves (the
       // roll is undone; the resource is never without an up server).
       if (m.worker >= 0 && m.tag >= 0 && deploys_[m.tag].failing && other_up_serves(m, r)) continue;

@@ -37,11 +37,12 @@ const SeedMix kMixes[] = {
     // command (which waited, under --max-surge, for an exit no one looked at); 4, an old
     // copy's crash restart started during a roll was not an old copy (two workers of one
     // index once quiet); 32, a failed roll's new workers going while the old version serves
-    // (I2's exception).
+    // (I2's exception); 49, 59, a failed roll that kept its new workers (no old copy served)
+    // while an old worker's crash restart was pending: the old release came back beside them.
     {"workers",
      "--no-listen --no-serving --no-restarts",
      {.listen = false, .serving = false, .restarts = false},
-     {3, 4, 15, 32, 80}},
+     {3, 4, 15, 32, 49, 59, 80}},
     // The full mix with daemon deaths and upgrades (no workers, no `serving`): 17, an adopted
     // server that was starting and never resumed stayed accepting, never up; 710 and 4796, a
     // partial takedown forgotten across a restart (two generations up on a resource); 1208,
@@ -51,6 +52,17 @@ const SeedMix kMixes[] = {
      "--no-workers --no-serving",
      {.workers = false, .serving = false},
      {17, 710, 1208, 2660, 4796}},
+    // The full mix without workers (`serving`, --listen programs, daemon restarts): 241, 429,
+    // 481, 504, 685, 953, a server that took a resource over with `serving` was failed by the
+    // daemon (a newer deploy, the ready timeout) and the resource left unserved (I1); 5361, a
+    // server taken back before its hello said hello to the new daemon and was still made
+    // unmanaged (two generations once quiet); 52821, a server taken down unheard that
+    // subscribed in its resume was never told; 37909, 66048, a kept server forgot it was kept
+    // across a restart.
+    {"serving",
+     "--no-workers",
+     {.workers = false},
+     {241, 429, 481, 504, 685, 953, 5361, 37909, 52821, 66048}},
 };
 
 struct RegressionSeed {

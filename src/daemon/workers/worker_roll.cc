@@ -248,8 +248,25 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   }
   roll = find_roll(roll_id);
   if (!roll) return;
+  // No old copy serves, and new workers that came up stay: the old version must not come
+  // back beside them by a crash restart (found by the simulator: an old worker crashed
+  // during the roll, and its restart served beside the new workers once quiet).
+  bool kept = false;
+  for (const auto& [index, id] : roll->workers)
+    if (const Server* s = find(id); s && s->state == ServerState::kUp) kept = true;
+  if (!superseded && !old_serves && kept) {
+    host_.end_crash_loops(roll->resources, roll->first_generation);
+    std::vector<std::string> restarts;
+    for (const auto& [id, s] : host_.servers())
+      if (s->starting() && s->restarts > 0 && is_old_copy(*roll, *s)) restarts.push_back(id);
+    for (const auto& id : restarts) host_.fail(id, why);
+    roll = find_roll(roll_id);
+    if (!roll) return;
+  }
   std::string text = why;
-  if (!superseded) {
+  if (!superseded && !old_serves && kept) {
+    text += "; no old version serves, so the new workers that came up keep serving";
+  } else if (!superseded) {
     text += "; the old version keeps serving";
     if (!restored.empty()) text += " and is started again as worker " + join(restored, ", ");
   }

@@ -49,6 +49,9 @@ class WorkerRolls {
                         const std::string& why, const Server* by) = 0;
     // Server `id`, still starting, fails with `why`.
     virtual void fail(const std::string& id, const std::string& why) = 0;
+    // Crash loops of servers of deploy order below `rank` on any of `resources` end: their
+    // pending restarts are cancelled (the new workers of a failed roll serve there instead).
+    virtual void end_crash_loops(const std::set<std::string>& resources, uint64_t rank) = 0;
     virtual void emit(const Server& server, EventKind kind, const std::string& text) = 0;
 
    protected:
