@@ -41,8 +41,8 @@ TEST(Cli, ASubcommandWithAnArgumentItDoesNotTakeIsAUsageErrorAndChangesNothing) 
 // that runs already says so, rather than ignoring them without a word; without them, no note.
 TEST(Cli, ADaemonSettingGivenToARunningDaemonGetsANote) {
   DaemonUnderTest daemon;
-  auto with = serverswap(daemon, {"--ready-timeout", "10s", "--settle", "2s", HELLO_SERVER_BIN,
-                                  "127.0.0.1:0"});
+  auto with = serverswap(
+      daemon, {"--ready-timeout", "10s", "--settle", "2s", HELLO_SERVER_BIN, "127.0.0.1:0"});
   ASSERT_EQ(with.code, 0) << with.output;
   EXPECT_NE(with.output.find("note: --ready-timeout, --settle are daemon settings; the daemon "
                              "runs already, with its own"),
