@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -18,6 +19,15 @@
 #include "daemon/spawn/notify_socket.h"
 
 namespace serverswap::daemon {
+
+// A server's output pipe (process/output_pipe.h): st_dev and st_ino of its ends, as the
+// state file records them so that the next daemon can read it again.
+struct PipeId {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  bool empty() const { return ino == 0; }
+  bool operator==(const PipeId&) const = default;
+};
 
 // A server's main process. Destroying the handle neither signals nor waits for it.
 class Process {
@@ -31,19 +41,30 @@ class Process {
   virtual bool exited() const = 0;
   // Signals the whole process group (what is left of it once the leader has exited).
   virtual void signal_group(int signum) const = 0;
+  // The pipe its stdout and stderr write to; empty when none is read (a fake, or an adopted
+  // server that no longer holds it).
+  virtual PipeId output_pipe() const { return {}; }
 };
 
 class Processes {
  public:
   using ExitFn = Process::ExitFn;
+  // A line the server (or a process that inherited its stdout or stderr) wrote, without its
+  // newline; `pid` is the server's main process. May run after on_exit: its descendants
+  // can write on.
+  using OutputFn = std::function<void(pid_t pid, std::string_view line)>;
   virtual ~Processes() = default;
 
   // Starts `spec` in a process group of its own, `inherited` at fds 3, 4, ...; on_exit runs
-  // once, from the loop, when it has exited and been reaped.
+  // once, from the loop, when it has exited and been reaped. Its stdout and stderr go to
+  // on_output, line by line (null: dropped).
   virtual Result<std::unique_ptr<Process>> spawn(const SpawnSpec& spec, ExitFn on_exit,
-                                                 const std::vector<int>& inherited) = 0;
-  // A running process of an earlier daemon (resume after a restart or upgrade).
-  virtual Result<std::unique_ptr<Process>> adopt(pid_t pid, ExitFn on_exit) = 0;
+                                                 const std::vector<int>& inherited,
+                                                 OutputFn on_output) = 0;
+  // A running process of an earlier daemon (resume after a restart or upgrade); its output
+  // pipe `output` (empty: none recorded) is read again when the process still holds it.
+  virtual Result<std::unique_ptr<Process>> adopt(pid_t pid, ExitFn on_exit, PipeId output,
+                                                 OutputFn on_output) = 0;
 
   // Field 22 of /proc/PID/stat: tells a process from a later one with a recycled pid.
   virtual Result<uint64_t> start_time(pid_t pid) const = 0;

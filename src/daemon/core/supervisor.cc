@@ -282,7 +282,8 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   std::vector<int> inherited;
   for (const auto& p : *passed) inherited.push_back(p.daemon_fd);
   auto process = processes_.spawn(
-      spec, [this, id](int64_t status, int sig) { exited(id, status, sig); }, inherited);
+      spec, [this, id](int64_t status, int sig) { exited(id, status, sig); }, inherited,
+      output_reader(generation));
   if (!process.ok()) return refuse(process.status());
   auto server = std::make_unique<Server>(clock_);
   server->id = id;
@@ -1015,6 +1016,20 @@ void Supervisor::emit_said(const Server& server, EventKind kind, const std::stri
       "server " + std::to_string(server.pid) + " (gen " + std::to_string(server.generation) + ")";
   if (!server_lines_.admit(source)) return;
   emit(server, kind, clip_for_log(text), clip_for_log(resource));
+}
+
+Processes::OutputFn Supervisor::output_reader(uint64_t generation) {
+  return [this, generation](pid_t pid, std::string_view line) {
+    if (log_muted()) return;
+    // Named by pid and generation, not by table entry: descendants of a server can write
+    // after it has left the table.
+    std::string source =
+        "server " + std::to_string(pid) + " (gen " + std::to_string(generation) + ")";
+    if (!output_lines_.admit(source)) return;
+    log_event(
+        source + " | " + std::string(line),
+        {{"kind", "output"}, {"serverPid", pid}, {"generation", generation}, {"output", line}});
+  };
 }
 
 void Supervisor::log_refusal(const std::string& text) {

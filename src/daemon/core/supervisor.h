@@ -226,6 +226,9 @@ class Supervisor {
   // log_line() for a refusal of a peer's message (hello, resume, einhorn command), within
   // server_lines_'s rate for all such peers together.
   void log_refusal(const std::string& text);
+  // What reads the output of the server of `generation` (Processes::OutputFn): each line
+  // is logged as that server's ("server 42 (gen 3) | text"), within output_lines_'s rate.
+  Processes::OutputFn output_reader(uint64_t generation);
 
   Clock& clock_;
   Processes& processes_;
@@ -245,6 +248,10 @@ class Supervisor {
   // Lines whose rate a server or peer controls, per server ("server 42 (gen 3)") and for
   // refused peers together ("peers"): a burst of 10, then 1 a second (docs/security.md).
   LogLimiter server_lines_{clock_, "log lines", 1, 10};
+  // What servers write on stdout and stderr, per server: a burst of 10,000 lines, then 1,000
+  // a second (journald's RateLimitBurst=10000 per 30 s is the precedent: generous for a
+  // server that logs every request, a bound for one that writes without end).
+  LogLimiter output_lines_{clock_, "lines of output", 1000, 10000};
 
   // The collaborators' narrow views of the supervisor.
   class CrashHost final : public CrashRestarts::Host {

@@ -269,7 +269,7 @@ TEST_F(SupervisorTest, AnAdoptedServerThatWasStartingAndDoesNotResumeFailsAtTheA
   SpawnSpec spec;
   spec.argv = {"srv"};
   spec.cwd = "/srv";
-  auto process = processes_.spawn(spec, nullptr, {});  // started by the daemon that died
+  auto process = processes_.spawn(spec, nullptr, {}, nullptr);  // started by the daemon that died
   ASSERT_TRUE(process.ok());
   pid_t pid = (*process)->pid();
   DaemonState state;

@@ -27,7 +27,8 @@ struct ServerProcess::Block {
 
 Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, const SpawnSpec& spec,
                                                             ExitFn on_exit,
-                                                            const std::vector<int>& inherited) {
+                                                            const std::vector<int>& inherited,
+                                                            const OutputPipe* output) {
   if (spec.argv.empty()) return Status::error("spawn: empty command");
   std::vector<char*> args, env;
   for (const auto& a : spec.argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -40,9 +41,9 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, con
   std::vector<uv_stdio_container_t> stdio(3 + inherited.size());
   stdio[0].flags = UV_IGNORE;  // /dev/null: a server does not read the daemon's terminal
   stdio[1].flags = UV_INHERIT_FD;
-  stdio[1].data.fd = 1;
+  stdio[1].data.fd = output ? output->write.get() : 1;
   stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = 2;
+  stdio[2].data.fd = output ? output->write.get() : 2;
   for (size_t i = 0; i < inherited.size(); ++i) {
     stdio[3 + i].flags = UV_INHERIT_FD;
     stdio[3 + i].data.fd = inherited[i];
@@ -68,6 +69,14 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, con
     block->on_exit(status, term_signal);  // may destroy the owner; touch nothing after
   };
 
+  // The read end the child keeps (output_pipe.h): a copy without close-on-exec, which only
+  // this fork inherits (the loop thread is the only one that forks), closed again below.
+  UniqueFd kept;
+  if (output) {
+    kept = UniqueFd(::fcntl(output->read.get(), F_DUPFD, 100));
+    if (!kept) return Status::system_error("dup of a server's output pipe", errno);
+  }
+
   auto* block = new Block;
   block->on_exit = std::move(on_exit);
   block->handle.data = block;
@@ -79,11 +88,12 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, con
   }
   std::unique_ptr<ServerProcess> process(new ServerProcess(block));
   process->pid_ = block->handle.pid;
+  if (output) process->output_ = output->id;
   return process;
 }
 
 Result<std::unique_ptr<ServerProcess>> ServerProcess::adopt(uv_loop_t* loop, pid_t pid,
-                                                            ExitFn on_exit) {
+                                                            ExitFn on_exit, PipeId output) {
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd) return Status::system_error("pidfd_open " + std::to_string(pid), errno);
   ::fcntl(pidfd.get(), F_SETFD, FD_CLOEXEC);
@@ -109,6 +119,7 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::adopt(uv_loop_t* loop, pid
   });
   std::unique_ptr<ServerProcess> process(new ServerProcess(block));
   process->pid_ = pid;
+  process->output_ = output;
   return process;
 }
 

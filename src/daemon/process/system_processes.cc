@@ -33,12 +33,44 @@ Result<std::unique_ptr<Notifier>> as_notifier(Result<std::unique_ptr<T>> made) {
 }  // namespace
 
 Result<std::unique_ptr<Process>> SystemProcesses::spawn(const SpawnSpec& spec, ExitFn on_exit,
-                                                        const std::vector<int>& inherited) {
-  return as_process(ServerProcess::spawn(loop_, spec, std::move(on_exit), inherited));
+                                                        const std::vector<int>& inherited,
+                                                        OutputFn on_output) {
+  if (!on_output)
+    return as_process(ServerProcess::spawn(loop_, spec, std::move(on_exit), inherited));
+  auto pipe = make_output_pipe();
+  if (!pipe.ok()) return pipe.status();
+  auto process = ServerProcess::spawn(loop_, spec, std::move(on_exit), inherited, &*pipe);
+  if (!process.ok()) return process.status();
+  pipe->write.reset();  // the server's alone: its last writer closing it is the end
+  if (Status s = read_output(std::move(pipe->read), (*process)->pid(), std::move(on_output));
+      !s.ok()) {
+    // Unread, it would block once the pipe is full: fail the start instead.
+    (*process)->signal_group(SIGKILL);
+    return s;
+  }
+  return as_process(std::move(process));
 }
 
-Result<std::unique_ptr<Process>> SystemProcesses::adopt(pid_t pid, ExitFn on_exit) {
-  return as_process(ServerProcess::adopt(loop_, pid, std::move(on_exit)));
+Result<std::unique_ptr<Process>> SystemProcesses::adopt(pid_t pid, ExitFn on_exit, PipeId output,
+                                                        OutputFn on_output) {
+  auto process = ServerProcess::adopt(loop_, pid, std::move(on_exit), output);
+  if (!process.ok() || output.empty() || !on_output) return as_process(std::move(process));
+  // Its output from while no daemon read is still in the pipe, and is read now. A server
+  // that closed its pipe writes elsewhere: nothing to read, and nothing lost here.
+  if (auto fd = reopen_output_pipe(pid, output); fd.ok())
+    (void)read_output(std::move(*fd), pid, std::move(on_output));
+  return as_process(std::move(process));
+}
+
+Status SystemProcesses::read_output(UniqueFd fd, pid_t pid, OutputFn on_output) {
+  uint64_t key = next_reader_++;
+  auto reader = OutputReader::start(
+      loop_, std::move(fd),
+      [pid, on_output = std::move(on_output)](std::string_view line) { on_output(pid, line); },
+      [this, key] { readers_.erase(key); });
+  if (!reader.ok()) return reader.status();
+  readers_[key] = std::move(*reader);
+  return {};
 }
 
 Result<uint64_t> SystemProcesses::start_time(pid_t pid) const {

@@ -4,7 +4,12 @@
 
 #include <uv.h>
 
+#include <cstdint>
+#include <map>
+#include <memory>
+
 #include "daemon/core/processes.h"
+#include "daemon/process/output_pipe.h"
 
 namespace serverswap::daemon {
 
@@ -13,8 +18,10 @@ class SystemProcesses : public Processes {
   explicit SystemProcesses(uv_loop_t* loop) : loop_(loop) {}
 
   Result<std::unique_ptr<Process>> spawn(const SpawnSpec& spec, ExitFn on_exit,
-                                         const std::vector<int>& inherited) override;
-  Result<std::unique_ptr<Process>> adopt(pid_t pid, ExitFn on_exit) override;
+                                         const std::vector<int>& inherited,
+                                         OutputFn on_output) override;
+  Result<std::unique_ptr<Process>> adopt(pid_t pid, ExitFn on_exit, PipeId output,
+                                         OutputFn on_output) override;
   Result<uint64_t> start_time(pid_t pid) const override;
   bool is_process_of(pid_t pid, pid_t main, uint64_t main_start_time) const override;
   std::string comm(pid_t pid) const override;
@@ -29,7 +36,14 @@ class SystemProcesses : public Processes {
                                                 NotifySocket::OnRejected on_rejected) override;
 
  private:
+  // Reads `fd` until its last writer closes it; the reader then removes itself.
+  Status read_output(UniqueFd fd, pid_t pid, OutputFn on_output);
+
   uv_loop_t* loop_;
+  // The output pipes being read, by a number of their own: a pipe outlives its server's
+  // main process while descendants still write to it.
+  std::map<uint64_t, std::unique_ptr<OutputReader>> readers_;
+  uint64_t next_reader_ = 0;
 };
 
 }  // namespace serverswap::daemon

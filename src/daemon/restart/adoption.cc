@@ -48,8 +48,9 @@ void Supervisor::adopt(const DaemonState& state) {
 
 void Supervisor::adopt_server(const ServerRecord& record) {
   std::string id = record.id;
-  auto process = processes_.adopt(record.pid,
-                                  [this, id](int64_t status, int sig) { exited(id, status, sig); });
+  auto process = processes_.adopt(
+      record.pid, [this, id](int64_t status, int sig) { exited(id, status, sig); }, record.output,
+      output_reader(record.generation));
   if (!process.ok()) {
     log_line("state.json: server " + std::to_string(record.pid) + ": " +
              process.status().message());
@@ -450,6 +451,7 @@ DaemonState Supervisor::record() const {
     r.restarts = s->restarts;
     r.rank = s->rank;
     r.kept = s->kept;
+    if (s->process) r.output = s->process->output_pipe();
     // A path; an abstract name of an older version's server without the '@', as it wrote it.
     if (s->notify)
       r.notify = s->notify->address().starts_with("@") ? s->notify->address().substr(1)

@@ -64,6 +64,12 @@ Result<ServerRecord> server_from_json(const Json& json, const std::string& where
   record.notify = r.string("notify", false);
   record.notify_fd =
       static_cast<int>(r.integer("notifyFd", false, -1, std::numeric_limits<int>::max(), -1));
+  if (const Json* output = r.object("output", false)) {
+    protocol::FieldReader o(*output, where + ".output");
+    record.output.dev = static_cast<uint64_t>(o.integer("dev", true, 0, kMax));
+    record.output.ino = static_cast<uint64_t>(o.integer("ino", true, 1, kMax));
+    if (!o.ok()) return o.status();
+  }
   const Json* request = r.object("request", true);
   const Json* resources = r.array("resources", true);
   if (!r.ok()) return r.status();
@@ -128,6 +134,8 @@ Json state_to_json(const DaemonState& state) {
     if (s.kept) servers.back()["kept"] = true;
     if (!s.notify.empty()) servers.back()["notify"] = s.notify;
     if (s.notify_fd >= 0) servers.back()["notifyFd"] = s.notify_fd;
+    if (!s.output.empty())
+      servers.back()["output"] = {{"dev", s.output.dev}, {"ino", s.output.ino}};
   }
   Json json = {{"version", 1}, {"servers", servers}};
   if (!state.user_directory.empty()) json["userDirectory"] = state.user_directory;

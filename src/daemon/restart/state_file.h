@@ -56,6 +56,8 @@ struct ServerRecord {
   // only, the fd at which the new image finds that socket still bound.
   std::string notify;
   int notify_fd = -1;
+  // Its output pipe (Process::output_pipe), read again by the next daemon; empty: none.
+  PipeId output;
 };
 
 // A listening socket of the daemon across `serverswap upgrade`: the new image finds it at

@@ -99,7 +99,7 @@ class FakeNotifier : public Notifier {
 }  // namespace
 
 Result<std::unique_ptr<Process>> FakeProcesses::spawn(const SpawnSpec& spec, ExitFn on_exit,
-                                                      const std::vector<int>&) {
+                                                      const std::vector<int>&, OutputFn on_output) {
   if (!fail_next_spawn.empty()) {
     std::string why = std::move(fail_next_spawn);
     fail_next_spawn.clear();
@@ -109,15 +109,23 @@ Result<std::unique_ptr<Process>> FakeProcesses::spawn(const SpawnSpec& spec, Exi
   record->pid = next_pid_++;
   record->spec = spec;
   record->on_exit = std::move(on_exit);
+  record->on_output = std::move(on_output);
   processes_[record->pid] = record;
   return std::unique_ptr<Process>(std::make_unique<FakeProcess>(record, *this));
 }
 
-Result<std::unique_ptr<Process>> FakeProcesses::adopt(pid_t pid, ExitFn on_exit) {
+Result<std::unique_ptr<Process>> FakeProcesses::adopt(pid_t pid, ExitFn on_exit, PipeId,
+                                                      OutputFn on_output) {
   auto it = processes_.find(pid);
   if (it == processes_.end() || it->second->exited) return Status::error("no such process");
   it->second->on_exit = std::move(on_exit);
+  it->second->on_output = std::move(on_output);
   return std::unique_ptr<Process>(std::make_unique<FakeProcess>(it->second, *this));
+}
+
+void FakeProcesses::write(pid_t pid, std::string_view line) {
+  auto it = processes_.find(pid);
+  if (it != processes_.end() && it->second->on_output) it->second->on_output(pid, line);
 }
 
 Result<uint64_t> FakeProcesses::start_time(pid_t pid) const {

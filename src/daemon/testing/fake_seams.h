@@ -50,6 +50,7 @@ struct FakeProcessRecord {
   pid_t pid = 0;
   SpawnSpec spec;
   Process::ExitFn on_exit;
+  Processes::OutputFn on_output;  // write() below stands for its output
   bool exited = false;
   std::vector<int> signals;  // every signal sent to it, in order
 };
@@ -62,8 +63,12 @@ class FakeProcesses : public Processes {
   std::string fail_next_spawn;
 
   Result<std::unique_ptr<Process>> spawn(const SpawnSpec& spec, ExitFn on_exit,
-                                         const std::vector<int>& inherited) override;
-  Result<std::unique_ptr<Process>> adopt(pid_t pid, ExitFn on_exit) override;
+                                         const std::vector<int>& inherited,
+                                         OutputFn on_output) override;
+  Result<std::unique_ptr<Process>> adopt(pid_t pid, ExitFn on_exit, PipeId output,
+                                         OutputFn on_output) override;
+  // Process `pid` (or what it left behind) writes `line` on its stdout.
+  void write(pid_t pid, std::string_view line);
   Result<uint64_t> start_time(pid_t pid) const override;
   bool is_process_of(pid_t pid, pid_t main, uint64_t main_start_time) const override;
   std::string comm(pid_t) const override { return "fake"; }

@@ -1,0 +1,172 @@
+#include "daemon/process/output_pipe.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/testing/temp_dir.h"
+#include "daemon/process/server_process.h"
+#include "daemon/process/system_processes.h"
+#include "daemon/testing/uv_loop.h"
+
+namespace serverswap::daemon {
+namespace {
+
+using serverswap::testing::TempDir;
+using testing::Loop;
+
+std::vector<std::string> split(std::vector<std::string_view> chunks, bool finish = true) {
+  std::vector<std::string> lines;
+  LineSplitter splitter;
+  auto add = [&](std::string_view line) { lines.emplace_back(line); };
+  for (auto chunk : chunks) splitter.feed(chunk, add);
+  if (finish) splitter.finish(add);
+  return lines;
+}
+
+TEST(LineSplitter, LinesEndAtNewlinesAcrossChunksAndCarriageReturnsGo) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(split({"a\nb\r\n", "c"}), (V{"a", "b", "c"}));
+  EXPECT_EQ(split({"a", "b", "\n"}), (V{"ab"}));
+  EXPECT_EQ(split({"\n\n"}), (V{"", ""}));
+  EXPECT_EQ(split({"unterminated"}, false), V{});
+  EXPECT_EQ(split({"x\r"}), (V{"x\r"}));  // a lone \r at the end is no line ending
+}
+
+TEST(LineSplitter, ALongLineGoesOutInPiecesOfTheMaximum) {
+  std::string big(2 * LineSplitter::kMaxLine + 5, 'x');
+  auto lines = split({big.substr(0, 100), big.substr(100), "\n"});
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].size(), LineSplitter::kMaxLine);
+  EXPECT_EQ(lines[1].size(), LineSplitter::kMaxLine);
+  EXPECT_EQ(lines[2], "xxxxx");
+}
+
+SpawnSpec command(std::vector<std::string> argv) {
+  SpawnSpec spec;
+  spec.argv = std::move(argv);
+  return spec;
+}
+
+TEST(OutputPipe, StdoutAndStderrOfAServerAreReadLineByLineUntilItsLastWriterCloses) {
+  Loop loop;
+  SystemProcesses processes(&loop.loop);
+  std::vector<std::string> lines;
+  pid_t said_by = 0;
+  int64_t status = -1;
+  auto process = processes.spawn(
+      command({"/bin/sh", "-c", "echo one; echo two >&2; printf three"}),
+      [&](int64_t s, int) { status = s; }, {},
+      [&](pid_t pid, std::string_view line) {
+        said_by = pid;
+        lines.emplace_back(line);
+      });
+  ASSERT_TRUE(process.ok()) << process.status().message();
+  EXPECT_FALSE((*process)->output_pipe().empty());
+  uv_run(&loop.loop, UV_RUN_DEFAULT);
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "three"}));
+  EXPECT_EQ(said_by, (*process)->pid());
+}
+
+// Blocks (bounded) until `fd` has a line, and returns what was read.
+std::string read_some(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 10000) != 1) return "";
+  char buffer[256];
+  ssize_t n = ::read(fd, buffer, sizeof buffer);
+  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
+}
+
+// The FIFO opened for writing once the child has opened it for reading (ENXIO until then);
+// not open when that does not happen within 10 s (the child died).
+UniqueFd open_fifo(const std::string& path) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    if (fd || errno != ENXIO) return fd;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a poll, bounded above
+  }
+  return UniqueFd();
+}
+
+// Between a SIGKILL of the daemon and its restart nobody reads the pipe: the server's write
+// must neither raise SIGPIPE nor be lost, and the next daemon reads it through /proc.
+TEST(OutputPipe, AWriteWhileNoDaemonReadsIsKeptAndReadAgainThroughProc) {
+  TempDir dir;
+  std::string first = dir.path() + "/first", second = dir.path() + "/second";
+  ASSERT_EQ(::mkfifo(first.c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo(second.c_str(), 0600), 0);
+  Loop loop;
+  auto pipe = make_output_pipe();
+  ASSERT_TRUE(pipe.ok()) << pipe.status().message();
+  int64_t status = -1;
+  int term = -1;
+  auto process = ServerProcess::spawn(
+      &loop.loop,
+      command({"/bin/sh", "-c",
+               "read x < '" + first + "'; echo written-while-unread; read y < '" + second +
+                   "'; exit 7"}),
+      [&](int64_t s, int t) { status = s, term = t; }, {}, &*pipe);
+  ASSERT_TRUE(process.ok()) << process.status().message();
+  PipeId id = pipe->id;
+  pipe->read.reset();  // the daemon is gone: no read end of its own is left
+  pipe->write.reset();
+
+  // The child's own copy of the read end sits above the descriptors a server expects.
+  bool kept_high = false;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string((*process)->pid()) + "/fd")) {
+    struct stat st;
+    if (std::stoi(entry.path().filename().string()) >= 100 &&
+        ::stat(entry.path().c_str(), &st) == 0 && static_cast<uint64_t>(st.st_ino) == id.ino)
+      kept_high = true;
+  }
+  EXPECT_TRUE(kept_high);
+
+  UniqueFd go = open_fifo(first);
+  ASSERT_TRUE(go);
+  ASSERT_EQ(::write(go.get(), "go\n", 3), 3);
+  go.reset();
+  // The child has opened `second`, so it has written its line, while nobody read the pipe.
+  UniqueFd go_on = open_fifo(second);
+  ASSERT_TRUE(go_on);
+  auto reopened = reopen_output_pipe((*process)->pid(), id);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().message();
+  EXPECT_EQ(read_some(reopened->get()), "written-while-unread\n");
+  ASSERT_EQ(::write(go_on.get(), "go\n", 3), 3);
+  go_on.reset();
+  uv_run(&loop.loop, UV_RUN_DEFAULT);
+  EXPECT_EQ(term, 0) << "killed by signal " << term << " (SIGPIPE is " << SIGPIPE << ")";
+  EXPECT_EQ(status, 7);
+  process->reset();
+}
+
+TEST(OutputPipe, OnlyThatPipeIsOpenedAgainNeverAnotherOfTheProcess) {
+  Loop loop;
+  auto pipe = make_output_pipe();
+  ASSERT_TRUE(pipe.ok());
+  auto other = make_output_pipe();  // the server's stdout is this one, not the recorded one
+  ASSERT_TRUE(other.ok());
+  auto process = ServerProcess::spawn(&loop.loop, command({"/bin/sleep", "60"}),
+                                      [](int64_t, int) {}, {}, &*other);
+  ASSERT_TRUE(process.ok());
+  EXPECT_FALSE(reopen_output_pipe((*process)->pid(), pipe->id).ok());
+  EXPECT_TRUE(reopen_output_pipe((*process)->pid(), other->id).ok());
+  (*process)->signal_group(SIGKILL);
+  uv_run(&loop.loop, UV_RUN_DEFAULT);
+  process->reset();
+}
+
+}  // namespace
+}  // namespace serverswap::daemon

@@ -1,0 +1,99 @@
+// A server's stdout and stderr are a pipe the daemon reads (docs/security.md, "Server
+// output"): never the daemon's own log, every line said as that server's, and nothing lost
+// or fatal while no daemon reads (between a SIGKILL of the daemon and its restart).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "harness.h"
+
+namespace serverswap::testing {
+namespace {
+
+// What descriptor `fd` of process `pid` is ("pipe:[1234]", a path).
+std::string fd_target(pid_t pid, int fd) {
+  std::error_code ec;
+  return std::filesystem::read_symlink(
+             "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd), ec)
+      .string();
+}
+
+// A --listen program that writes `text` and then waits for a line on FIFO `go` before
+// writing "second line" and sleeping.
+std::vector<std::string> talker(const std::string& text, const std::string& go) {
+  return {SERVERSWAP_BIN, "--listen", "127.0.0.1:0", "--ready-after", "100ms", "--",
+          "/bin/sh",      "-c",
+          "printf '" + text + "\\n'; read x < '" + go + "'; echo second line; exec sleep 60"};
+}
+
+// Waits (bounded) until the FIFO has a reader, and writes one line to it.
+bool release(const std::string& fifo) {
+  int fd = -1;
+  eventually(
+      [&] {
+        fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        return fd >= 0;
+      },
+      10s);
+  if (fd < 0) return false;
+  bool written = ::write(fd, "go\n", 3) == 3;
+  ::close(fd);
+  return written;
+}
+
+TEST(ServerOutput, AServersLinesAreItsOwnEscapedAndItHoldsNoneOfTheDaemonsDescriptors) {
+  DaemonUnderTest daemon;
+  std::string go = daemon.dir() + "/go";
+  ASSERT_EQ(::mkfifo(go.c_str(), 0600), 0);
+  // A line that tries to pass for the daemon's own and to clear the terminal.
+  std::vector<std::string> deploy = talker("\\033[2J2026-01-01T00:00:00.000Z serverswap[1]: x", go);
+  deploy.insert(deploy.begin() + 1, {"--socket", daemon.socket()});
+  Child first(deploy);
+  ASSERT_EQ(first.wait(30s), 0) << first.output();
+  pid_t server = daemon.server_pids().at(0);
+  std::string prefix = "server " + std::to_string(server) + " (gen 1) | ";
+  ASSERT_TRUE(daemon.process().wait_for_output(prefix + "\\x1b[2J2026-01-01", 10s))
+      << daemon.process().output();
+  // Its stdout and stderr are one pipe, not the daemon's stdout or stderr.
+  std::string out = fd_target(server, 1);
+  EXPECT_TRUE(out.starts_with("pipe:")) << out;
+  EXPECT_EQ(fd_target(server, 2), out);
+  EXPECT_NE(out, fd_target(daemon.process().pid(), 1));
+  EXPECT_NE(out, fd_target(daemon.process().pid(), 2));
+  ASSERT_TRUE(release(go));
+  EXPECT_TRUE(daemon.process().wait_for_output(prefix + "second line", 10s))
+      << daemon.process().output();
+}
+
+TEST(ServerOutput, WhatAServerWritesWhileTheDaemonIsDeadIsReadByTheNextOneAndKillsNothing) {
+  DaemonUnderTest daemon({"--takedown-timeout", "5s", "--adopt-timeout", "10s"});
+  std::string go = daemon.dir() + "/go";
+  ASSERT_EQ(::mkfifo(go.c_str(), 0600), 0);
+  std::vector<std::string> deploy = talker("first line", go);
+  deploy.insert(deploy.begin() + 1, {"--socket", daemon.socket()});
+  Child first(deploy);
+  ASSERT_EQ(first.wait(30s), 0) << first.output();
+  pid_t server = daemon.server_pids().at(0);
+  ASSERT_TRUE(daemon.process().wait_for_output("| first line", 10s));
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+
+  // Written while no daemon reads: without a reader it would die of SIGPIPE.
+  ASSERT_TRUE(release(go));
+  Child again({SERVERSWAP_BIN, "--socket", daemon.socket(), "--adopt-timeout", "10s", "daemon"});
+  EXPECT_TRUE(again.wait_for_output(
+      "server " + std::to_string(server) + " (gen 1) | second line", 10s))
+      << again.output();
+  EXPECT_TRUE(process_exists(server));
+  Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
+  EXPECT_EQ(stop.wait(30s), 0) << stop.output();
+  EXPECT_EQ(again.wait(30s), 0) << again.output();
+}
+
+}  // namespace
+}  // namespace serverswap::testing
