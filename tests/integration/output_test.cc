@@ -18,17 +18,24 @@ namespace {
 // What descriptor `fd` of process `pid` is ("pipe:[1234]", a path).
 std::string fd_target(pid_t pid, int fd) {
   std::error_code ec;
-  return std::filesystem::read_symlink(
-             "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd), ec)
+  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd),
+                                       ec)
       .string();
 }
 
-// A --listen program that writes `text` and then waits for a line on FIFO `go` before
-// writing "second line" and sleeping.
+// A --listen program that writes `text`, then for each line on FIFO `go` writes "line 2",
+// "line 3", ...
 std::vector<std::string> talker(const std::string& text, const std::string& go) {
-  return {SERVERSWAP_BIN, "--listen", "127.0.0.1:0", "--ready-after", "100ms", "--",
-          "/bin/sh",      "-c",
-          "printf '" + text + "\\n'; read x < '" + go + "'; echo second line; exec sleep 60"};
+  return {SERVERSWAP_BIN,
+          "--listen",
+          "127.0.0.1:0",
+          "--ready-after",
+          "100ms",
+          "--",
+          "/bin/sh",
+          "-c",
+          "printf '" + text + "\\n'; n=2; while read x < '" + go +
+              "'; do echo line $n; n=$((n + 1)); done"};
 }
 
 // Waits (bounded) until the FIFO has a reader, and writes one line to it.
@@ -66,7 +73,7 @@ TEST(ServerOutput, AServersLinesAreItsOwnEscapedAndItHoldsNoneOfTheDaemonsDescri
   EXPECT_NE(out, fd_target(daemon.process().pid(), 1));
   EXPECT_NE(out, fd_target(daemon.process().pid(), 2));
   ASSERT_TRUE(release(go));
-  EXPECT_TRUE(daemon.process().wait_for_output(prefix + "second line", 10s))
+  EXPECT_TRUE(daemon.process().wait_for_output(prefix + "line 2", 10s))
       << daemon.process().output();
 }
 
@@ -86,10 +93,15 @@ TEST(ServerOutput, WhatAServerWritesWhileTheDaemonIsDeadIsReadByTheNextOneAndKil
   // Written while no daemon reads: without a reader it would die of SIGPIPE.
   ASSERT_TRUE(release(go));
   Child again({SERVERSWAP_BIN, "--socket", daemon.socket(), "--adopt-timeout", "10s", "daemon"});
-  EXPECT_TRUE(again.wait_for_output(
-      "server " + std::to_string(server) + " (gen 1) | second line", 10s))
-      << again.output();
+  std::string prefix = "server " + std::to_string(server) + " (gen 1) | ";
+  EXPECT_TRUE(again.wait_for_output(prefix + "line 2", 10s)) << again.output();
   EXPECT_TRUE(process_exists(server));
+
+  // Across an upgrade (the daemon executes itself again) the pipe is read on.
+  Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade"});
+  ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output();
+  ASSERT_TRUE(release(go));
+  EXPECT_TRUE(again.wait_for_output(prefix + "line 3", 10s)) << again.output();
   Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
   EXPECT_EQ(stop.wait(30s), 0) << stop.output();
   EXPECT_EQ(again.wait(30s), 0) << again.output();
