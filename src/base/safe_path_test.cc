@@ -1,5 +1,6 @@
 #include "base/safe_path.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,7 +30,9 @@ struct Tree {
   std::string link(const std::string& name, const std::string& target, uid_t owner) const {
     std::string path = at(name);
     EXPECT_EQ(::symlink(target.c_str(), path.c_str()), 0) << path << ": " << std::strerror(errno);
-    if (owner != ::geteuid()) EXPECT_EQ(::lchown(path.c_str(), owner, owner), 0) << path;
+    if (owner != ::geteuid()) {
+      EXPECT_EQ(::lchown(path.c_str(), owner, owner), 0) << path;
+    }
     return path;
   }
 };
