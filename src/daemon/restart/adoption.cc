@@ -228,7 +228,7 @@ void Supervisor::resume(Peer& connection, const protocol::Message& message) {
     if (Status s = sockets_.adopt(names[i], std::move(fds[i]),
                                   "server " + std::to_string(server->pid) + " (resume)");
         !s.ok())
-      log_line(s.message());
+      log_refusal(connection, s.message());  // as often as it resumes: within the rate
   }
   fds.clear();
   // Its --listen sockets came at spawn, not by readyFor, so a client library does not list
