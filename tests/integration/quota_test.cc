@@ -255,7 +255,11 @@ TEST_F(Quota, ReadyForRepeatsAndReconnectsOfAServerAddAFewLogLinesOnly) {
       std::vector<std::string>{SERVERSWAP_BIN, "--socket", daemon_.socket(), "--user", "nobody",
                                "--", "/usr/bin/python3", script, "127.0.0.1:0", "3", result});
   ASSERT_TRUE(eventually([&] { return !lines_of(result).empty(); }, 20s)) << deploy->output();
-  const size_t log_before = daemon_.process().output().size();
+  // What the daemon says from here on is the flood's: the line before it is "is up" (the
+  // server's serverUp, sent before "started"). Its own output is read on a thread, so it is
+  // found by its text rather than by how much had been read when "started" came.
+  const std::string up = "is up (sent serverUp)";
+  ASSERT_TRUE(daemon_.process().wait_for_output(up, 10s)) << daemon_.process().output();
   int asked = 0, failed = 0;
   std::string first_failure;
   // Root's status, one after the other, while the flood goes on (3 s).
@@ -267,7 +271,7 @@ TEST_F(Quota, ReadyForRepeatsAndReconnectsOfAServerAddAFewLogLinesOnly) {
   }
   ASSERT_EQ(lines_of(result).size(), 2u)
       << "after " << asked << " status (" << failed << " failed: " << first_failure << ")\n"
-      << daemon_.process().output().substr(log_before, 4000);
+      << daemon_.process().output().substr(0, 4000);
   EXPECT_EQ(failed, 0) << "of " << asked << "; first: " << first_failure;
   EXPECT_GE(asked, 5);
   std::istringstream counts(lines_of(result)[1]);
@@ -280,7 +284,8 @@ TEST_F(Quota, ReadyForRepeatsAndReconnectsOfAServerAddAFewLogLinesOnly) {
   EXPECT_GT(reconnects, 10) << lines_of(result)[1];
   EXPECT_GT(refused, 0) << lines_of(result)[1];
   // What was said meanwhile: before, ~6,000 lines a second; now a burst, then a few a second.
-  std::string during = daemon_.process().output().substr(log_before);
+  std::string log = daemon_.process().output();
+  std::string during = log.substr(log.find(up));
   size_t lines = count_of(during, "\n");
   EXPECT_LT(lines, 100u) << during.substr(0, 6000);
   EXPECT_EQ(count_of(during, "handed the listening socket"), 0u) << during.substr(0, 6000);
