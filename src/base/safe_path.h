@@ -1,11 +1,13 @@
 // The safe_path rule of OpenSSH (auth.c), which serverswap applies to every directory whose
 // contents it trusts: a directory is safe for the effective uid when it, and every directory
-// on the way to it as the kernel resolves it (symbolic links followed), is owned by root or
-// by that uid and is writable by no one else, unless it is sticky: in a sticky directory
-// (/tmp) no one may rename or remove what another user has there. A symbolic link on the way
-// must moreover be root's or that uid's (another user could point it elsewhere later, as
-// OpenSSH's realpath-based check misses). Thread-safe (reads the
-// file system only).
+// the kernel passes through to reach it, is owned by root or by that uid and is writable by
+// no one else, unless it is sticky: in a sticky directory (/tmp) no one may rename or remove
+// what another user has there, and what is taken from it (the next component, checked in
+// turn) must be root's or that uid's. Every symbolic link met on the way, in the path as
+// written or in the target of another link, must moreover be root's or that uid's (another
+// user could point it elsewhere later, which OpenSSH's realpath-based check misses), and the
+// directories its target passes through are checked as well. Thread-safe (reads the file
+// system only; no shared state).
 #pragma once
 
 #include <sys/types.h>
@@ -16,14 +18,23 @@
 
 namespace serverswap {
 
-// The first component of `dir` (absolute, existing; itself included) that breaks the rule,
-// or an empty `unsafe` when none does. `why` then says how, for a message: "which belongs to
-// uid 1000 (neither root nor you)", "which has mode 0777 (writable by others, not sticky)".
+// The first component met while resolving `dir` (absolute, existing; itself included) that
+// breaks the rule, or an empty `unsafe` when none does. The path is resolved one component
+// at a time, as the kernel would (systemd's chase() does the same), each relative to a
+// descriptor of the directory before it (O_PATH|O_NOFOLLOW), so that what is checked is
+// what is followed; a symbolic link is checked, then its target resolved the same way (at
+// most 40 links, ELOOP beyond). `unsafe` is the component as it was reached (a link's own
+// path, a directory's path through the links before it), and `why` says how, for a
+// message: "which belongs to uid 1000 (neither root nor you)", "which has mode 0777
+// (writable by others, not sticky)", "a symbolic link that belongs to uid 65534 (neither
+// root nor you), to /elsewhere".
 struct UnsafeComponent {
   std::string unsafe;  // the component's path, empty when the whole path is safe
   std::string why;
 };
-// Errors: realpath(3) or stat(2) failing on `dir` or an ancestor (the errno text and path).
+// Errors: a component that cannot be opened or read ("resolve DIR: PATH: No such file or
+// directory"), one that is not a directory before the end ("…: Not a directory"), more
+// than 40 symbolic links ("…: Too many levels of symbolic links").
 Result<UnsafeComponent> find_unsafe_component(const std::string& dir);
 
 // `mode & 07777` as four octal digits: "0755".

@@ -36,8 +36,9 @@ Status ensure_private_dir(const std::string& dir) {
 }
 
 // The directory the default socket directory is made in ($XDG_RUNTIME_DIR, or /tmp): it and
-// every directory on the way (symlinks followed, each link root's or ours) must be safe by
-// find_unsafe_component's rule, or nothing is created there.
+// every directory on the way (symlinks followed one at a time, each link root's or ours,
+// also one met in another link's target) must be safe by find_unsafe_component's rule, or
+// nothing is created there.
 Status check_runtime_base(const std::string& base) {
   struct stat st {};
   if (::stat(base.c_str(), &st) != 0)
@@ -90,8 +91,9 @@ Status check_socket_directory(const std::string& dir) {
                          ": others may write to it and could plant or replace the daemon's "
                          "files there; chmod go-w " +
                          dir + ", or " + kChooseOwn);
-  // The ancestors as the kernel resolves them: symbolic links on the way (/var/run) are
-  // followed, and their targets checked.
+  // The ancestors as the kernel resolves them: each symbolic link on the way (/var/run) is
+  // checked (root's or ours), then followed, and the directories its target passes through
+  // are checked too.
   auto unsafe = find_unsafe_component(std::filesystem::path(dir).parent_path().string());
   if (!unsafe.ok()) return unsafe.status();
   if (!unsafe->unsafe.empty())

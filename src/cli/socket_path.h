@@ -17,9 +17,11 @@ namespace serverswap::cli {
 Result<std::string> resolve_socket_path(const std::string& flag);
 
 // Refuses `dir` unless it is a real directory (not a symbolic link) owned by the effective
-// uid that no one else may write to, and every ancestor of it is owned by root or the
-// effective uid and writable by no one else unless sticky (OpenSSH's safe_path rule, with
-// the sticky exception so that a directory in /tmp qualifies). `dir` must be absolute.
+// uid that no one else may write to, and every directory the kernel passes through to reach
+// it is owned by root or the effective uid and writable by no one else unless sticky
+// (OpenSSH's safe_path rule, with the sticky exception so that a directory in /tmp
+// qualifies), each symbolic link on the way (also one met in another link's target) being
+// root's or the effective uid's (find_unsafe_component). `dir` must be absolute.
 Status check_socket_directory(const std::string& dir);
 
 }  // namespace serverswap::cli

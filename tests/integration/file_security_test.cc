@@ -183,5 +183,47 @@ TEST_F(SecurityFiles, RuntimeDirectoryOfAnotherUserGetsNothingCreated) {
   EXPECT_FALSE(std::filesystem::exists(nb + "/serverswap")) << plain.output();
 }
 
+// A root-owned link whose target passes through another user's link: the second link is met
+// only by following the first, and is as much theirs to point elsewhere later. `--socket`
+// and XDG_RUNTIME_DIR through it are refused (exit 4) naming that link and its owner, and
+// nothing is created where it points now. (realpath() of the path saw only root's
+// directories, and the daemon took the directory.)
+TEST_F(SecurityFiles, SocketThroughAnotherUsersLinkBehindRootsLinkIsRefused) {
+  SharedDir shared;
+  std::string hops = shared.path() + "/hops";  // root's, 0755
+  std::filesystem::create_directory(hops);
+  chmod(hops.c_str(), 0755);
+  std::string target = shared.path() + "/private";
+  std::filesystem::create_directories(target + "/sub");
+  chmod(target.c_str(), 0700);
+  chmod((target + "/sub").c_str(), 0700);
+  std::string theirs = hops + "/hop";
+  ASSERT_EQ(symlink(target.c_str(), theirs.c_str()), 0);
+  ASSERT_EQ(lchown(theirs.c_str(), kNobody, kNobody), 0);
+  std::string via = shared.path() + "/via";  // root's link to nobody's
+  ASSERT_EQ(symlink(theirs.c_str(), via.c_str()), 0);
+
+  for (const char* command : {"daemon", "status"}) {
+    Child cli({SERVERSWAP_BIN, "--socket", via + "/sub/c.sock", command});
+    EXPECT_EQ(cli.wait(10s), 4) << command << ": " << cli.output();
+    EXPECT_NE(cli.output().find(theirs + ", a symbolic link that belongs to uid 65534"),
+              std::string::npos)
+        << command << ": " << cli.output();
+  }
+  Child xdg({SERVERSWAP_BIN, "status"}, {{"XDG_RUNTIME_DIR", via + "/sub"}});
+  EXPECT_EQ(xdg.wait(10s), 4) << xdg.output();
+  EXPECT_NE(xdg.output().find(theirs + ", a symbolic link that belongs to uid 65534"),
+            std::string::npos)
+      << xdg.output();
+  EXPECT_TRUE(std::filesystem::is_empty(target + "/sub")) << "created through nobody's link";
+
+  // The same links, root's: the directory is accepted (the daemon's own checks pass).
+  ASSERT_EQ(lchown(theirs.c_str(), 0, 0), 0);
+  Child ok({SERVERSWAP_BIN, "--socket", via + "/sub/c.sock", "status"});
+  auto rc = ok.wait(10s);
+  EXPECT_TRUE(rc.has_value() && *rc != 4) << ok.output();
+  EXPECT_EQ(ok.output().find("symbolic link"), std::string::npos) << ok.output();
+}
+
 }  // namespace
 }  // namespace serverswap::testing

@@ -8,8 +8,10 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -170,6 +172,129 @@ TEST_F(Quota, NotifySocketIsClosedToOtherUsersAndAFloodIsCountedAndLoggedBounded
   // The server was not disturbed.
   EXPECT_TRUE(http_ok(daemon_.address_of("127.0.0.1:0")));
   EXPECT_EQ(daemon_.server_pids().size(), 1u);
+}
+
+// A --user nobody server that speaks the protocol by hand: it gets its resource and says
+// serverUp, then for `seconds` repeats readyFor of what it holds, 20 lines at a time, and
+// says hello again each time the daemon closes its connection (over the message rate, or
+// refusing the hello). It writes what it saw to RESULT: "started", then one line of counts.
+constexpr const char* kReconnectFlood = R"PY(
+import json, os, select, socket, sys, time
+resource, seconds, result = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+def say(text):
+    with open(result, "a") as out:
+        out.write(text + "\n")
+def connect():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.environ["SERVERSWAP_SOCKET"])
+    hello = {"hello": {"id": os.environ["SERVERSWAP_ID"], "pid": os.getpid(), "protocol": 1,
+                       "upMessage": True}}
+    s.sendall((json.dumps(hello) + "\n").encode())
+    return s
+s = connect()
+s.sendall((json.dumps({"readyFor": resource}) + "\n").encode())
+got = b""
+while b"resourceReady" not in got:
+    chunk = s.recv(65536)
+    if not chunk:
+        sys.exit("closed before resourceReady: %r" % got)
+    got += chunk
+s.sendall(b'{"serverUp": true}\n')
+say("started")
+line = (json.dumps({"readyFor": resource}) + "\n").encode()
+sent = reconnects = answered = refused = 0
+tail = b""
+end = time.time() + seconds
+while time.time() < end:
+    try:
+        s.sendall(line * 20)
+        sent += 20
+        while select.select([s], [], [], 0)[0]:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                raise ConnectionResetError("eof")
+            data = tail + chunk
+            answered += data.count(b"resourceReady")
+            refused += data.count(b"too many hellos")
+            tail = data[-64:]
+    except OSError:
+        s.close()
+        time.sleep(0.01)
+        try:
+            s = connect()
+            reconnects += 1
+        except OSError:
+            time.sleep(0.1)
+say("sent %d answered %d reconnects %d refused %d" % (sent, answered, reconnects, refused))
+time.sleep(3600)
+)PY";
+
+// A --user server that asks again and again for what it holds, and reconnects each time the
+// daemon closes its connection, used to make the daemon write thousands of lines a second
+// ("handed the listening socket", "connected", "closed its control connection"). A readyFor
+// of a held resource is answered (the same socket) without a line, and its hellos are
+// refused past a burst with a reason it can print: the log grows by a bounded number of
+// lines, and root's status is answered throughout.
+TEST_F(Quota, ReadyForRepeatsAndReconnectsOfAServerAddAFewLogLinesOnly) {
+  if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "needs python3";
+  TempDir scripts("reconnect-flood", 0755);
+  std::string script = scripts.path() + "/flood.py";
+  std::ofstream(script) << kReconnectFlood;
+  ASSERT_EQ(chmod(script.c_str(), 0644), 0);
+  std::string results = scripts.path() + "/out";
+  std::filesystem::create_directory(results);
+  ASSERT_EQ(chown(results.c_str(), 65534, 65534), 0);
+  std::string result = results + "/result";
+  auto lines_of = [](const std::string& path) {
+    std::ifstream in(path);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+  };
+
+  auto deploy = std::make_unique<Child>(
+      std::vector<std::string>{SERVERSWAP_BIN, "--socket", daemon_.socket(), "--user", "nobody",
+                               "--", "/usr/bin/python3", script, "127.0.0.1:0", "3", result});
+  ASSERT_TRUE(eventually([&] { return !lines_of(result).empty(); }, 20s)) << deploy->output();
+  // What the daemon says from here on is the flood's: the line before it is "is up" (the
+  // server's serverUp, sent before "started"). Its own output is read on a thread, so it is
+  // found by its text rather than by how much had been read when "started" came.
+  const std::string up = "is up (sent serverUp)";
+  ASSERT_TRUE(daemon_.process().wait_for_output(up, 10s)) << daemon_.process().output();
+  int asked = 0, failed = 0;
+  std::string first_failure;
+  // Root's status, one after the other, while the flood goes on (3 s).
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (lines_of(result).size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    auto status = serverswap(daemon_, {"status"}, 10s);
+    if (status.code != 0 && failed++ == 0) first_failure = status.output;
+    ++asked;
+  }
+  ASSERT_EQ(lines_of(result).size(), 2u)
+      << "after " << asked << " status (" << failed << " failed: " << first_failure << ")\n"
+      << daemon_.process().output().substr(0, 4000);
+  EXPECT_EQ(failed, 0) << "of " << asked << "; first: " << first_failure;
+  EXPECT_GE(asked, 5);
+  std::istringstream counts(lines_of(result)[1]);
+  std::string word;
+  long sent = 0, answered = 0, reconnects = 0, refused = 0;
+  counts >> word >> sent >> word >> answered >> word >> reconnects >> word >> refused;
+  // The flood did happen: repeats answered, closed over the rate, hellos refused.
+  EXPECT_GT(sent, 5000) << lines_of(result)[1];
+  EXPECT_GT(answered, 100) << lines_of(result)[1];
+  EXPECT_GT(reconnects, 10) << lines_of(result)[1];
+  EXPECT_GT(refused, 0) << lines_of(result)[1];
+  // What was said meanwhile: before, ~6,000 lines a second; now a burst, then a few a second.
+  std::string log = daemon_.process().output();
+  std::string during = log.substr(log.find(up));
+  size_t lines = count_of(during, "\n");
+  EXPECT_LT(lines, 100u) << during.substr(0, 6000);
+  EXPECT_EQ(count_of(during, "handed the listening socket"), 0u) << during.substr(0, 6000);
+  EXPECT_LE(count_of(during, "hello refused"), 10u + 5u) << during.substr(0, 6000);
+  // The server is up and serves; the daemon is whole.
+  auto status = daemon_.status();
+  ASSERT_EQ(status["servers"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["servers"][0]["state"], "up") << status.dump();
 }
 
 }  // namespace

@@ -34,13 +34,22 @@ LogLimiter::~LogLimiter() {
 }
 
 bool LogLimiter::admit(const std::string& source) {
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch());
+  const auto now_ms = static_cast<uint64_t>(now.count());
   auto it = sources_.find(source);
   if (it == sources_.end()) {
+    // Sources come and go (servers, uids): one that has been quiet long enough for its
+    // bucket to refill, and has nothing left to summarise, is as good as new and is
+    // forgotten, so that a long-lived daemon does not put every later source in one shared
+    // bucket.
+    if (sources_.size() >= kMaxSources)
+      std::erase_if(sources_, [&](const auto& entry) {
+        return entry.second.suppressed == 0 && entry.second.bucket.full(now_ms);
+      });
     const std::string& key = sources_.size() < kMaxSources ? source : "other sources";
     it = sources_.try_emplace(key, Source{TokenBucket(lines_per_second_, burst_)}).first;
   }
-  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch());
-  if (it->second.bucket.take(static_cast<uint64_t>(now.count()))) return true;
+  if (it->second.bucket.take(now_ms)) return true;
   ++it->second.suppressed;
   observe::count(observe::Refused::kSuppressedLogLine);
   if (!flush_pending_) {

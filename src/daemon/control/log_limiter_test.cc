@@ -39,6 +39,36 @@ TEST_F(LogLimiterTest, SourcesBeyondTheCapShareOneBucket) {
   EXPECT_FALSE(limiter.admit("uid 100001"));  // shares its bucket
 }
 
+// A clock that moves when the test says; its alarms never fire (summaries are not tested
+// here).
+class SteppedClock : public Clock {
+ public:
+  std::chrono::steady_clock::time_point now() const override { return now_; }
+  std::unique_ptr<Alarm> alarm() override { return std::make_unique<Silent>(); }
+  void advance(Millis by) { now_ += by; }
+
+ private:
+  struct Silent : Alarm {
+    void start(Millis, std::function<void()>) override {}
+    void stop() override {}
+  };
+  std::chrono::steady_clock::time_point now_{std::chrono::hours(1)};
+};
+
+// Sources come and go (servers, uids): once the cap's worth have gone quiet, a new one gets a
+// bucket of its own again instead of sharing "other sources" for the daemon's lifetime.
+TEST(LogLimiterSources, QuietSourcesAreForgottenSoNewOnesGetTheirOwnBucket) {
+  SteppedClock clock;
+  LogLimiter limiter(clock, "test lines", /*lines_per_second=*/1, /*burst=*/1);
+  for (size_t i = 0; i < LogLimiter::kMaxSources; ++i)
+    EXPECT_TRUE(limiter.admit("server " + std::to_string(i)));
+  EXPECT_FALSE(limiter.admit("server 0"));  // its line is suppressed: it is remembered
+  clock.advance(Millis(2000));
+  EXPECT_TRUE(limiter.admit("server 100"));
+  EXPECT_TRUE(limiter.admit("server 101"));  // not sharing server 100's bucket
+  EXPECT_FALSE(limiter.admit("server 101"));
+}
+
 TEST(ConnectionCapsTest, FollowTheFdLimit) {
   ConnectionCaps at_1024 = caps_for_fd_limit(1024);
   EXPECT_EQ(at_1024.total, 512u);

@@ -13,6 +13,15 @@ class TokenBucket {
   TokenBucket(double rate_per_second, double burst)
       : rate_per_ms_(rate_per_second / 1000), burst_(burst), tokens_(burst) {}
 
+  // Whether the bucket would be full at `now_ms`: nothing taken from it matters any more,
+  // so a holder of many buckets may forget this one and start a new one later.
+  bool full(uint64_t now_ms) const {
+    if (!started_) return true;
+    double refilled =
+        tokens_ + static_cast<double>(now_ms > last_ms_ ? now_ms - last_ms_ : 0) * rate_per_ms_;
+    return refilled >= burst_;
+  }
+
   // Takes one token at `now_ms` (monotonic milliseconds); false when none is left.
   bool take(uint64_t now_ms) {
     if (started_ && now_ms > last_ms_)

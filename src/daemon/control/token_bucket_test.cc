@@ -19,6 +19,15 @@ TEST(TokenBucket, AdmitsABurstThenTheRate) {
   EXPECT_EQ(taken(bucket, 6100, 1000), 100);
 }
 
+TEST(TokenBucket, IsFullOnlyOnceRefilled) {
+  TokenBucket bucket(/*rate_per_second=*/10, /*burst=*/2);
+  EXPECT_TRUE(bucket.full(0));  // untouched
+  EXPECT_TRUE(bucket.take(1000));
+  EXPECT_FALSE(bucket.full(1000));
+  EXPECT_FALSE(bucket.full(1050));  // half a token back
+  EXPECT_TRUE(bucket.full(1100));
+}
+
 TEST(TokenBucket, NeverHoldsMoreThanTheBurst) {
   TokenBucket bucket(100, 20);
   EXPECT_TRUE(bucket.take(0));

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/control/token_bucket.h"
 #include "daemon/core/processes.h"
 #include "daemon/core/spawn_spec.h"
 #include "daemon/spawn/notify_socket.h"
@@ -31,6 +32,11 @@ enum class ServerState {
 };
 
 const char* state_name(ServerState state);
+
+// Hellos (plain or resume) one server may have accepted: kHelloBurst at once, then
+// kHellosPerSecond (Server::hellos).
+inline constexpr int kHelloBurst = 10;
+inline constexpr double kHellosPerSecond = 1;
 
 // How far the signals to a server's process group have gone (a takedown's progress when
 // takeDown could not reach it, or it ignored it).
@@ -80,6 +86,15 @@ struct Server {
   // Kept up by keep_serving (its deploy failed): it takes nothing more over by settling, only
   // by `serving`, since it never said serverUp.
   bool kept = false;
+  // Resources it said `serving` on: said again, it changes nothing, and is not logged again
+  // beyond the rate of what a server says (Supervisor::emit_said).
+  std::set<std::string> said_serving;
+  // Its hellos and resumes accepted (a connection each): a burst, then a slow rate, so that
+  // a server reconnecting in a loop cannot make the daemon say "connected" and
+  // "disconnected" without end (docs/protocol.md, "Limits"). A client library reconnects
+  // only after the daemon went away, at most every 100 ms and backing off to 1 s, and a
+  // restarted daemon starts with a full bucket: it never meets this.
+  TokenBucket hellos{kHellosPerSecond, kHelloBurst};
   Signalled signalled = Signalled::kNone;
   std::string failure;  // why it failed, when it did
   bool disconnected_before_up = false;

@@ -18,7 +18,12 @@ void Supervisor::serving(Server& server, Peer& connection, const protocol::Messa
   if (!server.starting() && server.state != ServerState::kUp)
     return reply_error(connection, "this server is being taken down", m);
   if (server.starting()) server.served.insert(name);
-  emit(server, EventKind::kServing, "accepts on it now; older holders go down on it", name);
+  // Said again, it is a line whose rate the server chooses (the older holders went down the
+  // first time; any left are taken down, with lines of their own, below).
+  if (server.said_serving.insert(name).second)
+    emit(server, EventKind::kServing, "accepts on it now; older holders go down on it", name);
+  else
+    emit_said(server, EventKind::kServing, "accepts on it now; older holders go down on it", name);
   take_over(server, name, "generation " + std::to_string(server.generation) + " serves on it");
 }
 

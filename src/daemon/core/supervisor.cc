@@ -16,6 +16,7 @@
 #include "daemon/process/process_tree.h"
 #include "daemon/spawn/spawn_environment.h"
 #include "daemon/workers/worker_roll.h"
+#include "observe/counters.h"
 
 namespace serverswap::daemon {
 
@@ -425,12 +426,17 @@ void Supervisor::hello(Peer& connection, const protocol::Message& message) {
   if (!server || !server->alive()) return error("unknown or already connected server id");
   // An id is a credential, but it may leak: it counts only from the server's own processes.
   if (!processes_.is_process_of(connection.peer_pid(), server->pid, server->start_time)) {
-    log_refusal("hello refused: pid " + std::to_string(connection.peer_pid()) +
-                " is not a process of server " + std::to_string(server->pid) + " (gen " +
-                std::to_string(server->generation) + ")");
+    log_refusal(connection, "hello refused: pid " + std::to_string(connection.peer_pid()) +
+                                " is not a process of server " + std::to_string(server->pid) +
+                                " (gen " + std::to_string(server->generation) + ")");
     return error("this connection is not from a process of that server");
   }
   if (server->connection != 0) return error("unknown or already connected server id");
+  if (std::string why; !may_connect_again(*server, &why)) {
+    log_refusal(connection, "hello refused: server " + std::to_string(server->pid) + " (gen " +
+                                std::to_string(server->generation) + "): " + why);
+    return error(why);
+  }
   connection.role = Peer::Role::kServer;
   connection.server_id = server->id;
   server->connection = connection.id();
@@ -440,8 +446,8 @@ void Supervisor::hello(Peer& connection, const protocol::Message& message) {
   connection.send(protocol::Welcome{protocol::kVersion, server->id,
                                     std::string("serverswap ") + SERVERSWAP_VERSION, false}
                       .encode());
-  emit(*server, EventKind::kConnected,
-       "connected (pid " + std::to_string(connection.peer_pid()) + ")");
+  emit_connection(*server, EventKind::kConnected,
+                  "connected (pid " + std::to_string(connection.peer_pid()) + ")");
   // Taken back before it had said hello to the daemon that died, it says it to this one: it
   // is managed again, as if it had resumed (found by the simulator: it was made unmanaged
   // at --adopt-timeout while connected, and then took nothing over).
@@ -551,9 +557,14 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
           if (s->starting()) fail(*s, entry.status().message());
           return;
         }
+        // Asked again for what it holds: answered the same (docs/protocol.md, section 5: the
+        // same socket), and nothing else; a server repeating readyFor in a loop makes no log
+        // line and no state change (before, each one started the settle timer again).
+        bool held_already = s->held.count(name) > 0;
         s->held[name] = spelled;
         c->send_with_handle(protocol::ResourceReady{spelled, (*entry)->address}.encode(),
                             (*entry)->handle);
+        if (held_already) return;
         emit(*s, EventKind::kResourceReady, "handed the listening socket " + (*entry)->address,
              name);
         holds(*s, name);
@@ -713,10 +724,10 @@ void Supervisor::disconnected(Peer& connection) {
     server->disconnected_before_up = true;
     fail(*server, "closed its control connection before it was up", kExitGrace);
   } else if (server->state == ServerState::kUp) {
-    emit(*server, EventKind::kDisconnected,
-         "closed its control connection (a takedown will have to be by signal)");
+    emit_connection(*server, EventKind::kDisconnected,
+                    "closed its control connection (a takedown will have to be by signal)");
   } else if (server->alive()) {
-    emit(*server, EventKind::kDisconnected, "closed its control connection");
+    emit_connection(*server, EventKind::kDisconnected, "closed its control connection");
   }
 }
 
@@ -1032,8 +1043,26 @@ Processes::OutputFn Supervisor::output_reader(uint64_t generation) {
   };
 }
 
-void Supervisor::log_refusal(const std::string& text) {
-  if (server_lines_.admit("peers")) log_line(clip_for_log(text, 2 * kMaxPeerTextInLog));
+void Supervisor::emit_connection(const Server& server, EventKind kind, const std::string& text) {
+  if (connection_lines_.admit("server " + std::to_string(server.pid) + " (gen " +
+                              std::to_string(server.generation) + ")"))
+    emit(server, kind, text);
+}
+
+void Supervisor::log_refusal(const Peer& from, const std::string& text) {
+  if (server_lines_.admit("uid " + std::to_string(from.peer_uid())))
+    log_line(clip_for_log(text, 2 * kMaxPeerTextInLog));
+}
+
+bool Supervisor::may_connect_again(Server& server, std::string* why) {
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch());
+  if (server.hellos.take(static_cast<uint64_t>(now.count()))) return true;
+  // A connection refused for its rate, as the accept throttle counts them.
+  observe::count(observe::Refused::kConnectionRate);
+  *why = "too many hellos from this server: at most " + std::to_string(kHelloBurst) +
+         " at once, then " + std::to_string(static_cast<int>(kHellosPerSecond)) +
+         " a second (is it reconnecting in a loop?); try again later";
+  return false;
 }
 
 // ---- Status and stop ---------------------------------------------------------------------
@@ -1127,8 +1156,8 @@ std::vector<SpawnSpec> Supervisor::up_requests() const {
 
 void Supervisor::einhorn_command(Peer& connection, const protocol::Message& m) {
   auto refuse = [&](const std::string& text) {
-    log_refusal("einhorn command from pid " + std::to_string(connection.peer_pid()) +
-                " refused: " + text);
+    log_refusal(connection, "einhorn command from pid " + std::to_string(connection.peer_pid()) +
+                                " refused: " + text);
     connection.send(protocol::error_reply(text, m.whole));
   };
   auto command = protocol::decode_einhorn_command(m.whole);

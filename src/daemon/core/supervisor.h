@@ -223,9 +223,15 @@ class Supervisor {
   // else counted and left out (the log line and the event alike).
   void emit_said(const Server& server, EventKind kind, const std::string& text,
                  const std::string& resource = "");
+  // emit() for a server's connections (connected, disconnected, resumed): as often as it
+  // connects, so within connection_lines_'s rate for that server.
+  void emit_connection(const Server& server, EventKind kind, const std::string& text);
   // log_line() for a refusal of a peer's message (hello, resume, einhorn command), within
-  // server_lines_'s rate for all such peers together.
-  void log_refusal(const std::string& text);
+  // server_lines_'s rate for the peer's uid.
+  void log_refusal(const Peer& from, const std::string& text);
+  // A hello or resume of `server` from its own process: false (and the reason in `why`)
+  // when it has reconnected more often than Server::hellos allows.
+  bool may_connect_again(Server& server, std::string* why);
   // What reads the output of the server of `generation` (Processes::OutputFn): each line
   // is logged as that server's ("server 42 (gen 3) | text"), within output_lines_'s rate.
   Processes::OutputFn output_reader(uint64_t generation);
@@ -246,12 +252,15 @@ class Supervisor {
   // the takedown signal, then SIGKILL after --takedown-timeout (or when the daemon stops).
   std::map<pid_t, std::unique_ptr<Timer>> leftover_groups_;
   // Lines whose rate a server or peer controls, per server ("server 42 (gen 3)") and for
-  // refused peers together ("peers"): a burst of 10, then 1 a second (docs/security.md).
+  // refused peers by uid ("uid 65534"): a burst of 10, then 1 a second (docs/security.md).
   LogLimiter server_lines_{clock_, "log lines", 1, 10};
   // What servers write on stdout and stderr, per server: a burst of 10,000 lines, then 1,000
   // a second (journald's RateLimitBurst=10000 per 30 s is the precedent: generous for a
   // server that logs every request, a bound for one that writes without end).
   LogLimiter output_lines_{clock_, "lines of output", 1000, 10000};
+  // A server's connections and disconnections, per server: apart from server_lines_, so that
+  // a server chatty on NOTIFY_SOCKET does not lose the lines saying it connected.
+  LogLimiter connection_lines_{clock_, "connection lines", 1, 10};
 
   // The collaborators' narrow views of the supervisor.
   class CrashHost final : public CrashRestarts::Host {

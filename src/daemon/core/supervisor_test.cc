@@ -146,6 +146,42 @@ class SupervisorTest : public ::testing::Test {
   std::unique_ptr<Supervisor> supervisor_;
 };
 
+// A server that asks again for what it holds is answered the same (the same socket) and
+// nothing else changes: no settle timer started again, no new state. One that says hello
+// again each time its connection closes is welcomed 10 times, then refused with a reason it
+// can print (its connection closed), while a legitimate client says hello once.
+TEST_F(SupervisorTest, ReadyForRepeatsChangeNothingAndHellosInALoopAreRefusedPastTheBurst) {
+  deploy({"srv"});
+  pid_t pid = last_pid();
+  FakePeer* peer = &bring_up(pid, ":8080");
+  ASSERT_EQ(state_of(pid), "up");
+  const size_t timers = clock_.pending();
+  for (int i = 0; i < 50; ++i) send(*peer, protocol::make("readyFor", ":8080"));
+  size_t ready = 0;
+  for (const auto& m : peer->sent) ready += m.begin().key() == "resourceReady";
+  EXPECT_EQ(ready, 51u);
+  EXPECT_EQ(clock_.pending(), timers);
+  EXPECT_EQ(state_of(pid), "up");
+
+  for (int i = 1; i < kHelloBurst; ++i) {
+    peer->close();
+    supervisor_->disconnected(*peer);
+    peer = &hello(pid);
+    ASSERT_TRUE(got(*peer, "welcome")) << i << ": " << peer->sent.back().dump();
+  }
+  peer->close();
+  supervisor_->disconnected(*peer);
+  FakePeer& refused = hello(pid);
+  ASSERT_FALSE(got(refused, "welcome"));
+  ASSERT_TRUE(got(refused, "error"));
+  EXPECT_NE(
+      refused.sent.back()["error"].get<std::string>().find("too many hellos from this server"),
+      std::string::npos)
+      << refused.sent.back().dump();
+  EXPECT_TRUE(refused.closed);
+  EXPECT_EQ(state_of(pid), "up");  // still serving; only its connection was refused
+}
+
 TEST_F(SupervisorTest, ADeployIsDeployedOnceItsServerSaysItIsUp) {
   size_t d = deploy({"srv", "v1"});
   pid_t pid = last_pid();

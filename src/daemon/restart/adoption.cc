@@ -190,8 +190,8 @@ void Supervisor::take_listen_sockets_back(Server& server, const ServerRecord& re
 void Supervisor::resume(Peer& connection, const protocol::Message& message) {
   std::vector<UniqueFd> fds = connection.take_received_fds();  // closed on every refusal
   auto refuse = [&](const std::string& text) {
-    log_refusal("resume refused (pid " + std::to_string(connection.peer_pid()) + ", " +
-                std::to_string(fds.size()) + " descriptor(s) closed): " + text);
+    log_refusal(connection, "resume refused (pid " + std::to_string(connection.peer_pid()) + ", " +
+                                std::to_string(fds.size()) + " descriptor(s) closed): " + text);
     fds.clear();
     reply_error(connection, text, message);
     connection.close();
@@ -220,6 +220,7 @@ void Supervisor::resume(Peer& connection, const protocol::Message& message) {
   // An id is a credential, but it may leak: a resume counts only from the server's processes.
   if (!processes_.is_process_of(connection.peer_pid(), server->pid, server->start_time))
     return refuse("this connection is not from a process of that server");
+  if (std::string why; !may_connect_again(*server, &why)) return refuse(why);
   // Every check passed: the first descriptor per resource becomes the daemon's own.
   std::map<std::string, std::string> held;
   for (size_t i = 0; i < holding.size(); ++i) {
@@ -228,7 +229,7 @@ void Supervisor::resume(Peer& connection, const protocol::Message& message) {
     if (Status s = sockets_.adopt(names[i], std::move(fds[i]),
                                   "server " + std::to_string(server->pid) + " (resume)");
         !s.ok())
-      log_line(s.message());
+      log_refusal(connection, s.message());  // as often as it resumes: within the rate
   }
   fds.clear();
   // Its --listen sockets came at spawn, not by readyFor, so a client library does not list
@@ -286,8 +287,8 @@ Server* Supervisor::take_back_unrecorded(const Peer& connection,
     return nullptr;
   auto command = processes_.command_of(pid);
   if (!command.ok()) {
-    log_line("a server unknown to this daemon (pid " + std::to_string(pid) +
-             ") asked to resume; not taken back: " + command.status().message());
+    log_refusal(connection, "a server unknown to this daemon (pid " + std::to_string(pid) +
+                                ") asked to resume; not taken back: " + command.status().message());
     return nullptr;
   }
   // Started by a daemon on this socket under that id: the environment the daemon gave it.
@@ -331,12 +332,12 @@ void Supervisor::resumed(Server& server, Peer& connection, bool up) {
   std::string holds = std::to_string(server.held.size()) + " listening socket(s)";
   if (up) {
     server.state = ServerState::kUp;
-    emit(server, EventKind::kResumed, "resumed, up, holding " + holds);
+    emit_connection(server, EventKind::kResumed, "resumed, up, holding " + holds);
     resettle_resumed(server);
   } else {
     // Still starting: it goes on as a starting server with a fresh --ready-timeout.
     server.state = ServerState::kConnected;
-    emit(server, EventKind::kResumed, "resumed, still starting, holding " + holds);
+    emit_connection(server, EventKind::kResumed, "resumed, still starting, holding " + holds);
     std::string id = server.id;
     server.ready_timer.start(options_.ready_timeout, [this, id] {
       Server* late = find(id);
