@@ -167,14 +167,21 @@ bool Supervisor::newer(const Server& a, const Server& b) {
   return std::pair(a.rank, a.generation) > std::pair(b.rank, b.generation);
 }
 
+// A server that is no worker stands for every slot of its resources, so a newer worker
+// replaces (and supersedes) it too: else an older plain server still starting came up beside
+// the workers of a later deploy, and both served once quiet (found by the simulator, I3).
 bool Supervisor::same_slot(const Server& newer, const Server& older) {
-  return newer.request.worker < 0 || older.request.worker == newer.request.worker;
+  return newer.request.worker < 0 || older.request.worker < 0 ||
+         older.request.worker == newer.request.worker;
 }
 
 // `older` is not up yet and a newer deploy of its command or of one of its resources has
 // arrived: it is stopped, and its deploy fails with the reason.
 void Supervisor::supersede(Server& older, const Server& newer_server) {
   std::string why = "superseded by generation " + std::to_string(newer_server.generation);
+  // A roll hears of it when the loser is its worker's crash restart (whose own deploy record
+  // reports to no one) or an old copy the winner's roll now replaces.
+  rolls_.superseded(older, newer_server, why);
   if (!keep_serving(older, why)) fail(older, why);
 }
 

@@ -317,6 +317,7 @@ class World {
     note(std::string(how) + " #" + std::to_string(index) + ": " + command);
     if (chance(0.1)) processes_.fail_next_spawn = "spawn failed (sim)";
     in_deploy_ = true;
+    deploy_rank_ = 0;
     supervisor_->deploy(
         spec, [this, index](const Json& message) { deploy_message(index, message); }, false);
     in_deploy_ = false;
@@ -502,8 +503,10 @@ class World {
     m.rank = m.generation;
     for (const auto& s : supervisor_->status())
       if (s["pid"].get<pid_t>() == pid) m.rank = s["deployOrder"].get<uint64_t>();
-    // A deploy's own server ranks by its generation; only crash restarts inherit.
-    if (in_deploy_ && m.rank != m.generation)
+    // A deploy's own server ranks by its generation, and every worker of a roll by the
+    // generation of its first worker (one deploy); only crash restarts inherit.
+    if (in_deploy_ && deploy_rank_ == 0) deploy_rank_ = m.generation;
+    if (in_deploy_ && m.rank != deploy_rank_)
       violated("sim: deploy started pid " + std::to_string(pid) + " with another deploy order");
     for (const auto& a : record->spec.argv)
       if (a.starts_with(":")) m.wants.push_back(a);
@@ -858,6 +861,7 @@ class World {
   int crashes_ = 0;
   bool draining_ = false;
   bool in_deploy_ = false;
+  uint64_t deploy_rank_ = 0;  // deploy order of the servers the deploy in progress starts
   bool stopping_ = false;
 };
 

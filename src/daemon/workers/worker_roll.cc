@@ -129,9 +129,13 @@ void WorkerRolls::advance(uint64_t roll_id) {
   for (int index : roll->plan.starts(processes_alive(*roll))) {
     SpawnSpec request = roll->request;
     request.worker = index;
-    const Server* server = host_.start(request, [this, roll_id, index](const Json& message) {
-      worker_message(roll_id, index, message);
-    });
+    // Every worker ranks by the roll's deploy order, the batches started late too: else a
+    // later batch outranked a newer deploy started meanwhile, which then neither replaced
+    // nor superseded it (found by the simulator: two rolls' workers served once quiet).
+    const Server* server = host_.start(
+        request,
+        [this, roll_id, index](const Json& message) { worker_message(roll_id, index, message); },
+        roll->first_generation);
     roll = find_roll(roll_id);  // a worker that could not start ends the roll
     if (!roll || !server) return;
     roll->workers[index] = server->id;
@@ -165,6 +169,17 @@ void WorkerRolls::worker_message(uint64_t roll_id, int index, const Json& messag
     return failed(roll_id, why.substr(0, end), true);
   }
   failed(roll_id, worker_text(index, roll->plan.workers()) + " failed: " + why);
+}
+
+void WorkerRolls::superseded(const Server& older, const Server& newer, const std::string& why) {
+  if (older.restarts == 0) return;  // a deploy's own server: its sink reports (worker_message)
+  // Found by the simulator: a worker's crash restart superseded by a newer deploy left its
+  // roll waiting for it forever (no outcome); and one superseded by a newer roll's worker
+  // was not started again when that roll failed (one worker short once quiet).
+  if (Roll* roll = roll_of(older)) return failed(roll->id, why, true);
+  Roll* winner = roll_of(newer);
+  if (winner && is_old_copy(*winner, older))
+    winner->replaced.emplace(std::max(older.request.worker, 0), older.request);
 }
 
 void WorkerRolls::worker_up(const Server& server) {
@@ -228,7 +243,8 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   if (!superseded)
     for (const auto& [index, request] : roll->replaced) {
       restored.push_back(std::to_string(index));
-      host_.start(request, [](const Json&) {});
+      host_.start(
+          request, [](const Json&) {}, 0);
     }
   // Starting servers may have changed the table; the roll itself is still there (reported).
   roll = find_roll(roll_id);
