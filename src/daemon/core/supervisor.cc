@@ -179,10 +179,10 @@ bool Supervisor::same_slot(const Server& newer, const Server& older) {
 // arrived: it is stopped, and its deploy fails with the reason.
 void Supervisor::supersede(Server& older, const Server& newer_server) {
   std::string why = "superseded by generation " + std::to_string(newer_server.generation);
-  // A roll hears of it when the loser is its worker's crash restart (whose own deploy record
-  // reports to no one) or an old copy the winner's roll now replaces.
-  rolls_.superseded(older, newer_server, why);
   if (!keep_serving(older, why)) fail(older, why);
+  // A roll hears of it at once when the loser is one of its workers (its own deploy record
+  // reports only at its exit) or an old copy the winner's roll now replaces.
+  rolls_.superseded(older, newer_server, why);
 }
 
 // `server`, still starting, would fail for a reason of the daemon's (a newer deploy, the

@@ -532,11 +532,14 @@ class World {
       }
       m.staggered = options_.serving && m.wants.size() > 1 && chance(0.5);
       m.resumes = chance(0.8);
-      // A crash restart (or a restored old copy) runs the release of the worker it stands for.
+      // A crash restart (or a restored old copy) runs the release of the worker it stands for:
+      // the one of its deploy order when there is one (two deploys of one command line are
+      // two releases; the latest of them is not always the one restarted), else the latest.
       for (auto it = models_.rbegin(); it != models_.rend(); ++it)
-        if (it->second.argv == m.argv && it->second.worker == m.worker && it->second.tag >= 0) {
+        if (it->second.argv == m.argv && it->second.worker == m.worker && it->second.tag >= 0 &&
+            (m.tag < 0 || it->second.rank == m.rank)) {
           m.tag = it->second.tag;
-          break;
+          if (it->second.rank == m.rank) break;
         }
     }
     models_[pid] = m;

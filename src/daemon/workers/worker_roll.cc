@@ -95,7 +95,23 @@ WorkerRolls::Roll* WorkerRolls::roll_of(const Server& server) {
 }
 
 void WorkerRolls::holds(const Server& server, const std::string& name) {
-  if (Roll* roll = roll_of(server)) roll->resources.insert(name);
+  Roll* roll = roll_of(server);
+  if (!roll) return;
+  roll->resources.insert(name);
+  // Two rolls in progress on one resource (of different commands: those of one command
+  // meet at start): the newest deploy wins. Found by the simulator: workers race only for
+  // their own index, so both rolls went on, each taking the other's workers down, and the
+  // older never had an outcome.
+  std::vector<std::pair<uint64_t, uint64_t>> losers;  // roll id, the winner's generation
+  for (const auto& [id, other] : rolls_) {
+    if (other.get() == roll || other->reported || !other->resources.count(name)) continue;
+    if (other->first_generation < roll->first_generation)
+      losers.emplace_back(id, roll->first_generation);
+    else
+      losers.emplace_back(roll->id, other->first_generation);
+  }
+  for (const auto& [id, by] : losers)
+    failed(id, "superseded by generation " + std::to_string(by), true);
 }
 
 bool WorkerRolls::in_roll(const Server& server) const {
@@ -172,11 +188,13 @@ void WorkerRolls::worker_message(uint64_t roll_id, int index, const Json& messag
 }
 
 void WorkerRolls::superseded(const Server& older, const Server& newer, const std::string& why) {
-  if (older.restarts == 0) return;  // a deploy's own server: its sink reports (worker_message)
-  // Found by the simulator: a worker's crash restart superseded by a newer deploy left its
-  // roll waiting for it forever (no outcome); and one superseded by a newer roll's worker
-  // was not started again when that roll failed (one worker short once quiet).
+  // Found by the simulator: a roll whose worker lost went on until that worker exited (its
+  // other batches came up beside the newer deploy's workers), and one whose worker's crash
+  // restart lost waited for it forever (no outcome).
   if (Roll* roll = roll_of(older)) return failed(roll->id, why, true);
+  // A crash restart of an old copy superseded by a newer roll's worker was not started again
+  // when that roll failed (one worker short once quiet).
+  if (older.restarts == 0) return;
   Roll* winner = roll_of(newer);
   if (winner && is_old_copy(*winner, older))
     winner->replaced.emplace(std::max(older.request.worker, 0), older.request);

@@ -77,8 +77,8 @@ class WorkerRolls {
   // next batch starts.
   void worker_up(const Server& server);
   // Hook: supersede(). `older`, still starting, loses to `newer` (`why`: "superseded by
-  // generation N"). A crash restart standing in for a roll's worker ends that roll
-  // (superseded); a crash restart of an old copy that a roll's worker supersedes counts as
+  // generation N"). A roll whose worker (or the crash restart standing in for it) loses is
+  // superseded at once; a crash restart of an old copy that a roll's worker supersedes counts as
   // replaced by that roll (a failed roll starts it again).
   void superseded(const Server& older, const Server& newer, const std::string& why);
   // Hook: exited(). `gone` has exited and left the table.
