@@ -134,8 +134,16 @@ bool WorkerRolls::is_old_copy(const Roll& roll, const Server& server) const {
 
 int WorkerRolls::processes_alive(const Roll& roll) const {
   int alive = 0;
-  for (const auto& [id, s] : host_.servers())
-    if (s->alive() && (roll.concerns(id) || is_old_copy(roll, *s))) ++alive;
+  for (const auto& [id, s] : host_.servers()) {
+    if (!s->alive()) continue;
+    // An up old copy of an index beyond the new count goes only once every new worker is up
+    // (take_down_old_copy(-1)): counted, it could hold the surge full, and the roll waited
+    // for an exit that never came (found by the simulator: no outcome, I4). It was there
+    // before the roll, as the old version's own excess.
+    if (!roll.concerns(id) && s->serving() && std::max(s->request.worker, 0) >= roll.plan.workers())
+      continue;
+    if (roll.concerns(id) || is_old_copy(roll, *s)) ++alive;
+  }
   return alive;
 }
 
