@@ -718,6 +718,9 @@ class World {
     if (d.outcomes.size() > 1)
       return violated("I4: deploy #" + std::to_string(index) +
                       " got a second outcome: " + message.dump());
+    // A roll that failed or was superseded is undone: its workers that came up may go while
+    // another release serves (I2's exception), whether or not one of them failed itself.
+    if (name != "deployed" && d.workers > 0) d.failing = true;
     if (name != "deployed") return;
     const Json& body = message.begin().value();
     std::vector<pid_t> pids = {body.value("pid", 0)};

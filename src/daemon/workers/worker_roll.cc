@@ -265,6 +265,14 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   if (!roll || roll->reported) return;
   roll->reported = true;
   std::string why = superseded ? reason : "the rollout stopped: " + reason;
+  if (superseded) {
+    // Told first: its workers that came up may go next, while the old version serves (the
+    // roll is undone), and the deployer hears why before it hears of them.
+    log_line("rollout of '" + join(roll->request.argv, " ") + "' superseded: " + why);
+    roll->sink(protocol::DeployFailed{std::nullopt, why, std::nullopt}.encode());
+    roll = find_roll(roll_id);
+    if (!roll) return;
+  }
   std::vector<std::string> restored;
   if (!superseded)
     for (const auto& [index, request] : roll->replaced) {
@@ -275,14 +283,19 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   // Starting servers may have changed the table; the roll itself is still there (reported).
   roll = find_roll(roll_id);
   if (!roll) return;
-  bool old_serves = !superseded && old_copy_serves(*roll);
+  // Superseded too: a new worker that came up and replaced nothing goes while an old copy
+  // serves (found by the simulator: it stayed beside the old version, and when the deploy
+  // that superseded the roll failed, two releases served once quiet).
+  bool old_serves = old_copy_serves(*roll);
   std::vector<std::pair<int, std::string>> workers(roll->workers.begin(), roll->workers.end());
+  // Those still starting fail first: the roll is seen failing before any of its workers
+  // that came up goes.
+  for (const auto& [index, id] : workers)
+    if (const Server* s = find(id); s && s->starting()) host_.fail(id, why);
   for (const auto& [index, id] : workers) {
     const Server* s = find(id);
     if (!s || !s->alive()) continue;
-    if (s->starting()) {
-      host_.fail(id, why);
-    } else if (old_serves && s->state == ServerState::kUp && !roll->replaced.count(index)) {
+    if (old_serves && s->state == ServerState::kUp && !roll->replaced.count(index)) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
       host_.retire(id, all, why, nullptr);
@@ -312,9 +325,10 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
     text += "; the old version keeps serving";
     if (!restored.empty()) text += " and is started again as worker " + join(restored, ", ");
   }
-  log_line("rollout of '" + join(roll->request.argv, " ") + "' " +
-           (superseded ? "superseded: " : "failed: ") + text);
-  roll->sink(protocol::DeployFailed{std::nullopt, text, std::nullopt}.encode());
+  if (!superseded) {
+    log_line("rollout of '" + join(roll->request.argv, " ") + "' failed: " + text);
+    roll->sink(protocol::DeployFailed{std::nullopt, text, std::nullopt}.encode());
+  }
   rolls_.erase(roll_id);
 }
 
