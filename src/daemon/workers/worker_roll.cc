@@ -273,8 +273,15 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
     roll = find_roll(roll_id);
     if (!roll) return;
   }
+  // No old copy serves and new workers came up: they stay, and the old release is not
+  // started again beside them (found by the simulator: a restored old copy, newer by
+  // generation, replaced one new worker and two releases served once quiet).
+  bool up = false;
+  for (const auto& [index, id] : roll->workers)
+    if (const Server* s = find(id); s && s->state == ServerState::kUp) up = true;
+  bool restore = !superseded && (old_copy_serves(*roll) || !up);
   std::vector<std::string> restored;
-  if (!superseded)
+  if (restore)
     for (const auto& [index, request] : roll->replaced) {
       restored.push_back(std::to_string(index));
       host_.start(
