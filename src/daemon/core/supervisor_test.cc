@@ -111,6 +111,16 @@ class SupervisorTest : public ::testing::Test {
     else
       supervisor_->server_message(peer, *decoded);
   }
+  // The prelude of most tests: `argv` deployed, and its server up on `resource` (bring_up).
+  struct UpServer {
+    pid_t pid;
+    FakePeer& peer;
+  };
+  UpServer deploy_up(std::vector<std::string> argv, const std::string& resource) {
+    deploy(std::move(argv));
+    pid_t pid = last_pid();
+    return {pid, bring_up(pid, resource)};
+  }
   // A server that asks for `resource`, subscribes to takeDown and says serverUp.
   FakePeer& bring_up(pid_t pid, const std::string& resource) {
     FakePeer& peer = hello(pid);
@@ -160,9 +170,7 @@ TEST_F(SupervisorTest, ADeployIsDeployedOnceItsServerSaysItIsUp) {
 }
 
 TEST_F(SupervisorTest, TheOldServerGoesDownOnlyOnceTheNewOneIsUpAndTheDeployWaitsForItsExit) {
-  deploy({"srv", "v1"});
-  pid_t old_pid = last_pid();
-  FakePeer& old_peer = bring_up(old_pid, ":8080");
+  auto [old_pid, old_peer] = deploy_up({"srv", "v1"}, ":8080");
   size_t d = deploy({"srv", "v2"});
   pid_t new_pid = last_pid();
   FakePeer& new_peer = hello(new_pid);
@@ -176,9 +184,7 @@ TEST_F(SupervisorTest, TheOldServerGoesDownOnlyOnceTheNewOneIsUpAndTheDeployWait
 }
 
 TEST_F(SupervisorTest, ANewServerThatFailsLeavesTheOldOneServingUntouched) {
-  deploy({"srv", "v1"});
-  pid_t old_pid = last_pid();
-  FakePeer& old_peer = bring_up(old_pid, ":8080");
+  auto [old_pid, old_peer] = deploy_up({"srv", "v1"}, ":8080");
   size_t d = deploy({"srv", "v2"});
   pid_t new_pid = last_pid();
   FakePeer& new_peer = hello(new_pid);
@@ -228,9 +234,7 @@ TEST_F(SupervisorTest, AServerThatComesUpAfterANewerOneOfItsResourceIsSuperseded
 }
 
 TEST_F(SupervisorTest, ADeployWhoseServerIsReplacedBeforeItsPredecessorExitedIsSuperseded) {
-  deploy({"srv", "v1"});
-  pid_t v1 = last_pid();
-  bring_up(v1, ":8080");
+  pid_t v1 = deploy_up({"srv", "v1"}, ":8080").pid;
   size_t second = deploy({"srv", "v2"});
   bring_up(last_pid(), ":8080");  // v1 drains
   size_t third = deploy({"srv", "v3"});
@@ -291,9 +295,7 @@ TEST_F(SupervisorTest, AnAdoptedServerThatWasStartingAndDoesNotResumeFailsAtTheA
 }
 
 TEST_F(SupervisorTest, AnUpServerThatCrashesIsRestartedAfterTheDelay) {
-  deploy({"srv", "v1"});
-  pid_t pid = last_pid();
-  bring_up(pid, ":8080");
+  pid_t pid = deploy_up({"srv", "v1"}, ":8080").pid;
   processes_.exit(pid, 1, 0);
   EXPECT_EQ(processes_.alive(), 0u);
   ASSERT_TRUE(clock_.fire_next());  // --restart-delay
@@ -323,9 +325,7 @@ TEST_F(SupervisorTest, StopTakesEveryServerDownAndKillsWhatIgnoresItAfterTheGrac
 // its server is up and every server it replaced has exited, naming them; with follow_exit the
 // server's own exit comes after it.
 TEST_F(SupervisorTest, DeploysReportOnceTheReplacedServerHasExitedThenFollowTheServersExit) {
-  deploy({"srv", "v1"});
-  pid_t old_pid = last_pid();
-  bring_up(old_pid, ":8080");
+  pid_t old_pid = deploy_up({"srv", "v1"}, ":8080").pid;
   std::vector<Json> messages;
   SpawnSpec spec;
   spec.argv = {"srv", "v2"};
@@ -355,9 +355,7 @@ TEST_F(SupervisorTest, DeploysReportOnceTheReplacedServerHasExitedThenFollowTheS
 // before it is up continues the crash loop with twice the delay; one that stays up for
 // --restart-reset ends it.
 TEST_F(SupervisorTest, CrashRestartsBackOffWhileTheLoopGoesOnAndEndItOnceARestartStaysUp) {
-  deploy({"srv", "v1"});
-  pid_t pid = last_pid();
-  bring_up(pid, ":8080");
+  pid_t pid = deploy_up({"srv", "v1"}, ":8080").pid;
   processes_.exit(pid, 1, 0);
   auto loops = supervisor_->crash_loops();
   ASSERT_EQ(loops.size(), 1u);
@@ -386,9 +384,7 @@ TEST_F(SupervisorTest, CrashRestartsBackOffWhileTheLoopGoesOnAndEndItOnceARestar
 // records it as it was taken back), and a newer server of its resource takes it down by its
 // takedown signal.
 TEST_F(SupervisorTest, AServerTakenBackThatDoesNotResumeIsUnmanagedAndSignalledWhenReplaced) {
-  deploy({"srv", "v1"});
-  pid_t old_pid = last_pid();
-  bring_up(old_pid, ":8080");
+  pid_t old_pid = deploy_up({"srv", "v1"}, ":8080").pid;
   restart_daemon();
   EXPECT_TRUE(supervisor_->adopting());
   EXPECT_EQ(state_of(old_pid), "up");
@@ -414,9 +410,7 @@ TEST_F(SupervisorTest, AServerTakenBackThatDoesNotResumeIsUnmanagedAndSignalledW
 
 // An unmanaged server that exits on its own was up when taken back: a crash, restarted.
 TEST_F(SupervisorTest, AnUnmanagedServerThatCrashesIsRestartedAsAnUpServerWouldBe) {
-  deploy({"srv", "v1"});
-  pid_t pid = last_pid();
-  bring_up(pid, ":8080");
+  pid_t pid = deploy_up({"srv", "v1"}, ":8080").pid;
   restart_daemon();
   supervisor_->give_up_adoption();
   ASSERT_EQ(state_of(pid), "unmanaged");
@@ -431,9 +425,7 @@ TEST_F(SupervisorTest, AnUnmanagedServerThatCrashesIsRestartedAsAnUpServerWouldB
 // goes only once the new worker of its index (its batch) is up, the next batch starts then,
 // and the roll is deployed once every old copy it took down has exited.
 TEST_F(SupervisorTest, ARollTakesTheOldCopyDownOnlyOnceItsBatchIsUpAndReportsAfterItExited) {
-  deploy({"srv", "v1"});
-  pid_t old_pid = last_pid();
-  FakePeer& old_peer = bring_up(old_pid, ":8080");
+  auto [old_pid, old_peer] = deploy_up({"srv", "v1"}, ":8080");
   std::vector<Json> outcomes;
   SpawnSpec spec;
   spec.argv = {"srv", "v1"};
@@ -469,9 +461,7 @@ TEST_F(SupervisorTest, ARollTakesTheOldCopyDownOnlyOnceItsBatchIsUpAndReportsAft
 // Adoptions, at the hook resumed(): an unmanaged server that resumes late is taken back all
 // the same, and the state file records it as it is now.
 TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {
-  deploy({"srv", "v1"});
-  pid_t pid = last_pid();
-  bring_up(pid, ":8080");
+  pid_t pid = deploy_up({"srv", "v1"}, ":8080").pid;
   restart_daemon();
   supervisor_->give_up_adoption();
   ASSERT_EQ(state_of(pid), "unmanaged");
@@ -578,9 +568,7 @@ TEST_F(SupervisorTest, AServerThatTookAResourceOverWithServingIsKeptThereAtTheRe
 }
 
 TEST_F(SupervisorTest, AServerThatTookAResourceOverWithServingIsKeptThereWhenSuperseded) {
-  deploy({"srv", "v1"});
-  pid_t old_pid = last_pid();
-  bring_up(old_pid, ":1");
+  pid_t old_pid = deploy_up({"srv", "v1"}, ":1").pid;
   size_t d = deploy({"srv", "v2"});
   pid_t kept_pid = last_pid();
   FakePeer& kept = hello(kept_pid);
