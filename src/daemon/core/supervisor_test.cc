@@ -246,6 +246,46 @@ TEST_F(SupervisorTest, ADeployWhoseServerIsReplacedBeforeItsPredecessorExitedIsS
   EXPECT_TRUE(outcomes_[third].empty()) << "v2 has not exited";
 }
 
+// Found by the simulator (seed 75 of the worker mix): a plain server and a worker share
+// a slot, so the newer deploy wins whichever of the two is the worker.
+TEST_F(SupervisorTest, ANewerRollsWorkerSupersedesAnOlderPlainServerStillStarting) {
+  size_t plain = deploy({"srv", "X", ":3"});
+  pid_t x = last_pid();
+  FakePeer& x_peer = hello(x);
+  send(x_peer, protocol::make("onTakedown", ":3"));
+  send(x_peer, protocol::make("readyFor", ":3"));
+  size_t roll = deploy_workers({"wrk", "W", ":3"}, 2);
+  pid_t w0 = last_pid() - 1, w1 = last_pid();
+  bring_up(w0, ":3");
+  EXPECT_EQ(state_of(x), "failed") << "the older plain server would come up beside workers";
+  EXPECT_TRUE(got(x_peer, "takeDown"));
+  processes_.exit(x, 0, 0);
+  EXPECT_EQ(outcome(plain), "failed: superseded by generation 2");
+  bring_up(w1, ":3");
+  EXPECT_EQ(outcome(roll), "deployed");
+}
+
+// Found by the simulator (seed 74 of the worker mix): every worker of a roll ranks by the
+// roll's deploy order, so a later batch never outranks a newer deploy started meanwhile.
+TEST_F(SupervisorTest, ALaterBatchOfARollRanksByTheRollsDeployOrder) {
+  pid_t old = deploy_up({"wrk", "v1"}, ":8080").pid;
+  SpawnSpec spec;
+  spec.argv = {"wrk", "v1"};
+  spec.workers = 2;
+  spec.batch = 1;
+  size_t roll = deploy_spec(spec);
+  pid_t w0 = last_pid();
+  bring_up(w0, ":8080");  // batch 1 is up: the old server goes, then batch 2 starts
+  processes_.exit(old, 0, 0);
+  pid_t w1 = last_pid();
+  ASSERT_NE(w1, w0) << "the second batch did not start";
+  std::map<pid_t, Json> order;
+  for (const auto& s : supervisor_->status()) order[s["pid"].get<pid_t>()] = s["deployOrder"];
+  EXPECT_EQ(order[w1], order[w0]);
+  bring_up(w1, ":8080");
+  EXPECT_EQ(outcome(roll), "deployed");
+}
+
 TEST_F(SupervisorTest, ANewerRollingDeployOfACommandSupersedesOneInProgress) {
   size_t first = deploy_workers({"wrk", "v1"}, 2);
   pid_t a0 = last_pid() - 1, a1 = last_pid();
