@@ -38,6 +38,14 @@ void CrashRestarts::crashed(const Server& gone) {
     loop->request = gone.request;
     loop->rank = gone.rank;
     for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
+  } else if (gone.rank > loop->rank) {
+    // A later deploy of the same command line (and worker index) crashed while an older
+    // one's loop went on: the restarts stand for the later deploy now. Found by the
+    // simulator: a roll's worker crashed, its restart kept the older deploy order, and the
+    // roll never counted it as its worker (no outcome, I4).
+    loop->request = gone.request;
+    loop->rank = gone.rank;
+    for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
   }
   // A restart lost its resources to a later deploy (the newest deploy wins): so would every
   // further one (found by the simulator: a loop without end, its resources unknown).

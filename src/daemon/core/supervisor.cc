@@ -168,8 +168,12 @@ bool Supervisor::newer(const Server& a, const Server& b) {
   return std::pair(a.rank, a.generation) > std::pair(b.rank, b.generation);
 }
 
+// A server that is no worker stands for every slot of its resources, so a newer worker
+// replaces (and supersedes) it too: else an older plain server still starting came up beside
+// the workers of a later deploy, and both served once quiet (found by the simulator, I3).
 bool Supervisor::same_slot(const Server& newer, const Server& older) {
-  return newer.request.worker < 0 || older.request.worker == newer.request.worker;
+  return newer.request.worker < 0 || older.request.worker < 0 ||
+         older.request.worker == newer.request.worker;
 }
 
 // `older` is not up yet and a newer deploy of its command or of one of its resources has
@@ -177,6 +181,9 @@ bool Supervisor::same_slot(const Server& newer, const Server& older) {
 void Supervisor::supersede(Server& older, const Server& newer_server) {
   std::string why = "superseded by generation " + std::to_string(newer_server.generation);
   if (!keep_serving(older, why)) fail(older, why);
+  // A roll hears of it at once when the loser is one of its workers (its own deploy record
+  // reports only at its exit) or an old copy the winner's roll now replaces.
+  rolls_.superseded(older, newer_server, why);
 }
 
 // `server`, still starting, would fail for a reason of the daemon's (a newer deploy, the

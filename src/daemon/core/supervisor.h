@@ -208,7 +208,8 @@ class Supervisor {
   // resource down before the server is up on all of them.
   void serving(Server& server, Peer& connection, const protocol::Message& message);
   void take_over(Server& server, const std::string& name, const std::string& why);
-  // A worker replaces only the older copies with its own index; other servers replace all.
+  // A worker replaces only the older copies with its own index, and servers that are no
+  // worker; other servers replace all.
   static bool same_slot(const Server& newer, const Server& older);
 
   void give_back_unheard(const Server& gone);
@@ -280,8 +281,8 @@ class Supervisor {
     explicit RollHost(Supervisor& owner) : owner_(owner) {}
     const WorkerRolls::ServerTable& servers() const override { return owner_.servers_; }
     uint64_t next_generation() const override { return owner_.next_generation_; }
-    const Server* start(const SpawnSpec& request, WorkerRolls::Sink sink) override {
-      return owner_.start_server(request, std::move(sink), /*follow_exit=*/false);
+    const Server* start(const SpawnSpec& request, WorkerRolls::Sink sink, uint64_t rank) override {
+      return owner_.start_server(request, std::move(sink), /*follow_exit=*/false, rank);
     }
     void retire(const std::string& id, const std::set<std::string>& resources,
                 const std::string& why, const Server* by) override;

@@ -111,6 +111,16 @@ class SupervisorTest : public ::testing::Test {
     else
       supervisor_->server_message(peer, *decoded);
   }
+  // The prelude of most tests: `argv` deployed, and its server up on `resource` (bring_up).
+  struct UpServer {
+    pid_t pid;
+    FakePeer& peer;
+  };
+  UpServer deploy_up(std::vector<std::string> argv, const std::string& resource) {
+    deploy(std::move(argv));
+    pid_t pid = last_pid();
+    return {pid, bring_up(pid, resource)};
+  }
   // A server that asks for `resource`, subscribes to takeDown and says serverUp.
   FakePeer& bring_up(pid_t pid, const std::string& resource) {
     FakePeer& peer = hello(pid);
@@ -196,9 +206,7 @@ TEST_F(SupervisorTest, ADeployIsDeployedOnceItsServerSaysItIsUp) {
 }
 
 TEST_F(SupervisorTest, TheOldServerGoesDownOnlyOnceTheNewOneIsUpAndTheDeployWaitsForItsExit) {
-  deploy({"srv", "v1"});
-  pid_t old_pid = last_pid();
-  FakePeer& old_peer = bring_up(old_pid, ":8080");
+  auto [old_pid, old_peer] = deploy_up({"srv", "v1"}, ":8080");
   size_t d = deploy({"srv", "v2"});
   pid_t new_pid = last_pid();
   FakePeer& new_peer = hello(new_pid);
@@ -212,9 +220,7 @@ TEST_F(SupervisorTest, TheOldServerGoesDownOnlyOnceTheNewOneIsUpAndTheDeployWait
 }
 
 TEST_F(SupervisorTest, ANewServerThatFailsLeavesTheOldOneServingUntouched) {
-  deploy({"srv", "v1"});
-  pid_t old_pid = last_pid();
-  FakePeer& old_peer = bring_up(old_pid, ":8080");
+  auto [old_pid, old_peer] = deploy_up({"srv", "v1"}, ":8080");
   size_t d = deploy({"srv", "v2"});
   pid_t new_pid = last_pid();
   FakePeer& new_peer = hello(new_pid);
@@ -264,9 +270,7 @@ TEST_F(SupervisorTest, AServerThatComesUpAfterANewerOneOfItsResourceIsSuperseded
 }
 
 TEST_F(SupervisorTest, ADeployWhoseServerIsReplacedBeforeItsPredecessorExitedIsSuperseded) {
-  deploy({"srv", "v1"});
-  pid_t v1 = last_pid();
-  bring_up(v1, ":8080");
+  pid_t v1 = deploy_up({"srv", "v1"}, ":8080").pid;
   size_t second = deploy({"srv", "v2"});
   bring_up(last_pid(), ":8080");  // v1 drains
   size_t third = deploy({"srv", "v3"});
@@ -276,6 +280,46 @@ TEST_F(SupervisorTest, ADeployWhoseServerIsReplacedBeforeItsPredecessorExitedIsS
             "had exited");
   processes_.exit(v1, 0, 0);
   EXPECT_TRUE(outcomes_[third].empty()) << "v2 has not exited";
+}
+
+// Found by the simulator (seed 75 of the worker mix): a plain server and a worker share
+// a slot, so the newer deploy wins whichever of the two is the worker.
+TEST_F(SupervisorTest, ANewerRollsWorkerSupersedesAnOlderPlainServerStillStarting) {
+  size_t plain = deploy({"srv", "X", ":3"});
+  pid_t x = last_pid();
+  FakePeer& x_peer = hello(x);
+  send(x_peer, protocol::make("onTakedown", ":3"));
+  send(x_peer, protocol::make("readyFor", ":3"));
+  size_t roll = deploy_workers({"wrk", "W", ":3"}, 2);
+  pid_t w0 = last_pid() - 1, w1 = last_pid();
+  bring_up(w0, ":3");
+  EXPECT_EQ(state_of(x), "failed") << "the older plain server would come up beside workers";
+  EXPECT_TRUE(got(x_peer, "takeDown"));
+  processes_.exit(x, 0, 0);
+  EXPECT_EQ(outcome(plain), "failed: superseded by generation 2");
+  bring_up(w1, ":3");
+  EXPECT_EQ(outcome(roll), "deployed");
+}
+
+// Found by the simulator (seed 74 of the worker mix): every worker of a roll ranks by the
+// roll's deploy order, so a later batch never outranks a newer deploy started meanwhile.
+TEST_F(SupervisorTest, ALaterBatchOfARollRanksByTheRollsDeployOrder) {
+  pid_t old = deploy_up({"wrk", "v1"}, ":8080").pid;
+  SpawnSpec spec;
+  spec.argv = {"wrk", "v1"};
+  spec.workers = 2;
+  spec.batch = 1;
+  size_t roll = deploy_spec(spec);
+  pid_t w0 = last_pid();
+  bring_up(w0, ":8080");  // batch 1 is up: the old server goes, then batch 2 starts
+  processes_.exit(old, 0, 0);
+  pid_t w1 = last_pid();
+  ASSERT_NE(w1, w0) << "the second batch did not start";
+  std::map<pid_t, Json> order;
+  for (const auto& s : supervisor_->status()) order[s["pid"].get<pid_t>()] = s["deployOrder"];
+  EXPECT_EQ(order[w1], order[w0]);
+  bring_up(w1, ":8080");
+  EXPECT_EQ(outcome(roll), "deployed");
 }
 
 TEST_F(SupervisorTest, ANewerRollingDeployOfACommandSupersedesOneInProgress) {
@@ -327,9 +371,7 @@ TEST_F(SupervisorTest, AnAdoptedServerThatWasStartingAndDoesNotResumeFailsAtTheA
 }
 
 TEST_F(SupervisorTest, AnUpServerThatCrashesIsRestartedAfterTheDelay) {
-  deploy({"srv", "v1"});
-  pid_t pid = last_pid();
-  bring_up(pid, ":8080");
+  pid_t pid = deploy_up({"srv", "v1"}, ":8080").pid;
   processes_.exit(pid, 1, 0);
   EXPECT_EQ(processes_.alive(), 0u);
   ASSERT_TRUE(clock_.fire_next());  // --restart-delay
@@ -359,9 +401,7 @@ TEST_F(SupervisorTest, StopTakesEveryServerDownAndKillsWhatIgnoresItAfterTheGrac
 // its server is up and every server it replaced has exited, naming them; with follow_exit the
 // server's own exit comes after it.
 TEST_F(SupervisorTest, DeploysReportOnceTheReplacedServerHasExitedThenFollowTheServersExit) {
-  deploy({"srv", "v1"});
-  pid_t old_pid = last_pid();
-  bring_up(old_pid, ":8080");
+  pid_t old_pid = deploy_up({"srv", "v1"}, ":8080").pid;
   std::vector<Json> messages;
   SpawnSpec spec;
   spec.argv = {"srv", "v2"};
@@ -391,9 +431,7 @@ TEST_F(SupervisorTest, DeploysReportOnceTheReplacedServerHasExitedThenFollowTheS
 // before it is up continues the crash loop with twice the delay; one that stays up for
 // --restart-reset ends it.
 TEST_F(SupervisorTest, CrashRestartsBackOffWhileTheLoopGoesOnAndEndItOnceARestartStaysUp) {
-  deploy({"srv", "v1"});
-  pid_t pid = last_pid();
-  bring_up(pid, ":8080");
+  pid_t pid = deploy_up({"srv", "v1"}, ":8080").pid;
   processes_.exit(pid, 1, 0);
   auto loops = supervisor_->crash_loops();
   ASSERT_EQ(loops.size(), 1u);
@@ -422,9 +460,7 @@ TEST_F(SupervisorTest, CrashRestartsBackOffWhileTheLoopGoesOnAndEndItOnceARestar
 // records it as it was taken back), and a newer server of its resource takes it down by its
 // takedown signal.
 TEST_F(SupervisorTest, AServerTakenBackThatDoesNotResumeIsUnmanagedAndSignalledWhenReplaced) {
-  deploy({"srv", "v1"});
-  pid_t old_pid = last_pid();
-  bring_up(old_pid, ":8080");
+  pid_t old_pid = deploy_up({"srv", "v1"}, ":8080").pid;
   restart_daemon();
   EXPECT_TRUE(supervisor_->adopting());
   EXPECT_EQ(state_of(old_pid), "up");
@@ -450,9 +486,7 @@ TEST_F(SupervisorTest, AServerTakenBackThatDoesNotResumeIsUnmanagedAndSignalledW
 
 // An unmanaged server that exits on its own was up when taken back: a crash, restarted.
 TEST_F(SupervisorTest, AnUnmanagedServerThatCrashesIsRestartedAsAnUpServerWouldBe) {
-  deploy({"srv", "v1"});
-  pid_t pid = last_pid();
-  bring_up(pid, ":8080");
+  pid_t pid = deploy_up({"srv", "v1"}, ":8080").pid;
   restart_daemon();
   supervisor_->give_up_adoption();
   ASSERT_EQ(state_of(pid), "unmanaged");
@@ -467,9 +501,7 @@ TEST_F(SupervisorTest, AnUnmanagedServerThatCrashesIsRestartedAsAnUpServerWouldB
 // goes only once the new worker of its index (its batch) is up, the next batch starts then,
 // and the roll is deployed once every old copy it took down has exited.
 TEST_F(SupervisorTest, ARollTakesTheOldCopyDownOnlyOnceItsBatchIsUpAndReportsAfterItExited) {
-  deploy({"srv", "v1"});
-  pid_t old_pid = last_pid();
-  FakePeer& old_peer = bring_up(old_pid, ":8080");
+  auto [old_pid, old_peer] = deploy_up({"srv", "v1"}, ":8080");
   std::vector<Json> outcomes;
   SpawnSpec spec;
   spec.argv = {"srv", "v1"};
@@ -505,9 +537,7 @@ TEST_F(SupervisorTest, ARollTakesTheOldCopyDownOnlyOnceItsBatchIsUpAndReportsAft
 // Adoptions, at the hook resumed(): an unmanaged server that resumes late is taken back all
 // the same, and the state file records it as it is now.
 TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {
-  deploy({"srv", "v1"});
-  pid_t pid = last_pid();
-  bring_up(pid, ":8080");
+  pid_t pid = deploy_up({"srv", "v1"}, ":8080").pid;
   restart_daemon();
   supervisor_->give_up_adoption();
   ASSERT_EQ(state_of(pid), "unmanaged");
@@ -614,9 +644,7 @@ TEST_F(SupervisorTest, AServerThatTookAResourceOverWithServingIsKeptThereAtTheRe
 }
 
 TEST_F(SupervisorTest, AServerThatTookAResourceOverWithServingIsKeptThereWhenSuperseded) {
-  deploy({"srv", "v1"});
-  pid_t old_pid = last_pid();
-  bring_up(old_pid, ":1");
+  pid_t old_pid = deploy_up({"srv", "v1"}, ":1").pid;
   size_t d = deploy({"srv", "v2"});
   pid_t kept_pid = last_pid();
   FakePeer& kept = hello(kept_pid);

@@ -317,6 +317,7 @@ class World {
     note(std::string(how) + " #" + std::to_string(index) + ": " + command);
     if (chance(0.1)) processes_.fail_next_spawn = "spawn failed (sim)";
     in_deploy_ = true;
+    deploy_rank_ = 0;
     supervisor_->deploy(
         spec, [this, index](const Json& message) { deploy_message(index, message); }, false);
     in_deploy_ = false;
@@ -502,8 +503,10 @@ class World {
     m.rank = m.generation;
     for (const auto& s : supervisor_->status())
       if (s["pid"].get<pid_t>() == pid) m.rank = s["deployOrder"].get<uint64_t>();
-    // A deploy's own server ranks by its generation; only crash restarts inherit.
-    if (in_deploy_ && m.rank != m.generation)
+    // A deploy's own server ranks by its generation, and every worker of a roll by the
+    // generation of its first worker (one deploy); only crash restarts inherit.
+    if (in_deploy_ && deploy_rank_ == 0) deploy_rank_ = m.generation;
+    if (in_deploy_ && m.rank != deploy_rank_)
       violated("sim: deploy started pid " + std::to_string(pid) + " with another deploy order");
     for (const auto& a : record->spec.argv)
       if (a.starts_with(":")) m.wants.push_back(a);
@@ -529,11 +532,14 @@ class World {
       }
       m.staggered = options_.serving && m.wants.size() > 1 && chance(0.5);
       m.resumes = chance(0.8);
-      // A crash restart (or a restored old copy) runs the release of the worker it stands for.
+      // A crash restart (or a restored old copy) runs the release of the worker it stands for:
+      // the one of its deploy order when there is one (two deploys of one command line are
+      // two releases; the latest of them is not always the one restarted), else the latest.
       for (auto it = models_.rbegin(); it != models_.rend(); ++it)
-        if (it->second.argv == m.argv && it->second.worker == m.worker && it->second.tag >= 0) {
+        if (it->second.argv == m.argv && it->second.worker == m.worker && it->second.tag >= 0 &&
+            (m.tag < 0 || it->second.rank == m.rank)) {
           m.tag = it->second.tag;
-          break;
+          if (it->second.rank == m.rank) break;
         }
     }
     models_[pid] = m;
@@ -712,6 +718,9 @@ class World {
     if (d.outcomes.size() > 1)
       return violated("I4: deploy #" + std::to_string(index) +
                       " got a second outcome: " + message.dump());
+    // A roll that failed or was superseded is undone: its workers that came up may go while
+    // another release serves (I2's exception), whether or not one of them failed itself.
+    if (name != "deployed" && d.workers > 0) d.failing = true;
     if (name != "deployed") return;
     const Json& body = message.begin().value();
     std::vector<pid_t> pids = {body.value("pid", 0)};
@@ -858,6 +867,7 @@ class World {
   int crashes_ = 0;
   bool draining_ = false;
   bool in_deploy_ = false;
+  uint64_t deploy_rank_ = 0;  // deploy order of the servers the deploy in progress starts
   bool stopping_ = false;
 };
 

@@ -39,10 +39,21 @@ const SeedMix kMixes[] = {
     // index once quiet); 32, a failed roll's new workers going while the old version serves
     // (I2's exception); 49, 59, a failed roll that kept its new workers (no old copy served)
     // while an old worker's crash restart was pending: the old release came back beside them.
+    // 74, a roll's later batch outranked a newer deploy started meanwhile, and a worker's
+    // crash restart superseded left its roll without an outcome; 75, an older plain server
+    // still starting came up beside a newer roll's workers; 83, an old worker's crash restart
+    // superseded by a roll that then failed was not started again; 114, a roll whose worker
+    // lost went on until that worker exited; 157, 1759, two rolls of different commands on
+    // one resource both went on; 6468, an old worker's restart counted as the failed roll's
+    // (the model: I2's exception did not apply).
+    // 643, an old worker beyond the new count held the surge full (no outcome); 1371, a
+    // roll worker's crash restart kept an older deploy's order (no outcome); 345, 1433, a
+    // superseded roll's worker that replaced nothing stayed beside the old version; 262, a
+    // failed roll that kept its new workers also started the old release again beside them.
     {"workers",
      "--no-listen --no-serving --no-restarts",
      {.listen = false, .serving = false, .restarts = false},
-     {3, 4, 15, 32, 49, 59, 80}},
+     {3, 4, 15, 32, 49, 59, 74, 75, 80, 83, 114, 157, 262, 345, 643, 1371, 1433, 1759, 6468}},
     // The full mix with daemon deaths and upgrades (no workers, no `serving`): 17, an adopted
     // server that was starting and never resumed stayed accepting, never up; 710 and 4796, a
     // partial takedown forgotten across a restart (two generations up on a resource); 1208,

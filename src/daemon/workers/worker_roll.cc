@@ -95,7 +95,23 @@ WorkerRolls::Roll* WorkerRolls::roll_of(const Server& server) {
 }
 
 void WorkerRolls::holds(const Server& server, const std::string& name) {
-  if (Roll* roll = roll_of(server)) roll->resources.insert(name);
+  Roll* roll = roll_of(server);
+  if (!roll) return;
+  roll->resources.insert(name);
+  // Two rolls in progress on one resource (of different commands: those of one command
+  // meet at start): the newest deploy wins. Found by the simulator: workers race only for
+  // their own index, so both rolls went on, each taking the other's workers down, and the
+  // older never had an outcome.
+  std::vector<std::pair<uint64_t, uint64_t>> losers;  // roll id, the winner's generation
+  for (const auto& [id, other] : rolls_) {
+    if (other.get() == roll || other->reported || !other->resources.count(name)) continue;
+    if (other->first_generation < roll->first_generation)
+      losers.emplace_back(id, roll->first_generation);
+    else
+      losers.emplace_back(roll->id, other->first_generation);
+  }
+  for (const auto& [id, by] : losers)
+    failed(id, "superseded by generation " + std::to_string(by), true);
 }
 
 bool WorkerRolls::in_roll(const Server& server) const {
@@ -118,8 +134,16 @@ bool WorkerRolls::is_old_copy(const Roll& roll, const Server& server) const {
 
 int WorkerRolls::processes_alive(const Roll& roll) const {
   int alive = 0;
-  for (const auto& [id, s] : host_.servers())
-    if (s->alive() && (roll.concerns(id) || is_old_copy(roll, *s))) ++alive;
+  for (const auto& [id, s] : host_.servers()) {
+    if (!s->alive()) continue;
+    // An up old copy of an index beyond the new count goes only once every new worker is up
+    // (take_down_old_copy(-1)): counted, it could hold the surge full, and the roll waited
+    // for an exit that never came (found by the simulator: no outcome, I4). It was there
+    // before the roll, as the old version's own excess.
+    if (!roll.concerns(id) && s->serving() && std::max(s->request.worker, 0) >= roll.plan.workers())
+      continue;
+    if (roll.concerns(id) || is_old_copy(roll, *s)) ++alive;
+  }
   return alive;
 }
 
@@ -129,9 +153,13 @@ void WorkerRolls::advance(uint64_t roll_id) {
   for (int index : roll->plan.starts(processes_alive(*roll))) {
     SpawnSpec request = roll->request;
     request.worker = index;
-    const Server* server = host_.start(request, [this, roll_id, index](const Json& message) {
-      worker_message(roll_id, index, message);
-    });
+    // Every worker ranks by the roll's deploy order, the batches started late too: else a
+    // later batch outranked a newer deploy started meanwhile, which then neither replaced
+    // nor superseded it (found by the simulator: two rolls' workers served once quiet).
+    const Server* server = host_.start(
+        request,
+        [this, roll_id, index](const Json& message) { worker_message(roll_id, index, message); },
+        roll->first_generation);
     roll = find_roll(roll_id);  // a worker that could not start ends the roll
     if (!roll || !server) return;
     roll->workers[index] = server->id;
@@ -165,6 +193,19 @@ void WorkerRolls::worker_message(uint64_t roll_id, int index, const Json& messag
     return failed(roll_id, why.substr(0, end), true);
   }
   failed(roll_id, worker_text(index, roll->plan.workers()) + " failed: " + why);
+}
+
+void WorkerRolls::superseded(const Server& older, const Server& newer, const std::string& why) {
+  // Found by the simulator: a roll whose worker lost went on until that worker exited (its
+  // other batches came up beside the newer deploy's workers), and one whose worker's crash
+  // restart lost waited for it forever (no outcome).
+  if (Roll* roll = roll_of(older)) return failed(roll->id, why, true);
+  // A crash restart of an old copy superseded by a newer roll's worker was not started again
+  // when that roll failed (one worker short once quiet).
+  if (older.restarts == 0) return;
+  Roll* winner = roll_of(newer);
+  if (winner && is_old_copy(*winner, older))
+    winner->replaced.emplace(std::max(older.request.worker, 0), older.request);
 }
 
 void WorkerRolls::worker_up(const Server& server) {
@@ -224,23 +265,44 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   if (!roll || roll->reported) return;
   roll->reported = true;
   std::string why = superseded ? reason : "the rollout stopped: " + reason;
+  if (superseded) {
+    // Told first: its workers that came up may go next, while the old version serves (the
+    // roll is undone), and the deployer hears why before it hears of them.
+    log_line("rollout of '" + join(roll->request.argv, " ") + "' superseded: " + why);
+    roll->sink(protocol::DeployFailed{std::nullopt, why, std::nullopt}.encode());
+    roll = find_roll(roll_id);
+    if (!roll) return;
+  }
+  // No old copy serves and new workers came up: they stay, and the old release is not
+  // started again beside them (found by the simulator: a restored old copy, newer by
+  // generation, replaced one new worker and two releases served once quiet).
+  bool up = false;
+  for (const auto& [index, id] : roll->workers)
+    if (const Server* s = find(id); s && s->state == ServerState::kUp) up = true;
+  bool restore = !superseded && (old_copy_serves(*roll) || !up);
   std::vector<std::string> restored;
-  if (!superseded)
+  if (restore)
     for (const auto& [index, request] : roll->replaced) {
       restored.push_back(std::to_string(index));
-      host_.start(request, [](const Json&) {});
+      host_.start(
+          request, [](const Json&) {}, 0);
     }
   // Starting servers may have changed the table; the roll itself is still there (reported).
   roll = find_roll(roll_id);
   if (!roll) return;
-  bool old_serves = !superseded && old_copy_serves(*roll);
+  // Superseded too: a new worker that came up and replaced nothing goes while an old copy
+  // serves (found by the simulator: it stayed beside the old version, and when the deploy
+  // that superseded the roll failed, two releases served once quiet).
+  bool old_serves = old_copy_serves(*roll);
   std::vector<std::pair<int, std::string>> workers(roll->workers.begin(), roll->workers.end());
+  // Those still starting fail first: the roll is seen failing before any of its workers
+  // that came up goes.
+  for (const auto& [index, id] : workers)
+    if (const Server* s = find(id); s && s->starting()) host_.fail(id, why);
   for (const auto& [index, id] : workers) {
     const Server* s = find(id);
     if (!s || !s->alive()) continue;
-    if (s->starting()) {
-      host_.fail(id, why);
-    } else if (old_serves && s->state == ServerState::kUp && !roll->replaced.count(index)) {
+    if (old_serves && s->state == ServerState::kUp && !roll->replaced.count(index)) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
       host_.retire(id, all, why, nullptr);
@@ -270,9 +332,10 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
     text += "; the old version keeps serving";
     if (!restored.empty()) text += " and is started again as worker " + join(restored, ", ");
   }
-  log_line("rollout of '" + join(roll->request.argv, " ") + "' " +
-           (superseded ? "superseded: " : "failed: ") + text);
-  roll->sink(protocol::DeployFailed{std::nullopt, text, std::nullopt}.encode());
+  if (!superseded) {
+    log_line("rollout of '" + join(roll->request.argv, " ") + "' failed: " + text);
+    roll->sink(protocol::DeployFailed{std::nullopt, text, std::nullopt}.encode());
+  }
   rolls_.erase(roll_id);
 }
 

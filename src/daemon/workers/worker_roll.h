@@ -39,9 +39,10 @@ class WorkerRolls {
     virtual const ServerTable& servers() const = 0;
     // The generation the next server started will have.
     virtual uint64_t next_generation() const = 0;
-    // Starts `request` as a deploy of its own whose messages go to `sink`; nullptr when it
-    // could not start (`sink` has been told why).
-    virtual const Server* start(const SpawnSpec& request, Sink sink) = 0;
+    // Starts `request` as a deploy of its own whose messages go to `sink`, of deploy order
+    // `rank` (0: its own generation); nullptr when it could not start (`sink` has been told
+    // why).
+    virtual const Server* start(const SpawnSpec& request, Sink sink, uint64_t rank) = 0;
     // Takes server `id` down on `resources` (`by`: the newer server it is replaced by, or
     // nullptr), and lets it drain if it then still serves (it held nothing else the roll
     // shares).
@@ -75,6 +76,11 @@ class WorkerRolls {
   // Hook: become_up() of a server in_roll(): the old copies its batch replaces go, and the
   // next batch starts.
   void worker_up(const Server& server);
+  // Hook: supersede(). `older`, still starting, loses to `newer` (`why`: "superseded by
+  // generation N"). A roll whose worker (or the crash restart standing in for it) loses is
+  // superseded at once; a crash restart of an old copy that a roll's worker supersedes counts as
+  // replaced by that roll (a failed roll starts it again).
+  void superseded(const Server& older, const Server& newer, const std::string& why);
   // Hook: exited(). `gone` has exited and left the table.
   void exited(const Server& gone);
   // Hook: stop(). Rolls in progress fail ("the daemon is stopping"); no more steps.
