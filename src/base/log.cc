@@ -36,7 +36,9 @@ size_t utf8_sequence(std::string_view text, char32_t* code_point) {
 // separators, and the bidirectional embeddings, overrides and isolates.
 bool is_invisible_control(char32_t cp) {
   return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
-         (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+         (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) ||
+         // The implicit bidirectional marks (LRM, RLM, ALM) and the zero-width no-break space.
+         cp == 0x200e || cp == 0x200f || cp == 0x061c || cp == 0xfeff;
 }
 
 }  // namespace
@@ -140,8 +142,10 @@ std::string format_log_line(std::string_view text, const nlohmann::ordered_json&
     if (fields.is_object())
       for (const auto& [key, value] : fields.items())
         if (!line.contains(key)) line[key] = value;
-    // Invalid UTF-8 from a server's output is replaced, never thrown on.
-    return line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+    // Invalid UTF-8 from a server's output is replaced, never thrown on; everything beyond
+    // ASCII is written as \uXXXX, so no reader that ends lines at NEL or U+2028, or shows
+    // bidirectional controls, sees anything but escapes.
+    return line.dump(-1, ' ', true, nlohmann::ordered_json::error_handler_t::replace) + "\n";
   }
   std::string line = timestamp_now();
   line.append(" serverswap[").append(std::to_string(getpid())).append("]: ");

@@ -32,8 +32,9 @@ void log_event(std::string_view text, const nlohmann::ordered_json& fields);
 
 // Appends `text` to `line` as the text format writes it: "\n" for a newline, "\xNN" for
 // other ASCII controls (tab passes) and for each byte that starts no well-formed UTF-8
-// sequence, "\u{NNNN}" for the C1 controls (U+0080-U+009F), U+2028, U+2029 and the
-// bidirectional controls (U+202A-U+202E, U+2066-U+2069); everything else as it is.
+// sequence, "\u{NNNN}" for the C1 controls (U+0080-U+009F), U+2028, U+2029, the
+// bidirectional controls (U+202A-U+202E, U+2066-U+2069) and marks (U+200E, U+200F,
+// U+061C) and U+FEFF; everything else as it is.
 void append_printable(std::string& line, std::string_view text);
 
 // Text a peer chose (a server's fail reason, STATUS=, a resource name) is cut to this many

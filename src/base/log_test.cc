@@ -37,6 +37,7 @@ TEST_F(LogTest, TextLineEscapesC1LineSeparatorsBidiAndInvalidUtf8) {
   EXPECT_EQ(printable("a\u2028b\u2029c\u0085d\u009be\u0080"),
             "a\\u{2028}b\\u{2029}c\\u{0085}d\\u{009b}e\\u{0080}");
   EXPECT_EQ(printable("\u202eevil\u2066x\u2069"), "\\u{202e}evil\\u{2066}x\\u{2069}");
+  EXPECT_EQ(printable("\u200ea\u200fb\u061cc\ufeff"), "\\u{200e}a\\u{200f}b\\u{061c}c\\u{feff}");
   // Invalid bytes one by one: a lone continuation byte, a truncated sequence, an overlong
   // form, a surrogate, beyond U+10FFFF, and 0xff.
   EXPECT_EQ(printable("\x85\xff"), "\\x85\\xff");
@@ -71,6 +72,13 @@ TEST_F(LogTest, JsonLineCarriesTheFields) {
   EXPECT_EQ(parsed["deploy"], "d3");
   EXPECT_EQ(parsed["pid"], getpid());
   EXPECT_TRUE(parsed["time"].get<std::string>().ends_with("Z"));
+}
+
+TEST_F(LogTest, JsonLineWritesEverythingBeyondAsciiEscaped) {
+  set_log_format(LogFormat::kJson);
+  std::string line = format_log_line("a\u2028b\u0085c\u202e\u00e9", nullptr);
+  for (char c : line) EXPECT_LT(static_cast<unsigned char>(c), 0x80) << line;
+  EXPECT_EQ(nlohmann::json::parse(line)["msg"], "a\u2028b\u0085c\u202e\u00e9");
 }
 
 TEST_F(LogTest, JsonLineSurvivesInvalidUtf8) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "harness.h"
@@ -105,6 +106,45 @@ TEST(ServerOutput, WhatAServerWritesWhileTheDaemonIsDeadIsReadByTheNextOneAndKil
   Child stop({SERVERSWAP_BIN, "--socket", daemon.socket(), "stop"});
   EXPECT_EQ(stop.wait(30s), 0) << stop.output();
   EXPECT_EQ(again.wait(30s), 0) << again.output();
+}
+
+// A process that left its server's process group and session (setsid) keeps the pipe open:
+// `stop` still ends the daemon at once (reading output keeps nothing alive).
+TEST(ServerOutput, StopEndsTheDaemonWhileAProcessThatLeftItsServerHoldsThePipe) {
+  DaemonUnderTest daemon;
+  std::string pidfile = daemon.dir() + "/stray.pid";
+  auto deploy = serverswap(
+      daemon, {"--listen", "127.0.0.1:0", "--ready-after", "100ms", "--", "/bin/sh", "-c",
+               "setsid sleep 60 & echo $! > '" + pidfile + "'; echo started; exec sleep 600"});
+  ASSERT_EQ(deploy.code, 0) << deploy.output;
+  ASSERT_TRUE(daemon.process().wait_for_output("| started", 10s));
+  pid_t stray = 0;
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::ifstream in(pidfile);
+        return static_cast<bool>(in >> stray) && stray > 0;
+      },
+      10s));
+  auto stop = serverswap(daemon, {"stop"});
+  EXPECT_EQ(stop.code, 0) << stop.output;
+  EXPECT_EQ(daemon.process().wait(10s), 0) << daemon.process().output();
+  ::kill(stray, SIGKILL);  // started by this test's server
+}
+
+// What a server writes costs the log what it weighs once escaped: 3,000 lines of 1,000 bytes
+// 0xff (12 MB as "\xff") leave a log of about the burst (1 MiB), and a line that says how
+// many were held back.
+TEST(ServerOutput, AFloodOfOutputIsBoundedInBytesOfLog) {
+  DaemonUnderTest daemon;
+  auto deploy = serverswap(
+      daemon, {"--listen", "127.0.0.1:0", "--ready-after", "100ms", "--", "/bin/sh", "-c",
+               "line=$(printf '\\377%.0s' $(seq 1 1000)); i=0; while [ $i -lt 3000 ]; do "
+               "echo \"$line\"; i=$((i + 1)); done; echo flood over; exec sleep 600"});
+  ASSERT_EQ(deploy.code, 0) << deploy.output;
+  ASSERT_TRUE(daemon.process().wait_for_output("lines of output from server", 20s));
+  size_t size = daemon.process().output().size();
+  EXPECT_LT(size, 2u * 1024 * 1024);
+  EXPECT_GT(size, 512u * 1024);
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ LogLimiter::~LogLimiter() {
   flush();
 }
 
-bool LogLimiter::admit(const std::string& source) {
+bool LogLimiter::admit(const std::string& source, double cost) {
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch());
   const auto now_ms = static_cast<uint64_t>(now.count());
   auto it = sources_.find(source);
@@ -49,7 +49,7 @@ bool LogLimiter::admit(const std::string& source) {
     const std::string& key = sources_.size() < kMaxSources ? source : "other sources";
     it = sources_.try_emplace(key, Source{TokenBucket(lines_per_second_, burst_)}).first;
   }
-  if (it->second.bucket.take(now_ms)) return true;
+  if (it->second.bucket.take(now_ms, cost)) return true;
   ++it->second.suppressed;
   observe::count(observe::Refused::kSuppressedLogLine);
   if (!flush_pending_) {

@@ -37,7 +37,9 @@ class LogLimiter {
 
   // True when a line about `source` ("uid 65534") may be written now: the caller writes it.
   // False when it is over the rate: the caller writes nothing; it is counted here.
-  bool admit(const std::string& source);
+  // `cost`: what the line weighs against `lines_per_second` and `burst`, when they are
+  // bytes rather than lines (a server's output: its size as written).
+  bool admit(const std::string& source, double cost = 1);
 
  private:
   struct Source {

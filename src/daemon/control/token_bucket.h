@@ -22,14 +22,15 @@ class TokenBucket {
     return refilled >= burst_;
   }
 
-  // Takes one token at `now_ms` (monotonic milliseconds); false when none is left.
-  bool take(uint64_t now_ms) {
+  // Takes `cost` tokens (one event, or its size in bytes) at `now_ms` (monotonic
+  // milliseconds); false, taking nothing, when fewer are left.
+  bool take(uint64_t now_ms, double cost = 1) {
     if (started_ && now_ms > last_ms_)
       tokens_ = std::min(burst_, tokens_ + static_cast<double>(now_ms - last_ms_) * rate_per_ms_);
     started_ = true;
     last_ms_ = std::max(last_ms_, now_ms);
-    if (tokens_ < 1) return false;
-    tokens_ -= 1;
+    if (tokens_ < cost) return false;
+    tokens_ -= cost;
     return true;
   }
 

@@ -1043,10 +1043,13 @@ Processes::OutputFn Supervisor::output_reader(uint64_t generation) {
     // after it has left the table.
     std::string source =
         "server " + std::to_string(pid) + " (gen " + std::to_string(generation) + ")";
-    if (!output_lines_.admit(source)) return;
-    log_event(
-        source + " | " + std::string(line),
-        {{"kind", "output"}, {"serverPid", pid}, {"generation", generation}, {"output", line}});
+    std::string text = source + " | ";
+    append_printable(text, line);
+    // The line's weight is what it costs the log: escaped, with the timestamp before it.
+    if (!output_lines_.admit(source, static_cast<double>(text.size() + 48))) return;
+    // The JSON line carries the text once ("msg"), its source in the fields.
+    log_event(source + " | " + std::string(line),
+              {{"kind", "output"}, {"serverPid", pid}, {"generation", generation}});
   };
 }
 

@@ -255,10 +255,12 @@ class Supervisor {
   // Lines whose rate a server or peer controls, per server ("server 42 (gen 3)") and for
   // refused peers by uid ("uid 65534"): a burst of 10, then 1 a second (docs/security.md).
   LogLimiter server_lines_{clock_, "log lines", 1, 10};
-  // What servers write on stdout and stderr, per server: a burst of 10,000 lines, then 1,000
-  // a second (journald's RateLimitBurst=10000 per 30 s is the precedent: generous for a
-  // server that logs every request, a bound for one that writes without end).
-  LogLimiter output_lines_{clock_, "lines of output", 1000, 10000};
+  // What servers write on stdout and stderr, per server, in bytes of log written (the
+  // escaped line and its prefix): a burst of 1 MiB, then 64 KiB a second -- a server that
+  // logs a line of 200 bytes for each of 300 requests a second, and a bound (5.4 GB a day)
+  // on one that writes without end; the lines held back are counted (journald's
+  // RateLimitBurst= is the precedent, by lines; bytes here, as escaping can quadruple them).
+  LogLimiter output_lines_{clock_, "lines of output", 64 * 1024, 1024 * 1024};
   // A server's connections and disconnections, per server: apart from server_lines_, so that
   // a server chatty on NOTIFY_SOCKET does not lose the lines saying it connected.
   LogLimiter connection_lines_{clock_, "connection lines", 1, 10};

@@ -19,7 +19,8 @@ PipeId pipe_id(const struct stat& st) {
 
 Result<OutputPipe> make_output_pipe() {
   int ends[2];
-  if (::pipe2(ends, O_CLOEXEC) != 0) return Status::system_error("pipe2 (a server's output)", errno);
+  if (::pipe2(ends, O_CLOEXEC) != 0)
+    return Status::system_error("pipe2 (a server's output)", errno);
   OutputPipe pipe{UniqueFd(ends[0]), UniqueFd(ends[1]), {}};
   // Best effort: what the server may write while no daemon reads (output_pipe.h).
   (void)::fcntl(pipe.write.get(), F_SETPIPE_SZ, kPipeBytes);
@@ -40,8 +41,7 @@ Result<UniqueFd> reopen_output_pipe(pid_t pid, PipeId id) {
     const std::string path = dir + "/" + entry->d_name;
     struct stat st;
     // stat follows the magic link to the open file itself: a pipe of pipefs.
-    if (::stat(path.c_str(), &st) != 0 || !S_ISFIFO(st.st_mode) || !(pipe_id(st) == id))
-      continue;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISFIFO(st.st_mode) || !(pipe_id(st) == id)) continue;
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
     if (!fd) continue;  // closed or replaced since: try the next one
     // The descriptor may have been replaced between stat and open: check what was opened.
@@ -97,10 +97,12 @@ Result<std::unique_ptr<OutputReader>> OutputReader::start(uv_loop_t* loop, Uniqu
   block->on_end = std::move(on_end);
   if (int rc = uv_poll_init(loop, &block->poll, block->fd.get()); rc != 0) {
     delete block;
-    return Status::error(std::string("uv_poll_init on a server's output pipe: ") +
-                         uv_strerror(rc));
+    return Status::error(std::string("uv_poll_init on a server's output pipe: ") + uv_strerror(rc));
   }
   block->poll.data = block;
+  // Reading output never keeps the daemon alive: a process that left its server (setsid) and
+  // holds the pipe must not stop `serverswap stop` from ending the daemon.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&block->poll));
   uv_poll_start(&block->poll, UV_READABLE | UV_DISCONNECT, [](uv_poll_t* p, int, int) {
     auto* self = static_cast<Block*>(p->data);
     char buffer[65536];
@@ -117,6 +119,10 @@ Result<std::unique_ptr<OutputReader>> OutputReader::start(uv_loop_t* loop, Uniqu
     self->on_end();  // may destroy the owner; touch nothing after
   });
   return std::unique_ptr<OutputReader>(new OutputReader(block));
+}
+
+void OutputReader::flush() {
+  block_->splitter.finish(block_->on_line);
 }
 
 OutputReader::~OutputReader() {

@@ -70,10 +70,13 @@ class OutputReader {
 
   // Owns `read`. `on_line` runs for every line; `on_end` once, after the last line, when
   // no process holds a write end any more or reading failed (it may destroy this reader).
-  static Result<std::unique_ptr<OutputReader>> start(uv_loop_t* loop, UniqueFd read,
-                                                     LineFn on_line, EndFn on_end);
+  static Result<std::unique_ptr<OutputReader>> start(uv_loop_t* loop, UniqueFd read, LineFn on_line,
+                                                     EndFn on_end);
   ~OutputReader();
   OutputReader(const OutputReader&) = delete;
+  // Gives what was read of an unterminated line as a line now (before the daemon executes
+  // itself again: the next image cannot read those bytes).
+  void flush();
   OutputReader& operator=(const OutputReader&) = delete;
 
  private:

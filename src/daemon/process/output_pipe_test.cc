@@ -2,13 +2,16 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/kcmp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -58,6 +61,19 @@ SpawnSpec command(std::vector<std::string> argv) {
   return spec;
 }
 
+// The descriptor number (>= 100) at which process `pid` keeps a read end of pipe `id`; -1.
+int kept_read_end(pid_t pid, PipeId id) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    struct stat st;
+    int fd = std::stoi(entry.path().filename().string());
+    if (fd >= 100 && ::stat(entry.path().c_str(), &st) == 0 &&
+        static_cast<uint64_t>(st.st_ino) == id.ino)
+      return fd;
+  }
+  return -1;
+}
+
 TEST(OutputPipe, StdoutAndStderrOfAServerAreReadLineByLineUntilItsLastWriterCloses) {
   Loop loop;
   SystemProcesses processes(&loop.loop);
@@ -73,6 +89,23 @@ TEST(OutputPipe, StdoutAndStderrOfAServerAreReadLineByLineUntilItsLastWriterClos
       });
   ASSERT_TRUE(process.ok()) << process.status().message();
   EXPECT_FALSE((*process)->output_pipe().empty());
+  // Reading output keeps no loop alive (the daemon's control socket does): a timer does here,
+  // until the third line or 10 s.
+  struct Keeper {
+    uv_timer_t timer;
+    std::vector<std::string>* lines;
+    int ticks = 0;
+  } keeper{{}, &lines};
+  uv_timer_init(&loop.loop, &keeper.timer);
+  keeper.timer.data = &keeper;
+  uv_timer_start(
+      &keeper.timer,
+      [](uv_timer_t* t) {
+        auto* k = static_cast<Keeper*>(t->data);
+        if (k->lines->size() >= 3 || ++k->ticks > 10000)
+          uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+      },
+      1, 1);
   uv_run(&loop.loop, UV_RUN_DEFAULT);
   EXPECT_EQ(status, 0);
   EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "three"}));
@@ -124,15 +157,7 @@ TEST(OutputPipe, AWriteWhileNoDaemonReadsIsKeptAndReadAgainThroughProc) {
   pipe->write.reset();
 
   // The child's own copy of the read end sits above the descriptors a server expects.
-  bool kept_high = false;
-  for (const auto& entry :
-       std::filesystem::directory_iterator("/proc/" + std::to_string((*process)->pid()) + "/fd")) {
-    struct stat st;
-    if (std::stoi(entry.path().filename().string()) >= 100 &&
-        ::stat(entry.path().c_str(), &st) == 0 && static_cast<uint64_t>(st.st_ino) == id.ino)
-      kept_high = true;
-  }
-  EXPECT_TRUE(kept_high);
+  EXPECT_GE(kept_read_end((*process)->pid(), id), 100);
 
   UniqueFd go = open_fifo(first);
   ASSERT_TRUE(go);
@@ -152,14 +177,35 @@ TEST(OutputPipe, AWriteWhileNoDaemonReadsIsKeptAndReadAgainThroughProc) {
   process->reset();
 }
 
+// A flag the server sets on its read end (clearing O_NONBLOCK) must not reach the daemon's:
+// they are two open file descriptions, not one shared by dup.
+TEST(OutputPipe, TheServersReadEndIsAFileDescriptionOfItsOwn) {
+  Loop loop;
+  auto pipe = make_output_pipe();
+  ASSERT_TRUE(pipe.ok());
+  auto process = ServerProcess::spawn(
+      &loop.loop, command({"/bin/sleep", "60"}), [](int64_t, int) {}, {}, &*pipe);
+  ASSERT_TRUE(process.ok());
+  pid_t pid = (*process)->pid();
+  int kept = kept_read_end(pid, pipe->id);
+  ASSERT_GE(kept, 100);
+  // kcmp(2): 0 when both descriptors refer to the same open file description.
+  long same = ::syscall(SYS_kcmp, ::getpid(), pid, KCMP_FILE, pipe->read.get(), kept);
+  EXPECT_NE(same, 0);
+  EXPECT_NE(same, -1) << "kcmp: " << std::strerror(errno);
+  (*process)->signal_group(SIGKILL);
+  uv_run(&loop.loop, UV_RUN_DEFAULT);
+  process->reset();
+}
+
 TEST(OutputPipe, OnlyThatPipeIsOpenedAgainNeverAnotherOfTheProcess) {
   Loop loop;
   auto pipe = make_output_pipe();
   ASSERT_TRUE(pipe.ok());
   auto other = make_output_pipe();  // the server's stdout is this one, not the recorded one
   ASSERT_TRUE(other.ok());
-  auto process = ServerProcess::spawn(&loop.loop, command({"/bin/sleep", "60"}),
-                                      [](int64_t, int) {}, {}, &*other);
+  auto process = ServerProcess::spawn(
+      &loop.loop, command({"/bin/sleep", "60"}), [](int64_t, int) {}, {}, &*other);
   ASSERT_TRUE(process.ok());
   EXPECT_FALSE(reopen_output_pipe((*process)->pid(), pipe->id).ok());
   EXPECT_TRUE(reopen_output_pipe((*process)->pid(), other->id).ok());

@@ -71,9 +71,14 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, con
 
   // The read end the child keeps (output_pipe.h): a copy without close-on-exec, which only
   // this fork inherits (the loop thread is the only one that forks), closed again below.
+  // An open file description of its own (opened again through /proc, not dup'ed): a flag
+  // the server sets on it (clearing O_NONBLOCK) must not reach the daemon's read end.
   UniqueFd kept;
   if (output) {
-    kept = UniqueFd(::fcntl(output->read.get(), F_DUPFD, 100));
+    std::string self = "/proc/self/fd/" + std::to_string(output->read.get());
+    UniqueFd opened(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!opened) return Status::system_error("open " + self + " (a server's output pipe)", errno);
+    kept = UniqueFd(::fcntl(opened.get(), F_DUPFD, 100));
     if (!kept) return Status::system_error("dup of a server's output pipe", errno);
   }
 

@@ -62,6 +62,10 @@ Result<std::unique_ptr<Process>> SystemProcesses::adopt(pid_t pid, ExitFn on_exi
   return as_process(std::move(process));
 }
 
+void SystemProcesses::flush_output() {
+  for (auto& [key, reader] : readers_) reader->flush();
+}
+
 Status SystemProcesses::read_output(UniqueFd fd, pid_t pid, OutputFn on_output) {
   uint64_t key = next_reader_++;
   auto reader = OutputReader::start(

@@ -35,6 +35,9 @@ class SystemProcesses : public Processes {
                                                 NotifySocket::OnMessage on_message,
                                                 NotifySocket::OnRejected on_rejected) override;
 
+  // Logs what was read of each unterminated output line (OutputReader::flush).
+  void flush_output();
+
  private:
   // Reads `fd` until its last writer closes it; the reader then removes itself.
   Status read_output(UniqueFd fd, pid_t pid, OutputFn on_output);

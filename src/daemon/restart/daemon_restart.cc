@@ -301,6 +301,7 @@ void Daemon::exec_upgrade(const std::string& path, uint64_t requester) {
   if (failed.ok()) {
     std::vector<std::string> argv = {path};
     argv.insert(argv.end(), restart_.daemon_args.begin(), restart_.daemon_args.end());
+    processes_->flush_output();  // the next image cannot read what this one has read
     failed = exec_keeping(path, argv, inherited);  // returns only on failure
   }
   log_line("upgrade failed, the daemon goes on unchanged: " + failed.message());
