@@ -24,19 +24,17 @@ std::string fd_target(pid_t pid, int fd) {
       .string();
 }
 
-// A --listen program that writes `text`, then for each line on FIFO `go` writes "line 2",
-// "line 3", ...
-std::vector<std::string> talker(const std::string& text, const std::string& go) {
-  return {SERVERSWAP_BIN,
-          "--listen",
-          "127.0.0.1:0",
-          "--ready-after",
-          "100ms",
-          "--",
-          "/bin/sh",
-          "-c",
-          "printf '" + text + "\\n'; n=2; while read x < '" + go +
-              "'; do echo line $n; n=$((n + 1)); done"};
+// Deploys a --listen program that writes `text`, then for each line on the FIFO `*go` (made
+// here) writes "line 2", "line 3", ...; its pid, or 0 when the deploy failed.
+pid_t deploy_talker(DaemonUnderTest& daemon, const std::string& text, std::string* go) {
+  *go = daemon.dir() + "/go";
+  if (::mkfifo(go->c_str(), 0600) != 0) return 0;
+  auto deploy = serverswap(
+      daemon, {"--listen", "127.0.0.1:0", "--ready-after", "100ms", "--", "/bin/sh", "-c",
+               "printf '" + text + "\\n'; n=2; while read x < '" + *go +
+                   "'; do echo line $n; n=$((n + 1)); done"});
+  EXPECT_EQ(deploy.code, 0) << deploy.output;
+  return deploy.code == 0 ? daemon.server_pids().at(0) : 0;
 }
 
 // Waits (bounded) until the FIFO has a reader, and writes one line to it.
@@ -56,14 +54,10 @@ bool release(const std::string& fifo) {
 
 TEST(ServerOutput, AServersLinesAreItsOwnEscapedAndItHoldsNoneOfTheDaemonsDescriptors) {
   DaemonUnderTest daemon;
-  std::string go = daemon.dir() + "/go";
-  ASSERT_EQ(::mkfifo(go.c_str(), 0600), 0);
+  std::string go;
   // A line that tries to pass for the daemon's own and to clear the terminal.
-  std::vector<std::string> deploy = talker("\\033[2J2026-01-01T00:00:00.000Z serverswap[1]: x", go);
-  deploy.insert(deploy.begin() + 1, {"--socket", daemon.socket()});
-  Child first(deploy);
-  ASSERT_EQ(first.wait(30s), 0) << first.output();
-  pid_t server = daemon.server_pids().at(0);
+  pid_t server = deploy_talker(daemon, "\\033[2J2026-01-01T00:00:00.000Z serverswap[1]: x", &go);
+  ASSERT_NE(server, 0);
   std::string prefix = "server " + std::to_string(server) + " (gen 1) | ";
   ASSERT_TRUE(daemon.process().wait_for_output(prefix + "\\x1b[2J2026-01-01", 10s))
       << daemon.process().output();
@@ -80,13 +74,9 @@ TEST(ServerOutput, AServersLinesAreItsOwnEscapedAndItHoldsNoneOfTheDaemonsDescri
 
 TEST(ServerOutput, WhatAServerWritesWhileTheDaemonIsDeadIsReadByTheNextOneAndKillsNothing) {
   DaemonUnderTest daemon({"--takedown-timeout", "5s", "--adopt-timeout", "10s"});
-  std::string go = daemon.dir() + "/go";
-  ASSERT_EQ(::mkfifo(go.c_str(), 0600), 0);
-  std::vector<std::string> deploy = talker("first line", go);
-  deploy.insert(deploy.begin() + 1, {"--socket", daemon.socket()});
-  Child first(deploy);
-  ASSERT_EQ(first.wait(30s), 0) << first.output();
-  pid_t server = daemon.server_pids().at(0);
+  std::string go;
+  pid_t server = deploy_talker(daemon, "first line", &go);
+  ASSERT_NE(server, 0);
   ASSERT_TRUE(daemon.process().wait_for_output("| first line", 10s));
   daemon.process().signal(SIGKILL);
   ASSERT_TRUE(daemon.process().wait(10s).has_value());
