@@ -80,6 +80,7 @@ Daemon::~Daemon() {
   metrics_endpoint_.reset();
   supervisor_.reset();
   control_.reset();
+  processes_.reset();  // its output readers, after the supervisor and control that borrow it
   sockets_.reset();
   // Let libuv run the close callbacks of everything just released.
   uv_run(&loop_, UV_RUN_DEFAULT);
