@@ -23,7 +23,13 @@ CrashRestarts::CrashRestarts(Clock& clock, Host& host, Millis first, Millis max,
 // for), or a restart of a crash loop that failed, may leave its resources unserved.
 void CrashRestarts::exited(const Server& gone, ServerState before) {
   bool crashed_while_up = before == ServerState::kUp;
-  bool loop_goes_on = !gone.failure.empty() && loops_.count(crash_key(gone.request)) > 0;
+  // A roll's new worker that failed before it was up is no restart and never served: it
+  // neither continues the loop of its index nor takes it over (found by the simulator: it
+  // did, and the loop started a second restart beside the one still starting, one release too
+  // many once quiet). Its roll decides what serves there (WorkerRolls::failed).
+  bool fresh_worker = gone.request.worker >= 0 && gone.restarts == 0;
+  bool loop_goes_on =
+      !gone.failure.empty() && !fresh_worker && loops_.count(crash_key(gone.request)) > 0;
   if (crashed_while_up || loop_goes_on) crashed(gone);
 }
 
