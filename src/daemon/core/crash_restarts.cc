@@ -150,10 +150,11 @@ void CrashRestarts::stop() {
   loops_.clear();  // cancels pending restarts
 }
 
-void CrashRestarts::end_loops(const std::set<std::string>& resources, uint64_t rank, int worker) {
+void CrashRestarts::end_loops(const std::set<std::string>& resources, uint64_t rank, int worker,
+                              uint64_t from) {
   std::erase_if(loops_, [&](const auto& entry) {
     const Loop& loop = *entry.second;
-    if (loop.rank >= rank) return false;
+    if (loop.rank >= rank || loop.rank < from) return false;
     if (worker >= 0 && std::max(loop.request.worker, 0) != worker) return false;
     for (const auto& name : loop.resources)
       if (resources.count(name)) {

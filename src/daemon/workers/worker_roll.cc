@@ -341,6 +341,14 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   }
   roll = find_roll(roll_id);
   if (!roll) return;
+  // A new worker that came up and crashed goes as one that is up would: its crash loop ends
+  // (found by the simulator: its restart came up beside the old version, two releases once
+  // quiet).
+  if (!superseded && old_serves)
+    for (int index = 0; index < roll->plan.workers(); ++index)
+      if (!restoring.count(index) && !roll->replaced.count(index))
+        host_.end_crash_loops(roll->resources, roll->first_generation + 1, index,
+                              roll->first_generation);
   // No old copy serves, and new workers that came up stay: the old version must not come
   // back beside them by a crash restart (found by the simulator: an old worker crashed
   // during the roll, and its restart served beside the new workers once quiet).

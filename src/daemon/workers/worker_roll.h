@@ -53,8 +53,9 @@ class WorkerRolls {
     // Crash loops of servers of deploy order below `rank` on any of `resources` (with
     // `worker` >= 0: of that worker index only) end: their pending restarts are cancelled (the
     // new workers of a failed roll, or the old version started again, serve there instead).
+    // `from`: of deploy order `from` or later only.
     virtual void end_crash_loops(const std::set<std::string>& resources, uint64_t rank,
-                                 int worker = -1) = 0;
+                                 int worker = -1, uint64_t from = 0) = 0;
     virtual void emit(const Server& server, EventKind kind, const std::string& text) = 0;
 
    protected:
