@@ -601,6 +601,27 @@ TEST_F(SupervisorTest, AFailedRollStartsTheOldVersionAgainWhereItsOldWorkerIsGon
   EXPECT_EQ(state_of(again), "up");
 }
 
+// Found by the simulator (seed 812 of the worker mix): a failed roll's new worker that came
+// up, replaced nothing and crashed goes as an up one would while the old version serves: its
+// crash loop ends (its restart came up beside the old version: two releases once quiet).
+TEST_F(SupervisorTest, AFailedRollsWorkerThatCrashedIsNotRestartedBesideTheOldVersion) {
+  size_t first = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old1, ":3");
+  processes_.exit(old0, 1, 0);  // a first roll fails: its worker 1 keeps serving
+  ASSERT_NE(outcome(first).find("keep serving"), std::string::npos) << outcome(first);
+  size_t roll = deploy_spec(both_at_once({"wrk", "v2"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  bring_up(new0, ":3");
+  processes_.exit(new0, 1, 0);  // crashes while up: its restart is pending
+  ASSERT_EQ(supervisor_->crash_loops().size(), 1u);
+  processes_.exit(new1, 1, 0);  // the roll fails; the old version serves index 1
+  EXPECT_NE(outcome(roll).find("the old version keeps serving"), std::string::npos)
+      << outcome(roll);
+  EXPECT_TRUE(supervisor_->crash_loops().empty()) << "v2 would come back beside v1";
+  EXPECT_EQ(state_of(old1), "up");
+}
+
 // Adoptions, at the hook resumed(): an unmanaged server that resumes late is taken back all
 // the same, and the state file records it as it is now.
 TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {
