@@ -23,7 +23,13 @@ CrashRestarts::CrashRestarts(Clock& clock, Host& host, Millis first, Millis max,
 // for), or a restart of a crash loop that failed, may leave its resources unserved.
 void CrashRestarts::exited(const Server& gone, ServerState before) {
   bool crashed_while_up = before == ServerState::kUp;
-  bool loop_goes_on = !gone.failure.empty() && loops_.count(crash_key(gone.request)) > 0;
+  // A roll's new worker that failed before it was up is no restart and never served: it
+  // neither continues the loop of its index nor takes it over (found by the simulator: it
+  // did, and the loop started a second restart beside the one still starting, one release too
+  // many once quiet). Its roll decides what serves there (WorkerRolls::failed).
+  bool fresh_worker = gone.request.worker >= 0 && gone.restarts == 0;
+  bool loop_goes_on =
+      !gone.failure.empty() && !fresh_worker && loops_.count(crash_key(gone.request)) > 0;
   if (crashed_while_up || loop_goes_on) crashed(gone);
 }
 
@@ -144,10 +150,12 @@ void CrashRestarts::stop() {
   loops_.clear();  // cancels pending restarts
 }
 
-void CrashRestarts::end_loops(const std::set<std::string>& resources, uint64_t rank) {
+void CrashRestarts::end_loops(const std::set<std::string>& resources, uint64_t rank, int worker,
+                              uint64_t from) {
   std::erase_if(loops_, [&](const auto& entry) {
     const Loop& loop = *entry.second;
-    if (loop.rank >= rank) return false;
+    if (loop.rank >= rank || loop.rank < from) return false;
+    if (worker >= 0 && std::max(loop.request.worker, 0) != worker) return false;
     for (const auto& name : loop.resources)
       if (resources.count(name)) {
         log_line("crash loop of '" + join(loop.request.argv, " ") +

@@ -61,8 +61,10 @@ class CrashRestarts {
   void stop();
   // The loops of deploy order below `rank` on any of `resources` are over (their pending
   // restarts cancelled): a newer release serves there (WorkerRolls, a failed roll that keeps
-  // its workers).
-  void end_loops(const std::set<std::string>& resources, uint64_t rank);
+  // its workers, or starts the old version again on an index); `worker` >= 0: only the loops
+  // of that worker index; `from`: of deploy order `from` or later only.
+  void end_loops(const std::set<std::string>& resources, uint64_t rank, int worker = -1,
+                 uint64_t from = 0);
 
   // Whether a pending restart, or a restart started and not yet asking again, wants the
   // listening socket `name` kept open.

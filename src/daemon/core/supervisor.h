@@ -291,8 +291,9 @@ class Supervisor {
     void fail(const std::string& id, const std::string& why) override {
       if (Server* s = owner_.find(id)) owner_.fail(*s, why);
     }
-    void end_crash_loops(const std::set<std::string>& resources, uint64_t rank) override {
-      owner_.crash_restarts_.end_loops(resources, rank);
+    void end_crash_loops(const std::set<std::string>& resources, uint64_t rank, int worker,
+                         uint64_t from) override {
+      owner_.crash_restarts_.end_loops(resources, rank, worker, from);
     }
     void emit(const Server& server, EventKind kind, const std::string& text) override {
       owner_.emit(server, kind, text);

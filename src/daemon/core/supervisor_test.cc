@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -532,6 +533,93 @@ TEST_F(SupervisorTest, ARollTakesTheOldCopyDownOnlyOnceItsBatchIsUpAndReportsAft
   EXPECT_EQ(outcomes[0]["deployed"]["workers"], Json::array({worker0, worker1}));
   EXPECT_EQ(outcomes[0]["deployed"]["replaced"], Json::array({old_pid}));
   EXPECT_EQ(supervisor_->deploys_in_flight(), 0u);
+}
+
+// Rolls of 2 workers of `argv` on :3, with batch 2 and surge 2 (both workers at once).
+static SpawnSpec both_at_once(std::vector<std::string> argv) {
+  SpawnSpec spec;
+  spec.argv = std::move(argv);
+  spec.workers = 2;
+  spec.batch = 2;
+  spec.max_surge = 2;
+  return spec;
+}
+
+// Found by the simulator (seed 2252 of the worker mix): a roll's new worker that fails before
+// it is up is no restart: it neither continues the crash loop of its index nor starts a
+// second restart beside the one still starting.
+TEST_F(SupervisorTest, ARollsWorkerThatFailsBeforeItIsUpDoesNotContinueTheCrashLoopOfItsIndex) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  processes_.exit(old1, 1, 0);      // crashes while up
+  ASSERT_TRUE(clock_.fire_next());  // its restart starts
+  pid_t restart = last_pid();
+  ASSERT_NE(restart, old1);
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new1 = last_pid();
+  processes_.exit(new1, 1, 0);  // fails before it is up: the roll stops
+  EXPECT_NE(outcome(roll).find("the rollout stopped"), std::string::npos) << outcome(roll);
+  auto loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u);
+  EXPECT_EQ(loops[0].crashes, 1) << "the new worker's failure counted as a crash of the loop";
+  EXPECT_EQ(loops[0].next_restart_ms, std::nullopt) << "a second restart beside " << restart;
+}
+
+// Found by the simulator (seed 620 of the worker mix): a failed roll gives each index its
+// old version back. Old worker 1 crashed, its restart failed, and its crash loop ended as
+// new worker 1 was up there; when the roll fails, the old version is started again at index
+// 1 and new worker 1 goes only once that is up (it used to go at once: one worker short).
+TEST_F(SupervisorTest, AFailedRollStartsTheOldVersionAgainWhereItsOldWorkerIsGone) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  processes_.exit(old1, 1, 0);
+  ASSERT_TRUE(clock_.fire_next());  // the restart of worker 1 starts
+  pid_t restart = last_pid();
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  ASSERT_NE(new0, restart);
+  FakePeer& new1_peer = bring_up(new1, ":3");
+  // The restart fails before it is up: its loop ends, as new worker 1 serves index 1.
+  processes_.exit(restart, 1, 0);
+  EXPECT_TRUE(supervisor_->crash_loops().empty());
+  ASSERT_EQ(last_pid(), new1);
+  processes_.exit(new0, 1, 0);  // the roll fails
+  EXPECT_NE(outcome(roll).find("started again as worker 1"), std::string::npos) << outcome(roll);
+  pid_t again = last_pid();
+  ASSERT_NE(again, new1) << "the old version was not started again at index 1";
+  const auto& env = processes_.find(again)->spec.env;
+  EXPECT_NE(std::find(env.begin(), env.end(), "SERVERSWAP_WORKER=1"), env.end());
+  EXPECT_FALSE(got(new1_peer, "takeDown")) << "before the old version is up again";
+  EXPECT_EQ(state_of(new1), "up");
+  bring_up(again, ":3");
+  EXPECT_TRUE(got(new1_peer, "takeDown"));
+  EXPECT_EQ(state_of(old0), "up");
+  EXPECT_EQ(state_of(again), "up");
+}
+
+// Found by the simulator (seed 812 of the worker mix): a failed roll's new worker that came
+// up, replaced nothing and crashed goes as an up one would while the old version serves: its
+// crash loop ends (its restart came up beside the old version: two releases once quiet).
+TEST_F(SupervisorTest, AFailedRollsWorkerThatCrashedIsNotRestartedBesideTheOldVersion) {
+  size_t first = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old1, ":3");
+  processes_.exit(old0, 1, 0);  // a first roll fails: its worker 1 keeps serving
+  ASSERT_NE(outcome(first).find("keep serving"), std::string::npos) << outcome(first);
+  size_t roll = deploy_spec(both_at_once({"wrk", "v2"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  bring_up(new0, ":3");
+  processes_.exit(new0, 1, 0);  // crashes while up: its restart is pending
+  ASSERT_EQ(supervisor_->crash_loops().size(), 1u);
+  processes_.exit(new1, 1, 0);  // the roll fails; the old version serves index 1
+  EXPECT_NE(outcome(roll).find("the old version keeps serving"), std::string::npos)
+      << outcome(roll);
+  EXPECT_TRUE(supervisor_->crash_loops().empty()) << "v2 would come back beside v1";
+  EXPECT_EQ(state_of(old1), "up");
 }
 
 // Adoptions, at the hook resumed(): an unmanaged server that resumes late is taken back all

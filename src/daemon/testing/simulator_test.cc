@@ -50,10 +50,16 @@ const SeedMix kMixes[] = {
     // roll worker's crash restart kept an older deploy's order (no outcome); 345, 1433, a
     // superseded roll's worker that replaced nothing stayed beside the old version; 262, a
     // failed roll that kept its new workers also started the old release again beside them.
+    // 2252, a roll's new worker that failed before it was up continued the crash loop of its
+    // index (a second restart beside the one starting); 620, a failed roll retired the new
+    // worker of an index whose old worker had crashed (its loop ended by that new worker)
+    // without starting the old version there again (one worker short); 812, a failed roll's
+    // new worker that had come up and crashed was restarted beside the old version.
     {"workers",
      "--no-listen --no-serving --no-restarts",
      {.listen = false, .serving = false, .restarts = false},
-     {3, 4, 15, 32, 49, 59, 74, 75, 80, 83, 114, 157, 262, 345, 643, 1371, 1433, 1759, 6468}},
+     {3,   4,   15,  32,  49,  59,  74,   75,   80,   83,   114,
+      157, 262, 345, 620, 643, 812, 1371, 1433, 1759, 2252, 6468}},
     // The full mix with daemon deaths and upgrades (no workers, no `serving`): 17, an adopted
     // server that was starting and never resumed stayed accepting, never up; 710 and 4796, a
     // partial takedown forgotten across a restart (two generations up on a resource); 1208,

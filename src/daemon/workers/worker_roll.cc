@@ -50,6 +50,7 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
   for (const auto& listen : request.listen)
     if (auto resource = protocol::parse_resource(listen.resource); resource.ok())
       roll->resources.insert(resource->name());
+  for (const auto& [id, s] : host_.servers()) note_old(*roll, *s);
   // Up workers of another command may be old copies too (a changed command): their
   // resources are known once a new worker asks for them, so the roll goes by batch and
   // surge from the start rather than starting every worker at once.
@@ -95,6 +96,9 @@ WorkerRolls::Roll* WorkerRolls::roll_of(const Server& server) {
 }
 
 void WorkerRolls::holds(const Server& server, const std::string& name) {
+  // A crash restart of an old copy started during a roll: the old version of its index.
+  for (auto& [id, other] : rolls_)
+    if (!other->reported) note_old(*other, server);
   Roll* roll = roll_of(server);
   if (!roll) return;
   roll->resources.insert(name);
@@ -102,16 +106,20 @@ void WorkerRolls::holds(const Server& server, const std::string& name) {
   // meet at start): the newest deploy wins. Found by the simulator: workers race only for
   // their own index, so both rolls went on, each taking the other's workers down, and the
   // older never had an outcome.
-  std::vector<std::pair<uint64_t, uint64_t>> losers;  // roll id, the winner's generation
+  std::vector<std::pair<uint64_t, uint64_t>> losers;  // roll id, the winner's roll id
   for (const auto& [id, other] : rolls_) {
     if (other.get() == roll || other->reported || !other->resources.count(name)) continue;
     if (other->first_generation < roll->first_generation)
-      losers.emplace_back(id, roll->first_generation);
+      losers.emplace_back(id, roll->id);
     else
-      losers.emplace_back(roll->id, other->first_generation);
+      losers.emplace_back(roll->id, id);
   }
-  for (const auto& [id, by] : losers)
-    failed(id, "superseded by generation " + std::to_string(by), true);
+  for (const auto& [id, by] : losers) {
+    Roll* loser = find_roll(id);
+    Roll* winner = find_roll(by);
+    if (!loser || !winner || loser->reported) continue;
+    failed(id, "superseded by generation " + std::to_string(winner->first_generation), true);
+  }
 }
 
 bool WorkerRolls::in_roll(const Server& server) const {
@@ -204,8 +212,10 @@ void WorkerRolls::superseded(const Server& older, const Server& newer, const std
   // when that roll failed (one worker short once quiet).
   if (older.restarts == 0) return;
   Roll* winner = roll_of(newer);
-  if (winner && is_old_copy(*winner, older))
+  if (winner && is_old_copy(*winner, older)) {
+    note_old(*winner, older);
     winner->replaced.emplace(std::max(older.request.worker, 0), older.request);
+  }
 }
 
 void WorkerRolls::worker_up(const Server& server) {
@@ -240,6 +250,7 @@ void WorkerRolls::take_down_old_copy(Roll& roll, int index, const Server& newer)
     std::set<std::string> remaining;
     for (const auto& [name, spelled] : s->held)
       if (!s->taken.count(name)) remaining.insert(name);
+    note_old(roll, *s);
     if (index >= 0) roll.replaced.emplace(index, s->request);
     roll.draining.insert(id);
     roll.replaced_pids.push_back(s->pid);
@@ -276,17 +287,36 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   // No old copy serves and new workers came up: they stay, and the old release is not
   // started again beside them (found by the simulator: a restored old copy, newer by
   // generation, replaced one new worker and two releases served once quiet).
+  // Each index gets its old version back (docs/architecture.md, "Workers and rolling
+  // deploys"): where it no longer serves (taken down by this roll or one it superseded, or
+  // crashed, its crash loop ended by a new worker up there), it is started again, and its
+  // crash loop ends (the new start stands for it). Found by the simulator: an index whose
+  // old worker had crashed was left to a new worker that then went (one worker short), or
+  // to a superseded roll's worker (two releases once quiet).
   bool up = false;
   for (const auto& [index, id] : roll->workers)
     if (const Server* s = find(id); s && s->state == ServerState::kUp) up = true;
   bool restore = !superseded && (old_copy_serves(*roll) || !up);
   std::vector<std::string> restored;
-  if (restore)
-    for (const auto& [index, request] : roll->replaced) {
+  std::set<int> restoring;
+  if (restore) {
+    std::vector<std::pair<int, OldVersion>> todo;
+    // An index where nothing serves (its old worker crashed, and its crash loop goes on) is
+    // left to that loop: a restart of it may be starting already.
+    for (const auto& [index, old] : roll->old)
+      if (!old_version_serves(*roll, index) &&
+          (roll->replaced.count(index) || other_serves(*roll, index)))
+        todo.emplace_back(index, old);
+    std::set<std::string> resources = roll->resources;
+    uint64_t rank = roll->first_generation;
+    for (const auto& [index, old] : todo) {
       restored.push_back(std::to_string(index));
+      restoring.insert(index);
+      host_.end_crash_loops(resources, rank, index);
       host_.start(
-          request, [](const Json&) {}, 0);
+          old.request, [](const Json&) {}, 0);
     }
+  }
   // Starting servers may have changed the table; the roll itself is still there (reported).
   roll = find_roll(roll_id);
   if (!roll) return;
@@ -302,7 +332,8 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   for (const auto& [index, id] : workers) {
     const Server* s = find(id);
     if (!s || !s->alive()) continue;
-    if (old_serves && s->state == ServerState::kUp && !roll->replaced.count(index)) {
+    if (old_serves && s->state == ServerState::kUp && !restoring.count(index) &&
+        !roll->replaced.count(index)) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
       host_.retire(id, all, why, nullptr);
@@ -310,13 +341,21 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   }
   roll = find_roll(roll_id);
   if (!roll) return;
+  // A new worker that came up and crashed goes as one that is up would: its crash loop ends
+  // (found by the simulator: its restart came up beside the old version, two releases once
+  // quiet).
+  if (!superseded && old_serves)
+    for (int index = 0; index < roll->plan.workers(); ++index)
+      if (!restoring.count(index) && !roll->replaced.count(index))
+        host_.end_crash_loops(roll->resources, roll->first_generation + 1, index,
+                              roll->first_generation);
   // No old copy serves, and new workers that came up stay: the old version must not come
   // back beside them by a crash restart (found by the simulator: an old worker crashed
   // during the roll, and its restart served beside the new workers once quiet).
   bool kept = false;
   for (const auto& [index, id] : roll->workers)
     if (const Server* s = find(id); s && s->state == ServerState::kUp) kept = true;
-  if (!superseded && !old_serves && kept) {
+  if (!superseded && !old_serves && kept && restoring.empty()) {
     host_.end_crash_loops(roll->resources, roll->first_generation);
     std::vector<std::string> restarts;
     for (const auto& [id, s] : host_.servers())
@@ -326,7 +365,7 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
     if (!roll) return;
   }
   std::string text = why;
-  if (!superseded && !old_serves && kept) {
+  if (!superseded && !old_serves && kept && restoring.empty()) {
     text += "; no old version serves, so the new workers that came up keep serving";
   } else if (!superseded) {
     text += "; the old version keeps serving";
@@ -345,6 +384,34 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
 bool WorkerRolls::old_copy_serves(const Roll& roll) const {
   for (const auto& [id, s] : host_.servers())
     if (s->serving() && is_old_copy(roll, *s) && s->taken.size() < s->held.size()) return true;
+  return false;
+}
+
+void WorkerRolls::note_old(Roll& roll, const Server& server) {
+  if (!is_old_copy(roll, server)) return;
+  if (!server.serving() && !(server.restarts > 0 && server.alive())) return;
+  int index = std::max(server.request.worker, 0);
+  auto it = roll.old.find(index);
+  if (it != roll.old.end() && it->second.rank > server.rank) return;
+  roll.old[index] = OldVersion{server.request, server.rank};
+}
+
+bool WorkerRolls::old_version_serves(const Roll& roll, int index) const {
+  auto old = roll.old.find(index);
+  if (old == roll.old.end()) return false;
+  std::string key = command_key(old->second.request);
+  for (const auto& [id, s] : host_.servers())
+    if (s->serving() && is_old_copy(roll, *s) && std::max(s->request.worker, 0) == index &&
+        command_key(s->request) == key && s->taken.size() < s->held.size())
+      return true;
+  return false;
+}
+
+bool WorkerRolls::other_serves(const Roll& roll, int index) const {
+  for (const auto& [id, s] : host_.servers())
+    if (s->serving() && (roll.concerns(id) || is_old_copy(roll, *s)) &&
+        std::max(s->request.worker, 0) == index && s->taken.size() < s->held.size())
+      return true;
   return false;
 }
 

@@ -50,9 +50,12 @@ class WorkerRolls {
                         const std::string& why, const Server* by) = 0;
     // Server `id`, still starting, fails with `why`.
     virtual void fail(const std::string& id, const std::string& why) = 0;
-    // Crash loops of servers of deploy order below `rank` on any of `resources` end: their
-    // pending restarts are cancelled (the new workers of a failed roll serve there instead).
-    virtual void end_crash_loops(const std::set<std::string>& resources, uint64_t rank) = 0;
+    // Crash loops of servers of deploy order below `rank` on any of `resources` (with
+    // `worker` >= 0: of that worker index only) end: their pending restarts are cancelled (the
+    // new workers of a failed roll, or the old version started again, serve there instead).
+    // `from`: of deploy order `from` or later only.
+    virtual void end_crash_loops(const std::set<std::string>& resources, uint64_t rank,
+                                 int worker = -1, uint64_t from = 0) = 0;
     virtual void emit(const Server& server, EventKind kind, const std::string& text) = 0;
 
    protected:
@@ -92,6 +95,14 @@ class WorkerRolls {
   size_t in_flight() const;
 
  private:
+  // The old version of one worker index (docs/architecture.md, "Workers and rolling
+  // deploys"): the request of the newest old copy that served there, or stood for it as a
+  // crash restart, when the roll met it (a newer old copy met later replaces it).
+  struct OldVersion {
+    SpawnSpec request;
+    uint64_t rank = 0;
+  };
+
   // One rolling deploy in progress; the order comes from RolloutPlan.
   struct Roll {
     Roll(RolloutLimits limits, bool replacing) : plan(limits, replacing) {}
@@ -107,6 +118,7 @@ class WorkerRolls {
     std::map<int, std::string> workers;  // index -> id of the new worker
     std::set<std::string> draining;      // old copies it took down, still alive
     std::map<int, SpawnSpec> replaced;   // index -> request of the old copy taken down
+    std::map<int, OldVersion> old;       // index -> its old version, given back on a failure
     protocol::Json replaced_pids = protocol::Json::array();
     bool reported = false;  // deployed or deployFailed sent
 
@@ -134,6 +146,14 @@ class WorkerRolls {
   // `superseded`: a newer deploy won (docs/architecture.md, "The newest deploy wins").
   void failed(uint64_t roll_id, const std::string& reason, bool superseded = false);
   bool old_copy_serves(const Roll& roll) const;
+  // Records `server` as the old version of its index when it is an old copy that serves (or
+  // a crash restart standing for one) and newer than what was recorded.
+  void note_old(Roll& roll, const Server& server);
+  // An up old copy running the old version's command serves index `index`.
+  bool old_version_serves(const Roll& roll, int index) const;
+  // Some up server of the roll, or an old copy, serves index `index` (not the old version
+  // when old_version_serves() is false).
+  bool other_serves(const Roll& roll, int index) const;
   void check_done(uint64_t roll_id);
 
   Host& host_;
