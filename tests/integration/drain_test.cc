@@ -103,6 +103,9 @@ TEST(Drain, ThreeGenerationsDrainAtOnceEachWithItsOwnGrace) {
   // The middle one's request never ends: it is killed after its own grace, not anyone else's.
   ASSERT_TRUE(eventually([&] { return !process_exists(holders[1]); }, 10s));
   EXPECT_TRUE(requests[1]->cut_off());
+  // The daemon's log is read on a thread: wait for the line rather than read a snapshot.
+  EXPECT_TRUE(daemon.process().wait_for_output("still running after --takedown-timeout 4s", 10s))
+      << daemon.process().output();
   std::string log = daemon.process().output();
   std::string killed = "server " + std::to_string(holders[1]) + " (gen ";
   size_t at = log.find(killed);
