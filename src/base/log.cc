@@ -159,6 +159,10 @@ void log_line(std::string_view text) {
   write_line(format_log_line(text, nullptr));
 }
 
+void write_log_line(const std::string& formatted) {
+  if (!g_muted) write_line(formatted);
+}
+
 void log_event(std::string_view text, const nlohmann::ordered_json& fields) {
   if (g_muted) return;
   write_line(format_log_line(text, fields));

@@ -30,6 +30,10 @@ void log_line(std::string_view text);
 // log_line(text).
 void log_event(std::string_view text, const nlohmann::ordered_json& fields);
 
+// Writes a line format_log_line() made (for a caller that weighs it first: a server's
+// output, rate-limited by the bytes it adds to the log). Nothing when muted.
+void write_log_line(const std::string& formatted);
+
 // Appends `text` to `line` as the text format writes it: "\n" for a newline, "\xNN" for
 // other ASCII controls (tab passes) and for each byte that starts no well-formed UTF-8
 // sequence, "\u{NNNN}" for the C1 controls (U+0080-U+009F), U+2028, U+2029, the

@@ -1043,13 +1043,12 @@ Processes::OutputFn Supervisor::output_reader(uint64_t generation) {
     // after it has left the table.
     std::string source =
         "server " + std::to_string(pid) + " (gen " + std::to_string(generation) + ")";
-    std::string text = source + " | ";
-    append_printable(text, line);
-    // The line's weight is what it costs the log: escaped, with the timestamp before it.
-    if (!output_lines_.admit(source, static_cast<double>(text.size() + 48))) return;
-    // The JSON line carries the text once ("msg"), its source in the fields.
-    log_event(source + " | " + std::string(line),
-              {{"kind", "output"}, {"serverPid", pid}, {"generation", generation}});
+    // Formatted once, and weighed as written (escapes and the JSON fields included).
+    std::string formatted =
+        format_log_line(source + " | " + std::string(line),
+                        {{"kind", "output"}, {"serverPid", pid}, {"generation", generation}});
+    if (output_lines_.admit(source, static_cast<double>(formatted.size())))
+      write_log_line(formatted);
   };
 }
 
