@@ -31,14 +31,29 @@ size_t utf8_sequence(std::string_view text, char32_t* code_point) {
   return length;
 }
 
-// Code points that end a line or reorder text for some readers of the log (terminals,
-// editors, log viewers): the C1 controls (U+0085 is NEL), the line and paragraph
-// separators, and the bidirectional embeddings, overrides and isolates.
+// Code points that end a line, reorder text or show nothing for some readers of the log
+// (terminals, editors, log viewers), so that a line could read other than it is: the C1
+// controls (U+0085 is NEL), the line and paragraph separators, Unicode's
+// Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15.1: soft hyphen,
+// zero-width spaces and joiners, bidi marks, embeddings, overrides and isolates, fillers,
+// variation selectors, tags), and the format controls that are not in it (interlinear
+// annotation, Egyptian hieroglyph format controls). A table of ranges rather than ICU:
+// the property is stable (Unicode adds to it only in reserved ranges), and the daemon and
+// client stay free of a 30 MB data library (docs/architecture.md, "Written by hand").
 bool is_invisible_control(char32_t cp) {
-  return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
-         (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) ||
-         // The implicit bidirectional marks (LRM, RLM, ALM) and the zero-width no-break space.
-         cp == 0x200e || cp == 0x200f || cp == 0x061c || cp == 0xfeff;
+  struct Range {
+    char32_t first, last;
+  };
+  static constexpr Range kRanges[] = {
+      {0x0080, 0x009f},   {0x00ad, 0x00ad},   {0x034f, 0x034f},   {0x061c, 0x061c},
+      {0x115f, 0x1160},   {0x17b4, 0x17b5},   {0x180b, 0x180f},   {0x200b, 0x200f},
+      {0x2028, 0x202e},   {0x2060, 0x206f},   {0x3164, 0x3164},   {0xfe00, 0xfe0f},
+      {0xfeff, 0xfeff},   {0xffa0, 0xffa0},   {0xfff0, 0xfffb},   {0x13430, 0x1343f},
+      {0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a}, {0xe0000, 0xe0fff},
+  };
+  for (const Range& range : kRanges)
+    if (cp >= range.first && cp <= range.last) return true;
+  return false;
 }
 
 }  // namespace
@@ -66,7 +81,9 @@ void append_printable(std::string& line, std::string_view text) {
         line.push_back(kHex[byte & 0xf]);
       } else if (is_invisible_control(cp)) {
         line.append("\\u{");
-        for (int shift = 12; shift >= 0; shift -= 4) line.push_back(kHex[(cp >> shift) & 0xf]);
+        // Four hex digits, or as many as a code point beyond U+FFFF needs (U+E0001).
+        int shift = cp > 0xfffff ? 20 : cp > 0xffff ? 16 : 12;
+        for (; shift >= 0; shift -= 4) line.push_back(kHex[(cp >> shift) & 0xf]);
         line.push_back('}');
         i += length;
         continue;

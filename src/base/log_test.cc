@@ -38,6 +38,18 @@ TEST_F(LogTest, TextLineEscapesC1LineSeparatorsBidiAndInvalidUtf8) {
             "a\\u{2028}b\\u{2029}c\\u{0085}d\\u{009b}e\\u{0080}");
   EXPECT_EQ(printable("\u202eevil\u2066x\u2069"), "\\u{202e}evil\\u{2066}x\\u{2069}");
   EXPECT_EQ(printable("\u200ea\u200fb\u061cc\ufeff"), "\\u{200e}a\\u{200f}b\\u{061c}c\\u{feff}");
+  // Every Default_Ignorable_Code_Point shows, at the ends of its ranges, and the format
+  // controls beyond it; the characters next to them pass.
+  EXPECT_EQ(printable("soft\u00adhyphen zero\u200bwidth join\u200d wj\u2060 \u2064"),
+            "soft\\u{00ad}hyphen zero\\u{200b}width join\\u{200d} wj\\u{2060} \\u{2064}");
+  EXPECT_EQ(printable("\u034f\u115f\u1160\u17b4\u180b\u180f\u3164\ufe00\ufe0f\uffa0"),
+            "\\u{034f}\\u{115f}\\u{1160}\\u{17b4}\\u{180b}\\u{180f}\\u{3164}\\u{fe00}\\u{fe0f}"
+            "\\u{ffa0}");
+  EXPECT_EQ(printable("\ufff0\ufff9\ufffb\U00013430\U0001bca3\U0001d173\U000e0001\U000e0fff"),
+            "\\u{fff0}\\u{fff9}\\u{fffb}\\u{13430}\\u{1bca3}\\u{1d173}\\u{e0001}"
+            "\\u{e0fff}");
+  EXPECT_EQ(printable("\u00ac\u00ae\u2027\u2070\ufffc\ufffd\U0001f600"),
+            "\u00ac\u00ae\u2027\u2070\ufffc\ufffd\U0001f600");
   // Invalid bytes one by one: a lone continuation byte, a truncated sequence, an overlong
   // form, a surrogate, beyond U+10FFFF, and 0xff.
   EXPECT_EQ(printable("\x85\xff"), "\\x85\\xff");

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <vector>
 
@@ -122,6 +123,34 @@ Result<UnsafeComponent> find_unsafe_component(const std::string& dir) {
     names.push_back(std::move(part));
   }
   return UnsafeComponent{};
+}
+
+Result<std::string> resolve_dot_dot(const std::string& path) {
+  std::deque<std::string> kept;
+  auto here = [&] {
+    std::string joined_path;
+    for (const auto& name : kept) joined_path += "/" + name;
+    return joined_path.empty() ? std::string("/") : joined_path;
+  };
+  for (const std::string& part : components(path)) {
+    if (part == ".") continue;
+    if (part != "..") {
+      kept.push_back(part);
+      continue;
+    }
+    if (kept.empty()) continue;  // "/.." is "/"
+    struct stat st {};
+    if (::lstat(here().c_str(), &st) != 0)
+      return Status::system_error("resolve " + path + ": " + here(), errno);
+    if (S_ISLNK(st.st_mode)) {
+      char real[PATH_MAX];
+      if (!::realpath(here().c_str(), real))
+        return Status::system_error("resolve " + path + ": " + here(), errno);
+      kept = components(real);
+    }
+    if (!kept.empty()) kept.pop_back();
+  }
+  return here();
 }
 
 }  // namespace serverswap

@@ -37,6 +37,15 @@ struct UnsafeComponent {
 // than 40 symbolic links ("…: Too many levels of symbolic links").
 Result<UnsafeComponent> find_unsafe_component(const std::string& dir);
 
+// `path` (absolute) with "." and ".." taken out as the kernel resolves them: a ".." goes to
+// the parent of what the component before it resolved to, which is the textual parent
+// unless that component is a symbolic link (then the link's target is resolved first:
+// "/a/link/../s" is "/t/s" when link points to /t/x; std::filesystem's lexically_normal
+// would say "/a/s"). So a path the daemon is given and uses reaches what any other program
+// given it reaches. Errors: a component before a ".." that cannot be resolved
+// ("resolve PATH: /a/b: No such file or directory"). Thread-safe.
+Result<std::string> resolve_dot_dot(const std::string& path);
+
 // `mode & 07777` as four octal digits: "0755".
 std::string octal_mode(mode_t mode);
 

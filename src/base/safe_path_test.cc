@@ -152,5 +152,32 @@ TEST(SafePath, ALinkIntoAnotherUsersDirectoryIsRefusedAtThatDirectory) {
       << found->why;
 }
 
+// ".." after a symbolic link goes to the parent of the link's target, as the kernel goes;
+// after a directory, to the directory before it; "." and repeated slashes go.
+TEST(SafePath, DotDotIsTakenOutAsTheKernelResolvesIt) {
+  Tree t;
+  t.mkdir("a");
+  t.mkdir("a/b");
+  t.mkdir("t");
+  t.mkdir("t/x");
+  t.link("a/link", t.at("t/x"), ::geteuid());
+  std::string real = std::filesystem::canonical(t.dir.path()).string();
+  EXPECT_EQ(*resolve_dot_dot(t.at("a/link/../c.sock")), real + "/t/c.sock");
+  EXPECT_EQ(*resolve_dot_dot(t.at("a/b/../c.sock")), t.at("a/c.sock"));
+  EXPECT_EQ(*resolve_dot_dot(t.at("a/./b//c.sock")), t.at("a/b/c.sock"));
+  EXPECT_EQ(*resolve_dot_dot("/../.."), "/");
+  // Whatever the kernel reaches through the path, the result reaches too.
+  struct stat by_kernel {
+  }, by_result{};
+  ASSERT_EQ(::stat(t.at("a/link/../x").c_str(), &by_kernel), 0);
+  ASSERT_EQ(::stat(resolve_dot_dot(t.at("a/link/../x"))->c_str(), &by_result), 0);
+  EXPECT_EQ(by_kernel.st_ino, by_result.st_ino);
+  // A component before ".." that does not exist: an error naming it, as the kernel's ENOENT.
+  auto missing = resolve_dot_dot(t.at("none/../c.sock"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find(t.at("none") + ": No such file"), std::string::npos)
+      << missing.status().message();
+}
+
 }  // namespace
 }  // namespace serverswap

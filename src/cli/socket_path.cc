@@ -111,7 +111,9 @@ Result<std::string> resolve_socket_path(const std::string& flag) {
   if (path.empty()) {
     std::string dir, base;
     if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) {
-      base = std::filesystem::absolute(xdg).lexically_normal().string();
+      auto resolved = resolve_dot_dot(std::filesystem::absolute(xdg).string());
+      if (!resolved.ok()) return resolved.status();
+      base = *resolved;
       dir = base + "/serverswap";
     } else {
       base = "/tmp";
@@ -123,7 +125,11 @@ Result<std::string> resolve_socket_path(const std::string& flag) {
     if (Status s = ensure_private_dir(dir); !s.ok()) return s;
     path = dir + "/control.sock";
   }
-  path = std::filesystem::absolute(path).lexically_normal().string();
+  // ".." as the kernel takes it (after a link: from the link's target), so that the daemon
+  // and any other program given this path reach the same socket.
+  auto resolved = resolve_dot_dot(std::filesystem::absolute(path).string());
+  if (!resolved.ok()) return resolved.status();
+  path = *resolved;
   if (path.size() > protocol::kMaxUnixPath)
     return Status::error("control socket path " + path + " is longer than " +
                          std::to_string(protocol::kMaxUnixPath) + " bytes");

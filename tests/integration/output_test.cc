@@ -148,5 +148,38 @@ TEST(ServerOutput, AFloodOfOutputIsBoundedInBytesOfLog) {
   EXPECT_GT(size, 512u * 1024);
 }
 
+// Servers of another user share one output budget: processes such a server leaves behind
+// (setsid, crash restarts) add no budget of their own. Three --user 65534 workers that each
+// write 1,200 lines of 1,000 bytes 0xff (4.8 MB each, escaped) leave a log of about one
+// burst (1 MiB), not three, and the summary names the uid.
+TEST(ServerOutput, ServersOfAnotherUserShareOneOutputBudget) {
+  if (std::string why = why_no_second_user(HELLO_SERVER_BIN); !why.empty()) GTEST_SKIP() << why;
+  DaemonUnderTest daemon;
+  auto deploy = serverswap(
+      daemon, {"--user", "65534", "--group", "65534", "--workers", "3", "--listen", "127.0.0.1:0",
+               "--ready-after", "100ms", "--", "/bin/sh", "-c",
+               "line=$(printf '\\377%.0s' $(seq 1 1000)); i=0; while [ $i -lt 1200 ]; do "
+               "echo \"$line\"; i=$((i + 1)); done; exec sleep 600"});
+  ASSERT_EQ(deploy.code, 0) << deploy.output;
+  std::vector<pid_t> pids = daemon.server_pids();
+  ASSERT_EQ(pids.size(), 3u);
+  // Each has written everything but what its pipe holds (64 KiB) once it runs sleep.
+  EXPECT_TRUE(eventually(
+      [&] {
+        for (pid_t pid : pids) {
+          std::string name;
+          std::ifstream("/proc/" + std::to_string(pid) + "/comm") >> name;
+          if (name != "sleep") return false;
+        }
+        return true;
+      },
+      60s));
+  EXPECT_TRUE(daemon.process().wait_for_output("lines of output from uid 65534: ", 20s))
+      << daemon.process().output().substr(0, 2000);
+  size_t size = daemon.process().output().size();
+  EXPECT_LT(size, 2u * 1024 * 1024);
+  EXPECT_GT(size, 512u * 1024);
+}
+
 }  // namespace
 }  // namespace serverswap::testing

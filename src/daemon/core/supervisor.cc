@@ -291,7 +291,7 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   for (const auto& p : *passed) inherited.push_back(p.daemon_fd);
   auto process = processes_.spawn(
       spec, [this, id](int64_t status, int sig) { exited(id, status, sig); }, inherited,
-      output_reader(generation));
+      output_reader(generation, uid));
   if (!process.ok()) return refuse(process.status());
   auto server = std::make_unique<Server>(clock_);
   server->id = id;
@@ -1036,8 +1036,9 @@ void Supervisor::emit_said(const Server& server, EventKind kind, const std::stri
   emit(server, kind, clip_for_log(text), clip_for_log(resource));
 }
 
-Processes::OutputFn Supervisor::output_reader(uint64_t generation) {
-  return [this, generation](pid_t pid, std::string_view line) {
+Processes::OutputFn Supervisor::output_reader(uint64_t generation, uid_t uid) {
+  bool own_budget = uid == 0 || uid == ::getuid();
+  return [this, generation, uid, own_budget](pid_t pid, std::string_view line) {
     if (log_muted()) return;
     // Named by pid and generation, not by table entry: descendants of a server can write
     // after it has left the table.
@@ -1047,7 +1048,8 @@ Processes::OutputFn Supervisor::output_reader(uint64_t generation) {
     std::string formatted =
         format_log_line(source + " | " + std::string(line),
                         {{"kind", "output"}, {"serverPid", pid}, {"generation", generation}});
-    if (output_lines_.admit(source, static_cast<double>(formatted.size())))
+    std::string budget = own_budget ? source : "uid " + std::to_string(uid);
+    if (output_lines_.admit(budget, static_cast<double>(formatted.size())))
       write_log_line(formatted);
   };
 }

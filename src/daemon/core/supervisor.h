@@ -235,7 +235,11 @@ class Supervisor {
   bool may_connect_again(Server& server, std::string* why);
   // What reads the output of the server of `generation` (Processes::OutputFn): each line
   // is logged as that server's ("server 42 (gen 3) | text"), within output_lines_'s rate.
-  Processes::OutputFn output_reader(uint64_t generation);
+  // `uid`: whose the server is. Lines are charged to a budget per server when it is root's
+  // or the daemon's own uid, and to one budget per uid otherwise: processes a server of
+  // another user leaves behind (setsid, crash restarts) share its user's budget rather
+  // than each adding one (docs/security.md, "Server output").
+  Processes::OutputFn output_reader(uint64_t generation, uid_t uid);
 
   Clock& clock_;
   Processes& processes_;

@@ -30,6 +30,14 @@ ServerState state_from_name(const std::string& name) {
   return ServerState::kStarting;
 }
 
+// Whose process `pid` is (its /proc entry belongs to its effective uid); the daemon's own
+// uid when that cannot be read (the process has just gone).
+uid_t owner_of(pid_t pid) {
+  struct stat owner {};
+  std::string proc = "/proc/" + std::to_string(pid);
+  return ::stat(proc.c_str(), &owner) == 0 ? owner.st_uid : ::getuid();
+}
+
 }  // namespace
 
 void Supervisor::adopt(const DaemonState& state) {
@@ -50,7 +58,7 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   std::string id = record.id;
   auto process = processes_.adopt(
       record.pid, [this, id](int64_t status, int sig) { exited(id, status, sig); }, record.output,
-      output_reader(record.generation));
+      output_reader(record.generation, owner_of(record.pid)));
   if (!process.ok()) {
     log_line("state.json: server " + std::to_string(record.pid) + ": " +
              process.status().message());
@@ -106,9 +114,7 @@ void Supervisor::adopt_server(const ServerRecord& record) {
 // can have taken the path meanwhile. Servers of older versions have an abstract name
 // (no '/'): it is bound again, and refused if someone else took it (EADDRINUSE).
 void Supervisor::reopen_notify_socket(Server& server, const ServerRecord& record) {
-  struct stat owner {};
-  std::string proc = "/proc/" + std::to_string(server.pid);
-  uid_t uid = ::stat(proc.c_str(), &owner) == 0 ? owner.st_uid : ::getuid();
+  uid_t uid = owner_of(server.pid);
   // None recorded: lost before this restart, or a state file of a version that derived the
   // name from the id. Not bound again under that name: it would list the id, a credential,
   // in /proc/net/unix.

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,9 +44,20 @@ void OrphanReaper::reap() {
   std::set<pid_t> spawned = spawned_by_the_loop();
   for (pid_t pid : children_of_self()) {
     if (spawned.count(pid) || (is_server_ && is_server_(pid))) continue;
+    // Whose it was is read while it is still a zombie (its /proc entry goes with the
+    // reaping): the lines are limited per uid, so that a server of another user forking
+    // orphans without end hides no one else's.
+    siginfo_t info{};
+    if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+        info.si_pid != pid)
+      continue;  // still running
+    struct stat proc {};
+    std::string source = ::stat(("/proc/" + std::to_string(pid)).c_str(), &proc) == 0
+                             ? "uid " + std::to_string(proc.st_uid)
+                             : "servers";
     int status = 0;
-    if (waitpid(pid, &status, WNOHANG) != pid) continue;  // still running
-    if ((was_helper_ && was_helper_(pid)) || !log_.admit("servers")) continue;
+    if (waitpid(pid, &status, WNOHANG) != pid) continue;
+    if ((was_helper_ && was_helper_(pid)) || !log_.admit(source)) continue;
     std::string how = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
                                           : "status " + std::to_string(WEXITSTATUS(status));
     log_line("reaped orphan pid " + std::to_string(pid) + " (" + how + ")");

@@ -4,7 +4,8 @@
 // and never reaps it, leaving a zombie. As a subreaper (PR_SET_CHILD_SUBREAPER) the daemon
 // gets them in every setting, and reaps each on SIGCHLD. Its own servers are left to libuv,
 // which waits for each by pid. Each orphan reaped is logged ("reaped orphan pid N"), at
-// most at LogLimiter's rate (a server can fork without end); children the daemon forked
+// most at LogLimiter's rate for the uid it ran as (a server can fork without end, and
+// hides no other user's lines by it); children the daemon forked
 // itself and left to be reaped here (`was_helper`) are reaped silently. Loop thread only.
 #pragma once
 
