@@ -23,13 +23,31 @@ namespace {
 
 using protocol::Json;
 
-daemon::SpawnSpec spec_for(std::vector<std::string> command, const GlobalOptions& options) {
+// The directory the command runs in: this shell's. A directory that was removed while the
+// shell stood in it (a release tool replaced it) has no path: the deploy is refused rather
+// than sent without one, which would run the command wherever the daemon stands.
+Result<std::string> working_directory() {
+  std::error_code ec;
+  std::string cwd = std::filesystem::current_path(ec).string();
+  if (!ec && !cwd.empty()) return cwd;
+  const char* pwd = std::getenv("PWD");
+  std::string named = pwd && *pwd ? std::string(" (") + pwd + ")" : "";
+  if (ec == std::errc::no_such_file_or_directory)
+    return Status::error("the working directory" + named +
+                         " was removed while this shell was in it (replaced by a release?): cd "
+                         "to it again and deploy again; nothing was deployed");
+  return Status::error(Status::system_error("the working directory" + named, ec.value()).message() +
+                       "; nothing was deployed");
+}
+
+Result<daemon::SpawnSpec> spec_for(std::vector<std::string> command, const GlobalOptions& options) {
   // The original tool ran a first argument ending in .js under node; so do we.
   if (command[0].ends_with(".js")) command.insert(command.begin(), "node");
   daemon::SpawnSpec spec;
   spec.argv = std::move(command);
-  std::error_code ec;
-  spec.cwd = std::filesystem::current_path(ec).string();
+  auto cwd = working_directory();
+  if (!cwd.ok()) return cwd.status();
+  spec.cwd = *cwd;
   for (char** e = environ; *e; ++e) spec.env.emplace_back(*e);
   spec.user = options.user;
   spec.group = options.group;
@@ -210,7 +228,12 @@ int start_or_deploy(const GlobalOptions& options, std::vector<std::string> comma
   int code = kOk;
   auto settings = daemon_options(options, &code);
   if (!settings) return code;
-  daemon::SpawnSpec spec = spec_for(std::move(command), options);
+  auto made = spec_for(std::move(command), options);
+  if (!made.ok()) {
+    say(made.status().message());
+    return kFailed;
+  }
+  daemon::SpawnSpec& spec = *made;
   if (Status s = add_command_settings(options, spec); !s.ok()) {
     say(s.message());
     return kUsage;

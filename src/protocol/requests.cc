@@ -251,6 +251,10 @@ Result<DeployRequest> decode_deploy(const Json& body) {
   if (r.has("cwd")) {
     auto cwd = decode_bytes(body["cwd"], "deploy.cwd");
     if (!cwd.ok()) return cwd.status();
+    // Relative to what? The daemon's own directory is no one's intent (docs/protocol.md).
+    // Empty is absent (a state file of an older version may hold it).
+    if (!cwd->empty() && !cwd->starts_with('/'))
+      return Status::error("deploy.cwd must be an absolute path");
     request.cwd = std::move(*cwd);
   }
   if (const Json* env = r.object("env", false)) {

@@ -86,5 +86,26 @@ TEST(Cli, ADeployWithAnEnvironmentOver64KiBGoesThrough) {
   EXPECT_NE(second.output.find("(generation 2) is up"), std::string::npos) << second.output;
 }
 
+// A shell whose working directory was removed (a release tool replaced it) has no directory
+// to give: the deploy is refused, saying so, and nothing starts. It once went without one,
+// and the daemon ran `./server` from its own working directory.
+TEST(Cli, ADeployFromARemovedWorkingDirectoryIsRefusedAndStartsNothing) {
+  DaemonUnderTest daemon;
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"}).code, 0);
+  const std::vector<pid_t> servers = daemon.server_pids();
+  std::string gone = daemon.dir() + "/release";
+  Child deploy({"/bin/sh", "-c",
+                "mkdir \"$1\" && cd \"$1\" && rmdir \"$1\" && exec \"$2\" --socket \"$3\" "
+                "-- ./server",
+                "sh", gone, SERVERSWAP_BIN, daemon.socket()});
+  EXPECT_EQ(deploy.wait(10s), 1) << deploy.output();
+  EXPECT_NE(deploy.output().find("the working directory (" + gone +
+                                 ") was removed while this shell was in it"),
+            std::string::npos)
+      << deploy.output();
+  EXPECT_NE(deploy.output().find("nothing was deployed"), std::string::npos) << deploy.output();
+  EXPECT_EQ(daemon.server_pids(), servers);
+}
+
 }  // namespace
 }  // namespace serverswap::testing

@@ -132,6 +132,9 @@ TEST(Decode, AMalformedControlRequestOfEveryKindGetsAnErrorOnAConnectionThatStay
            {R"({"deploy": {"argv": ["/bin/true", 5]}})",
             R"(deploy.argv[1] must be a string or {\"base64\": string})"},
            {R"({"deploy": {"argv": ["/bin/true"], "cwd": 5}})", "deploy.cwd must be a string"},
+           // Each once ran the command in the daemon's own working directory.
+           {R"({"deploy": {"argv": ["./server"], "cwd": "srv/app"}})",
+            "deploy.cwd must be an absolute path"},
            {R"({"deploy": {"argv": ["/bin/true"], "env": ["A=1"]}})",
             "deploy.env must be an object"},
            {R"({"deploy": {"argv": ["/bin/true"], "env": {"A": 1}}})", "deploy.env.A must be"},

@@ -160,7 +160,8 @@ Status parse_command_settings(const protocol::DeployRequest& request, SpawnSpec&
 Result<SpawnSpec> spec_from_request(const protocol::DeployRequest& request) {
   SpawnSpec spec;
   spec.argv = request.argv;
-  spec.cwd = request.cwd;
+  // Without one, "/" (systemd's WorkingDirectory= default), never the daemon's own.
+  spec.cwd = request.cwd.empty() ? "/" : request.cwd;
   spec.env = request.env;
   spec.user = request.user;
   spec.group = request.group;
