@@ -10,6 +10,9 @@ std::optional<std::string> LineFramer::next_line() {
     // Compact so the buffer never holds more than one partial line.
     buffer_.erase(0, consumed_);
     consumed_ = 0;
+    // A long line (a deploy's environment) must not keep its capacity for the life of a
+    // connection that then sends only short ones.
+    if (buffer_.empty() && buffer_.capacity() > kKeptCapacity) std::string().swap(buffer_);
     return std::nullopt;
   }
   if (newline - consumed_ + 1 > max_line_) {

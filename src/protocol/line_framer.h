@@ -38,6 +38,7 @@ class LineFramer {
   size_t buffered() const { return buffer_.size() - consumed_; }
 
  private:
+  static constexpr size_t kKeptCapacity = 4096;  // bytes of buffer kept while it is empty
   size_t max_line_;
   std::string buffer_;
   size_t consumed_ = 0;

@@ -65,7 +65,7 @@ void Connection::start(Handlers handlers) {
       stream(),
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
         auto* self = static_cast<Connection*>(h->data);
-        *buf = uv_buf_init(self->read_buffer_, sizeof self->read_buffer_);
+        *buf = uv_buf_init(self->shared_.read_buffer.get(), ConnectionShared::kReadBufferSize);
       },
       [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
         static_cast<Connection*>(s->data)->on_read(nread, buf);
