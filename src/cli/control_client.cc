@@ -53,7 +53,7 @@ Status ControlClient::send(const protocol::Json& message) {
   return {};
 }
 
-Result<protocol::Message> ControlClient::next(Millis timeout) {
+Result<protocol::Message> ControlClient::next(Millis timeout, bool* timed_out) {
   using Clock = std::chrono::steady_clock;
   auto deadline = timeout == Millis::max() ? Clock::time_point::max() : Clock::now() + timeout;
   for (;;) {
@@ -67,7 +67,10 @@ Result<protocol::Message> ControlClient::next(Millis timeout) {
     int wait_ms = -1;
     if (deadline != Clock::time_point::max()) {
       auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now()).count();
-      if (left <= 0) return Status::error("no answer from the daemon in time");
+      if (left <= 0) {
+        if (timed_out) *timed_out = true;
+        return Status::error("no answer from the daemon in time");
+      }
       wait_ms = static_cast<int>(left);
     }
     pollfd p{fd_.get(), POLLIN, 0};

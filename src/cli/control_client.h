@@ -20,8 +20,9 @@ class ControlClient {
   static Result<ControlClient> connect(const std::string& path, bool* no_daemon);
 
   Status send(const protocol::Json& message);
-  // The next message; an error when the daemon hangs up or `timeout` passes.
-  Result<protocol::Message> next(Millis timeout = Millis::max());
+  // The next message; an error when the daemon hangs up or `timeout` passes (then
+  // `*timed_out`, when given, is set to true).
+  Result<protocol::Message> next(Millis timeout = Millis::max(), bool* timed_out = nullptr);
 
  private:
   explicit ControlClient(UniqueFd fd) : fd_(std::move(fd)) {}

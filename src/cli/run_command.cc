@@ -4,6 +4,7 @@
 #include <spawn.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "base/join.h"
 #include "cli/commands.h"
 #include "cli/control_client.h"
+#include "cli/deploy_progress.h"
 #include "daemon/spawn/spawn_environment.h"
 #include "protocol/control_replies.h"
 #include "protocol/requests.h"
@@ -114,8 +116,23 @@ Result<T> decode_reply(const protocol::Message& message) {
 
 // Prints the deploy's progress; returns the exit code once it is decided.
 int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
+  using Clock = std::chrono::steady_clock;
+  DeployProgress progress;
+  const auto started = Clock::now();
+  Millis next_report = DeployProgress::kFirstReport;
+  bool outcome_said = false;  // deployed, in deploy mode: no more progress to report
   for (;;) {
-    auto message = client.next();
+    Millis wait = Millis::max();
+    if (!quiet && !outcome_said)
+      wait = std::max(Millis(0),
+                      next_report - std::chrono::duration_cast<Millis>(Clock::now() - started));
+    bool timed_out = false;
+    auto message = client.next(wait, &timed_out);
+    if (timed_out) {
+      for (const std::string& line : progress.report(next_report)) say(line);
+      next_report += DeployProgress::kReportEvery;
+      continue;
+    }
     if (!message.ok()) {
       // docs/protocol.md section 11: the server goes on, and the next daemon resumes it.
       say("lost the daemon (" + message.status().message() +
@@ -125,6 +142,7 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
     const std::string& name = message->name;
     if (name == protocol::Event::kName) {
       auto event = protocol::Event::decode(*message);
+      if (event.ok()) progress.saw(*event);
       if (!quiet && event.ok()) say(event->text);
     } else if (name == protocol::Deployed::kName) {
       // The outcome is in the name: a body this command cannot read does not undo it.
@@ -145,6 +163,7 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
         warn_state_file(deployed->state_file);
       }
       if (!follow_exit) return kOk;
+      outcome_said = true;
     } else if (name == protocol::DeployFailed::kName) {
       auto failed = decode_reply<protocol::DeployFailed>(*message);
       if (failed.ok()) warn_state_file(failed->state_file);

@@ -107,5 +107,26 @@ TEST(Cli, ADeployFromARemovedWorkingDirectoryIsRefusedAndStartsNothing) {
   EXPECT_EQ(daemon.server_pids(), servers);
 }
 
+// A deploy that waits says, after 5 s, what its server has and lacks, rather than nothing
+// until --ready-timeout: one that connected and asked for nothing, one that holds its
+// --listen socket and never said it was ready.
+TEST(Cli, ADeployThatWaitsSaysWhatItsServerHasAndLacks) {
+  DaemonUnderTest daemon;
+  Child connected({SERVERSWAP_BIN, "--socket", daemon.socket(), "--", FAULT_SERVER_BIN, "hang"});
+  Child listening({SERVERSWAP_BIN, "--socket", daemon.socket(), "--listen", "127.0.0.1:0", "--",
+                   "/bin/sleep", "600"});
+  EXPECT_TRUE(connected.wait_for_output("still waiting after 5s: server ", 20s))
+      << connected.output();
+  EXPECT_NE(connected.output().find(") connected, holds nothing (no readyFor yet); has not sent "
+                                    "serverUp"),
+            std::string::npos)
+      << connected.output();
+  EXPECT_TRUE(listening.wait_for_output("still waiting after 5s: server ", 20s))
+      << listening.output();
+  EXPECT_NE(listening.output().find(") not connected, holds 127.0.0.1:0; has not said it is ready"),
+            std::string::npos)
+      << listening.output();
+}
+
 }  // namespace
 }  // namespace serverswap::testing

@@ -1,0 +1,45 @@
+// DeployProgress: what a deploy's servers have and lack while the deploy waits, told from
+// the events the daemon sends the deploying command (docs/protocol.md, "event"), so that a
+// deploy that waits says why instead of staying silent until --ready-timeout ("server 42
+// (gen 3): connected, holds :8080; has not sent serverUp"). It acts on event kinds, never
+// on their text. Single-threaded; owns copies of what it was told.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/duration.h"
+#include "protocol/control_replies.h"
+
+namespace serverswap::cli {
+
+class DeployProgress {
+ public:
+  // When the first report is due after the deploy started, and the ones after it.
+  static constexpr Millis kFirstReport{5'000};
+  static constexpr Millis kReportEvery{15'000};
+
+  // Takes in one event of this deploy.
+  void saw(const protocol::Event& event);
+
+  // One line per server of this deploy that was started and is neither up nor gone, after
+  // `waited` of waiting: "still waiting after 5s: server 42 (gen 3) has not connected to
+  // the daemon and holds nothing". Empty when none is waiting.
+  std::vector<std::string> report(Millis waited) const;
+
+ private:
+  struct Waiting {
+    int64_t pid = 0;
+    int64_t generation = 0;
+    bool connected = false;
+    std::set<std::string> held;  // resources as the daemon named them
+    std::string status;          // its last STATUS=, from the event's text
+  };
+  std::map<std::string, Waiting> servers_;  // by server id, while waiting
+};
+
+}  // namespace serverswap::cli
