@@ -374,9 +374,17 @@ class Client extends EventEmitter {
     return this.entries.filter((e) => !e.used);
   }
 
-  resourceOfHandle(handle) {
+  // The live entry a listen() argument is the handle of: the object readyFor gave, or an
+  // {fd} naming the same inherited descriptor.
+  entryOfHandle(handle) {
     if (!handle || typeof handle !== 'object') return null;
-    const entry = this.entries.find((e) => e.handle === handle);
+    const same = (e) => e.handle === handle ||
+      (e.inherited && Number.isInteger(handle.fd) && e.handle.fd === handle.fd);
+    return this.entries.find((e) => same(e) && !e.closed) || this.entries.find(same) || null;
+  }
+
+  resourceOfHandle(handle) {
+    const entry = this.entryOfHandle(handle);
     if (!entry) return null;
     entry.used = true;
     return entry.resource;
@@ -385,9 +393,8 @@ class Client extends EventEmitter {
   // The net.Server other than `server` that listens on `handle` (ours, not closed), or null:
   // a second server on one handle would take its connections from the first, silently.
   otherListener(handle, server) {
-    if (!handle || typeof handle !== 'object') return null;
-    const entry = this.entries.find((e) => e.handle === handle && !e.closed);
-    return entry && entry.server && entry.server !== server ? entry.server : null;
+    const entry = this.entryOfHandle(handle);
+    return entry && !entry.closed && entry.server && entry.server !== server ? entry.server : null;
   }
 
   takeHandle(resource) {
@@ -401,18 +408,23 @@ class Client extends EventEmitter {
     this.servers.set(server, resource);
     const entry = this.entries.find((e) => e.resource === resource && e.used && !e.server && !e.closed);
     if (entry) entry.server = server;
+    // An inherited descriptor can be the entry of two names (readyFor('web'), a listen on
+    // its port): what happens to the handle happens to both.
+    const sharing = () => (entry ? this.entries.filter((e) => e.handle === entry.handle) : []);
     server.once('listening', () => {
-      if (entry) {
-        entry.listening = true;
-        this.settle(entry);
+      for (const e of sharing()) {
+        e.listening = true;
+        this.settle(e);
       }
       this.scheduleAutoUp();
     });
     // Closing the server closes its handle: a later readyFor asks the daemon again.
     if (entry) {
       server.once('close', () => {
-        entry.closed = true;
-        this.settle(entry);
+        for (const e of sharing()) {
+          e.closed = true;
+          this.settle(e);
+        }
       });
     }
     // server.close() after a takeDown drains instead of closing idle keep-alive
