@@ -17,6 +17,12 @@
 // its connect failed with ENOENT or ECONNREFUSED) the client runs standalone after one line
 // on stderr; readyFor calls waiting for the daemon then get no handle, as standalone ones
 // do. A daemon lost after the welcome is the relay's to reconnect to (docs/protocol.md §11).
+//
+// One handle per resource: a readyFor of a resource this process holds a handle for, or
+// has a readyFor in flight for, gets that same handle without asking the daemon again (a
+// second answer would be a second descriptor of the same socket, and the daemon would see
+// the resource asked for twice). A handle nothing listens on LISTEN_WARNING_MS after it
+// arrived is reported once on stderr: a deploy waits for the automatic serverUp until then.
 
 const childProcess = require('child_process');
 const EventEmitter = require('events');
@@ -36,6 +42,22 @@ function log(text) {
   process.stderr.write(`serverswap[${process.pid}]: ${text}\n`);
 }
 
+const LISTEN_WARNING_MS = 5000;
+
+// How long a handed socket may go without a listening server before the warning.
+// SERVERSWAP_TEST_LISTEN_WARNING_MS (milliseconds) is for the client's own tests only.
+function listenWarningMs(env) {
+  const text = env.SERVERSWAP_TEST_LISTEN_WARNING_MS;
+  const ms = Number(text);
+  return text && Number.isFinite(ms) && ms >= 0 ? ms : LISTEN_WARNING_MS;
+}
+
+// Whether some net.Server listens on a libuv handle, also one that did not go through our
+// listen patch: Node sets onconnection on the handle it listens on (null before).
+function handleListens(handle) {
+  return Boolean(handle) && typeof handle.onconnection === 'function';
+}
+
 class Client extends EventEmitter {
   constructor(env = process.env) {
     super();
@@ -44,8 +66,9 @@ class Client extends EventEmitter {
     this.relay = null;
     this.closed = null;        // why the connection to the daemon ended
     this.welcome = null;
-    this.pending = new Map();  // resource -> [{resolve, reject}] in request order
-    this.entries = [];         // {resource, address, handle, used, server, listening}
+    this.pending = new Map();  // resource -> {promise, resolve, reject}: its readyFor in flight
+    // {resource, address, handle, used, server, listening, closed, warning[, inherited]}
+    this.entries = [];
     this.subscribed = new Set();
     this.handlers = new Map(); // resource -> the application's onTakedown handler
     this.takenDown = new Set();
@@ -58,6 +81,8 @@ class Client extends EventEmitter {
     this.drains = new Set();   // default drains still running
     this.inherited = null;     // {convention, sockets}, read from env on first use
     this.inheritedHandles = new Map();  // fd -> the one {fd} handle given out for it
+    this.listenWarningMs = listenWarningMs(env);
+    this.warnedListen = new Set();  // resources the "nothing listens" warning was given for
     if (this.active && !env.SERVERSWAP_SOCKET) this.runStandalone('SERVERSWAP_SOCKET is not');
     else if (this.active && !env.SERVERSWAP_RELAY) {
       this.runStandalone('SERVERSWAP_RELAY is not (a daemon without the node relay?)');
@@ -70,11 +95,11 @@ class Client extends EventEmitter {
     if (!this.active || this.welcome) return;
     this.active = false;
     log(`SERVERSWAP_ID is set but ${why}; running standalone`);
-    const queues = [...this.pending.values()];
+    const requests = [...this.pending.values()];
     this.pending.clear();
     this.updateRef();
     // What readyFor gives standalone: no handle (listen() then binds the resource itself).
-    for (const queue of queues) for (const p of queue) p.resolve({ handle: undefined, address: undefined });
+    for (const r of requests) r.resolve({ handle: undefined, address: undefined });
   }
 
   // ---- inherited sockets ------------------------------------------------------------
@@ -101,8 +126,7 @@ class Client extends EventEmitter {
     if (!found) return null;
     if (!this.inheritedHandles.has(found.fd)) this.inheritedHandles.set(found.fd, { fd: found.fd });
     const handle = this.inheritedHandles.get(found.fd);
-    const entry = { resource, address: found.address, handle, used: false, server: null, listening: false, inherited: true };
-    this.entries.push(entry);
+    const entry = this.addEntry({ resource, address: found.address, handle, inherited: true });
     if (this.active) this.subscribe(resource);  // takeDown instead of a signal, as for readyFor
     return entry;
   }
@@ -150,9 +174,7 @@ class Client extends EventEmitter {
   // The channel keeps the process alive only while a readyFor waits for its answer.
   updateRef() {
     if (!this.relay || !this.relay.channel) return;
-    let waiting = 0;
-    for (const queue of this.pending.values()) waiting += queue.length;
-    if (waiting > 0) this.relay.channel.ref();
+    if (this.pending.size > 0) this.relay.channel.ref();
     else this.relay.channel.unref();
   }
 
@@ -160,9 +182,9 @@ class Client extends EventEmitter {
     if (this.closed) return;
     this.closed = why;
     const error = new ServerswapError(`serverswap: ${why}`);
-    const queues = [...this.pending.values()];
+    const requests = [...this.pending.values()];
     this.pending.clear();
-    for (const queue of queues) for (const p of queue) p.reject(error);
+    for (const r of requests) r.reject(error);
   }
 
   onMessage(msg, handle) {
@@ -183,21 +205,47 @@ class Client extends EventEmitter {
   }
 
   onResourceReady(resource, address, handle) {
-    const queue = this.pending.get(resource);
-    const waiter = queue && queue.shift();
-    if (queue && queue.length === 0) this.pending.delete(resource);
+    const request = this.pending.get(resource);
+    this.pending.delete(resource);
     this.updateRef();
-    if (!waiter) {
+    if (!request) {
       if (handle) handle.close();
       return;
     }
     if (!handle) {
-      waiter.reject(new ServerswapError(`serverswap: resourceReady ${resource} came without a socket`));
+      request.reject(new ServerswapError(`serverswap: resourceReady ${resource} came without a socket`));
       return;
     }
-    const entry = { resource, address, handle, used: false, server: null, listening: false };
+    request.resolve(this.addEntry({ resource, address, handle }));
+  }
+
+  // A handle this process now holds; the warning if nothing listens on it in time.
+  addEntry(fields) {
+    const entry = { used: false, server: null, listening: false, closed: false, warning: null, ...fields };
     this.entries.push(entry);
-    waiter.resolve(entry);
+    if (!this.warnedListen.has(entry.resource)) {
+      entry.warning = setTimeout(() => this.warnNotListening(entry), this.listenWarningMs);
+      entry.warning.unref();  // a warning never keeps the process alive
+    }
+    return entry;
+  }
+
+  warnNotListening(entry) {
+    entry.warning = null;
+    const resource = entry.resource;
+    if (entry.listening || entry.closed || this.warnedListen.has(resource)) return;
+    if (handleListens(entry.handle)) return;  // listened on around our listen patch
+    this.warnedListen.add(resource);
+    const waits = this.active && this.autoUp && !this.upRequested ? ' (the automatic serverUp waits for it)' : '';
+    log(`no server listens on the socket handed for ${resource} ${this.listenWarningMs / 1000} s after it ` +
+      `arrived${waits}: pass the handle to server.listen(handle), or use ` +
+      `serverswap.listen(server, ${JSON.stringify(resource)})`);
+  }
+
+  // The entry is listened on, closed or taken down: no warning for it.
+  settle(entry) {
+    if (entry.warning) clearTimeout(entry.warning);
+    entry.warning = null;
   }
 
   onError(text, request) {
@@ -209,12 +257,11 @@ class Client extends EventEmitter {
       return;
     }
     const resource = request && request.readyFor;
-    const queue = resource !== undefined && this.pending.get(resource);
-    if (queue && queue.length) {
-      const waiter = queue.shift();
-      if (queue.length === 0) this.pending.delete(resource);
+    const asked = resource !== undefined && this.pending.get(resource);
+    if (asked) {
+      this.pending.delete(resource);
       this.updateRef();
-      waiter.reject(new ServerswapError(String(text), request));
+      asked.reject(new ServerswapError(String(text), request));  // every caller gets this one
       return;
     }
     log(`daemon error: ${text}${request ? ' (request ' + JSON.stringify(request) + ')' : ''}`);
@@ -222,20 +269,29 @@ class Client extends EventEmitter {
 
   // ---- readyFor -------------------------------------------------------------------
 
+  // A promise of the entry for `resource`: the one held (not closed), else the one readyFor
+  // in flight, else a new readyFor. Concurrent callers share its answer, handle or error.
   request(resource) {
-    return new Promise((resolve, reject) => {
-      if (this.closed) throw new ServerswapError(`serverswap: ${this.closed}`);
-      const queue = this.pending.get(resource) || [];
-      queue.push({ resolve, reject });
-      this.pending.set(resource, queue);
-      this.subscribe(resource);  // takeDown instead of a signal: drain by default
-      this.send({ readyFor: resource });
-      this.updateRef();
+    const held = this.entries.find((e) => e.resource === resource && !e.closed);
+    if (held) return Promise.resolve(held);
+    if (this.closed) return Promise.reject(new ServerswapError(`serverswap: ${this.closed}`));
+    const inFlight = this.pending.get(resource);
+    if (inFlight) return inFlight.promise;
+    const request = {};
+    request.promise = new Promise((resolve, reject) => {
+      request.resolve = resolve;
+      request.reject = reject;
     });
+    this.pending.set(resource, request);
+    this.subscribe(resource);  // takeDown instead of a signal: drain by default
+    this.send({ readyFor: resource });
+    this.updateRef();
+    return request.promise;
   }
 
   // readyFor(resource, cb): cb(handle, address) once the daemon sent the socket.
   // readyFor(resource): a promise of the handle. Outside serverswap: no handle, at once.
+  // Asked again (or while the first is in flight): the same handle object, no new request.
   readyFor(resource, callback) {
     let entry = null;
     try {
@@ -318,12 +374,27 @@ class Client extends EventEmitter {
     return this.entries.filter((e) => !e.used);
   }
 
-  resourceOfHandle(handle) {
+  // The live entry a listen() argument is the handle of: the object readyFor gave, or an
+  // {fd} naming the same inherited descriptor.
+  entryOfHandle(handle) {
     if (!handle || typeof handle !== 'object') return null;
-    const entry = this.entries.find((e) => e.handle === handle);
+    const same = (e) => e.handle === handle ||
+      (e.inherited && Number.isInteger(handle.fd) && e.handle.fd === handle.fd);
+    return this.entries.find((e) => same(e) && !e.closed) || this.entries.find(same) || null;
+  }
+
+  resourceOfHandle(handle) {
+    const entry = this.entryOfHandle(handle);
     if (!entry) return null;
     entry.used = true;
     return entry.resource;
+  }
+
+  // The net.Server other than `server` that listens on `handle` (ours, not closed), or null:
+  // a second server on one handle would take its connections from the first, silently.
+  otherListener(handle, server) {
+    const entry = this.entryOfHandle(handle);
+    return entry && !entry.closed && entry.server && entry.server !== server ? entry.server : null;
   }
 
   takeHandle(resource) {
@@ -335,12 +406,27 @@ class Client extends EventEmitter {
 
   adopt(server, resource) {
     this.servers.set(server, resource);
-    const entry = this.entries.find((e) => e.resource === resource && e.used && !e.server);
+    const entry = this.entries.find((e) => e.resource === resource && e.used && !e.server && !e.closed);
     if (entry) entry.server = server;
+    // An inherited descriptor can be the entry of two names (readyFor('web'), a listen on
+    // its port): what happens to the handle happens to both.
+    const sharing = () => (entry ? this.entries.filter((e) => e.handle === entry.handle) : []);
     server.once('listening', () => {
-      if (entry) entry.listening = true;
+      for (const e of sharing()) {
+        e.listening = true;
+        this.settle(e);
+      }
       this.scheduleAutoUp();
     });
+    // Closing the server closes its handle: a later readyFor asks the daemon again.
+    if (entry) {
+      server.once('close', () => {
+        for (const e of sharing()) {
+          e.closed = true;
+          this.settle(e);
+        }
+      });
+    }
     // server.close() after a takeDown drains instead of closing idle keep-alive
     // connections (http.Server#close in Node >= 19 does, and resets clients).
     if (typeof server.closeIdleConnections === 'function' && !server.hasOwnProperty('close')) {
@@ -388,6 +474,7 @@ class Client extends EventEmitter {
 
   onTakeDown(resource) {
     this.takenDown.add(resource);
+    for (const entry of this.entries) if (entry.resource === resource) this.settle(entry);
     const handler = this.handlers.get(resource);
     if (handler) {
       let called = false;
@@ -415,7 +502,10 @@ class Client extends EventEmitter {
     for (const entry of this.entries) {
       if (entry.resource === resource && !entry.used) {
         entry.used = true;
-        if (!entry.inherited) entry.handle.close();  // an inherited {fd} is no handle yet
+        if (!entry.inherited) {
+          entry.handle.close();  // an inherited {fd} is no handle yet
+          entry.closed = true;
+        }
       }
     }
     if (servers.length === 0) {

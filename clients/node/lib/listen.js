@@ -24,6 +24,16 @@ let router = null;  // the client that owns the handles (set by install())
 function patchedListen(...args) {
   track(this);
   if (router && (router.active || router.hasInherited())) {
+    // readyFor gives one handle per resource, however often asked: a second server on it
+    // would silently take the first one's connections (Node moves the handle over).
+    const other = router.otherListener(args[0], this);
+    if (other) {
+      const err = new Error(`serverswap: another net.Server already listens on the handle for ` +
+        `${router.servers.get(other)}; one server per handle`);
+      err.code = 'ERR_SERVERSWAP_HANDLE_IN_USE';
+      process.nextTick(() => this.emit('error', err));
+      return this;
+    }
     let resource = router.resourceOfHandle(args[0]);
     if (resource === null) {
       const request = listenRequest(args);

@@ -90,6 +90,8 @@ const port = Number(process.env.TEST_PORT);
       let body = '';
       res.on('data', (d) => { body += d; });
       res.on('end', async () => {
+        // Outlives the client's not-listening timers: same delay, started earlier, fire first.
+        await new Promise((resolve) => setTimeout(resolve, Number(process.env.SERVERSWAP_TEST_LISTEN_WARNING_MS || 0)));
         const out = { body, named, address: serverswap.address('127.0.0.1:' + port) };
         await serverswap.fail('test done');
         server.close();
@@ -148,6 +150,15 @@ test('systemd: an unmodified listen() uses fd 3 standalone', async (t) => {
   assert.equal(out.body, `inherited ${r.pid}`);
   assert.deepEqual(out.named, { fd: 3 });  // readyFor('web') by LISTEN_FDNAMES
   assert.deepEqual(out.address, { address: '127.0.0.1', family: 'IPv4', port });
+});
+
+test('systemd: readyFor by name, then listen() on the port: the named handle is not warned about', async (t) => {
+  const socket = await listening(0, '127.0.0.1');
+  const port = socket.address().port;
+  const r = await runChild(socket, cleanEnv({ TEST_SYSTEMD: '1', TEST_PORT: String(port), SERVERSWAP_TEST_LISTEN_WARNING_MS: '20' }));
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(JSON.parse(r.stdout).body, `inherited ${r.pid}`);
+  assert.doesNotMatch(r.stderr, /no server listens on the socket handed for/);
 });
 
 test('Server::Starter under the fake relay: no readyFor sent, serverUp once listening', async (t) => {

@@ -142,3 +142,15 @@ test('the promises example (serverswap.listen + default drain) swaps', { skip },
     assert.notDeepEqual(await get(address), reply);
   });
 });
+
+test('readyFor asked again and at once under the real daemon: one handle, the server comes up and serves', { skip }, async () => {
+  await withDaemon(async (daemon) => {
+    await deployOk(daemon, [NODE, APP, 'same', RESOURCE]);
+    assert.ok(await daemon.output.waitFor((t) => /app\[\d+\]: same handle: /.test(t), 10000),
+      daemon.output.text);
+    assert.match(daemon.output.text, /app\[\d+\]: same handle: true/);
+    const address = await daemon.addressOf(RESOURCE);
+    assert.deepEqual(await get(address), { status: 200, body: 'v1\n' });
+    assert.doesNotMatch(daemon.output.text, /no server listens on the socket handed/);
+  });
+});
