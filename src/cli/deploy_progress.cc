@@ -7,7 +7,11 @@ namespace serverswap::cli {
 void DeployProgress::saw(const protocol::Event& event) {
   if (!event.id) return;
   const std::string& kind = event.kind;
+  if (event.worker) rolled_ = true;
+  if ((kind == "takeDown" || kind == "signalled" || kind == "killed") && !started_.count(*event.id))
+    took_down_others_ = true;
   if (kind == "spawned") {
+    started_.insert(*event.id);
     Waiting& server = servers_[*event.id];
     server.pid = event.pid.value_or(0);
     server.generation = event.generation.value_or(0);

@@ -2,7 +2,8 @@
 // the events the daemon sends the deploying command (docs/protocol.md, "event"), so that a
 // deploy that waits says why instead of staying silent until --ready-timeout ("server 42
 // (gen 3): connected, holds :8080; has not sent serverUp"). It acts on event kinds, never
-// on their text. Single-threaded; owns copies of what it was told.
+// on their text; and whether it took the servers it replaces down, so that a failure says
+// what is true. Single-threaded; owns copies of what it was told.
 #pragma once
 
 #include <chrono>
@@ -31,6 +32,13 @@ class DeployProgress {
   // the daemon and holds nothing". Empty when none is waiting.
   std::vector<std::string> report(Millis waited) const;
 
+  // True once a server this deploy did not start (one it replaces) was sent takeDown or a
+  // signal: after that, a failed deploy may not say that the servers running keep serving.
+  bool took_down_others() const { return took_down_others_; }
+  // True once an event was about a worker: a rolling deploy, whose failure the daemon
+  // words itself, saying what the old version does (docs/protocol.md, "deployFailed").
+  bool rolled() const { return rolled_; }
+
  private:
   struct Waiting {
     int64_t pid = 0;
@@ -40,6 +48,9 @@ class DeployProgress {
     std::string status;          // its last STATUS=, from the event's text
   };
   std::map<std::string, Waiting> servers_;  // by server id, while waiting
+  std::set<std::string> started_;           // every server id this deploy started
+  bool took_down_others_ = false;
+  bool rolled_ = false;
 };
 
 }  // namespace serverswap::cli

@@ -62,5 +62,19 @@ TEST(DeployProgress, AServerThatIsUpOrGoneIsNoLongerWaiting) {
   EXPECT_TRUE(progress.report(Millis(5000)).empty());
 }
 
+TEST(DeployProgress, KnowsWhetherItTookTheServersItReplacesDown) {
+  DeployProgress progress;
+  progress.saw(event("spawned", "a"));
+  progress.saw(event("signalled", "a"));  // its own server: not one it replaces
+  EXPECT_FALSE(progress.took_down_others());
+  progress.saw(event("takeDown", "b", ":8080"));
+  EXPECT_TRUE(progress.took_down_others());
+  EXPECT_FALSE(progress.rolled());
+  auto worker = event("rollout", "c");
+  worker.worker = 1;
+  progress.saw(worker);
+  EXPECT_TRUE(progress.rolled());
+}
+
 }  // namespace
 }  // namespace serverswap::cli

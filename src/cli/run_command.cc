@@ -167,8 +167,14 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
     } else if (name == protocol::DeployFailed::kName) {
       auto failed = decode_reply<protocol::DeployFailed>(*message);
       if (failed.ok()) warn_state_file(failed->state_file);
-      say("deploy failed: " + (failed.ok() ? failed->reason : failed.status().message()) +
-          "; the servers already running keep serving");
+      // True when it is said: the servers it replaces keep serving only if none was taken
+      // down meanwhile (an early readiness let it replace them before it failed).
+      std::string after = progress.rolled() ? ""
+                          : progress.took_down_others()
+                              ? "; the servers it replaced had already been taken down: see "
+                                "serverswap status"
+                              : "; the servers already running keep serving";
+      say("deploy failed: " + (failed.ok() ? failed->reason : failed.status().message()) + after);
       return kFailed;
     } else if (name == protocol::ServerExited::kName) {
       auto exited = decode_reply<protocol::ServerExited>(*message);
