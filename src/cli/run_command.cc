@@ -2,6 +2,7 @@
 // becoming the daemon first when none runs.
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,14 +26,22 @@ namespace {
 
 using protocol::Json;
 
-// The directory the command runs in: this shell's. A directory that was removed while the
-// shell stood in it (a release tool replaced it) has no path: the deploy is refused rather
-// than sent without one, which would run the command wherever the daemon stands.
+// The directory the command runs in: this shell's, as the user named it ($PWD, with its
+// symbolic links: `current`, not `releases/r1`), when $PWD is the directory we are in (the
+// rule of glibc's get_current_dir_name); else the physical one. So a later deploy or
+// reload from `current` is the same command, and runs in whatever `current` names then.
+// A directory that was removed while the shell stood in it (a release tool replaced it)
+// has no path: the deploy is refused rather than sent without one, which would run the
+// command wherever the daemon stands.
 Result<std::string> working_directory() {
+  const char* pwd = std::getenv("PWD");
+  struct stat named {}, here {};
+  if (pwd && pwd[0] == '/' && ::stat(pwd, &named) == 0 && ::stat(".", &here) == 0 &&
+      named.st_dev == here.st_dev && named.st_ino == here.st_ino)
+    return std::string(pwd);
   std::error_code ec;
   std::string cwd = std::filesystem::current_path(ec).string();
   if (!ec && !cwd.empty()) return cwd;
-  const char* pwd = std::getenv("PWD");
   std::string named = pwd && *pwd ? std::string(" (") + pwd + ")" : "";
   if (ec == std::errc::no_such_file_or_directory)
     return Status::error("the working directory" + named +

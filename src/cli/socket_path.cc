@@ -54,6 +54,18 @@ Status check_runtime_base(const std::string& base) {
   return {};
 }
 
+// Every link and directory the kernel passes through to reach `dir` as given (before its
+// ".." are taken out) is safe by find_unsafe_component's rule.
+Status check_path_to(const std::string& dir) {
+  auto unsafe = find_unsafe_component(dir);
+  if (!unsafe.ok()) return unsafe.status();
+  if (!unsafe->unsafe.empty())
+    return Status::error("the directory of the control socket, " + dir + ", lies in " +
+                         unsafe->unsafe + ", " + unsafe->why +
+                         ": others could replace the directory; " + kChooseOwn);
+  return {};
+}
+
 }  // namespace
 
 // Beside the socket the daemon keeps its lock, its state (which names commands it runs
@@ -109,25 +121,31 @@ Result<std::string> resolve_socket_path(const std::string& flag) {
     if (const char* env = std::getenv("SERVERSWAP_SOCKET"); env && *env) path = env;
   }
   if (path.empty()) {
-    std::string dir, base;
-    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) {
-      auto resolved = resolve_dot_dot(std::filesystem::absolute(xdg).string());
-      if (!resolved.ok()) return resolved.status();
-      base = *resolved;
-      dir = base + "/serverswap";
-    } else {
-      base = "/tmp";
-      dir = "/tmp/serverswap-" + std::to_string(::getuid());
-    }
+    const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+    std::string base = xdg && *xdg ? std::filesystem::absolute(xdg).string() : "/tmp";
     // Checked before anything is made in it: a directory (or a symlink on the way) that
     // another user controls must not get a directory created by us (as root: anywhere).
     if (Status s = check_runtime_base(base); !s.ok()) return s;
+    // Only now, every link on the way checked: ".." as the kernel takes it.
+    auto resolved = resolve_dot_dot(base);
+    if (!resolved.ok()) return resolved.status();
+    std::string dir =
+        xdg && *xdg ? *resolved + "/serverswap" : "/tmp/serverswap-" + std::to_string(::getuid());
     if (Status s = ensure_private_dir(dir); !s.ok()) return s;
     path = dir + "/control.sock";
   }
   // ".." as the kernel takes it (after a link: from the link's target), so that the daemon
-  // and any other program given this path reach the same socket.
-  auto resolved = resolve_dot_dot(std::filesystem::absolute(path).string());
+  // and any other program given this path reach the same socket; but first every link and
+  // directory the kernel passes through on the path as given is checked, so that no link
+  // of another user's is followed to resolve it (nobody's `link/..` would lead wherever
+  // nobody points it).
+  path = std::filesystem::absolute(path).string();
+  bool dot_dot = ("/" + path + "/").find("/../") != std::string::npos;
+  if (dot_dot) {
+    if (Status s = check_path_to(std::filesystem::path(path).parent_path().string()); !s.ok())
+      return s;
+  }
+  auto resolved = resolve_dot_dot(path);
   if (!resolved.ok()) return resolved.status();
   path = *resolved;
   if (path.size() > protocol::kMaxUnixPath)

@@ -225,5 +225,41 @@ TEST_F(SecurityFiles, SocketThroughAnotherUsersLinkBehindRootsLinkIsRefused) {
   EXPECT_EQ(ok.output().find("symbolic link"), std::string::npos) << ok.output();
 }
 
+// ".." after another user's link: the link is checked before it is followed to take the
+// ".." out (re-attack F4: `nl/../real` was resolved through nobody's link unchecked, so
+// nobody chose which daemon a root command reached). The same made root's is accepted,
+// and ".." is taken from the link's target, as the kernel takes it.
+TEST_F(SecurityFiles, DotDotAfterAnotherUsersLinkIsRefusedAndAfterRootsLinkFollowsTheTarget) {
+  SharedDir shared;
+  for (const char* name : {"real", "pub", "pub/x", "pub/real"}) {
+    std::string dir = shared.path() + "/" + name;
+    std::filesystem::create_directory(dir);
+    chmod(dir.c_str(), 0700);
+  }
+  chmod((shared.path() + "/pub").c_str(), 0755);
+  std::string link = shared.path() + "/nl";
+  ASSERT_EQ(symlink((shared.path() + "/pub/x").c_str(), link.c_str()), 0);
+  ASSERT_EQ(lchown(link.c_str(), kNobody, kNobody), 0);
+  Child by_flag({SERVERSWAP_BIN, "--socket", link + "/../real/c.sock", "status"});
+  EXPECT_EQ(by_flag.wait(10s), 4) << by_flag.output();
+  EXPECT_NE(by_flag.output().find(link + ", a symbolic link that belongs to uid 65534"),
+            std::string::npos)
+      << by_flag.output();
+  Child by_env({SERVERSWAP_BIN, "status"}, {{"SERVERSWAP_SOCKET", link + "/../real/c.sock"}});
+  EXPECT_EQ(by_env.wait(10s), 4) << by_env.output();
+  Child by_xdg({SERVERSWAP_BIN, "status"}, {{"XDG_RUNTIME_DIR", link + "/../real"}});
+  EXPECT_EQ(by_xdg.wait(10s), 4) << by_xdg.output();
+  EXPECT_FALSE(std::filesystem::exists(shared.path() + "/real/serverswap"));
+  EXPECT_FALSE(std::filesystem::exists(shared.path() + "/pub/real/serverswap"));
+
+  // Root's link: accepted, and the socket is the one the kernel reaches, beside the target.
+  ASSERT_EQ(lchown(link.c_str(), 0, 0), 0);
+  Child ok({SERVERSWAP_BIN, "--socket", link + "/../real/c.sock", "status"});
+  EXPECT_EQ(ok.wait(10s), 3) << ok.output();  // no daemon there yet
+  EXPECT_NE(ok.output().find("no daemon is running on " + shared.path() + "/pub/real/c.sock"),
+            std::string::npos)
+      << ok.output();
+}
+
 }  // namespace
 }  // namespace serverswap::testing

@@ -644,6 +644,45 @@ TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {
   EXPECT_FALSE(supervisor_->adopting());
 }
 
+// Adoptions: a server of another user that resumes vouches only for what state.json
+// recorded it holding. One claiming another server's resource, with a socket bound to its
+// address (in a network namespace of its own, the re-attack's F1), gets nothing of it: the
+// resource stays the other server's, which stays up, and its socket is not the daemon's.
+TEST_F(SupervisorTest, AResumeOfAnotherUsersServerGetsOnlyWhatItWasRecordedHolding) {
+  pid_t root_server = deploy_up({"srv", "root"}, ":8080").pid;
+  pid_t theirs = deploy_up({"srv", "nobody"}, ":9090").pid;
+  restart_daemon();
+  auto resume = [&](pid_t pid, uid_t uid, const std::vector<std::string>& holding) {
+    uint64_t id = next_peer_++;
+    auto& peer = peers_[id] = std::make_unique<FakePeer>(id, pid);
+    peer->uid = uid;
+    for (const auto& r : holding) peer->fds.push_back(processes_.make_socket(r));
+    send(*peer,
+         protocol::make("hello", {{"protocol", 1},
+                                  {"id", id_of(pid)},
+                                  {"upMessage", true},
+                                  {"resume", {{"holding", holding}, {"up", true}}}}),
+         true);
+    return peer.get();
+  };
+  FakePeer* peer = resume(theirs, 65534, {":8080", ":9090"});
+  ASSERT_TRUE(got(*peer, "welcome"));
+  resume(root_server, ::getuid(), {":8080"});
+  EXPECT_EQ(state_of(root_server), "up");
+  EXPECT_EQ(state_of(theirs), "up");
+  for (const auto& s : supervisor_->server_status()) {
+    std::vector<std::string> names;
+    for (const auto& r : s.resources) names.push_back(r.name);
+    if (s.pid == theirs) {
+      EXPECT_EQ(names, std::vector<std::string>{":9090"});
+    }
+    if (s.pid == root_server) {
+      EXPECT_EQ(names, std::vector<std::string>{":8080"});
+      for (const auto& r : s.resources) EXPECT_FALSE(r.taken_down) << r.name;
+    }
+  }
+}
+
 // A fresh TMPDIR for the test's duration: the NOTIFY_SOCKET paths of --user servers are
 // made there (daemon/sockets/user_directory.h).
 using serverswap::testing::ScopedTmpdir;

@@ -227,9 +227,22 @@ void Supervisor::resume(Peer& connection, const protocol::Message& message) {
   if (!processes_.is_process_of(connection.peer_pid(), server->pid, server->start_time))
     return refuse("this connection is not from a process of that server");
   if (std::string why; !may_connect_again(*server, &why)) return refuse(why);
-  // Every check passed: the first descriptor per resource becomes the daemon's own.
+  // Every check passed: the first descriptor per resource becomes the daemon's own. A
+  // server of another user vouches only for what state.json recorded it holding: a socket
+  // it bound itself to a resource's address (in a network namespace of its own, where any
+  // port is free) would otherwise become root's resource, take root's server down there,
+  // and be what the next readyFor hands out. What it was not recorded holding is left out
+  // (its own descriptor stays its own; the daemon neither keeps it nor counts it held).
+  const bool vouched_by_record = connection.peer_uid() != ::getuid() && connection.peer_uid() != 0;
   std::map<std::string, std::string> held;
   for (size_t i = 0; i < holding.size(); ++i) {
+    if (vouched_by_record && !server->held.count(names[i])) {
+      log_refusal(connection, "resume of server " + std::to_string(server->pid) + " (uid " +
+                                  std::to_string(connection.peer_uid()) +
+                                  "): " + clip_for_log(holding[i]) +
+                                  " left out: state.json does not record it holding that");
+      continue;
+    }
     held[names[i]] = holding[i];
     if (sockets_.find(names[i])) continue;
     if (Status s = sockets_.adopt(names[i], std::move(fds[i]),

@@ -2,13 +2,14 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <sstream>
 #include <string>
 
 #include "base/log.h"
@@ -51,10 +52,8 @@ void OrphanReaper::reap() {
     if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
         info.si_pid != pid)
       continue;  // still running
-    struct stat proc {};
-    std::string source = ::stat(("/proc/" + std::to_string(pid)).c_str(), &proc) == 0
-                             ? "uid " + std::to_string(proc.st_uid)
-                             : "servers";
+    std::string source = "servers";
+    if (auto uid = real_uid_of(pid)) source = "uid " + std::to_string(*uid);
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) != pid) continue;
     if ((was_helper_ && was_helper_(pid)) || !log_.admit(source)) continue;
@@ -62,6 +61,20 @@ void OrphanReaper::reap() {
                                           : "status " + std::to_string(WEXITSTATUS(status));
     log_line("reaped orphan pid " + std::to_string(pid) + " (" + how + ")");
   }
+}
+
+std::optional<uid_t> real_uid_of(pid_t pid) {
+  // The real uid, not the effective one (the owner of /proc/PID): a server's orphan that
+  // exec'd a set-user-ID program (su, passwd) is still that user's, not root's.
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Uid:", 0) != 0) continue;
+    std::istringstream fields(line.substr(4));
+    uid_t real;
+    if (fields >> real) return real;
+    return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 std::vector<pid_t> children_of_self() {

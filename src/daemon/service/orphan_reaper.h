@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -47,5 +48,9 @@ class OrphanReaper {
 
 // The current children of this process (every thread's), from /proc.
 std::vector<pid_t> children_of_self();
+
+// The real uid of process `pid` (a zombie's too), from /proc/PID/status; none when it
+// cannot be read.
+std::optional<uid_t> real_uid_of(pid_t pid);
 
 }  // namespace serverswap::daemon

@@ -164,8 +164,9 @@ class FakePeer : public Peer {
   std::vector<UniqueFd> take_received_fds() override { return std::move(fds); }
   uint64_t id() const override { return id_; }
   pid_t peer_pid() const override { return pid_; }
-  uid_t peer_uid() const override { return ::getuid(); }
+  uid_t peer_uid() const override { return uid; }
 
+  uid_t uid = ::getuid();  // whose process it is: another user's server, when set so
   // Called for each message sent, as it is sent.
   std::function<void(const protocol::Json&)> on_send;
   std::vector<protocol::Json> sent;
