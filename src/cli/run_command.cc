@@ -35,9 +35,9 @@ using protocol::Json;
 // command wherever the daemon stands.
 Result<std::string> working_directory() {
   const char* pwd = std::getenv("PWD");
-  struct stat named {}, here {};
-  if (pwd && pwd[0] == '/' && ::stat(pwd, &named) == 0 && ::stat(".", &here) == 0 &&
-      named.st_dev == here.st_dev && named.st_ino == here.st_ino)
+  struct stat by_name {}, here {};
+  if (pwd && pwd[0] == '/' && ::stat(pwd, &by_name) == 0 && ::stat(".", &here) == 0 &&
+      by_name.st_dev == here.st_dev && by_name.st_ino == here.st_ino)
     return std::string(pwd);
   std::error_code ec;
   std::string cwd = std::filesystem::current_path(ec).string();

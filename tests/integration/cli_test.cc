@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "harness.h"
 
@@ -126,6 +127,57 @@ TEST(Cli, ADeployThatWaitsSaysWhatItsServerHasAndLacks) {
   EXPECT_NE(listening.output().find(") not connected, holds 127.0.0.1:0; has not said it is ready"),
             std::string::npos)
       << listening.output();
+}
+
+// A release directory behind a symbolic link: the command runs in the directory as the
+// user named it (`current`, $PWD), not its resolved path, so a deploy of the same command
+// from `current` after the link moved to the next release is the same command (it rolls
+// the remembered --workers 2) and a reload restarts it in whatever `current` names then.
+TEST(Cli, ADeployFromAReleaseLinkIsTheSameCommandAfterTheLinkMoves) {
+  DaemonUnderTest daemon;
+  const std::string root = daemon.dir() + "/app";
+  for (const char* release : {"r1", "r2", "r3"})
+    std::filesystem::create_directories(root + "/releases/" + release);
+  const std::string current = root + "/current";
+  auto point = [&](const char* release) {
+    std::error_code ignored;
+    std::filesystem::remove(current, ignored);
+    std::filesystem::create_directory_symlink("releases/" + std::string(release), current);
+  };
+  auto deploy_from_current = [&](std::vector<std::string> options) {
+    std::vector<std::string> argv = {"/bin/sh",      "-c",           "cd \"$0\" && exec \"$@\"",
+                                     current,        SERVERSWAP_BIN, "--socket",
+                                     daemon.socket()};
+    argv.insert(argv.end(), options.begin(), options.end());
+    for (const char* word : {"--", WORKER_SERVER_BIN, "127.0.0.1:0"}) argv.push_back(word);
+    Child deploy(argv);
+    EXPECT_EQ(deploy.wait(30s), 0) << deploy.output();
+  };
+  // Where each server up runs: its status cwd and its real working directory.
+  auto where = [&] {
+    std::vector<std::pair<std::string, std::string>> places;
+    auto status = nlohmann::json::parse(serverswap(daemon, {"status", "--json"}).output);
+    for (const auto& s : status["servers"]) {
+      if (s["state"] != "up") continue;
+      std::error_code ec;
+      auto real = std::filesystem::read_symlink(
+          "/proc/" + std::to_string(s["pid"].get<int>()) + "/cwd", ec);
+      places.emplace_back(s["cwd"].get<std::string>(), real.string());
+    }
+    return places;
+  };
+  const std::string real = std::filesystem::canonical(root).string() + "/releases/";
+  using Places = std::vector<std::pair<std::string, std::string>>;
+  point("r1");
+  deploy_from_current({"--workers", "2"});
+  EXPECT_EQ(where(), (Places{{current, real + "r1"}, {current, real + "r1"}}));
+  point("r2");
+  deploy_from_current({});  // --workers 2 remembered: both roll
+  EXPECT_EQ(where(), (Places{{current, real + "r2"}, {current, real + "r2"}}));
+  point("r3");
+  auto reload = serverswap(daemon, {"reload"});
+  EXPECT_EQ(reload.code, 0) << reload.output;
+  EXPECT_EQ(where(), (Places{{current, real + "r3"}, {current, real + "r3"}}));
 }
 
 }  // namespace
