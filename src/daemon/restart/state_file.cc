@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "daemon/spawn/spawn_environment.h"
+#include "protocol/bytes.h"
 #include "protocol/requests.h"
 
 namespace serverswap::daemon {
@@ -35,16 +36,33 @@ Result<SpawnSpec> request_from_json(const Json& body) {
   return spec_from_request(*request);
 }
 
+// A path or address the daemon read from the system (getsockname, /proc) may hold bytes
+// that are not UTF-8: written as protocol::encode_bytes writes them ({"base64": ...}) and
+// read back exactly, where a plain JSON string would have replaced them with U+FFFD and the
+// next daemon would look for a file that is not there. A plain string (older files) reads
+// as before. Absent and not `required`: "".
+Result<std::string> bytes_field(const Json& json, const std::string& key, const std::string& where,
+                                bool required) {
+  auto it = json.find(key);
+  if (it == json.end()) {
+    if (required) return Status::error(where + "." + key + " is required");
+    return std::string();
+  }
+  return protocol::decode_bytes(*it, where + "." + key);
+}
+
 Result<HeldRecord> held_from_json(const Json& json, const std::string& where) {
   protocol::FieldReader r(json, where);
   HeldRecord held;
   held.name = r.string("name", true);
   held.spelled = r.string("spelled", true);
-  held.address = r.string("address", true);
   held.served = r.boolean("served", false);
   held.taken = r.boolean("takenDown", false);
   held.unheard = r.boolean("unheard", false);
   if (!r.ok()) return r.status();
+  auto address = bytes_field(json, "address", where, true);
+  if (!address.ok()) return address.status();
+  held.address = std::move(*address);
   return held;
 }
 
@@ -61,7 +79,6 @@ Result<ServerRecord> server_from_json(const Json& json, const std::string& where
       static_cast<int>(r.integer("restarts", false, 0, std::numeric_limits<int>::max()));
   record.rank = static_cast<uint64_t>(r.integer("deployOrder", false, 0, kMax));
   record.kept = r.boolean("kept", false);
-  record.notify = r.string("notify", false);
   record.notify_fd =
       static_cast<int>(r.integer("notifyFd", false, -1, std::numeric_limits<int>::max(), -1));
   if (const Json* output = r.object("output", false)) {
@@ -73,6 +90,9 @@ Result<ServerRecord> server_from_json(const Json& json, const std::string& where
   const Json* request = r.object("request", true);
   const Json* resources = r.array("resources", true);
   if (!r.ok()) return r.status();
+  auto notify = bytes_field(json, "notify", where, false);
+  if (!notify.ok()) return notify.status();
+  record.notify = std::move(*notify);
   auto spec = request_from_json(*request);
   if (!spec.ok()) return spec.status().wrap("server " + record.id);
   record.request = std::move(*spec);
@@ -88,9 +108,11 @@ Result<SocketRecord> socket_from_json(const Json& json, const std::string& where
   protocol::FieldReader r(json, where);
   SocketRecord socket;
   socket.name = r.string("name", true);
-  socket.address = r.string("address", true);
   socket.fd = static_cast<int>(r.integer("fd", true, 0, std::numeric_limits<int>::max()));
   if (!r.ok()) return r.status();
+  auto address = bytes_field(json, "address", where, true);
+  if (!address.ok()) return address.status();
+  socket.address = std::move(*address);
   return socket;
 }
 
@@ -98,12 +120,14 @@ Result<SocketFileRecord> socket_file_from_json(const Json& json, const std::stri
   protocol::FieldReader r(json, where);
   SocketFileRecord file;
   file.name = r.string("name", true);
-  file.path = r.string("path", true);
   file.dev = static_cast<uint64_t>(r.integer("dev", true, 0, std::numeric_limits<int64_t>::max()));
   file.ino = static_cast<uint64_t>(r.integer("ino", true, 1, std::numeric_limits<int64_t>::max()));
   file.owner = static_cast<uid_t>(
       r.integer("owner", true, 0, static_cast<int64_t>(static_cast<uid_t>(-1)) - 1));
   if (!r.ok()) return r.status();
+  auto path = bytes_field(json, "path", where, true);
+  if (!path.ok()) return path.status();
+  file.path = std::move(*path);
   if (!file.path.starts_with("/") || !file.name.starts_with("unix:"))
     return Status::error(where + ": not a Unix socket file");
   return file;
@@ -116,7 +140,8 @@ Json state_to_json(const DaemonState& state) {
   for (const auto& s : state.servers) {
     Json held = Json::array();
     for (const auto& h : s.held) {
-      Json entry = {{"name", h.name}, {"spelled", h.spelled}, {"address", h.address}};
+      Json entry = {
+          {"name", h.name}, {"spelled", h.spelled}, {"address", protocol::encode_bytes(h.address)}};
       if (h.served) entry["served"] = true;
       if (h.taken) entry["takenDown"] = true;
       if (h.unheard) entry["unheard"] = true;
@@ -132,24 +157,29 @@ Json state_to_json(const DaemonState& state) {
                        {"restarts", s.restarts},
                        {"deployOrder", s.rank}});
     if (s.kept) servers.back()["kept"] = true;
-    if (!s.notify.empty()) servers.back()["notify"] = s.notify;
+    if (!s.notify.empty()) servers.back()["notify"] = protocol::encode_bytes(s.notify);
     if (s.notify_fd >= 0) servers.back()["notifyFd"] = s.notify_fd;
     if (!s.output.empty())
       servers.back()["output"] = {{"dev", s.output.dev}, {"ino", s.output.ino}};
   }
   Json json = {{"version", 1}, {"servers", servers}};
-  if (!state.user_directory.empty()) json["userDirectory"] = state.user_directory;
+  if (!state.user_directory.empty())
+    json["userDirectory"] = protocol::encode_bytes(state.user_directory);
   if (!state.socket_files.empty()) {
     Json files = Json::array();
     for (const auto& f : state.socket_files)
-      files.push_back(
-          {{"name", f.name}, {"path", f.path}, {"dev", f.dev}, {"ino", f.ino}, {"owner", f.owner}});
+      files.push_back({{"name", f.name},
+                       {"path", protocol::encode_bytes(f.path)},
+                       {"dev", f.dev},
+                       {"ino", f.ino},
+                       {"owner", f.owner}});
     json["socketFiles"] = files;
   }
   if (!state.sockets.empty() || state.control_fd >= 0) {
     Json sockets = Json::array();
     for (const auto& s : state.sockets)
-      sockets.push_back({{"name", s.name}, {"address", s.address}, {"fd", s.fd}});
+      sockets.push_back(
+          {{"name", s.name}, {"address", protocol::encode_bytes(s.address)}, {"fd", s.fd}});
     json["sockets"] = sockets;
     json["controlFd"] = state.control_fd;
   }
@@ -167,8 +197,10 @@ Result<DaemonState> state_from_json(const Json& json) {
   const Json* socket_files = r.array("socketFiles", false);
   state.control_fd =
       static_cast<int>(r.integer("controlFd", false, -1, std::numeric_limits<int>::max(), -1));
-  state.user_directory = r.string("userDirectory", false);
   if (!r.ok()) return r.status();
+  auto user_directory = bytes_field(json, "userDirectory", "state", false);
+  if (!user_directory.ok()) return user_directory.status();
+  state.user_directory = std::move(*user_directory);
   for (size_t i = 0; i < servers->size(); ++i) {
     auto record = server_from_json((*servers)[i], "state.servers[" + std::to_string(i) + "]");
     if (!record.ok()) return record.status();

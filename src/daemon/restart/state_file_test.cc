@@ -220,6 +220,12 @@ TEST(StateFile, KeepsBytesThatAreNotUtf8Exactly) {
   s.request.argv.push_back("caf\xe9");
   s.request.cwd = "/srv/app-\xff";
   s.request.env = {"A=1", "LEGACY=caf\xe9", "K\xe9Y=v"};
+  // Paths the daemon read from the system: a directory named in another encoding.
+  s.notify = "/run/serverswap/\xff\xfe/notify";
+  s.held.push_back({"unix:/srv/ln/s.sock", "unix:/srv/ln/s.sock", "unix:/srv/\xff-dir/s.sock"});
+  state.user_directory = "/tmp/serverswap-users-\xff";
+  state.socket_files.push_back({"unix:/srv/ln/s.sock", "/srv/\xff-dir/s.sock", 1, 2, 65534});
+  state.sockets.push_back({"unix:/srv/ln/s.sock", "unix:/srv/\xff-dir/s.sock", 9});
   ASSERT_TRUE(file.write(state).ok());  // dump() must not throw on them
   auto back = file.read();
   ASSERT_TRUE(back.ok()) << back.status().message();
@@ -228,6 +234,11 @@ TEST(StateFile, KeepsBytesThatAreNotUtf8Exactly) {
   EXPECT_EQ(r.argv, s.request.argv);
   EXPECT_EQ(r.cwd, s.request.cwd);
   EXPECT_EQ(r.env, s.request.env);
+  EXPECT_EQ((*back)->servers.at(0).notify, s.notify);
+  EXPECT_EQ((*back)->servers.at(0).held.back().address, s.held.back().address);
+  EXPECT_EQ((*back)->user_directory, state.user_directory);
+  EXPECT_EQ((*back)->socket_files.at(0).path, state.socket_files.at(0).path);
+  EXPECT_EQ((*back)->sockets.back().address, state.sockets.back().address);
   std::filesystem::remove_all(dir);
 }
 
