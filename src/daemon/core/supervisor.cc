@@ -1049,7 +1049,12 @@ Processes::OutputFn Supervisor::output_reader(uint64_t generation, uid_t uid) {
     // line is counted and dropped unformatted, so that output over the budget costs the
     // loop a read and a split, not an escape and a format per line (docs/architecture.md,
     // "Server output").
-    if (output_lines_.refuses(budget, static_cast<double>(line.size()))) return;
+    if (output_lines_.refuses(budget, static_cast<double>(line.size()))) {
+      // Another user's leftovers are not read until about 16 KiB of budget is back (1/4 s
+      // at 64 KiB/s): what they write waits in their pipes, and costs the loop nothing.
+      if (!own_budget) processes_.pause_leftover_output(uid, Millis(250));
+      return;
+    }
     // Formatted once, and weighed as written (escapes and the JSON fields included).
     std::string formatted =
         format_log_line(source + " | " + std::string(line),

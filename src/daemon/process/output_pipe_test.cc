@@ -215,6 +215,35 @@ TEST(OutputPipe, OnlyThatPipeIsOpenedAgainNeverAnotherOfTheProcess) {
   process->reset();
 }
 
+// A paused reader reads nothing (what is written waits in the pipe); resumed, it reads it.
+TEST(OutputPipe, APausedReaderReadsNothingUntilResumed) {
+  Loop loop;
+  auto pipe = make_output_pipe();
+  ASSERT_TRUE(pipe.ok());
+  std::vector<std::string> lines;
+  auto reader = OutputReader::start(
+      &loop.loop, std::move(pipe->read), [&](std::string_view line) { lines.emplace_back(line); },
+      [] {});
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  // Reading output keeps no loop alive: this timer does, so that each turn polls the pipe.
+  uv_timer_t keeper;
+  uv_timer_init(&loop.loop, &keeper);
+  uv_timer_start(
+      &keeper, [](uv_timer_t*) {}, 10000, 0);
+  (*reader)->pause();
+  (*reader)->pause();  // idempotent
+  ASSERT_EQ(::write(pipe->write.get(), "waits\n", 6), 6);
+  // The pipe is readable at once: each turn would have read it.
+  for (int i = 0; i < 5; ++i) uv_run(&loop.loop, UV_RUN_NOWAIT);
+  EXPECT_EQ(lines, std::vector<std::string>{});
+  (*reader)->resume();
+  for (int i = 0; i < 5 && lines.empty(); ++i) uv_run(&loop.loop, UV_RUN_NOWAIT);
+  EXPECT_EQ(lines, std::vector<std::string>{"waits"});
+  uv_close(reinterpret_cast<uv_handle_t*>(&keeper), nullptr);
+  reader->reset();
+  uv_run(&loop.loop, UV_RUN_NOWAIT);  // lets the reader's handle close
+}
+
 // The processes other than this one that hold pipe `id` (the leftovers of a server).
 std::vector<pid_t> holders_of(PipeId id) {
   std::vector<pid_t> pids;

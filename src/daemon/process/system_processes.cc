@@ -98,10 +98,28 @@ Processes::ExitFn SystemProcesses::on_server_exit(uint64_t key, ExitFn on_exit) 
     // The pipe may have ended already (no descendant held it): nothing to count then.
     if (auto it = readers_.find(key); it != readers_.end()) {
       it->second.server_exited = true;
+      // A leftover of a uid whose budget is spent waits with the others.
+      if (paused_.count(it->second.uid)) it->second.reader->pause();
       cap_leftover_pipes(it->second.uid);
     }
     on_exit(status, term_signal);
   };
+}
+
+// Leftovers only: a live server is never made to block in write(2) by the daemon's log
+// rate (docs/architecture.md, "Server output").
+void SystemProcesses::pause_leftover_output(uid_t uid, Millis pause) {
+  if (uid == 0 || uid == ::getuid() || paused_.count(uid)) return;
+  for (auto& [key, entry] : readers_)
+    if (entry.uid == uid && entry.server_exited) entry.reader->pause();
+  auto timer = std::make_unique<Timer>(loop_);
+  timer->unref();  // a pause never keeps a stopping daemon alive
+  timer->start(pause, [this, uid] {
+    for (auto& [key, entry] : readers_)
+      if (entry.uid == uid) entry.reader->resume();
+    paused_.erase(uid);  // destroys this timer: nothing after
+  });
+  paused_[uid] = std::move(timer);
 }
 
 // Root's servers and the daemon's own user's are the operator's: their leftovers are read

@@ -11,6 +11,7 @@
 #include "daemon/control/log_limiter.h"
 #include "daemon/core/processes.h"
 #include "daemon/process/output_pipe.h"
+#include "daemon/uv_handle.h"
 
 namespace serverswap::daemon {
 
@@ -42,6 +43,8 @@ class SystemProcesses : public Processes {
                                                 NotifySocket::OnMessage on_message,
                                                 NotifySocket::OnRejected on_rejected) override;
 
+  void pause_leftover_output(uid_t uid, Millis pause) override;
+
   // Logs what was read of each unterminated output line (OutputReader::flush).
   void flush_output();
 
@@ -72,6 +75,8 @@ class SystemProcesses : public Processes {
   uint64_t next_reader_ = 0;
   // One line per uid per second at most about pipes closed over the cap.
   LogLimiter closed_lines_;
+  // Uids whose leftovers' pipes are not read now, each until its timer resumes them.
+  std::map<uid_t, std::unique_ptr<Timer>> paused_;
 };
 
 }  // namespace serverswap::daemon
