@@ -73,7 +73,7 @@ class SystemProcesses : public Processes {
   // pipe outlives its server's main process while descendants still write to it.
   std::map<uint64_t, Reader> readers_;
   uint64_t next_reader_ = 0;
-  // One line per uid per second at most about pipes closed over the cap.
+  // Lines about pipes closed over the cap, per uid: 5 at once, then 1 a second.
   LogLimiter closed_lines_;
   // Uids whose leftovers' pipes are not read now, each until its timer resumes them.
   std::map<uid_t, std::unique_ptr<Timer>> paused_;
