@@ -97,6 +97,13 @@ void append_printable(std::string& line, std::string_view text) {
   }
 }
 
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  append_printable(out, text);
+  return out;
+}
+
 std::string clip_for_log(std::string_view text, size_t max) {
   if (text.size() <= max) return std::string(text);
   size_t cut = max;

@@ -40,6 +40,10 @@ void write_log_line(const std::string& formatted);
 // bidirectional controls (U+202A-U+202E, U+2066-U+2069) and marks (U+200E, U+200F,
 // U+061C) and U+FEFF; everything else as it is.
 void append_printable(std::string& line, std::string_view text);
+// `text` as append_printable writes it: for every place that shows a peer's text to a
+// reader, the log and the command line's terminal alike (docs/security.md, "drive the
+// terminal of whoever deploys"). Pure; thread-safe.
+std::string printable(std::string_view text);
 
 // Text a peer chose (a server's fail reason, STATUS=, a resource name) is cut to this many
 // bytes in a log line: a line says what happened, it does not carry 64 KiB of payload.

@@ -87,7 +87,9 @@ int stop_command(const GlobalOptions& options);
 int reload_command(const GlobalOptions& options);
 int node_relay_command();
 
-// Prints "serverswap: <text>" on stderr.
+// Prints "serverswap: <text>" on stderr, `text` escaped as the log escapes peer text
+// (append_printable: no control character, line separator or bidi control reaches the
+// terminal raw).
 void say(const std::string& text);
 
 }  // namespace serverswap::cli

@@ -7,9 +7,15 @@
 
 namespace serverswap::cli {
 
+// Escaped as the log escapes it: what the CLI says often carries text a server chose (a
+// STATUS=, a fail reason, a resource, an error the daemon quotes), which must not drive the
+// terminal of whoever deployed (docs/security.md, "drive the terminal of whoever deploys"). One
+// write of the whole line, so that a NUL cannot cut it.
 void say(const std::string& text) {
-  std::string line = "serverswap: " + text + "\n";
-  fputs(line.c_str(), stderr);
+  std::string line = "serverswap: ";
+  append_printable(line, text);
+  line.push_back('\n');
+  fwrite(line.data(), 1, line.size(), stderr);
 }
 
 namespace {

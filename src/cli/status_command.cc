@@ -7,6 +7,7 @@
 
 #include "base/duration.h"
 #include "base/join.h"
+#include "base/log.h"
 #include "cli/commands.h"
 #include "cli/control_client.h"
 #include "cli/socket_path.h"
@@ -39,26 +40,30 @@ void print_crash_loops(const std::vector<protocol::CrashLoopStatus>& loops) {
                        std::to_string(loop.restarts) + " times";
     if (loop.next_restart_ms)
       line += "; next restart in " + format_duration(Millis(*loop.next_restart_ms));
-    std::printf("%s\n", line.c_str());
+    std::printf("%s\n", printable(line).c_str());
   }
 }
 
 void print_table(const protocol::StatusReply& status) {
+  // Every cell the daemon fills in may hold text a server chose (its argv, a Unix socket
+  // path it asked for): escaped as the log escapes it, so that a newline cannot forge a row
+  // and an escape sequence cannot drive root's terminal (docs/security.md).
   const protocol::DaemonStatus& d = status.daemon;
   std::printf("daemon pid %s, %s, socket %s\n", std::to_string(d.pid).c_str(),
-              d.stopping ? "stopping" : "running", d.socket.c_str());
+              d.stopping ? "stopping" : "running", printable(d.socket).c_str());
   std::printf("%-8s %-4s %-6s %-10s %-8s %-8s %-28s %s\n", "PID", "GEN", "WORKER", "STATE",
               "UPTIME", "RESTARTS", "RESOURCES", "COMMAND");
   for (const auto& s : status.servers) {
     std::vector<std::string> addresses;
     for (const auto& r : s.resources) addresses.push_back(r.address);
-    std::string resources = join(addresses, ",");
-    std::string command = join(s.argv, " ");
+    std::string resources = printable(join(addresses, ","));
+    std::string command = printable(join(s.argv, " "));
     std::string worker_text = s.worker ? std::to_string(*s.worker) : "-";
     std::printf("%-8s %-4s %-6s %-10s %-8s %-8s %-28s %s\n", std::to_string(s.pid).c_str(),
-                std::to_string(s.generation).c_str(), worker_text.c_str(), s.state.c_str(),
-                format_uptime(s.uptime_ms).c_str(), std::to_string(s.restarts).c_str(),
-                resources.empty() ? "-" : resources.c_str(), command.c_str());
+                std::to_string(s.generation).c_str(), worker_text.c_str(),
+                printable(s.state).c_str(), format_uptime(s.uptime_ms).c_str(),
+                std::to_string(s.restarts).c_str(), resources.empty() ? "-" : resources.c_str(),
+                command.c_str());
   }
   print_crash_loops(status.crash_loops);
   const protocol::StateFileStatus& file = d.state_file;
@@ -66,7 +71,7 @@ void print_table(const protocol::StatusReply& status) {
     std::printf(
         "warning: the daemon cannot write its state file %s (%s) for %s: if it restarts "
         "it will not find the servers started since\n",
-        file.path.c_str(), file.error.value_or("").c_str(),
+        printable(file.path).c_str(), printable(file.error.value_or("")).c_str(),
         format_uptime(file.since_ms.value_or(0)).c_str());
 }
 
@@ -83,7 +88,9 @@ int print_status(const GlobalOptions& options, bool json) {
     return kSystemError;
   }
   if (json) {
-    std::printf("%s\n", reply->body.dump(2).c_str());
+    // ASCII only (\uXXXX beyond): a bidi control or line separator in a server's text stays
+    // an escape in the JSON rather than reaching the terminal.
+    std::printf("%s\n", reply->body.dump(2, ' ', true).c_str());
   } else {
     // A status of another shape (another version's daemon, or not a daemon at all) ends
     // this command with a message naming the field, never with an abort.

@@ -11,7 +11,9 @@
 // RESOURCE... (readyFor each in turn, printing "claimed R" or "refused R: ERROR"; then
 // serverUp, or after a refusal nothing: the daemon fails it), decode-abuse RESOURCE FILE
 // (after its hello, sends each line of FILE raw and prints "reply N: <the daemon's answer>",
-// then comes up on RESOURCE and waits for takeDown).
+// then comes up on RESOURCE and waits for takeDown), say TEXT (sends STATUS=TEXT, then
+// READY=1, on NOTIFY_SOCKET, with no client; waits for its takedown signal), fail-with TEXT
+// (connects and fails with TEXT as its reason).
 #include <fcntl.h>
 #include <poll.h>
 #include <serverswap/client.h>
@@ -20,6 +22,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -194,6 +198,24 @@ int hold(serverswap::Client& client, const std::string& resource) {
 
 }  // namespace
 
+// Two datagrams on the server's NOTIFY_SOCKET, in order: the deploy hears STATUS= first.
+int say_then_ready(const std::string& text) {
+  const char* address = std::getenv("NOTIFY_SOCKET");
+  if (!address || !*address) return std::fprintf(stderr, "fault_server: no NOTIFY_SOCKET\n"), 2;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, address, sizeof addr.sun_path - 1);
+  if (address[0] == '@') addr.sun_path[0] = '\0';
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
+                                    std::min(std::strlen(address), sizeof addr.sun_path - 1));
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  for (const std::string& datagram : {"STATUS=" + text, std::string("READY=1")})
+    if (sendto(fd, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&addr), len) !=
+        static_cast<ssize_t>(datagram.size()))
+      return std::perror("fault_server: sendto"), 2;
+  block_forever();
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: fault_server MODE [RESOURCE]\n");
@@ -210,7 +232,12 @@ int main(int argc, char** argv) {
     if (access(argv[3], F_OK) == 0) return 5;  // every restart dies at once
     close(open(argv[3], O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
   }
+  if (mode == "say") return say_then_ready(resource);
   auto client = serverswap::Client::open();
+  if (mode == "fail-with") {
+    client.fail(resource);
+    idle(client);
+  }
   if (mode == "crash-before-ready") return 3;
   if (mode == "hang") idle(client);
   if (mode == "fork-children") fork_children(client, resource);

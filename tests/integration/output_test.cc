@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -179,6 +181,60 @@ TEST(ServerOutput, ServersOfAnotherUserShareOneOutputBudget) {
   size_t size = daemon.process().output().size();
   EXPECT_LT(size, 2u * 1024 * 1024);
   EXPECT_GT(size, 512u * 1024);
+}
+
+// Pipes (FIFOs) among the descriptors of process `pid`: the output pipes it reads, and
+// libuv's own.
+int pipes_of(pid_t pid) {
+  int count = 0;
+  std::error_code ec;
+  for (const auto& fd :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    struct stat st;
+    if (::stat(fd.path().c_str(), &st) == 0 && S_ISFIFO(st.st_mode)) ++count;
+  }
+  return count;
+}
+
+// Every server of uid 65534 leaves a process of its own session holding its output pipe
+// (as a crash loop could, one per restart): the daemon reads 16 such pipes of that uid at
+// most, closing the oldest with a line that says so, and root's status is answered.
+TEST(ServerOutput, PipesLeftByAnotherUsersServersAreCappedAndStatusAnswers) {
+  if (std::string why = why_no_second_user(HELLO_SERVER_BIN); !why.empty()) GTEST_SKIP() << why;
+  DaemonUnderTest daemon;
+  pid_t daemon_pid = daemon.process().pid();
+  const int pipes_before = pipes_of(daemon_pid);
+  const std::vector<std::string> deploy = {
+      "--user", "65534", "--group", "65534", "--workers", "10", "--batch", "10", "--max-surge",
+      "10", "--listen", "127.0.0.1:0", "--ready-after", "100ms", "--", "/bin/sh", "-c",
+      // The leftover lives 30 s at most, should this test not end it.
+      "setsid sleep 30 </dev/null & echo \"leftover $!\"; exec sleep 600"};
+  // Four deploys of ten workers: thirty servers replaced, each with a leftover.
+  for (int i = 0; i < 4; ++i) {
+    auto run = serverswap(daemon, deploy);
+    ASSERT_EQ(run.code, 0) << run.output;
+  }
+  Child& log = daemon.process();
+  EXPECT_TRUE(log.wait_for_output("output pipes of uid 65534 that the daemon reads", 10s))
+      << log.output().substr(0, 4000);
+  // Ten servers' pipes and sixteen leftovers' (thirty without the cap).
+  EXPECT_TRUE(eventually([&] { return pipes_of(daemon_pid) == pipes_before + 10 + 16; }, 10s))
+      << pipes_of(daemon_pid) - pipes_before << " pipes beyond the " << pipes_before
+      << " the daemon had before";
+  auto started = std::chrono::steady_clock::now();
+  auto status = serverswap(daemon, {"status"}, 5s);
+  EXPECT_EQ(status.code, 0) << status.output;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+
+  // The leftovers, by the pids they said.
+  std::string out = log.output();
+  for (size_t at = out.find("| leftover "); at != std::string::npos;
+       at = out.find("| leftover ", at + 1)) {
+    pid_t pid = std::atoi(out.c_str() + at + 11);
+    std::string name;
+    std::ifstream("/proc/" + std::to_string(pid) + "/comm") >> name;
+    if (pid > 0 && name == "sleep") ::kill(pid, SIGKILL);
+  }
 }
 
 }  // namespace

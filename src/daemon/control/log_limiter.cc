@@ -34,6 +34,14 @@ LogLimiter::~LogLimiter() {
 }
 
 bool LogLimiter::admit(const std::string& source, double cost) {
+  return weigh(source, cost, true);
+}
+
+bool LogLimiter::refuses(const std::string& source, double least) {
+  return !weigh(source, least, false);
+}
+
+bool LogLimiter::weigh(const std::string& source, double cost, bool take) {
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch());
   const auto now_ms = static_cast<uint64_t>(now.count());
   auto it = sources_.find(source);
@@ -49,7 +57,8 @@ bool LogLimiter::admit(const std::string& source, double cost) {
     const std::string& key = sources_.size() < kMaxSources ? source : "other sources";
     it = sources_.try_emplace(key, Source{TokenBucket(lines_per_second_, burst_)}).first;
   }
-  if (it->second.bucket.take(now_ms, cost)) return true;
+  if (take ? it->second.bucket.take(now_ms, cost) : it->second.bucket.affords(now_ms, cost))
+    return true;
   ++it->second.suppressed;
   observe::count(observe::Refused::kSuppressedLogLine);
   if (!flush_pending_) {

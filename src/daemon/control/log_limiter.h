@@ -40,6 +40,10 @@ class LogLimiter {
   // `cost`: what the line weighs against `lines_per_second` and `burst`, when they are
   // bytes rather than lines (a server's output: its size as written).
   bool admit(const std::string& source, double cost = 1);
+  // True, counting the line as suppressed, when `source` cannot afford even `least` now (a
+  // lower bound of the line's cost): the caller then need not make the line at all. False
+  // takes nothing; the caller makes the line and asks admit() with its real cost.
+  bool refuses(const std::string& source, double least);
 
  private:
   struct Source {
@@ -47,6 +51,8 @@ class LogLimiter {
     uint64_t suppressed = 0;
   };
   LogLimiter(std::unique_ptr<Clock> clock, std::string what, double lines_per_second, int burst);
+  // admit() and refuses(): `take` false takes no tokens.
+  bool weigh(const std::string& source, double cost, bool take);
   void flush();
 
   std::unique_ptr<Clock> own_clock_;  // for the loop constructor

@@ -25,13 +25,18 @@ class TokenBucket {
   // Takes `cost` tokens (one event, or its size in bytes) at `now_ms` (monotonic
   // milliseconds); false, taking nothing, when fewer are left.
   bool take(uint64_t now_ms, double cost = 1) {
+    if (!affords(now_ms, cost)) return false;
+    tokens_ -= cost;
+    return true;
+  }
+
+  // Whether `cost` tokens are left at `now_ms`, taking none.
+  bool affords(uint64_t now_ms, double cost) {
     if (started_ && now_ms > last_ms_)
       tokens_ = std::min(burst_, tokens_ + static_cast<double>(now_ms - last_ms_) * rate_per_ms_);
     started_ = true;
     last_ms_ = std::max(last_ms_, now_ms);
-    if (tokens_ < cost) return false;
-    tokens_ -= cost;
-    return true;
+    return tokens_ >= cost;
   }
 
  private:

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/duration.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "daemon/core/spawn_spec.h"
@@ -98,6 +99,12 @@ class Processes {
   virtual Result<std::unique_ptr<Notifier>> open_notify(const std::string& address, uid_t uid,
                                                         int fd, NotifySocket::OnMessage on_message,
                                                         NotifySocket::OnRejected on_rejected) = 0;
+
+  // The output budget of `uid` (a user other than root and the daemon's) is spent: the pipes
+  // of its servers that have exited are not read for `pause` (what their leftovers write
+  // waits in the pipe), so that output nobody will log costs the loop nothing. Pipes of
+  // live servers are read on. Idempotent while a pause lasts. Default: nothing.
+  virtual void pause_leftover_output(uid_t /*uid*/, Millis /*pause*/) {}
 };
 
 }  // namespace serverswap::daemon

@@ -1044,11 +1044,21 @@ Processes::OutputFn Supervisor::output_reader(uint64_t generation, uid_t uid) {
     // after it has left the table.
     std::string source =
         "server " + std::to_string(pid) + " (gen " + std::to_string(generation) + ")";
+    std::string budget = own_budget ? source : "uid " + std::to_string(uid);
+    // A line never weighs less than its bytes: while the budget cannot afford those, the
+    // line is counted and dropped unformatted, so that output over the budget costs the
+    // loop a read and a split, not an escape and a format per line (docs/architecture.md,
+    // "Server output").
+    if (output_lines_.refuses(budget, static_cast<double>(line.size()))) {
+      // Another user's leftovers are not read until about 16 KiB of budget is back (1/4 s
+      // at 64 KiB/s): what they write waits in their pipes, and costs the loop nothing.
+      if (!own_budget) processes_.pause_leftover_output(uid, Millis(250));
+      return;
+    }
     // Formatted once, and weighed as written (escapes and the JSON fields included).
     std::string formatted =
         format_log_line(source + " | " + std::string(line),
                         {{"kind", "output"}, {"serverPid", pid}, {"generation", generation}});
-    std::string budget = own_budget ? source : "uid " + std::to_string(uid);
     if (output_lines_.admit(budget, static_cast<double>(formatted.size())))
       write_log_line(formatted);
   };

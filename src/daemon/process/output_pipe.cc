@@ -84,7 +84,31 @@ struct OutputReader::Block {
   LineSplitter splitter;
   LineFn on_line;
   EndFn on_end;
+  bool paused = false;
+  bool ended = false;
 };
+
+namespace {
+
+template <class Block>
+void on_readable(uv_poll_t* p, int, int) {
+  auto* self = static_cast<Block*>(p->data);
+  char buffer[65536];
+  // One read per wakeup: a server that writes without pause shares the loop with the rest.
+  ssize_t n = ::read(self->fd.get(), buffer, sizeof buffer);
+  if (n > 0) {
+    self->splitter.feed(std::string_view(buffer, static_cast<size_t>(n)), self->on_line);
+    return;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  // End of file (every write end closed) or an error: what is left is the last line.
+  self->splitter.finish(self->on_line);
+  self->ended = true;
+  uv_poll_stop(p);
+  self->on_end();  // may destroy the owner; touch nothing after
+}
+
+}  // namespace
 
 Result<std::unique_ptr<OutputReader>> OutputReader::start(uv_loop_t* loop, UniqueFd read,
                                                           LineFn on_line, EndFn on_end) {
@@ -103,26 +127,24 @@ Result<std::unique_ptr<OutputReader>> OutputReader::start(uv_loop_t* loop, Uniqu
   // Reading output never keeps the daemon alive: a process that left its server (setsid) and
   // holds the pipe must not stop `serverswap stop` from ending the daemon.
   uv_unref(reinterpret_cast<uv_handle_t*>(&block->poll));
-  uv_poll_start(&block->poll, UV_READABLE | UV_DISCONNECT, [](uv_poll_t* p, int, int) {
-    auto* self = static_cast<Block*>(p->data);
-    char buffer[65536];
-    // One read per wakeup: a server that writes without pause shares the loop with the rest.
-    ssize_t n = ::read(self->fd.get(), buffer, sizeof buffer);
-    if (n > 0) {
-      self->splitter.feed(std::string_view(buffer, static_cast<size_t>(n)), self->on_line);
-      return;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    // End of file (every write end closed) or an error: what is left is the last line.
-    self->splitter.finish(self->on_line);
-    uv_poll_stop(p);
-    self->on_end();  // may destroy the owner; touch nothing after
-  });
+  uv_poll_start(&block->poll, UV_READABLE | UV_DISCONNECT, on_readable<Block>);
   return std::unique_ptr<OutputReader>(new OutputReader(block));
 }
 
 void OutputReader::flush() {
   block_->splitter.finish(block_->on_line);
+}
+
+void OutputReader::pause() {
+  if (block_->paused || block_->ended) return;
+  block_->paused = true;
+  uv_poll_stop(&block_->poll);
+}
+
+void OutputReader::resume() {
+  if (!block_->paused || block_->ended) return;
+  block_->paused = false;
+  uv_poll_start(&block_->poll, UV_READABLE | UV_DISCONNECT, on_readable<Block>);
 }
 
 OutputReader::~OutputReader() {

@@ -77,6 +77,10 @@ class OutputReader {
   // Gives what was read of an unterminated line as a line now (before the daemon executes
   // itself again: the next image cannot read those bytes).
   void flush();
+  // Stops and starts polling the pipe (idempotent): while paused nothing is read, and its
+  // writers block once it is full.
+  void pause();
+  void resume();
   OutputReader& operator=(const OutputReader&) = delete;
 
  private:

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -212,6 +213,109 @@ TEST(OutputPipe, OnlyThatPipeIsOpenedAgainNeverAnotherOfTheProcess) {
   (*process)->signal_group(SIGKILL);
   uv_run(&loop.loop, UV_RUN_DEFAULT);
   process->reset();
+}
+
+// A paused reader reads nothing (what is written waits in the pipe); resumed, it reads it.
+TEST(OutputPipe, APausedReaderReadsNothingUntilResumed) {
+  Loop loop;
+  auto pipe = make_output_pipe();
+  ASSERT_TRUE(pipe.ok());
+  std::vector<std::string> lines;
+  auto reader = OutputReader::start(
+      &loop.loop, std::move(pipe->read), [&](std::string_view line) { lines.emplace_back(line); },
+      [] {});
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  // Reading output keeps no loop alive: this timer does, so that each turn polls the pipe.
+  uv_timer_t keeper;
+  uv_timer_init(&loop.loop, &keeper);
+  uv_timer_start(
+      &keeper, [](uv_timer_t*) {}, 10000, 0);
+  (*reader)->pause();
+  (*reader)->pause();  // idempotent
+  ASSERT_EQ(::write(pipe->write.get(), "waits\n", 6), 6);
+  // The pipe is readable at once: each turn would have read it.
+  for (int i = 0; i < 5; ++i) uv_run(&loop.loop, UV_RUN_NOWAIT);
+  EXPECT_EQ(lines, std::vector<std::string>{});
+  (*reader)->resume();
+  for (int i = 0; i < 5 && lines.empty(); ++i) uv_run(&loop.loop, UV_RUN_NOWAIT);
+  EXPECT_EQ(lines, std::vector<std::string>{"waits"});
+  uv_close(reinterpret_cast<uv_handle_t*>(&keeper), nullptr);
+  reader->reset();
+  uv_run(&loop.loop, UV_RUN_NOWAIT);  // lets the reader's handle close
+}
+
+// The processes other than this one that hold pipe `id` (the leftovers of a server).
+std::vector<pid_t> holders_of(PipeId id) {
+  std::vector<pid_t> pids;
+  std::error_code ec;
+  for (const auto& proc : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = proc.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = std::stoi(name);
+    if (pid == ::getpid()) continue;
+    std::error_code fd_ec;
+    for (const auto& fd : std::filesystem::directory_iterator(proc.path() / "fd", fd_ec)) {
+      struct stat st;
+      if (::stat(fd.path().c_str(), &st) == 0 && S_ISFIFO(st.st_mode) &&
+          static_cast<uint64_t>(st.st_ino) == id.ino) {
+        pids.push_back(pid);
+        break;
+      }
+    }
+  }
+  return pids;
+}
+
+// Whether this process (the daemon here) still reads pipe `id`.
+bool reads_pipe(PipeId id) {
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+    struct stat st;
+    if (::stat(fd.path().c_str(), &st) == 0 && S_ISFIFO(st.st_mode) &&
+        static_cast<uint64_t>(st.st_ino) == id.ino)
+      return true;
+  }
+  return false;
+}
+
+// Each server leaves a process of its own session (setsid) that holds its output pipe and
+// outlives it. For another user's servers the daemon reads at most the cap of such pipes,
+// closing the oldest; its own user's are read without one.
+TEST(OutputPipe, PipesLeftToDescendantsOfAnotherUsersServersAreCappedOldestFirst) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to run servers as uid 65534";
+  Loop loop;
+  SystemProcesses processes(&loop.loop, 2);
+  std::vector<std::unique_ptr<Process>> servers;
+  auto start = [&](std::optional<Identity> as) {
+    SpawnSpec spec = command({"/bin/sh", "-c", "setsid sleep 20 </dev/null & exit 0"});
+    spec.run_as = as;
+    auto process = processes.spawn(
+        spec, [](int64_t, int) {}, {}, [](pid_t, std::string_view) {});
+    ASSERT_TRUE(process.ok()) << process.status().message();
+    servers.push_back(std::move(*process));
+  };
+  for (int i = 0; i < 4; ++i) start(Identity{65534, 65534, "", ""});
+  uv_run(&loop.loop, UV_RUN_DEFAULT);  // until every server has exited
+  std::vector<pid_t> leftovers;
+  for (const auto& server : servers) {
+    auto holders = holders_of(server->output_pipe());
+    leftovers.insert(leftovers.end(), holders.begin(), holders.end());
+  }
+  EXPECT_EQ(leftovers.size(), 4u);
+  EXPECT_EQ(processes.output_pipes_read(), 2u);
+  EXPECT_FALSE(reads_pipe(servers[0]->output_pipe()));
+  EXPECT_FALSE(reads_pipe(servers[1]->output_pipe()));
+  EXPECT_TRUE(reads_pipe(servers[2]->output_pipe()));
+  EXPECT_TRUE(reads_pipe(servers[3]->output_pipe()));
+
+  // The daemon's own user's: no cap (here root, the daemon's uid).
+  for (int i = 0; i < 3; ++i) start(std::nullopt);
+  uv_run(&loop.loop, UV_RUN_DEFAULT);
+  for (size_t i = 4; i < servers.size(); ++i) {
+    auto holders = holders_of(servers[i]->output_pipe());
+    leftovers.insert(leftovers.end(), holders.begin(), holders.end());
+  }
+  EXPECT_EQ(processes.output_pipes_read(), 5u);
+  for (pid_t pid : leftovers) ::kill(pid, SIGKILL);
 }
 
 }  // namespace
