@@ -129,6 +129,35 @@ void CrashRestarts::restart(const std::string& key) {
   if (it = loops_.find(key); it != loops_.end()) ++it->second->restarts;
 }
 
+// Found by the simulator (seed 338 of the worker mix): the old version started again by a
+// failed roll failed before it was up and nothing started it again; the failed roll's new
+// worker stayed at that index beside the old version on the others (two releases once quiet).
+void CrashRestarts::restore(const SpawnSpec& request, const std::set<std::string>& resources,
+                            uint64_t rank) {
+  if (stopped_) return;
+  std::string key = crash_key(request);
+  auto loop = std::make_unique<Loop>(clock_, first_, max_);
+  loop->request = request;
+  loop->rank = rank;
+  loop->resources = resources;
+  loops_[key] = std::move(loop);
+  SpawnSpec copy = request;  // a start that fails at once may come back here through exited()
+  const Server* started = host_.start_restart(copy, rank, 1);
+  auto it = loops_.find(key);
+  if (it == loops_.end()) return;
+  if (started) {
+    it->second->restarts = 1;
+    return;
+  }
+  // Not even spawned: back off as for a crash.
+  Loop& again = *it->second;
+  auto now = clock_.now();
+  Millis delay = again.backoff.crashed(now);
+  log_line("start of the old version of '" + join(again.request.argv, " ") + "' " +
+           again.backoff.describe(now, delay));
+  schedule(again, key, delay);
+}
+
 void CrashRestarts::up(const Server& server) {
   std::string key = crash_key(server.request);
   auto it = loops_.find(key);

@@ -37,8 +37,8 @@ class CrashRestarts {
     // The servers, read only.
     virtual const ServerTable& servers() const = 0;
     // Starts `request` again, ranked `rank` (the crashed server's deploy order), as the
-    // `number`th restart of its loop; false when it could not even be spawned.
-    virtual bool start_restart(const SpawnSpec& request, uint64_t rank, int number) = 0;
+    // `number`th restart of its loop; nullptr when it could not even be spawned.
+    virtual const Server* start_restart(const SpawnSpec& request, uint64_t rank, int number) = 0;
     virtual void emit(const Server& server, EventKind kind, const std::string& text) = 0;
 
    protected:
@@ -65,6 +65,13 @@ class CrashRestarts {
   // of that worker index; `from`: of deploy order `from` or later only.
   void end_loops(const std::set<std::string>& resources, uint64_t rank, int worker = -1,
                  uint64_t from = 0);
+
+  // A failed roll gives worker index `request.worker` its old version back (WorkerRolls): it
+  // starts `request` now, ranked `rank` (its own generation), as the first restart of a crash
+  // loop of its own that replaces the loop of its command and index (the start stands for
+  // it). So if it fails before it is up, or crashes, it is restarted by the rules of any crash
+  // loop. `resources`: the canonical names the index serves.
+  void restore(const SpawnSpec& request, const std::set<std::string>& resources, uint64_t rank);
 
   // Whether a pending restart, or a restart started and not yet asking again, wants the
   // listening socket `name` kept open.

@@ -974,11 +974,12 @@ void Supervisor::RollHost::retire(const std::string& id, const std::set<std::str
 
 // ---- Crash restarts (crash_restarts.cc) -------------------------------------------------
 
-bool Supervisor::CrashHost::start_restart(const SpawnSpec& request, uint64_t rank, int number) {
+const Server* Supervisor::CrashHost::start_restart(const SpawnSpec& request, uint64_t rank,
+                                                   int number) {
   Server* server = owner_.start_server(
       request, [](const Json&) {}, /*follow_exit=*/false, rank);
   if (server) server->restarts = number;
-  return server != nullptr;
+  return server;
 }
 
 std::vector<protocol::CrashLoopStatus> Supervisor::crash_loops() const {

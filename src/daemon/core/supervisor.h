@@ -270,7 +270,7 @@ class Supervisor {
    public:
     explicit CrashHost(Supervisor& owner) : owner_(owner) {}
     const CrashRestarts::ServerTable& servers() const override { return owner_.servers_; }
-    bool start_restart(const SpawnSpec& request, uint64_t rank, int number) override;
+    const Server* start_restart(const SpawnSpec& request, uint64_t rank, int number) override;
     void emit(const Server& server, EventKind kind, const std::string& text) override {
       owner_.emit(server, kind, text);
     }
@@ -294,6 +294,9 @@ class Supervisor {
     void end_crash_loops(const std::set<std::string>& resources, uint64_t rank, int worker,
                          uint64_t from) override {
       owner_.crash_restarts_.end_loops(resources, rank, worker, from);
+    }
+    void restore(const SpawnSpec& request, const std::set<std::string>& resources) override {
+      owner_.crash_restarts_.restore(request, resources, owner_.next_generation_);
     }
     void emit(const Server& server, EventKind kind, const std::string& text) override {
       owner_.emit(server, kind, text);

@@ -601,6 +601,42 @@ TEST_F(SupervisorTest, AFailedRollStartsTheOldVersionAgainWhereItsOldWorkerIsGon
   EXPECT_EQ(state_of(again), "up");
 }
 
+// Found by the simulator (seed 338 of the worker mix): the old version that a failed roll
+// starts again is a restart of its index's crash loop. When it fails before it is up, it is
+// started again after the loop's backoff (it was never retried: the failed roll's new worker
+// stayed at that index beside the old version on the others), and once it is up the new
+// worker of its index goes.
+TEST_F(SupervisorTest, TheOldVersionAFailedRollStartsAgainIsRestartedWhenItFailsBeforeItIsUp) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  FakePeer& new1_peer = bring_up(new1, ":3");  // old worker 1 is taken down
+  processes_.exit(old1, 0, 0);
+  processes_.exit(new0, 1, 0);  // the roll fails
+  EXPECT_NE(outcome(roll).find("started again as worker 1"), std::string::npos) << outcome(roll);
+  pid_t again = last_pid();
+  ASSERT_NE(again, new1) << "the old version was not started again at index 1";
+  hello(again);
+  processes_.exit(again, 1, 0);  // fails before it is up
+  auto loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u) << "nothing starts the old version again";
+  EXPECT_EQ(loops[0].worker, 1);
+  ASSERT_TRUE(loops[0].next_restart_ms.has_value());
+  ASSERT_TRUE(clock_.fire_next());  // the restart starts after its backoff
+  pid_t restart = last_pid();
+  ASSERT_NE(restart, again);
+  const auto& env = processes_.find(restart)->spec.env;
+  EXPECT_NE(std::find(env.begin(), env.end(), "SERVERSWAP_WORKER=1"), env.end());
+  EXPECT_FALSE(got(new1_peer, "takeDown")) << "before the old version is up again";
+  bring_up(restart, ":3");
+  EXPECT_TRUE(got(new1_peer, "takeDown"));
+  EXPECT_EQ(state_of(old0), "up");
+  EXPECT_EQ(state_of(restart), "up");
+}
+
 // Found by the simulator (seed 812 of the worker mix): a failed roll's new worker that came
 // up, replaced nothing and crashed goes as an up one would while the old version serves: its
 // crash loop ends (its restart came up beside the old version: two releases once quiet).

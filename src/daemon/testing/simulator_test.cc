@@ -54,12 +54,14 @@ const SeedMix kMixes[] = {
     // index (a second restart beside the one starting); 620, a failed roll retired the new
     // worker of an index whose old worker had crashed (its loop ended by that new worker)
     // without starting the old version there again (one worker short); 812, a failed roll's
-    // new worker that had come up and crashed was restarted beside the old version.
+    // new worker that had come up and crashed was restarted beside the old version. 338, the
+    // old version a failed roll started again failed before it was up and was never started
+    // once more (a crash loop of its own now restarts it).
     {"workers",
      "--no-listen --no-serving --no-restarts",
      {.listen = false, .serving = false, .restarts = false},
-     {3,   4,   15,  32,  49,  59,  74,   75,   80,   83,   114,
-      157, 262, 345, 620, 643, 812, 1371, 1433, 1759, 2252, 6468}},
+     {3,   4,   15,  32,  49,  59,  74,   75,   80,   83,   114, 157,
+      262, 338, 345, 620, 643, 812, 1371, 1433, 1759, 2252, 6468}},
     // The full mix with daemon deaths and upgrades (no workers, no `serving`): 17, an adopted
     // server that was starting and never resumed stayed accepting, never up; 710 and 4796, a
     // partial takedown forgotten across a restart (two generations up on a resource); 1208,

@@ -313,8 +313,7 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
       restored.push_back(std::to_string(index));
       restoring.insert(index);
       host_.end_crash_loops(resources, rank, index);
-      host_.start(
-          old.request, [](const Json&) {}, 0);
+      host_.restore(old.request, resources);
     }
   }
   // Starting servers may have changed the table; the roll itself is still there (reported).

@@ -56,6 +56,11 @@ class WorkerRolls {
     // `from`: of deploy order `from` or later only.
     virtual void end_crash_loops(const std::set<std::string>& resources, uint64_t rank,
                                  int worker = -1, uint64_t from = 0) = 0;
+    // Starts `request`, the old version of worker index `request.worker`, again (deploy order:
+    // its own generation) as a restart of that index's crash loop, so that it is started
+    // once more by the crash-loop rules if it fails before it is up or crashes
+    // (CrashRestarts::restore). `resources`: the canonical names the index serves.
+    virtual void restore(const SpawnSpec& request, const std::set<std::string>& resources) = 0;
     virtual void emit(const Server& server, EventKind kind, const std::string& text) = 0;
 
    protected:
