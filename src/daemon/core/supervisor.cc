@@ -770,6 +770,7 @@ void Supervisor::become_up(Server& server, const std::string& how) {
               server);
     }
   }
+  rolls_.newer_up(server);
   deploys_.check(server.id);
 }
 

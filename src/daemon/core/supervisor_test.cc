@@ -637,6 +637,29 @@ TEST_F(SupervisorTest, TheOldVersionAFailedRollStartsAgainIsRestartedWhenItFails
   EXPECT_EQ(state_of(restart), "up");
 }
 
+// Found by the simulator (seed 8954 of the worker mix): a plain server of a later deploy that
+// comes up on a roll's resource stands for every worker index there: the roll is superseded.
+// It used to wait for ever when its other worker's crash restart was dropped (a later deploy
+// serves there) and the up worker it replaced had reported to its own record already.
+TEST_F(SupervisorTest, ALaterPlainServerUpOnARollsResourceSupersedesTheRoll) {
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  bring_up(new0, ":3");
+  processes_.exit(new0, 1, 0);  // crashes while up: its restart is pending
+  ASSERT_EQ(supervisor_->crash_loops().size(), 1u);
+  FakePeer& new1_peer = bring_up(new1, ":3");
+  size_t plain = deploy({"srv", "X"});
+  bring_up(last_pid(), ":3");
+  EXPECT_TRUE(got(new1_peer, "takeDown"));
+  EXPECT_EQ(outcome(roll), "failed: superseded by generation 3") << "the roll waited for ever";
+  processes_.exit(new1, 0, 0);
+  EXPECT_EQ(outcome(plain), "deployed");
+  while (clock_.fire_next()) {
+  }
+  EXPECT_EQ(processes_.alive(), 1u) << "the dropped restart of worker 0 came back";
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 0u);
+}
+
 // Found by the simulator (seed 812 of the worker mix): a failed roll's new worker that came
 // up, replaced nothing and crashed goes as an up one would while the old version serves: its
 // crash loop ends (its restart came up beside the old version: two releases once quiet).

@@ -218,6 +218,25 @@ void WorkerRolls::superseded(const Server& older, const Server& newer, const std
   }
 }
 
+// Found by the simulator (seed 8954 of the worker mix): a later plain server came up on a
+// roll's resource while the roll's worker 0 waited for its crash restart; it replaced the up
+// worker 1, whose own deploy record had reported already, the restart was dropped (a later
+// deploy serves there), and the roll waited for ever (no outcome, I4).
+void WorkerRolls::newer_up(const Server& server) {
+  if (server.request.worker >= 0) return;
+  std::vector<uint64_t> losers;
+  for (const auto& [id, roll] : rolls_) {
+    if (roll->reported || server.rank <= roll->first_generation) continue;
+    for (const auto& [name, spelled] : server.held)
+      if (roll->resources.count(name) && !server.taken.count(name)) {
+        losers.push_back(id);
+        break;
+      }
+  }
+  for (uint64_t id : losers)
+    failed(id, "superseded by generation " + std::to_string(server.generation), true);
+}
+
 void WorkerRolls::worker_up(const Server& server) {
   Roll* roll = roll_of(server);
   if (!roll) return;

@@ -89,6 +89,10 @@ class WorkerRolls {
   // superseded at once; a crash restart of an old copy that a roll's worker supersedes counts as
   // replaced by that roll (a failed roll starts it again).
   void superseded(const Server& older, const Server& newer, const std::string& why);
+  // Hook: become_up() of a server not in_roll(). A server that is no worker, of a later deploy
+  // than a roll in progress, is up on one of the roll's resources: it stands for every worker
+  // index there, so the roll could never complete and is superseded (the newest deploy wins).
+  void newer_up(const Server& server);
   // Hook: exited(). `gone` has exited and left the table.
   void exited(const Server& gone);
   // Hook: stop(). Rolls in progress fail ("the daemon is stopping"); no more steps.
