@@ -328,6 +328,7 @@ class World {
     note(std::string(how) + " #" + std::to_string(index) + ": " + command);
     if (chance(0.1)) processes_.fail_next_spawn = "spawn failed (sim)";
     in_deploy_ = true;
+    deploy_index_ = static_cast<int>(index);
     deploy_rank_ = 0;
     supervisor_->deploy(
         spec, [this, index](const Json& message) { deploy_message(index, message); }, false);
@@ -514,10 +515,14 @@ class World {
     m.rank = m.generation;
     for (const auto& s : supervisor_->status())
       if (s["pid"].get<pid_t>() == pid) m.rank = s["deployOrder"].get<uint64_t>();
+    for (const auto& e : record->spec.env)
+      if (e.starts_with(kRelease)) m.tag = std::stoi(e.substr(kRelease.size()));
     // A deploy's own server ranks by its generation, and every worker of a roll by the
-    // generation of its first worker (one deploy); only crash restarts inherit.
-    if (in_deploy_ && deploy_rank_ == 0) deploy_rank_ = m.generation;
-    if (in_deploy_ && m.rank != deploy_rank_)
+    // generation of its first worker (one deploy); only crash restarts inherit. (A roll that
+    // fails at once may start old versions again meanwhile: they run an older release.)
+    bool of_deploy = in_deploy_ && m.tag == deploy_index_;
+    if (of_deploy && deploy_rank_ == 0) deploy_rank_ = m.generation;
+    if (of_deploy && m.rank != deploy_rank_)
       violated("sim: deploy started pid " + std::to_string(pid) + " with another deploy order");
     for (const auto& a : record->spec.argv)
       if (a.starts_with(":")) m.wants.push_back(a);
@@ -543,8 +548,6 @@ class World {
       }
       m.staggered = options_.serving && m.wants.size() > 1 && chance(0.5);
       m.resumes = chance(0.8);
-      for (const auto& e : record->spec.env)
-        if (e.starts_with(kRelease)) m.tag = std::stoi(e.substr(kRelease.size()));
     }
     models_[pid] = m;
   }
@@ -895,6 +898,7 @@ class World {
   bool draining_ = false;
   bool in_deploy_ = false;
   uint64_t deploy_rank_ = 0;  // deploy order of the servers the deploy in progress starts
+  int deploy_index_ = -1;     // the deploy in progress (its release)
   bool stopping_ = false;
 };
 
