@@ -28,8 +28,13 @@ void CrashRestarts::exited(const Server& gone, ServerState before) {
   // did, and the loop started a second restart beside the one still starting, one release too
   // many once quiet). Its roll decides what serves there (WorkerRolls::failed).
   bool fresh_worker = gone.request.worker >= 0 && gone.restarts == 0;
-  bool loop_goes_on =
-      !gone.failure.empty() && !fresh_worker && loops_.count(crash_key(gone.request)) > 0;
+  // Found by the simulator (seed 205 of the worker mix): a restart of an old worker,
+  // superseded, ended the loop that a failed roll had just started for the old version of its
+  // index (restore()), which then was not retried when it failed.
+  auto loop = loops_.find(crash_key(gone.request));
+  bool member =
+      loop != loops_.end() && (loop->second->member.empty() || loop->second->member == gone.id);
+  bool loop_goes_on = !gone.failure.empty() && !fresh_worker && member;
   if (crashed_while_up || loop_goes_on) crashed(gone);
 }
 
@@ -110,11 +115,13 @@ void CrashRestarts::restart(const std::string& key) {
     // Its failure comes back here through exited(), its success ends the loop.
     log_line("restart of '" + join(loop.request.argv, " ") +
              "' left to the deploy in progress (pid " + std::to_string(deploying->pid) + ")");
+    loop.member = deploying->id;
     return;
   }
   // Copied: a restart that fails at once may come back here through exited().
   SpawnSpec request = loop.request;
-  if (!host_.start_restart(request, loop.rank, loop.restarts + 1)) {
+  const Server* started = host_.start_restart(request, loop.rank, loop.restarts + 1);
+  if (!started) {
     it = loops_.find(key);
     if (it == loops_.end()) return;
     // Not even spawned (the program is gone): back off as for a crash.
@@ -126,7 +133,10 @@ void CrashRestarts::restart(const std::string& key) {
     schedule(again, key, delay);
     return;
   }
-  if (it = loops_.find(key); it != loops_.end()) ++it->second->restarts;
+  if (it = loops_.find(key); it != loops_.end()) {
+    ++it->second->restarts;
+    it->second->member = started->id;
+  }
 }
 
 // Found by the simulator (seed 338 of the worker mix): the old version started again by a
@@ -147,6 +157,7 @@ void CrashRestarts::restore(const SpawnSpec& request, const std::set<std::string
   if (it == loops_.end()) return;
   if (started) {
     it->second->restarts = 1;
+    it->second->member = started->id;
     return;
   }
   // Not even spawned: back off as for a crash.

@@ -90,6 +90,10 @@ class CrashRestarts {
     std::set<std::string> resources;  // canonical names the crashed server held
     CrashBackoff backoff;
     int restarts = 0;
+    // The server that stands for the loop now (its last restart, or the deploy in progress it
+    // was left to): only its failure continues the loop, not that of a restart of an earlier
+    // loop of the same key that restore() replaced.
+    std::string member;
     std::chrono::steady_clock::time_point next_restart;
     bool restart_pending = false;
     Timer restart_timer;  // the next restart

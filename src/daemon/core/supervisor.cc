@@ -979,7 +979,9 @@ const Server* Supervisor::CrashHost::start_restart(const SpawnSpec& request, uin
                                                    int number) {
   Server* server = owner_.start_server(
       request, [](const Json&) {}, /*follow_exit=*/false, rank);
-  if (server) server->restarts = number;
+  if (!server) return nullptr;
+  server->restarts = number;
+  owner_.rolls_.restart_started(*server);
   return server;
 }
 

@@ -637,6 +637,59 @@ TEST_F(SupervisorTest, TheOldVersionAFailedRollStartsAgainIsRestartedWhenItFails
   EXPECT_EQ(state_of(restart), "up");
 }
 
+// Found by the simulator (seed 2571 of the worker mix): an old worker's crash restart that
+// starts during a roll is the old version of its index, even before it asks for anything.
+// When the roll fails, the new worker there stays until the old version is up again (it went
+// at once, and the index was left empty when the restart failed).
+TEST_F(SupervisorTest, ACrashRestartStartedDuringARollIsTheOldVersionOfItsIndex) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  processes_.exit(old0, 1, 0);  // crashes while up: its restart is pending
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  ASSERT_TRUE(clock_.fire_next());  // the restart of old worker 0 starts during the roll
+  pid_t restart = last_pid();
+  ASSERT_NE(restart, new1);
+  hello(restart);
+  FakePeer& new0_peer = bring_up(new0, ":3");
+  processes_.exit(new1, 1, 0);  // the roll fails
+  EXPECT_NE(outcome(roll).find("the rollout stopped"), std::string::npos) << outcome(roll);
+  EXPECT_FALSE(got(new0_peer, "takeDown")) << "index 0 was left without its old version";
+  bring_up(last_pid(), ":3");
+  EXPECT_TRUE(got(new0_peer, "takeDown"));
+  EXPECT_EQ(state_of(old1), "up");
+}
+
+// Found by the simulator (seed 205 of the worker mix): the exit of a superseded restart of an
+// old worker does not end the crash loop that a failed roll started for the old version of
+// that index: the old version is still started again when it fails before it is up.
+TEST_F(SupervisorTest, AnEarlierRestartsExitDoesNotEndTheLoopOfARestoredOldVersion) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  processes_.exit(old1, 1, 0);
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  ASSERT_TRUE(clock_.fire_next());  // the restart of old worker 1 starts during the roll
+  pid_t restart = last_pid();
+  bring_up(new1, ":3");
+  FakePeer& restart_peer = hello(restart);
+  send(restart_peer, protocol::make("readyFor", ":3"));  // superseded by new worker 1
+  EXPECT_EQ(state_of(restart), "failed");
+  processes_.exit(new0, 1, 0);  // the roll fails: index 1 gets its old version back
+  EXPECT_NE(outcome(roll).find("started again as worker 1"), std::string::npos) << outcome(roll);
+  pid_t again = last_pid();
+  ASSERT_NE(again, restart);
+  processes_.exit(restart, 0, SIGTERM);
+  processes_.exit(again, 1, 0);  // fails before it is up
+  auto loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u) << "the earlier restart's exit ended the loop";
+  EXPECT_TRUE(loops[0].next_restart_ms.has_value());
+}
+
 // Found by the simulator (seed 8954 of the worker mix): a plain server of a later deploy that
 // comes up on a roll's resource stands for every worker index there: the roll is superseded.
 // It used to wait for ever when its other worker's crash restart was dropped (a later deploy

@@ -218,6 +218,15 @@ void WorkerRolls::superseded(const Server& older, const Server& newer, const std
   }
 }
 
+// Found by the simulator (seed 2571 of the worker mix): an old worker's crash restart that
+// started during a roll and failed before it asked for anything was never recorded as the old
+// version of its index; when the roll failed, its new worker there went while old copies
+// served elsewhere, and the index was left empty (one worker short once quiet).
+void WorkerRolls::restart_started(const Server& server) {
+  for (auto& [id, roll] : rolls_)
+    if (!roll->reported) note_old(*roll, server);
+}
+
 // Found by the simulator (seed 8954 of the worker mix): a later plain server came up on a
 // roll's resource while the roll's worker 0 waited for its crash restart; it replaced the up
 // worker 1, whose own deploy record had reported already, the restart was dropped (a later

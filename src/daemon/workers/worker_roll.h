@@ -89,6 +89,10 @@ class WorkerRolls {
   // superseded at once; a crash restart of an old copy that a roll's worker supersedes counts as
   // replaced by that roll (a failed roll starts it again).
   void superseded(const Server& older, const Server& newer, const std::string& why);
+  // Hook: a crash restart (or a restored old version) `server` has started. A restart of an
+  // old copy started during a roll is the old version of its index (a failed roll gives it
+  // back).
+  void restart_started(const Server& server);
   // Hook: become_up() of a server not in_roll(). A server that is no worker, of a later deploy
   // than a roll in progress, is up on one of the roll's resources: it stands for every worker
   // index there, so the roll could never complete and is superseded (the newest deploy wins).
