@@ -690,6 +690,29 @@ TEST_F(SupervisorTest, AnEarlierRestartsExitDoesNotEndTheLoopOfARestoredOldVersi
   EXPECT_TRUE(loops[0].next_restart_ms.has_value());
 }
 
+// Found by the simulator (seed 3191 of the worker mix): a failed roll gives back what serves
+// when it fails. A plain server of an older deploy that came up during the roll replaced the
+// old workers; it stands for every index, so nothing is started again (an old worker was, and
+// it replaced the plain server: one worker of two once quiet).
+TEST_F(SupervisorTest, AFailedRollLeavesAPlainServerThatReplacedTheOldWorkersMeanwhile) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  FakePeer& old0_peer = bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  deploy({"srv", "X"});
+  pid_t plain = last_pid();
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  bring_up(plain, ":3");  // older than the roll: it replaces the old workers
+  EXPECT_TRUE(got(old0_peer, "takeDown"));
+  FakePeer& new1_peer = bring_up(new1, ":3");  // its batch is not up yet: it replaces nothing
+  processes_.exit(new0, 1, 0);                 // the roll fails
+  EXPECT_NE(outcome(roll).find("the rollout stopped"), std::string::npos) << outcome(roll);
+  EXPECT_EQ(last_pid(), new1) << "an old worker was started again beside the plain server";
+  EXPECT_TRUE(got(new1_peer, "takeDown")) << "the plain server serves every index";
+  EXPECT_EQ(state_of(plain), "up");
+}
+
 // Found by the simulator (seed 8954 of the worker mix): a plain server of a later deploy that
 // comes up on a roll's resource stands for every worker index there: the roll is superseded.
 // It used to wait for ever when its other worker's crash restart was dropped (a later deploy

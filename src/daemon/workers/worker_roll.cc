@@ -324,7 +324,23 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   bool up = false;
   for (const auto& [index, id] : roll->workers)
     if (const Server* s = find(id); s && s->state == ServerState::kUp) up = true;
-  bool restore = !superseded && (old_copy_serves(*roll) || !up);
+  // What serves now is what the roll gives back: an old copy that came up during the roll (a
+  // server of an older deploy that replaced the old workers) is newer than what the roll met.
+  // When it is no worker, it stands for every index: nothing is started again, and the new
+  // workers go. Found by the simulator (seed 3191 of the worker mix): a plain server older
+  // than the roll replaced the old workers while the roll went on; the failed roll started an
+  // old worker again, which replaced the plain server (one worker of two once quiet).
+  bool plain_serves = false;
+  if (!superseded) {
+    for (const auto& [id, s] : host_.servers()) note_old(*roll, *s);
+    uint64_t newest = 0;
+    for (const auto& [index, old] : roll->old) newest = std::max(newest, old.rank);
+    for (const auto& [id, s] : host_.servers())
+      if (s->serving() && is_old_copy(*roll, *s) && s->request.worker < 0 &&
+          s->taken.size() < s->held.size() && s->rank >= newest)
+        plain_serves = true;
+  }
+  bool restore = !superseded && !plain_serves && (old_copy_serves(*roll) || !up);
   std::vector<std::string> restored;
   std::set<int> restoring;
   if (restore) {
@@ -359,8 +375,8 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   for (const auto& [index, id] : workers) {
     const Server* s = find(id);
     if (!s || !s->alive()) continue;
-    if (old_serves && s->state == ServerState::kUp && !restoring.count(index) &&
-        !roll->replaced.count(index)) {
+    if (old_serves && s->state == ServerState::kUp &&
+        (plain_serves || (!restoring.count(index) && !roll->replaced.count(index)))) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
       host_.retire(id, all, why, nullptr);
