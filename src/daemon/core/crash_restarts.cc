@@ -232,6 +232,15 @@ const Server* CrashRestarts::find(const std::string& id) const {
   return it == host_.servers().end() ? nullptr : it->second.get();
 }
 
+bool CrashRestarts::loops_in(const std::set<std::string>& resources, uint64_t from,
+                             uint64_t below) const {
+  for (const auto& [key, loop] : loops_)
+    if (loop->rank >= from && loop->rank < below)
+      for (const auto& name : loop->resources)
+        if (resources.count(name)) return true;
+  return false;
+}
+
 bool CrashRestarts::wants(const std::string& name) const {
   for (const auto& [key, loop] : loops_) {
     if (!loop->resources.count(name)) continue;

@@ -73,6 +73,9 @@ class CrashRestarts {
   // loop. `resources`: the canonical names the index serves.
   void restore(const SpawnSpec& request, const std::set<std::string>& resources, uint64_t rank);
 
+  // Whether a loop of deploy order in [`from`, `below`) on any of `resources` goes on.
+  bool loops_in(const std::set<std::string>& resources, uint64_t from, uint64_t below) const;
+
   // Whether a pending restart, or a restart started and not yet asking again, wants the
   // listening socket `name` kept open.
   bool wants(const std::string& name) const;

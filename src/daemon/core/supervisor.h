@@ -295,6 +295,10 @@ class Supervisor {
                          uint64_t from) override {
       owner_.crash_restarts_.end_loops(resources, rank, worker, from);
     }
+    bool crash_loops_in(const std::set<std::string>& resources, uint64_t from,
+                        uint64_t below) const override {
+      return owner_.crash_restarts_.loops_in(resources, from, below);
+    }
     void restore(const SpawnSpec& request, const std::set<std::string>& resources) override {
       owner_.crash_restarts_.restore(request, resources, owner_.next_generation_);
     }

@@ -713,6 +713,32 @@ TEST_F(SupervisorTest, AFailedRollLeavesAPlainServerThatReplacedTheOldWorkersMea
   EXPECT_EQ(state_of(plain), "up");
 }
 
+// Found by the simulator (seed 3178 of the worker mix): a failed roll whose new worker came up
+// and crashed, its restart starting, keeps it as it would keep an up one when no old copy
+// serves: the old worker's crash loop ends (its restart came up beside the new worker's: two
+// releases once quiet).
+TEST_F(SupervisorTest, AFailedRollKeepsANewWorkerWhoseRestartIsStartingWhenNoOldCopyServes) {
+  size_t first = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old1, ":3");
+  processes_.exit(old0, 1, 0);  // a first roll fails: its worker 1 keeps serving
+  ASSERT_NE(outcome(first).find("keep serving"), std::string::npos) << outcome(first);
+  size_t roll = deploy_spec(both_at_once({"wrk", "v2"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  bring_up(new0, ":3");
+  processes_.exit(new0, 1, 0);      // crashes while up
+  ASSERT_TRUE(clock_.fire_next());  // its restart starts
+  pid_t restart = last_pid();
+  ASSERT_NE(restart, new1);
+  processes_.exit(old1, 1, 0);  // the old worker crashes too: its restart is pending
+  processes_.exit(new1, 1, 0);  // the roll fails
+  EXPECT_NE(outcome(roll).find("the new workers that came up keep serving"), std::string::npos)
+      << outcome(roll);
+  for (const auto& loop : supervisor_->crash_loops())
+    EXPECT_NE(loop.argv, std::vector<std::string>({"wrk", "v1"})) << "v1 comes back beside v2";
+  EXPECT_EQ(state_of(restart), "starting") << "the new worker's restart was stopped";
+}
+
 // Found by the simulator (seed 8954 of the worker mix): a plain server of a later deploy that
 // comes up on a roll's resource stands for every worker index there: the roll is superseded.
 // It used to wait for ever when its other worker's crash restart was dropped (a later deploy

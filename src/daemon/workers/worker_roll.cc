@@ -368,10 +368,22 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   // that superseded the roll failed, two releases served once quiet).
   bool old_serves = old_copy_serves(*roll);
   std::vector<std::pair<int, std::string>> workers(roll->workers.begin(), roll->workers.end());
-  // Those still starting fail first: the roll is seen failing before any of its workers
-  // that came up goes.
-  for (const auto& [index, id] : workers)
-    if (const Server* s = find(id); s && s->starting()) host_.fail(id, why);
+  // The crash restarts of its workers that came up stand for them (not in `workers` yet).
+  for (const auto& [id, s] : host_.servers())
+    if (s->alive() && s->restarts > 0 && s->rank == roll->first_generation &&
+        command_key(s->request) == roll->key && roll->workers.count(s->request.worker) &&
+        roll->workers.at(s->request.worker) != id && !find(roll->workers.at(s->request.worker)))
+      workers.emplace_back(s->request.worker, id);
+  // Those still starting fail first (a crash restart of one that came up, as it would if up):
+  // the roll is seen failing before any of its workers that came up goes.
+  for (const auto& [index, id] : workers) {
+    const Server* s = find(id);
+    if (!s || !s->starting()) continue;
+    bool goes = !superseded && old_serves &&
+                (plain_serves || (!restoring.count(index) && !roll->replaced.count(index)));
+    bool stand_in = roll->workers.count(index) && roll->workers.at(index) != id;
+    if (!stand_in || goes) host_.fail(id, why);
+  }
   for (const auto& [index, id] : workers) {
     const Server* s = find(id);
     if (!s || !s->alive()) continue;
@@ -395,9 +407,16 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   // No old copy serves, and new workers that came up stay: the old version must not come
   // back beside them by a crash restart (found by the simulator: an old worker crashed
   // during the roll, and its restart served beside the new workers once quiet).
+  // A new worker that came up and crashed, and whose crash loop goes on, is kept as an up one
+  // would be. Found by the simulator (seed 3178 of the worker mix): its restart came up beside
+  // the restart of an old worker that had crashed too (two releases once quiet).
   bool kept = false;
-  for (const auto& [index, id] : roll->workers)
-    if (const Server* s = find(id); s && s->state == ServerState::kUp) kept = true;
+  for (const auto& [index, id] : workers)
+    if (const Server* s = find(id); s && (s->state == ServerState::kUp || s->restarts > 0))
+      kept = true;
+  if (!superseded && !old_serves &&
+      host_.crash_loops_in(roll->resources, roll->first_generation, roll->first_generation + 1))
+    kept = true;
   if (!superseded && !old_serves && kept && restoring.empty()) {
     host_.end_crash_loops(roll->resources, roll->first_generation);
     std::vector<std::string> restarts;

@@ -61,6 +61,10 @@ class WorkerRolls {
     // once more by the crash-loop rules if it fails before it is up or crashes
     // (CrashRestarts::restore). `resources`: the canonical names the index serves.
     virtual void restore(const SpawnSpec& request, const std::set<std::string>& resources) = 0;
+    // Whether a crash loop of deploy order in [`from`, `below`) on any of `resources` goes on
+    // (its restart pending or starting).
+    virtual bool crash_loops_in(const std::set<std::string>& resources, uint64_t from,
+                                uint64_t below) const = 0;
     virtual void emit(const Server& server, EventKind kind, const std::string& text) = 0;
 
    protected:
