@@ -232,6 +232,13 @@ const Server* CrashRestarts::find(const std::string& id) const {
   return it == host_.servers().end() ? nullptr : it->second.get();
 }
 
+std::vector<CrashLoopView> CrashRestarts::loops() const {
+  std::vector<CrashLoopView> views;
+  for (const auto& [key, loop] : loops_)
+    views.push_back({loop->request, loop->rank, loop->resources});
+  return views;
+}
+
 bool CrashRestarts::loops_in(const std::set<std::string>& resources, uint64_t from,
                              uint64_t below) const {
   for (const auto& [key, loop] : loops_)

@@ -27,6 +27,13 @@ namespace serverswap::daemon {
 // A crash loop is per command (argv and cwd) and, for workers, per worker index.
 std::string crash_key(const SpawnSpec& request);
 
+// What a crash loop stands for (CrashRestarts::loops()).
+struct CrashLoopView {
+  SpawnSpec request;                // what it starts again
+  uint64_t rank = 0;                // the deploy order its restarts rank by
+  std::set<std::string> resources;  // canonical names the crashed server held
+};
+
 class CrashRestarts {
  public:
   using ServerTable = std::map<std::string, std::unique_ptr<Server>>;
@@ -73,6 +80,8 @@ class CrashRestarts {
   // loop. `resources`: the canonical names the index serves.
   void restore(const SpawnSpec& request, const std::set<std::string>& resources, uint64_t rank);
 
+  // The crash loops that go on.
+  std::vector<CrashLoopView> loops() const;
   // Whether a loop of deploy order in [`from`, `below`) on any of `resources` goes on.
   bool loops_in(const std::set<std::string>& resources, uint64_t from, uint64_t below) const;
 

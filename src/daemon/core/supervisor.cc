@@ -779,6 +779,7 @@ void Supervisor::take_down(Server& victim, const std::set<std::string>& resource
   // Its deploy has not reported yet (the servers it replaced are still draining): it never
   // will succeed now, as its server no longer serves everything it asked for.
   if (by) deploys_.superseded(victim.id, by->generation);
+  if (by) rolls_.taken_down(victim, *by);
   Peer* connection = connection_of(victim);
   std::vector<std::string> unheard;
   for (const auto& name : resources) {

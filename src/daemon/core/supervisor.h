@@ -295,6 +295,9 @@ class Supervisor {
                          uint64_t from) override {
       owner_.crash_restarts_.end_loops(resources, rank, worker, from);
     }
+    std::vector<CrashLoopView> crash_loops() const override {
+      return owner_.crash_restarts_.loops();
+    }
     bool crash_loops_in(const std::set<std::string>& resources, uint64_t from,
                         uint64_t below) const override {
       return owner_.crash_restarts_.loops_in(resources, from, below);

@@ -739,6 +739,29 @@ TEST_F(SupervisorTest, AFailedRollKeepsANewWorkerWhoseRestartIsStartingWhenNoOld
   EXPECT_EQ(state_of(restart), "starting") << "the new worker's restart was stopped";
 }
 
+// Found by the simulator (seed 2623 of the worker mix): an old worker that crashed before the
+// roll, its restart pending, is the old version of its index. A new worker of the same
+// command and index took its crash loop over (came up, crashed); when the roll fails, the old
+// version is started again there (nothing did: one worker short once quiet).
+TEST_F(SupervisorTest, AFailedRollStartsAgainAnOldWorkerWhoseCrashLoopANewWorkerTookOver) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  processes_.exit(old0, 1, 0);  // crashes while up: its restart is pending
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  bring_up(new0, ":3");         // the same command and index: the old loop's restart stops
+  processes_.exit(new0, 1, 0);  // and the loop now stands for the new worker
+  processes_.exit(new1, 1, 0);  // the roll fails
+  EXPECT_NE(outcome(roll).find("started again as worker 0"), std::string::npos) << outcome(roll);
+  pid_t again = last_pid();
+  ASSERT_GT(again, new1);
+  const auto& env = processes_.find(again)->spec.env;
+  EXPECT_NE(std::find(env.begin(), env.end(), "SERVERSWAP_WORKER=0"), env.end());
+  EXPECT_EQ(state_of(old1), "up");
+}
+
 // Found by the simulator (seed 8954 of the worker mix): a plain server of a later deploy that
 // comes up on a roll's resource stands for every worker index there: the roll is superseded.
 // It used to wait for ever when its other worker's crash restart was dropped (a later deploy

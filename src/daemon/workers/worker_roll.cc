@@ -51,6 +51,17 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
     if (auto resource = protocol::parse_resource(listen.resource); resource.ok())
       roll->resources.insert(resource->name());
   for (const auto& [id, s] : host_.servers()) note_old(*roll, *s);
+  // An old worker that crashed before the roll, its restart pending, is the old version of its
+  // index too. Found by the simulator (seed 2623 of the worker mix): it was not recorded, a new
+  // worker of the same command and index took its crash loop over, and when the roll failed
+  // nothing started the old version there again (one worker short once quiet).
+  for (const auto& loop : host_.crash_loops()) {
+    if (loop.rank >= roll->first_generation || command_key(loop.request) != key) continue;
+    int index = std::max(loop.request.worker, 0);
+    auto it = roll->old.find(index);
+    if (it == roll->old.end() || it->second.rank <= loop.rank)
+      roll->old[index] = OldVersion{loop.request, loop.rank};
+  }
   // Up workers of another command may be old copies too (a changed command): their
   // resources are known once a new worker asks for them, so the roll goes by batch and
   // surge from the start rather than starting every worker at once.
@@ -227,6 +238,15 @@ void WorkerRolls::restart_started(const Server& server) {
     if (!roll->reported) note_old(*roll, server);
 }
 
+// Found by the simulator (seed 3047 of the worker mix): the old version a failed roll started
+// again (it ranks by its own generation) replaced the up worker of an older roll still in
+// progress, which then waited for ever (no outcome, I4).
+void WorkerRolls::taken_down(const Server& victim, const Server& by) {
+  Roll* roll = roll_of(victim);
+  if (!roll || roll->reported || roll->concerns(by.id) || is_worker(*roll, by)) return;
+  failed(roll->id, "superseded by generation " + std::to_string(by.generation), true);
+}
+
 // Found by the simulator (seed 8954 of the worker mix): a later plain server came up on a
 // roll's resource while the roll's worker 0 waited for its crash restart; it replaced the up
 // worker 1, whose own deploy record had reported already, the restart was dropped (a later
@@ -347,9 +367,12 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
     std::vector<std::pair<int, OldVersion>> todo;
     // An index where nothing serves (its old worker crashed, and its crash loop goes on) is
     // left to that loop: a restart of it may be starting already.
+    // An index whose old worker's crash loop no longer goes on (a new worker of its command
+    // and index took it over, or ended it) is started again too.
     for (const auto& [index, old] : roll->old)
       if (!old_version_serves(*roll, index) &&
-          (roll->replaced.count(index) || other_serves(*roll, index)))
+          (roll->replaced.count(index) || other_serves(*roll, index) ||
+           !old_loop_goes_on(*roll, index)))
         todo.emplace_back(index, old);
     std::set<std::string> resources = roll->resources;
     uint64_t rank = roll->first_generation;
@@ -456,6 +479,18 @@ void WorkerRolls::note_old(Roll& roll, const Server& server) {
   auto it = roll.old.find(index);
   if (it != roll.old.end() && it->second.rank > server.rank) return;
   roll.old[index] = OldVersion{server.request, server.rank};
+}
+
+bool WorkerRolls::old_loop_goes_on(const Roll& roll, int index) const {
+  auto old = roll.old.find(index);
+  std::string key = old == roll.old.end() ? "" : command_key(old->second.request);
+  for (const auto& loop : host_.crash_loops()) {
+    if (loop.rank >= roll.first_generation || std::max(loop.request.worker, 0) != index) continue;
+    if (command_key(loop.request) == key) return true;
+    for (const auto& name : loop.resources)
+      if (roll.resources.count(name)) return true;
+  }
+  return false;
 }
 
 bool WorkerRolls::old_version_serves(const Roll& roll, int index) const {
