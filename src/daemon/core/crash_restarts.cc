@@ -32,8 +32,12 @@ void CrashRestarts::exited(const Server& gone, ServerState before) {
   // superseded, ended the loop that a failed roll had just started for the old version of its
   // index (restore()), which then was not retried when it failed.
   auto loop = loops_.find(crash_key(gone.request));
+  // Nor, before its first restart, a server of an older loop of the same key that failed
+  // (seed 6517 of the worker mix: an old loop's superseded restart dropped the loop a later
+  // deploy's crashed worker had just started, and that index was left empty).
   bool member =
-      loop != loops_.end() && (loop->second->member.empty() || loop->second->member == gone.id);
+      loop != loops_.end() && (loop->second->member.empty() ? gone.rank >= loop->second->rank
+                                                            : loop->second->member == gone.id);
   bool loop_goes_on = !gone.failure.empty() && !fresh_worker && member;
   if (crashed_while_up || loop_goes_on) crashed(gone);
 }
@@ -56,6 +60,7 @@ void CrashRestarts::crashed(const Server& gone) {
     // roll never counted it as its worker (no outcome, I4).
     loop->request = gone.request;
     loop->rank = gone.rank;
+    loop->member.clear();  // the older deploy's restart no longer stands for it
     for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
   }
   // A restart lost its resources to a later deploy (the newest deploy wins): so would every

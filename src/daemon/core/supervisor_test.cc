@@ -762,6 +762,33 @@ TEST_F(SupervisorTest, AFailedRollStartsAgainAnOldWorkerWhoseCrashLoopANewWorker
   EXPECT_EQ(state_of(old1), "up");
 }
 
+// Found by the simulator (seed 6517 of the worker mix): the exit of an older deploy's restart,
+// superseded, does not end the crash loop that a later deploy's worker of the same command and
+// index started when it crashed (that index was left empty).
+TEST_F(SupervisorTest, AnOlderDeploysRestartsExitDoesNotEndALaterWorkersCrashLoop) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  processes_.exit(old0, 1, 0);
+  ASSERT_TRUE(clock_.fire_next());  // the restart of old worker 0 starts
+  pid_t restart = last_pid();
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  FakePeer& restart_peer = hello(restart);
+  bring_up(new0, ":3");
+  send(restart_peer, protocol::make("readyFor", ":3"));  // superseded by new worker 0
+  EXPECT_EQ(state_of(restart), "failed");
+  bring_up(new1, ":3");
+  processes_.exit(old1, 0, 0);
+  ASSERT_EQ(outcome(roll), "deployed");
+  processes_.exit(new0, 1, 0);  // crashes while up: the loop stands for the roll's release now
+  processes_.exit(restart, 0, SIGTERM);
+  auto loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u) << "the older restart's exit ended the loop";
+  EXPECT_TRUE(loops[0].next_restart_ms.has_value());
+}
+
 // Found by the simulator (seed 8954 of the worker mix): a plain server of a later deploy that
 // comes up on a roll's resource stands for every worker index there: the roll is superseded.
 // It used to wait for ever when its other worker's crash restart was dropped (a later deploy

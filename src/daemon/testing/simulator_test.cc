@@ -65,12 +65,14 @@ const SeedMix kMixes[] = {
     // whose new worker came up and crashed (its restart starting) did not keep it, and an old
     // worker's restart came up beside it. 2623, 4154, an old worker that crashed before a roll
     // was not its index's old version, and when a new worker took its crash loop over nothing
-    // started it again (one worker short).
+    // started it again (one worker short). 6517, an older deploy's superseded restart ended
+    // the crash loop a later deploy's worker of the same command and index had started.
     {"workers",
      "--no-listen --no-serving --no-restarts",
      {.listen = false, .serving = false, .restarts = false},
-     {3,   4,   15,  32,   49,   59,   74,   75,   80,   83,   114,  157,  205,  262,  338,  345,
-      620, 643, 812, 1371, 1433, 1759, 2252, 2571, 2623, 3178, 3191, 4154, 6468, 7214, 8954, 9785}},
+     {3,    4,    15,   32,   49,   59,   74,   75,   80,   83,   114,
+      157,  205,  262,  338,  345,  620,  643,  812,  1371, 1433, 1759,
+      2252, 2571, 2623, 3178, 3191, 4154, 6468, 6517, 7214, 8954, 9785}},
     // The full mix with daemon deaths and upgrades (no workers, no `serving`): 17, an adopted
     // server that was starting and never resumed stayed accepting, never up; 710 and 4796, a
     // partial takedown forgotten across a restart (two generations up on a resource); 1208,
