@@ -28,8 +28,17 @@ void CrashRestarts::exited(const Server& gone, ServerState before) {
   // did, and the loop started a second restart beside the one still starting, one release too
   // many once quiet). Its roll decides what serves there (WorkerRolls::failed).
   bool fresh_worker = gone.request.worker >= 0 && gone.restarts == 0;
-  bool loop_goes_on =
-      !gone.failure.empty() && !fresh_worker && loops_.count(crash_key(gone.request)) > 0;
+  // Found by the simulator (seed 205 of the worker mix): a restart of an old worker,
+  // superseded, ended the loop that a failed roll had just started for the old version of its
+  // index (restore()), which then was not retried when it failed.
+  auto loop = loops_.find(crash_key(gone.request));
+  // Nor, before its first restart, a server of an older loop of the same key that failed
+  // (seed 6517 of the worker mix: an old loop's superseded restart dropped the loop a later
+  // deploy's crashed worker had just started, and that index was left empty).
+  bool member =
+      loop != loops_.end() && (loop->second->member.empty() ? gone.rank >= loop->second->rank
+                                                            : loop->second->member == gone.id);
+  bool loop_goes_on = !gone.failure.empty() && !fresh_worker && member;
   if (crashed_while_up || loop_goes_on) crashed(gone);
 }
 
@@ -51,6 +60,7 @@ void CrashRestarts::crashed(const Server& gone) {
     // roll never counted it as its worker (no outcome, I4).
     loop->request = gone.request;
     loop->rank = gone.rank;
+    loop->member.clear();  // the older deploy's restart no longer stands for it
     for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
   }
   // A restart lost its resources to a later deploy (the newest deploy wins): so would every
@@ -110,11 +120,13 @@ void CrashRestarts::restart(const std::string& key) {
     // Its failure comes back here through exited(), its success ends the loop.
     log_line("restart of '" + join(loop.request.argv, " ") +
              "' left to the deploy in progress (pid " + std::to_string(deploying->pid) + ")");
+    loop.member = deploying->id;
     return;
   }
   // Copied: a restart that fails at once may come back here through exited().
   SpawnSpec request = loop.request;
-  if (!host_.start_restart(request, loop.rank, loop.restarts + 1)) {
+  const Server* started = host_.start_restart(request, loop.rank, loop.restarts + 1);
+  if (!started) {
     it = loops_.find(key);
     if (it == loops_.end()) return;
     // Not even spawned (the program is gone): back off as for a crash.
@@ -126,7 +138,40 @@ void CrashRestarts::restart(const std::string& key) {
     schedule(again, key, delay);
     return;
   }
-  if (it = loops_.find(key); it != loops_.end()) ++it->second->restarts;
+  if (it = loops_.find(key); it != loops_.end()) {
+    ++it->second->restarts;
+    it->second->member = started->id;
+  }
+}
+
+// Found by the simulator (seed 338 of the worker mix): the old version started again by a
+// failed roll failed before it was up and nothing started it again; the failed roll's new
+// worker stayed at that index beside the old version on the others (two releases once quiet).
+void CrashRestarts::restore(const SpawnSpec& request, const std::set<std::string>& resources,
+                            uint64_t rank) {
+  if (stopped_) return;
+  std::string key = crash_key(request);
+  auto loop = std::make_unique<Loop>(clock_, first_, max_);
+  loop->request = request;
+  loop->rank = rank;
+  loop->resources = resources;
+  loops_[key] = std::move(loop);
+  SpawnSpec copy = request;  // a start that fails at once may come back here through exited()
+  const Server* started = host_.start_restart(copy, rank, 1);
+  auto it = loops_.find(key);
+  if (it == loops_.end()) return;
+  if (started) {
+    it->second->restarts = 1;
+    it->second->member = started->id;
+    return;
+  }
+  // Not even spawned: back off as for a crash.
+  Loop& again = *it->second;
+  auto now = clock_.now();
+  Millis delay = again.backoff.crashed(now);
+  log_line("start of the old version of '" + join(again.request.argv, " ") + "' " +
+           again.backoff.describe(now, delay));
+  schedule(again, key, delay);
 }
 
 void CrashRestarts::up(const Server& server) {
@@ -190,6 +235,22 @@ const Server* CrashRestarts::deploy_in_progress(const SpawnSpec& request) const 
 const Server* CrashRestarts::find(const std::string& id) const {
   auto it = host_.servers().find(id);
   return it == host_.servers().end() ? nullptr : it->second.get();
+}
+
+std::vector<CrashLoopView> CrashRestarts::loops() const {
+  std::vector<CrashLoopView> views;
+  for (const auto& [key, loop] : loops_)
+    views.push_back({loop->request, loop->rank, loop->resources});
+  return views;
+}
+
+bool CrashRestarts::loops_in(const std::set<std::string>& resources, uint64_t from,
+                             uint64_t below) const {
+  for (const auto& [key, loop] : loops_)
+    if (loop->rank >= from && loop->rank < below)
+      for (const auto& name : loop->resources)
+        if (resources.count(name)) return true;
+  return false;
 }
 
 bool CrashRestarts::wants(const std::string& name) const {

@@ -27,6 +27,13 @@ namespace serverswap::daemon {
 // A crash loop is per command (argv and cwd) and, for workers, per worker index.
 std::string crash_key(const SpawnSpec& request);
 
+// What a crash loop stands for (CrashRestarts::loops()).
+struct CrashLoopView {
+  SpawnSpec request;                // what it starts again
+  uint64_t rank = 0;                // the deploy order its restarts rank by
+  std::set<std::string> resources;  // canonical names the crashed server held
+};
+
 class CrashRestarts {
  public:
   using ServerTable = std::map<std::string, std::unique_ptr<Server>>;
@@ -37,8 +44,8 @@ class CrashRestarts {
     // The servers, read only.
     virtual const ServerTable& servers() const = 0;
     // Starts `request` again, ranked `rank` (the crashed server's deploy order), as the
-    // `number`th restart of its loop; false when it could not even be spawned.
-    virtual bool start_restart(const SpawnSpec& request, uint64_t rank, int number) = 0;
+    // `number`th restart of its loop; nullptr when it could not even be spawned.
+    virtual const Server* start_restart(const SpawnSpec& request, uint64_t rank, int number) = 0;
     virtual void emit(const Server& server, EventKind kind, const std::string& text) = 0;
 
    protected:
@@ -66,6 +73,18 @@ class CrashRestarts {
   void end_loops(const std::set<std::string>& resources, uint64_t rank, int worker = -1,
                  uint64_t from = 0);
 
+  // A failed roll gives worker index `request.worker` its old version back (WorkerRolls): it
+  // starts `request` now, ranked `rank` (its own generation), as the first restart of a crash
+  // loop of its own that replaces the loop of its command and index (the start stands for
+  // it). So if it fails before it is up, or crashes, it is restarted by the rules of any crash
+  // loop. `resources`: the canonical names the index serves.
+  void restore(const SpawnSpec& request, const std::set<std::string>& resources, uint64_t rank);
+
+  // The crash loops that go on.
+  std::vector<CrashLoopView> loops() const;
+  // Whether a loop of deploy order in [`from`, `below`) on any of `resources` goes on.
+  bool loops_in(const std::set<std::string>& resources, uint64_t from, uint64_t below) const;
+
   // Whether a pending restart, or a restart started and not yet asking again, wants the
   // listening socket `name` kept open.
   bool wants(const std::string& name) const;
@@ -83,6 +102,10 @@ class CrashRestarts {
     std::set<std::string> resources;  // canonical names the crashed server held
     CrashBackoff backoff;
     int restarts = 0;
+    // The server that stands for the loop now (its last restart, or the deploy in progress it
+    // was left to): only its failure continues the loop, not that of a restart of an earlier
+    // loop of the same key that restore() replaced.
+    std::string member;
     std::chrono::steady_clock::time_point next_restart;
     bool restart_pending = false;
     Timer restart_timer;  // the next restart

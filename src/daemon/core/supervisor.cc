@@ -770,6 +770,7 @@ void Supervisor::become_up(Server& server, const std::string& how) {
               server);
     }
   }
+  rolls_.newer_up(server);
   deploys_.check(server.id);
 }
 
@@ -778,6 +779,7 @@ void Supervisor::take_down(Server& victim, const std::set<std::string>& resource
   // Its deploy has not reported yet (the servers it replaced are still draining): it never
   // will succeed now, as its server no longer serves everything it asked for.
   if (by) deploys_.superseded(victim.id, by->generation);
+  if (by) rolls_.taken_down(victim, *by);
   Peer* connection = connection_of(victim);
   std::vector<std::string> unheard;
   for (const auto& name : resources) {
@@ -974,11 +976,14 @@ void Supervisor::RollHost::retire(const std::string& id, const std::set<std::str
 
 // ---- Crash restarts (crash_restarts.cc) -------------------------------------------------
 
-bool Supervisor::CrashHost::start_restart(const SpawnSpec& request, uint64_t rank, int number) {
+const Server* Supervisor::CrashHost::start_restart(const SpawnSpec& request, uint64_t rank,
+                                                   int number) {
   Server* server = owner_.start_server(
       request, [](const Json&) {}, /*follow_exit=*/false, rank);
-  if (server) server->restarts = number;
-  return server != nullptr;
+  if (!server) return nullptr;
+  server->restarts = number;
+  owner_.rolls_.restart_started(*server);
+  return server;
 }
 
 std::vector<protocol::CrashLoopStatus> Supervisor::crash_loops() const {

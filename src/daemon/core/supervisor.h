@@ -274,7 +274,7 @@ class Supervisor {
    public:
     explicit CrashHost(Supervisor& owner) : owner_(owner) {}
     const CrashRestarts::ServerTable& servers() const override { return owner_.servers_; }
-    bool start_restart(const SpawnSpec& request, uint64_t rank, int number) override;
+    const Server* start_restart(const SpawnSpec& request, uint64_t rank, int number) override;
     void emit(const Server& server, EventKind kind, const std::string& text) override {
       owner_.emit(server, kind, text);
     }
@@ -298,6 +298,16 @@ class Supervisor {
     void end_crash_loops(const std::set<std::string>& resources, uint64_t rank, int worker,
                          uint64_t from) override {
       owner_.crash_restarts_.end_loops(resources, rank, worker, from);
+    }
+    std::vector<CrashLoopView> crash_loops() const override {
+      return owner_.crash_restarts_.loops();
+    }
+    bool crash_loops_in(const std::set<std::string>& resources, uint64_t from,
+                        uint64_t below) const override {
+      return owner_.crash_restarts_.loops_in(resources, from, below);
+    }
+    void restore(const SpawnSpec& request, const std::set<std::string>& resources) override {
+      owner_.crash_restarts_.restore(request, resources, owner_.next_generation_);
     }
     void emit(const Server& server, EventKind kind, const std::string& text) override {
       owner_.emit(server, kind, text);

@@ -601,6 +601,217 @@ TEST_F(SupervisorTest, AFailedRollStartsTheOldVersionAgainWhereItsOldWorkerIsGon
   EXPECT_EQ(state_of(again), "up");
 }
 
+// Found by the simulator (seed 338 of the worker mix): the old version that a failed roll
+// starts again is a restart of its index's crash loop. When it fails before it is up, it is
+// started again after the loop's backoff (it was never retried: the failed roll's new worker
+// stayed at that index beside the old version on the others), and once it is up the new
+// worker of its index goes.
+TEST_F(SupervisorTest, TheOldVersionAFailedRollStartsAgainIsRestartedWhenItFailsBeforeItIsUp) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  FakePeer& new1_peer = bring_up(new1, ":3");  // old worker 1 is taken down
+  processes_.exit(old1, 0, 0);
+  processes_.exit(new0, 1, 0);  // the roll fails
+  EXPECT_NE(outcome(roll).find("started again as worker 1"), std::string::npos) << outcome(roll);
+  pid_t again = last_pid();
+  ASSERT_NE(again, new1) << "the old version was not started again at index 1";
+  hello(again);
+  processes_.exit(again, 1, 0);  // fails before it is up
+  auto loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u) << "nothing starts the old version again";
+  EXPECT_EQ(loops[0].worker, 1);
+  ASSERT_TRUE(loops[0].next_restart_ms.has_value());
+  ASSERT_TRUE(clock_.fire_next());  // the restart starts after its backoff
+  pid_t restart = last_pid();
+  ASSERT_NE(restart, again);
+  const auto& env = processes_.find(restart)->spec.env;
+  EXPECT_NE(std::find(env.begin(), env.end(), "SERVERSWAP_WORKER=1"), env.end());
+  EXPECT_FALSE(got(new1_peer, "takeDown")) << "before the old version is up again";
+  bring_up(restart, ":3");
+  EXPECT_TRUE(got(new1_peer, "takeDown"));
+  EXPECT_EQ(state_of(old0), "up");
+  EXPECT_EQ(state_of(restart), "up");
+}
+
+// Found by the simulator (seed 2571 of the worker mix): an old worker's crash restart that
+// starts during a roll is the old version of its index, even before it asks for anything.
+// When the roll fails, the new worker there stays until the old version is up again (it went
+// at once, and the index was left empty when the restart failed).
+TEST_F(SupervisorTest, ACrashRestartStartedDuringARollIsTheOldVersionOfItsIndex) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  processes_.exit(old0, 1, 0);  // crashes while up: its restart is pending
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  ASSERT_TRUE(clock_.fire_next());  // the restart of old worker 0 starts during the roll
+  pid_t restart = last_pid();
+  ASSERT_NE(restart, new1);
+  hello(restart);
+  FakePeer& new0_peer = bring_up(new0, ":3");
+  processes_.exit(new1, 1, 0);  // the roll fails
+  EXPECT_NE(outcome(roll).find("the rollout stopped"), std::string::npos) << outcome(roll);
+  EXPECT_FALSE(got(new0_peer, "takeDown")) << "index 0 was left without its old version";
+  bring_up(last_pid(), ":3");
+  EXPECT_TRUE(got(new0_peer, "takeDown"));
+  EXPECT_EQ(state_of(old1), "up");
+}
+
+// Found by the simulator (seed 205 of the worker mix): the exit of a superseded restart of an
+// old worker does not end the crash loop that a failed roll started for the old version of
+// that index: the old version is still started again when it fails before it is up.
+TEST_F(SupervisorTest, AnEarlierRestartsExitDoesNotEndTheLoopOfARestoredOldVersion) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  processes_.exit(old1, 1, 0);
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  ASSERT_TRUE(clock_.fire_next());  // the restart of old worker 1 starts during the roll
+  pid_t restart = last_pid();
+  bring_up(new1, ":3");
+  FakePeer& restart_peer = hello(restart);
+  send(restart_peer, protocol::make("readyFor", ":3"));  // superseded by new worker 1
+  EXPECT_EQ(state_of(restart), "failed");
+  processes_.exit(new0, 1, 0);  // the roll fails: index 1 gets its old version back
+  EXPECT_NE(outcome(roll).find("started again as worker 1"), std::string::npos) << outcome(roll);
+  pid_t again = last_pid();
+  ASSERT_NE(again, restart);
+  processes_.exit(restart, 0, SIGTERM);
+  processes_.exit(again, 1, 0);  // fails before it is up
+  auto loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u) << "the earlier restart's exit ended the loop";
+  EXPECT_TRUE(loops[0].next_restart_ms.has_value());
+}
+
+// Found by the simulator (seed 3191 of the worker mix): a failed roll gives back what serves
+// when it fails. A plain server of an older deploy that came up during the roll replaced the
+// old workers; it stands for every index, so nothing is started again (an old worker was, and
+// it replaced the plain server: one worker of two once quiet).
+TEST_F(SupervisorTest, AFailedRollLeavesAPlainServerThatReplacedTheOldWorkersMeanwhile) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  FakePeer& old0_peer = bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  deploy({"srv", "X"});
+  pid_t plain = last_pid();
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  bring_up(plain, ":3");  // older than the roll: it replaces the old workers
+  EXPECT_TRUE(got(old0_peer, "takeDown"));
+  FakePeer& new1_peer = bring_up(new1, ":3");  // its batch is not up yet: it replaces nothing
+  processes_.exit(new0, 1, 0);                 // the roll fails
+  EXPECT_NE(outcome(roll).find("the rollout stopped"), std::string::npos) << outcome(roll);
+  EXPECT_EQ(last_pid(), new1) << "an old worker was started again beside the plain server";
+  EXPECT_TRUE(got(new1_peer, "takeDown")) << "the plain server serves every index";
+  EXPECT_EQ(state_of(plain), "up");
+}
+
+// Found by the simulator (seed 3178 of the worker mix): a failed roll whose new worker came up
+// and crashed, its restart starting, keeps it as it would keep an up one when no old copy
+// serves: the old worker's crash loop ends (its restart came up beside the new worker's: two
+// releases once quiet).
+TEST_F(SupervisorTest, AFailedRollKeepsANewWorkerWhoseRestartIsStartingWhenNoOldCopyServes) {
+  size_t first = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old1, ":3");
+  processes_.exit(old0, 1, 0);  // a first roll fails: its worker 1 keeps serving
+  ASSERT_NE(outcome(first).find("keep serving"), std::string::npos) << outcome(first);
+  size_t roll = deploy_spec(both_at_once({"wrk", "v2"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  bring_up(new0, ":3");
+  processes_.exit(new0, 1, 0);      // crashes while up
+  ASSERT_TRUE(clock_.fire_next());  // its restart starts
+  pid_t restart = last_pid();
+  ASSERT_NE(restart, new1);
+  processes_.exit(old1, 1, 0);  // the old worker crashes too: its restart is pending
+  processes_.exit(new1, 1, 0);  // the roll fails
+  EXPECT_NE(outcome(roll).find("the new workers that came up keep serving"), std::string::npos)
+      << outcome(roll);
+  for (const auto& loop : supervisor_->crash_loops())
+    EXPECT_NE(loop.argv, std::vector<std::string>({"wrk", "v1"})) << "v1 comes back beside v2";
+  EXPECT_EQ(state_of(restart), "starting") << "the new worker's restart was stopped";
+}
+
+// Found by the simulator (seed 2623 of the worker mix): an old worker that crashed before the
+// roll, its restart pending, is the old version of its index. A new worker of the same
+// command and index took its crash loop over (came up, crashed); when the roll fails, the old
+// version is started again there (nothing did: one worker short once quiet).
+TEST_F(SupervisorTest, AFailedRollStartsAgainAnOldWorkerWhoseCrashLoopANewWorkerTookOver) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  processes_.exit(old0, 1, 0);  // crashes while up: its restart is pending
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  bring_up(new0, ":3");         // the same command and index: the old loop's restart stops
+  processes_.exit(new0, 1, 0);  // and the loop now stands for the new worker
+  processes_.exit(new1, 1, 0);  // the roll fails
+  EXPECT_NE(outcome(roll).find("started again as worker 0"), std::string::npos) << outcome(roll);
+  pid_t again = last_pid();
+  ASSERT_GT(again, new1);
+  const auto& env = processes_.find(again)->spec.env;
+  EXPECT_NE(std::find(env.begin(), env.end(), "SERVERSWAP_WORKER=0"), env.end());
+  EXPECT_EQ(state_of(old1), "up");
+}
+
+// Found by the simulator (seed 6517 of the worker mix): the exit of an older deploy's restart,
+// superseded, does not end the crash loop that a later deploy's worker of the same command and
+// index started when it crashed (that index was left empty).
+TEST_F(SupervisorTest, AnOlderDeploysRestartsExitDoesNotEndALaterWorkersCrashLoop) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  processes_.exit(old0, 1, 0);
+  ASSERT_TRUE(clock_.fire_next());  // the restart of old worker 0 starts
+  pid_t restart = last_pid();
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  FakePeer& restart_peer = hello(restart);
+  bring_up(new0, ":3");
+  send(restart_peer, protocol::make("readyFor", ":3"));  // superseded by new worker 0
+  EXPECT_EQ(state_of(restart), "failed");
+  bring_up(new1, ":3");
+  processes_.exit(old1, 0, 0);
+  ASSERT_EQ(outcome(roll), "deployed");
+  processes_.exit(new0, 1, 0);  // crashes while up: the loop stands for the roll's release now
+  processes_.exit(restart, 0, SIGTERM);
+  auto loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u) << "the older restart's exit ended the loop";
+  EXPECT_TRUE(loops[0].next_restart_ms.has_value());
+}
+
+// Found by the simulator (seed 8954 of the worker mix): a plain server of a later deploy that
+// comes up on a roll's resource stands for every worker index there: the roll is superseded.
+// It used to wait for ever when its other worker's crash restart was dropped (a later deploy
+// serves there) and the up worker it replaced had reported to its own record already.
+TEST_F(SupervisorTest, ALaterPlainServerUpOnARollsResourceSupersedesTheRoll) {
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  bring_up(new0, ":3");
+  processes_.exit(new0, 1, 0);  // crashes while up: its restart is pending
+  ASSERT_EQ(supervisor_->crash_loops().size(), 1u);
+  FakePeer& new1_peer = bring_up(new1, ":3");
+  size_t plain = deploy({"srv", "X"});
+  bring_up(last_pid(), ":3");
+  EXPECT_TRUE(got(new1_peer, "takeDown"));
+  EXPECT_EQ(outcome(roll), "failed: superseded by generation 3") << "the roll waited for ever";
+  processes_.exit(new1, 0, 0);
+  EXPECT_EQ(outcome(plain), "deployed");
+  while (clock_.fire_next()) {
+  }
+  EXPECT_EQ(processes_.alive(), 1u) << "the dropped restart of worker 0 came back";
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 0u);
+}
+
 // Found by the simulator (seed 812 of the worker mix): a failed roll's new worker that came
 // up, replaced nothing and crashed goes as an up one would while the old version serves: its
 // crash loop ends (its restart came up beside the old version: two releases once quiet).

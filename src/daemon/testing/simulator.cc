@@ -61,8 +61,12 @@ struct Model {
   int exit_signal = 0;
   bool exited = false;
   // The full mix (Mix::kFull):
-  int worker = -1;     // SERVERSWAP_WORKER
-  int tag = -1;        // the deploy (index) whose release it runs; -1: not known yet
+  int worker = -1;  // SERVERSWAP_WORKER
+  // The deploy (index) whose release it runs, from SIM_RELEASE in its environment: the
+  // request's environment travels with it into crash restarts and restored old copies, as a
+  // release's files would.
+  int tag = -1;
+  bool by_deploy = false;  // started by its deploy (reported to it), not a restart or restore
   bool client = true;  // speaks the protocol; else a --listen program (sd_notify, --ready-after)
   std::vector<std::string> listen;  // its --listen resources (spelled): accepting from spawn
   std::string notify_address;       // its NOTIFY_SOCKET
@@ -79,6 +83,9 @@ struct Model {
 };
 
 constexpr Millis kSettle{1000};
+
+// The environment variable that names a server's release (Model::tag).
+const std::string kRelease = "SIM_RELEASE=";
 
 struct DeployRecord {
   std::string command;
@@ -305,8 +312,12 @@ class World {
     for (const auto& request : supervisor_->up_requests()) start_deploy(request, "reload");
   }
 
-  void start_deploy(const SpawnSpec& spec, const char* how) {
+  void start_deploy(const SpawnSpec& requested, const char* how) {
     size_t index = deploys_.size();
+    // Each deploy is a release of its own (a reload too: it counts as the new deploy).
+    SpawnSpec spec = requested;
+    std::erase_if(spec.env, [](const std::string& e) { return e.starts_with(kRelease); });
+    spec.env.push_back(kRelease + std::to_string(index));
     std::string command = join(spec.argv, " ");
     for (const auto& l : spec.listen) command += " --listen " + l.resource;
     if (spec.ready_after) command += " --ready-after " + std::to_string(spec.ready_after->count());
@@ -317,6 +328,7 @@ class World {
     note(std::string(how) + " #" + std::to_string(index) + ": " + command);
     if (chance(0.1)) processes_.fail_next_spawn = "spawn failed (sim)";
     in_deploy_ = true;
+    deploy_index_ = static_cast<int>(index);
     deploy_rank_ = 0;
     supervisor_->deploy(
         spec, [this, index](const Json& message) { deploy_message(index, message); }, false);
@@ -503,10 +515,14 @@ class World {
     m.rank = m.generation;
     for (const auto& s : supervisor_->status())
       if (s["pid"].get<pid_t>() == pid) m.rank = s["deployOrder"].get<uint64_t>();
+    for (const auto& e : record->spec.env)
+      if (e.starts_with(kRelease)) m.tag = std::stoi(e.substr(kRelease.size()));
     // A deploy's own server ranks by its generation, and every worker of a roll by the
-    // generation of its first worker (one deploy); only crash restarts inherit.
-    if (in_deploy_ && deploy_rank_ == 0) deploy_rank_ = m.generation;
-    if (in_deploy_ && m.rank != deploy_rank_)
+    // generation of its first worker (one deploy); only crash restarts inherit. (A roll that
+    // fails at once may start old versions again meanwhile: they run an older release.)
+    bool of_deploy = in_deploy_ && m.tag == deploy_index_;
+    if (of_deploy && deploy_rank_ == 0) deploy_rank_ = m.generation;
+    if (of_deploy && m.rank != deploy_rank_)
       violated("sim: deploy started pid " + std::to_string(pid) + " with another deploy order");
     for (const auto& a : record->spec.argv)
       if (a.starts_with(":")) m.wants.push_back(a);
@@ -532,15 +548,6 @@ class World {
       }
       m.staggered = options_.serving && m.wants.size() > 1 && chance(0.5);
       m.resumes = chance(0.8);
-      // A crash restart (or a restored old copy) runs the release of the worker it stands for:
-      // the one of its deploy order when there is one (two deploys of one command line are
-      // two releases; the latest of them is not always the one restarted), else the latest.
-      for (auto it = models_.rbegin(); it != models_.rend(); ++it)
-        if (it->second.argv == m.argv && it->second.worker == m.worker && it->second.tag >= 0 &&
-            (m.tag < 0 || it->second.rank == m.rank)) {
-          m.tag = it->second.tag;
-          if (it->second.rank == m.rank) break;
-        }
     }
     models_[pid] = m;
   }
@@ -601,9 +608,10 @@ class World {
     std::string kind = event.value("kind", "");
     pid_t pid = event.value("pid", 0);
     if (options_.record_trace) effect(event.value("text", ""));
-    // A worker of a roll failed: the roll is undone (I2's exception above).
+    // A worker of a roll failed: the roll is undone (I2's exception above). Not a crash
+    // restart or restored old copy of its release: that undoes no roll.
     if (kind == event_kind_name(EventKind::kFailed) && models_.count(pid) &&
-        models_[pid].worker >= 0 && models_[pid].tag >= 0)
+        models_[pid].worker >= 0 && models_[pid].tag >= 0 && models_[pid].by_deploy)
       deploys_[models_[pid].tag].failing = true;
     if (kind == event_kind_name(EventKind::kUp) && models_.count(pid)) {
       Model& m = models_[pid];
@@ -702,10 +710,13 @@ class World {
       // Its own server (or a worker of its roll) started: that server runs its release.
       const Json& event = message.begin().value();
       pid_t pid = event.value("pid", 0);
-      // (It overrides what spawned() inherited: only crash restarts and restored old copies,
-      // which no deploy reports, keep that.)
-      if (event.value("kind", "") == event_kind_name(EventKind::kSpawned) && models_.count(pid))
-        models_[pid].tag = static_cast<int>(index);
+      if (event.value("kind", "") == event_kind_name(EventKind::kSpawned) && models_.count(pid)) {
+        Model& m = models_[pid];
+        m.by_deploy = true;
+        if (m.tag != static_cast<int>(index))
+          return violated("sim: deploy #" + std::to_string(index) + " reported starting pid " +
+                          std::to_string(pid) + " of release #" + std::to_string(m.tag));
+      }
     }
     if (name != "deployed" && name != "deployFailed") return;
     DeployRecord& d = deploys_[index];
@@ -813,14 +824,33 @@ class World {
     std::string what = std::to_string(count) + " workers (indices " +
                        std::to_string(indices.size()) + ", deploys " + std::to_string(tags.size()) +
                        ", commands " + std::to_string(versions.size()) + ")";
+    // N is the count of the latest of their deploys that was deployed: a roll that failed or
+    // was superseded later gives each index its old version back, so its own count does not
+    // hold.
     int tag = *tags.rbegin();
-    int expected = tag >= 0 ? deploys_[tag].workers : -1;
+    int done = -1;
+    for (int t : tags)
+      if (t >= 0 && !deploys_[t].outcomes.empty() && deploys_[t].outcomes[0].contains("deployed"))
+        done = t;
+    int expected = done >= 0 ? deploys_[done].workers : tag >= 0 ? deploys_[tag].workers : -1;
     // A failed roll that had nothing to replace keeps the workers that came up.
-    bool failed_first = tag >= 0 && !deploys_[tag].outcomes.empty() &&
+    bool failed_first = done < 0 && tag >= 0 && !deploys_[tag].outcomes.empty() &&
                         deploys_[tag].outcomes[0].contains("deployFailed") &&
                         static_cast<int>(count) < expected;
-    // One release: one command line (deploys of the same command run the same release; a
-    // restored old copy cannot be told from the deploy it stands for by the model).
+    // A failed roll (not superseded) gives every index its old version back, or keeps its
+    // new workers where nothing old serves: its workers never serve beside another release.
+    for (int t : tags) {
+      if (t < 0 || tags.size() == 1 || deploys_[t].outcomes.empty()) continue;
+      const Json& outcome = deploys_[t].outcomes[0];
+      if (outcome.contains("deployFailed") &&
+          !outcome["deployFailed"].value("reason", "").starts_with("superseded")) {
+        violated("I3: quiet, and " + r + " is served by " + what +
+                 ", workers of the failed deploy #" + std::to_string(t) +
+                 " beside another release");
+        return true;
+      }
+    }
+    // One release: one command line (deploys of the same command run the same release).
     if (versions.size() > 1 || indices.size() != count ||
         (expected >= 0 && static_cast<int>(count) != expected && !failed_first)) {
       violated("I3: quiet, and " + r + " is served by " + what +
@@ -868,6 +898,7 @@ class World {
   bool draining_ = false;
   bool in_deploy_ = false;
   uint64_t deploy_rank_ = 0;  // deploy order of the servers the deploy in progress starts
+  int deploy_index_ = -1;     // the deploy in progress (its release)
   bool stopping_ = false;
 };
 

@@ -54,12 +54,25 @@ const SeedMix kMixes[] = {
     // index (a second restart beside the one starting); 620, a failed roll retired the new
     // worker of an index whose old worker had crashed (its loop ended by that new worker)
     // without starting the old version there again (one worker short); 812, a failed roll's
-    // new worker that had come up and crashed was restarted beside the old version.
+    // new worker that had come up and crashed was restarted beside the old version. 338, the
+    // old version a failed roll started again failed before it was up and was never started
+    // once more (a crash loop of its own now restarts it). 8954, 9785, a later plain server
+    // up on a roll's resource did not supersede the roll (no outcome). 2571, an old worker's
+    // restart started during a roll was not its index's old version (one worker short); 205,
+    // a superseded restart's exit ended the crash loop of the restored old version. 3191, 7214,
+    // a plain server older than a roll replaced the old workers meanwhile, and the failed roll
+    // started an old worker again, which replaced it (one worker short). 3178, a failed roll
+    // whose new worker came up and crashed (its restart starting) did not keep it, and an old
+    // worker's restart came up beside it. 2623, 4154, an old worker that crashed before a roll
+    // was not its index's old version, and when a new worker took its crash loop over nothing
+    // started it again (one worker short). 6517, an older deploy's superseded restart ended
+    // the crash loop a later deploy's worker of the same command and index had started.
     {"workers",
      "--no-listen --no-serving --no-restarts",
      {.listen = false, .serving = false, .restarts = false},
-     {3,   4,   15,  32,  49,  59,  74,   75,   80,   83,   114,
-      157, 262, 345, 620, 643, 812, 1371, 1433, 1759, 2252, 6468}},
+     {3,    4,    15,   32,   49,   59,   74,   75,   80,   83,   114,
+      157,  205,  262,  338,  345,  620,  643,  812,  1371, 1433, 1759,
+      2252, 2571, 2623, 3178, 3191, 4154, 6468, 6517, 7214, 8954, 9785}},
     // The full mix with daemon deaths and upgrades (no workers, no `serving`): 17, an adopted
     // server that was starting and never resumed stayed accepting, never up; 710 and 4796, a
     // partial takedown forgotten across a restart (two generations up on a resource); 1208,

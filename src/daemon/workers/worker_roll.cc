@@ -51,6 +51,17 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
     if (auto resource = protocol::parse_resource(listen.resource); resource.ok())
       roll->resources.insert(resource->name());
   for (const auto& [id, s] : host_.servers()) note_old(*roll, *s);
+  // An old worker that crashed before the roll, its restart pending, is the old version of its
+  // index too. Found by the simulator (seed 2623 of the worker mix): it was not recorded, a new
+  // worker of the same command and index took its crash loop over, and when the roll failed
+  // nothing started the old version there again (one worker short once quiet).
+  for (const auto& loop : host_.crash_loops()) {
+    if (loop.rank >= roll->first_generation || command_key(loop.request) != key) continue;
+    int index = std::max(loop.request.worker, 0);
+    auto it = roll->old.find(index);
+    if (it == roll->old.end() || it->second.rank <= loop.rank)
+      roll->old[index] = OldVersion{loop.request, loop.rank};
+  }
   // Up workers of another command may be old copies too (a changed command): their
   // resources are known once a new worker asks for them, so the roll goes by batch and
   // surge from the start rather than starting every worker at once.
@@ -218,6 +229,43 @@ void WorkerRolls::superseded(const Server& older, const Server& newer, const std
   }
 }
 
+// Found by the simulator (seed 2571 of the worker mix): an old worker's crash restart that
+// started during a roll and failed before it asked for anything was never recorded as the old
+// version of its index; when the roll failed, its new worker there went while old copies
+// served elsewhere, and the index was left empty (one worker short once quiet).
+void WorkerRolls::restart_started(const Server& server) {
+  for (auto& [id, roll] : rolls_)
+    if (!roll->reported) note_old(*roll, server);
+}
+
+// Found by the simulator (seed 3047 of the worker mix): the old version a failed roll started
+// again (it ranks by its own generation) replaced the up worker of an older roll still in
+// progress, which then waited for ever (no outcome, I4).
+void WorkerRolls::taken_down(const Server& victim, const Server& by) {
+  Roll* roll = roll_of(victim);
+  if (!roll || roll->reported || roll->concerns(by.id) || is_worker(*roll, by)) return;
+  failed(roll->id, "superseded by generation " + std::to_string(by.generation), true);
+}
+
+// Found by the simulator (seed 8954 of the worker mix): a later plain server came up on a
+// roll's resource while the roll's worker 0 waited for its crash restart; it replaced the up
+// worker 1, whose own deploy record had reported already, the restart was dropped (a later
+// deploy serves there), and the roll waited for ever (no outcome, I4).
+void WorkerRolls::newer_up(const Server& server) {
+  if (server.request.worker >= 0) return;
+  std::vector<uint64_t> losers;
+  for (const auto& [id, roll] : rolls_) {
+    if (roll->reported || server.rank <= roll->first_generation) continue;
+    for (const auto& [name, spelled] : server.held)
+      if (roll->resources.count(name) && !server.taken.count(name)) {
+        losers.push_back(id);
+        break;
+      }
+  }
+  for (uint64_t id : losers)
+    failed(id, "superseded by generation " + std::to_string(server.generation), true);
+}
+
 void WorkerRolls::worker_up(const Server& server) {
   Roll* roll = roll_of(server);
   if (!roll) return;
@@ -296,16 +344,35 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   bool up = false;
   for (const auto& [index, id] : roll->workers)
     if (const Server* s = find(id); s && s->state == ServerState::kUp) up = true;
-  bool restore = !superseded && (old_copy_serves(*roll) || !up);
+  // What serves now is what the roll gives back: an old copy that came up during the roll (a
+  // server of an older deploy that replaced the old workers) is newer than what the roll met.
+  // When it is no worker, it stands for every index: nothing is started again, and the new
+  // workers go. Found by the simulator (seed 3191 of the worker mix): a plain server older
+  // than the roll replaced the old workers while the roll went on; the failed roll started an
+  // old worker again, which replaced the plain server (one worker of two once quiet).
+  bool plain_serves = false;
+  if (!superseded) {
+    for (const auto& [id, s] : host_.servers()) note_old(*roll, *s);
+    uint64_t newest = 0;
+    for (const auto& [index, old] : roll->old) newest = std::max(newest, old.rank);
+    for (const auto& [id, s] : host_.servers())
+      if (s->serving() && is_old_copy(*roll, *s) && s->request.worker < 0 &&
+          s->taken.size() < s->held.size() && s->rank >= newest)
+        plain_serves = true;
+  }
+  bool restore = !superseded && !plain_serves && (old_copy_serves(*roll) || !up);
   std::vector<std::string> restored;
   std::set<int> restoring;
   if (restore) {
     std::vector<std::pair<int, OldVersion>> todo;
     // An index where nothing serves (its old worker crashed, and its crash loop goes on) is
     // left to that loop: a restart of it may be starting already.
+    // An index whose old worker's crash loop no longer goes on (a new worker of its command
+    // and index took it over, or ended it) is started again too.
     for (const auto& [index, old] : roll->old)
       if (!old_version_serves(*roll, index) &&
-          (roll->replaced.count(index) || other_serves(*roll, index)))
+          (roll->replaced.count(index) || other_serves(*roll, index) ||
+           !old_loop_goes_on(*roll, index)))
         todo.emplace_back(index, old);
     std::set<std::string> resources = roll->resources;
     uint64_t rank = roll->first_generation;
@@ -313,8 +380,7 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
       restored.push_back(std::to_string(index));
       restoring.insert(index);
       host_.end_crash_loops(resources, rank, index);
-      host_.start(
-          old.request, [](const Json&) {}, 0);
+      host_.restore(old.request, resources);
     }
   }
   // Starting servers may have changed the table; the roll itself is still there (reported).
@@ -325,15 +391,27 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   // that superseded the roll failed, two releases served once quiet).
   bool old_serves = old_copy_serves(*roll);
   std::vector<std::pair<int, std::string>> workers(roll->workers.begin(), roll->workers.end());
-  // Those still starting fail first: the roll is seen failing before any of its workers
-  // that came up goes.
-  for (const auto& [index, id] : workers)
-    if (const Server* s = find(id); s && s->starting()) host_.fail(id, why);
+  // The crash restarts of its workers that came up stand for them (not in `workers` yet).
+  for (const auto& [id, s] : host_.servers())
+    if (s->alive() && s->restarts > 0 && s->rank == roll->first_generation &&
+        command_key(s->request) == roll->key && roll->workers.count(s->request.worker) &&
+        roll->workers.at(s->request.worker) != id && !find(roll->workers.at(s->request.worker)))
+      workers.emplace_back(s->request.worker, id);
+  // Those still starting fail first (a crash restart of one that came up, as it would if up):
+  // the roll is seen failing before any of its workers that came up goes.
+  for (const auto& [index, id] : workers) {
+    const Server* s = find(id);
+    if (!s || !s->starting()) continue;
+    bool goes = !superseded && old_serves &&
+                (plain_serves || (!restoring.count(index) && !roll->replaced.count(index)));
+    bool stand_in = roll->workers.count(index) && roll->workers.at(index) != id;
+    if (!stand_in || goes) host_.fail(id, why);
+  }
   for (const auto& [index, id] : workers) {
     const Server* s = find(id);
     if (!s || !s->alive()) continue;
-    if (old_serves && s->state == ServerState::kUp && !restoring.count(index) &&
-        !roll->replaced.count(index)) {
+    if (old_serves && s->state == ServerState::kUp &&
+        (plain_serves || (!restoring.count(index) && !roll->replaced.count(index)))) {
       std::set<std::string> all;
       for (const auto& [name, spelled] : s->held) all.insert(name);
       host_.retire(id, all, why, nullptr);
@@ -352,9 +430,16 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   // No old copy serves, and new workers that came up stay: the old version must not come
   // back beside them by a crash restart (found by the simulator: an old worker crashed
   // during the roll, and its restart served beside the new workers once quiet).
+  // A new worker that came up and crashed, and whose crash loop goes on, is kept as an up one
+  // would be. Found by the simulator (seed 3178 of the worker mix): its restart came up beside
+  // the restart of an old worker that had crashed too (two releases once quiet).
   bool kept = false;
-  for (const auto& [index, id] : roll->workers)
-    if (const Server* s = find(id); s && s->state == ServerState::kUp) kept = true;
+  for (const auto& [index, id] : workers)
+    if (const Server* s = find(id); s && (s->state == ServerState::kUp || s->restarts > 0))
+      kept = true;
+  if (!superseded && !old_serves &&
+      host_.crash_loops_in(roll->resources, roll->first_generation, roll->first_generation + 1))
+    kept = true;
   if (!superseded && !old_serves && kept && restoring.empty()) {
     host_.end_crash_loops(roll->resources, roll->first_generation);
     std::vector<std::string> restarts;
@@ -394,6 +479,18 @@ void WorkerRolls::note_old(Roll& roll, const Server& server) {
   auto it = roll.old.find(index);
   if (it != roll.old.end() && it->second.rank > server.rank) return;
   roll.old[index] = OldVersion{server.request, server.rank};
+}
+
+bool WorkerRolls::old_loop_goes_on(const Roll& roll, int index) const {
+  auto old = roll.old.find(index);
+  std::string key = old == roll.old.end() ? "" : command_key(old->second.request);
+  for (const auto& loop : host_.crash_loops()) {
+    if (loop.rank >= roll.first_generation || std::max(loop.request.worker, 0) != index) continue;
+    if (command_key(loop.request) == key) return true;
+    for (const auto& name : loop.resources)
+      if (roll.resources.count(name)) return true;
+  }
+  return false;
 }
 
 bool WorkerRolls::old_version_serves(const Roll& roll, int index) const {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/core/crash_restarts.h"
 #include "daemon/core/event_kind.h"
 #include "daemon/core/server.h"
 #include "daemon/workers/rollout.h"
@@ -56,6 +57,17 @@ class WorkerRolls {
     // `from`: of deploy order `from` or later only.
     virtual void end_crash_loops(const std::set<std::string>& resources, uint64_t rank,
                                  int worker = -1, uint64_t from = 0) = 0;
+    // Starts `request`, the old version of worker index `request.worker`, again (deploy order:
+    // its own generation) as a restart of that index's crash loop, so that it is started
+    // once more by the crash-loop rules if it fails before it is up or crashes
+    // (CrashRestarts::restore). `resources`: the canonical names the index serves.
+    virtual void restore(const SpawnSpec& request, const std::set<std::string>& resources) = 0;
+    // The crash loops that go on.
+    virtual std::vector<CrashLoopView> crash_loops() const = 0;
+    // Whether a crash loop of deploy order in [`from`, `below`) on any of `resources` goes on
+    // (its restart pending or starting).
+    virtual bool crash_loops_in(const std::set<std::string>& resources, uint64_t from,
+                                uint64_t below) const = 0;
     virtual void emit(const Server& server, EventKind kind, const std::string& text) = 0;
 
    protected:
@@ -84,6 +96,18 @@ class WorkerRolls {
   // superseded at once; a crash restart of an old copy that a roll's worker supersedes counts as
   // replaced by that roll (a failed roll starts it again).
   void superseded(const Server& older, const Server& newer, const std::string& why);
+  // Hook: a crash restart (or a restored old version) `server` has started. A restart of an
+  // old copy started during a roll is the old version of its index (a failed roll gives it
+  // back).
+  void restart_started(const Server& server);
+  // Hook: take_down() by a newer server `by`. A roll whose worker (or the restart standing for
+  // it) `victim` is taken down by a server that is not its own could never complete: it is
+  // superseded.
+  void taken_down(const Server& victim, const Server& by);
+  // Hook: become_up() of a server not in_roll(). A server that is no worker, of a later deploy
+  // than a roll in progress, is up on one of the roll's resources: it stands for every worker
+  // index there, so the roll could never complete and is superseded (the newest deploy wins).
+  void newer_up(const Server& server);
   // Hook: exited(). `gone` has exited and left the table.
   void exited(const Server& gone);
   // Hook: stop(). Rolls in progress fail ("the daemon is stopping"); no more steps.
@@ -149,6 +173,9 @@ class WorkerRolls {
   // Records `server` as the old version of its index when it is an old copy that serves (or
   // a crash restart standing for one) and newer than what was recorded.
   void note_old(Roll& roll, const Server& server);
+  // A crash loop of an old copy (deploy order below the roll's) goes on at index `index`, of
+  // the old version's command or on the roll's resources: it brings the old version back.
+  bool old_loop_goes_on(const Roll& roll, int index) const;
   // An up old copy running the old version's command serves index `index`.
   bool old_version_serves(const Roll& roll, int index) const;
   // Some up server of the roll, or an old copy, serves index `index` (not the old version
