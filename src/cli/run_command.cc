@@ -35,7 +35,8 @@ using protocol::Json;
 // command wherever the daemon stands.
 Result<std::string> working_directory() {
   const char* pwd = std::getenv("PWD");
-  struct stat by_name {}, here {};
+  struct stat by_name {
+  }, here{};
   if (pwd && pwd[0] == '/' && ::stat(pwd, &by_name) == 0 && ::stat(".", &here) == 0 &&
       by_name.st_dev == here.st_dev && by_name.st_ino == here.st_ino)
     return std::string(pwd);
