@@ -54,10 +54,11 @@ Status check_runtime_base(const std::string& base) {
   return {};
 }
 
-// Every link and directory the kernel passes through to reach `dir` as given (before its
-// ".." are taken out) is safe by find_unsafe_component's rule.
-Status check_path_to(const std::string& dir) {
-  auto unsafe = find_unsafe_component(dir);
+// Every link and directory the kernel passes through to reach `path` (as given, ".." and
+// all) is safe by find_unsafe_component's rule; the error names `dir`, the socket's
+// directory.
+Status check_path_to(const std::string& path, const std::string& dir) {
+  auto unsafe = find_unsafe_component(path);
   if (!unsafe.ok()) return unsafe.status();
   if (!unsafe->unsafe.empty())
     return Status::error("the directory of the control socket, " + dir + ", lies in " +
@@ -106,13 +107,7 @@ Status check_socket_directory(const std::string& dir) {
   // The ancestors as the kernel resolves them: each symbolic link on the way (/var/run) is
   // checked (root's or ours), then followed, and the directories its target passes through
   // are checked too.
-  auto unsafe = find_unsafe_component(std::filesystem::path(dir).parent_path().string());
-  if (!unsafe.ok()) return unsafe.status();
-  if (!unsafe->unsafe.empty())
-    return Status::error("the directory of the control socket, " + dir + ", lies in " +
-                         unsafe->unsafe + ", " + unsafe->why +
-                         ": others could replace the directory; " + kChooseOwn);
-  return {};
+  return check_path_to(std::filesystem::path(dir).parent_path().string(), dir);
 }
 
 Result<std::string> resolve_socket_path(const std::string& flag) {
@@ -142,8 +137,8 @@ Result<std::string> resolve_socket_path(const std::string& flag) {
   path = std::filesystem::absolute(path).string();
   bool dot_dot = ("/" + path + "/").find("/../") != std::string::npos;
   if (dot_dot) {
-    if (Status s = check_path_to(std::filesystem::path(path).parent_path().string()); !s.ok())
-      return s;
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    if (Status s = check_path_to(dir, dir); !s.ok()) return s;
   }
   auto resolved = resolve_dot_dot(path);
   if (!resolved.ok()) return resolved.status();
