@@ -15,6 +15,7 @@
 #include "daemon/process/process_tree.h"
 #include "daemon/process/server_process.h"
 #include "daemon/service/activated_sockets.h"
+#include "daemon/sockets/network_namespace.h"
 
 namespace serverswap::daemon {
 
@@ -229,6 +230,13 @@ Result<std::string> SystemProcesses::listening_resource(int fd) const {
   socklen_t len = sizeof accepting;
   if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting)
     return Status::error("not a listening socket");
+  // Its address reads the same in a namespace of the server's own, where no client of ours
+  // reaches it (network_namespace.h).
+  auto ours = in_daemon_network_namespace(fd);
+  if (!ours.ok()) return ours.status();
+  if (!*ours)
+    return Status::error(
+        "a socket of another network namespace than the daemon's (no client reaches it)");
   return resource_of_socket(fd);
 }
 
