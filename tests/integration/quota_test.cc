@@ -274,7 +274,7 @@ TEST_F(Quota, ReadyForRepeatsAndReconnectsOfAServerAddAFewLogLinesOnly) {
       << "after " << asked << " status (" << failed << " failed: " << first_failure << ")\n"
       << daemon_.process().output().substr(0, 4000);
   EXPECT_EQ(failed, 0) << "of " << asked << "; first: " << first_failure;
-  EXPECT_GE(asked, 5);
+  EXPECT_GE(asked, 2);  // under ASan on a loaded machine a status takes up to a second
   std::istringstream counts(lines_of(result)[1]);
   std::string word;
   long sent = 0, answered = 0, reconnects = 0;
@@ -283,9 +283,11 @@ TEST_F(Quota, ReadyForRepeatsAndReconnectsOfAServerAddAFewLogLinesOnly) {
   // (how many repeats were answered before each close, and whether reconnects came fast
   // enough to be refused, depends on the machine: under ASan 2 answers of 61,360 were read;
   // the refusal itself is SupervisorTest's ReadyForRepeats...PastTheBurst).
+  // Reconnects are welcomed 10 at once, then 1 a second: at most 13 in the flood's 3 s, and
+  // under ASan on a loaded machine 5 were seen; 3 show the closing and reopening happened.
   EXPECT_GT(sent, 2500) << lines_of(result)[1];
   EXPECT_GT(answered, 0) << lines_of(result)[1];
-  EXPECT_GT(reconnects, 10) << lines_of(result)[1];
+  EXPECT_GE(reconnects, 3) << lines_of(result)[1];
   // What was said meanwhile: before, ~6,000 lines a second; now a burst, then a few a second.
   std::string log = daemon_.process().output();
   std::string during = log.substr(log.find(up));
