@@ -762,6 +762,42 @@ TEST_F(SupervisorTest, AFailedRollStartsAgainAnOldWorkerWhoseCrashLoopANewWorker
   EXPECT_EQ(state_of(old1), "up");
 }
 
+// Found by the simulator (seed 6314 of the worker mix): a roll superseded by a newer roll of its
+// command after its worker had replaced an old one was never deployed, so when the newer roll
+// fails, the old version of that index is the one the superseded roll replaced, not its worker
+// (which was kept, and served beside the old release's other worker: two releases once quiet).
+TEST_F(SupervisorTest, ARollThatSupersededAnotherGivesBackTheOldVersionTheOtherReplaced) {
+  deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  SpawnSpec one_by_one;
+  one_by_one.argv = {"wrk", "v0"};
+  one_by_one.workers = 2;
+  one_by_one.batch = 1;
+  one_by_one.max_surge = 1;
+  size_t superseded = deploy_spec(one_by_one);
+  pid_t b0 = last_pid();
+  FakePeer& b0_peer = bring_up(b0, ":3");  // replaces old worker 0
+  processes_.exit(old0, 0, 0);
+  pid_t b1 = last_pid();
+  ASSERT_NE(b1, b0) << "worker 1 starts once old worker 0 has exited";
+  size_t roll = deploy_spec(one_by_one);  // supersedes the roll in progress
+  EXPECT_EQ(outcome(superseded).rfind("failed: superseded", 0), 0u) << outcome(superseded);
+  pid_t c0 = last_pid();
+  ASSERT_GT(c0, b1);
+  processes_.exit(c0, 1, 0);  // the newer roll fails
+  EXPECT_NE(outcome(roll).find("started again as worker 0"), std::string::npos) << outcome(roll);
+  pid_t again = last_pid();
+  ASSERT_GT(again, c0) << "the old version of index 0 was not started again";
+  const auto& spec = processes_.find(again)->spec;
+  EXPECT_EQ(spec.argv.back(), "v1");
+  EXPECT_NE(std::find(spec.env.begin(), spec.env.end(), "SERVERSWAP_WORKER=0"), spec.env.end());
+  bring_up(again, ":3");
+  EXPECT_TRUE(got(b0_peer, "takeDown")) << "the superseded roll's worker goes";
+  EXPECT_EQ(state_of(old1), "up");
+}
+
 // Found by the simulator (seed 6517 of the worker mix): the exit of an older deploy's restart,
 // superseded, does not end the crash loop that a later deploy's worker of the same command and
 // index started when it crashed (that index was left empty).

@@ -67,12 +67,14 @@ const SeedMix kMixes[] = {
     // was not its index's old version, and when a new worker took its crash loop over nothing
     // started it again (one worker short). 6517, an older deploy's superseded restart ended
     // the crash loop a later deploy's worker of the same command and index had started.
+    // 6314, 8348, a roll superseded after its worker replaced an old one was taken for the
+    // old version of that index by the roll that superseded it and then failed (two releases).
     {"workers",
      "--no-listen --no-serving --no-restarts",
      {.listen = false, .serving = false, .restarts = false},
-     {3,    4,    15,   32,   49,   59,   74,   75,   80,   83,   114,
-      157,  205,  262,  338,  345,  620,  643,  812,  1371, 1433, 1759,
-      2252, 2571, 2623, 3178, 3191, 4154, 6468, 6517, 7214, 8954, 9785}},
+     {3,    4,    15,   32,   49,   59,   74,   75,   80,   83,   114,  157,
+      205,  262,  338,  345,  620,  643,  812,  1371, 1433, 1759, 2252, 2571,
+      2623, 3178, 3191, 4154, 6314, 6468, 6517, 7214, 8348, 8954, 9785}},
     // The full mix with daemon deaths and upgrades (no workers, no `serving`): 17, an adopted
     // server that was starting and never resumed stayed accepting, never up; 710 and 4796, a
     // partial takedown forgotten across a restart (two generations up on a resource); 1208,

@@ -38,9 +38,41 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
   std::vector<uint64_t> older;
   for (const auto& [id, roll] : rolls_)
     if (roll->key == key && !roll->reported) older.push_back(id);
+  // A superseded roll was never deployed: the old version of each index it met is the old
+  // version of this one too, not its workers that replaced it. Found by the simulator (seed
+  // 6314 of the worker mix): a roll superseded after its worker replaced an old one, the roll
+  // that superseded it failed and took that worker for the old version of its index, beside
+  // the old release's worker of the other index (two releases once quiet).
+  std::map<int, OldVersion> inherited_old;
+  std::map<int, uint64_t> inherited_from;
+  for (uint64_t id : older) {
+    const Roll* loser = find_roll(id);
+    // Only when it knows the old version of every index where a worker of it serves: else its
+    // workers stand for the old version as before, all of one release (seed 9112).
+    bool known = true;
+    for (const auto& [index, worker] : loser->workers) {
+      const Server* s = find(worker);
+      if (!s || !s->serving()) continue;
+      if (auto it = loser->old.find(index);
+          it == loser->old.end() || undeployed_.count(it->second.rank))
+        known = false;
+    }
+    if (!known) continue;
+    for (const auto& [index, version] : loser->old) {
+      // An old version that is itself an undeployed roll's worker is no release to go back to:
+      // the loser's workers stand for the index as before (seed 8588).
+      if (undeployed_.count(version.rank)) continue;
+      auto it = inherited_old.find(index);
+      if (it != inherited_old.end() && it->second.rank > version.rank) continue;
+      inherited_old[index] = version;
+      inherited_from[index] = loser->first_generation;
+    }
+  }
   for (uint64_t id : older)
     failed(id, "superseded by generation " + std::to_string(host_.next_generation()), true);
   auto roll = std::make_unique<Roll>(limits, false);
+  roll->old = std::move(inherited_old);
+  roll->inherited_from = std::move(inherited_from);
   roll->id = next_roll_++;
   roll->request = request;
   roll->key = key;
@@ -58,6 +90,9 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
   for (const auto& loop : host_.crash_loops()) {
     if (loop.rank >= roll->first_generation || command_key(loop.request) != key) continue;
     int index = std::max(loop.request.worker, 0);
+    if (auto from = roll->inherited_from.find(index);
+        from != roll->inherited_from.end() && from->second == loop.rank)
+      continue;  // a superseded roll's worker's crash loop (seed 8655)
     auto it = roll->old.find(index);
     if (it == roll->old.end() || it->second.rank <= loop.rank)
       roll->old[index] = OldVersion{loop.request, loop.rank};
@@ -323,6 +358,7 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   Roll* roll = find_roll(roll_id);
   if (!roll || roll->reported) return;
   roll->reported = true;
+  undeployed_.insert(roll->first_generation);
   std::string why = superseded ? reason : "the rollout stopped: " + reason;
   if (superseded) {
     // Told first: its workers that came up may go next, while the old version serves (the
@@ -476,6 +512,10 @@ void WorkerRolls::note_old(Roll& roll, const Server& server) {
   if (!is_old_copy(roll, server)) return;
   if (!server.serving() && !(server.restarts > 0 && server.alive())) return;
   int index = std::max(server.request.worker, 0);
+  // A worker of a superseded roll (or its crash restart) whose old version this roll inherited.
+  if (auto from = roll.inherited_from.find(index);
+      from != roll.inherited_from.end() && from->second == server.rank)
+    return;
   auto it = roll.old.find(index);
   if (it != roll.old.end() && it->second.rank > server.rank) return;
   roll.old[index] = OldVersion{server.request, server.rank};
@@ -486,6 +526,11 @@ bool WorkerRolls::old_loop_goes_on(const Roll& roll, int index) const {
   std::string key = old == roll.old.end() ? "" : command_key(old->second.request);
   for (const auto& loop : host_.crash_loops()) {
     if (loop.rank >= roll.first_generation || std::max(loop.request.worker, 0) != index) continue;
+    // The crash loop of a superseded roll's worker whose old version this roll inherited
+    // brings back that roll's release, not the old version (seed 8655).
+    if (auto from = roll.inherited_from.find(index);
+        from != roll.inherited_from.end() && from->second == loop.rank)
+      continue;
     if (command_key(loop.request) == key) return true;
     for (const auto& name : loop.resources)
       if (roll.resources.count(name)) return true;

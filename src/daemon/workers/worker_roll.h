@@ -143,6 +143,9 @@ class WorkerRolls {
     std::set<std::string> draining;      // old copies it took down, still alive
     std::map<int, SpawnSpec> replaced;   // index -> request of the old copy taken down
     std::map<int, OldVersion> old;       // index -> its old version, given back on a failure
+    // index -> deploy order of a superseded roll of its command whose old version of the index
+    // it took over: that roll's workers there are not the old version.
+    std::map<int, uint64_t> inherited_from;
     protocol::Json replaced_pids = protocol::Json::array();
     bool reported = false;  // deployed or deployFailed sent
 
@@ -187,6 +190,8 @@ class WorkerRolls {
   bool stopped_ = false;
   std::map<uint64_t, std::unique_ptr<Roll>> rolls_;  // by their id
   uint64_t next_roll_ = 1;
+  // Deploy orders of the rolls that failed or were superseded (never deployed).
+  std::set<uint64_t> undeployed_;
 };
 
 }  // namespace serverswap::daemon
