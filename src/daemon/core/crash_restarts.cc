@@ -129,13 +129,7 @@ void CrashRestarts::restart(const std::string& key) {
   if (!started) {
     it = loops_.find(key);
     if (it == loops_.end()) return;
-    // Not even spawned (the program is gone): back off as for a crash.
-    Loop& again = *it->second;
-    auto now = clock_.now();
-    Millis delay = again.backoff.crashed(now);
-    log_line("restart of '" + join(again.request.argv, " ") + "' " +
-             again.backoff.describe(now, delay));
-    schedule(again, key, delay);
+    back_off_unspawned(*it->second, key, "restart");
     return;
   }
   if (it = loops_.find(key); it != loops_.end()) {
@@ -165,13 +159,17 @@ void CrashRestarts::restore(const SpawnSpec& request, const std::set<std::string
     it->second->member = started->id;
     return;
   }
-  // Not even spawned: back off as for a crash.
-  Loop& again = *it->second;
+  back_off_unspawned(*it->second, key, "start of the old version");
+}
+
+// Not even spawned (the program is gone): backs off as for a crash, and says so.
+void CrashRestarts::back_off_unspawned(Loop& loop, const std::string& key,
+                                       const std::string& what) {
   auto now = clock_.now();
-  Millis delay = again.backoff.crashed(now);
-  log_line("start of the old version of '" + join(again.request.argv, " ") + "' " +
-           again.backoff.describe(now, delay));
-  schedule(again, key, delay);
+  Millis delay = loop.backoff.crashed(now);
+  log_line(what + " of '" + join(loop.request.argv, " ") + "' " +
+           loop.backoff.describe(now, delay));
+  schedule(loop, key, delay);
 }
 
 void CrashRestarts::up(const Server& server) {

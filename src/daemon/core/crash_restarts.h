@@ -115,6 +115,7 @@ class CrashRestarts {
   void crashed(const Server& gone);
   void restart(const std::string& key);
   void schedule(Loop& loop, const std::string& key, Millis delay);
+  void back_off_unspawned(Loop& loop, const std::string& key, const std::string& what);
   // Every one of `resources` is held, not yet handed over, by an up server other than
   // `except` of deploy order `rank` or later (for a worker: with the same index; its
   // siblings do not stand in for it, nor does an older release for a newer one that crashed).
