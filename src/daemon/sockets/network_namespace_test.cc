@@ -8,9 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstring>
-
 #include "base/unique_fd.h"
+#include "handover/fd_passing.h"
 
 namespace serverswap::daemon {
 namespace {
@@ -38,39 +37,15 @@ UniqueFd listening_socket_of_another_namespace() {
   if (pid == 0) {
     if (::unshare(CLONE_NEWNET) != 0) _exit(1);
     UniqueFd fd = listening_socket();  // its own loopback is down: bind still works
-    char byte = 0;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    int sent = fd.get();
-    std::memcpy(CMSG_DATA(cmsg), &sent, sizeof sent);
-    _exit(fd && ::sendmsg(theirs.get(), &msg, 0) == 1 ? 0 : 2);
+    _exit(fd && handover::send_with_fd(theirs.get(), "x", fd.get()).ok() ? 0 : 2);
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return UniqueFd();
   char byte;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  if (::recvmsg(ours.get(), &msg, MSG_CMSG_CLOEXEC) != 1) return UniqueFd();
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS) return UniqueFd();
-  int received;
-  std::memcpy(&received, CMSG_DATA(cmsg), sizeof received);
-  return UniqueFd(received);
+  auto received = handover::recv_with_fd(ours.get(), &byte, 1);
+  if (!received.ok()) return UniqueFd();
+  return std::move(received->fd);
 }
 
 TEST(NetworkNamespace, ASocketOfOursIsInOurs) {
