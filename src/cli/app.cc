@@ -42,6 +42,14 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
                  "a server that never sends serverUp is up once alive this long after its "
                  "last resource (daemon setting)")
       ->capture_default_str();
+  app.add_option("--name", o.name,
+                 "APP: the app COMMAND is a version of; a deploy of the same APP replaces "
+                 "its servers and keeps its settings (default: the script's name under an "
+                 "interpreter, else the program's: `node server.js` is server)");
+  app.add_option("--replace", o.replace,
+                 "APP: this deploy may take over resources that APP serves (else another "
+                 "app's resource fails the deploy); repeatable")
+      ->allow_extra_args(false);
   app.add_option("--user", o.user,
                  "run the server as this user (name or uid; the daemon must run as root)");
   app.add_option("--group", o.group, "run the server with this group (default: the user's)");

@@ -34,6 +34,10 @@ struct GlobalOptions {
   // bind (a privileged port, a socket bound for another user).
   std::vector<std::string> grant;
   std::string ready_after;
+  // --name APP: the app this command is a version of (empty: derived from the command);
+  // --replace APP (repeatable): apps whose resources this deploy may take over.
+  std::string name;
+  std::vector<std::string> replace;
   bool takedown_signal_given = false;
   // --workers N copies of COMMAND; a deploy rolls --batch K at a time, at most --max-surge S
   // processes beyond N (0: not given; the daemon remembers the command's last values).

@@ -15,6 +15,7 @@
 #include "cli/control_client.h"
 #include "cli/deploy_progress.h"
 #include "daemon/spawn/spawn_environment.h"
+#include "protocol/app_name.h"
 #include "protocol/control_replies.h"
 #include "protocol/requests.h"
 #include "protocol/server_messages.h"
@@ -66,9 +67,18 @@ Result<daemon::SpawnSpec> spec_for(std::vector<std::string> command, const Globa
   return spec;
 }
 
-// The settings that belong to the command: --listen, --grant, --ready-after, --takedown-signal,
+// The settings that belong to the command: --name, --replace, --listen, --grant, --ready-after,
+// --takedown-signal,
 // --workers, --batch, --max-surge.
 Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spec) {
+  if (!options.name.empty()) {
+    if (Status s = protocol::check_app_name(options.name); !s.ok()) return s.wrap("--name");
+    spec.name = options.name;
+  }
+  for (const auto& app : options.replace) {
+    if (Status s = protocol::check_app_name(app); !s.ok()) return s.wrap("--replace");
+    spec.replace.push_back(app);
+  }
   for (const auto& text : options.listen) {
     auto listen = daemon::parse_listen_option(text);
     if (!listen.ok()) return listen.status();

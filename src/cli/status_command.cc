@@ -34,6 +34,7 @@ std::string format_uptime(long long ms) {
 void print_crash_loops(const std::vector<protocol::CrashLoopStatus>& loops) {
   for (const auto& loop : loops) {
     std::string command = join(loop.argv, " ");
+    if (!loop.app.empty()) command = loop.app + ": " + command;
     if (loop.worker) command.append(" (worker ").append(std::to_string(*loop.worker)).append(")");
     std::string line = "crash loop: " + command + " crashed " + std::to_string(loop.crashes) +
                        " times in " + format_uptime(loop.since_ms) + ", restarted " +
@@ -51,15 +52,16 @@ void print_table(const protocol::StatusReply& status) {
   const protocol::DaemonStatus& d = status.daemon;
   std::printf("daemon pid %s, %s, socket %s\n", std::to_string(d.pid).c_str(),
               d.stopping ? "stopping" : "running", printable(d.socket).c_str());
-  std::printf("%-8s %-4s %-6s %-10s %-8s %-8s %-28s %s\n", "PID", "GEN", "WORKER", "STATE",
-              "UPTIME", "RESTARTS", "RESOURCES", "COMMAND");
+  std::printf("%-16s %-8s %-4s %-6s %-10s %-8s %-8s %-28s %s\n", "APP", "PID", "GEN", "WORKER",
+              "STATE", "UPTIME", "RESTARTS", "RESOURCES", "COMMAND");
   for (const auto& s : status.servers) {
     std::vector<std::string> addresses;
     for (const auto& r : s.resources) addresses.push_back(r.address);
     std::string resources = printable(join(addresses, ","));
     std::string command = printable(join(s.argv, " "));
     std::string worker_text = s.worker ? std::to_string(*s.worker) : "-";
-    std::printf("%-8s %-4s %-6s %-10s %-8s %-8s %-28s %s\n", std::to_string(s.pid).c_str(),
+    std::printf("%-16s %-8s %-4s %-6s %-10s %-8s %-8s %-28s %s\n",
+                s.app.empty() ? "-" : printable(s.app).c_str(), std::to_string(s.pid).c_str(),
                 std::to_string(s.generation).c_str(), worker_text.c_str(),
                 printable(s.state).c_str(), format_uptime(s.uptime_ms).c_str(),
                 std::to_string(s.restarts).c_str(), resources.empty() ? "-" : resources.c_str(),

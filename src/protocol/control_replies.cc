@@ -232,7 +232,8 @@ Json ServerStatus::to_json() const {
   Json held = Json::array();
   for (const auto& r : resources)
     held.push_back({{"name", r.name}, {"address", r.address}, {"takenDown", r.taken_down}});
-  return {{"id", id},
+  return {{"app", app},
+          {"id", id},
           {"pid", pid},
           {"generation", generation},
           {"deployOrder", deploy_order},
@@ -248,6 +249,7 @@ Json ServerStatus::to_json() const {
 Result<ServerStatus> ServerStatus::from_json(const Json& value, const std::string& where) {
   FieldReader r(value, where);
   ServerStatus server;
+  server.app = r.string("app", false);
   server.id = r.string("id", true);
   server.pid = r.integer("pid", true, kMin, kMax);
   server.generation = r.integer("generation", true, kMin, kMax);
@@ -265,7 +267,8 @@ Result<ServerStatus> ServerStatus::from_json(const Json& value, const std::strin
 }
 
 Json CrashLoopStatus::to_json() const {
-  Json loop = {{"argv", argv},
+  Json loop = {{"app", app},
+               {"argv", argv},
                {"cwd", cwd},
                {"crashes", crashes},
                {"restarts", restarts},
@@ -278,6 +281,7 @@ Json CrashLoopStatus::to_json() const {
 Result<CrashLoopStatus> CrashLoopStatus::from_json(const Json& value, const std::string& where) {
   FieldReader r(value, where);
   CrashLoopStatus loop;
+  loop.app = r.string("app", false);
   loop.argv = r.strings("argv", true);
   loop.cwd = r.string("cwd", true);
   loop.crashes = r.integer("crashes", true, kMin, kMax);

@@ -129,6 +129,7 @@ struct HeldResource {
 };
 
 struct ServerStatus {
+  std::string app;  // the app it is a version of ("" from a daemon older than app names)
   std::string id;
   int64_t pid = 0;
   int64_t generation = 0;
@@ -147,6 +148,7 @@ struct ServerStatus {
 };
 
 struct CrashLoopStatus {
+  std::string app;
   std::vector<std::string> argv;
   std::string cwd;
   int64_t crashes = 0;

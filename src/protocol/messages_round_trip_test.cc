@@ -203,14 +203,22 @@ TEST(MessageRoundTrip, Status) {
                    {{":8080", "[::]:8080"}},
                    "127.0.0.1:9100",
                    {"/run/s.sock.state.json", false, "No space left on device", 1500}};
-  ServerStatus server{"3.x",  1234, 3,
-                      2,      "up", {"node", "a.js"},
-                      "/srv", 1,    {{":8080", "[::]:8080", false}, {"unix:/a", "/a", true}},
-                      2,      60000};
-  ServerStatus unmanaged{"1.y", 99, 1, 1, "unmanaged", {"x"}, "/", std::nullopt, {}, 0, 5};
+  ServerStatus server{"web",
+                      "3.x",
+                      1234,
+                      3,
+                      2,
+                      "up",
+                      {"node", "a.js"},
+                      "/srv",
+                      1,
+                      {{":8080", "[::]:8080", false}, {"unix:/a", "/a", true}},
+                      2,
+                      60000};
+  ServerStatus unmanaged{"x", "1.y", 99, 1, 1, "unmanaged", {"x"}, "/", std::nullopt, {}, 0, 5};
   status.servers = {server, unmanaged};
-  status.crash_loops = {{{"node", "a.js"}, "/srv", 3, 2, 4000, std::nullopt, 1600},
-                        {{"w"}, "/", 1, 0, 10, 3, std::nullopt}};
+  status.crash_loops = {{"a", {"node", "a.js"}, "/srv", 3, 2, 4000, std::nullopt, 1600},
+                        {"w", {"w"}, "/", 1, 0, 10, 3, std::nullopt}};
   EXPECT_EQ(round_trip(status), status);
   // A server that is not a worker says so with null, not by leaving "worker" out.
   EXPECT_NE(encode(status.encode()).find("\"worker\":null"), std::string::npos);

@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include "protocol/app_name.h"
 #include "protocol/bytes.h"
 
 namespace serverswap::protocol {
@@ -304,6 +305,14 @@ Result<DeployRequest> decode_deploy(const Json& body) {
     }
   }
   request.grants = r.strings("grant", false);
+  request.name = r.string("name", false, "");
+  if (r.ok() && r.has("name"))
+    if (Status s = check_app_name(request.name); !s.ok())
+      r.fail("name", "is not an app name: " + s.message());
+  request.replace = r.strings("replace", false);
+  for (const auto& app : request.replace)
+    if (Status s = check_app_name(app); r.ok() && !s.ok())
+      r.fail("replace", "holds something that is not an app name: " + s.message());
   request.ready_after_ms = r.optional_integer("readyAfterMs", 0, kMaxReadyAfterMs);
   request.takedown_signal = r.optional_string("takedownSignal");
   request.workers = r.optional_integer("workers", 1, kMaxWorkers);
@@ -329,6 +338,8 @@ Json encode_deploy(const DeployRequest& request) {
     body["listen"] = listen;
   }
   if (!request.grants.empty()) body["grant"] = request.grants;
+  if (!request.name.empty()) body["name"] = request.name;
+  if (!request.replace.empty()) body["replace"] = request.replace;
   if (request.ready_after_ms) body["readyAfterMs"] = *request.ready_after_ms;
   if (request.takedown_signal) body["takedownSignal"] = *request.takedown_signal;
   if (request.workers) body["workers"] = *request.workers;

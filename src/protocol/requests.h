@@ -116,6 +116,12 @@ struct ListenRequest {
 // them. argv, cwd and env may hold any bytes but NUL (see protocol/bytes.h).
 struct DeployRequest {
   std::vector<std::string> argv;  // non-empty
+  // "name": the app this deploy is a version of (protocol/app_name.h); empty: the daemon
+  // derives it from argv (derive_app_name).
+  std::string name;
+  // "replace": apps whose resources this deploy may take over (--replace APP); without it a
+  // resource another app serves is refused.
+  std::vector<std::string> replace;
   std::string cwd;
   std::vector<std::string> env;  // KEY=VALUE
   std::string user;

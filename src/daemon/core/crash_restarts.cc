@@ -4,6 +4,7 @@
 
 #include "base/join.h"
 #include "base/log.h"
+#include "daemon/core/apps.h"
 #include "daemon/workers/worker_roll.h"
 
 namespace serverswap::daemon {
@@ -11,7 +12,7 @@ namespace serverswap::daemon {
 using protocol::Json;
 
 std::string crash_key(const SpawnSpec& request) {
-  std::string key = command_key(request);
+  std::string key = app_of(request);
   if (request.worker >= 0) key.append(1, '\0').append(std::to_string(request.worker));
   return key;
 }
@@ -65,6 +66,13 @@ void CrashRestarts::crashed(const Server& gone) {
   }
   // A restart lost its resources to a later deploy (the newest deploy wins): so would every
   // further one (found by the simulator: a loop without end, its resources unknown).
+  // Likewise a restart refused a resource that another app serves now (--replace).
+  if (gone.restarts > 0 && !gone.lost_to_app.empty()) {
+    log_line("restart of '" + join(gone.request.argv, " ") + "' dropped: app " + gone.lost_to_app +
+             " serves its resources now");
+    loops_.erase(key);
+    return;
+  }
   if (gone.restarts > 0 && gone.failure.starts_with("superseded by generation ")) {
     log_line("restart of '" + join(gone.request.argv, " ") + "' dropped: " + gone.failure);
     loops_.erase(key);
@@ -101,6 +109,15 @@ void CrashRestarts::restart(const std::string& key) {
     loops_.erase(it);
     return;
   }
+  // Another app serves one of its resources now (a deploy with --replace took it): the
+  // restart would be refused it, so the loop is over.
+  for (const auto& name : loop.resources)
+    if (const Server* holder = other_apps_holder(host_.servers(), loop.request, name, nullptr)) {
+      log_line("restart of '" + join(loop.request.argv, " ") + "' dropped: app " +
+               app_of(holder->request) + " serves " + name + " now");
+      loops_.erase(it);
+      return;
+    }
   // A later deploy is up on one of its resources: the restart could never come up (the
   // newest deploy wins), so the loop is over.
   for (const auto& entry : host_.servers()) {
@@ -224,9 +241,9 @@ bool CrashRestarts::served_elsewhere(const std::set<std::string>& resources,
 }
 
 const Server* CrashRestarts::deploy_in_progress(const SpawnSpec& request) const {
-  std::string key = command_key(request);
+  std::string key = app_of(request);
   for (const auto& [id, s] : host_.servers())
-    if (s->starting() && s->restarts == 0 && command_key(s->request) == key) return s.get();
+    if (s->starting() && s->restarts == 0 && app_of(s->request) == key) return s.get();
   return nullptr;
 }
 
@@ -266,6 +283,7 @@ std::vector<protocol::CrashLoopStatus> CrashRestarts::status() const {
   auto now = clock_.now();
   for (const auto& [key, loop] : loops_) {
     protocol::CrashLoopStatus entry;
+    entry.app = app_of(loop->request);
     entry.argv = loop->request.argv;
     entry.cwd = loop->request.cwd;
     entry.crashes = loop->backoff.crashes();

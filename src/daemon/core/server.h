@@ -52,7 +52,8 @@ struct Server {
         settle_timer(clock),
         kill_timer(clock),
         exit_grace_timer(clock),
-        ready_after_timer(clock) {}
+        ready_after_timer(clock),
+        retire_timer(clock) {}
 
   std::string id;  // SERVERSWAP_ID
   uint64_t generation = 0;
@@ -97,6 +98,9 @@ struct Server {
   TokenBucket hellos{kHellosPerSecond, kHelloBurst};
   Signalled signalled = Signalled::kNone;
   std::string failure;  // why it failed, when it did
+  // It asked for a resource that another app serves, and was refused (Supervisor::
+  // other_apps_holder): that app. A crash restart refused so is not retried.
+  std::string lost_to_app;
   bool disconnected_before_up = false;
   int restarts = 0;  // > 0: started by the daemon after this command crashed (the nth restart)
   uint64_t start_time = 0;  // field 22 of /proc/PID/stat, recorded in state.json
@@ -119,6 +123,9 @@ struct Server {
   std::string refused_ready_comm;  // the sender's comm, read when it was refused
   std::string main_comm;           // the main process's comm at that moment
   Timer ready_after_timer;         // --ready-after: alive this long = up (weaker)
+  // Up: once it has been up for --settle, the older versions of its app are taken down on
+  // what it did not take over (Supervisor::retire_older_versions).
+  Timer retire_timer;
 
   bool alive() const { return state != ServerState::kGone; }
   // May be accepting on what it holds, and is taken down when a newer server of its

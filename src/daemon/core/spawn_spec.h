@@ -9,6 +9,7 @@
 
 #include "base/duration.h"
 #include "daemon/service/identity.h"
+#include "protocol/app_name.h"
 
 namespace serverswap::daemon {
 
@@ -24,6 +25,11 @@ struct ListenAddress {
 // A command as deployed, with the settings that belong to it (not to the daemon): a later
 // deploy, reload or restart of the same command starts it with the same ones.
 struct SpawnSpec {
+  // The app it is a version of (--name, else derived from argv: protocol/app_name.h).
+  std::string name;
+  // --replace APP: apps whose resources it may take over (else another app's resource is
+  // refused). Given per deploy, never remembered.
+  std::vector<std::string> replace;
   std::vector<std::string> argv;
   std::string cwd;
   std::vector<std::string> env;  // "K=V"
@@ -45,5 +51,17 @@ struct SpawnSpec {
   std::string group;
   std::optional<Identity> run_as;
 };
+
+// The app `spec` is a version of: its name, or the one derived from its argv when it has
+// none (a spec made in a test, or recorded by a daemon older than app names). Deploys of
+// one app are versions of each other: the newest supersedes and replaces the others.
+inline std::string app_of(const SpawnSpec& spec) {
+  return spec.name.empty() ? protocol::derive_app_name(spec.argv) : spec.name;
+}
+
+// One command line of an app (argv and working directory): what tells an app's old version
+// from its new one where both are running (WorkerRolls: is this old worker the version a
+// failed roll goes back to?).
+std::string command_line_key(const SpawnSpec& spec);
 
 }  // namespace serverswap::daemon

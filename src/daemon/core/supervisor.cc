@@ -13,6 +13,7 @@
 
 #include "base/join.h"
 #include "base/log.h"
+#include "daemon/core/apps.h"
 #include "daemon/process/process_tree.h"
 #include "daemon/spawn/spawn_environment.h"
 #include "daemon/workers/worker_roll.h"
@@ -105,8 +106,8 @@ std::string make_id(uint64_t generation) {
 
 }  // namespace
 
-std::string command_key(const SpawnSpec& request) {
-  return join(request.argv, std::string_view("\0", 1)) + std::string(2, '\0') + request.cwd;
+std::string command_line_key(const SpawnSpec& spec) {
+  return join(spec.argv, std::string_view("\0", 1)) + std::string(2, '\0') + spec.cwd;
 }
 
 namespace {
@@ -151,11 +152,10 @@ void Supervisor::deploy(const SpawnSpec& request, Sink requester, bool follow_ex
   if (!started) return;
   // The newest deploy wins: an earlier one of the same command that is not up yet is
   // superseded (a newer deploy of the same resource supersedes it when it asks for it).
-  std::string key = command_key(request);
+  std::string key = app_of(request);
   std::vector<std::string> older;
   for (const auto& [id, s] : servers_)
-    if (s.get() != started && s->starting() && s->request.worker < 0 &&
-        command_key(s->request) == key)
+    if (s.get() != started && s->starting() && s->request.worker < 0 && app_of(s->request) == key)
       older.push_back(id);
   for (const auto& id : older)
     if (Server* s = find(id)) supersede(*s, *started);
@@ -219,12 +219,15 @@ bool Supervisor::keep_serving(Server& server, const std::string& why) {
   return true;
 }
 
-// A newer server of the same slot that holds one of `server`'s resources and is starting or
-// up: the server that wins those resources, so `server` may not come up.
+// A newer server of the same slot that is a version of the same app, or holds one of
+// `server`'s resources, and is starting or up: the server that wins, so `server` may not
+// come up.
 const Server* Supervisor::newer_holder(const Server& server) const {
+  std::string app = app_of(server.request);
   for (const auto& [id, other] : servers_) {
     if (other.get() == &server || !newer(*other, server) || !same_slot(*other, server)) continue;
     if (!other->starting() && !other->serving()) continue;
+    if (app_of(other->request) == app) return other.get();  // a newer version of its app
     for (const auto& [name, spelled] : server.held)
       if (other->held.count(name)) return other.get();
   }
@@ -270,6 +273,10 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
     sink(protocol::DeployFailed{std::nullopt, why.message(), std::nullopt}.encode());
     return nullptr;
   };
+  for (const auto& l : request.listen)
+    if (auto parsed = protocol::parse_resource(l.resource); parsed.ok())
+      if (const Server* holder = other_apps_holder(servers_, request, parsed->name(), nullptr))
+        return refuse(claimed_by(request, *holder).wrap("--listen " + l.resource));
   auto passed = bind_listen_sockets(sockets_, request.listen);
   if (!passed.ok()) return refuse(passed.status());
   std::vector<std::string> daemon_env = {"SERVERSWAP_SOCKET=" + options_.socket_path,
@@ -520,14 +527,19 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
                            ": this server's deploy failed; it only keeps serving what it took "
                            "over with serving",
                        m);
+  // A starting server that already serves what it took over with `serving` keeps it.
   auto refused = [&](const Status& why) {
     reply_error(connection, why.message(), m);
-    if (server.starting()) fail(server, why.message());
+    if (server.starting() && !keep_serving(server, why.message())) fail(server, why.message());
   };
   if (!server.held.count(name) && !server.asking.count(name) &&
       server.held.size() + server.asking.size() >= kMaxResourcesPerServer)
     return refused(Status::error("readyFor " + name + ": a server may hold at most " +
                                  std::to_string(kMaxResourcesPerServer) + " resources"));
+  if (const Server* holder = other_apps_holder(servers_, server.request, name, &server)) {
+    server.lost_to_app = app_of(holder->request);
+    return refused(claimed_by(server.request, *holder).wrap("readyFor " + name));
+  }
   std::optional<Listeners::BindAs> bind_as;
   if (Status s = may_hold(server, *resource, &bind_as); !s.ok()) return refused(s);
   // A Unix socket bound as another user (--user) comes back later, from a child that binds
@@ -558,10 +570,17 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
         std::optional<Listeners::BindAs> again;
         if (Status may = checked && entry.ok() ? may_hold(*s, r, &again) : Status(); !may.ok())
           entry = may;
+        // Another app may have claimed it meanwhile.
+        if (const Server* holder =
+                entry.ok() ? other_apps_holder(servers_, s->request, name, s) : nullptr) {
+          s->lost_to_app = app_of(holder->request);
+          entry = claimed_by(s->request, *holder).wrap("readyFor " + name);
+        }
         if (!entry.ok()) {
           close_idle_sockets();
           reply_error(*c, entry.status().message(), m);
-          if (s->starting()) fail(*s, entry.status().message());
+          if (s->starting() && !keep_serving(*s, entry.status().message()))
+            fail(*s, entry.status().message());
           return;
         }
         // Asked again for what it holds: answered the same (docs/protocol.md, section 5: the
@@ -753,12 +772,18 @@ void Supervisor::become_up(Server& server, const std::string& how) {
     deploys_.check(server.id);
     return rolls_.worker_up(server);
   }
+  std::string app = app_of(server.request);
+  std::vector<std::string> older_versions;
   for (auto& [id, other] : servers_) {
     if (other.get() == &server || newer(*other, server)) continue;
     if (!same_slot(server, *other)) continue;
+    // Where they share a resource, the older server is replaced now; an older version of its
+    // app also on the rest, after --settle (retire_older_versions).
+    bool same_app = app_of(other->request) == app;
     std::set<std::string> shared;
     for (const auto& [name, spelled] : server.held)
       if (other->held.count(name)) shared.insert(name);
+    if (same_app) older_versions.push_back(id);
     if (shared.empty()) continue;
     if (other->starting()) {
       std::string why =
@@ -771,7 +796,46 @@ void Supervisor::become_up(Server& server, const std::string& how) {
     }
   }
   rolls_.newer_up(server);
+  // Those that still serve elsewhere go after --settle; the deploy waits for them to exit,
+  // as for any server it replaces.
+  bool retiring = false;
+  for (const auto& id : older_versions)
+    if (Server* other = find(id); other && other->serving()) {
+      deploys_.replacing(server.id, *other);
+      retiring = true;
+    }
+  if (retiring) {
+    std::string id = server.id;
+    server.retire_timer.start(options_.settle, [this, id] {
+      if (Server* s = find(id); s && s->state == ServerState::kUp) retire_older_versions(*s);
+    });
+  }
   deploys_.check(server.id);
+}
+
+// Apps (docs/architecture.md, "Apps"): a new version replaces its app's older servers even
+// where its resources changed (an app moved to a new port), once it has been up for
+// --settle: the time an up server is given to ask for the rest of what it serves (holds()),
+// so that an old version is never taken down on a resource the new one takes over a moment
+// later. Other apps are replaced only where they share a resource.
+void Supervisor::retire_older_versions(Server& server) {
+  std::string app = app_of(server.request);
+  std::vector<std::string> older;
+  for (const auto& [id, other] : servers_)
+    if (other.get() != &server && !newer(*other, server) && same_slot(server, *other) &&
+        other->serving() && app_of(other->request) == app)
+      older.push_back(id);
+  for (const auto& id : older) {
+    Server* other = find(id);
+    if (!other || !other->serving()) continue;
+    std::set<std::string> rest;
+    for (const auto& [name, spelled] : other->held)
+      if (!other->taken.count(name)) rest.insert(name);
+    replace(*other, rest,
+            "replaced by generation " + std::to_string(server.generation) +
+                ", a newer version of app " + app,
+            server);
+  }
 }
 
 void Supervisor::take_down(Server& victim, const std::set<std::string>& resources,
@@ -1103,6 +1167,7 @@ std::vector<protocol::ServerStatus> Supervisor::server_status() const {
       resources.push_back({name, entry ? entry->address : "", s->taken.count(name) > 0});
     }
     protocol::ServerStatus server;
+    server.app = app_of(s->request);
     server.id = id;
     server.pid = s->pid;
     server.generation = s->generation;
@@ -1174,7 +1239,7 @@ std::vector<SpawnSpec> Supervisor::up_requests() const {
   std::set<std::string> rolled;  // workers of one command: one redeploy rolls them all
   for (const auto& [id, s] : servers_) {
     if (!s->serving() || !s->taken.empty()) continue;
-    if (s->request.worker >= 0 && !rolled.insert(command_key(s->request)).second) continue;
+    if (s->request.worker >= 0 && !rolled.insert(app_of(s->request)).second) continue;
     requests.push_back(s->request);
   }
   return requests;

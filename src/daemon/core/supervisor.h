@@ -196,6 +196,7 @@ class Supervisor {
   // `by` takes `victim` down on `shared`; its deploy waits for the victim if it drains.
   void replace(Server& victim, const std::set<std::string>& shared, const std::string& why,
                const Server& by);
+  void retire_older_versions(Server& server);
   void begin_draining(Server& server);
   void fail(Server& server, const std::string& reason, Millis signal_after = Millis(0));
   void exited(const std::string& id, int64_t status, int term_signal);

@@ -77,8 +77,11 @@ class SupervisorTest : public ::testing::Test {
     spec.workers = workers;
     return deploy_spec(std::move(spec));
   }
+  // The tests' apps are "srv" (versions "srv v1", "srv v2", ...), "wrk" and "alt"; each may
+  // take the others' resources over (--replace), as any command could before apps had names.
   size_t deploy_spec(SpawnSpec spec) {
     spec.cwd = "/srv";
+    if (spec.replace.empty()) spec.replace = {"srv", "wrk", "alt"};
     size_t index = outcomes_.size();
     outcomes_.emplace_back();
     supervisor_->deploy(
@@ -256,7 +259,7 @@ TEST_F(SupervisorTest, TheNewestDeployOfACommandSupersedesOneThatIsNotUpYet) {
 }
 
 TEST_F(SupervisorTest, AServerThatComesUpAfterANewerOneOfItsResourceIsSuperseded) {
-  size_t older = deploy({"srv", "v1"});
+  size_t older = deploy({"alt", "v1"});  // another app: a version of "srv" is superseded at once
   pid_t older_pid = last_pid();
   size_t newer = deploy({"srv", "v2"});
   bring_up(last_pid(), ":8080");
@@ -784,6 +787,10 @@ TEST_F(SupervisorTest, ARollThatSupersededAnotherGivesBackTheOldVersionTheOtherR
   ASSERT_NE(b1, b0) << "worker 1 starts once old worker 0 has exited";
   size_t roll = deploy_spec(one_by_one);  // supersedes the roll in progress
   EXPECT_EQ(outcome(superseded).rfind("failed: superseded", 0), 0u) << outcome(superseded);
+  // Versions of one app: the superseded roll's worker still starting is stopped, and the
+  // new roll starts once it has exited (--max-surge 1).
+  EXPECT_EQ(state_of(b1), "failed");
+  processes_.exit(b1, 0, SIGTERM);
   pid_t c0 = last_pid();
   ASSERT_GT(c0, b1);
   processes_.exit(c0, 1, 0);  // the newer roll fails
@@ -897,7 +904,7 @@ TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {
 // resource stays the other server's, which stays up, and its socket is not the daemon's.
 TEST_F(SupervisorTest, AResumeOfAnotherUsersServerGetsOnlyWhatItWasRecordedHolding) {
   pid_t root_server = deploy_up({"srv", "root"}, ":8080").pid;
-  pid_t theirs = deploy_up({"srv", "nobody"}, ":9090").pid;
+  pid_t theirs = deploy_up({"alt", "nobody"}, ":9090").pid;
   restart_daemon();
   auto resume = [&](pid_t pid, uid_t uid, const std::vector<std::string>& holding) {
     uint64_t id = next_peer_++;
@@ -956,7 +963,7 @@ TEST_F(SupervisorTest, ASocketBoundForAnotherUserMeanwhileIsNotHandedToAUserServ
   deploy({"srv", "a"}, "nobody");
   FakePeer& first = hello(last_pid());
   send(first, protocol::make("readyFor", resource));
-  deploy({"srv", "b"}, "daemon");
+  deploy({"alt", "b"}, "daemon");
   FakePeer& second = hello(last_pid());
   send(second, protocol::make("readyFor", resource));
   ASSERT_EQ(listeners_.deferred(), 2u);

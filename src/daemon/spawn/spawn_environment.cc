@@ -160,6 +160,8 @@ Status parse_command_settings(const protocol::DeployRequest& request, SpawnSpec&
 Result<SpawnSpec> spec_from_request(const protocol::DeployRequest& request) {
   SpawnSpec spec;
   spec.argv = request.argv;
+  spec.name = request.name.empty() ? protocol::derive_app_name(request.argv) : request.name;
+  spec.replace = request.replace;
   // Without one, "/" (systemd's WorkingDirectory= default), never the daemon's own.
   spec.cwd = request.cwd.empty() ? "/" : request.cwd;
   spec.env = request.env;
@@ -173,6 +175,8 @@ Result<SpawnSpec> spec_from_request(const protocol::DeployRequest& request) {
 protocol::DeployRequest request_from_spec(const SpawnSpec& spec, bool follow_exit) {
   protocol::DeployRequest request;
   request.argv = spec.argv;
+  request.name = spec.name;
+  request.replace = spec.replace;
   request.cwd = spec.cwd;
   request.env = spec.env;
   request.user = spec.user;
@@ -190,7 +194,7 @@ protocol::DeployRequest request_from_spec(const SpawnSpec& spec, bool follow_exi
 }
 
 void RememberedSettings::apply(SpawnSpec& spec) {
-  SpawnSpec& last = by_command_[{spec.argv, spec.cwd}];
+  SpawnSpec& last = by_app_[app_of(spec)];
   if (spec.listen.empty()) spec.listen = last.listen;
   if (spec.grants.empty()) spec.grants = last.grants;
   if (!spec.ready_after) spec.ready_after = last.ready_after;

@@ -77,16 +77,18 @@ Result<SpawnSpec> spec_from_request(const protocol::DeployRequest& request);
 // The other way: what the CLI sends and state.json keeps (run_as is not part of it).
 protocol::DeployRequest request_from_spec(const SpawnSpec& spec, bool follow_exit = false);
 
-// Settings remembered by command (argv and working directory): a deploy that gives no
-// --listen, --grant, --ready-after, --takedown-signal or --workers gets those of the command's last
-// deploy, so
-// that running the same command again swaps it.
+// Settings remembered by app (app_of): a deploy that gives no --listen, --grant,
+// --ready-after, --takedown-signal or --workers gets those of its app's last deploy, so that
+// running the same command again -- or a changed one, from another release directory --
+// swaps it the same way.
 class RememberedSettings {
  public:
   void apply(SpawnSpec& spec);
+  // `rm APP`: its settings are forgotten.
+  void forget(const std::string& app) { by_app_.erase(app); }
 
  private:
-  std::map<std::pair<std::vector<std::string>, std::string>, SpawnSpec> by_command_;
+  std::map<std::string, SpawnSpec> by_app_;
 };
 
 // Why a server was not up within --ready-timeout, and what it would need.

@@ -277,6 +277,7 @@ class World {
     spec.argv = kCommands[pick(kCommands.size())];
     if (chance(0.5)) spec.argv.push_back("v" + std::to_string(pick(3)));
     spec.cwd = "/srv";
+    name_app(spec);
     start_deploy(spec, "deploy");
   }
 
@@ -299,12 +300,21 @@ class World {
     spec.cwd = "/srv";
     for (const auto& r : command.listen) spec.listen.push_back({"", r});
     if (!command.listen.empty() && chance(0.4)) spec.ready_after = Millis(500 * (1 + pick(2)));
+    name_app(spec);
     if (command.workers) {
       spec.workers = 2 + static_cast<int>(pick(2));
       if (chance(0.5)) spec.batch = 1 + static_cast<int>(pick(2));
       if (chance(0.5)) spec.max_surge = 1 + static_cast<int>(pick(2));
     }
     start_deploy(spec, "deploy");
+  }
+
+  // Apps: a command's letter names its app ("srv A v1" is a version of A). Most deploys may
+  // take over what other apps serve (--replace), as the classic mix's commands always could;
+  // the others meet the rule that another app's resource is refused.
+  void name_app(SpawnSpec& spec) {
+    spec.name = spec.argv[1];
+    if (chance(0.8)) spec.replace = {"A", "B", "C", "D", "W", "X", "L", "M"};
   }
 
   void reload() {
@@ -319,6 +329,7 @@ class World {
     std::erase_if(spec.env, [](const std::string& e) { return e.starts_with(kRelease); });
     spec.env.push_back(kRelease + std::to_string(index));
     std::string command = join(spec.argv, " ");
+    if (!spec.replace.empty()) command += " --replace *";
     for (const auto& l : spec.listen) command += " --listen " + l.resource;
     if (spec.ready_after) command += " --ready-after " + std::to_string(spec.ready_after->count());
     if (spec.workers) command += " --workers " + std::to_string(*spec.workers);
@@ -479,7 +490,12 @@ class World {
          (m.exit_signal ? " (signal " + std::to_string(m.exit_signal) + ")" : ""));
     m.exit_pending = false;
     m.exited = true;
-    m.accepting.clear();
+    // An exit with an error status that nobody asked for (a client giving up after a refused
+    // readyFor) is a crash: its resources are excused from I1 as crash() excuses them.
+    std::set<std::string> lost = std::exchange(m.accepting, {});
+    if (!m.exit_signal && m.exit_status != 0)
+      for (const auto& r : lost)
+        if (up_acceptors(r) == 0) excused_.insert(r);
     processes_.exit(pid, m.exit_signal ? 0 : m.exit_status, m.exit_signal);
   }
 
@@ -571,10 +587,12 @@ class World {
         m.exit_status = 0;
       }
     } else if (name == "error") {
-      // A refused readyFor: a real client gives up and exits.
+      // A refused readyFor: a real client gives up and exits -- on its own, as a crash, where
+      // it said `serving` (I1's exception, as for `fail`).
       if (!m.exit_pending && !m.was_up) {
         m.exit_pending = true;
         m.exit_status = 1;
+        for (const auto& r : m.serving) excused_.insert(r);
       }
     }
   }
@@ -681,12 +699,23 @@ class World {
       // A worker of a failed roll goes while an up server of the old version serves (the
       // roll is undone; the resource is never without an up server).
       if (m.worker >= 0 && m.tag >= 0 && deploys_[m.tag].failing && other_up_serves(m, r)) continue;
+      // A newer server up there, or (apps) a newer version of its app that is up: an app's
+      // new version replaces the old on everything the old one held.
       bool newer_up = false;
-      for (const auto& [pid, other] : models_)
-        if (std::pair(other.rank, other.generation) > std::pair(m.rank, m.generation) &&
-            (really_up(other) || other.serving.count(r)) && !other.exited &&
-            other.accepting.count(r))
+      for (const auto& [pid, other] : models_) {
+        if (std::pair(other.rank, other.generation) <= std::pair(m.rank, m.generation) ||
+            other.exited)
+          continue;
+        if ((really_up(other) || other.serving.count(r)) && other.accepting.count(r))
           newer_up = true;
+        if (really_up(other) && app_of_model(other) == app_of_model(m) &&
+            (m.worker < 0 || other.worker < 0 || other.worker == m.worker)) {
+          newer_up = true;
+          // The app's new version, up and settled, does not serve r: the app left it (I1's
+          // exception: a deliberate move, as when an app's new release listens elsewhere).
+          if (!other.accepting.count(r)) excused_.insert(r);
+        }
+      }
       if (!newer_up)
         return violated(
             "I2: pid " + std::to_string(m.pid) + " (gen " + std::to_string(m.generation) +
@@ -694,6 +723,9 @@ class World {
             ") taken down on " + r + " by " + how + " while no newer server holding it is up");
     }
   }
+
+  // The simulator names each app by its command's letter (name_app).
+  static std::string app_of_model(const Model& m) { return m.argv.size() > 1 ? m.argv[1] : ""; }
 
   bool other_up_serves(const Model& m, const std::string& r) const {
     for (const auto& [pid, other] : models_)

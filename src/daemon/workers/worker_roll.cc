@@ -31,7 +31,7 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
     sink(protocol::DeployFailed{std::nullopt, error, std::nullopt}.encode());
     return;
   }
-  std::string key = command_key(request);
+  std::string key = app_of(request);
   // The newest deploy wins: a rollout of this command still in progress is superseded (its
   // workers not yet up are stopped; what it replaced is started again, and this rollout
   // replaces that in turn).
@@ -88,7 +88,7 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
   // worker of the same command and index took its crash loop over, and when the roll failed
   // nothing started the old version there again (one worker short once quiet).
   for (const auto& loop : host_.crash_loops()) {
-    if (loop.rank >= roll->first_generation || command_key(loop.request) != key) continue;
+    if (loop.rank >= roll->first_generation || app_of(loop.request) != key) continue;
     int index = std::max(loop.request.worker, 0);
     if (auto from = roll->inherited_from.find(index);
         from != roll->inherited_from.end() && from->second == loop.rank)
@@ -126,7 +126,7 @@ bool WorkerRolls::is_worker(const Roll& roll, const Server& server) const {
   if (worker->second == server.id) return true;
   const Server* was = find(worker->second);
   return (!was || !was->alive()) && server.rank >= roll.first_generation &&
-         command_key(server.request) == roll.key;
+         app_of(server.request) == roll.key;
 }
 
 const WorkerRolls::Roll* WorkerRolls::roll_of(const Server& server) const {
@@ -180,7 +180,7 @@ const Server* WorkerRolls::find(const std::string& id) const {
 bool WorkerRolls::is_old_copy(const Roll& roll, const Server& server) const {
   // By deploy order: a crash restart of an old copy started during the roll is an old copy.
   if (server.rank >= roll.first_generation || roll.concerns(server.id)) return false;
-  if (command_key(server.request) == roll.key) return true;
+  if (app_of(server.request) == roll.key) return true;
   for (const auto& [name, spelled] : server.held)
     if (roll.resources.count(name)) return true;
   return false;
@@ -430,7 +430,7 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   // The crash restarts of its workers that came up stand for them (not in `workers` yet).
   for (const auto& [id, s] : host_.servers())
     if (s->alive() && s->restarts > 0 && s->rank == roll->first_generation &&
-        command_key(s->request) == roll->key && roll->workers.count(s->request.worker) &&
+        app_of(s->request) == roll->key && roll->workers.count(s->request.worker) &&
         roll->workers.at(s->request.worker) != id && !find(roll->workers.at(s->request.worker)))
       workers.emplace_back(s->request.worker, id);
   // Those still starting fail first (a crash restart of one that came up, as it would if up):
@@ -523,7 +523,7 @@ void WorkerRolls::note_old(Roll& roll, const Server& server) {
 
 bool WorkerRolls::old_loop_goes_on(const Roll& roll, int index) const {
   auto old = roll.old.find(index);
-  std::string key = old == roll.old.end() ? "" : command_key(old->second.request);
+  std::string key = old == roll.old.end() ? "" : command_line_key(old->second.request);
   for (const auto& loop : host_.crash_loops()) {
     if (loop.rank >= roll.first_generation || std::max(loop.request.worker, 0) != index) continue;
     // The crash loop of a superseded roll's worker whose old version this roll inherited
@@ -531,7 +531,7 @@ bool WorkerRolls::old_loop_goes_on(const Roll& roll, int index) const {
     if (auto from = roll.inherited_from.find(index);
         from != roll.inherited_from.end() && from->second == loop.rank)
       continue;
-    if (command_key(loop.request) == key) return true;
+    if (command_line_key(loop.request) == key) return true;
     for (const auto& name : loop.resources)
       if (roll.resources.count(name)) return true;
   }
@@ -541,10 +541,10 @@ bool WorkerRolls::old_loop_goes_on(const Roll& roll, int index) const {
 bool WorkerRolls::old_version_serves(const Roll& roll, int index) const {
   auto old = roll.old.find(index);
   if (old == roll.old.end()) return false;
-  std::string key = command_key(old->second.request);
+  std::string key = command_line_key(old->second.request);
   for (const auto& [id, s] : host_.servers())
     if (s->serving() && is_old_copy(roll, *s) && std::max(s->request.worker, 0) == index &&
-        command_key(s->request) == key && s->taken.size() < s->held.size())
+        command_line_key(s->request) == key && s->taken.size() < s->held.size())
       return true;
   return false;
 }

@@ -24,10 +24,6 @@
 
 namespace serverswap::daemon {
 
-// Deploys of the same command are recognised by argv and working directory (not the
-// environment, which differs between shells); the worker index is not part of it.
-std::string command_key(const SpawnSpec& request);
-
 class WorkerRolls {
  public:
   using Sink = std::function<void(const protocol::Json&)>;
@@ -133,7 +129,7 @@ class WorkerRolls {
 
     uint64_t id = 0;
     SpawnSpec request;  // the new version; each worker gets `worker` set
-    std::string key;    // command_key(request)
+    std::string key;    // app_of(request): the app it rolls
     Sink sink;
     bool follow_exit = false;
     RolloutPlan plan;
