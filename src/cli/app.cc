@@ -48,7 +48,7 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
                  "interpreter, else the program's: `node server.js` is server)");
   app.add_option("--replace", o.replace,
                  "APP: this deploy may take over resources that APP serves (else another "
-                 "app's resource fails the deploy); repeatable")
+                 "app's resource fails the deploy); repeatable; '*': any app's")
       ->allow_extra_args(false);
   app.add_option("--user", o.user,
                  "run the server as this user (name or uid; the daemon must run as root)");

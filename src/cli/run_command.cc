@@ -76,6 +76,10 @@ Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spe
     spec.name = options.name;
   }
   for (const auto& app : options.replace) {
+    if (app == "*") {  // whoever holds it: the original tool's rule, said explicitly
+      spec.replace.push_back(app);
+      continue;
+    }
     if (Status s = protocol::check_app_name(app); !s.ok()) return s.wrap("--replace");
     spec.replace.push_back(app);
   }

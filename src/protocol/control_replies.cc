@@ -267,12 +267,8 @@ Result<ServerStatus> ServerStatus::from_json(const Json& value, const std::strin
 }
 
 Json CrashLoopStatus::to_json() const {
-  Json loop = {{"app", app},
-               {"argv", argv},
-               {"cwd", cwd},
-               {"crashes", crashes},
-               {"restarts", restarts},
-               {"since_ms", since_ms}};
+  Json loop = {{"app", app},         {"argv", argv},         {"cwd", cwd},
+               {"crashes", crashes}, {"restarts", restarts}, {"since_ms", since_ms}};
   if (worker) loop["worker"] = *worker;
   if (next_restart_ms) loop["next_restart_ms"] = *next_restart_ms;
   return loop;

@@ -311,7 +311,7 @@ Result<DeployRequest> decode_deploy(const Json& body) {
       r.fail("name", "is not an app name: " + s.message());
   request.replace = r.strings("replace", false);
   for (const auto& app : request.replace)
-    if (Status s = check_app_name(app); r.ok() && !s.ok())
+    if (Status s = app == "*" ? Status() : check_app_name(app); r.ok() && !s.ok())
       r.fail("replace", "holds something that is not an app name: " + s.message());
   request.ready_after_ms = r.optional_integer("readyAfterMs", 0, kMaxReadyAfterMs);
   request.takedown_signal = r.optional_string("takedownSignal");

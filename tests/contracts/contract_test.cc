@@ -269,11 +269,11 @@ TEST(ContractsUnderTheDaemon, EachProbeSeesTheDaemonsSockets) {
   std::string reference;
   for (const Probe& probe : probes) {
     const std::string prefix = daemon.dir() + "/" + probe.label;
-    std::vector<std::string> argv = {SERVERSWAP_BIN,    "--socket",
-                                     daemon.socket(),   "--listen",
-                                     "web=127.0.0.1:0", "--listen",
-                                     unix_resource,     "--",
-                                     "/usr/bin/env",    "PYTHONPATH=" PYTHON_CLIENT_DIR};
+    // Every probe is a version of one app (the probes are different programs).
+    std::vector<std::string> argv = {
+        SERVERSWAP_BIN, "--socket", daemon.socket(),   "--name",
+        "probe",        "--listen", "web=127.0.0.1:0", "--listen",
+        unix_resource,  "--",       "/usr/bin/env",    "PYTHONPATH=" PYTHON_CLIENT_DIR};
     argv.insert(argv.end(), probe.argv.begin(), probe.argv.end());
     argv.push_back(prefix);
     argv.push_back("web");

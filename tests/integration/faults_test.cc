@@ -18,6 +18,7 @@ class Faults : public ::testing::Test {
   Faults() : daemon_({"--takedown-timeout", "2s", "--ready-timeout", "3s", "--settle", "200ms"}) {}
 
   void SetUp() override {
+    daemon_.deploy_options = {"--name", "web"};  // each faulty server is a release of one app
     auto first = daemon_.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
     ASSERT_EQ(first.code, 0) << first.output;
     address_ = daemon_.address_of("127.0.0.1:0");

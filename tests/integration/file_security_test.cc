@@ -128,12 +128,13 @@ TEST_F(SecurityFiles, DescriptorsTheDaemonInheritedReachNoServer) {
   ASSERT_TRUE(daemon.wait_for_output("daemon listening on", 20s)) << daemon.output();
   ASSERT_TRUE(has_open(daemon.pid(), secret));  // the test sees what it means to
   // Two servers side by side: on sockets of their own.
-  auto mine = serverswap(sock, {HELLO_SERVER_BIN, "unix:" + dir.path() + "/mine.sock"}, 20s);
+  auto mine = serverswap(
+      sock, {"--name", "mine", HELLO_SERVER_BIN, "unix:" + dir.path() + "/mine.sock"}, 20s);
   ASSERT_EQ(mine.code, 0) << mine.output;
-  auto theirs = serverswap(
-      sock,
-      {"--user", "nobody", HELLO_SERVER_BIN, "127.0.0.1:" + std::to_string(free_ephemeral_port())},
-      20s);
+  auto theirs = serverswap(sock,
+                           {"--name", "theirs", "--user", "nobody", HELLO_SERVER_BIN,
+                            "127.0.0.1:" + std::to_string(free_ephemeral_port())},
+                           20s);
   ASSERT_EQ(theirs.code, 0) << theirs.output;
   auto status = serverswap(sock, {"status", "--json"}, 20s);
   std::vector<pid_t> pids;

@@ -143,7 +143,9 @@ DaemonUnderTest::Outcome DaemonUnderTest::deploy(const std::vector<std::string>&
 
 std::unique_ptr<Child> DaemonUnderTest::start_deploy(const std::vector<std::string>& command,
                                                      const std::string& program) {
-  std::vector<std::string> argv = {program, "--socket", socket_, "--"};
+  std::vector<std::string> argv = {program, "--socket", socket_};
+  argv.insert(argv.end(), deploy_options.begin(), deploy_options.end());
+  argv.push_back("--");
   argv.insert(argv.end(), command.begin(), command.end());
   return std::make_unique<Child>(argv);
 }

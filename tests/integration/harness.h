@@ -69,6 +69,10 @@ class DaemonUnderTest {
     std::string output;
   };
   Outcome deploy(const std::vector<std::string>& command, Millis timeout = 30s);
+  // Options every deploy() and start_deploy() of this daemon passes before the command, for
+  // tests whose different programs share a resource: {"--replace", "*"} lets each take over
+  // from any app, as the tool did before apps had names.
+  std::vector<std::string> deploy_options;
   // Starts a deploy without waiting (races, deploy mode).
   std::unique_ptr<Child> start_deploy(const std::vector<std::string>& command,
                                       const std::string& program = SERVERSWAP_BIN);

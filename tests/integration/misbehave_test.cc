@@ -50,6 +50,8 @@ bool running(pid_t pid) {
 
 TEST(Misbehave, ForkedChildrenClosedConnectionAndUntoldExitLeaveNoZombieNoFd) {
   DaemonUnderTest daemon({"--takedown-timeout", "2s", "--settle", "200ms"});
+  // Every command here is a version of one app.
+  daemon.deploy_options = {"--name", "web"};
   const std::vector<std::string> hello = {HELLO_SERVER_BIN, "127.0.0.1:0"};
   ASSERT_EQ(daemon.deploy(hello).code, 0);
   std::string address = daemon.address_of("127.0.0.1:0");

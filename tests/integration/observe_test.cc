@@ -188,7 +188,10 @@ std::string cmdline_of(pid_t pid) {
 
 TEST(ObserveTest, StatusJsonMatchesTheProcessTable) {
   DaemonUnderTest daemon;
+  // Two apps side by side (one program: else the second would be a new version of the first).
+  daemon.deploy_options = {"--name", "a"};
   ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"}).code, 0);
+  daemon.deploy_options = {"--name", "b"};
   ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, "unix:" + daemon.dir() + "/b.sock"}).code, 0);
   auto status = daemon.status();
   ASSERT_EQ(status["servers"].size(), 2u) << status.dump();

@@ -107,6 +107,8 @@ bool have_python() {
 TEST(Peers, ReadyFromAWrapperScriptsChildIsIgnoredAndTheDeployExplainsWhy) {
   if (!have_python()) GTEST_SKIP() << "python3 is not installed";
   DaemonUnderTest daemon({"--takedown-timeout", "5s", "--ready-timeout", "3s"});
+  // Every command here is a version of one app.
+  daemon.deploy_options = {"--name", "web"};
   uint16_t port = free_ephemeral_port();
   ASSERT_NE(port, 0);
   const std::string listen = "127.0.0.1:" + std::to_string(port);

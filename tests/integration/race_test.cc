@@ -32,6 +32,8 @@ verify::LoadOptions load_on(const std::string& host, uint16_t port, verify::Mode
 
 TEST(Race, TenDeploysOfTheSameCommandAtOnceOneWinsUnderLoad) {
   DaemonUnderTest daemon;
+  // Every command here is a version of one app.
+  daemon.deploy_options = {"--name", "web"};
   auto first = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0"});
   ASSERT_EQ(first.code, 0) << first.output;
   auto [host, port] = split_address(daemon.address_of("127.0.0.1:0"));
@@ -90,6 +92,8 @@ TEST(Race, TenDeploysOfTheSameCommandAtOnceOneWinsUnderLoad) {
 // side by side): each is superseded at once.
 TEST(Race, TenVersionsOnOnePortTheNewestWinsWhateverComesUpFirst) {
   DaemonUnderTest daemon;
+  // Every command here is a version of one app.
+  daemon.deploy_options = {"--name", "web"};
   auto first = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0", "--body", "gen0"});
   ASSERT_EQ(first.code, 0) << first.output;
   auto [host, port] = split_address(daemon.address_of("127.0.0.1:0"));
@@ -149,6 +153,8 @@ TEST(Race, TenVersionsOnOnePortTheNewestWinsWhateverComesUpFirst) {
 // a roll in progress); the winner rolls its two workers over the old ones under load.
 TEST(Race, TenRollingDeploysOfWorkersAtOnceTheNewestWinsUnderLoad) {
   DaemonUnderTest daemon;
+  // Every command here is a version of one app.
+  daemon.deploy_options = {"--name", "web"};
   auto deploy_workers = [&](const std::vector<std::string>& command, const std::string& version) {
     std::vector<std::string> argv = {SERVERSWAP_BIN, "--socket", daemon.socket(),
                                      "--workers",    "2",        "--"};
@@ -218,6 +224,8 @@ TEST(Race, TenRollingDeploysOfWorkersAtOnceTheNewestWinsUnderLoad) {
 // version.
 TEST(Race, AReloadDuringADeployWaitsForItInsteadOfRollingItBack) {
   DaemonUnderTest daemon;
+  // Every command here is a version of one app.
+  daemon.deploy_options = {"--name", "web"};
   auto first = daemon.deploy({HELLO_SERVER_BIN, "127.0.0.1:0", "--body", "old"});
   ASSERT_EQ(first.code, 0) << first.output;
   auto [host, port] = split_address(daemon.address_of("127.0.0.1:0"));

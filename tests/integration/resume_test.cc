@@ -213,6 +213,8 @@ TEST(Resume, UpgradeUnderLoadKeepsThePidTheSocketsAndTheServers) {
 // exec): the deploy's command gets its true outcome, and the upgrade happens after.
 TEST(Resume, AnUpgradeWaitsForTheDeployInFlightWhoseCommandGetsItsTrueOutcome) {
   DaemonUnderTest daemon(kDaemonOptions);
+  // Every command here is a version of one app.
+  daemon.deploy_options = {"--name", "web"};
   auto first = daemon.deploy({RESUME_SERVER_BIN, "127.0.0.1:0"});
   ASSERT_EQ(first.code, 0) << first.output;
   std::string gate = daemon.dir() + "/gate";

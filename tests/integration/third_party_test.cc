@@ -83,6 +83,8 @@ TEST(ThirdParty, GunicornThroughSocketActivationTwentySwapsLoseNoRequest) {
 TEST(ThirdParty, LighttpdThroughSocketActivationTwentySwapsLoseNoRequest) {
   if (access("/usr/sbin/lighttpd", X_OK) != 0) GTEST_SKIP() << "lighttpd is not installed";
   DaemonUnderTest daemon;
+  // Every command here is a version of one app.
+  daemon.deploy_options = {"--name", "web"};
   // lighttpd uses an inherited socket only where its configuration names that address, and
   // binds the configured one itself otherwise; so the daemon binds the port first (a silent
   // probe holding it), and the configuration is written with it. lighttpd then replaces

@@ -12,8 +12,8 @@ const Server* other_apps_holder(const std::map<std::string, std::unique_ptr<Serv
     if (other.get() == self || !other->held.count(name) || other->taken.count(name)) continue;
     if (!other->starting() && !other->serving()) continue;
     std::string holder = app_of(other->request);
-    if (holder != app &&
-        std::find(request.replace.begin(), request.replace.end(), holder) == request.replace.end())
+    auto replaces = [&](const std::string& a) { return a == holder || a == "*"; };
+    if (holder != app && std::none_of(request.replace.begin(), request.replace.end(), replaces))
       return other.get();
   }
   return nullptr;
