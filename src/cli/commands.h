@@ -34,6 +34,8 @@ struct GlobalOptions {
   // bind (a privileged port, a socket bound for another user).
   std::vector<std::string> grant;
   std::string ready_after;
+  // --confirm D: the confirmation window (daemon/core/confirm_window.h); empty: not given.
+  std::string confirm;
   bool takedown_signal_given = false;
   // --workers N copies of COMMAND; a deploy rolls --batch K at a time, at most --max-surge S
   // processes beyond N (0: not given; the daemon remembers the command's last values).

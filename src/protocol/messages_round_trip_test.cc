@@ -187,7 +187,7 @@ TEST(MessageRoundTrip, DeployOutcomes) {
   EXPECT_EQ(round_trip(failed), failed);
   DeployFailed rolled{std::nullopt, "the daemon is stopping", StateFileWarning{"/s", "EIO"}};
   EXPECT_EQ(round_trip(rolled), rolled);
-  EXPECT_EQ(encode(DeployFailed{std::nullopt, "x", std::nullopt}.encode()),
+  EXPECT_EQ(encode(DeployFailed{std::nullopt, "x", std::nullopt, std::nullopt}.encode()),
             "{\"deployFailed\":{\"reason\":\"x\"}}\n");
 
   ServerExited exited{"3.x", 1234, "exited with status 0", true};

@@ -305,6 +305,7 @@ Result<DeployRequest> decode_deploy(const Json& body) {
   }
   request.grants = r.strings("grant", false);
   request.ready_after_ms = r.optional_integer("readyAfterMs", 0, kMaxReadyAfterMs);
+  request.confirm_ms = r.optional_integer("confirmMs", 0, kMaxReadyAfterMs);
   request.takedown_signal = r.optional_string("takedownSignal");
   request.workers = r.optional_integer("workers", 1, kMaxWorkers);
   request.batch = r.optional_integer("batch", 1, kMaxWorkers);
@@ -330,6 +331,7 @@ Json encode_deploy(const DeployRequest& request) {
   }
   if (!request.grants.empty()) body["grant"] = request.grants;
   if (request.ready_after_ms) body["readyAfterMs"] = *request.ready_after_ms;
+  if (request.confirm_ms) body["confirmMs"] = *request.confirm_ms;
   if (request.takedown_signal) body["takedownSignal"] = *request.takedown_signal;
   if (request.workers) body["workers"] = *request.workers;
   if (request.batch) body["batch"] = *request.batch;
