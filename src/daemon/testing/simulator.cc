@@ -11,6 +11,7 @@
 
 #include "base/join.h"
 #include "base/log.h"
+#include "daemon/core/confirm_window.h"
 #include "daemon/core/event_kind.h"
 #include "daemon/core/supervisor.h"
 #include "daemon/testing/fake_seams.h"
@@ -46,6 +47,12 @@ struct Model {
   bool will_fail = false;     // sends fail instead of serverUp
   bool up_sent = false;
   bool fail_sent = false;
+  // When it said it was up (serverUp, READY=1), for the confirmation window (I6).
+  std::optional<std::chrono::steady_clock::time_point> up_sent_at;
+  std::optional<std::chrono::steady_clock::time_point> ready_sent_at;
+  // When it had settled, as far as the model knows (I6).
+  std::optional<std::chrono::steady_clock::time_point> settled_at;
+  std::optional<Millis> confirm;    // its deploy's --confirm
   std::set<std::string> accepting;  // canonical names it accepts connections on
   std::set<std::string> taken;      // canonical names it was told to give up
   // Taken from it by the daemon before it came up, without telling it (it did not subscribe):
@@ -111,7 +118,8 @@ struct Action {
 
 class World {
  public:
-  World(uint64_t seed, const SimulatorOptions& options) : options_(options), rng_(seed) {
+  World(uint64_t seed, const SimulatorOptions& options)
+      : options_(options), rng_(seed), confirm_rng_(seed ^ 0x9e3779b97f4a7c15ULL) {
     result_.seed = seed;
     result_.classic = options.mix == Mix::kClassic;
     SupervisorOptions so;
@@ -277,7 +285,18 @@ class World {
     spec.argv = kCommands[pick(kCommands.size())];
     if (chance(0.5)) spec.argv.push_back("v" + std::to_string(pick(3)));
     spec.cwd = "/srv";
+    spec.confirm = draw_confirm();
     start_deploy(spec, "deploy");
+  }
+
+  // A deploy's --confirm: not given (the default of how its server comes up), 0, or 200 ms to
+  // 2 s. From a stream of its own, so that the other choices of a seed stay what they were.
+  std::optional<Millis> draw_confirm() {
+    if (!options_.confirm) return Millis(0);
+    auto draw = std::uniform_int_distribution<int>(0, 2)(confirm_rng_);
+    if (draw == 0) return std::nullopt;
+    if (draw == 1) return Millis(0);
+    return Millis(100 * std::uniform_int_distribution<int>(2, 20)(confirm_rng_));
   }
 
   void deploy_full() {
@@ -299,6 +318,7 @@ class World {
     spec.cwd = "/srv";
     for (const auto& r : command.listen) spec.listen.push_back({"", r});
     if (!command.listen.empty() && chance(0.4)) spec.ready_after = Millis(500 * (1 + pick(2)));
+    spec.confirm = draw_confirm();
     if (command.workers) {
       spec.workers = 2 + static_cast<int>(pick(2));
       if (chance(0.5)) spec.batch = 1 + static_cast<int>(pick(2));
@@ -321,6 +341,7 @@ class World {
     std::string command = join(spec.argv, " ");
     for (const auto& l : spec.listen) command += " --listen " + l.resource;
     if (spec.ready_after) command += " --ready-after " + std::to_string(spec.ready_after->count());
+    if (spec.confirm) command += " --confirm " + std::to_string(spec.confirm->count());
     if (spec.workers) command += " --workers " + std::to_string(*spec.workers);
     if (spec.batch) command += " --batch " + std::to_string(*spec.batch);
     if (spec.max_surge) command += " --max-surge " + std::to_string(*spec.max_surge);
@@ -362,6 +383,7 @@ class World {
   void server_up(pid_t pid) {
     Model& m = models_[pid];
     m.up_sent = true;
+    m.up_sent_at = clock_.now();
     note("pid " + std::to_string(pid) + " sends serverUp");
     send(m, protocol::make("serverUp", true));
   }
@@ -391,7 +413,10 @@ class World {
     for (const auto& [pid, record] : processes_.all()) record->on_exit = nullptr;
     // Up by the settle rule stays up once its connection is gone with the daemon.
     for (auto& [pid, m] : models_)
-      if (!m.up_message && really_up(m)) m.settled = true;
+      if (!m.up_message && really_up(m)) {
+        if (!m.settled) m.settled_at = m.ready_at ? *m.ready_at + kSettle : clock_.now();
+        m.settled = true;
+      }
     processes_.frozen = true;  // the dying daemon's destructor kills nothing
     supervisor_.reset();
     processes_.frozen = false;
@@ -445,6 +470,7 @@ class World {
   void notify_ready(pid_t pid) {
     Model& m = models_[pid];
     m.ready_sent = true;
+    m.ready_sent_at = clock_.now();
     note("pid " + std::to_string(pid) + " sends READY=1 on NOTIFY_SOCKET");
     NotifyMessage message;
     message.sender = pid;
@@ -526,6 +552,7 @@ class World {
       violated("sim: deploy started pid " + std::to_string(pid) + " with another deploy order");
     for (const auto& a : record->spec.argv)
       if (a.starts_with(":")) m.wants.push_back(a);
+    m.confirm = record->spec.confirm;
     m.up_message = chance(0.6);
     m.subscribes = chance(0.6);
     // In the drain, new servers (crash restarts) behave, so that the schedule comes to rest.
@@ -558,7 +585,10 @@ class World {
     if (name == "resourceReady") {
       m.accepting.insert(canonical(message.begin().value().get<std::string>()));
       // The settle rule counts from the last resource it was given; once settled, it is up.
-      if (m.ready_at && clock_.now() >= *m.ready_at + kSettle) m.settled = true;
+      if (m.ready_at && clock_.now() >= *m.ready_at + kSettle && !m.settled) {
+        m.settled = true;
+        m.settled_at = *m.ready_at + kSettle;
+      }
       m.ready_at = clock_.now();
     } else if (name == "takeDown") {
       std::string r = canonical(message.begin().value().get<std::string>());
@@ -648,6 +678,35 @@ class World {
     return clock_.now() >= settled && (!m.fail_at || *m.fail_at >= settled);
   }
 
+  // I6: up (really_up) and alive for its confirmation window since, judged from what it did:
+  // by some way it came up, that way's window (unless its deploy gave --confirm) has passed.
+  // Any way counts, not only the first: the daemon may not have heard the first (a READY=1
+  // sent while no daemon listened), and its moment is never earlier than the model's (it
+  // restarts the window when it takes a server back), so the check never blames the daemon
+  // for the model's guess.
+  bool window_passed(const Model& m) const {
+    if (!really_up(m)) return false;
+    auto now = clock_.now();
+    bool dated = false;
+    bool passed = false;
+    auto consider = [&](std::optional<std::chrono::steady_clock::time_point> when, Readiness kind) {
+      if (!when || *when > now) return;
+      dated = true;
+      if (now >= *when + confirm_window(m.confirm, kind)) passed = true;
+    };
+    if (m.ready_after) consider(m.spawned_at + *m.ready_after, Readiness::kReadyAfter);
+    if (!m.client) {
+      consider(m.ready_sent_at, Readiness::kNotify);
+    } else if (m.up_message) {
+      consider(m.up_sent_at, Readiness::kServerUp);
+    } else {
+      consider(m.settled_at, Readiness::kSettled);
+      if (m.ready_at) consider(*m.ready_at + kSettle, Readiness::kSettled);
+    }
+    // Up by a rule the model cannot date: judged by the rule alone (no window to check).
+    return passed || !dated;
+  }
+
   size_t acceptors(const std::string& r) const {
     size_t n = 0;
     for (const auto& [pid, m] : models_) n += !m.exited && m.accepting.count(r);
@@ -692,6 +751,20 @@ class World {
             "I2: pid " + std::to_string(m.pid) + " (gen " + std::to_string(m.generation) +
             (m.worker >= 0 ? ", worker of deploy #" + std::to_string(m.tag) : "") +
             ") taken down on " + r + " by " + how + " while no newer server holding it is up");
+      // I6: and that newer server has stayed alive for its confirmation window (or took the
+      // resource over itself with `serving`, the server's own word for that resource).
+      bool confirmed = false;
+      for (const auto& [pid, other] : models_)
+        if (std::pair(other.rank, other.generation) > std::pair(m.rank, m.generation) &&
+            !other.exited && other.accepting.count(r) &&
+            (other.serving.count(r) || window_passed(other)))
+          confirmed = true;
+      if (!confirmed)
+        return violated("I6: pid " + std::to_string(m.pid) + " (gen " +
+                        std::to_string(m.generation) +
+                        (m.worker >= 0 ? ", worker of deploy #" + std::to_string(m.tag) : "") +
+                        ") taken down on " + r + " by " + how +
+                        " while no newer server holding it has passed its --confirm window");
     }
   }
 
@@ -881,6 +954,7 @@ class World {
   SupervisorOptions supervisor_options_;
   int restarts_ = 0;  // daemon deaths and upgrades so far
   std::mt19937_64 rng_;
+  std::mt19937_64 confirm_rng_;  // --confirm of each deploy (draw_confirm)
   ScheduleResult result_;
   FakeClock clock_;
   FakeProcesses processes_;
