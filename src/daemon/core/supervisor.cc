@@ -759,8 +759,22 @@ void Supervisor::disconnected(Peer& connection) {
 void Supervisor::came_up(Server& server, const std::string& how, Readiness kind) {
   if (server.state == ServerState::kConfirming) return;  // said again, or another way
   Millis window = confirm_window(server.request.confirm, kind);
-  if (window.count() <= 0) return become_up(server, how);
+  // The window guards a takeover: with no older server serving its resources (a first
+  // deploy, a crash restart while nothing serves) there is nothing to wait for.
+  if (window.count() <= 0 || !replaces_someone(server)) return become_up(server, how);
   begin_confirming(server, how, window);
+}
+
+// Whether an older server of its slot serves one of its resources: what become_up would
+// take down.
+bool Supervisor::replaces_someone(const Server& server) const {
+  for (const auto& [id, other] : servers_) {
+    if (other.get() == &server || newer(*other, server) || !same_slot(server, *other)) continue;
+    if (!other->serving()) continue;
+    for (const auto& [name, spelled] : server.held)
+      if (other->held.count(name) && !other->taken.count(name)) return true;
+  }
+  return false;
 }
 
 // Up, but the servers it replaces stay untouched until it has stayed alive for `window`: an

@@ -191,8 +191,10 @@ class Supervisor {
   // Transitions.
   void become_ready(Server& server);
   // `server` said it is up by `kind` (serverUp, settled, READY=1, ...): up now when its
-  // --confirm window is 0, else it enters that window first (confirm_window.h).
+  // --confirm window is 0 or it replaces no one, else it enters that window first
+  // (confirm_window.h).
   void came_up(Server& server, const std::string& how, Readiness kind);
+  bool replaces_someone(const Server& server) const;
   // The confirmation window: `server` is up but replaces no one until it has stayed alive for
   // `window`; then become_up. Also after a daemon restart (the window starts again).
   void begin_confirming(Server& server, const std::string& how, Millis window);
