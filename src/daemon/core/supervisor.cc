@@ -598,9 +598,17 @@ void Supervisor::holds(Server& server, const std::string& name) {
   if (server.starting()) return become_ready(server);
   if (server.state != ServerState::kUp || server.kept) return;
   // Up already (it settled between two readyFor): it takes this one over once it has held it
-  // for --settle too, as the settle rule asks of any resource.
+  // for --settle too, as the settle rule asks of any resource, and not before its --confirm
+  // window has passed since it came up (it had none when it replaced no one then: found by
+  // the simulator, I6).
   std::string id = server.id;
-  server.settle_timer.start(options_.settle, [this, id] {
+  Millis wait = options_.settle;
+  if (server.up_at) {
+    auto window_left =
+        std::chrono::duration_cast<Millis>(*server.up_at + server.confirm_window - clock_.now());
+    wait = std::max(wait, window_left);
+  }
+  server.settle_timer.start(wait, [this, id] {
     Server* s = find(id);
     if (!s || s->state != ServerState::kUp) return;
     std::vector<std::string> names;
@@ -759,6 +767,10 @@ void Supervisor::disconnected(Peer& connection) {
 void Supervisor::came_up(Server& server, const std::string& how, Readiness kind) {
   if (server.state == ServerState::kConfirming) return;  // said again, or another way
   Millis window = confirm_window(server.request.confirm, kind);
+  // Remembered even when it needs no window now: a resource it asks for later is taken over
+  // only once the window has passed (holds).
+  server.up_at = clock_.now();
+  server.confirm_window = window;
   // The window guards a takeover: with no older server serving its resources (a first
   // deploy, a crash restart while nothing serves) there is nothing to wait for.
   if (window.count() <= 0 || !replaces_someone(server)) return become_up(server, how);

@@ -52,7 +52,15 @@ struct Model {
   std::optional<std::chrono::steady_clock::time_point> ready_sent_at;
   // When it had settled, as far as the model knows (I6).
   std::optional<std::chrono::steady_clock::time_point> settled_at;
-  std::optional<Millis> confirm;    // its deploy's --confirm
+  std::optional<Millis> confirm;  // its deploy's --confirm
+  // When it was first handed each resource (canonical name): I6 concerns only what it held
+  // before the newer server came up.
+  std::map<std::string, std::chrono::steady_clock::time_point> got_at;
+  // Up when a daemon restarted: state.json does not record when an up server came up, so the
+  // next daemon treats it as past its window (a takeover it had still to make of a resource
+  // asked for after it came up happens at once; docs/architecture.md, "The confirmation
+  // window"). A server in its window resumes into a new one, which the check does not need.
+  bool up_before_restart = false;
   std::set<std::string> accepting;  // canonical names it accepts connections on
   std::set<std::string> taken;      // canonical names it was told to give up
   // Taken from it by the daemon before it came up, without telling it (it did not subscribe):
@@ -411,6 +419,8 @@ class World {
     for (auto& d : deploys_)
       if (d.outcomes.empty()) d.lost = true;
     for (const auto& [pid, record] : processes_.all()) record->on_exit = nullptr;
+    for (auto& [pid, m] : models_)
+      if (really_up(m)) m.up_before_restart = true;
     // Up by the settle rule stays up once its connection is gone with the daemon.
     for (auto& [pid, m] : models_)
       if (!m.up_message && really_up(m)) {
@@ -567,6 +577,7 @@ class World {
       for (const auto& l : record->spec.listen) {
         m.listen.push_back(l.resource);
         m.accepting.insert(canonical(l.resource));  // it accepts on them from the start
+        m.got_at.emplace(canonical(l.resource), clock_.now());
       }
       m.ready_after = record->spec.ready_after;
       if (!m.listen.empty()) {
@@ -584,6 +595,7 @@ class World {
     std::string name = message.begin().key();
     if (name == "resourceReady") {
       m.accepting.insert(canonical(message.begin().value().get<std::string>()));
+      m.got_at.emplace(canonical(message.begin().value().get<std::string>()), clock_.now());
       // The settle rule counts from the last resource it was given; once settled, it is up.
       if (m.ready_at && clock_.now() >= *m.ready_at + kSettle && !m.settled) {
         m.settled = true;
@@ -684,15 +696,22 @@ class World {
   // sent while no daemon listened), and its moment is never earlier than the model's (it
   // restarts the window when it takes a server back), so the check never blames the daemon
   // for the model's guess.
-  bool window_passed(const Model& m) const {
-    if (!really_up(m)) return false;
-    auto now = clock_.now();
-    bool dated = false;
+  bool window_passed(const Model& m) const { return up_ways(m).passed; }
+
+  // The ways `m` came up that the model can date (at or before now): the earliest, and
+  // whether one of them has had its window pass since.
+  struct UpWays {
+    std::optional<std::chrono::steady_clock::time_point> earliest;
     bool passed = false;
+  };
+  UpWays up_ways(const Model& m) const {
+    UpWays ways;
+    if (!really_up(m)) return ways;
+    auto now = clock_.now();
     auto consider = [&](std::optional<std::chrono::steady_clock::time_point> when, Readiness kind) {
       if (!when || *when > now) return;
-      dated = true;
-      if (now >= *when + confirm_window(m.confirm, kind)) passed = true;
+      if (!ways.earliest || *when < *ways.earliest) ways.earliest = when;
+      if (now >= *when + confirm_window(m.confirm, kind)) ways.passed = true;
     };
     if (m.ready_after) consider(m.spawned_at + *m.ready_after, Readiness::kReadyAfter);
     if (!m.client) {
@@ -704,7 +723,8 @@ class World {
       if (m.ready_at) consider(*m.ready_at + kSettle, Readiness::kSettled);
     }
     // Up by a rule the model cannot date: judged by the rule alone (no window to check).
-    return passed || !dated;
+    if (!ways.earliest || m.up_before_restart) ways.passed = true;
+    return ways;
   }
 
   size_t acceptors(const std::string& r) const {
@@ -753,12 +773,19 @@ class World {
             ") taken down on " + r + " by " + how + " while no newer server holding it is up");
       // I6: and that newer server has stayed alive for its confirmation window (or took the
       // resource over itself with `serving`, the server's own word for that resource).
+      // Not a takeover: `m` was handed `r` only after a newer server was up there (that one
+      // serves it, and `m` never did alone).
       bool confirmed = false;
-      for (const auto& [pid, other] : models_)
-        if (std::pair(other.rank, other.generation) > std::pair(m.rank, m.generation) &&
-            !other.exited && other.accepting.count(r) &&
-            (other.serving.count(r) || window_passed(other)))
+      auto got = m.got_at.find(r);
+      for (const auto& [pid, other] : models_) {
+        if (std::pair(other.rank, other.generation) <= std::pair(m.rank, m.generation) ||
+            other.exited || !other.accepting.count(r))
+          continue;
+        UpWays ways = up_ways(other);
+        if (other.serving.count(r) || ways.passed ||
+            (ways.earliest && got != m.got_at.end() && *ways.earliest <= got->second))
           confirmed = true;
+      }
       if (!confirmed)
         return violated("I6: pid " + std::to_string(m.pid) + " (gen " +
                         std::to_string(m.generation) +
