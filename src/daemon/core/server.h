@@ -130,6 +130,7 @@ struct Server {
   std::optional<std::chrono::steady_clock::time_point> up_at;
   Millis confirm_window{0};
   Timer confirm_timer;
+  bool failed_in_window = false;  // it failed while confirming (its failure says so)
 
   bool alive() const { return state != ServerState::kGone; }
   // May be accepting on what it holds, and is taken down when a newer server of its

@@ -942,6 +942,7 @@ void Supervisor::fail(Server& server, const std::string& reason, Millis signal_a
     if (auto others = served_by_others(server))
       serves = *others ? "; the servers already serving its resources keep serving"
                        : "; no other server serves its resources";
+  server.failed_in_window = server.state == ServerState::kConfirming;
   server.state = ServerState::kFailed;
   server.failure = reason;
   server.ready_timer.stop();
@@ -1007,9 +1008,9 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
     std::string hint = refused_ready_hint(server);
     fail(server, description + " before it was up" + (hint.empty() ? "" : "; " + hint));
   } else if (server.disconnected_before_up) {
-    // More telling than the disconnect (up_at: it disconnected inside its window).
-    server.failure =
-        server.up_at ? window_failure(server, description) : description + " before it was up";
+    // More telling than the disconnect (said as a window's failure when it was in one).
+    server.failure = server.failed_in_window ? window_failure(server, description)
+                                             : description + " before it was up";
   }
   server.state = ServerState::kGone;
   server.ready_timer.stop();
