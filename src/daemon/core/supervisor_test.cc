@@ -1170,5 +1170,43 @@ TEST_F(SupervisorTest, ANewerDeploySupersedesAServerInItsConfirmWindow) {
   EXPECT_EQ(outcome(newest), "deployed");
 }
 
+// A daemon that restarts while a server is in its window takes it back in its window, and
+// the window starts again from when its sockets are back (the new daemon saw none of it): the
+// old version is taken down only a whole window after the restart.
+TEST_F(SupervisorTest, ADaemonRestartInsideTheWindowStartsTheWindowAgain) {
+  UpServer old = deploy_up({"srv", "v1"}, ":8080");
+  SpawnSpec spec;
+  spec.argv = {"prog"};
+  spec.listen = {{"", ":8080"}};
+  spec.confirm = Millis(2000);
+  deploy_spec(spec);
+  pid_t fresh = last_pid();
+  std::string notify;
+  for (const auto& e : processes_.find(fresh)->spec.env)
+    if (e.starts_with("NOTIFY_SOCKET=")) notify = e.substr(14);
+  NotifyMessage ready;
+  ready.sender = fresh;
+  ready.fields = {{"READY", "1"}};
+  ASSERT_TRUE(processes_.notify(notify, ready));
+  ASSERT_EQ(state_of(fresh), "confirming");
+  ASSERT_EQ(supervisor_->record().servers.size(), 2u);
+  processes_.inherited[fresh] = {":8080"};  // its fd 3, copied back with pidfd_getfd
+  processes_.frozen = true;                 // the dying daemon's destructor kills nothing
+  restart_daemon();
+  processes_.frozen = false;
+  EXPECT_EQ(state_of(fresh), "confirming");
+  EXPECT_EQ(clock_.next_in(), Millis(2000));
+  auto restarted = clock_.now();
+  // Signals the dying daemon's destructor sent while frozen were recorded, not delivered.
+  const size_t signalled = processes_.find(old.pid)->signals.size();
+  while (state_of(fresh) == "confirming") {
+    EXPECT_EQ(processes_.find(old.pid)->signals.size(), signalled);
+    ASSERT_TRUE(clock_.fire_next());
+  }
+  EXPECT_EQ(state_of(fresh), "up");
+  EXPECT_EQ(clock_.now() - restarted, Millis(2000));
+  EXPECT_GT(processes_.find(old.pid)->signals.size(), signalled) << "taken down after it";
+}
+
 }  // namespace
 }  // namespace serverswap::daemon
