@@ -96,6 +96,11 @@ const SeedMix kMixes[] = {
      "--no-workers --no-confirm",
      {.workers = false, .confirm = false},
      {241, 429, 481, 504, 685, 953, 5361, 37909, 52821, 66048}},
+    // The same mix with random --confirm windows: 57125, a server that took a resource over
+    // with `serving` and failed was taken back by a restarted daemon as taken down on
+    // everything, so when it exited the older server that had kept accepting there unheard
+    // was not given it back (nobody said to serve it once quiet).
+    {"confirm", "--no-workers", {.workers = false}, {57125}},
 };
 
 struct RegressionSeed {
