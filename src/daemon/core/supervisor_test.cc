@@ -1208,5 +1208,29 @@ TEST_F(SupervisorTest, ADaemonRestartInsideTheWindowStartsTheWindowAgain) {
   EXPECT_GT(processes_.find(old.pid)->signals.size(), signalled) << "taken down after it";
 }
 
+// A failed deploy says whether anything still serves its resources ("othersServing"), so
+// that the command line never says "the servers already running keep serving" when none
+// does: after the only server of :8080 crashed, a deploy that fails there says false; one
+// that fails while an old server serves says true; one that held nothing says nothing.
+TEST_F(SupervisorTest, AFailedDeploySaysWhetherAnotherServerServesItsResources) {
+  UpServer old = deploy_up({"srv", "v1"}, ":8080");
+  size_t beside = deploy({"srv", "v2"});
+  pid_t second = last_pid();
+  send(hello(second), protocol::make("readyFor", ":8080"));
+  processes_.exit(second, 1, 0);
+  EXPECT_EQ(outcomes_[beside][0]["deployFailed"].value("othersServing", false), true);
+  processes_.exit(old.pid, 1, 0);  // crashed: nothing serves :8080 now
+  size_t alone = deploy({"srv", "v3"});
+  pid_t third = last_pid();
+  send(hello(third), protocol::make("readyFor", ":8080"));
+  processes_.exit(third, 1, 0);
+  ASSERT_EQ(outcomes_[alone].size(), 1u);
+  EXPECT_EQ(outcomes_[alone][0]["deployFailed"].value("othersServing", true), false);
+  size_t nothing = deploy({"srv", "v4"});
+  processes_.exit(last_pid(), 1, 0);
+  ASSERT_EQ(outcomes_[nothing].size(), 1u);
+  EXPECT_FALSE(outcomes_[nothing][0]["deployFailed"].contains("othersServing"));
+}
+
 }  // namespace
 }  // namespace serverswap::daemon
