@@ -63,6 +63,10 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
       ->allow_extra_args(false);  // one each: `--grant :80 ./server` leaves the command alone
   app.add_option("--ready-after", o.ready_after,
                  "COMMAND is up once alive this long (for programs that cannot say so)");
+  app.add_option("--confirm", o.confirm,
+                 "D: once up, the new server must stay alive this long before the old one is "
+                 "taken down; an exit meanwhile fails the deploy, the old one untouched (0: "
+                 "none; default 5s after READY=1 or worker:ack, else 0); remembered");
   app.add_option("--workers", o.workers,
                  "run N copies of COMMAND on the same sockets (SERVERSWAP_WORKER=0..N-1), each "
                  "restarted on its own; remembered for the command")

@@ -38,6 +38,8 @@ struct GlobalOptions {
   // --replace APP (repeatable): apps whose resources this deploy may take over.
   std::string name;
   std::vector<std::string> replace;
+  // --confirm D: the confirmation window (daemon/core/confirm_window.h); empty: not given.
+  std::string confirm;
   bool takedown_signal_given = false;
   // --workers N copies of COMMAND; a deploy rolls --batch K at a time, at most --max-surge S
   // processes beyond N (0: not given; the daemon remembers the command's last values).

@@ -22,6 +22,9 @@ void DeployProgress::saw(const protocol::Event& event) {
   Waiting& server = it->second;
   if (kind == "up" || kind == "failed" || kind == "exited" || kind == "killed") {
     servers_.erase(it);
+  } else if (kind == "confirming") {
+    server.confirming = true;
+    if (started_.count(*event.id)) confirming_ = true;
   } else if (kind == "connected") {
     server.connected = true;
   } else if (kind == "disconnected") {
@@ -39,7 +42,11 @@ std::vector<std::string> DeployProgress::report(Millis waited) const {
   std::vector<std::string> lines;
   for (const auto& [id, server] : servers_) {
     std::string has;
-    if (!server.connected && server.held.empty()) {
+    if (server.confirming) {
+      has =
+          "is up and in its --confirm window: the servers it replaces are taken down once it "
+          "has stayed alive that long";
+    } else if (!server.connected && server.held.empty()) {
       has =
           "has not connected to the daemon (no readyFor, no serverUp) and holds nothing; "
           "nor has it said READY=1";

@@ -38,12 +38,16 @@ class DeployProgress {
   // True once an event was about a worker: a rolling deploy, whose failure the daemon
   // words itself, saying what the old version does (docs/protocol.md, "deployFailed").
   bool rolled() const { return rolled_; }
+  // True once a server of this deploy entered its --confirm window (event "confirming"): a
+  // failure inside it says itself what serves ("generation 6 was never touched").
+  bool confirming() const { return confirming_; }
 
  private:
   struct Waiting {
     int64_t pid = 0;
     int64_t generation = 0;
     bool connected = false;
+    bool confirming = false;     // up, in its --confirm window
     std::set<std::string> held;  // resources as the daemon named them
     std::string status;          // its last STATUS=, from the event's text
   };
@@ -51,6 +55,7 @@ class DeployProgress {
   std::set<std::string> started_;           // every server id this deploy started
   bool took_down_others_ = false;
   bool rolled_ = false;
+  bool confirming_ = false;
 };
 
 }  // namespace serverswap::cli

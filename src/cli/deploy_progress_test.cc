@@ -76,5 +76,24 @@ TEST(DeployProgress, KnowsWhetherItTookTheServersItReplacesDown) {
   EXPECT_TRUE(progress.rolled());
 }
 
+// A server in its --confirm window is up and waiting out the window, not "has not sent
+// serverUp"; a failure inside it says itself what serves (the CLI adds nothing).
+TEST(DeployProgress, AServerInItsConfirmWindowIsSaidToBeSo) {
+  DeployProgress progress;
+  progress.saw(event("spawned", "a"));
+  progress.saw(event("connected", "a"));
+  progress.saw(event("resourceReady", "a", ":8080"));
+  EXPECT_FALSE(progress.confirming());
+  progress.saw(event("confirming", "a"));
+  EXPECT_TRUE(progress.confirming());
+  auto lines = progress.report(Millis(5000));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0],
+            "still waiting after 5s: server 42 (gen 3) is up and in its --confirm window: the "
+            "servers it replaces are taken down once it has stayed alive that long");
+  progress.saw(event("up", "a"));
+  EXPECT_TRUE(progress.report(Millis(20000)).empty());
+}
+
 }  // namespace
 }  // namespace serverswap::cli

@@ -67,9 +67,8 @@ Result<daemon::SpawnSpec> spec_for(std::vector<std::string> command, const Globa
   return spec;
 }
 
-// The settings that belong to the command: --name, --replace, --listen, --grant, --ready-after,
-// --takedown-signal,
-// --workers, --batch, --max-surge.
+// The settings that belong to the command: --name, --replace, --listen, --grant,
+// --ready-after, --confirm, --takedown-signal, --workers, --batch, --max-surge.
 Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spec) {
   if (!options.name.empty()) {
     if (Status s = protocol::check_app_name(options.name); !s.ok()) return s.wrap("--name");
@@ -98,6 +97,15 @@ Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spe
     if (!after.ok()) return after.status().wrap("--ready-after");
     spec.ready_after = *after;
   }
+  if (!options.confirm.empty()) {
+    // 0 is valid: no window (the old version goes as soon as the new one is up).
+    auto confirm = parse_duration(options.confirm);
+    if (!confirm.ok()) return confirm.status().wrap("--confirm");
+    if (confirm->count() > protocol::kMaxReadyAfterMs)
+      return Status::error("--confirm " + options.confirm + ": at most " +
+                           format_duration(Millis(protocol::kMaxReadyAfterMs)));
+    spec.confirm = *confirm;
+  }
   if (options.workers > 0) spec.workers = options.workers;
   if (options.batch > 0) spec.batch = options.batch;
   if (options.max_surge > 0) spec.max_surge = options.max_surge;
@@ -110,8 +118,8 @@ Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spe
 }
 
 // docs/protocol.md, "Control messages": argv, cwd, env, follow, user, group, and the command's
-// settings (listen, readyAfterMs, takedownSignal, workers, batch, maxSurge). Bytes that are
-// not UTF-8 (an environment variable, a directory's name) go as base64, unchanged.
+// settings (listen, readyAfterMs, confirmMs, takedownSignal, workers, batch, maxSurge). Bytes that
+// are not UTF-8 (an environment variable, a directory's name) go as base64, unchanged.
 Json deploy_request(const daemon::SpawnSpec& spec, bool follow_exit) {
   return daemon::request_from_spec(spec, follow_exit).encode();
 }
@@ -136,6 +144,21 @@ Result<T> decode_reply(const protocol::Message& message) {
   auto decoded = T::decode(message);
   if (!decoded.ok()) return decoded.status().wrap("a malformed reply from the daemon");
   return decoded;
+}
+
+// What a failed deploy says of the servers already running, true when it is said: they keep
+// serving only if none was taken down meanwhile (an early readiness let it replace them
+// before it failed) and, as the daemon says ("othersServing"), one still serves. Nothing for a
+// roll, and for a failure inside the --confirm window: the daemon's reason says it.
+std::string failure_suffix(const DeployProgress& progress, std::optional<bool> others_serving) {
+  if (progress.rolled() || progress.confirming()) return "";
+  if (progress.took_down_others())
+    return others_serving.value_or(true)
+               ? "; the servers it replaced had already been taken down: see serverswap status"
+               : "; the servers it replaced had already been taken down, and nothing serves its "
+                 "resources now: see serverswap status";
+  if (others_serving && !*others_serving) return "; no server serves its resources now";
+  return "; the servers already running keep serving";
 }
 
 // Prints the deploy's progress; returns the exit code once it is decided.
@@ -191,13 +214,8 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
     } else if (name == protocol::DeployFailed::kName) {
       auto failed = decode_reply<protocol::DeployFailed>(*message);
       if (failed.ok()) warn_state_file(failed->state_file);
-      // True when it is said: the servers it replaces keep serving only if none was taken
-      // down meanwhile (an early readiness let it replace them before it failed).
-      std::string after = progress.rolled() ? ""
-                          : progress.took_down_others()
-                              ? "; the servers it replaced had already been taken down: see "
-                                "serverswap status"
-                              : "; the servers already running keep serving";
+      std::string after =
+          failure_suffix(progress, failed.ok() ? failed->others_serving : std::nullopt);
       say("deploy failed: " + (failed.ok() ? failed->reason : failed.status().message()) + after);
       return kFailed;
     } else if (name == protocol::ServerExited::kName) {

@@ -32,7 +32,8 @@ void sample(std::string& out, const std::string& name, const std::string& labels
 
 // The states a server can be seen in, so that every series exists even at zero: a
 // dashboard's rate() needs the series before the first change.
-constexpr const char* kStates[] = {"starting", "connected", "ready", "up", "draining", "failed"};
+constexpr const char* kStates[] = {"starting", "connected", "ready", "confirming",
+                                   "up",       "draining",  "failed"};
 
 }  // namespace
 

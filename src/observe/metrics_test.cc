@@ -42,7 +42,7 @@ TEST(MetricsTest, CountsDeploysSwapsAndDurations) {
   m.observe(event("spawned", "2.b"), t0 + 1s);
   m.observe(deployed("2.b", {42}), t0 + 1s + 700ms);
   m.observe(event("spawned", "3.c"), t0 + 2s);
-  m.observe(protocol::DeployFailed{"3.c", "x", std::nullopt}.encode(), t0 + 3s);
+  m.observe(protocol::DeployFailed{"3.c", "x", std::nullopt, std::nullopt}.encode(), t0 + 3s);
   Json crash = event("exited", "2.b", "server 1 (gen 2): exited with status 1 while serving");
   crash["event"]["crashed"] = true;
   m.observe(crash);

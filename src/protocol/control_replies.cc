@@ -115,6 +115,7 @@ Json DeployFailed::encode() const {
   if (id) body["id"] = *id;
   body["reason"] = reason;
   if (state_file) body["stateFile"] = state_file->to_json();
+  if (others_serving) body["othersServing"] = *others_serving;
   return make(kName, body);
 }
 
@@ -124,6 +125,7 @@ Result<DeployFailed> DeployFailed::decode(const Message& message) {
   failed.id = r.optional_string("id");
   failed.reason = r.string("reason", true);
   if (Status s = optional_object(r, "stateFile", failed.state_file); !s.ok()) return s;
+  if (r.has("othersServing")) failed.others_serving = r.boolean("othersServing", true);
   if (!r.ok()) return r.status();
   return failed;
 }

@@ -68,6 +68,10 @@ struct DeployFailed {
   std::optional<std::string> id;
   std::string reason;
   std::optional<StateFileWarning> state_file;
+  // "othersServing": whether, when it is sent, an older server still serves the failed
+  // server's resources untouched (true), or none does (false). Absent: not known (a roll, a
+  // server that held nothing, a daemon that predates the field).
+  std::optional<bool> others_serving;
 
   static constexpr const char* kName = "deployFailed";
   Json encode() const;

@@ -183,11 +183,12 @@ TEST(MessageRoundTrip, DeployOutcomes) {
       "4.y", 10, 4, std::vector<int64_t>{10, 11, 0}, {}, StateFileWarning{"/s", "ENOSPC"}};
   EXPECT_EQ(round_trip(roll), roll);
 
-  DeployFailed failed{"3.x", "exited with status 1 before it was up", std::nullopt};
+  DeployFailed failed{"3.x", "exited with status 1 before it was up", std::nullopt, false};
   EXPECT_EQ(round_trip(failed), failed);
-  DeployFailed rolled{std::nullopt, "the daemon is stopping", StateFileWarning{"/s", "EIO"}};
+  DeployFailed rolled{std::nullopt, "the daemon is stopping", StateFileWarning{"/s", "EIO"},
+                      std::nullopt};
   EXPECT_EQ(round_trip(rolled), rolled);
-  EXPECT_EQ(encode(DeployFailed{std::nullopt, "x", std::nullopt}.encode()),
+  EXPECT_EQ(encode(DeployFailed{std::nullopt, "x", std::nullopt, std::nullopt}.encode()),
             "{\"deployFailed\":{\"reason\":\"x\"}}\n");
 
   ServerExited exited{"3.x", 1234, "exited with status 0", true};

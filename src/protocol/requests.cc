@@ -314,6 +314,7 @@ Result<DeployRequest> decode_deploy(const Json& body) {
     if (Status s = app == "*" ? Status() : check_app_name(app); r.ok() && !s.ok())
       r.fail("replace", "holds something that is not an app name: " + s.message());
   request.ready_after_ms = r.optional_integer("readyAfterMs", 0, kMaxReadyAfterMs);
+  request.confirm_ms = r.optional_integer("confirmMs", 0, kMaxReadyAfterMs);
   request.takedown_signal = r.optional_string("takedownSignal");
   request.workers = r.optional_integer("workers", 1, kMaxWorkers);
   request.batch = r.optional_integer("batch", 1, kMaxWorkers);
@@ -341,6 +342,7 @@ Json encode_deploy(const DeployRequest& request) {
   if (!request.name.empty()) body["name"] = request.name;
   if (!request.replace.empty()) body["replace"] = request.replace;
   if (request.ready_after_ms) body["readyAfterMs"] = *request.ready_after_ms;
+  if (request.confirm_ms) body["confirmMs"] = *request.confirm_ms;
   if (request.takedown_signal) body["takedownSignal"] = *request.takedown_signal;
   if (request.workers) body["workers"] = *request.workers;
   if (request.batch) body["batch"] = *request.batch;

@@ -132,6 +132,9 @@ struct DeployRequest {
   // user could bind (--grant RESOURCE; docs/protocol.md section 5).
   std::vector<std::string> grants;
   std::optional<int64_t> ready_after_ms;  // 0 to kMaxReadyAfterMs
+  // "confirmMs" (--confirm): once up, alive this long before it replaces anyone; 0 to
+  // kMaxReadyAfterMs (0: no window). Absent: the default of how it comes up.
+  std::optional<int64_t> confirm_ms;
   std::optional<std::string> takedown_signal;
   std::optional<int> workers, batch, max_surge;  // 1 to kMaxWorkers
   int worker = -1;  // which copy this server is: state.json only, a control deploy's is ignored

@@ -22,7 +22,8 @@ TEST(Einhorn, WorkerAckMakesTheServerUpAndASecondDeploySwapsIt) {
   EXPECT_TRUE(contains(first.output, "is up (einhorn worker:ack from pid")) << first.output;
   pid_t old_pid = daemon.server_pids().at(0);
 
-  auto second = deploy_with(daemon, {}, {FAULT_SERVER_BIN, "einhorn-ack"});
+  // --confirm 100ms: worker:ack's default window would add 5 s to the swap.
+  auto second = deploy_with(daemon, {"--confirm", "100ms"}, {FAULT_SERVER_BIN, "einhorn-ack"});
   ASSERT_EQ(second.code, 0) << second.output;
   EXPECT_FALSE(process_exists(old_pid));
   ASSERT_EQ(daemon.server_pids().size(), 1u);

@@ -13,7 +13,8 @@
 // (after its hello, sends each line of FILE raw and prints "reply N: <the daemon's answer>",
 // then comes up on RESOURCE and waits for takeDown), say TEXT (sends STATUS=TEXT, then
 // READY=1, on NOTIFY_SOCKET, with no client; waits for its takedown signal), fail-with TEXT
-// (connects and fails with TEXT as its reason).
+// (connects and fails with TEXT as its reason), crash-after-up (comes up, keeps reading its
+// control socket for 500 ms, then exits 3: a release that dies in its first second).
 #include <fcntl.h>
 #include <poll.h>
 #include <serverswap/client.h>
@@ -272,6 +273,16 @@ int main(int argc, char** argv) {
     idle(client);
   }
   if (mode == "crash-after-resource") return 4;
+  if (mode == "crash-after-up") {
+    client.server_up();
+    std::fprintf(stderr, "fault_server: up; exiting 3 in 500 ms\n");
+    // The daemon's messages are read meanwhile (it must send this one nothing: no takeDown).
+    for (int waited = 0; waited < 500; waited += 10) {
+      pollfd p{client.control_fd(), POLLIN, 0};
+      if (poll(&p, 1, 10) > 0 && !dispatch(client)) break;
+    }
+    return 3;
+  }
   if (mode == "crash-loop") {
     client.server_up();
     idle(client);

@@ -61,7 +61,10 @@ TEST(Listen, SameCommandAgainSwapsOnTheRememberedSocketsAndSignal) {
   std::string report = daemon.dir() + "/report";
   const std::vector<std::string> probe = {LISTEN_PROBE_BIN, report};
   auto first =
-      deploy_with(daemon, {"--listen", "127.0.0.1:0", "--takedown-signal", "SIGUSR1"}, probe);
+      // --confirm 100ms (remembered too): READY=1's default window would add 5 s.
+      deploy_with(daemon,
+                  {"--listen", "127.0.0.1:0", "--takedown-signal", "SIGUSR1", "--confirm", "100ms"},
+                  probe);
   ASSERT_EQ(first.code, 0) << first.output;
   pid_t old_pid = daemon.server_pids().at(0);
   std::string tcp = daemon.address_of("127.0.0.1:0");

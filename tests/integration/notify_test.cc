@@ -14,7 +14,9 @@ TEST(Notify, ReadyStatusMainPidAndStoppingFromARealServer) {
   DaemonUnderTest daemon;
   std::string report = daemon.dir() + "/report";
   // With a --listen socket, so that the second deploy replaces the first.
-  auto first = deploy_with(daemon, {"--listen", "127.0.0.1:0"}, {LISTEN_PROBE_BIN, report});
+  // --confirm 100ms (remembered): READY=1's default window would add 5 s to the swap.
+  auto first = deploy_with(daemon, {"--listen", "127.0.0.1:0", "--confirm", "100ms"},
+                           {LISTEN_PROBE_BIN, report});
   ASSERT_EQ(first.code, 0) << first.output;
   EXPECT_TRUE(contains(first.output, "is up (sent READY=1 on NOTIFY_SOCKET)")) << first.output;
   pid_t pid = daemon.server_pids().at(0);

@@ -236,7 +236,9 @@ std::string unix_socket_inode(const std::string& address) {
 TEST(Peers, NotifySocketIsKeptOpenAcrossAnUpgrade) {
   DaemonUnderTest daemon;
   std::string report = daemon.dir() + "/report";
-  auto first = deploy_with(daemon, {"--listen", "127.0.0.1:0"}, {LISTEN_PROBE_BIN, report});
+  // --confirm 100ms (remembered): READY=1's default window would add 5 s to the swap.
+  auto first = deploy_with(daemon, {"--listen", "127.0.0.1:0", "--confirm", "100ms"},
+                           {LISTEN_PROBE_BIN, report});
   ASSERT_EQ(first.code, 0) << first.output;
   pid_t pid = daemon.server_pids().at(0);
   std::string address = report_env(read_file(report + "." + std::to_string(pid)), "NOTIFY_SOCKET");

@@ -278,8 +278,10 @@ TEST(Resume, TheClientLibraryResumesAfterKillNineAndAfterAnUpgradeUnderLoad) {
 TEST(Resume, ListenSocketsOfAProgramWithoutAClientAreTakenBackWithPidfdGetfd) {
   DaemonUnderTest daemon(kDaemonOptions);
   std::string report = daemon.dir() + "/report";
-  std::vector<std::string> deploy = {SERVERSWAP_BIN, "--socket", daemon.socket(),  "--listen",
-                                     "127.0.0.1:0",  "--",       LISTEN_PROBE_BIN, report};
+  // --confirm 100ms: READY=1's default window would add 5 s to the swap.
+  std::vector<std::string> deploy = {SERVERSWAP_BIN,   "--socket",  daemon.socket(), "--listen",
+                                     "127.0.0.1:0",    "--confirm", "100ms",         "--",
+                                     LISTEN_PROBE_BIN, report};
   Child first(deploy);
   ASSERT_EQ(first.wait(30s), 0) << first.output();
   std::string address = daemon.address_of("127.0.0.1:0");

@@ -39,7 +39,7 @@ void Deploys::superseded(const std::string& server_id, uint64_t by) {
   record.sink(protocol::DeployFailed{server_id,
                                      "superseded by generation " + std::to_string(by) +
                                          " before the servers it replaced had exited",
-                                     std::nullopt}
+                                     std::nullopt, std::nullopt}
                   .encode());
   if (!record.follow_exit) records_.erase(it);
 }
@@ -50,7 +50,7 @@ void Deploys::failed(const std::string& server_id, const std::string& reason) {
   Record& record = it->second;
   record.outcome = Outcome::kFailed;
   record.replacing.clear();
-  record.sink(protocol::DeployFailed{server_id, reason, std::nullopt}.encode());
+  record.sink(protocol::DeployFailed{server_id, reason, std::nullopt, std::nullopt}.encode());
   if (!record.follow_exit) records_.erase(it);
 }
 
@@ -70,21 +70,23 @@ void Deploys::check(const std::string& server_id) {
   if (server_gone || !record.follow_exit) records_.erase(it);
 }
 
-void Deploys::exited(const Server& server, const std::string& description, bool replaced) {
+void Deploys::exited(const Server& server, const std::string& description, bool replaced,
+                     std::optional<bool> others_serving) {
   if (auto it = records_.find(server.id); it != records_.end()) {
     Record& record = it->second;
     bool pending = record.outcome == Outcome::kPending;
     Json exited = protocol::ServerExited{server.id, server.pid, description, replaced}.encode();
     if (pending && !server.failure.empty()) {
       record.outcome = Outcome::kFailed;
-      record.sink(protocol::DeployFailed{server.id, server.failure, std::nullopt}.encode());
+      record.sink(
+          protocol::DeployFailed{server.id, server.failure, std::nullopt, others_serving}.encode());
       records_.erase(it);
     } else if (pending && !replaced) {
       // It came up, then crashed while the servers it replaced were still draining.
       record.outcome = Outcome::kFailed;
       record.sink(protocol::DeployFailed{
           server.id, "it was up, then " + description + " before the servers it replaced exited",
-          std::nullopt}
+          std::nullopt, others_serving}
                       .encode());
       records_.erase(it);
     } else if (pending) {

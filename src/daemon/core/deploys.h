@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -45,7 +46,10 @@ class Deploys {
   void failed(const std::string& server_id, const std::string& reason);
   // Hook: exited(). `server` has exited (`description`: how), `replaced`: it was draining.
   // Its deploy reports (failure, or serverExited); deploys that waited for it may be done.
-  void exited(const Server& server, const std::string& description, bool replaced);
+  // `others_serving`: whether an older server serves its resources untouched now (said in a
+  // failure, deployFailed's "othersServing"); nullopt when not known.
+  void exited(const Server& server, const std::string& description, bool replaced,
+              std::optional<bool> others_serving = std::nullopt);
   // Sends `deployed` if the deploy of `server_id` is done: its server came up and every server
   // it replaced has exited. Idempotent.
   void check(const std::string& server_id);

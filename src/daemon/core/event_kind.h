@@ -19,6 +19,7 @@ enum class EventKind {
   kFail,             // it sent fail after it was up (ignored)
   kTookDown,         // it stopped accepting on one resource
   kDisconnected,     // it closed its control connection
+  kConfirming,       // it said it is up, and is in its --confirm window (nothing replaced yet)
   kUp,               // it is up
   kTakeDown,         // it was sent takeDown on one resource
   kPartialTakedown,  // it was taken down on some of its resources only
@@ -64,6 +65,8 @@ constexpr const char* event_kind_name(EventKind kind) {
       return "tookDown";
     case EventKind::kDisconnected:
       return "disconnected";
+    case EventKind::kConfirming:
+      return "confirming";
     case EventKind::kUp:
       return "up";
     case EventKind::kTakeDown:

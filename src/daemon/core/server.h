@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -22,9 +23,12 @@ enum class ServerState {
   kStarting,   // spawned; has not said hello
   kConnected,  // said hello; holds no resource yet
   kReady,      // holds every resource it asked for; not yet up
-  kUp,         // serving: sent serverUp, or settled
-  kDraining,   // taken down on every resource it held; waiting for it to exit
-  kFailed,     // could not start (exit, fail, timeout, bind error); being killed
+  // Said it is up, and must stay alive for its --confirm window before it replaces anyone:
+  // still "starting" for every rule (a newer deploy supersedes it, an exit fails its deploy).
+  kConfirming,
+  kUp,        // serving: sent serverUp, or settled
+  kDraining,  // taken down on every resource it held; waiting for it to exit
+  kFailed,    // could not start (exit, fail, timeout, bind error); being killed
   // Taken back from state.json by a restarted daemon and did not resume within
   // --adopt-timeout: only signals reach it (Adoptions remembers the state it was recorded in).
   kUnmanaged,
@@ -53,7 +57,8 @@ struct Server {
         kill_timer(clock),
         exit_grace_timer(clock),
         ready_after_timer(clock),
-        retire_timer(clock) {}
+        retire_timer(clock),
+        confirm_timer(clock) {}
 
   std::string id;  // SERVERSWAP_ID
   uint64_t generation = 0;
@@ -127,13 +132,20 @@ struct Server {
   // what it did not take over (Supervisor::retire_older_versions).
   Timer retire_timer;
 
+  // The confirmation window (kConfirming; daemon/core/confirm_window.h): when it said it was
+  // up, how long it must stay alive from then, and the timer that ends the window.
+  std::optional<std::chrono::steady_clock::time_point> up_at;
+  Millis confirm_window{0};
+  Timer confirm_timer;
+  bool failed_in_window = false;  // it failed while confirming (its failure says so)
+
   bool alive() const { return state != ServerState::kGone; }
   // May be accepting on what it holds, and is taken down when a newer server of its
   // resources comes up: up, or unmanaged (reached by its takedown signal only).
   bool serving() const { return state == ServerState::kUp || state == ServerState::kUnmanaged; }
   bool starting() const {
     return state == ServerState::kStarting || state == ServerState::kConnected ||
-           state == ServerState::kReady;
+           state == ServerState::kReady || state == ServerState::kConfirming;
   }
 };
 

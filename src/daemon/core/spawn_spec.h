@@ -37,7 +37,10 @@ struct SpawnSpec {
   // --grant RESOURCE, as given: what a server run as another user may be handed beyond what
   // that user could bind itself (a privileged port, a socket bound for someone else).
   std::vector<std::string> grants;
-  std::optional<Millis> ready_after;   // alive this long after spawn = up (the weak rule)
+  std::optional<Millis> ready_after;  // alive this long after spawn = up (the weak rule)
+  // --confirm D: once up, it must stay alive this long before the servers it replaces are
+  // taken down (0: no window); unset: the default of how it came up (confirm_window.h).
+  std::optional<Millis> confirm;
   std::optional<int> takedown_signal;  // else the daemon's --takedown-signal
   // --workers N: N copies share the resources and a deploy rolls through them
   // (daemon/workers/rollout.h); --batch K and --max-surge S (default K) pace the roll.

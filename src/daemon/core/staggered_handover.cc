@@ -17,6 +17,15 @@ void Supervisor::serving(Server& server, Peer& connection, const protocol::Messa
     return reply_error(connection, "serving " + spelled + ": this server does not hold it", m);
   if (!server.starting() && server.state != ServerState::kUp)
     return reply_error(connection, "this server is being taken down", m);
+  // In its --confirm window it replaces no one yet: what it serves is taken over when the
+  // window has passed (become_up), as if it had not said it.
+  if (server.state == ServerState::kConfirming) {
+    if (server.said_serving.insert(name).second)
+      emit(server, EventKind::kServing,
+           "accepts on it now; in its --confirm window: older holders go down when it has passed",
+           name);
+    return;
+  }
   if (server.starting()) server.served.insert(name);
   // Said again, it is a line whose rate the server chooses (the older holders went down the
   // first time; any left are taken down, with lines of their own, below).

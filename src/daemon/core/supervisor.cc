@@ -31,6 +31,8 @@ const char* state_name(ServerState state) {
       return "connected";
     case ServerState::kReady:
       return "ready";
+    case ServerState::kConfirming:
+      return "confirming";
     case ServerState::kUp:
       return "up";
     case ServerState::kDraining:
@@ -144,7 +146,8 @@ void Supervisor::deploy(const SpawnSpec& request, Sink requester, bool follow_ex
     requester(message);
   };
   if (stopping()) {
-    sink(protocol::DeployFailed{std::nullopt, "the daemon is stopping", std::nullopt}.encode());
+    sink(protocol::DeployFailed{std::nullopt, "the daemon is stopping", std::nullopt, std::nullopt}
+             .encode());
     return;
   }
   if (request.workers) return rolls_.start(request, std::move(sink), follow_exit);
@@ -212,6 +215,7 @@ bool Supervisor::keep_serving(Server& server, const std::string& why) {
   server.kept = true;
   server.ready_timer.stop();
   server.settle_timer.stop();
+  server.confirm_timer.stop();
   deploys_.failed(server.id, why + "; it keeps serving what it took over with serving until a " +
                                  "newer server replaces it there");
   emit(server, EventKind::kUp, "is up on what it took over with serving (" + why + ")");
@@ -270,7 +274,7 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   std::string id = make_id(generation);
   auto refuse = [&](const Status& why) -> Server* {
     log_line("deploy of '" + join(request.argv, " ") + "' failed: " + why.message());
-    sink(protocol::DeployFailed{std::nullopt, why.message(), std::nullopt}.encode());
+    sink(protocol::DeployFailed{std::nullopt, why.message(), std::nullopt, std::nullopt}.encode());
     return nullptr;
   };
   for (const auto& l : request.listen)
@@ -353,8 +357,10 @@ void Supervisor::hold_listen_sockets(Server& server, const std::vector<PassedSoc
   std::string id = server.id;
   server.ready_after_timer.start(after, [this, id, after] {
     if (Server* s = find(id); s && s->starting())
-      become_up(*s, "alive for --ready-after " + format_duration(after) +
-                        ", the weaker rule: it did not say it was ready");
+      came_up(*s,
+              "alive for --ready-after " + format_duration(after) +
+                  ", the weaker rule: it did not say it was ready",
+              Readiness::kReadyAfter);
   });
 }
 
@@ -365,7 +371,7 @@ void Supervisor::notified(const std::string& id, const NotifyMessage& message) {
   server->notified = true;
   for (const auto& [key, value] : message.fields) {
     if (key == "READY" && value == "1") {
-      if (server->starting()) become_up(*server, "sent READY=1 on NOTIFY_SOCKET");
+      if (server->starting()) came_up(*server, "sent READY=1 on NOTIFY_SOCKET", Readiness::kNotify);
     } else if (key == "STATUS") {
       emit_said(*server, EventKind::kStatus, "STATUS=" + value);
     } else if (key == "STOPPING" && value == "1") {
@@ -483,12 +489,16 @@ void Supervisor::server_message(Peer& connection, const protocol::Message& messa
   } else if (name == "serverUp") {
     auto up = protocol::ServerUp::decode(message);
     if (!up.ok()) return reply_error(connection, up.status().message(), message);
-    if (server->starting()) become_up(*server, "sent serverUp");
+    if (server->starting()) came_up(*server, "sent serverUp", Readiness::kServerUp);
   } else if (name == "fail") {
     auto reason = protocol::decode_string_body(name, message.body);
     if (!reason.ok()) return reply_error(connection, reason.status().message(), message);
     const std::string& why = *reason;
-    if (server->starting()) {
+    if (server->state == ServerState::kConfirming) {
+      fail(*server, window_failure(
+                        *server, "sent fail (" +
+                                     (why.empty() ? "no reason given" : clip_for_log(why)) + ")"));
+    } else if (server->starting()) {
       // Once per server (it fails): only the length is the server's to choose.
       fail(*server, "sent fail: " + (why.empty() ? "(no reason given)" : clip_for_log(why)));
     } else {
@@ -602,12 +612,22 @@ void Supervisor::ready_for(Server& server, Peer& connection, const protocol::Mes
 void Supervisor::holds(Server& server, const std::string& name) {
   rolls_.holds(server, name);
   if (!settle_race(server, name)) return;
+  // In its window it is up already: what it holds when the window has passed is taken over.
+  if (server.state == ServerState::kConfirming) return;
   if (server.starting()) return become_ready(server);
   if (server.state != ServerState::kUp || server.kept) return;
   // Up already (it settled between two readyFor): it takes this one over once it has held it
-  // for --settle too, as the settle rule asks of any resource.
+  // for --settle too, as the settle rule asks of any resource, and not before its --confirm
+  // window has passed since it came up (it had none when it replaced no one then: found by
+  // the simulator, I6).
   std::string id = server.id;
-  server.settle_timer.start(options_.settle, [this, id] {
+  Millis wait = options_.settle;
+  if (server.up_at) {
+    auto window_left =
+        std::chrono::duration_cast<Millis>(*server.up_at + server.confirm_window - clock_.now());
+    wait = std::max(wait, window_left);
+  }
+  server.settle_timer.start(wait, [this, id] {
     Server* s = find(id);
     if (!s || s->state != ServerState::kUp) return;
     std::vector<std::string> names;
@@ -712,8 +732,8 @@ void Supervisor::become_ready(Server& server) {
   server.settle_timer.start(options_.settle, [this, id] {
     Server* s = find(id);
     if (s && s->state == ServerState::kReady && s->connection != 0)
-      become_up(*s,
-                "settled: alive and connected for --settle " + format_duration(options_.settle));
+      came_up(*s, "settled: alive and connected for --settle " + format_duration(options_.settle),
+              Readiness::kSettled);
   });
 }
 
@@ -748,7 +768,11 @@ void Supervisor::disconnected(Peer& connection) {
     // Usually the process is exiting: give it a moment so that the deploy can report its
     // exit status rather than the closed connection, and so that no signal races its exit.
     server->disconnected_before_up = true;
-    fail(*server, "closed its control connection before it was up", kExitGrace);
+    fail(*server,
+         server->state == ServerState::kConfirming
+             ? window_failure(*server, "closed its control connection")
+             : "closed its control connection before it was up",
+         kExitGrace);
   } else if (server->state == ServerState::kUp) {
     emit_connection(*server, EventKind::kDisconnected,
                     "closed its control connection (a takedown will have to be by signal)");
@@ -759,12 +783,99 @@ void Supervisor::disconnected(Peer& connection) {
 
 // ---- Transitions -------------------------------------------------------------------------
 
+void Supervisor::came_up(Server& server, const std::string& how, Readiness kind) {
+  if (server.state == ServerState::kConfirming) return;  // said again, or another way
+  Millis window = confirm_window(server.request.confirm, kind);
+  // Remembered even when it needs no window now: a resource it asks for later is taken over
+  // only once the window has passed (holds).
+  server.up_at = clock_.now();
+  server.confirm_window = window;
+  // The window guards a takeover: with no older server serving its resources (a first
+  // deploy, a crash restart while nothing serves) there is nothing to wait for.
+  if (window.count() <= 0 || !replaces_someone(server)) return become_up(server, how);
+  begin_confirming(server, how, window);
+}
+
+// Whether an older server of its slot serves one of its resources: what become_up would
+// take down.
+bool Supervisor::replaces_someone(const Server& server) const {
+  for (const auto& [id, other] : servers_) {
+    if (other.get() == &server || newer(*other, server) || !same_slot(server, *other)) continue;
+    if (!other->serving()) continue;
+    for (const auto& [name, spelled] : server.held)
+      if (other->held.count(name) && !other->taken.count(name)) return true;
+  }
+  return false;
+}
+
+// Up, but the servers it replaces stay untouched until it has stayed alive for `window`: an
+// exit, a crash, `fail` or a closed connection meanwhile fails its deploy (it is still
+// starting for every rule), and a newer deploy supersedes it as any server not yet up.
+void Supervisor::begin_confirming(Server& server, const std::string& how, Millis window) {
+  // It came up after a newer deploy of one of its resources started: that one wins.
+  if (const Server* winner = newer_holder(server)) return supersede(server, *winner);
+  server.state = ServerState::kConfirming;
+  server.up_at = clock_.now();
+  server.confirm_window = window;
+  server.ready_timer.stop();
+  server.settle_timer.stop();
+  server.ready_after_timer.stop();
+  emit(server, EventKind::kConfirming,
+       "is up (" + how + "); its --confirm " + format_duration(window) +
+           " window starts: the servers it replaces are taken down once it has stayed alive "
+           "that long");
+  std::string id = server.id;
+  server.confirm_timer.start(window, [this, id, how, window] {
+    Server* s = find(id);
+    if (!s || s->state != ServerState::kConfirming) return;
+    become_up(*s,
+              how + ", and stayed alive for its --confirm " + format_duration(window) + " window");
+  });
+}
+
+std::string Supervisor::window_failure(const Server& server, const std::string& what) const {
+  std::string text = "generation " + std::to_string(server.generation) + " " + what;
+  if (server.up_at)
+    text += " " +
+            format_duration(std::chrono::duration_cast<Millis>(clock_.now() - *server.up_at)) +
+            " after it was up";
+  text += ", inside its --confirm " + format_duration(server.confirm_window) + " window";
+  // The older servers of its slot on its resources: what it would have replaced.
+  std::vector<std::string> untouched;
+  std::vector<std::string> touched;
+  for (const auto& [id, other] : servers_) {
+    if (other.get() == &server || newer(*other, server) || !same_slot(server, *other)) continue;
+    if (!other->serving()) continue;
+    std::vector<std::string> shared;
+    std::vector<std::string> taken;
+    for (const auto& [name, spelled] : server.held) {
+      if (!other->held.count(name)) continue;
+      shared.push_back(name);
+      if (other->taken.count(name)) taken.push_back(name);
+    }
+    if (shared.empty()) continue;
+    std::string gen = std::to_string(other->generation);
+    if (taken.empty())
+      untouched.push_back(gen);
+    else
+      touched.push_back(gen + " had already been taken down on " + join(taken, ", "));
+  }
+  if (untouched.empty() && touched.empty()) return text + "; there was nothing for it to replace";
+  if (!untouched.empty())
+    text += untouched.size() == 1
+                ? "; generation " + untouched[0] + " was never touched and keeps serving"
+                : "; generations " + join(untouched, ", ") + " were never touched and keep serving";
+  for (const auto& t : touched) text += "; generation " + t;
+  return text;
+}
+
 void Supervisor::become_up(Server& server, const std::string& how) {
   // It came up after a newer deploy of one of its resources started: that one wins.
   if (const Server* winner = newer_holder(server)) return supersede(server, *winner);
   server.state = ServerState::kUp;
   server.ready_timer.stop();
   server.settle_timer.stop();
+  server.confirm_timer.stop();
   emit(server, EventKind::kUp, "is up (" + how + ")");
   crash_restarts_.up(server);
   deploys_.up(server.id);
@@ -889,12 +1000,19 @@ void Supervisor::begin_draining(Server& server) {
 
 void Supervisor::fail(Server& server, const std::string& reason, Millis signal_after) {
   if (!server.starting()) return;
+  // True when said: a failure inside the window says what serves itself (window_failure).
+  std::string serves;
+  if (server.state != ServerState::kConfirming)
+    if (auto others = served_by_others(server))
+      serves = *others ? "; the servers already serving its resources keep serving"
+                       : "; no other server serves its resources";
+  server.failed_in_window = server.state == ServerState::kConfirming;
   server.state = ServerState::kFailed;
   server.failure = reason;
   server.ready_timer.stop();
   server.settle_timer.stop();
-  emit(server, EventKind::kFailed,
-       "failed: " + reason + "; the servers it would replace keep serving");
+  server.confirm_timer.stop();
+  emit(server, EventKind::kFailed, "failed: " + reason + serves);
   if (server.process->exited()) return;
   // Graceful even now: it may already have accepted connections on a shared socket.
   Peer* connection = connection_of(server);
@@ -948,17 +1066,22 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   // An unmanaged server exits as what state.json recorded it: a crash if it was up.
   if (before == ServerState::kUnmanaged) before = adoptions_.recorded_state(id);
   std::string description = describe_exit(status, term_signal);
-  if (server.starting()) {
+  if (server.state == ServerState::kConfirming) {
+    fail(server, window_failure(server, description));
+  } else if (server.starting()) {
     std::string hint = refused_ready_hint(server);
     fail(server, description + " before it was up" + (hint.empty() ? "" : "; " + hint));
   } else if (server.disconnected_before_up) {
-    server.failure = description + " before it was up";  // more telling than the disconnect
+    // More telling than the disconnect (said as a window's failure when it was in one).
+    server.failure = server.failed_in_window ? window_failure(server, description)
+                                             : description + " before it was up";
   }
   server.state = ServerState::kGone;
   server.ready_timer.stop();
   server.settle_timer.stop();
   server.kill_timer.stop();
   server.exit_grace_timer.stop();
+  server.confirm_timer.stop();
   if (Peer* c = connection_of(server)) c->close();
   emit(server, before == ServerState::kUp ? EventKind::kCrashed : EventKind::kExited,
        before == ServerState::kUp ? description + " while serving (crashed)" : description);
@@ -969,7 +1092,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   adoptions_.exited(gone->id);
   reap_leftovers(*gone);
   give_back_unheard(*gone);
-  deploys_.exited(*gone, description, before == ServerState::kDraining);
+  deploys_.exited(*gone, description, before == ServerState::kDraining, served_by_others(*gone));
   crash_restarts_.exited(*gone, before);
   rolls_.exited(*gone);
   close_idle_sockets();
@@ -977,6 +1100,24 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
     kill_leftovers();
     stop_done_();
   }
+}
+
+// Whether another server serves one of the resources `gone` held or was to inherit (--listen)
+// and was not taken down there: what a failed deploy may say of the servers already running
+// (deployFailed's "othersServing", true at the moment it is sent). nullopt when it had none.
+std::optional<bool> Supervisor::served_by_others(const Server& gone) const {
+  std::set<std::string> resources;
+  for (const auto& [name, spelled] : gone.held) resources.insert(name);
+  for (const auto& l : gone.request.listen)
+    if (auto parsed = protocol::parse_resource(l.resource); parsed.ok())
+      resources.insert(parsed->name());
+  if (resources.empty()) return std::nullopt;
+  for (const auto& [id, other] : servers_) {
+    if (other.get() == &gone || !other->serving()) continue;
+    for (const auto& name : resources)
+      if (other->held.count(name) && !other->taken.count(name)) return true;
+  }
+  return false;
 }
 
 // `gone` held resources that older servers were taken down on without being told (no
@@ -1265,7 +1406,9 @@ void Supervisor::einhorn_command(Peer& connection, const protocol::Message& m) {
   if (!server->starting()) return;  // a second ack, or one after it came up another way
   if (server->held.empty())
     return refuse("worker:ack from a server without --listen sockets (nothing to serve yet)");
-  become_up(*server, "einhorn worker:ack from pid " + std::to_string(connection.peer_pid()));
+  if (server->state == ServerState::kConfirming) return;  // a second ack, in its window
+  came_up(*server, "einhorn worker:ack from pid " + std::to_string(connection.peer_pid()),
+          Readiness::kEinhorn);
 }
 
 bool Supervisor::is_server_peer(pid_t pid, uid_t uid) const {

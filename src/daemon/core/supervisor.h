@@ -17,6 +17,7 @@
 #include "base/duration.h"
 #include "daemon/control/log_limiter.h"
 #include "daemon/core/clock.h"
+#include "daemon/core/confirm_window.h"
 #include "daemon/core/crash_restarts.h"
 #include "daemon/core/deploys.h"
 #include "daemon/core/event_kind.h"
@@ -189,6 +190,19 @@ class Supervisor {
 
   // Transitions.
   void become_ready(Server& server);
+  // `server` said it is up by `kind` (serverUp, settled, READY=1, ...): up now when its
+  // --confirm window is 0 or it replaces no one, else it enters that window first
+  // (confirm_window.h).
+  void came_up(Server& server, const std::string& how, Readiness kind);
+  bool replaces_someone(const Server& server) const;
+  // The confirmation window: `server` is up but replaces no one until it has stayed alive for
+  // `window`; then become_up. Also after a daemon restart (the window starts again).
+  void begin_confirming(Server& server, const std::string& how, Millis window);
+  // Why a server in its window failed, true at this moment: "generation 7 exited with status
+  // 3 1.2s after it was up, inside its --confirm 5s window; generation 6 was never touched
+  // and keeps serving". `what`: what it did ("exited with status 3").
+  std::string window_failure(const Server& server, const std::string& what) const;
+  // The takeover: older holders of its resources go down now.
   void become_up(Server& server, const std::string& how);
   // `by`: the newer server it is replaced by (nullptr when the daemon stops).
   void take_down(Server& victim, const std::set<std::string>& resources, const std::string& why,
@@ -214,6 +228,7 @@ class Supervisor {
   static bool same_slot(const Server& newer, const Server& older);
 
   void give_back_unheard(const Server& gone);
+  std::optional<bool> served_by_others(const Server& gone) const;
 
   // Reporting.
   // `kind` is what readers act on (the JSON "kind", plus "crashed" for kCrashed); `text`

@@ -77,11 +77,11 @@ class SupervisorTest : public ::testing::Test {
     spec.workers = workers;
     return deploy_spec(std::move(spec));
   }
-  // The tests' apps are "srv" (versions "srv v1", "srv v2", ...), "wrk" and "alt"; each may
+  // The tests' apps are "srv" (versions "srv v1", "srv v2", ...), "wrk", "alt", "prog"; each may
   // take the others' resources over (--replace), as any command could before apps had names.
   size_t deploy_spec(SpawnSpec spec) {
     spec.cwd = "/srv";
-    if (spec.replace.empty()) spec.replace = {"srv", "wrk", "alt"};
+    if (spec.replace.empty()) spec.replace = {"srv", "wrk", "alt", "prog"};
     size_t index = outcomes_.size();
     outcomes_.emplace_back();
     supervisor_->deploy(
@@ -1054,6 +1054,189 @@ TEST_F(SupervisorTest, AServerTakenBackBeforeItsHelloThatSaysHelloToTheNewDaemon
   hello(pid);
   EXPECT_FALSE(supervisor_->adopting());
   EXPECT_EQ(state_of(pid), "connected");
+}
+
+// ---- The confirmation window (--confirm) ---------------------------------------------------
+
+// A new server that exits inside its --confirm window fails its deploy with a message that
+// says how long after it was up, and what serves; the old version was never signalled or sent
+// takeDown, and still serves.
+TEST_F(SupervisorTest, AServerThatExitsInsideItsConfirmWindowFailsItsDeployAndTouchesNothing) {
+  UpServer old = deploy_up({"srv", "v1"}, ":8080");
+  ASSERT_EQ(state_of(old.pid), "up");
+  SpawnSpec spec;
+  spec.argv = {"srv", "v2"};
+  spec.confirm = Millis(2000);
+  size_t d = deploy_spec(spec);
+  pid_t fresh = last_pid();
+  bring_up(fresh, ":8080");
+  EXPECT_EQ(state_of(fresh), "confirming");
+  EXPECT_TRUE(outcomes_[d].empty());
+  // 1.2 s later (another server's timer moves the fake clock), it exits with status 3.
+  SpawnSpec timer;
+  timer.argv = {"other"};
+  timer.ready_after = Millis(1200);
+  timer.listen = {{"", ":9090"}};
+  deploy_spec(timer);
+  ASSERT_EQ(clock_.next_in(), Millis(1200));
+  ASSERT_TRUE(clock_.fire_next());
+  EXPECT_EQ(state_of(fresh), "confirming");
+  processes_.exit(fresh, 3, 0);
+  EXPECT_EQ(outcome(d),
+            "failed: generation 2 exited with status 3 1.2s after it was up, inside its --confirm "
+            "2s window; generation 1 was never touched and keeps serving");
+  EXPECT_EQ(outcomes_[d][0]["deployFailed"].value("othersServing", false), true);
+  EXPECT_FALSE(got(old.peer, "takeDown"));
+  EXPECT_TRUE(processes_.find(old.pid)->signals.empty());
+  EXPECT_EQ(state_of(old.pid), "up");
+  // Nothing left to fire takes it down either.
+  while (clock_.fire_next()) {
+  }
+  EXPECT_FALSE(got(old.peer, "takeDown"));
+  EXPECT_TRUE(processes_.find(old.pid)->signals.empty());
+}
+
+// One that stays alive through its window replaces the old version then, and not before: the
+// takeDown goes out exactly when the fake clock reaches the end of the window, and the deploy
+// is deployed once the old one has exited.
+TEST_F(SupervisorTest, AServerThatSurvivesItsConfirmWindowReplacesTheOldOneOnlyAfterIt) {
+  UpServer old = deploy_up({"srv", "v1"}, ":8080");
+  SpawnSpec spec;
+  spec.argv = {"srv", "v2"};
+  spec.confirm = Millis(2000);
+  size_t d = deploy_spec(spec);
+  pid_t fresh = last_pid();
+  bring_up(fresh, ":8080");
+  ASSERT_EQ(state_of(fresh), "confirming");
+  auto window_start = clock_.now();
+  while (state_of(fresh) == "confirming") {
+    EXPECT_FALSE(got(old.peer, "takeDown"));
+    ASSERT_TRUE(clock_.fire_next());
+  }
+  EXPECT_EQ(state_of(fresh), "up");
+  EXPECT_EQ(clock_.now() - window_start, Millis(2000));
+  EXPECT_TRUE(got(old.peer, "takeDown"));
+  EXPECT_TRUE(outcomes_[d].empty());  // the old one has not exited yet
+  processes_.exit(old.pid, 0, 0);
+  EXPECT_EQ(outcome(d), "deployed");
+}
+
+// READY=1 is a weak promise (a pre-forking master sends it before its workers import the
+// app): without --confirm, a program that says it gets a 5 s window; a client library's
+// serverUp gets none (the tests above: --confirm 0 would be the same as not giving it).
+TEST_F(SupervisorTest, ReadyOnNotifySocketGetsADefaultWindowAndServerUpNone) {
+  UpServer old = deploy_up({"srv", "v1"}, ":8080");
+  SpawnSpec spec;
+  spec.argv = {"prog"};
+  spec.listen = {{"", ":8080"}};
+  deploy_spec(spec);
+  pid_t fresh = last_pid();
+  std::string notify;
+  for (const auto& e : processes_.find(fresh)->spec.env)
+    if (e.starts_with("NOTIFY_SOCKET=")) notify = e.substr(14);
+  NotifyMessage ready;
+  ready.sender = fresh;
+  ready.fields = {{"READY", "1"}};
+  ASSERT_TRUE(processes_.notify(notify, ready));
+  ASSERT_EQ(state_of(fresh), "confirming");
+  auto window_start = clock_.now();
+  while (state_of(fresh) == "confirming") ASSERT_TRUE(clock_.fire_next());
+  EXPECT_EQ(clock_.now() - window_start, kWeakReadinessConfirm);
+  EXPECT_EQ(state_of(fresh), "up");
+  EXPECT_TRUE(got(old.peer, "takeDown"));
+
+  // A client library's serverUp: up at once, the --listen program taken down at once.
+  UpServer next = deploy_up({"srv", "v3"}, ":8080");
+  EXPECT_EQ(state_of(next.pid), "up");
+  EXPECT_FALSE(processes_.find(fresh)->signals.empty());
+}
+
+// A newer deploy that arrives while a server is in its window supersedes it as any server
+// not yet up: the one in its window fails, the old version is untouched until the newest is
+// up.
+TEST_F(SupervisorTest, ANewerDeploySupersedesAServerInItsConfirmWindow) {
+  UpServer old = deploy_up({"srv", "v1"}, ":8080");
+  SpawnSpec spec;
+  spec.argv = {"srv", "v2"};
+  spec.confirm = Millis(2000);
+  size_t d = deploy_spec(spec);
+  pid_t confirming = last_pid();
+  bring_up(confirming, ":8080");
+  ASSERT_EQ(state_of(confirming), "confirming");
+  size_t newest = deploy({"srv", "v3"});
+  pid_t fresh = last_pid();
+  FakePeer& peer = hello(fresh);
+  send(peer, protocol::make("readyFor", ":8080"));
+  EXPECT_EQ(state_of(confirming), "failed");
+  processes_.exit(confirming, 0, 0);  // it was sent takeDown, and goes
+  EXPECT_EQ(outcome(d), "failed: superseded by generation 3");
+  EXPECT_FALSE(got(old.peer, "takeDown"));
+  send(peer, protocol::make("serverUp", true));
+  EXPECT_TRUE(got(old.peer, "takeDown"));
+  processes_.exit(old.pid, 0, 0);
+  EXPECT_EQ(outcome(newest), "deployed");
+}
+
+// A daemon that restarts while a server is in its window takes it back in its window, and
+// the window starts again from when its sockets are back (the new daemon saw none of it): the
+// old version is taken down only a whole window after the restart.
+TEST_F(SupervisorTest, ADaemonRestartInsideTheWindowStartsTheWindowAgain) {
+  UpServer old = deploy_up({"srv", "v1"}, ":8080");
+  SpawnSpec spec;
+  spec.argv = {"prog"};
+  spec.listen = {{"", ":8080"}};
+  spec.confirm = Millis(2000);
+  deploy_spec(spec);
+  pid_t fresh = last_pid();
+  std::string notify;
+  for (const auto& e : processes_.find(fresh)->spec.env)
+    if (e.starts_with("NOTIFY_SOCKET=")) notify = e.substr(14);
+  NotifyMessage ready;
+  ready.sender = fresh;
+  ready.fields = {{"READY", "1"}};
+  ASSERT_TRUE(processes_.notify(notify, ready));
+  ASSERT_EQ(state_of(fresh), "confirming");
+  ASSERT_EQ(supervisor_->record().servers.size(), 2u);
+  processes_.inherited[fresh] = {":8080"};  // its fd 3, copied back with pidfd_getfd
+  processes_.frozen = true;                 // the dying daemon's destructor kills nothing
+  restart_daemon();
+  processes_.frozen = false;
+  EXPECT_EQ(state_of(fresh), "confirming");
+  EXPECT_EQ(clock_.next_in(), Millis(2000));
+  auto restarted = clock_.now();
+  // Signals the dying daemon's destructor sent while frozen were recorded, not delivered.
+  const size_t signalled = processes_.find(old.pid)->signals.size();
+  while (state_of(fresh) == "confirming") {
+    EXPECT_EQ(processes_.find(old.pid)->signals.size(), signalled);
+    ASSERT_TRUE(clock_.fire_next());
+  }
+  EXPECT_EQ(state_of(fresh), "up");
+  EXPECT_EQ(clock_.now() - restarted, Millis(2000));
+  EXPECT_GT(processes_.find(old.pid)->signals.size(), signalled) << "taken down after it";
+}
+
+// A failed deploy says whether anything still serves its resources ("othersServing"), so
+// that the command line never says "the servers already running keep serving" when none
+// does: after the only server of :8080 crashed, a deploy that fails there says false; one
+// that fails while an old server serves says true; one that held nothing says nothing.
+TEST_F(SupervisorTest, AFailedDeploySaysWhetherAnotherServerServesItsResources) {
+  UpServer old = deploy_up({"srv", "v1"}, ":8080");
+  size_t beside = deploy({"srv", "v2"});
+  pid_t second = last_pid();
+  send(hello(second), protocol::make("readyFor", ":8080"));
+  processes_.exit(second, 1, 0);
+  EXPECT_EQ(outcomes_[beside][0]["deployFailed"].value("othersServing", false), true);
+  processes_.exit(old.pid, 1, 0);  // crashed: nothing serves :8080 now
+  size_t alone = deploy({"srv", "v3"});
+  pid_t third = last_pid();
+  send(hello(third), protocol::make("readyFor", ":8080"));
+  processes_.exit(third, 1, 0);
+  ASSERT_EQ(outcomes_[alone].size(), 1u);
+  EXPECT_EQ(outcomes_[alone][0]["deployFailed"].value("othersServing", true), false);
+  size_t nothing = deploy({"srv", "v4"});
+  processes_.exit(last_pid(), 1, 0);
+  ASSERT_EQ(outcomes_[nothing].size(), 1u);
+  EXPECT_FALSE(outcomes_[nothing][0]["deployFailed"].contains("othersServing"));
 }
 
 }  // namespace

@@ -27,6 +27,9 @@ ServerState state_from_name(const std::string& name) {
   if (name == "draining") return ServerState::kDraining;
   if (name == "failed") return ServerState::kFailed;
   if (name == "connected" || name == "ready") return ServerState::kConnected;
+  // In its --confirm window: the window starts again when it resumes (or, for a --listen
+  // program, when its sockets are taken back).
+  if (name == "confirming") return ServerState::kConfirming;
   return ServerState::kStarting;
 }
 
@@ -95,7 +98,12 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   if (leaving) {
     if (record.notify_fd >= 0) ::close(record.notify_fd);
     remove_notify_socket_file(record.notify);
-    for (const auto& [name, spelled] : s.held) s.taken.insert(name);
+    // A draining server was taken down on everything by newer servers. A failed one was not:
+    // when it exits, the servers it took resources from unheard (`serving`) serve them alone
+    // again, as without the restart (give_back_unheard; found by the simulator, seed 57125 of
+    // the --no-workers mix: nobody was said to serve a resource an older server accepted on).
+    if (s.state == ServerState::kDraining)
+      for (const auto& [name, spelled] : s.held) s.taken.insert(name);
     emit(s, EventKind::kAdopted,
          "taken back from state.json, " + record.state + "; waiting for it to exit");
     kill_after_grace(s);
@@ -143,6 +151,11 @@ Status Supervisor::prepare_notify_directory(const DaemonState* state) {
 // A still-starting program without a client library cannot resume: it gets a fresh
 // --ready-timeout (and --ready-after) from now, and comes up by READY=1 as before.
 void Supervisor::restart_readiness_timers(Server& server) {
+  // It had said it was ready and was in its window: the window starts again from now (a
+  // program says READY=1 once, so waiting for another would fail it).
+  if (server.state == ServerState::kConfirming)
+    return begin_confirming(server, "in its --confirm window when the daemon took it back",
+                            resumed_confirm_window(server.request.confirm));
   std::string id = server.id;
   server.ready_timer.start(options_.ready_timeout, [this, id] {
     Server* late = find(id);
@@ -155,8 +168,10 @@ void Supervisor::restart_readiness_timers(Server& server) {
   Millis after = *server.request.ready_after;
   server.ready_after_timer.start(after, [this, id, after] {
     if (Server* s = find(id); s && s->starting())
-      become_up(*s, "alive for --ready-after " + format_duration(after) +
-                        " after the daemon took it back, the weaker rule");
+      came_up(*s,
+              "alive for --ready-after " + format_duration(after) +
+                  " after the daemon took it back, the weaker rule",
+              Readiness::kReadyAfter);
   });
 }
 
@@ -349,7 +364,13 @@ void Supervisor::resumed(Server& server, Peer& connection, bool up) {
                                     std::string("serverswap ") + SERVERSWAP_VERSION, true}
                       .encode());
   std::string holds = std::to_string(server.held.size()) + " listening socket(s)";
-  if (up) {
+  if (up && server.state == ServerState::kConfirming) {
+    // It was in its --confirm window when the daemon went away: the window starts again.
+    emit_connection(server, EventKind::kResumed,
+                    "resumed in its --confirm window, holding " + holds);
+    begin_confirming(server, "resumed in its --confirm window after the daemon restarted",
+                     resumed_confirm_window(server.request.confirm));
+  } else if (up) {
     server.state = ServerState::kUp;
     emit_connection(server, EventKind::kResumed, "resumed, up, holding " + holds);
     resettle_resumed(server);

@@ -146,6 +146,7 @@ Status parse_command_settings(const protocol::DeployRequest& request, SpawnSpec&
     spec.grants.push_back(request.grants[i]);
   }
   if (request.ready_after_ms) spec.ready_after = Millis(*request.ready_after_ms);
+  if (request.confirm_ms) spec.confirm = Millis(*request.confirm_ms);
   if (request.takedown_signal) {
     auto signum = parse_signal(*request.takedown_signal);
     if (!signum.ok()) return signum.status().wrap("deploy.takedownSignal");
@@ -185,6 +186,7 @@ protocol::DeployRequest request_from_spec(const SpawnSpec& spec, bool follow_exi
   for (const auto& l : spec.listen) request.listen.push_back({l.name, l.resource});
   request.grants = spec.grants;
   if (spec.ready_after) request.ready_after_ms = spec.ready_after->count();
+  if (spec.confirm) request.confirm_ms = spec.confirm->count();
   if (spec.takedown_signal) request.takedown_signal = signal_name(*spec.takedown_signal);
   request.workers = spec.workers;
   request.batch = spec.batch;
@@ -198,10 +200,12 @@ void RememberedSettings::apply(SpawnSpec& spec) {
   if (spec.listen.empty()) spec.listen = last.listen;
   if (spec.grants.empty()) spec.grants = last.grants;
   if (!spec.ready_after) spec.ready_after = last.ready_after;
+  if (!spec.confirm) spec.confirm = last.confirm;
   if (!spec.takedown_signal) spec.takedown_signal = last.takedown_signal;
   last.listen = spec.listen;
   last.grants = spec.grants;
   last.ready_after = spec.ready_after;
+  last.confirm = spec.confirm;
   last.takedown_signal = spec.takedown_signal;
   // Workers are remembered as a whole: a new count without --batch gets the default pace.
   if (!spec.workers) {

@@ -67,8 +67,8 @@ int exec_shim(int argc, char** argv);
 
 // The deploy request's per-command fields (docs/protocol.md, "Control messages"), decoded
 // by protocol::decode_deploy: "listen" (each resource parsed), "grant" (each a resource),
-// "readyAfterMs", "takedownSignal" (a signal's name or number), "workers", "batch", "maxSurge". An
-// error names the bad field.
+// "readyAfterMs", "confirmMs", "takedownSignal" (a signal's name or number), "workers", "batch",
+// "maxSurge". An error names the bad field.
 Status parse_command_settings(const protocol::DeployRequest& request, SpawnSpec& spec);
 
 // A decoded deploy request (or state.json's record of one) as the spec to run: argv, cwd,
@@ -78,9 +78,9 @@ Result<SpawnSpec> spec_from_request(const protocol::DeployRequest& request);
 protocol::DeployRequest request_from_spec(const SpawnSpec& spec, bool follow_exit = false);
 
 // Settings remembered by app (app_of): a deploy that gives no --listen, --grant,
-// --ready-after, --takedown-signal or --workers gets those of its app's last deploy, so that
-// running the same command again -- or a changed one, from another release directory --
-// swaps it the same way.
+// --ready-after, --confirm, --takedown-signal or --workers gets those of its app's last
+// deploy, so that running the same command again -- or a changed one, from another release
+// directory -- swaps it the same way.
 class RememberedSettings {
  public:
   void apply(SpawnSpec& spec);

@@ -116,6 +116,7 @@ TEST(CommandSettings, ARequestAndItsSpecConvertBothWays) {
   spec.user = "app";
   spec.listen = {{"web", ":8080"}};
   spec.ready_after = Millis(250);
+  spec.confirm = Millis(0);  // 0 is a window of none, not "not given": it must survive
   spec.takedown_signal = SIGQUIT;
   spec.workers = 3;
   spec.worker = 2;
@@ -128,6 +129,7 @@ TEST(CommandSettings, ARequestAndItsSpecConvertBothWays) {
   EXPECT_EQ(back->user, "app");
   EXPECT_EQ(back->listen, spec.listen);
   EXPECT_EQ(back->ready_after, Millis(250));
+  EXPECT_EQ(back->confirm, Millis(0));
   EXPECT_EQ(back->takedown_signal, SIGQUIT);
   EXPECT_EQ(back->workers, 3);
   EXPECT_EQ(back->worker, 2);
@@ -192,6 +194,32 @@ TEST(NeverReadyReason, SaysWhatTheServerWouldNeed) {
   std::string listening = never_ready_reason(false, true, false, "2s");
   EXPECT_NE(listening.find("holds its --listen sockets"), std::string::npos) << listening;
   EXPECT_EQ(never_ready_reason(true, false, false, "2s"), "not up within --ready-timeout 2s");
+}
+
+// --confirm belongs to the command like --ready-after: a later deploy without it keeps it, one
+// with it (0 included) sets it.
+TEST(RememberedSettings, TheConfirmWindowIsRememberedForTheCommand) {
+  RememberedSettings remembered;
+  SpawnSpec first;
+  first.argv = {"./srv"};
+  first.confirm = Millis(2000);
+  remembered.apply(first);
+  SpawnSpec again;
+  again.argv = {"./srv"};
+  remembered.apply(again);
+  EXPECT_EQ(again.confirm, Millis(2000));
+  SpawnSpec none;
+  none.argv = {"./srv"};
+  none.confirm = Millis(0);
+  remembered.apply(none);
+  SpawnSpec after;
+  after.argv = {"./srv"};
+  remembered.apply(after);
+  EXPECT_EQ(after.confirm, Millis(0));
+  SpawnSpec other;
+  other.argv = {"./other"};
+  remembered.apply(other);
+  EXPECT_FALSE(other.confirm);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "base/join.h"
 #include "base/log.h"
+#include "daemon/core/confirm_window.h"
 #include "daemon/core/event_kind.h"
 #include "daemon/core/supervisor.h"
 #include "daemon/testing/fake_seams.h"
@@ -46,6 +47,20 @@ struct Model {
   bool will_fail = false;     // sends fail instead of serverUp
   bool up_sent = false;
   bool fail_sent = false;
+  // When it said it was up (serverUp, READY=1), for the confirmation window (I6).
+  std::optional<std::chrono::steady_clock::time_point> up_sent_at;
+  std::optional<std::chrono::steady_clock::time_point> ready_sent_at;
+  // When it had settled, as far as the model knows (I6).
+  std::optional<std::chrono::steady_clock::time_point> settled_at;
+  std::optional<Millis> confirm;  // its deploy's --confirm
+  // When it was first handed each resource (canonical name): I6 concerns only what it held
+  // before the newer server came up.
+  std::map<std::string, std::chrono::steady_clock::time_point> got_at;
+  // Up when a daemon restarted: state.json does not record when an up server came up, so the
+  // next daemon treats it as past its window (a takeover it had still to make of a resource
+  // asked for after it came up happens at once; docs/architecture.md, "The confirmation
+  // window"). A server in its window resumes into a new one, which the check does not need.
+  bool up_before_restart = false;
   std::set<std::string> accepting;  // canonical names it accepts connections on
   std::set<std::string> taken;      // canonical names it was told to give up
   // Taken from it by the daemon before it came up, without telling it (it did not subscribe):
@@ -111,7 +126,8 @@ struct Action {
 
 class World {
  public:
-  World(uint64_t seed, const SimulatorOptions& options) : options_(options), rng_(seed) {
+  World(uint64_t seed, const SimulatorOptions& options)
+      : options_(options), rng_(seed), confirm_rng_(seed ^ 0x9e3779b97f4a7c15ULL) {
     result_.seed = seed;
     result_.classic = options.mix == Mix::kClassic;
     SupervisorOptions so;
@@ -278,7 +294,18 @@ class World {
     if (chance(0.5)) spec.argv.push_back("v" + std::to_string(pick(3)));
     spec.cwd = "/srv";
     name_app(spec);
+    spec.confirm = draw_confirm();
     start_deploy(spec, "deploy");
+  }
+
+  // A deploy's --confirm: not given (the default of how its server comes up), 0, or 200 ms to
+  // 2 s. From a stream of its own, so that the other choices of a seed stay what they were.
+  std::optional<Millis> draw_confirm() {
+    if (!options_.confirm) return Millis(0);
+    auto draw = std::uniform_int_distribution<int>(0, 2)(confirm_rng_);
+    if (draw == 0) return std::nullopt;
+    if (draw == 1) return Millis(0);
+    return Millis(100 * std::uniform_int_distribution<int>(2, 20)(confirm_rng_));
   }
 
   void deploy_full() {
@@ -301,6 +328,7 @@ class World {
     for (const auto& r : command.listen) spec.listen.push_back({"", r});
     if (!command.listen.empty() && chance(0.4)) spec.ready_after = Millis(500 * (1 + pick(2)));
     name_app(spec);
+    spec.confirm = draw_confirm();
     if (command.workers) {
       spec.workers = 2 + static_cast<int>(pick(2));
       if (chance(0.5)) spec.batch = 1 + static_cast<int>(pick(2));
@@ -332,6 +360,7 @@ class World {
     if (!spec.replace.empty()) command += " --replace *";
     for (const auto& l : spec.listen) command += " --listen " + l.resource;
     if (spec.ready_after) command += " --ready-after " + std::to_string(spec.ready_after->count());
+    if (spec.confirm) command += " --confirm " + std::to_string(spec.confirm->count());
     if (spec.workers) command += " --workers " + std::to_string(*spec.workers);
     if (spec.batch) command += " --batch " + std::to_string(*spec.batch);
     if (spec.max_surge) command += " --max-surge " + std::to_string(*spec.max_surge);
@@ -373,6 +402,7 @@ class World {
   void server_up(pid_t pid) {
     Model& m = models_[pid];
     m.up_sent = true;
+    m.up_sent_at = clock_.now();
     note("pid " + std::to_string(pid) + " sends serverUp");
     send(m, protocol::make("serverUp", true));
   }
@@ -400,9 +430,14 @@ class World {
     for (auto& d : deploys_)
       if (d.outcomes.empty()) d.lost = true;
     for (const auto& [pid, record] : processes_.all()) record->on_exit = nullptr;
+    for (auto& [pid, m] : models_)
+      if (really_up(m)) m.up_before_restart = true;
     // Up by the settle rule stays up once its connection is gone with the daemon.
     for (auto& [pid, m] : models_)
-      if (!m.up_message && really_up(m)) m.settled = true;
+      if (!m.up_message && really_up(m)) {
+        if (!m.settled) m.settled_at = m.ready_at ? *m.ready_at + kSettle : clock_.now();
+        m.settled = true;
+      }
     processes_.frozen = true;  // the dying daemon's destructor kills nothing
     supervisor_.reset();
     processes_.frozen = false;
@@ -456,6 +491,7 @@ class World {
   void notify_ready(pid_t pid) {
     Model& m = models_[pid];
     m.ready_sent = true;
+    m.ready_sent_at = clock_.now();
     note("pid " + std::to_string(pid) + " sends READY=1 on NOTIFY_SOCKET");
     NotifyMessage message;
     message.sender = pid;
@@ -542,6 +578,7 @@ class World {
       violated("sim: deploy started pid " + std::to_string(pid) + " with another deploy order");
     for (const auto& a : record->spec.argv)
       if (a.starts_with(":")) m.wants.push_back(a);
+    m.confirm = record->spec.confirm;
     m.up_message = chance(0.6);
     m.subscribes = chance(0.6);
     // In the drain, new servers (crash restarts) behave, so that the schedule comes to rest.
@@ -556,6 +593,7 @@ class World {
       for (const auto& l : record->spec.listen) {
         m.listen.push_back(l.resource);
         m.accepting.insert(canonical(l.resource));  // it accepts on them from the start
+        m.got_at.emplace(canonical(l.resource), clock_.now());
       }
       m.ready_after = record->spec.ready_after;
       if (!m.listen.empty()) {
@@ -573,8 +611,12 @@ class World {
     std::string name = message.begin().key();
     if (name == "resourceReady") {
       m.accepting.insert(canonical(message.begin().value().get<std::string>()));
+      m.got_at.emplace(canonical(message.begin().value().get<std::string>()), clock_.now());
       // The settle rule counts from the last resource it was given; once settled, it is up.
-      if (m.ready_at && clock_.now() >= *m.ready_at + kSettle) m.settled = true;
+      if (m.ready_at && clock_.now() >= *m.ready_at + kSettle && !m.settled) {
+        m.settled = true;
+        m.settled_at = *m.ready_at + kSettle;
+      }
       m.ready_at = clock_.now();
     } else if (name == "takeDown") {
       std::string r = canonical(message.begin().value().get<std::string>());
@@ -666,6 +708,43 @@ class World {
     return clock_.now() >= settled && (!m.fail_at || *m.fail_at >= settled);
   }
 
+  // I6: up (really_up) and alive for its confirmation window since, judged from what it did:
+  // by some way it came up, that way's window (unless its deploy gave --confirm) has passed.
+  // Any way counts, not only the first: the daemon may not have heard the first (a READY=1
+  // sent while no daemon listened), and its moment is never earlier than the model's (it
+  // restarts the window when it takes a server back), so the check never blames the daemon
+  // for the model's guess.
+  bool window_passed(const Model& m) const { return up_ways(m).passed; }
+
+  // The ways `m` came up that the model can date (at or before now): the earliest, and
+  // whether one of them has had its window pass since.
+  struct UpWays {
+    std::optional<std::chrono::steady_clock::time_point> earliest;
+    bool passed = false;
+  };
+  UpWays up_ways(const Model& m) const {
+    UpWays ways;
+    if (!really_up(m)) return ways;
+    auto now = clock_.now();
+    auto consider = [&](std::optional<std::chrono::steady_clock::time_point> when, Readiness kind) {
+      if (!when || *when > now) return;
+      if (!ways.earliest || *when < *ways.earliest) ways.earliest = when;
+      if (now >= *when + confirm_window(m.confirm, kind)) ways.passed = true;
+    };
+    if (m.ready_after) consider(m.spawned_at + *m.ready_after, Readiness::kReadyAfter);
+    if (!m.client) {
+      consider(m.ready_sent_at, Readiness::kNotify);
+    } else if (m.up_message) {
+      consider(m.up_sent_at, Readiness::kServerUp);
+    } else {
+      consider(m.settled_at, Readiness::kSettled);
+      if (m.ready_at) consider(*m.ready_at + kSettle, Readiness::kSettled);
+    }
+    // Up by a rule the model cannot date: judged by the rule alone (no window to check).
+    if (!ways.earliest || m.up_before_restart) ways.passed = true;
+    return ways;
+  }
+
   size_t acceptors(const std::string& r) const {
     size_t n = 0;
     for (const auto& [pid, m] : models_) n += !m.exited && m.accepting.count(r);
@@ -721,6 +800,34 @@ class World {
             "I2: pid " + std::to_string(m.pid) + " (gen " + std::to_string(m.generation) +
             (m.worker >= 0 ? ", worker of deploy #" + std::to_string(m.tag) : "") +
             ") taken down on " + r + " by " + how + " while no newer server holding it is up");
+      // I6: and that newer server has stayed alive for its confirmation window (or took the
+      // resource over itself with `serving`, the server's own word for that resource).
+      // Not a takeover: `m` was handed `r` only after a newer server was up there (that one
+      // serves it, and `m` never did alone).
+      bool confirmed = false;
+      auto got = m.got_at.find(r);
+      for (const auto& [pid, other] : models_) {
+        if (std::pair(other.rank, other.generation) <= std::pair(m.rank, m.generation) ||
+            other.exited)
+          continue;
+        // Or a newer version of its app past its window that left r (apps: retired after it).
+        bool same_app = app_of_model(other) == app_of_model(m) &&
+                        (m.worker < 0 || other.worker < 0 || other.worker == m.worker);
+        if (!other.accepting.count(r)) {
+          if (same_app && up_ways(other).passed) confirmed = true;
+          continue;
+        }
+        UpWays ways = up_ways(other);
+        if (other.serving.count(r) || ways.passed ||
+            (ways.earliest && got != m.got_at.end() && *ways.earliest <= got->second))
+          confirmed = true;
+      }
+      if (!confirmed)
+        return violated("I6: pid " + std::to_string(m.pid) + " (gen " +
+                        std::to_string(m.generation) +
+                        (m.worker >= 0 ? ", worker of deploy #" + std::to_string(m.tag) : "") +
+                        ") taken down on " + r + " by " + how +
+                        " while no newer server holding it has passed its --confirm window");
     }
   }
 
@@ -913,6 +1020,7 @@ class World {
   SupervisorOptions supervisor_options_;
   int restarts_ = 0;  // daemon deaths and upgrades so far
   std::mt19937_64 rng_;
+  std::mt19937_64 confirm_rng_;  // --confirm of each deploy (draw_confirm)
   ScheduleResult result_;
   FakeClock clock_;
   FakeProcesses processes_;

@@ -13,7 +13,10 @@
 //   I4 every deploy ends with exactly one outcome, true when it is sent: `deployed` only
 //      while its server is up and not taken down;
 //   I5 after stop, every process started has exited and been reaped, no timer is pending,
-//      no NOTIFY_SOCKET is left open.
+//      no NOTIFY_SOCKET is left open;
+//   I6 no server that was up is taken down on a resource because of a newer server before a
+//      newer server holding it has passed its confirmation window (--confirm, or the default
+//      of how it came up), unless that one said `serving` there.
 // The same seed replays exactly. Single-threaded; one World per schedule.
 #pragma once
 
@@ -50,9 +53,13 @@ struct SimulatorOptions {
   bool listen = true;    // --listen programs on :4 and :2
   bool serving = true;   // servers of two resources that say `serving` on each
   bool restarts = true;  // daemon deaths and upgrades; servers resume (or do not)
-  int max_deploys = 6;   // deploy requests per schedule (reloads add theirs)
-  int max_steps = 300;   // random steps before the schedule drains to quiet
-  int max_crashes = 3;   // spontaneous crashes per schedule
+  // Deploys get a random --confirm (none given, 0, or 200 ms to 2 s), drawn from a stream of
+  // their own. Off: every deploy says --confirm 0, so that schedules found before the window
+  // existed replay exactly (their regression seeds run so).
+  bool confirm = true;
+  int max_deploys = 6;  // deploy requests per schedule (reloads add theirs)
+  int max_steps = 300;  // random steps before the schedule drains to quiet
+  int max_crashes = 3;  // spontaneous crashes per schedule
   bool record_trace = false;
 };
 

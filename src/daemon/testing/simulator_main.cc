@@ -4,6 +4,8 @@
 //   serverswap_simulator --seed S                           one schedule, its whole trace
 //   --keep-going: one line per failing seed, and on to the next
 //   --classic: the first mix of steps (Mix::kClassic), which older regression seeds name
+//   --no-workers, --no-listen, --no-serving, --no-restarts: leave that part of the full mix out
+//   --no-confirm: every deploy says --confirm 0 (as before the window existed)
 // Exit status: 0 when every schedule kept every invariant, 1 at the first that did not
 // (its seed and trace are printed), 2 on a usage error.
 #include <chrono>
@@ -24,7 +26,7 @@ int main(int argc, char** argv) {
   bool one = false;
   bool classic = false;
   bool keep_going = false;  // one line per failing seed, and on to the next
-  bool workers = true, listen = true, serving = true, restarts = true;
+  bool workers = true, listen = true, serving = true, restarts = true, confirm = true;
   uint64_t failed = 0;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -33,11 +35,12 @@ int main(int argc, char** argv) {
       continue;
     }
     if (arg == "--no-workers" || arg == "--no-listen" || arg == "--no-serving" ||
-        arg == "--no-restarts") {
-      (arg == "--no-workers"   ? workers
-       : arg == "--no-listen"  ? listen
-       : arg == "--no-serving" ? serving
-                               : restarts) = false;
+        arg == "--no-restarts" || arg == "--no-confirm") {
+      (arg == "--no-workers"    ? workers
+       : arg == "--no-listen"   ? listen
+       : arg == "--no-serving"  ? serving
+       : arg == "--no-restarts" ? restarts
+                                : confirm) = false;
       continue;
     }
     if (arg == "--keep-going") {
@@ -47,7 +50,8 @@ int main(int argc, char** argv) {
     if (i + 1 >= argc) {
       std::fprintf(
           stderr,
-          "usage: %s [--classic] [--keep-going] [--schedules N] [--first-seed S] | --seed S\n",
+          "usage: %s [--classic] [--no-workers] [--no-listen] [--no-serving] [--no-restarts] "
+          "[--no-confirm] [--keep-going] [--schedules N] [--first-seed S] | --seed S\n",
           argv[0]);
       return 2;
     }
@@ -75,6 +79,7 @@ int main(int argc, char** argv) {
     options.listen = listen;
     options.serving = serving;
     options.restarts = restarts;
+    options.confirm = confirm;
     if (classic) options.mix = serverswap::daemon::testing::Mix::kClassic;
     auto result = run_schedule(seed, options);
     steps += static_cast<uint64_t>(result.steps);

@@ -1,6 +1,7 @@
 // Seeds on which the simulator once found a broken invariant (each fixed since): they must
 // keep every invariant, each in the mix it was found in. A new failure's seed is added here,
-// with what it found, when it is fixed.
+// with what it found, when it is fixed. Seeds found before the confirmation window existed
+// replay with --no-confirm (every deploy --confirm 0), which keeps their schedules exact.
 #include "daemon/testing/simulator.h"
 
 #include <gtest/gtest.h>
@@ -28,8 +29,8 @@ const SeedMix kMixes[] = {
     // 1330, 1373, 10291: partial takedowns, settling between two readyFor, deploy order of
     // crash restarts; 19, 159, 182, 396: the independent "up" judgement (settle, late fail).
     {"classic",
-     "--classic",
-     {.mix = Mix::kClassic},
+     "--classic --no-confirm",
+     {.mix = Mix::kClassic, .confirm = false},
      {1, 7, 14, 19, 23, 30, 138, 159, 182, 396, 486, 511, 864, 1330, 1373, 10291}},
     // The full mix with workers (no --listen programs, no `serving`): 3, a roll reported
     // deployed with a worker that had crashed (pid 0); 15, a failed first roll took down its
@@ -70,8 +71,8 @@ const SeedMix kMixes[] = {
     // 6314, 8348, a roll superseded after its worker replaced an old one was taken for the
     // old version of that index by the roll that superseded it and then failed (two releases).
     {"workers",
-     "--no-listen --no-serving --no-restarts",
-     {.listen = false, .serving = false, .restarts = false},
+     "--no-listen --no-serving --no-restarts --no-confirm",
+     {.listen = false, .serving = false, .restarts = false, .confirm = false},
      {3,    4,    15,   32,   49,   59,   74,   75,   80,   83,   114,  157,
       205,  262,  338,  345,  620,  643,  812,  1371, 1433, 1759, 2252, 2571,
       2623, 3178, 3191, 4154, 6314, 6468, 6517, 7214, 8348, 8954, 9785}},
@@ -81,8 +82,8 @@ const SeedMix kMixes[] = {
     // deploy order not recorded in state.json (a crash restart outranked a later deploy after
     // the restart); 2660, a crash loop whose restarts a later deploy superseded, forever.
     {"restarts",
-     "--no-workers --no-serving",
-     {.workers = false, .serving = false},
+     "--no-workers --no-serving --no-confirm",
+     {.workers = false, .serving = false, .confirm = false},
      {17, 710, 1208, 2660, 4796}},
     // The full mix without workers (`serving`, --listen programs, daemon restarts): 241, 429,
     // 481, 504, 685, 953, a server that took a resource over with `serving` was failed by the
@@ -92,9 +93,14 @@ const SeedMix kMixes[] = {
     // subscribed in its resume was never told; 37909, 66048, a kept server forgot it was kept
     // across a restart.
     {"serving",
-     "--no-workers",
-     {.workers = false},
+     "--no-workers --no-confirm",
+     {.workers = false, .confirm = false},
      {241, 429, 481, 504, 685, 953, 5361, 37909, 52821, 66048}},
+    // The same mix with random --confirm windows: 57125, a server that took a resource over
+    // with `serving` and failed was taken back by a restarted daemon as taken down on
+    // everything, so when it exited the older server that had kept accepting there unheard
+    // was not given it back (nobody said to serve it once quiet).
+    {"confirm", "--no-workers", {.workers = false}, {57125}},
 };
 
 struct RegressionSeed {

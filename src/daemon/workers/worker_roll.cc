@@ -28,7 +28,7 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
   int batch = request.batch.value_or(1);
   RolloutLimits limits{*request.workers, batch, request.max_surge.value_or(batch)};
   if (std::string error = rollout_limits_error(limits); !error.empty()) {
-    sink(protocol::DeployFailed{std::nullopt, error, std::nullopt}.encode());
+    sink(protocol::DeployFailed{std::nullopt, error, std::nullopt, std::nullopt}.encode());
     return;
   }
   std::string key = app_of(request);
@@ -364,7 +364,7 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
     // Told first: its workers that came up may go next, while the old version serves (the
     // roll is undone), and the deployer hears why before it hears of them.
     log_line("rollout of '" + join(roll->request.argv, " ") + "' superseded: " + why);
-    roll->sink(protocol::DeployFailed{std::nullopt, why, std::nullopt}.encode());
+    roll->sink(protocol::DeployFailed{std::nullopt, why, std::nullopt, std::nullopt}.encode());
     roll = find_roll(roll_id);
     if (!roll) return;
   }
@@ -494,7 +494,7 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   }
   if (!superseded) {
     log_line("rollout of '" + join(roll->request.argv, " ") + "' failed: " + text);
-    roll->sink(protocol::DeployFailed{std::nullopt, text, std::nullopt}.encode());
+    roll->sink(protocol::DeployFailed{std::nullopt, text, std::nullopt, std::nullopt}.encode());
   }
   rolls_.erase(roll_id);
 }
@@ -613,7 +613,8 @@ void WorkerRolls::stop() {
     if (!roll->reported) {
       roll->reported = true;
       roll->sink(
-          protocol::DeployFailed{std::nullopt, "the daemon is stopping", std::nullopt}.encode());
+          protocol::DeployFailed{std::nullopt, "the daemon is stopping", std::nullopt, std::nullopt}
+              .encode());
     }
   rolls_.clear();
 }
