@@ -434,12 +434,15 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
         roll->workers.at(s->request.worker) != id && !find(roll->workers.at(s->request.worker)))
       workers.emplace_back(s->request.worker, id);
   // Those still starting fail first (a crash restart of one that came up, as it would if up):
-  // the roll is seen failing before any of its workers that came up goes.
+  // the roll is seen failing before any of its workers that came up goes. Superseded too:
+  // found by the simulator (seed 5286 of the worker mix), the restart of a superseded roll's
+  // worker that had replaced nothing came up beside the old release once the deploy that
+  // superseded the roll failed (two releases once quiet).
   for (const auto& [index, id] : workers) {
     const Server* s = find(id);
     if (!s || !s->starting()) continue;
-    bool goes = !superseded && old_serves &&
-                (plain_serves || (!restoring.count(index) && !roll->replaced.count(index)));
+    bool goes =
+        old_serves && (plain_serves || (!restoring.count(index) && !roll->replaced.count(index)));
     bool stand_in = roll->workers.count(index) && roll->workers.at(index) != id;
     if (!stand_in || goes) host_.fail(id, why);
   }
@@ -455,10 +458,10 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   }
   roll = find_roll(roll_id);
   if (!roll) return;
-  // A new worker that came up and crashed goes as one that is up would: its crash loop ends
-  // (found by the simulator: its restart came up beside the old version, two releases once
-  // quiet).
-  if (!superseded && old_serves)
+  // A new worker that came up and crashed goes as one that is up would (superseded too): its
+  // crash loop ends (found by the simulator: its restart came up beside the old version, two
+  // releases once quiet).
+  if (old_serves)
     for (int index = 0; index < roll->plan.workers(); ++index)
       if (!restoring.count(index) && !roll->replaced.count(index))
         host_.end_crash_loops(roll->resources, roll->first_generation + 1, index,
@@ -510,7 +513,12 @@ bool WorkerRolls::old_copy_serves(const Roll& roll) const {
 
 void WorkerRolls::note_old(Roll& roll, const Server& server) {
   if (!is_old_copy(roll, server)) return;
-  if (!server.serving() && !(server.restarts > 0 && server.alive())) return;
+  // A crash restart stands for its index only while it may still come up: one that failed
+  // (superseded, its loop ended) and has not exited yet is no old version. Found by the
+  // simulator (seed 4818 of the worker mix): a later roll took such a restart of a superseded
+  // roll's worker for the old version of its index and, when it failed, started that release
+  // again beside the old one (two releases once quiet).
+  if (!server.serving() && !(server.restarts > 0 && server.starting())) return;
   int index = std::max(server.request.worker, 0);
   // A worker of a superseded roll (or its crash restart) whose old version this roll inherited.
   if (auto from = roll.inherited_from.find(index);
@@ -593,6 +601,17 @@ void WorkerRolls::check_done(uint64_t roll_id) {
   for (const auto& [index, id] : roll->workers)
     if (const Server* s = find(id); !s || s->state != ServerState::kUp) return;
   roll->reported = true;
+  // Deployed: an old worker index beyond the new count is served by no one any more (its old
+  // copy went with take_down_old_copy(-1)), so its crash loop ends too. Found by the simulator
+  // (seed 5034 of the worker mix): the loop of an old worker 2 that crashed during a roll of 2
+  // workers went on, and a later roll that failed took it for the old version of index 2 and
+  // started it again beside the 2 workers of the deployed release (3 once quiet).
+  std::set<int> beyond;
+  for (const auto& loop : host_.crash_loops())
+    if (loop.rank < roll->first_generation && loop.request.worker >= roll->plan.workers())
+      for (const auto& name : loop.resources)
+        if (roll->resources.count(name)) beyond.insert(loop.request.worker);
+  for (int index : beyond) host_.end_crash_loops(roll->resources, roll->first_generation, index);
   std::vector<int64_t> pids;
   const Server* first = nullptr;
   for (const auto& [index, id] : roll->workers) {
