@@ -1000,6 +1000,41 @@ TEST_F(SupervisorTest, ARestartThatFailedIsNotTheOldVersionOfALaterRoll) {
   EXPECT_EQ(state_of(old0), "up");
 }
 
+// Found by the simulator (seed 3047 of the worker mix): a roll superseded because the old
+// version a failed roll started again replaced its worker counts that server as an old copy
+// serving: its worker that came up, replaced nothing and crashed is not restarted. Its
+// restart came up beside the old version (two releases once quiet).
+TEST_F(SupervisorTest,
+       ARollSupersededByARestoredOldVersionDropsItsCrashedWorkerThatReplacedNothing) {
+  deploy_spec(all_at_once({"wrk", "W"}, 1));
+  pid_t a0 = last_pid();
+  bring_up(a0, ":3");
+  SpawnSpec one_by_one;
+  one_by_one.argv = {"wrk", "v0"};
+  one_by_one.workers = 2;
+  one_by_one.batch = 1;
+  one_by_one.max_surge = 1;
+  size_t rolling = deploy_spec(one_by_one);
+  pid_t b0 = last_pid();
+  size_t failing = deploy_spec(all_at_once({"wrk", "W"}, 1));  // a0 is its old version
+  pid_t c0 = last_pid();
+  FakePeer& b0_peer = bring_up(b0, ":3");  // replaces a0 (which drains on)
+  pid_t b1 = last_pid();
+  ASSERT_GT(b1, c0);
+  bring_up(b1, ":3");         // index 1: it replaces nothing
+  processes_.exit(b1, 1, 0);  // crashes while up: its restart is pending
+  processes_.exit(c0, 1, 0);  // the W roll fails: its old version is started again
+  EXPECT_NE(outcome(failing).find("started again as worker 0"), std::string::npos)
+      << outcome(failing);
+  pid_t again = last_pid();
+  ASSERT_GT(again, c0);
+  bring_up(again, ":3");  // replaces b0: the v0 roll is superseded
+  EXPECT_TRUE(got(b0_peer, "takeDown"));
+  EXPECT_EQ(outcome(rolling).rfind("failed: superseded", 0), 0u) << outcome(rolling);
+  for (const auto& loop : supervisor_->crash_loops())
+    EXPECT_NE(loop.worker, 1) << "v0 would come back at index 1 beside W";
+}
+
 // Found by the simulator (seed 5286 of the worker mix): a superseded roll's worker that came
 // up, replaced nothing and crashed goes as an up one does while an old copy serves: its
 // restart stops and its crash loop ends. It used to come back (its loop going on) beside the

@@ -426,6 +426,16 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   // serves (found by the simulator: it stayed beside the old version, and when the deploy
   // that superseded the roll failed, two releases served once quiet).
   bool old_serves = old_copy_serves(*roll);
+  // Superseded: a newer server that serves there (the old version a failed roll started again)
+  // stands for the old release as an old copy would. Found by the simulator (seed 3047 of the
+  // worker mix): a roll superseded when such a server replaced its worker 0 kept the crash loop
+  // of its worker 1, which had replaced nothing: two releases once quiet.
+  if (superseded && !old_serves)
+    for (const auto& [id, s] : host_.servers())
+      if (s->serving() && s->rank > roll->first_generation && !roll->concerns(id) &&
+          !is_worker(*roll, *s) && s->taken.size() < s->held.size())
+        for (const auto& [name, spelled] : s->held)
+          if (roll->resources.count(name) && !s->taken.count(name)) old_serves = true;
   std::vector<std::pair<int, std::string>> workers(roll->workers.begin(), roll->workers.end());
   // The crash restarts of its workers that came up stand for them (not in `workers` yet).
   for (const auto& [id, s] : host_.servers())
