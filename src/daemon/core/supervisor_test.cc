@@ -1035,6 +1035,42 @@ TEST_F(SupervisorTest,
     EXPECT_NE(loop.worker, 1) << "v0 would come back at index 1 beside W";
 }
 
+// Found by the simulator (seed 2572 of the worker mix): a roll that supersedes a roll of another
+// command on their shared resource takes over the loser's old version of each index, as a roll
+// of the same command does: the loser's worker that replaced an old one is not the old version
+// of that index (the winner failed and kept it beside the old release: two releases once quiet).
+TEST_F(SupervisorTest, ARollThatSupersedesAnotherOnItsResourceGivesBackWhatTheOtherReplaced) {
+  deploy_spec(both_at_once({"wrk", "W"}));
+  pid_t old0 = last_pid() - 1, old1 = last_pid();
+  bring_up(old0, ":3");
+  bring_up(old1, ":3");
+  SpawnSpec one_by_one;
+  one_by_one.argv = {"wrk", "v1"};
+  one_by_one.workers = 2;
+  one_by_one.batch = 1;
+  one_by_one.max_surge = 1;
+  size_t superseded = deploy_spec(one_by_one);
+  pid_t b0 = last_pid();
+  FakePeer& b0_peer = bring_up(b0, ":3");  // replaces old worker 0
+  processes_.exit(old0, 0, 0);
+  size_t roll = deploy_spec(both_at_once({"wrk", "W"}));
+  pid_t c0 = last_pid() - 1, c1 = last_pid();
+  ASSERT_GT(c0, b0);
+  FakePeer& c0_peer = hello(c0);
+  send(c0_peer, protocol::make("readyFor", ":3"));  // the v1 roll is superseded on :3
+  EXPECT_EQ(outcome(superseded).rfind("failed: superseded", 0), 0u) << outcome(superseded);
+  processes_.exit(c1, 1, 0);  // the W roll fails
+  EXPECT_NE(outcome(roll).find("started again as worker 0"), std::string::npos) << outcome(roll);
+  pid_t again = last_pid();
+  ASSERT_GT(again, c1) << "the old version of index 0 was not started again";
+  const auto& spec = processes_.find(again)->spec;
+  EXPECT_EQ(spec.argv.back(), "W");
+  EXPECT_NE(std::find(spec.env.begin(), spec.env.end(), "SERVERSWAP_WORKER=0"), spec.env.end());
+  bring_up(again, ":3");
+  EXPECT_TRUE(got(b0_peer, "takeDown")) << "the superseded roll's worker goes";
+  EXPECT_EQ(state_of(old1), "up");
+}
+
 // Found by the simulator (seed 5286 of the worker mix): a superseded roll's worker that came
 // up, replaced nothing and crashed goes as an up one does while an old copy serves: its
 // restart stops and its crash loop ends. It used to come back (its loop going on) beside the
