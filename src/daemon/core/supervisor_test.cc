@@ -1071,6 +1071,40 @@ TEST_F(SupervisorTest, ARollThatSupersedesAnotherOnItsResourceGivesBackWhatTheOt
   EXPECT_EQ(state_of(old1), "up");
 }
 
+// Found by the simulator (seed 683 of the worker mix): a roll that was superseded before it could
+// report (here: the server it replaced had not exited yet) but whose workers still serve is the
+// release to go back to. A roll that supersedes one which replaced such a worker takes over that
+// old version (it used to refuse: "an undeployed roll's worker"), so when it fails the index
+// gets that release back rather than keeping the loser's worker beside it (two releases).
+TEST_F(SupervisorTest, AnUndeployedReleaseThatStillServesIsTheOldVersionAWinnerTakesOver) {
+  auto plain = deploy_up({"srv", "P"}, ":3");
+  deploy_spec(both_at_once({"wrk", "v2"}));
+  pid_t a0 = last_pid() - 1, a1 = last_pid();
+  bring_up(a0, ":3");
+  bring_up(a1, ":3");  // the plain server drains on: the v2 roll has not reported
+  EXPECT_TRUE(got(plain.peer, "takeDown"));
+  SpawnSpec one_by_one;
+  one_by_one.argv = {"wrk", "v0"};
+  one_by_one.workers = 2;
+  one_by_one.batch = 1;
+  one_by_one.max_surge = 1;
+  deploy_spec(one_by_one);
+  pid_t b0 = last_pid();
+  FakePeer& b0_peer = bring_up(b0, ":3");  // supersedes the v2 roll on :3, replaces a0
+  processes_.exit(a0, 0, 0);
+  size_t roll = deploy_spec(one_by_one);  // supersedes the v0 roll
+  pid_t c0 = last_pid();
+  ASSERT_GT(c0, b0);
+  processes_.exit(c0, 1, 0);  // and fails
+  EXPECT_NE(outcome(roll).find("started again as worker 0"), std::string::npos) << outcome(roll);
+  pid_t again = last_pid();
+  ASSERT_GT(again, c0) << "the old version of index 0 was not started again";
+  EXPECT_EQ(processes_.find(again)->spec.argv.back(), "v2");
+  bring_up(again, ":3");
+  EXPECT_TRUE(got(b0_peer, "takeDown")) << "v0 would serve beside v2";
+  EXPECT_EQ(state_of(a1), "up");
+}
+
 // Found by the simulator (seed 5286 of the worker mix): a superseded roll's worker that came
 // up, replaced nothing and crashed goes as an up one does while an old copy serves: its
 // restart stops and its crash loop ends. It used to come back (its loop going on) beside the

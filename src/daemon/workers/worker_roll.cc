@@ -53,15 +53,15 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
     for (const auto& [index, worker] : loser->workers) {
       const Server* s = find(worker);
       if (!s || !s->serving()) continue;
-      if (auto it = loser->old.find(index);
-          it == loser->old.end() || undeployed_.count(it->second.rank))
+      if (auto it = loser->old.find(index); it == loser->old.end() || gone_release(it->second.rank))
         known = false;
     }
     if (!known) continue;
     for (const auto& [index, version] : loser->old) {
-      // An old version that is itself an undeployed roll's worker is no release to go back to:
-      // the loser's workers stand for the index as before (seed 8588).
-      if (undeployed_.count(version.rank)) continue;
+      // An old version that is itself an undeployed roll's worker, of which nothing serves any
+      // more, is no release to go back to: the loser's workers stand for the index as before
+      // (seed 8588). One whose workers still serve is (seed 683: gone_release).
+      if (gone_release(version.rank)) continue;
       auto it = inherited_old.find(index);
       if (it != inherited_old.end() && it->second.rank > version.rank) continue;
       inherited_old[index] = version;
@@ -178,12 +178,11 @@ void WorkerRolls::inherit(Roll& winner, const Roll& loser) {
   for (const auto& [index, worker] : loser.workers) {
     const Server* s = find(worker);
     if (!s || !s->serving()) continue;
-    if (auto it = loser.old.find(index);
-        it == loser.old.end() || undeployed_.count(it->second.rank))
+    if (auto it = loser.old.find(index); it == loser.old.end() || gone_release(it->second.rank))
       return;  // its workers stand for the old version as before (seed 9112)
   }
   for (const auto& [index, version] : loser.old) {
-    if (undeployed_.count(version.rank)) continue;
+    if (gone_release(version.rank)) continue;
     auto it = winner.old.find(index);
     if (it != winner.old.end() && it->second.rank > version.rank &&
         it->second.rank != loser.first_generation)
@@ -191,6 +190,17 @@ void WorkerRolls::inherit(Roll& winner, const Roll& loser) {
     winner.old[index] = version;
     winner.inherited_from[index] = loser.first_generation;
   }
+}
+
+// Found by the simulator (seed 683 of the worker mix): a roll superseded while its workers
+// served (the release there) was refused as an old version because it never deployed; the roll
+// that superseded the one which replaced its worker then failed and kept that worker beside the
+// release's others (two releases once quiet).
+bool WorkerRolls::gone_release(uint64_t rank) const {
+  if (!undeployed_.count(rank)) return false;
+  for (const auto& [id, s] : host_.servers())
+    if (s->rank == rank && s->serving()) return false;
+  return true;
 }
 
 bool WorkerRolls::in_roll(const Server& server) const {

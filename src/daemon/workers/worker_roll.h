@@ -176,6 +176,10 @@ class WorkerRolls {
   // `winner` supersedes `loser` on a shared resource: it takes over the loser's old version of
   // each index when the loser knows the old version of every index where a worker of it serves.
   void inherit(Roll& winner, const Roll& loser);
+  // Deploy order `rank` is a roll that failed or was superseded and none of whose servers
+  // serves any more: no release to go back to. One whose workers still serve is the release
+  // there (seed 683 of the worker mix).
+  bool gone_release(uint64_t rank) const;
   // Records `server` as the old version of its index when it is an old copy that serves (or
   // a crash restart standing for one) and newer than what was recorded.
   void note_old(Roll& roll, const Server& server);
