@@ -1105,6 +1105,29 @@ TEST_F(SupervisorTest, AnUndeployedReleaseThatStillServesIsTheOldVersionAWinnerT
   EXPECT_EQ(state_of(a1), "up");
 }
 
+// Found by the simulator (seed 1414 of the worker mix): a failed roll that keeps its new workers
+// (no old copy serves) ends the old crash loops on its resources and stops their restarts, also
+// a restart of another command that has not asked for the roll's resources yet (it was no old
+// copy, went on, and came up beside the new workers: two releases once quiet).
+TEST_F(SupervisorTest, AFailedRollThatKeepsItsWorkersStopsAnOldRestartThatHoldsNothingYet) {
+  deploy_spec(all_at_once({"wrk", "v0"}, 1));
+  pid_t old0 = last_pid();
+  bring_up(old0, ":3");
+  processes_.exit(old0, 1, 0);  // crashes while up: its restart is pending
+  size_t roll = deploy_spec(both_at_once({"wrk", "v2"}));
+  pid_t new0 = last_pid() - 1, new1 = last_pid();
+  ASSERT_TRUE(clock_.fire_next());  // the old worker's restart starts
+  pid_t restart = last_pid();
+  ASSERT_GT(restart, new1);
+  hello(restart);
+  bring_up(new0, ":3");
+  processes_.exit(new1, 1, 0);  // the roll fails; nothing old serves
+  EXPECT_NE(outcome(roll).find("keep serving"), std::string::npos) << outcome(roll);
+  EXPECT_EQ(state_of(restart), "failed") << "v0 would come up beside v2";
+  EXPECT_TRUE(supervisor_->crash_loops().empty());
+  EXPECT_EQ(state_of(new0), "up");
+}
+
 // Found by the simulator (seed 5286 of the worker mix): a superseded roll's worker that came
 // up, replaced nothing and crashed goes as an up one does while an old copy serves: its
 // restart stops and its crash loop ends. It used to come back (its loop going on) beside the

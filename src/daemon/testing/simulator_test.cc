@@ -80,14 +80,15 @@ const SeedMix kMixes[] = {
     // 2572, 8128, a roll that superseded a roll of another command on their resource took the
     // loser's worker for the old version of its index, failed, and kept it (two releases).
     // 683, 11326, an undeployed roll whose workers still served was refused as the old version
-    // to take over (two releases).
+    // to take over (two releases). 1414, 1688, a failed roll that kept its workers did not stop
+    // an old worker's restart of another command that held nothing yet (two releases).
     {"workers",
      "--no-listen --no-serving --no-restarts",
      {.listen = false, .serving = false, .restarts = false},
-     {3,    4,    15,   32,   49,   59,   74,   75,   80,   83,   114,  157,
-      205,  262,  338,  345,  620,  643,  683,  812,  1297, 1371, 1382, 1433,
-      1759, 2252, 2571, 2572, 2623, 3047, 3178, 3191, 4154, 4818, 5034, 5286,
-      6314, 6468, 6517, 7214, 7220, 8128, 8348, 8954, 9088, 9785, 11326}},
+     {3,    4,    15,   32,   49,   59,   74,   75,   80,   83,   114,  157,  205,
+      262,  338,  345,  620,  643,  683,  812,  1297, 1371, 1382, 1414, 1433, 1688,
+      1759, 2252, 2571, 2572, 2623, 3047, 3178, 3191, 4154, 4818, 5034, 5286, 6314,
+      6468, 6517, 7214, 7220, 8128, 8348, 8954, 9088, 9785, 11326}},
     // The full mix with daemon deaths and upgrades (no workers, no `serving`): 17, an adopted
     // server that was starting and never resumed stayed accepting, never up; 710 and 4796, a
     // partial takedown forgotten across a restart (two generations up on a resource); 1208,
