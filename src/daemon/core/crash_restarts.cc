@@ -1,6 +1,7 @@
 #include "daemon/core/crash_restarts.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "base/join.h"
 #include "base/log.h"
@@ -65,7 +66,12 @@ void CrashRestarts::crashed(const Server& gone) {
     for (const auto& [name, spelled] : gone.held) loop->resources.insert(name);
   }
   // A restart lost its resources to a later deploy (the newest deploy wins): so would every
-  // further one (found by the simulator: a loop without end, its resources unknown).
+  // further one (found by the simulator: a loop without end, its resources unknown). Unless
+  // it lost to a plain server still starting, which may yet fail: the loop goes on, and its
+  // next restart is dropped if a later deploy is up there by then (restart()). Found by the
+  // simulator (seed 7220 of the worker mix): the loop ended, the newer server failed, and the
+  // index was left empty. A worker that wins stands for its index in its roll, which gives
+  // the old version back if it fails (WorkerRolls::failed).
   // Likewise a restart refused a resource that another app serves now (--replace).
   if (gone.restarts > 0 && !gone.lost_to_app.empty()) {
     log_line("restart of '" + join(gone.request.argv, " ") + "' dropped: app " + gone.lost_to_app +
@@ -73,7 +79,8 @@ void CrashRestarts::crashed(const Server& gone) {
     loops_.erase(key);
     return;
   }
-  if (gone.restarts > 0 && gone.failure.starts_with("superseded by generation ")) {
+  if (gone.restarts > 0 && gone.failure.starts_with("superseded by generation ") &&
+      !winner_starting(gone.failure)) {
     log_line("restart of '" + join(gone.request.argv, " ") + "' dropped: " + gone.failure);
     loops_.erase(key);
     return;
@@ -245,6 +252,14 @@ const Server* CrashRestarts::deploy_in_progress(const SpawnSpec& request) const 
   for (const auto& [id, s] : host_.servers())
     if (s->starting() && s->restarts == 0 && app_of(s->request) == key) return s.get();
   return nullptr;
+}
+
+bool CrashRestarts::winner_starting(const std::string& failure) const {
+  const std::string prefix = "superseded by generation ";
+  uint64_t generation = std::strtoull(failure.c_str() + prefix.size(), nullptr, 10);
+  for (const auto& [id, s] : host_.servers())
+    if (s->generation == generation) return s->starting() && s->request.worker < 0;
+  return false;
 }
 
 const Server* CrashRestarts::find(const std::string& id) const {

@@ -70,12 +70,26 @@ const SeedMix kMixes[] = {
     // the crash loop a later deploy's worker of the same command and index had started.
     // 6314, 8348, a roll superseded after its worker replaced an old one was taken for the
     // old version of that index by the roll that superseded it and then failed (two releases).
+    // 1382, an old worker 2's crash restart came up after a roll of 2 workers deployed (a
+    // worker of N stands for the indices N and beyond); 5034, the crash loop of such an index
+    // went on after the roll deployed and a later failed roll started it again; 1297, 7220, a
+    // restart superseded by a plain server still starting ended its loop, and when that server
+    // failed the index was left empty; 5286, a superseded roll's crashed worker that replaced
+    // nothing came back beside the old release; 4818, a failed restart not yet exited was
+    // taken for the old version of its index (two releases). 3047, 9088, a roll superseded by
+    // the old version a failed roll started again kept its crashed worker that replaced nothing.
+    // 2572, 8128, a roll that superseded a roll of another command on their resource took the
+    // loser's worker for the old version of its index, failed, and kept it (two releases).
+    // 683, 11326, an undeployed roll whose workers still served was refused as the old version
+    // to take over (two releases). 1414, 1688, a failed roll that kept its workers did not stop
+    // an old worker's restart of another command that held nothing yet (two releases).
     {"workers",
      "--no-listen --no-serving --no-restarts --no-confirm",
      {.listen = false, .serving = false, .restarts = false, .confirm = false},
-     {3,    4,    15,   32,   49,   59,   74,   75,   80,   83,   114,  157,
-      205,  262,  338,  345,  620,  643,  812,  1371, 1433, 1759, 2252, 2571,
-      2623, 3178, 3191, 4154, 6314, 6468, 6517, 7214, 8348, 8954, 9785}},
+     {3,    4,    15,   32,   49,   59,   74,   75,   80,   83,   114,  157,  205,
+      262,  338,  345,  620,  643,  683,  812,  1297, 1371, 1382, 1414, 1433, 1688,
+      1759, 2252, 2571, 2572, 2623, 3047, 3178, 3191, 4154, 4818, 5034, 5286, 6314,
+      6468, 6517, 7214, 7220, 8128, 8348, 8954, 9088, 9785, 11326}},
     // The full mix with daemon deaths and upgrades (no workers, no `serving`): 17, an adopted
     // server that was starting and never resumed stayed accepting, never up; 710 and 4796, a
     // partial takedown forgotten across a restart (two generations up on a resource); 1208,

@@ -53,15 +53,15 @@ void WorkerRolls::start(const SpawnSpec& request, Sink sink, bool follow_exit) {
     for (const auto& [index, worker] : loser->workers) {
       const Server* s = find(worker);
       if (!s || !s->serving()) continue;
-      if (auto it = loser->old.find(index);
-          it == loser->old.end() || undeployed_.count(it->second.rank))
+      if (auto it = loser->old.find(index); it == loser->old.end() || gone_release(it->second.rank))
         known = false;
     }
     if (!known) continue;
     for (const auto& [index, version] : loser->old) {
-      // An old version that is itself an undeployed roll's worker is no release to go back to:
-      // the loser's workers stand for the index as before (seed 8588).
-      if (undeployed_.count(version.rank)) continue;
+      // An old version that is itself an undeployed roll's worker, of which nothing serves any
+      // more, is no release to go back to: the loser's workers stand for the index as before
+      // (seed 8588). One whose workers still serve is (seed 683: gone_release).
+      if (gone_release(version.rank)) continue;
       auto it = inherited_old.find(index);
       if (it != inherited_old.end() && it->second.rank > version.rank) continue;
       inherited_old[index] = version;
@@ -164,8 +164,43 @@ void WorkerRolls::holds(const Server& server, const std::string& name) {
     Roll* loser = find_roll(id);
     Roll* winner = find_roll(by);
     if (!loser || !winner || loser->reported) continue;
+    inherit(*winner, *loser);
     failed(id, "superseded by generation " + std::to_string(winner->first_generation), true);
   }
+}
+
+// As start() does for a roll of the same command: the winner takes over the loser's old
+// version of each index, not its workers. Found by the simulator (seed 2572 of the worker mix):
+// a roll of another command superseded on their shared resource after its worker replaced an
+// old one was taken for the old version of that index by the winner, which then failed and
+// started the loser's release again there (two releases once quiet).
+void WorkerRolls::inherit(Roll& winner, const Roll& loser) {
+  for (const auto& [index, worker] : loser.workers) {
+    const Server* s = find(worker);
+    if (!s || !s->serving()) continue;
+    if (auto it = loser.old.find(index); it == loser.old.end() || gone_release(it->second.rank))
+      return;  // its workers stand for the old version as before (seed 9112)
+  }
+  for (const auto& [index, version] : loser.old) {
+    if (gone_release(version.rank)) continue;
+    auto it = winner.old.find(index);
+    if (it != winner.old.end() && it->second.rank > version.rank &&
+        it->second.rank != loser.first_generation)
+      continue;  // a newer old copy the winner met itself
+    winner.old[index] = version;
+    winner.inherited_from[index] = loser.first_generation;
+  }
+}
+
+// Found by the simulator (seed 683 of the worker mix): a roll superseded while its workers
+// served (the release there) was refused as an old version because it never deployed; the roll
+// that superseded the one which replaced its worker then failed and kept that worker beside the
+// release's others (two releases once quiet).
+bool WorkerRolls::gone_release(uint64_t rank) const {
+  if (!undeployed_.count(rank)) return false;
+  for (const auto& [id, s] : host_.servers())
+    if (s->rank == rank && s->serving()) return false;
+  return true;
 }
 
 bool WorkerRolls::in_roll(const Server& server) const {
@@ -426,6 +461,16 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   // serves (found by the simulator: it stayed beside the old version, and when the deploy
   // that superseded the roll failed, two releases served once quiet).
   bool old_serves = old_copy_serves(*roll);
+  // Superseded: a newer server that serves there (the old version a failed roll started again)
+  // stands for the old release as an old copy would. Found by the simulator (seed 3047 of the
+  // worker mix): a roll superseded when such a server replaced its worker 0 kept the crash loop
+  // of its worker 1, which had replaced nothing: two releases once quiet.
+  if (superseded && !old_serves)
+    for (const auto& [id, s] : host_.servers())
+      if (s->serving() && s->rank > roll->first_generation && !roll->concerns(id) &&
+          !is_worker(*roll, *s) && s->taken.size() < s->held.size())
+        for (const auto& [name, spelled] : s->held)
+          if (roll->resources.count(name) && !s->taken.count(name)) old_serves = true;
   std::vector<std::pair<int, std::string>> workers(roll->workers.begin(), roll->workers.end());
   // The crash restarts of its workers that came up stand for them (not in `workers` yet).
   for (const auto& [id, s] : host_.servers())
@@ -434,12 +479,15 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
         roll->workers.at(s->request.worker) != id && !find(roll->workers.at(s->request.worker)))
       workers.emplace_back(s->request.worker, id);
   // Those still starting fail first (a crash restart of one that came up, as it would if up):
-  // the roll is seen failing before any of its workers that came up goes.
+  // the roll is seen failing before any of its workers that came up goes. Superseded too:
+  // found by the simulator (seed 5286 of the worker mix), the restart of a superseded roll's
+  // worker that had replaced nothing came up beside the old release once the deploy that
+  // superseded the roll failed (two releases once quiet).
   for (const auto& [index, id] : workers) {
     const Server* s = find(id);
     if (!s || !s->starting()) continue;
-    bool goes = !superseded && old_serves &&
-                (plain_serves || (!restoring.count(index) && !roll->replaced.count(index)));
+    bool goes =
+        old_serves && (plain_serves || (!restoring.count(index) && !roll->replaced.count(index)));
     bool stand_in = roll->workers.count(index) && roll->workers.at(index) != id;
     if (!stand_in || goes) host_.fail(id, why);
   }
@@ -455,10 +503,10 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   }
   roll = find_roll(roll_id);
   if (!roll) return;
-  // A new worker that came up and crashed goes as one that is up would: its crash loop ends
-  // (found by the simulator: its restart came up beside the old version, two releases once
-  // quiet).
-  if (!superseded && old_serves)
+  // A new worker that came up and crashed goes as one that is up would (superseded too): its
+  // crash loop ends (found by the simulator: its restart came up beside the old version, two
+  // releases once quiet).
+  if (old_serves)
     for (int index = 0; index < roll->plan.workers(); ++index)
       if (!restoring.count(index) && !roll->replaced.count(index))
         host_.end_crash_loops(roll->resources, roll->first_generation + 1, index,
@@ -477,10 +525,22 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
       host_.crash_loops_in(roll->resources, roll->first_generation, roll->first_generation + 1))
     kept = true;
   if (!superseded && !old_serves && kept && restoring.empty()) {
+    // The restarts of the loops it ends stop too, those that have not asked for the roll's
+    // resources yet included. Found by the simulator (seed 1414 of the worker mix): an old
+    // worker's restart of another command, started during the roll and holding nothing yet,
+    // was no old copy, so it went on and came up beside the new workers (two releases).
+    std::set<std::string> ended;
+    for (const auto& loop : host_.crash_loops())
+      if (loop.rank < roll->first_generation)
+        for (const auto& name : loop.resources)
+          if (roll->resources.count(name)) ended.insert(crash_key(loop.request));
     host_.end_crash_loops(roll->resources, roll->first_generation);
     std::vector<std::string> restarts;
     for (const auto& [id, s] : host_.servers())
-      if (s->starting() && s->restarts > 0 && is_old_copy(*roll, *s)) restarts.push_back(id);
+      if (s->starting() && s->restarts > 0 &&
+          (is_old_copy(*roll, *s) ||
+           (s->rank < roll->first_generation && ended.count(crash_key(s->request)))))
+        restarts.push_back(id);
     for (const auto& id : restarts) host_.fail(id, why);
     roll = find_roll(roll_id);
     if (!roll) return;
@@ -510,7 +570,12 @@ bool WorkerRolls::old_copy_serves(const Roll& roll) const {
 
 void WorkerRolls::note_old(Roll& roll, const Server& server) {
   if (!is_old_copy(roll, server)) return;
-  if (!server.serving() && !(server.restarts > 0 && server.alive())) return;
+  // A crash restart stands for its index only while it may still come up: one that failed
+  // (superseded, its loop ended) and has not exited yet is no old version. Found by the
+  // simulator (seed 4818 of the worker mix): a later roll took such a restart of a superseded
+  // roll's worker for the old version of its index and, when it failed, started that release
+  // again beside the old one (two releases once quiet).
+  if (!server.serving() && !(server.restarts > 0 && server.starting())) return;
   int index = std::max(server.request.worker, 0);
   // A worker of a superseded roll (or its crash restart) whose old version this roll inherited.
   if (auto from = roll.inherited_from.find(index);
@@ -593,6 +658,17 @@ void WorkerRolls::check_done(uint64_t roll_id) {
   for (const auto& [index, id] : roll->workers)
     if (const Server* s = find(id); !s || s->state != ServerState::kUp) return;
   roll->reported = true;
+  // Deployed: an old worker index beyond the new count is served by no one any more (its old
+  // copy went with take_down_old_copy(-1)), so its crash loop ends too. Found by the simulator
+  // (seed 5034 of the worker mix): the loop of an old worker 2 that crashed during a roll of 2
+  // workers went on, and a later roll that failed took it for the old version of index 2 and
+  // started it again beside the 2 workers of the deployed release (3 once quiet).
+  std::set<int> beyond;
+  for (const auto& loop : host_.crash_loops())
+    if (loop.rank < roll->first_generation && loop.request.worker >= roll->plan.workers())
+      for (const auto& name : loop.resources)
+        if (roll->resources.count(name)) beyond.insert(loop.request.worker);
+  for (int index : beyond) host_.end_crash_loops(roll->resources, roll->first_generation, index);
   std::vector<int64_t> pids;
   const Server* first = nullptr;
   for (const auto& [index, id] : roll->workers) {

@@ -169,6 +169,13 @@ class WorkerRolls {
   // `superseded`: a newer deploy won (docs/architecture.md, "The newest deploy wins").
   void failed(uint64_t roll_id, const std::string& reason, bool superseded = false);
   bool old_copy_serves(const Roll& roll) const;
+  // `winner` supersedes `loser` on a shared resource: it takes over the loser's old version of
+  // each index when the loser knows the old version of every index where a worker of it serves.
+  void inherit(Roll& winner, const Roll& loser);
+  // Deploy order `rank` is a roll that failed or was superseded and none of whose servers
+  // serves any more: no release to go back to. One whose workers still serve is the release
+  // there (seed 683 of the worker mix).
+  bool gone_release(uint64_t rank) const;
   // Records `server` as the old version of its index when it is an old copy that serves (or
   // a crash restart standing for one) and newer than what was recorded.
   void note_old(Roll& roll, const Server& server);
