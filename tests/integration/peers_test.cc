@@ -32,6 +32,7 @@ std::unique_ptr<Child> start_deploy_with(DaemonUnderTest& daemon,
                                          const std::vector<std::string>& options,
                                          const std::vector<std::string>& command) {
   std::vector<std::string> argv = {SERVERSWAP_BIN, "--socket", daemon.socket()};
+  argv.insert(argv.end(), daemon.deploy_options.begin(), daemon.deploy_options.end());
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back("--");
   argv.insert(argv.end(), command.begin(), command.end());

@@ -67,7 +67,8 @@ TEST(Race, TenDeploysOfTheSameCommandAtOnceOneWinsUnderLoad) {
     EXPECT_NE(d->output().find("superseded by generation "), std::string::npos) << d->output();
   }
 
-  // A deploy of another command is independent of the one in progress.
+  // A deploy of another app is independent of the one in progress.
+  daemon.deploy_options = {"--name", "other"};
   auto other = daemon.deploy({HELLO_SERVER_BIN, "unix:" + daemon.dir() + "/other.sock"});
   EXPECT_EQ(other.code, 0) << other.output;
 
@@ -156,8 +157,8 @@ TEST(Race, TenRollingDeploysOfWorkersAtOnceTheNewestWinsUnderLoad) {
   // Every command here is a version of one app.
   daemon.deploy_options = {"--name", "web"};
   auto deploy_workers = [&](const std::vector<std::string>& command, const std::string& version) {
-    std::vector<std::string> argv = {SERVERSWAP_BIN, "--socket", daemon.socket(),
-                                     "--workers",    "2",        "--"};
+    std::vector<std::string> argv = {
+        SERVERSWAP_BIN, "--socket", daemon.socket(), "--name", "web", "--workers", "2", "--"};
     argv.insert(argv.end(), command.begin(), command.end());
     return std::make_unique<Child>(argv, std::map<std::string, std::string>{{"VERSION", version}});
   };

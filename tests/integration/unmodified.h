@@ -11,12 +11,14 @@
 
 namespace serverswap::testing {
 
-// `serverswap --socket S OPTIONS... -- COMMAND...`, run to completion (bounded).
+// `serverswap --socket S [daemon.deploy_options] OPTIONS... -- COMMAND...`, run to completion
+// (bounded).
 inline DaemonUnderTest::Outcome deploy_with(DaemonUnderTest& daemon,
                                             const std::vector<std::string>& options,
                                             const std::vector<std::string>& command,
                                             Millis timeout = 30s) {
   std::vector<std::string> argv = {SERVERSWAP_BIN, "--socket", daemon.socket()};
+  argv.insert(argv.end(), daemon.deploy_options.begin(), daemon.deploy_options.end());
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back("--");
   argv.insert(argv.end(), command.begin(), command.end());

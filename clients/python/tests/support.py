@@ -83,8 +83,9 @@ class Daemon:
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout, env=env or clean_env())
 
-    def deploy(self, argv, timeout=60, **env):
-        return self.command("--", *argv, timeout=timeout, env=clean_env(**env))
+    def deploy(self, argv, timeout=60, options=(), **env):
+        """`serverswap --socket S OPTIONS... -- ARGV...` (options: `--name APP`, ...)."""
+        return self.command(*options, "--", *argv, timeout=timeout, env=clean_env(**env))
 
     def status(self):
         done = self.command("status", "--json")

@@ -79,7 +79,9 @@ class IntegrationTest(unittest.TestCase):
         old_pids = self.daemon.server_pids()
         for mode in ("raise", "fail"):
             with self.subTest(mode=mode):
-                done = self.daemon.deploy(support.PYTHON + [BAD_SERVER, mode, RESOURCE])
+                # A broken release of the example's app (another program, so named).
+                done = self.daemon.deploy(support.PYTHON + [BAD_SERVER, mode, RESOURCE],
+                                          options=["--name", "http_server_example"])
                 self.assert_old_one_kept(address, old_pids, done)
         self.assertIn("bad_server: configuration broken", self.daemon.output.text())
 

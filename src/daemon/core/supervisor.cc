@@ -801,12 +801,14 @@ void Supervisor::came_up(Server& server, const std::string& how, Readiness kind)
   begin_confirming(server, how, window);
 }
 
-// Whether an older server of its slot serves one of its resources: what become_up would
-// take down.
+// Whether an older server of its slot serves one of its resources, or is an older version
+// of its app that serves: what become_up would take down.
 bool Supervisor::replaces_someone(const Server& server) const {
+  std::string app = app_of(server.request);
   for (const auto& [id, other] : servers_) {
     if (other.get() == &server || newer(*other, server) || !same_slot(server, *other)) continue;
     if (!other->serving()) continue;
+    if (app_of(other->request) == app) return true;
     for (const auto& [name, spelled] : server.held)
       if (other->held.count(name) && !other->taken.count(name)) return true;
   }
