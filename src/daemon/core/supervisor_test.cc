@@ -1532,5 +1532,82 @@ TEST_F(SupervisorTest, AFailedDeploySaysWhetherAnotherServerServesItsResources) 
   EXPECT_FALSE(outcomes_[nothing][0]["deployFailed"].contains("othersServing"));
 }
 
+// ---- Apps (docs/architecture.md, "Apps") ---------------------------------------------------
+
+// The "same command moved to a new port": a new version of an app that serves
+// elsewhere retires the old one there after --settle (not at once: an up server may still
+// ask for the rest of what it serves), and its deploy waits for the old one to exit.
+TEST_F(SupervisorTest, ANewVersionOfAnAppOnAnotherPortRetiresTheOldOneAfterSettle) {
+  UpServer old = deploy_up({"srv", "v1"}, ":8080");
+  size_t moved = deploy({"srv", "v2"});
+  bring_up(last_pid(), ":9090");
+  EXPECT_FALSE(got(old.peer, "takeDown")) << "taken down before --settle";
+  EXPECT_TRUE(outcomes_[moved].empty());
+  while (!got(old.peer, "takeDown")) ASSERT_TRUE(clock_.fire_next());
+  EXPECT_EQ(state_of(old.pid), "draining");
+  processes_.exit(old.pid, 0, 0);
+  EXPECT_EQ(outcome(moved), "deployed");
+}
+
+// An up server that asks for another of the old version's resources within --settle takes
+// it over by the usual rule; the old version goes only once nothing of it is left alone.
+TEST_F(SupervisorTest, AnAppsNewVersionThatAsksForTheRestWithinSettleTakesItOver) {
+  deploy({"srv", "v1"});
+  pid_t old = last_pid();
+  FakePeer& old_peer = hello(old);
+  for (const char* r : {":1", ":2"}) {
+    send(old_peer, protocol::make("onTakedown", r));
+    send(old_peer, protocol::make("readyFor", r));
+  }
+  send(old_peer, protocol::make("serverUp", true));
+  deploy({"srv", "v2"});
+  pid_t fresh = last_pid();
+  FakePeer& peer = bring_up(fresh, ":1");
+  send(peer, protocol::make("readyFor", ":2"));  // later, within --settle
+  for (int i = 0; i < 10 && state_of(old) != "draining"; ++i) ASSERT_TRUE(clock_.fire_next());
+  EXPECT_EQ(state_of(old), "draining");
+  EXPECT_EQ(state_of(fresh), "up");
+}
+
+// Two apps may not take one resource by accident: the second is refused with the way out,
+// and the first is untouched; with --replace it takes over as before.
+TEST_F(SupervisorTest, AnotherAppsResourceIsRefusedUnlessTheDeploySaysReplace) {
+  UpServer web = deploy_up({"web"}, ":8080");
+  SpawnSpec api;
+  api.argv = {"api"};
+  api.replace = {"nobody-else"};
+  size_t refused = deploy_spec(api);
+  pid_t api_pid = last_pid();
+  FakePeer& peer = hello(api_pid);
+  send(peer, protocol::make("readyFor", ":8080"));
+  EXPECT_EQ(state_of(api_pid), "failed");
+  processes_.exit(api_pid, 0, SIGTERM);
+  EXPECT_NE(outcome(refused).find("app 'web' serves it"), std::string::npos) << outcome(refused);
+  EXPECT_NE(outcome(refused).find("--replace web"), std::string::npos) << outcome(refused);
+  EXPECT_FALSE(got(web.peer, "takeDown"));
+  EXPECT_EQ(state_of(web.pid), "up");
+
+  api.replace = {"web"};
+  size_t replacing = deploy_spec(api);
+  bring_up(last_pid(), ":8080");
+  EXPECT_TRUE(got(web.peer, "takeDown"));
+  processes_.exit(web.pid, 0, 0);
+  EXPECT_EQ(outcome(replacing), "deployed");
+}
+
+// A --listen program's resource is known at deploy: another app's is refused before spawn.
+TEST_F(SupervisorTest, AnotherAppsListenResourceIsRefusedBeforeSpawn) {
+  deploy_up({"web"}, ":8080");
+  pid_t before = last_pid();
+  SpawnSpec lsn;
+  lsn.argv = {"lsn"};
+  lsn.listen = {{"", ":8080"}};
+  lsn.replace = {"nobody-else"};
+  size_t refused = deploy_spec(lsn);
+  EXPECT_EQ(last_pid(), before) << "spawned";
+  EXPECT_NE(outcome(refused).find("--listen :8080: app 'web' serves it"), std::string::npos)
+      << outcome(refused);
+}
+
 }  // namespace
 }  // namespace serverswap::daemon
