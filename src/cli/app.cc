@@ -121,7 +121,14 @@ int run(int argc, char** argv) {
   status->add_option("--interval", watch.interval, "time between refreshes with --watch")
       ->capture_default_str();
   status->add_option("--count", watch.count, "with --watch, stop after this many refreshes");
-  CLI::App* stop = app.add_subcommand("stop", "take every server down gracefully; daemon exits");
+  std::string status_app;
+  status->add_option("APP", status_app, "only this app's servers and crash loops");
+  CLI::App* stop = app.add_subcommand(
+      "stop", "take every server down gracefully and exit the daemon; with APP, only that app");
+  std::string stop_app;
+  bool stop_all = false;
+  stop->add_option("APP", stop_app, "the app to stop (the daemon and other apps go on)");
+  stop->add_flag("--all", stop_all, "every app, then the daemon exits (the default)");
   CLI::App* reload =
       app.add_subcommand("reload", "redeploy every up server's command (also: SIGHUP)");
   CLI::App* daemon = app.add_subcommand("daemon", "run only the daemon, in the foreground");
@@ -167,8 +174,14 @@ int run(int argc, char** argv) {
     if (app.count(setting) > 0) options.daemon_settings_given.push_back(setting);
   LogFormat format;
   if (parse_log_format(options.log_format, &format)) set_log_format(format);
-  if (status->parsed()) return status_command(options, json, watch);
-  if (stop->parsed()) return stop_command(options);
+  if (status->parsed()) return status_command(options, json, watch, status_app);
+  if (stop->parsed()) {
+    if (stop_all && !stop_app.empty()) {
+      std::fprintf(stderr, "%s stop: APP and --all exclude each other\n", app.get_name().c_str());
+      return kUsage;
+    }
+    return stop_command(options, stop_app);
+  }
   if (reload->parsed()) return reload_command(options);
   if (daemon->parsed()) return daemon_command(options, resume_upgrade);
   if (upgrade->parsed()) return upgrade_command(options, upgrade_binary);

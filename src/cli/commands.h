@@ -88,8 +88,11 @@ struct StatusWatch {
   std::string interval = "1s";
   int count = 0;
 };
-int status_command(const GlobalOptions& options, bool json, const StatusWatch& watch);
-int stop_command(const GlobalOptions& options);
+// `app`: only that app's servers and crash loops ("" for all; exit 1 when none has them).
+int status_command(const GlobalOptions& options, bool json, const StatusWatch& watch,
+                   const std::string& app = "");
+// `app`: stop only that app ("": every server, and the daemon exits).
+int stop_command(const GlobalOptions& options, const std::string& app = "");
 int reload_command(const GlobalOptions& options);
 int node_relay_command();
 

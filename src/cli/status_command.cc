@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <set>
 
 #include "base/duration.h"
 #include "base/join.h"
@@ -11,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/control_client.h"
 #include "cli/socket_path.h"
+#include "protocol/app_name.h"
 #include "protocol/control_replies.h"
 #include "protocol/requests.h"
 
@@ -77,8 +79,30 @@ void print_table(const protocol::StatusReply& status) {
         format_uptime(file.since_ms.value_or(0)).c_str());
 }
 
+// Keeps only `app`'s servers and crash loops in the reply's body (status APP); false, with
+// the app names there are in `apps`, when it has none.
+bool only_app(protocol::Json& body, const std::string& app, std::string* apps) {
+  std::set<std::string> names;
+  bool any = false;
+  for (const char* list : {"servers", "crashLoops"}) {
+    if (!body.contains(list) || !body[list].is_array()) continue;
+    protocol::Json kept = protocol::Json::array();
+    for (const auto& entry : body[list]) {
+      std::string of = entry.is_object() ? entry.value("app", "") : "";
+      names.insert(of);
+      if (of == app) kept.push_back(entry);
+    }
+    any = any || !kept.empty();
+    body[list] = kept;
+  }
+  names.erase("");
+  std::vector<std::string> sorted(names.begin(), names.end());
+  *apps = sorted.empty() ? "no app runs" : "apps: " + join(sorted, ", ");
+  return any;
+}
+
 // Asks once and prints the table (or JSON); the exit code.
-int print_status(const GlobalOptions& options, bool json) {
+int print_status(const GlobalOptions& options, bool json, const std::string& app) {
   int code = kOk;
   auto client = connect_or_say(options.socket, &code);
   if (!client) return code;
@@ -88,6 +112,14 @@ int print_status(const GlobalOptions& options, bool json) {
   if (!reply.ok() || reply->name != protocol::StatusReply::kName) {
     say(reply.ok() ? "unexpected reply: " + reply->whole.dump() : reply.status().message());
     return kSystemError;
+  }
+  if (!app.empty()) {
+    std::string apps;
+    if (!only_app(reply->body, app, &apps)) {
+      say("no app named '" + app + "' runs (" + apps + ")");
+      return kFailed;
+    }
+    reply->whole = protocol::make(protocol::StatusReply::kName, reply->body);
   }
   if (json) {
     // ASCII only (\uXXXX beyond): a bidi control or line separator in a server's text stays
@@ -109,8 +141,9 @@ int print_status(const GlobalOptions& options, bool json) {
 
 }  // namespace
 
-int status_command(const GlobalOptions& options, bool json, const StatusWatch& watch) {
-  if (!watch.enabled) return print_status(options, json);
+int status_command(const GlobalOptions& options, bool json, const StatusWatch& watch,
+                   const std::string& app) {
+  if (!watch.enabled) return print_status(options, json, app);
   auto interval = parse_duration(watch.interval);
   if (!interval.ok() || interval->count() <= 0) {
     say("--interval: " +
@@ -129,17 +162,25 @@ int status_command(const GlobalOptions& options, bool json, const StatusWatch& w
       }
     }
     if (terminal) std::fputs("\033[H\033[2J", stdout);
-    if (int code = print_status(options, json); code != kOk) return code;
+    if (int code = print_status(options, json, app); code != kOk) return code;
     if (!terminal) std::fputs("\n", stdout);
   }
   return kOk;
 }
 
-int stop_command(const GlobalOptions& options) {
+int stop_command(const GlobalOptions& options, const std::string& app) {
+  if (!app.empty()) {
+    if (Status s = protocol::check_app_name(app); !s.ok()) {
+      say("stop: " + s.message());
+      return kUsage;
+    }
+  }
   int code = kOk;
   auto client = connect_or_say(options.socket, &code);
   if (!client) return code;
-  if (Status s = client->send(protocol::StopRequest{}.encode()); !s.ok()) {
+  protocol::StopRequest request;
+  if (!app.empty()) request.app = app;
+  if (Status s = client->send(request.encode()); !s.ok()) {
     say(s.message());
     return kSystemError;
   }
@@ -149,7 +190,17 @@ int stop_command(const GlobalOptions& options) {
       say(reply.status().message());
       return kSystemError;
     }
+    if (reply->name == "error" && !app.empty()) {
+      say("stop " + app + ": " + reply->body.get<std::string>());
+      return kFailed;
+    }
     if (reply->name == protocol::Stopped::kName) {
+      auto stopped = protocol::Stopped::decode(*reply);
+      if (stopped.ok() && stopped->app) {
+        say("app " + *stopped->app + " stopped: " + std::to_string(stopped->servers) + " server" +
+            (stopped->servers == 1 ? "" : "s") + " exited; the daemon and other apps go on");
+        return kOk;
+      }
       say("every server has exited; the daemon has stopped");
       return kOk;
     }

@@ -307,6 +307,18 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
            connection.id());
   } else if (message.name == protocol::UpgradeRequest::kName) {
     upgrade_request(connection, message);
+  } else if (message.name == protocol::StopRequest::kName &&
+             protocol::StopRequest::decode(message)->app) {
+    std::string app = *protocol::StopRequest::decode(message)->app;
+    log_line("stopping app " + app + " (asked by serverswap stop, pid " +
+             std::to_string(connection.peer_pid()) + ")");
+    Status s = supervisor_->stop_app(app, [this, app, id = connection.id()](size_t n) {
+      log_line("app " + app + " stopped: " + std::to_string(n) + " server" + (n == 1 ? "" : "s") +
+               " exited");
+      if (Connection* c = control_->find(id))
+        c->send(protocol::Stopped{app, static_cast<int64_t>(n)}.encode());
+    });
+    if (!s.ok()) connection.send(protocol::error_reply(s.message(), message.whole));
   } else if (message.name == protocol::StopRequest::kName) {
     stop_requesters_.push_back(connection.id());
     stop("asked by serverswap stop (pid " + std::to_string(connection.peer_pid()) + ")");

@@ -291,6 +291,17 @@ Result<CrashLoopStatus> CrashLoopStatus::from_json(const Json& value, const std:
   return loop;
 }
 
+Result<Stopped> Stopped::decode(const Message& message) {
+  if (Status s = expect_true_or_object(message.body, kName); !s.ok()) return s;
+  Stopped stopped;
+  if (!message.body.is_object()) return stopped;
+  FieldReader r(message.body, kName);
+  stopped.app = r.optional_string("app");
+  stopped.servers = r.integer("servers", false, 0, kMax, 0);
+  if (!r.ok()) return r.status();
+  return stopped;
+}
+
 Json StatusReply::encode() const {
   Json list = Json::array();
   for (const auto& s : servers) list.push_back(s.to_json());

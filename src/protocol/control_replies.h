@@ -180,15 +180,17 @@ struct StatusReply {
 
 // ---- stop, reload, upgrade ---------------------------------------------------------------
 
-// {"stopped": true}: the daemon has taken every server down and exits. The body is `true` or
-// an object, as for a request without fields.
+// {"stopped": true}: the daemon has taken every server down and exits. {"stopped": {"app":
+// "web", "servers": N}}: the N servers of app web have exited (stop of one app).
 struct Stopped {
+  std::optional<std::string> app;
+  int64_t servers = 0;
+
   static constexpr const char* kName = "stopped";
-  Json encode() const { return make(kName, true); }
-  static Result<Stopped> decode(const Message& message) {
-    if (Status s = expect_true_or_object(message.body, kName); !s.ok()) return s;
-    return Stopped{};
+  Json encode() const {
+    return app ? make(kName, {{"app", *app}, {"servers", servers}}) : make(kName, true);
   }
+  static Result<Stopped> decode(const Message& message);
   bool operator==(const Stopped&) const = default;
 };
 

@@ -147,6 +147,10 @@ TEST(MessageRoundTrip, UpgradeAndFlagRequests) {
   EXPECT_EQ(encode(UpgradeRequest{}.encode()), "{\"upgrade\":{}}\n");
   EXPECT_EQ(round_trip(StatusRequest{}), StatusRequest{});
   EXPECT_EQ(round_trip(StopRequest{}), StopRequest{});
+  EXPECT_EQ(round_trip(StopRequest{"web"}), StopRequest{"web"});
+  EXPECT_EQ(encode(StopRequest{"web"}.encode()), "{\"stop\":{\"app\":\"web\"}}\n");
+  EXPECT_FALSE(StopRequest::decode({"stop", Json{{"app", "a b"}}, {}}).ok());
+  EXPECT_FALSE(StopRequest::decode({"stop", Json{{"app", 1}}, {}}).ok());
   EXPECT_EQ(round_trip(ReloadRequest{}), ReloadRequest{});
   EXPECT_EQ(encode(StatusRequest{}.encode()), "{\"status\":true}\n");
   // `true` or an object; anything else names the request.
@@ -230,6 +234,7 @@ TEST(MessageRoundTrip, Status) {
 
 TEST(MessageRoundTrip, StopReloadUpgrade) {
   EXPECT_EQ(round_trip(Stopped{}), Stopped{});
+  EXPECT_EQ(round_trip(Stopped{"web", 3}), (Stopped{"web", 3}));
   Reloaded reloaded{false,
                     {{{"a"}, true, 12, std::vector<int64_t>{10}, std::nullopt},
                      {{"b", "c"}, false, std::nullopt, std::nullopt, "exited with status 1"}}};

@@ -359,6 +359,19 @@ Result<DeployRequest> DeployRequest::decode(const Message& message) {
   return decode_deploy(message.body);
 }
 
+Result<StopRequest> StopRequest::decode(const Message& message) {
+  if (Status s = expect_true_or_object(message.body, kName); !s.ok()) return s;
+  StopRequest stop;
+  if (!message.body.is_object()) return stop;
+  FieldReader r(message.body, kName);
+  stop.app = r.optional_string("app");
+  if (r.ok() && stop.app)
+    if (Status s = check_app_name(*stop.app); !s.ok())
+      r.fail("app", "is not an app name: " + s.message());
+  if (!r.ok()) return r.status();
+  return stop;
+}
+
 Json UpgradeRequest::encode() const {
   Json body = Json::object();
   if (path) body["path"] = *path;

@@ -178,10 +178,20 @@ struct FlagRequest {
   bool operator==(const FlagRequest&) const = default;
 };
 inline constexpr char kStatusName[] = "status";
-inline constexpr char kStopName[] = "stop";
 inline constexpr char kReloadName[] = "reload";
 using StatusRequest = FlagRequest<kStatusName>;
-using StopRequest = FlagRequest<kStopName>;
 using ReloadRequest = FlagRequest<kReloadName>;
+
+// {"stop": true}: every server, then the daemon exits. {"stop": {"app": "web"}}: only that
+// app's servers (an addition within version 1; a daemon that predates it reads any object as
+// `true` and stops everything). `app` must be an app name (protocol/app_name.h).
+struct StopRequest {
+  std::optional<std::string> app;
+
+  static constexpr const char* kName = "stop";
+  Json encode() const { return app ? make(kName, {{"app", *app}}) : make(kName, true); }
+  static Result<StopRequest> decode(const Message& message);
+  bool operator==(const StopRequest&) const = default;
+};
 
 }  // namespace serverswap::protocol

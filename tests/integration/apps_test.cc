@@ -2,6 +2,7 @@
 // each other whatever their arguments or resources, an app keeps its settings across
 // versions, and one app cannot take another's resource unless its deploy says --replace.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <string>
 #include <vector>
@@ -98,6 +99,38 @@ TEST(Apps, StatusShowsEachServersApp) {
   EXPECT_TRUE(contains(table.output, "APP")) << table.output;
   EXPECT_TRUE(contains(table.output, "\nshop ")) << table.output;
   EXPECT_TRUE(contains(table.output, "\nhello_server ")) << table.output;
+}
+
+// `stop APP` stops that app only (before, `stop web` stopped everything and the daemon);
+// `status APP` shows only it; an unknown app is an error naming the apps there are.
+TEST(Apps, StopAppStopsThatAppOnlyAndTheDaemonGoesOn) {
+  DaemonUnderTest daemon;
+  ASSERT_EQ(deploy_with(daemon, {"--name", "web"}, {HELLO_SERVER_BIN, "127.0.0.1:0"}).code, 0);
+  ASSERT_EQ(deploy_with(daemon, {"--name", "api"},
+                        {HELLO_SERVER_BIN, "unix:" + daemon.dir() + "/api.sock"})
+                .code,
+            0);
+  pid_t web_pid = daemon.server_pids().at(0);
+
+  auto only_web = serverswap(daemon, {"status", "--json", "web"});
+  ASSERT_EQ(only_web.code, 0) << only_web.output;
+  auto json = nlohmann::json::parse(only_web.output);
+  ASSERT_EQ(json["servers"].size(), 1u) << only_web.output;
+  EXPECT_EQ(json["servers"][0]["app"], "web");
+
+  auto unknown = serverswap(daemon, {"stop", "shop"});
+  EXPECT_EQ(unknown.code, 1) << unknown.output;
+  EXPECT_TRUE(contains(unknown.output, "no app named 'shop' runs (apps: api, web)"))
+      << unknown.output;
+  EXPECT_EQ(serverswap(daemon, {"status", "shop"}).code, 1);
+  EXPECT_EQ(serverswap(daemon, {"stop", "web", "--all"}).code, 2);
+
+  auto stopped = serverswap(daemon, {"stop", "web"});
+  EXPECT_EQ(stopped.code, 0) << stopped.output;
+  EXPECT_TRUE(contains(stopped.output, "app web stopped: 1 server exited")) << stopped.output;
+  EXPECT_EQ(kill(web_pid, 0), -1) << "web's server still runs";
+  EXPECT_EQ(apps_of(daemon), std::vector<std::string>{"api"});
+  EXPECT_FALSE(daemon.process().wait(0ms).has_value()) << "the daemon exited";
 }
 
 }  // namespace

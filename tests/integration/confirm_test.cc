@@ -42,8 +42,8 @@ TEST(Confirm, AServerThatCrashesInsideItsWindowFailsItsDeployAndTheOldOneServesT
   verify::LoadRun load(load_on(port));
   ASSERT_TRUE(load.wait_for_ok(20, 10s)) << "the load never got going";
   auto started = std::chrono::steady_clock::now();
-  auto deploy = deploy_with(daemon, {"--name", "web", "--confirm", "2s"},
-                            {FAULT_SERVER_BIN, "crash-after-up", "127.0.0.1:0"});
+  auto deploy =
+      deploy_with(daemon, {"--confirm", "2s"}, {FAULT_SERVER_BIN, "crash-after-up", "127.0.0.1:0"});
   auto took = std::chrono::steady_clock::now() - started;
   load.stop();
   verify::LoadReport report = load.join();

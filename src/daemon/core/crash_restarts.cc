@@ -212,6 +212,15 @@ void CrashRestarts::up(const Server& server) {
   });
 }
 
+bool CrashRestarts::has_loop_of(const std::string& app) const {
+  return std::any_of(loops_.begin(), loops_.end(),
+                     [&](const auto& entry) { return app_of(entry.second->request) == app; });
+}
+
+void CrashRestarts::end_app(const std::string& app) {
+  std::erase_if(loops_, [&](const auto& entry) { return app_of(entry.second->request) == app; });
+}
+
 void CrashRestarts::stop() {
   stopped_ = true;
   loops_.clear();  // cancels pending restarts

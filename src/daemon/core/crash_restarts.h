@@ -66,6 +66,10 @@ class CrashRestarts {
   void up(const Server& server);
   // Hook: stop(). Pending restarts are cancelled, and no crash is restarted any more.
   void stop();
+  // `stop APP`: whether `app` has a crash loop, and ending its loops (pending restarts
+  // cancelled).
+  bool has_loop_of(const std::string& app) const;
+  void end_app(const std::string& app);
   // The loops of deploy order below `rank` on any of `resources` are over (their pending
   // restarts cancelled): a newer release serves there (WorkerRolls, a failed roll that keeps
   // its workers, or starts the old version again on an index); `worker` >= 0: only the loops

@@ -1106,6 +1106,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   crash_restarts_.exited(*gone, before);
   rolls_.exited(*gone);
   close_idle_sockets();
+  app_stop_exited(gone->id);
   if (servers_.empty() && stop_done_) {
     kill_leftovers();
     stop_done_();
@@ -1365,6 +1366,55 @@ void Supervisor::stop(std::function<void()> done) {
       if (s->state != ServerState::kDraining) begin_draining(*s);
     }
   }
+}
+
+// `stop APP` (docs/protocol.md, "stop"): the app's servers go the graceful way the daemon's
+// stop takes them, and nothing restarts them; the daemon and other apps go on.
+Status Supervisor::stop_app(const std::string& app, std::function<void(size_t)> done) {
+  if (stopping()) return Status::error("the daemon is stopping");
+  std::vector<std::string> ids;
+  std::set<std::string> apps;
+  for (const auto& [id, s] : servers_) {
+    if (!s->alive()) continue;
+    apps.insert(app_of(s->request));
+    if (app_of(s->request) != app) continue;
+    if (s->starting() || rolls_.in_roll(*s))
+      return Status::error("a deploy of app " + app +
+                           " is in flight: stop it once that deploy has its outcome");
+    ids.push_back(id);
+  }
+  if (ids.empty() && !crash_restarts_.has_loop_of(app)) {
+    std::vector<std::string> known(apps.begin(), apps.end());
+    return Status::error(
+        "no app named '" + app + "' runs" +
+        (known.empty() ? std::string(" (no app runs)") : " (apps: " + join(known, ", ") + ")"));
+  }
+  crash_restarts_.end_app(app);
+  if (ids.empty()) {
+    done(0);
+    return {};
+  }
+  app_stops_.push_back(
+      {std::set<std::string>(ids.begin(), ids.end()), ids.size(), std::move(done)});
+  for (const auto& id : ids) {
+    Server* s = find(id);
+    if (!s || !s->serving()) continue;  // draining or failing already: it is waited for
+    std::set<std::string> all;
+    for (const auto& [name, spelled] : s->held) all.insert(name);
+    take_down(*s, all, "serverswap stop " + app, nullptr);
+    if (s->state != ServerState::kDraining) begin_draining(*s);
+  }
+  return {};
+}
+
+void Supervisor::app_stop_exited(const std::string& id) {
+  std::vector<std::function<void()>> finished;
+  std::erase_if(app_stops_, [&](AppStop& stop) {
+    if (!stop.waiting.erase(id) || !stop.waiting.empty()) return false;
+    finished.push_back([done = std::move(stop.done), n = stop.servers] { done(n); });
+    return true;
+  });
+  for (auto& f : finished) f();
 }
 
 void Supervisor::kill_all() {

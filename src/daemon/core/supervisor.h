@@ -126,6 +126,11 @@ class Supervisor {
   std::vector<protocol::CrashLoopStatus> crash_loops() const;
   // Takes every server down gracefully; `done` runs once the last one has exited.
   void stop(std::function<void()> done);
+  // `stop APP`: every server of `app` is taken down gracefully (as stop() does) and its crash
+  // loops end; `done(n)` runs once its n servers have exited. An error, and nothing done,
+  // when no server or crash loop of the app exists (it names the apps that do), when a
+  // deploy of the app is in flight, or when the daemon is stopping.
+  Status stop_app(const std::string& app, std::function<void(size_t)> done);
   // SIGKILL to every server's process group (a second Ctrl-C).
   void kill_all();
   bool stopping() const { return static_cast<bool>(stop_done_); }
@@ -267,6 +272,14 @@ class Supervisor {
   std::map<std::string, std::unique_ptr<Server>> servers_;
   Deploys deploys_;  // deploy bookkeeping and outcomes (deploys.h)
   std::function<void()> stop_done_;
+  // stop_app() requests waiting for their servers to exit.
+  struct AppStop {
+    std::set<std::string> waiting;  // server ids
+    size_t servers = 0;
+    std::function<void(size_t)> done;
+  };
+  std::vector<AppStop> app_stops_;
+  void app_stop_exited(const std::string& id);
   std::function<void()> adoption_done_;
   Adoptions adoptions_;  // what is remembered of the servers taken back (adoptions.h)
   // Process groups of servers that exited while processes they forked kept running: sent
