@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "cli/commands.h"
 #include "daemon/spawn/spawn_environment.h"
+#include "protocol/app_name.h"
 #include "verify/verify_command.h"
 
 namespace serverswap::cli {
@@ -174,6 +175,15 @@ int run(int argc, char** argv) {
     if (app.count(setting) > 0) options.daemon_settings_given.push_back(setting);
   LogFormat format;
   if (parse_log_format(options.log_format, &format)) set_log_format(format);
+  // An empty APP (`stop "$APP"` with APP unset) is a mistake, never "everything".
+  for (auto [sub, given] : {std::pair{status, &status_app}, std::pair{stop, &stop_app}})
+    if (sub->parsed() && sub->count("APP") > 0)
+      if (Status s = protocol::check_app_name(*given); !s.ok()) {
+        std::fprintf(stderr, "%s %s: %s\n", app.get_name().c_str(), sub->get_name().c_str(),
+                     s.message().c_str());
+        return kUsage;
+      }
+  options.name_given = app.count("--name") > 0;
   if (status->parsed()) return status_command(options, json, watch, status_app);
   if (stop->parsed()) {
     if (stop_all && !stop_app.empty()) {

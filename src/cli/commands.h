@@ -37,6 +37,7 @@ struct GlobalOptions {
   // --name APP: the app this command is a version of (empty: derived from the command);
   // --replace APP (repeatable): apps whose resources this deploy may take over.
   std::string name;
+  bool name_given = false;  // --name was given (an empty one is a usage error)
   std::vector<std::string> replace;
   // --confirm D: the confirmation window (daemon/core/confirm_window.h); empty: not given.
   std::string confirm;

@@ -70,7 +70,7 @@ Result<daemon::SpawnSpec> spec_for(std::vector<std::string> command, const Globa
 // The settings that belong to the command: --name, --replace, --listen, --grant,
 // --ready-after, --confirm, --takedown-signal, --workers, --batch, --max-surge.
 Status add_command_settings(const GlobalOptions& options, daemon::SpawnSpec& spec) {
-  if (!options.name.empty()) {
+  if (options.name_given || !options.name.empty()) {
     if (Status s = protocol::check_app_name(options.name); !s.ok()) return s.wrap("--name");
     spec.name = options.name;
   }

@@ -169,12 +169,6 @@ int status_command(const GlobalOptions& options, bool json, const StatusWatch& w
 }
 
 int stop_command(const GlobalOptions& options, const std::string& app) {
-  if (!app.empty()) {
-    if (Status s = protocol::check_app_name(app); !s.ok()) {
-      say("stop: " + s.message());
-      return kUsage;
-    }
-  }
   int code = kOk;
   auto client = connect_or_say(options.socket, &code);
   if (!client) return code;

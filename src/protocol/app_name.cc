@@ -51,33 +51,71 @@ std::string_view without_extension(std::string_view file) {
 }
 
 // What an interpreter runs: its script, its module (-m), or itself (inline code, a REPL).
-std::string_view interpreted(std::span<const std::string> argv) {
+std::string interpreted(std::span<const std::string> argv) {
   for (size_t i = 1; i < argv.size(); ++i) {
     std::string_view arg = argv[i];
     if ((arg == "-m" || arg == "-jar") && i + 1 < argv.size())
-      return arg == "-m" ? std::string_view(argv[i + 1])
-                         : without_extension(base_name(argv[i + 1]));
+      return std::string(arg == "-m" ? std::string_view(argv[i + 1])
+                                     : without_extension(base_name(argv[i + 1])));
     if (arg == "-e" || arg == "-c" || arg == "--eval" || arg == "-") break;
     if (arg.starts_with('-')) {
       if (takes_value(arg)) ++i;
       continue;
     }
-    return without_extension(base_name(arg));
+    return std::string(without_extension(base_name(arg)));
   }
-  return base_name(argv[0]);
+  return std::string(base_name(argv[0]));
 }
 
-std::string_view named_program(std::span<const std::string> argv) {
+std::string named_program(std::span<const std::string> argv);
+
+bool shell(std::string_view program) {
+  return program == "sh" || program == "bash" || program == "dash" || program == "zsh" ||
+         program == "ksh";
+}
+
+// `sh -c SCRIPT`: the program the script execs (the words after its last `exec `), else its
+// first word; assignments (`PORT=1`) and `env` before it are skipped. Empty when the script
+// names none.
+std::string scripted(std::string_view script) {
+  std::vector<std::string> words;
+  size_t exec = script.rfind("exec ");
+  if (exec != std::string_view::npos &&
+      (exec == 0 || script[exec - 1] == ' ' || script[exec - 1] == ';' || script[exec - 1] == '&'))
+    script.remove_prefix(exec + 5);
+  size_t at = 0;
+  while (at < script.size()) {
+    size_t start = script.find_first_not_of(" \t\n", at);
+    if (start == std::string_view::npos) break;
+    size_t end = script.find_first_of(" \t\n;&|<>", start);
+    if (end == start) break;  // an operator: the command ends
+    words.emplace_back(script.substr(start, end - start));
+    if (end == std::string_view::npos || script[end] != ' ') break;
+    at = end;
+  }
+  while (!words.empty() && (words.front() == "env" || words.front().find('=') != std::string::npos))
+    words.erase(words.begin());
+  return words.empty() ? std::string() : named_program(words);
+}
+
+std::string named_program(std::span<const std::string> argv) {
   std::string_view program = base_name(argv[0]);
+  if (shell(program)) {
+    for (size_t i = 1; i + 1 < argv.size(); ++i)
+      if (argv[i] == "-c") {
+        std::string named = scripted(argv[i + 1]);
+        return named.empty() ? std::string(program) : named;
+      }
+  }
   if (program == "env") {
     for (size_t i = 1; i < argv.size(); ++i) {
       std::string_view arg = argv[i];
       if (!arg.starts_with('-') && arg.find('=') == std::string_view::npos)
         return named_program(argv.subspan(i));
     }
-    return program;
+    return std::string(program);
   }
-  return interpreter(program) ? interpreted(argv) : program;
+  return interpreter(program) ? interpreted(argv) : std::string(program);
 }
 
 }  // namespace

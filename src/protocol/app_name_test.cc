@@ -15,9 +15,23 @@ TEST(AppName, AScriptUnderAnInterpreterNamesTheApp) {
 }
 
 TEST(AppName, InlineCodeOrNoScriptIsNamedForTheInterpreter) {
-  EXPECT_EQ(derive_app_name({"sh", "-c", "exec ./srv"}), "sh");
+  EXPECT_EQ(derive_app_name({"node", "-e", "1"}), "node");
+  EXPECT_EQ(derive_app_name({"sh", "-c", ": nothing to run"}), "app");  // ":" is no name
   EXPECT_EQ(derive_app_name({"node", "-e", "require('http')"}), "node");
   EXPECT_EQ(derive_app_name({"python3"}), "python3");
+}
+
+// A shell's -c script is named for the program it execs (else its first command), so that
+// two shell-wrapped services are not one app "sh".
+TEST(AppName, AShellScriptIsNamedForTheProgramItRuns) {
+  EXPECT_EQ(derive_app_name({"sh", "-c", "exec ./srv --port 1"}), "srv");
+  EXPECT_EQ(derive_app_name({"/bin/sh", "-c", "read go < /tmp/gate && exec /opt/api/run 8080"}),
+            "run");
+  EXPECT_EQ(derive_app_name({"bash", "-c", "PORT=8080 exec python3 -u web.py"}), "web");
+  EXPECT_EQ(derive_app_name({"sh", "-c", "env A=1 node app.js; echo done"}), "app");
+  EXPECT_EQ(derive_app_name({"sh", "-c", "gunicorn app:app"}), "gunicorn");
+  EXPECT_EQ(derive_app_name({"sh", "-c", ""}), "sh");
+  EXPECT_EQ(derive_app_name({"sh", "script.sh"}), "script");
 }
 
 TEST(AppName, OtherProgramsAreNamedForThemselvesWhateverTheirArguments) {

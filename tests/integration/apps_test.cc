@@ -84,6 +84,8 @@ TEST(Apps, ABadNameIsAUsageError) {
     EXPECT_EQ(run.code, 2) << name << "\n" << run.output;
     EXPECT_TRUE(contains(run.output, "--name")) << run.output;
   }
+  auto empty = deploy_with(daemon, {"--name", ""}, {HELLO_SERVER_BIN, "127.0.0.1:0"});
+  EXPECT_EQ(empty.code, 2) << empty.output;
   auto run = deploy_with(daemon, {"--replace", "a/b"}, {HELLO_SERVER_BIN, "127.0.0.1:0"});
   EXPECT_EQ(run.code, 2) << run.output;
   EXPECT_TRUE(daemon.server_pids().empty());
@@ -111,6 +113,7 @@ TEST(Apps, StopAppStopsThatAppOnlyAndTheDaemonGoesOn) {
                 .code,
             0);
   pid_t web_pid = daemon.server_pids().at(0);
+  std::string web_address = daemon.address_of("127.0.0.1:0");
 
   auto only_web = serverswap(daemon, {"status", "--json", "web"});
   ASSERT_EQ(only_web.code, 0) << only_web.output;
@@ -118,6 +121,8 @@ TEST(Apps, StopAppStopsThatAppOnlyAndTheDaemonGoesOn) {
   ASSERT_EQ(json["servers"].size(), 1u) << only_web.output;
   EXPECT_EQ(json["servers"][0]["app"], "web");
 
+  EXPECT_EQ(serverswap(daemon, {"stop", ""}).code, 2) << "an empty APP stopped something";
+  EXPECT_EQ(serverswap(daemon, {"status", ""}).code, 2);
   auto unknown = serverswap(daemon, {"stop", "shop"});
   EXPECT_EQ(unknown.code, 1) << unknown.output;
   EXPECT_TRUE(contains(unknown.output, "no app named 'shop' runs (apps: api, web)"))
@@ -131,6 +136,8 @@ TEST(Apps, StopAppStopsThatAppOnlyAndTheDaemonGoesOn) {
   EXPECT_EQ(kill(web_pid, 0), -1) << "web's server still runs";
   EXPECT_EQ(apps_of(daemon), std::vector<std::string>{"api"});
   EXPECT_FALSE(daemon.process().wait(0ms).has_value()) << "the daemon exited";
+  // Its socket is closed: a client is refused, not left waiting in a backlog no one reads.
+  EXPECT_TRUE(eventually([&] { return !http_ok(web_address); }, 5s)) << web_address;
 }
 
 }  // namespace

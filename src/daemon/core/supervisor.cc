@@ -1394,8 +1394,19 @@ Status Supervisor::stop_app(const std::string& app, std::function<void(size_t)> 
     done(0);
     return {};
   }
+  // Its sockets close as soon as its servers have exited (not after --idle-socket-grace):
+  // a client of a stopped app is refused, rather than left waiting in a backlog no one reads.
+  std::set<std::string> resources;
+  for (const auto& id : ids)
+    for (const auto& [name, spelled] : find(id)->held) resources.insert(name);
+  auto close_then_done = [this, resources, done = std::move(done)](size_t n) {
+    for (const auto& name : resources)
+      sockets_.close_when_idle(
+          name, Millis(0), [this](const std::string& r) { return stopping() || socket_wanted(r); });
+    done(n);
+  };
   app_stops_.push_back(
-      {std::set<std::string>(ids.begin(), ids.end()), ids.size(), std::move(done)});
+      {std::set<std::string>(ids.begin(), ids.end()), ids.size(), std::move(close_then_done)});
   for (const auto& id : ids) {
     Server* s = find(id);
     if (!s || !s->serving()) continue;  // draining or failing already: it is waited for
