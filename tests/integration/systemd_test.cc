@@ -112,9 +112,11 @@ TEST(Systemd, ReloadRedeploysEveryUpServerAndReportsFailures) {
   // A server whose next start fails once `broken` exists: a bad release.
   std::string script = "test -e " + broken + " && { echo bad release; exit 7; }; exec " +
                        HELLO_SERVER_BIN + " 127.0.0.1:0";
+  daemon.deploy_options = {"--name", "flaky"};  // two apps (both run hello_server)
   auto first = daemon.deploy({"/bin/sh", "-c", script});
   ASSERT_EQ(first.code, 0) << first.output;
   std::string other = "unix:" + dir.path() + "/other.sock";
+  daemon.deploy_options = {"--name", "steady"};
   auto second = daemon.deploy({HELLO_SERVER_BIN, other});
   ASSERT_EQ(second.code, 0) << second.output;
   auto pids = daemon.server_pids();
