@@ -42,9 +42,12 @@ def parse_args():
 
 
 def app_argv(a, i, rdir):
+    # Each is an app of its own (--name): one program's deploys are otherwise versions of
+    # one app, each replacing the last.
+    name = ["--name", f"app-{i}"]
     if a.kind == "sleep":
-        return ["--ready-after", "10ms", "--", "/bin/sleep", str(100000 + i)]
-    return ["--", os.path.join(a.bin, "hello_server"), f"unix:{rdir}/app-{i}.sock"]
+        return name + ["--ready-after", "10ms", "--", "/bin/sleep", str(100000 + i)]
+    return name + ["--", os.path.join(a.bin, "hello_server"), f"unix:{rdir}/app-{i}.sock"]
 
 
 def time_status(serverswap, sock, runs=7):
