@@ -62,13 +62,6 @@ class Peer {
   std::string buffer_;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 struct Case {
   std::string line;
   std::string error;  // expected in the error reply

@@ -146,4 +146,9 @@ std::string why_no_second_user(const std::string& program);
 // How many times `needle` occurs in `haystack` (log lines in a daemon's output).
 size_t count_of(const std::string& haystack, const std::string& needle);
 
+// The whole content of `path`, as bytes; "" when it cannot be opened or read. Never throws:
+// a /proc/PID file of a process that exits while it is read fails with ESRCH, which
+// libstdc++'s istreambuf_iterator turns into an exception (a flaky test, seen in CI).
+std::string read_file(const std::string& path);
+
 }  // namespace serverswap::testing

@@ -18,8 +18,7 @@ namespace {
 
 // "R", "S", "Z"... from /proc/PID/stat; "" when the process is gone.
 std::string state_of(pid_t pid, pid_t* parent = nullptr) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
   size_t paren = stat.rfind(')');
   if (paren == std::string::npos) return "";
   std::istringstream rest(stat.substr(paren + 2));

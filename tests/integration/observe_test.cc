@@ -178,8 +178,7 @@ TEST(ObserveTest, JsonLogsMarkACrashByAField) {
 }
 
 std::string cmdline_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string all = read_file("/proc/" + std::to_string(pid) + "/cmdline");
   for (char& c : all)
     if (c == '\0') c = ' ';
   while (!all.empty() && all.back() == ' ') all.pop_back();

@@ -56,13 +56,6 @@ bool resumed_after_upgrade(Child& daemon) {
       10s);
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 nlohmann::json server_with_pid(DaemonUnderTest& daemon, pid_t pid) {
   nlohmann::json status = daemon.status();
   for (const auto& s : status["servers"])

@@ -35,13 +35,6 @@ std::vector<std::string> as_nobody(std::vector<std::string> argv) {
   return argv;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 void write_text(const std::string& path, const std::string& text, mode_t mode) {
   std::ofstream(path) << text;
   ASSERT_EQ(chmod(path.c_str(), mode), 0);
@@ -128,7 +121,7 @@ TEST(StateSecurity, StateFileOfAnotherUserIsNeverTrustedNorRun) {
   Child sleeper(as_nobody({"/bin/sleep", "30"}));
   // setpriv executes sleep in the same process: wait until it has.
   ASSERT_TRUE(eventually(
-      [&] { return read_text("/proc/" + std::to_string(sleeper.pid()) + "/comm") == "sleep\n"; },
+      [&] { return read_file("/proc/" + std::to_string(sleeper.pid()) + "/comm") == "sleep\n"; },
       5s));
   write_text(state_path, state_naming(sleeper.pid(), {"/usr/bin/touch", created}), 0600);
   ASSERT_EQ(chown(state_path.c_str(), 65534, 65534), 0);
@@ -158,7 +151,7 @@ TEST(StateSecurity, StateFileOpenToOthersOrASymbolicLinkIsRefused) {
     std::string state_path = socket + ".state.json";
     Child sleeper({"/bin/sleep", "30"});
     ASSERT_TRUE(eventually(
-        [&] { return read_text("/proc/" + std::to_string(sleeper.pid()) + "/comm") == "sleep\n"; },
+        [&] { return read_file("/proc/" + std::to_string(sleeper.pid()) + "/comm") == "sleep\n"; },
         5s));
     std::string text = state_naming(sleeper.pid(), {"/bin/sleep", "30"});
     if (symlink) {
@@ -261,9 +254,9 @@ TEST(StateSecurity, TwoDaemonsInOneDirectoryShareNoFile) {
   ASSERT_EQ(servers_b.size(), 1u) << status_b.output;
   EXPECT_NE(servers_b[0]["pid"].get<pid_t>(), server_a) << "B took A's server";
   EXPECT_TRUE(eventually([&] { return std::filesystem::exists(b + ".state.json"); }, 5s));
-  EXPECT_NE(read_text(a + ".state.json").find("\"pid\":" + std::to_string(server_a)),
+  EXPECT_NE(read_file(a + ".state.json").find("\"pid\":" + std::to_string(server_a)),
             std::string::npos);
-  EXPECT_EQ(read_text(b + ".state.json").find("\"pid\":" + std::to_string(server_a)),
+  EXPECT_EQ(read_file(b + ".state.json").find("\"pid\":" + std::to_string(server_a)),
             std::string::npos);
 
   auto stopped = serverswap(b, {"stop"});
@@ -274,7 +267,7 @@ TEST(StateSecurity, TwoDaemonsInOneDirectoryShareNoFile) {
   nlohmann::json again = daemon_a.status();
   ASSERT_EQ(again["servers"].size(), 1u);
   EXPECT_EQ(again["servers"][0]["pid"].get<pid_t>(), server_a);
-  EXPECT_NE(read_text(b + ".log").find("daemon listening on " + b), std::string::npos);
+  EXPECT_NE(read_file(b + ".log").find("daemon listening on " + b), std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/state.json"));
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/daemon.log"));
 }
@@ -320,7 +313,7 @@ TEST(StateSecurity, StateWriteFailureIsSaidUntilItRecovers) {
   // Retried with a backoff of at most 5 s.
   EXPECT_TRUE(eventually(
       [&] {
-        return read_text(state_path).find("\"pid\":" + std::to_string(server)) != std::string::npos;
+        return read_file(state_path).find("\"pid\":" + std::to_string(server)) != std::string::npos;
       },
       10s))
       << daemon.process().output();

@@ -188,8 +188,7 @@ TEST(Systemd, DaemonAdoptsSocketsFromASocketUnit) {
     if (std::filesystem::read_symlink(fd.path(), ec).string() == wanted) holds_it = true;
   }
   EXPECT_TRUE(holds_it) << "server " << server << " does not hold " << wanted;
-  std::ifstream environ("/proc/" + std::to_string(server) + "/environ");
-  std::string env((std::istreambuf_iterator<char>(environ)), std::istreambuf_iterator<char>());
+  std::string env = read_file("/proc/" + std::to_string(server) + "/environ");
   EXPECT_EQ(env.find("LISTEN_FDNAMES=web"), std::string::npos);
   EXPECT_EQ(serverswap(socket, {"stop"}).code, 0);
   EXPECT_EQ(daemon.wait(10s), 0) << daemon.output();

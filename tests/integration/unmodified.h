@@ -27,13 +27,6 @@ inline DaemonUnderTest::Outcome deploy_with(DaemonUnderTest& daemon,
   return {code.value_or(-1), child.output()};
 }
 
-inline std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // The value of "env NAME=value" in a listen_probe report.
 inline std::string report_env(const std::string& report, const std::string& name) {
   std::string key = "env " + name + "=";

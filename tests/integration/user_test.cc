@@ -97,8 +97,7 @@ TEST_F(User, DaemonWideUserAndNoControlRequestsFromServers) {
   auto pids = daemon.server_pids();
   ASSERT_EQ(pids.size(), 1u);
   EXPECT_EQ(proc_field(pids[0], "Uid:"), "Uid:\t65534\t65534\t65534\t65534");
-  std::ifstream in(out);
-  std::string refused((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string refused = read_file(out);
   EXPECT_NE(refused.find("a server of another user may not send control requests"),
             std::string::npos)
       << refused;
