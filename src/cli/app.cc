@@ -43,6 +43,10 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
                  "a server that never sends serverUp is up once alive this long after its "
                  "last resource (daemon setting)")
       ->capture_default_str();
+  app.add_option("--rollback-window", o.rollback_window,
+                 "a version that crashes twice within this long of its deploy is replaced by "
+                 "the app's previous version; 'off': never automatically (daemon setting)")
+      ->capture_default_str();
   app.add_option("--name", o.name,
                  "APP: the app COMMAND is a version of; a deploy of the same APP replaces "
                  "its servers and keeps its settings (default: the script's name under an "
@@ -130,8 +134,21 @@ int run(int argc, char** argv) {
   bool stop_all = false;
   stop->add_option("APP", stop_app, "the app to stop (the daemon and other apps go on)");
   stop->add_flag("--all", stop_all, "every app, then the daemon exits (the default)");
-  CLI::App* reload =
-      app.add_subcommand("reload", "redeploy every up server's command (also: SIGHUP)");
+  CLI::App* reload = app.add_subcommand(
+      "reload", "redeploy every up server's command (also: SIGHUP); with APP, only that app's");
+  std::string reload_app;
+  reload->add_option("APP", reload_app, "the app to reload (default: every app)");
+  // Requests about one app: APP is required.
+  std::string rollback_app, restart_app, rm_app;
+  CLI::App* rollback = app.add_subcommand(
+      "rollback", "deploy APP's previous good version again (zero downtime, as a deploy)");
+  rollback->add_option("APP", rollback_app, "the app to roll back")->required();
+  CLI::App* restart = app.add_subcommand(
+      "restart", "deploy APP's current version again, whether it runs or was stopped");
+  restart->add_option("APP", restart_app, "the app to restart")->required();
+  CLI::App* rm = app.add_subcommand(
+      "rm", "stop APP's servers and forget its versions and remembered settings");
+  rm->add_option("APP", rm_app, "the app to remove")->required();
   CLI::App* daemon = app.add_subcommand("daemon", "run only the daemon, in the foreground");
   bool resume_upgrade = false;
   daemon
@@ -147,7 +164,8 @@ int run(int argc, char** argv) {
   CLI::App* verify = verify::add_verify_command(app, verify_args);
   CLI::App* relay = app.add_subcommand("node-relay", "bridge for the Node.js client (internal)");
   relay->group("");  // started by the Node.js client, not by people
-  for (CLI::App* sub : {status, stop, reload, daemon, upgrade}) sub->fallthrough();
+  for (CLI::App* sub : {status, stop, reload, rollback, restart, rm, daemon, upgrade})
+    sub->fallthrough();
 
   try {
     app.parse(argc, argv);
@@ -157,7 +175,7 @@ int run(int argc, char** argv) {
   }
   // A subcommand takes only its own options: `status --jsn` or `stop web` is a mistake to
   // say, not something to ignore (CLI11 leaves what it does not know in remaining()).
-  for (CLI::App* sub : {status, stop, reload, daemon, upgrade}) {
+  for (CLI::App* sub : {status, stop, reload, rollback, restart, rm, daemon, upgrade}) {
     if (!sub->parsed()) continue;
     std::vector<std::string> extra = sub->remaining();
     for (const auto& word : app.remaining()) extra.push_back(word);
@@ -171,12 +189,14 @@ int run(int argc, char** argv) {
   }
   options.takedown_signal_given = app.count("--takedown-signal") > 0;
   for (const char* setting : {"--ready-timeout", "--takedown-timeout", "--settle",
-                              "--adopt-timeout", "--metrics", "--log-format"})
+                              "--rollback-window", "--adopt-timeout", "--metrics", "--log-format"})
     if (app.count(setting) > 0) options.daemon_settings_given.push_back(setting);
   LogFormat format;
   if (parse_log_format(options.log_format, &format)) set_log_format(format);
   // An empty APP (`stop "$APP"` with APP unset) is a mistake, never "everything".
-  for (auto [sub, given] : {std::pair{status, &status_app}, std::pair{stop, &stop_app}})
+  for (auto [sub, given] : {std::pair{status, &status_app}, std::pair{stop, &stop_app},
+                            std::pair{reload, &reload_app}, std::pair{rollback, &rollback_app},
+                            std::pair{restart, &restart_app}, std::pair{rm, &rm_app}})
     if (sub->parsed() && sub->count("APP") > 0)
       if (Status s = protocol::check_app_name(*given); !s.ok()) {
         std::fprintf(stderr, "%s %s: %s\n", app.get_name().c_str(), sub->get_name().c_str(),
@@ -192,7 +212,10 @@ int run(int argc, char** argv) {
     }
     return stop_command(options, stop_app);
   }
-  if (reload->parsed()) return reload_command(options);
+  if (reload->parsed()) return reload_command(options, reload_app);
+  if (rollback->parsed()) return app_command(options, "rollback", rollback_app);
+  if (restart->parsed()) return app_command(options, "restart", restart_app);
+  if (rm->parsed()) return app_command(options, "rm", rm_app);
   if (daemon->parsed()) return daemon_command(options, resume_upgrade);
   if (upgrade->parsed()) return upgrade_command(options, upgrade_binary);
   if (relay->parsed()) return node_relay_command();

@@ -12,6 +12,7 @@
 #include "daemon/process/server_process.h"
 
 namespace serverswap::cli {
+class ControlClient;
 
 enum ExitCode : int {
   kOk = 0,
@@ -27,6 +28,9 @@ struct GlobalOptions {
   std::string takedown_timeout = "30s";
   std::string takedown_signal = "SIGTERM";
   std::string settle = "1s";
+  // A version that crashes twice within this long of its deploy is rolled back (daemon
+  // setting; "off": never automatically).
+  std::string rollback_window = "60s";
   // Per command, carried by the deploy request (daemon::SpawnSpec): --listen [NAME=]ADDR in
   // order, --ready-after D; --takedown-signal counts for the command too when given.
   std::vector<std::string> listen;
@@ -94,7 +98,17 @@ int status_command(const GlobalOptions& options, bool json, const StatusWatch& w
                    const std::string& app = "");
 // `app`: stop only that app ("": every server, and the daemon exits).
 int stop_command(const GlobalOptions& options, const std::string& app = "");
-int reload_command(const GlobalOptions& options);
+// `app`: only that app's up servers ("": every app's).
+int reload_command(const GlobalOptions& options, const std::string& app = "");
+// `rollback APP`, `restart APP` (a deploy of a version the app had: the deploy's exit codes)
+// and `rm APP` (its servers stopped, its versions and settings forgotten: 0, or 1 when the
+// daemon refused). `verb` is one of those three.
+int app_command(const GlobalOptions& options, const std::string& verb, const std::string& app);
+// Prints a deploy's progress and outcome as they come; returns the exit code once it is
+// decided (0 deployed; 1 failed or refused; 3 the daemon was lost). `what` names it in a
+// refusal ("deploy", "rollback").
+int follow_deploy(ControlClient& client, bool follow_exit, bool quiet,
+                  const std::string& what = "deploy");
 int node_relay_command();
 
 // Prints "serverswap: <text>" on stderr, `text` escaped as the log escapes peer text

@@ -49,7 +49,17 @@ std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& opt
   auto settle = parse_duration(options.settle);
   if (!settle.ok()) settle = settle.status().wrap("--settle");
   auto signum = daemon::parse_signal(options.takedown_signal);
-  for (const Status& s : {ready.status(), takedown.status(), settle.status(), signum.status()}) {
+  // 0 would roll back nothing (no crash is within it) or everything (no limit): neither is
+  // what anyone means, so it is a usage error; "off" says the one that is meant.
+  Result<Millis> rollback_window = Millis(0);
+  if (options.rollback_window != "off") {
+    rollback_window = parse_duration(options.rollback_window);
+    if (rollback_window.ok() && *rollback_window == Millis(0))
+      rollback_window = Status::error("must be more than 0 (or 'off': never automatically)");
+    if (!rollback_window.ok()) rollback_window = rollback_window.status().wrap("--rollback-window");
+  }
+  for (const Status& s : {ready.status(), takedown.status(), settle.status(), signum.status(),
+                          rollback_window.status()}) {
     if (!s.ok()) {
       say(s.message());
       return std::nullopt;
@@ -62,6 +72,7 @@ std::optional<daemon::SupervisorOptions> daemon_options(const GlobalOptions& opt
   settings.ready_timeout = *ready;
   settings.takedown_timeout = *takedown;
   settings.settle = *settle;
+  settings.rollback_window = *rollback_window;
   settings.takedown_signal = *signum;
   settings.relay_path = self;
   if (!options.idle_socket_grace.empty()) {
@@ -90,7 +101,7 @@ std::optional<daemon::RestartSettings> restart_settings(const GlobalOptions& opt
       "--socket",           settings.socket_path,     "--ready-timeout",   options.ready_timeout,
       "--takedown-timeout", options.takedown_timeout, "--takedown-signal", options.takedown_signal,
       "--settle",           options.settle,           "--adopt-timeout",   options.adopt_timeout,
-      "--log-format",       options.log_format};
+      "--log-format",       options.log_format,       "--rollback-window", options.rollback_window};
   auto add = [&](const char* flag, const std::string& value) {
     if (value.empty()) return;
     restart.daemon_args.push_back(flag);

@@ -39,11 +39,13 @@ int report(const protocol::Message& message) {
 
 }  // namespace
 
-int reload_command(const GlobalOptions& options) {
+int reload_command(const GlobalOptions& options, const std::string& app) {
   int code = 0;
   auto client = connect_or_say(options.socket, &code);
   if (!client) return code;
-  if (Status s = client->send(protocol::ReloadRequest{}.encode()); !s.ok()) {
+  protocol::ReloadRequest request;
+  if (!app.empty()) request.app = app;
+  if (Status s = client->send(request.encode()); !s.ok()) {
     say(s.message());
     return kSystemError;
   }

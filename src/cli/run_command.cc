@@ -161,8 +161,9 @@ std::string failure_suffix(const DeployProgress& progress, std::optional<bool> o
   return "; the servers already running keep serving";
 }
 
-// Prints the deploy's progress; returns the exit code once it is decided.
-int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
+}  // namespace
+
+int follow_deploy(ControlClient& client, bool follow_exit, bool quiet, const std::string& what) {
   using Clock = std::chrono::steady_clock;
   DeployProgress progress;
   const auto started = Clock::now();
@@ -228,11 +229,13 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet) {
           (exited->replaced ? " after a newer deploy replaced it" : " without being replaced"));
       return exited->replaced ? kOk : kFailed;
     } else if (name == protocol::ErrorReply::kName) {
-      say("the daemon refused the deploy: " + error_text(*message));
+      say("the daemon refused the " + what + ": " + error_text(*message));
       return kFailed;
     }
   }
 }
+
+namespace {
 
 // A daemon in the background for serverswap-deploy, which must outlive this process: its
 // own session, stdin from /dev/null, its log appended to <socket>.log (named after the

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 
+#include "base/join.h"
 #include "base/log.h"
 #include "daemon/service/activated_sockets.h"
 #include "daemon/service/reload.h"
@@ -285,7 +286,13 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
       (message.name == protocol::StopRequest::kName &&
        refused_body<protocol::StopRequest>(connection, message)) ||
       (message.name == protocol::ReloadRequest::kName &&
-       refused_body<protocol::ReloadRequest>(connection, message)))
+       refused_body<protocol::ReloadRequest>(connection, message)) ||
+      (message.name == protocol::RollbackRequest::kName &&
+       refused_body<protocol::RollbackRequest>(connection, message)) ||
+      (message.name == protocol::RestartRequest::kName &&
+       refused_body<protocol::RestartRequest>(connection, message)) ||
+      (message.name == protocol::RmRequest::kName &&
+       refused_body<protocol::RmRequest>(connection, message)))
     return;
   if (message.name == protocol::DeployRequest::kName) {
     deploy_request(connection, message);
@@ -301,10 +308,17 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
     status.daemon.state_file = state_file_status();
     status.servers = supervisor_->server_status();
     status.crash_loops = supervisor_->crash_loops();
+    status.apps = supervisor_->app_status();
     connection.send(status.encode());
   } else if (message.name == protocol::ReloadRequest::kName) {
-    reload("asked by serverswap reload (pid " + std::to_string(connection.peer_pid()) + ")",
-           connection.id());
+    auto app = protocol::ReloadRequest::decode(message)->app;
+    reload("asked by serverswap reload" + (app ? " " + *app : std::string()) + " (pid " +
+               std::to_string(connection.peer_pid()) + ")",
+           connection.id(), app);
+  } else if (message.name == protocol::RollbackRequest::kName ||
+             message.name == protocol::RestartRequest::kName ||
+             message.name == protocol::RmRequest::kName) {
+    app_request(connection, message);
   } else if (message.name == protocol::UpgradeRequest::kName) {
     upgrade_request(connection, message);
   } else if (message.name == protocol::StopRequest::kName &&
@@ -347,6 +361,55 @@ void Daemon::deploy_request(Connection& connection, const protocol::Message& mes
   go();
 }
 
+// rollback and restart deploy a version the app had (replies as a deploy's); rm stops the
+// app and forgets it.
+void Daemon::app_request(Connection& connection, const protocol::Message& message) {
+  const bool rollback = message.name == protocol::RollbackRequest::kName;
+  const bool restart = message.name == protocol::RestartRequest::kName;
+  std::string app = rollback  ? protocol::RollbackRequest::decode(message)->app
+                    : restart ? protocol::RestartRequest::decode(message)->app
+                              : protocol::RmRequest::decode(message)->app;
+  uint64_t id = connection.id();
+  std::string who = " (pid " + std::to_string(connection.peer_pid()) + ")";
+  if (!rollback && !restart) return remove_app(connection, app, message);
+  auto go = [this, rollback, app, id, who, whole = message.whole] {
+    log_line(std::string(rollback ? "rollback" : "restart") + " of app " + app +
+             " asked by serverswap" + who);
+    Status s = rollback ? supervisor_->roll_back(app, sink_for(id))
+                        : supervisor_->restart(app, sink_for(id));
+    if (!s.ok())
+      if (Connection* c = control_->find(id)) c->send(protocol::error_reply(s.message(), whole));
+  };
+  if (supervisor_->adopting()) return when_adopted(go);
+  go();
+}
+
+// rm APP: its servers are stopped as by `stop APP`, then its versions and remembered settings
+// are forgotten: a later deploy of the name starts afresh.
+void Daemon::remove_app(Connection& connection, const std::string& app,
+                        const protocol::Message& message) {
+  uint64_t id = connection.id();
+  auto forget = [this, app, id](size_t servers) {
+    supervisor_->forget_app(app);
+    remembered_.forget(app);
+    log_line("app " + app + " removed: " + std::to_string(servers) + " server" +
+             (servers == 1 ? "" : "s") + " exited; its versions and settings are forgotten");
+    if (Connection* c = control_->find(id))
+      c->send(protocol::Removed{app, static_cast<int64_t>(servers)}.encode());
+  };
+  if (!supervisor_->runs_app(app)) {
+    if (!supervisor_->knows_app(app) && !remembered_.knows(app)) {
+      connection.send(protocol::error_reply("no app named '" + app + "' is known", message.whole));
+      return;
+    }
+    return forget(0);
+  }
+  log_line("removing app " + app + " (asked by serverswap rm, pid " +
+           std::to_string(connection.peer_pid()) + ")");
+  if (Status s = supervisor_->stop_app(app, forget); !s.ok())
+    connection.send(protocol::error_reply(s.message(), message.whole));
+}
+
 // The request keeps the identity it ran with, so a reload or restart runs it the same way.
 SpawnSpec Daemon::with_default_identity(SpawnSpec spec) const {
   if (spec.user.empty() && spec.group.empty()) {
@@ -380,18 +443,31 @@ bool Daemon::may_control(const Connection& connection) const {
 // version, superseding the new one in flight: so a reload that arrives while deploys are in
 // flight waits for them to end (checked every 100 ms). At most one waits; later requests
 // join it, and every requester is told (`reloadQueued`) and gets its outcome.
-void Daemon::reload(const std::string& why, uint64_t requester) {
+void Daemon::reload(const std::string& why, uint64_t requester,
+                    const std::optional<std::string>& app) {
   if (stopping_) {
     if (Connection* c = control_->find(requester))
       c->send(protocol::error_reply("the daemon is stopping; nothing to reload"));
+    return;
+  }
+  if (app && !supervisor_->runs_app(*app)) {
+    if (Connection* c = control_->find(requester))
+      c->send(protocol::error_reply("no server of app '" + *app + "' runs; nothing to reload"));
     return;
   }
   if (size_t deploys = supervisor_->deploys_in_flight(); deploys > 0 || queued_reload_) {
     std::string reason =
         std::to_string(deploys) + (deploys == 1 ? " deploy" : " deploys") + " in flight";
     bool joined = queued_reload_.has_value();
-    if (!joined) queued_reload_.emplace(QueuedReload{why, {}});
+    if (!joined)
+      queued_reload_.emplace(QueuedReload{
+          why,
+          {},
+          app ? std::optional<std::set<std::string>>(std::set<std::string>{}) : std::nullopt});
     queued_reload_->requesters.push_back(requester);
+    // Joined, it reloads what each requester named (every app once one named none).
+    if (!app) queued_reload_->apps.reset();
+    if (app && queued_reload_->apps) queued_reload_->apps->insert(*app);
     log_line("reload (" + why + ") queued until no deploy is in flight (" + reason + ")" +
              (joined ? ": joins the reload already queued" : ""));
     if (Connection* c = control_->find(requester))
@@ -399,7 +475,7 @@ void Daemon::reload(const std::string& why, uint64_t requester) {
     if (!joined) reload_timer_->start(Millis(100), [this] { run_queued_reload(); });
     return;
   }
-  start_reload(why, {requester});
+  start_reload(why, {requester}, app ? std::optional<std::set<std::string>>({*app}) : std::nullopt);
 }
 
 void Daemon::run_queued_reload() {
@@ -416,18 +492,22 @@ void Daemon::run_queued_reload() {
         c->send(protocol::error_reply("the daemon is stopping; nothing to reload"));
     return;
   }
-  start_reload(queued.why + ", queued behind a deploy", queued.requesters);
+  start_reload(queued.why + ", queued behind a deploy", queued.requesters, queued.apps);
 }
 
-void Daemon::start_reload(const std::string& why, const std::vector<uint64_t>& requesters) {
-  log_line("reloading (" + why + "): redeploying every up server's command");
+void Daemon::start_reload(const std::string& why, const std::vector<uint64_t>& requesters,
+                          const std::optional<std::set<std::string>>& apps) {
+  log_line("reloading (" + why + "): redeploying " +
+           (apps ? "the up servers' commands of app " +
+                       join(std::vector<std::string>(apps->begin(), apps->end()), ", ")
+                 : std::string("every up server's command")));
   ++reloads_in_flight_;
   std::string state = "RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec());
   if (Status s = notify_.send(state); !s.ok()) log_line(s.message());
   std::vector<Supervisor::Sink> sinks;
   for (uint64_t id : requesters) sinks.push_back(sink_for(id));
   reload_servers(
-      *supervisor_,
+      *supervisor_, apps,
       [sinks](const Json& message) {
         for (const auto& sink : sinks) sink(message);
       },

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <set>
+#include <string>
 
 #include "daemon/control/control_server.h"
 #include "daemon/core/supervisor.h"
@@ -76,9 +78,16 @@ class Daemon {
   void handle_line(Connection& connection, const std::string& line);
   void control_request(Connection& connection, const protocol::Message& message);
   void deploy_request(Connection& connection, const protocol::Message& message);
-  void reload(const std::string& why, uint64_t requester);
+  // `app`: only that app's servers (nullopt: every app's).
+  void reload(const std::string& why, uint64_t requester,
+              const std::optional<std::string>& app = std::nullopt);
   void run_queued_reload();
-  void start_reload(const std::string& why, const std::vector<uint64_t>& requesters);
+  void start_reload(const std::string& why, const std::vector<uint64_t>& requesters,
+                    const std::optional<std::set<std::string>>& apps);
+  // rollback, restart and rm APP (docs/protocol.md section 7).
+  void app_request(Connection& connection, const protocol::Message& message);
+  void remove_app(Connection& connection, const std::string& app,
+                  const protocol::Message& message);
   void reloaded(const protocol::Reloaded& outcome, const std::vector<uint64_t>& requesters);
   Status adopt_activated_sockets();
   bool may_control(const Connection& connection) const;
@@ -131,6 +140,8 @@ class Daemon {
   struct QueuedReload {
     std::string why;
     std::vector<uint64_t> requesters;  // control connections; 0 for SIGHUP
+    // The apps the requesters named; nullopt once one asked for every app.
+    std::optional<std::set<std::string>> apps;
   };
   std::optional<QueuedReload> queued_reload_;
   int exit_code_ = 0;

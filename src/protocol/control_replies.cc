@@ -291,6 +291,57 @@ Result<CrashLoopStatus> CrashLoopStatus::from_json(const Json& value, const std:
   return loop;
 }
 
+Json AppStatus::to_json() const {
+  Json list = Json::array();
+  for (const auto& v : versions)
+    list.push_back({{"argv", v.argv}, {"cwd", v.cwd}, {"generation", v.generation}});
+  Json app_json = {{"app", app}, {"versions", list}};
+  if (rolled_back)
+    app_json["rolledBack"] = {{"fromGeneration", rolled_back->from_generation},
+                              {"toGeneration", rolled_back->to_generation},
+                              {"reason", rolled_back->reason},
+                              {"since_ms", rolled_back->since_ms}};
+  return app_json;
+}
+
+Result<AppStatus> AppStatus::from_json(const Json& value, const std::string& where) {
+  FieldReader r(value, where);
+  AppStatus status;
+  status.app = r.string("app", true);
+  const Json* versions = r.array("versions", true);
+  if (!r.ok()) return r.status();
+  for (size_t i = 0; i < versions->size(); ++i) {
+    FieldReader v((*versions)[i], where + ".versions[" + std::to_string(i) + "]");
+    AppStatus::Version version;
+    version.argv = v.strings("argv", true);
+    version.cwd = v.string("cwd", true);
+    version.generation = v.integer("generation", true, kMin, kMax);
+    if (!v.ok()) return v.status();
+    status.versions.push_back(std::move(version));
+  }
+  if (const Json* rolled = r.object("rolledBack", false)) {
+    FieldReader b(*rolled, where + ".rolledBack");
+    AppStatus::Rollback rollback;
+    rollback.from_generation = b.integer("fromGeneration", true, kMin, kMax);
+    rollback.to_generation = b.integer("toGeneration", true, kMin, kMax);
+    rollback.reason = b.string("reason", true);
+    rollback.since_ms = b.integer("since_ms", true, kMin, kMax);
+    if (!b.ok()) return b.status();
+    status.rolled_back = std::move(rollback);
+  }
+  if (!r.ok()) return r.status();
+  return status;
+}
+
+Result<Removed> Removed::decode(const Message& message) {
+  FieldReader r(message.body, kName);
+  Removed removed;
+  removed.app = r.string("app", true);
+  removed.servers = r.integer("servers", true, 0, kMax);
+  if (!r.ok()) return r.status();
+  return removed;
+}
+
 Result<Stopped> Stopped::decode(const Message& message) {
   if (Status s = expect_true_or_object(message.body, kName); !s.ok()) return s;
   Stopped stopped;
@@ -307,7 +358,11 @@ Json StatusReply::encode() const {
   for (const auto& s : servers) list.push_back(s.to_json());
   Json loops = Json::array();
   for (const auto& l : crash_loops) loops.push_back(l.to_json());
-  return make(kName, {{"daemon", daemon.to_json()}, {"servers", list}, {"crashLoops", loops}});
+  Json app_list = Json::array();
+  for (const auto& a : apps) app_list.push_back(a.to_json());
+  return make(
+      kName,
+      {{"daemon", daemon.to_json()}, {"servers", list}, {"crashLoops", loops}, {"apps", app_list}});
 }
 
 Result<StatusReply> StatusReply::decode(const Message& message) {
@@ -320,6 +375,7 @@ Result<StatusReply> StatusReply::decode(const Message& message) {
   reply.daemon = std::move(*decoded);
   if (Status s = objects(r, "servers", true, reply.servers); !s.ok()) return s;
   if (Status s = objects(r, "crashLoops", false, reply.crash_loops); !s.ok()) return s;
+  if (Status s = objects(r, "apps", false, reply.apps); !s.ok()) return s;
   return reply;
 }
 

@@ -166,11 +166,37 @@ struct CrashLoopStatus {
   bool operator==(const CrashLoopStatus&) const = default;
 };
 
-// {"status": {"daemon", "servers", "crashLoops"}}.
+// An app the daemon knows (it had a version up, and was not removed): its versions, newest
+// last, and its last automatic rollback.
+struct AppStatus {
+  struct Version {
+    std::vector<std::string> argv;
+    std::string cwd;
+    int64_t generation = 0;  // the generation that put it in place
+    bool operator==(const Version&) const = default;
+  };
+  struct Rollback {
+    int64_t from_generation = 0;
+    int64_t to_generation = 0;
+    std::string reason;
+    int64_t since_ms = 0;  // how long ago
+    bool operator==(const Rollback&) const = default;
+  };
+  std::string app;
+  std::vector<Version> versions;
+  std::optional<Rollback> rolled_back;
+
+  Json to_json() const;
+  static Result<AppStatus> from_json(const Json& value, const std::string& where);
+  bool operator==(const AppStatus&) const = default;
+};
+
+// {"status": {"daemon", "servers", "crashLoops", "apps"}}.
 struct StatusReply {
   DaemonStatus daemon;
   std::vector<ServerStatus> servers;
   std::vector<CrashLoopStatus> crash_loops;
+  std::vector<AppStatus> apps;
 
   static constexpr const char* kName = "status";
   Json encode() const;
@@ -179,6 +205,18 @@ struct StatusReply {
 };
 
 // ---- stop, reload, upgrade ---------------------------------------------------------------
+
+// {"removed": {"app": "web", "servers": N}}: `rm web` is done: its N servers have exited, and
+// its versions and settings are forgotten.
+struct Removed {
+  std::string app;
+  int64_t servers = 0;
+
+  static constexpr const char* kName = "removed";
+  Json encode() const { return make(kName, {{"app", app}, {"servers", servers}}); }
+  static Result<Removed> decode(const Message& message);
+  bool operator==(const Removed&) const = default;
+};
 
 // {"stopped": true}: the daemon has taken every server down and exits. {"stopped": {"app":
 // "web", "servers": N}}: the N servers of app web have exited (stop of one app).

@@ -372,6 +372,19 @@ Result<StopRequest> StopRequest::decode(const Message& message) {
   return stop;
 }
 
+Result<ReloadRequest> ReloadRequest::decode(const Message& message) {
+  if (Status s = expect_true_or_object(message.body, kName); !s.ok()) return s;
+  ReloadRequest reload;
+  if (!message.body.is_object()) return reload;
+  FieldReader r(message.body, kName);
+  reload.app = r.optional_string("app");
+  if (r.ok() && reload.app)
+    if (Status s = check_app_name(*reload.app); !s.ok())
+      r.fail("app", "is not an app name: " + s.message());
+  if (!r.ok()) return r.status();
+  return reload;
+}
+
 Json UpgradeRequest::encode() const {
   Json body = Json::object();
   if (path) body["path"] = *path;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "protocol/app_name.h"
 #include "protocol/message.h"
 
 namespace serverswap::protocol {
@@ -178,9 +179,50 @@ struct FlagRequest {
   bool operator==(const FlagRequest&) const = default;
 };
 inline constexpr char kStatusName[] = "status";
-inline constexpr char kReloadName[] = "reload";
 using StatusRequest = FlagRequest<kStatusName>;
-using ReloadRequest = FlagRequest<kReloadName>;
+
+// {"reload": true}: every up server's command deployed again. {"reload": {"app": "web"}}:
+// only app web's (an addition within version 1; a daemon that predates it reloads every app,
+// which is still a zero-downtime redeploy).
+struct ReloadRequest {
+  std::optional<std::string> app;
+
+  static constexpr const char* kName = "reload";
+  Json encode() const { return app ? make(kName, {{"app", *app}}) : make(kName, true); }
+  static Result<ReloadRequest> decode(const Message& message);
+  bool operator==(const ReloadRequest&) const = default;
+};
+
+// Requests about one app, {"NAME": {"app": "web"}} (additions within version 1: a daemon
+// that predates them answers `error` "unknown control request"). `app` is required and must
+// be an app name (protocol/app_name.h), else an `error` naming the field.
+//   rollback: the app's previous good version deployed again (replies as a deploy's);
+//   restart:  its current version deployed again, running or not (replies as a deploy's);
+//   rm:       its servers stopped and its versions and settings forgotten (`removed`).
+template <const char* Name>
+struct AppRequest {
+  std::string app;
+
+  static constexpr const char* kName = Name;
+  Json encode() const { return make(kName, {{"app", app}}); }
+  static Result<AppRequest> decode(const Message& message) {
+    FieldReader r(message.body, kName);
+    AppRequest request;
+    request.app = r.string("app", true);
+    if (r.ok())
+      if (Status s = check_app_name(request.app); !s.ok())
+        r.fail("app", "is not an app name: " + s.message());
+    if (!r.ok()) return r.status();
+    return request;
+  }
+  bool operator==(const AppRequest&) const = default;
+};
+inline constexpr char kRollbackName[] = "rollback";
+inline constexpr char kRestartName[] = "restart";
+inline constexpr char kRmName[] = "rm";
+using RollbackRequest = AppRequest<kRollbackName>;
+using RestartRequest = AppRequest<kRestartName>;
+using RmRequest = AppRequest<kRmName>;
 
 // {"stop": true}: every server, then the daemon exits. {"stop": {"app": "web"}}: only that
 // app's servers (an addition within version 1; a daemon that predates it reads any object as

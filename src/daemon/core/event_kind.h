@@ -36,6 +36,7 @@ enum class EventKind {
   kAdopted,          // taken back from the state file after a daemon restart
   kUnmanaged,        // an adopted server that cannot be managed any more
   kResumed,          // an adopted server reconnected and took its sockets back
+  kRolledBack,       // its version crash-looped: the app's previous version is deployed
 };
 
 // The event's "kind" on the wire (JSON events and JSON log lines). kCrashed is "exited"
@@ -99,6 +100,8 @@ constexpr const char* event_kind_name(EventKind kind) {
       return "unmanaged";
     case EventKind::kResumed:
       return "resumed";
+    case EventKind::kRolledBack:
+      return "rolledBack";
   }
   return "unknown";
 }

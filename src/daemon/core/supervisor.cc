@@ -885,6 +885,7 @@ void Supervisor::become_up(Server& server, const std::string& how) {
   server.confirm_timer.stop();
   emit(server, EventKind::kUp, "is up (" + how + ")");
   crash_restarts_.up(server);
+  history_.up(server);
   deploys_.up(server.id);
   if (rolls_.in_roll(server)) {
     deploys_.check(server.id);
@@ -1105,12 +1106,92 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   deploys_.exited(*gone, description, before == ServerState::kDraining, served_by_others(*gone));
   crash_restarts_.exited(*gone, before);
   rolls_.exited(*gone);
+  roll_back_if_crash_looping(*gone, before);
   close_idle_sockets();
   app_stop_exited(gone->id);
   if (servers_.empty() && stop_done_) {
     kill_leftovers();
     stop_done_();
   }
+}
+
+// ---- Versions and rollback (app_history.h) ----------------------------------------------
+
+void Supervisor::roll_back_if_crash_looping(const Server& gone, ServerState before) {
+  if (stopping()) return;
+  // A crash: it was up and nobody took it down; or a crash restart of it died by itself
+  // before it was up (one the daemon failed or superseded was signalled).
+  bool restart_died = gone.restarts > 0 && gone.signalled == Signalled::kNone &&
+                      before != ServerState::kDraining && before != ServerState::kUp;
+  if (before != ServerState::kUp && !restart_died) return;
+  std::string app = app_of(gone.request);
+  // A deploy of the app in progress replaces the crashing version anyway; a rollback now
+  // would supersede it.
+  for (const auto& [id, s] : servers_)
+    if (s->alive() && s->starting() && s->restarts == 0 && app_of(s->request) == app &&
+        s->rank > gone.rank)
+      return;
+  std::string why_not;
+  auto rollback = history_.crashed(gone, &why_not);
+  if (!rollback) {
+    if (!why_not.empty())
+      log_line("app " + app + " crash-loops within --rollback-window of its deploy, but " +
+               why_not + ": it is restarted as before");
+    return;
+  }
+  crash_restarts_.end_app(app);
+  emit(gone, EventKind::kRolledBack,
+       "app " + app + ": " + rollback->reason + "; rolling back to generation " +
+           std::to_string(rollback->to_generation) + "'s version ('" +
+           join(rollback->to.argv, " ") + "' in " + rollback->to.cwd + ")");
+  deploy_version(*rollback, [app, from = rollback->from_generation](const Json& message) {
+    auto name = protocol::message_name(message);
+    if (name == protocol::Deployed::kName)
+      log_line("app " + app + " rolled back: the previous version is up and generation " +
+               std::to_string(from) + "'s version is dropped from its history");
+    if (name == protocol::DeployFailed::kName) {
+      auto as = protocol::as_message(message);
+      auto failed = as.ok() ? protocol::DeployFailed::decode(*as)
+                            : Result<protocol::DeployFailed>(as.status());
+      log_line("app " + app + ": the rollback failed (" +
+               (failed.ok() ? failed->reason : failed.status().message()) + ")");
+    }
+  });
+}
+
+void Supervisor::deploy_version(const AppHistory::Rollback& rollback, Sink sink) {
+  deploy(rollback.to, std::move(sink), /*follow_exit=*/false);
+}
+
+Status Supervisor::roll_back(const std::string& app, Sink sink) {
+  if (stopping()) return Status::error("the daemon is stopping");
+  auto rollback = history_.previous(app);
+  if (!rollback.ok()) return rollback.status();
+  log_line("rolling back app " + app + " to generation " + std::to_string(rollback->to_generation) +
+           "'s version ('" + join(rollback->to.argv, " ") + "' in " + rollback->to.cwd + ")");
+  deploy_version(*rollback, std::move(sink));
+  return {};
+}
+
+Status Supervisor::restart(const std::string& app, Sink sink) {
+  if (stopping()) return Status::error("the daemon is stopping");
+  auto current = history_.current(app);
+  if (!current.ok()) return current.status();
+  log_line("restarting app " + app + ": '" + join(current->argv, " ") + "' in " + current->cwd);
+  deploy(*current, std::move(sink), /*follow_exit=*/false);
+  return {};
+}
+
+bool Supervisor::runs_app(const std::string& app) const {
+  for (const auto& [id, s] : servers_)
+    if (s->alive() && app_of(s->request) == app) return true;
+  return crash_restarts_.has_loop_of(app);
+}
+
+bool Supervisor::forget_app(const std::string& app) {
+  bool known = history_.knows(app);
+  history_.forget(app);
+  return known;
 }
 
 // Whether another server serves one of the resources `gone` held or was to inherit (--listen)

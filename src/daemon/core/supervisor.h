@@ -16,6 +16,7 @@
 
 #include "base/duration.h"
 #include "daemon/control/log_limiter.h"
+#include "daemon/core/app_history.h"
 #include "daemon/core/clock.h"
 #include "daemon/core/confirm_window.h"
 #include "daemon/core/crash_restarts.h"
@@ -62,6 +63,9 @@ struct SupervisorOptions {
   // A socket no server has held for this long (and that no crash restart or live server's
   // --listen waits for) is closed; a later readyFor binds it again.
   Millis idle_socket_grace{60'000};
+  // A version that crashes kCrashesToRollBack times within this long of being put in place is
+  // rolled back to the app's previous version (app_history.h); 0: never automatically.
+  Millis rollback_window{60'000};
 };
 
 // How many resources one server may hold (readyFor beyond: refused, and a starting server
@@ -131,6 +135,20 @@ class Supervisor {
   // when no server or crash loop of the app exists (it names the apps that do), when a
   // deploy of the app is in flight, or when the daemon is stopping.
   Status stop_app(const std::string& app, std::function<void(size_t)> done);
+  // `rollback APP`: the app's previous good version deployed again (progress and outcome to
+  // `sink`, as a deploy's). An error, and nothing done, when it has none or the daemon stops.
+  Status roll_back(const std::string& app, Sink sink);
+  // `restart APP`: the app's current version deployed again, whether or not it runs (after
+  // `stop APP`, it starts it). An error when no version of it has been up.
+  Status restart(const std::string& app, Sink sink);
+  // `rm APP`: its versions are forgotten (the caller stops its servers first). Whether it had
+  // any.
+  bool forget_app(const std::string& app);
+  bool knows_app(const std::string& app) const { return history_.knows(app); }
+  // Whether `app` has a live server or a crash loop.
+  bool runs_app(const std::string& app) const;
+  // `status`'s apps: each app's versions and its last automatic rollback.
+  std::vector<protocol::AppStatus> app_status() const { return history_.status(); }
   // SIGKILL to every server's process group (a second Ctrl-C).
   void kill_all();
   bool stopping() const { return static_cast<bool>(stop_done_); }
@@ -216,6 +234,11 @@ class Supervisor {
   void replace(Server& victim, const std::set<std::string>& shared, const std::string& why,
                const Server& by);
   void retire_older_versions(Server& server);
+  // `gone` crashed (or a restart of it died before it was up): when that is its app's
+  // current version's kCrashesToRollBack'th crash within the rollback window, the previous
+  // version is deployed (AppHistory::crashed).
+  void roll_back_if_crash_looping(const Server& gone, ServerState before);
+  void deploy_version(const AppHistory::Rollback& rollback, Sink sink);
   void begin_draining(Server& server);
   void fail(Server& server, const std::string& reason, Millis signal_after = Millis(0));
   void exited(const std::string& id, int64_t status, int term_signal);
@@ -271,6 +294,7 @@ class Supervisor {
   uint64_t next_generation_ = 1;
   std::map<std::string, std::unique_ptr<Server>> servers_;
   Deploys deploys_;  // deploy bookkeeping and outcomes (deploys.h)
+  AppHistory history_{clock_, options_.rollback_window};  // apps' versions (app_history.h)
   std::function<void()> stop_done_;
   // stop_app() requests waiting for their servers to exit.
   struct AppStop {

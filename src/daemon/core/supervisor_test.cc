@@ -1609,5 +1609,89 @@ TEST_F(SupervisorTest, AnotherAppsListenResourceIsRefusedBeforeSpawn) {
       << outcome(refused);
 }
 
+// ---- Versions and rollback (app_history.h) ------------------------------------------------
+
+// The "a release that crashes after the window": v2 is up and has replaced v1, then
+// crashes; its crash restart crashes too, within --rollback-window: v1's version is deployed
+// again (a new generation of the same argv), v2's crash loop ends, and status says so.
+TEST_F(SupervisorTest, AVersionThatCrashesTwiceAfterItsDeployIsRolledBackToThePreviousOne) {
+  UpServer v1 = deploy_up({"srv", "v1"}, ":8080");
+  UpServer v2 = deploy_up({"srv", "v2"}, ":8080");
+  ASSERT_TRUE(got(v1.peer, "takeDown"));
+  processes_.exit(v1.pid, 0, 0);
+  processes_.exit(v2.pid, 1, 0);  // crash 1: restarted after the delay
+  ASSERT_TRUE(clock_.fire_next());
+  pid_t restart = last_pid();
+  ASSERT_EQ(processes_.find(restart)->spec.argv, (std::vector<std::string>{"srv", "v2"}));
+  bring_up(restart, ":8080");
+  processes_.exit(restart, 1, 0);  // crash 2: rolled back, not restarted
+  pid_t back = last_pid();
+  ASSERT_NE(back, restart) << "nothing was started";
+  EXPECT_EQ(processes_.find(back)->spec.argv, (std::vector<std::string>{"srv", "v1"}));
+  bring_up(back, ":8080");
+  EXPECT_EQ(state_of(back), "up");
+  for (int i = 0; i < 5; ++i) clock_.fire_next();  // no pending restart of v2 starts
+  EXPECT_EQ(processes_.alive(), 1u);
+  EXPECT_EQ(last_pid(), back);
+  EXPECT_TRUE(supervisor_->crash_loops().empty());
+  auto apps = supervisor_->app_status();
+  ASSERT_EQ(apps.size(), 1u);
+  ASSERT_TRUE(apps[0].rolled_back.has_value());
+  EXPECT_NE(apps[0].rolled_back->reason.find("crashed 2 times"), std::string::npos);
+  // v2 is no good version any more: the history is v1 only, so nothing to roll back to.
+  EXPECT_EQ(apps[0].versions.size(), 1u);
+  EXPECT_FALSE(supervisor_->roll_back("srv", [](const Json&) {}).ok());
+}
+
+// Crashes of a version long after its deploy, or of an app's first version, are restarted as
+// before: a rollback needs a recent deploy and a version to go back to.
+TEST_F(SupervisorTest, CrashesOutsideTheRollbackWindowOrOfAFirstVersionAreOnlyRestarted) {
+  pid_t first = deploy_up({"srv", "v1"}, ":8080").pid;
+  processes_.exit(first, 1, 0);
+  ASSERT_TRUE(clock_.fire_next());
+  pid_t again = last_pid();
+  bring_up(again, ":8080");
+  processes_.exit(again, 1, 0);
+  ASSERT_TRUE(clock_.fire_next());
+  EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "v1"}));
+  bring_up(last_pid(), ":8080");
+
+  UpServer v2 = deploy_up({"srv", "v2"}, ":8080");
+  processes_.exit(last_pid() - 1, 0, 0);  // the v1 restart it replaced
+  clock_.advance(options_.rollback_window + Millis(1));
+  processes_.exit(v2.pid, 1, 0);
+  ASSERT_TRUE(clock_.fire_next());
+  pid_t restart = last_pid();
+  bring_up(restart, ":8080");
+  processes_.exit(restart, 1, 0);
+  ASSERT_TRUE(clock_.fire_next());
+  EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "v2"}));
+  EXPECT_FALSE(supervisor_->app_status()[0].rolled_back.has_value());
+}
+
+// `rollback APP` deploys the previous version; a second rollback returns to the one left
+// (kubectl's rollout undo); `restart APP` deploys the current version, also after stop APP.
+TEST_F(SupervisorTest, RollbackGoesToThePreviousVersionAndRestartStartsTheCurrentOne) {
+  UpServer v1 = deploy_up({"srv", "v1"}, ":8080");
+  UpServer v2 = deploy_up({"srv", "v2"}, ":8080");
+  processes_.exit(v1.pid, 0, 0);
+  std::vector<Json> said;
+  ASSERT_TRUE(supervisor_->roll_back("srv", [&](const Json& m) { said.push_back(m); }).ok());
+  pid_t back = last_pid();
+  EXPECT_EQ(processes_.find(back)->spec.argv, (std::vector<std::string>{"srv", "v1"}));
+  bring_up(back, ":8080");
+  EXPECT_TRUE(got(v2.peer, "takeDown"));
+  processes_.exit(v2.pid, 0, 0);
+  ASSERT_FALSE(said.empty());
+  EXPECT_EQ(said.back().begin().key(), "deployed");
+  ASSERT_TRUE(supervisor_->roll_back("srv", [](const Json&) {}).ok());
+  EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "v2"}));
+
+  EXPECT_FALSE(supervisor_->restart("nope", [](const Json&) {}).ok());
+  EXPECT_FALSE(supervisor_->roll_back("nope", [](const Json&) {}).ok());
+  EXPECT_TRUE(supervisor_->forget_app("srv"));
+  EXPECT_FALSE(supervisor_->restart("srv", [](const Json&) {}).ok());
+}
+
 }  // namespace
 }  // namespace serverswap::daemon

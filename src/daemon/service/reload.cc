@@ -31,9 +31,12 @@ void settle(Progress& progress, size_t index, bool ok, std::optional<int64_t> pi
 
 }  // namespace
 
-void reload_servers(Supervisor& supervisor, Supervisor::Sink events,
+void reload_servers(Supervisor& supervisor, const std::optional<std::set<std::string>>& apps,
+                    Supervisor::Sink events,
                     std::function<void(const protocol::Reloaded& reloaded)> done) {
-  std::vector<SpawnSpec> requests = supervisor.up_requests();
+  std::vector<SpawnSpec> requests;
+  for (auto& request : supervisor.up_requests())
+    if (!apps || apps->count(app_of(request))) requests.push_back(std::move(request));
   auto progress = std::make_shared<Progress>();
   progress->events = std::move(events);
   progress->done = std::move(done);

@@ -5,6 +5,9 @@
 #pragma once
 
 #include <functional>
+#include <optional>
+#include <set>
+#include <string>
 
 #include "daemon/core/supervisor.h"
 #include "protocol/control_replies.h"
@@ -14,8 +17,9 @@ namespace serverswap::daemon {
 // Starts one deploy per up server. `events` gets each deploy's event lines; `done` gets,
 // once every deploy has succeeded or failed, the `reloaded` reply: each deploy with its
 // pid and the pids it replaced, or the reason it failed (right away, with no deploys, when
-// no server is up).
-void reload_servers(Supervisor& supervisor, Supervisor::Sink events,
+// no server is up). `apps`: only the servers of these apps (nullopt: every app's).
+void reload_servers(Supervisor& supervisor, const std::optional<std::set<std::string>>& apps,
+                    Supervisor::Sink events,
                     std::function<void(const protocol::Reloaded& reloaded)> done);
 
 }  // namespace serverswap::daemon

@@ -86,6 +86,7 @@ class RememberedSettings {
   void apply(SpawnSpec& spec);
   // `rm APP`: its settings are forgotten.
   void forget(const std::string& app) { by_app_.erase(app); }
+  bool knows(const std::string& app) const { return by_app_.count(app) > 0; }
 
  private:
   std::map<std::string, SpawnSpec> by_app_;

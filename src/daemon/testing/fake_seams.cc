@@ -56,6 +56,12 @@ bool FakeClock::fire_next() {
   return true;
 }
 
+void FakeClock::advance(Millis by) {
+  auto until = now_ + by;
+  while (!queue_.empty() && queue_.begin()->first.first <= until) fire_next();
+  now_ = std::max(now_, until);
+}
+
 Millis FakeClock::next_in() const {
   if (queue_.empty()) return Millis(0);
   return std::chrono::duration_cast<Millis>(queue_.begin()->first.first - now_);

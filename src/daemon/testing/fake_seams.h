@@ -31,6 +31,8 @@ class FakeClock : public Clock {
   size_t pending() const { return queue_.size(); }
   // Moves time to the earliest pending expiry and fires that timer; false if none is pending.
   bool fire_next();
+  // Moves time on by `by`, firing the timers due meanwhile in order.
+  void advance(Millis by);
   // Time until the earliest expiry (0 if none).
   Millis next_in() const;
 
