@@ -47,6 +47,30 @@ void print_crash_loops(const std::vector<protocol::CrashLoopStatus>& loops) {
   }
 }
 
+// "app web: rolled back 12s ago from generation 7 to generation 5: generation 7 crashed 2
+// times within 1m of being put in place"; and the apps known that have no server.
+void print_apps(const protocol::StatusReply& status) {
+  for (const auto& app : status.apps) {
+    if (app.rolled_back) {
+      const auto& back = *app.rolled_back;
+      std::string line = "app " + app.app + ": rolled back " + format_uptime(back.since_ms) +
+                         " ago from generation " + std::to_string(back.from_generation) +
+                         " to generation " + std::to_string(back.to_generation) + ": " +
+                         back.reason;
+      std::printf("%s\n", printable(line).c_str());
+    }
+    bool runs = false;
+    for (const auto& s : status.servers) runs = runs || s.app == app.app;
+    for (const auto& l : status.crash_loops) runs = runs || l.app == app.app;
+    if (!runs && !app.versions.empty())
+      std::printf("%s\n",
+                  printable("app " + app.app + ": no server runs (`serverswap restart " + app.app +
+                            "` starts generation " +
+                            std::to_string(app.versions.back().generation) + "'s version again)")
+                      .c_str());
+  }
+}
+
 void print_table(const protocol::StatusReply& status) {
   // Every cell the daemon fills in may hold text a server chose (its argv, a Unix socket
   // path it asked for): escaped as the log escapes it, so that a newline cannot forge a row
@@ -70,6 +94,7 @@ void print_table(const protocol::StatusReply& status) {
                 command.c_str());
   }
   print_crash_loops(status.crash_loops);
+  print_apps(status);
   const protocol::StateFileStatus& file = d.state_file;
   if (!file.ok)
     std::printf(
@@ -84,7 +109,7 @@ void print_table(const protocol::StatusReply& status) {
 bool only_app(protocol::Json& body, const std::string& app, std::string* apps) {
   std::set<std::string> names;
   bool any = false;
-  for (const char* list : {"servers", "crashLoops"}) {
+  for (const char* list : {"servers", "crashLoops", "apps"}) {
     if (!body.contains(list) || !body[list].is_array()) continue;
     protocol::Json kept = protocol::Json::array();
     for (const auto& entry : body[list]) {

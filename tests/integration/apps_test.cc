@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "unmodified.h"
@@ -138,6 +140,101 @@ TEST(Apps, StopAppStopsThatAppOnlyAndTheDaemonGoesOn) {
   EXPECT_FALSE(daemon.process().wait(0ms).has_value()) << "the daemon exited";
   // Its socket is closed: a client is refused, not left waiting in a backlog no one reads.
   EXPECT_TRUE(eventually([&] { return !http_ok(web_address); }, 5s)) << web_address;
+}
+
+// The "a release that crashes after the window": v2 comes up (serverUp: no window),
+// replaces v1, then crashes 0.5 s later, and so does its crash restart. Within
+// --rollback-window the daemon deploys v1's version again; clients under load are answered
+// by v1 afterwards, and the log, status and metrics say "rolled back".
+TEST(Rollback, AVersionThatCrashesAfterItsDeployIsRolledBackUnderLoad) {
+  DaemonUnderTest daemon({"--takedown-timeout", "2s", "--settle", "100ms"});
+  daemon.deploy_options = {"--name", "web"};
+  uint16_t port = free_ephemeral_port();
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v1"}).code, 0);
+  ASSERT_TRUE(contains(http_get(port, "/"), "v1"));
+
+  std::atomic<bool> done{false};
+  std::atomic<int> requests{0}, failed{0};
+  std::thread load([&] {
+    auto until = std::chrono::steady_clock::now() + 30s;  // bounded
+    while (!done && std::chrono::steady_clock::now() < until) {
+      ++requests;
+      if (!http_ok(port)) ++failed;
+    }
+  });
+  auto bad = daemon.deploy({FAULT_SERVER_BIN, "crash-after-up", address});
+  EXPECT_EQ(bad.code, 0) << bad.output;  // it was up, and v1 is gone: the deploy succeeded
+  Child& log = daemon.process();
+  EXPECT_TRUE(log.wait_for_output("rolling back to generation 1's version", 15s)) << log.output();
+  EXPECT_TRUE(log.wait_for_output("app web rolled back: the previous version is up", 15s))
+      << log.output();
+  EXPECT_TRUE(eventually([&] { return contains(http_get(port, "/"), "v1"); }, 10s));
+  int before_quiet = failed;
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(http_ok(port));  // v1 serves from now on
+  done = true;
+  load.join();
+  EXPECT_GT(requests, 0);
+  // Clients wait in the daemon's listen backlog while nothing accepts; none is refused.
+  EXPECT_EQ(before_quiet, 0) << failed << " of " << requests << " requests failed";
+
+  auto status = daemon.status();
+  ASSERT_EQ(status["apps"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["apps"][0]["rolledBack"]["toGeneration"], 1) << status.dump();
+  EXPECT_EQ(status["servers"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["servers"][0]["argv"].back(), "v1") << status.dump();
+  EXPECT_TRUE(status["crashLoops"].empty()) << status.dump();
+  auto table = serverswap(daemon, {"status"});
+  EXPECT_TRUE(contains(table.output, "rolled back")) << table.output;
+}
+
+// rollback, restart and rm of an app, with real servers; and their usage errors.
+TEST(Rollback, RollbackRestartAndRmOfAnApp) {
+  DaemonUnderTest daemon({"--takedown-timeout", "2s", "--settle", "100ms"});
+  daemon.deploy_options = {"--name", "web"};
+  uint16_t port = free_ephemeral_port();
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  EXPECT_EQ(serverswap(daemon, {"rollback", "web"}).code, 1);  // nothing known yet
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v1"}).code, 0);
+  auto only_one = serverswap(daemon, {"rollback", "web"});
+  EXPECT_EQ(only_one.code, 1) << only_one.output;
+  EXPECT_TRUE(contains(only_one.output, "nothing to roll back to")) << only_one.output;
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v2"}).code, 0);
+  ASSERT_TRUE(contains(http_get(port, "/"), "v2"));
+
+  auto back = serverswap(daemon, {"rollback", "web"});
+  EXPECT_EQ(back.code, 0) << back.output;
+  EXPECT_TRUE(contains(back.output, "deployed: pid")) << back.output;
+  EXPECT_TRUE(contains(http_get(port, "/"), "v1"));
+  auto forth = serverswap(daemon, {"rollback", "web"});  // rollout undo: back to v2
+  EXPECT_EQ(forth.code, 0) << forth.output;
+  EXPECT_TRUE(contains(http_get(port, "/"), "v2"));
+
+  ASSERT_EQ(serverswap(daemon, {"stop", "web"}).code, 0);
+  EXPECT_TRUE(daemon.server_pids().empty());
+  auto restarted = serverswap(daemon, {"restart", "web"});
+  EXPECT_EQ(restarted.code, 0) << restarted.output;
+  EXPECT_TRUE(eventually([&] { return contains(http_get(port, "/"), "v2"); }, 5s));
+
+  auto removed = serverswap(daemon, {"rm", "web"});
+  EXPECT_EQ(removed.code, 0) << removed.output;
+  EXPECT_TRUE(contains(removed.output, "app web removed: 1 server exited")) << removed.output;
+  EXPECT_TRUE(daemon.server_pids().empty());
+  EXPECT_TRUE(daemon.status()["apps"].empty()) << daemon.status().dump();
+  EXPECT_EQ(serverswap(daemon, {"restart", "web"}).code, 1);
+  EXPECT_EQ(serverswap(daemon, {"rm", "web"}).code, 1);
+  EXPECT_FALSE(daemon.process().wait(0ms).has_value()) << "the daemon exited";
+
+  for (const std::vector<std::string>& usage : {std::vector<std::string>{"rollback"},
+                                                {"rollback", ""},
+                                                {"restart"},
+                                                {"rm"},
+                                                {"rm", "web", "api"},
+                                                {"rollback", "--force", "web"},
+                                                {"reload", "--jsn"},
+                                                {"reload", ""},
+                                                {"restart", "all"}})
+    EXPECT_EQ(serverswap(daemon, usage).code, 2) << usage[0] << " " << usage.size();
 }
 
 }  // namespace

@@ -232,7 +232,9 @@ std::string http_get(uint16_t port, const std::string& target) {
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return "";
-  std::string request = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  // One request per connection, read to EOF: a keep-alive server (hello_server) closes it.
+  std::string request =
+      "GET " + target + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
   if (::write(fd.get(), request.data(), request.size()) != ssize_t(request.size())) return "";
   std::string response;
   char buf[4096];
