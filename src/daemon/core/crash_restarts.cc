@@ -312,9 +312,12 @@ std::vector<protocol::CrashLoopStatus> CrashRestarts::status() const {
     entry.cwd = loop->request.cwd;
     entry.crashes = loop->backoff.crashes();
     entry.restarts = loop->restarts;
-    entry.since_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now - loop->backoff.first_crash())
-            .count();
+    // No crash yet (the old version a failed roll started again): no first crash to count
+    // from (it was the clock's epoch: "crashed 0 times in 23h12m").
+    entry.since_ms = entry.crashes == 0 ? 0
+                                        : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              now - loop->backoff.first_crash())
+                                              .count();
     if (loop->request.worker >= 0) entry.worker = loop->request.worker;
     if (loop->restart_pending)
       entry.next_restart_ms = std::max<long long>(
