@@ -93,6 +93,42 @@ TEST(Outcomes, StopAppDuringItsDeployFailsThatDeployAndStopsEveryServerOfTheApp)
   EXPECT_EQ(servers[0]["app"], "api");
 }
 
+// The same for a rolling deploy of the app in flight: the roll fails saying who stopped it,
+// starts nothing again (the app is being stopped), and every worker, old and new, goes.
+TEST(Outcomes, StopAppDuringItsRollFailsTheRollAndStopsEveryWorker) {
+  DaemonUnderTest daemon({"--takedown-timeout", "2s", "--ready-timeout", "30s"});
+  const std::string resource = "unix:" + daemon.dir() + "/w.sock";
+  auto first =
+      deploy_with(daemon, {"--name", "w", "--workers", "2"}, {WORKER_SERVER_BIN, resource});
+  ASSERT_EQ(first.code, 0) << first.output;
+  daemon.deploy_options = {"--name", "w", "--workers", "2"};
+  auto roll = daemon.start_deploy({FAULT_SERVER_BIN, "hang", resource});
+  ASSERT_TRUE(roll->wait_for_output("connected", 10s)) << roll->output();
+  auto stopped = serverswap(daemon, {"stop", "w"});
+  EXPECT_EQ(stopped.code, 0) << stopped.output;
+  EXPECT_TRUE(contains(stopped.output, "app w stopped: 3 servers exited")) << stopped.output;
+  EXPECT_EQ(roll->wait(10s), 1) << roll->output();
+  EXPECT_TRUE(contains(roll->output(), "deploy failed: stopped by serverswap stop w"))
+      << roll->output();
+  EXPECT_FALSE(contains(roll->output(), "started again")) << roll->output();
+  EXPECT_TRUE(daemon.server_pids().empty()) << daemon.status().dump();
+}
+
+// serverswap-deploy attached when the daemon stops (`serverswap stop`): it was told "after a
+// newer deploy replaced it"; it hears that the daemon stopped its server.
+TEST(Outcomes, AnAttachedDeployHearsThatTheDaemonStoppedItsServer) {
+  DaemonUnderTest daemon;
+  auto attached = daemon.start_deploy({HELLO_SERVER_BIN, "127.0.0.1:0"},
+                                      std::string(SERVERSWAP_BIN) + "-deploy");
+  ASSERT_TRUE(attached->wait_for_output("deployed:", 10s)) << attached->output();
+  auto stopped = serverswap(daemon, {"stop"});
+  ASSERT_EQ(stopped.code, 0) << stopped.output;
+  EXPECT_EQ(attached->wait(10s), 0) << attached->output();
+  EXPECT_TRUE(contains(attached->output(), ": stopped by the daemon, which is stopping"))
+      << attached->output();
+  EXPECT_FALSE(contains(attached->output(), "newer deploy")) << attached->output();
+}
+
 // `status --json APP` listed every app's sockets under "daemon"."resources" as if they were
 // the app's: only those its servers hold are left.
 TEST(Outcomes, StatusJsonOfAnAppListsOnlyThatAppsSockets) {
