@@ -3,6 +3,7 @@
 // daemon with real processes, and fails without its fix. A few seconds each.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,6 +49,33 @@ TEST(Outcomes, AFailedRollOfTheSameCommandLineSaysTheSameCommandIsStartedAgain) 
   auto status = serverswap(daemon, {"status"});
   ASSERT_EQ(status.code, 0) << status.output;
   EXPECT_FALSE(contains(status.output, "crashed 0 times")) << status.output;
+}
+
+// The start again of an old version's command that a failed roll could not spawn (its program
+// is gone) was logged "start of the old version of '…' crashed once": it is neither known to
+// be the old version nor did it crash. It is logged as what happened.
+TEST(Outcomes, AnOldCommandAFailedRollCannotStartIsNotCalledTheOldVersion) {
+  DaemonUnderTest daemon;
+  const std::string resource = "unix:" + daemon.dir() + "/w.sock";
+  const std::string old_program = daemon.dir() + "/old_worker_server";
+  std::filesystem::copy_file(WORKER_SERVER_BIN, old_program);
+  auto first =
+      start_with_env(daemon, {"--name", "w", "--workers", "2"}, {old_program, resource}, {});
+  ASSERT_EQ(first->wait(30s), 0) << first->output();
+  std::filesystem::remove(old_program);  // its servers run on; it cannot be started again
+  auto roll = start_with_env(daemon, {"--name", "w", "--workers", "2"},
+                             {WORKER_SERVER_BIN, resource}, {{"WORKER_FAIL", "1"}});
+  ASSERT_EQ(roll->wait(30s), 1) << roll->output();
+  EXPECT_TRUE(contains(roll->output(),
+                       "the old version keeps serving and is started again as "
+                       "worker 0"))
+      << roll->output();
+  ASSERT_TRUE(daemon.process().wait_for_output("could not start again '" + old_program, 10s))
+      << daemon.process().output();
+  EXPECT_FALSE(contains(daemon.process().output(), "start of the old version"))
+      << daemon.process().output();
+  EXPECT_TRUE(contains(daemon.process().output(), "(counted as a crash: crashed once"))
+      << daemon.process().output();
 }
 
 // `serverswap stop APP` while serverswap-deploy of the app is attached: it used to be told
