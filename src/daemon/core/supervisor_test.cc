@@ -1703,6 +1703,27 @@ TEST_F(SupervisorTest, ADeployModeDeployHearsWhoStoppedItsServer) {
   EXPECT_EQ(last["serverExited"]["stoppedBy"], "serverswap stop srv") << last.dump();
 }
 
+// The same for a rolling deploy in deploy mode: once its last worker has exited it is told
+// who stopped them.
+TEST_F(SupervisorTest, ADeployModeRollHearsWhoStoppedItsWorkers) {
+  std::vector<Json> told;
+  SpawnSpec spec = both_at_once({"wrk", "v1"});
+  spec.cwd = "/srv";
+  supervisor_->deploy(
+      spec, [&](const Json& m) { told.push_back(m); }, true);
+  pid_t worker0 = last_pid() - 1, worker1 = last_pid();
+  bring_up(worker0, ":3");
+  bring_up(worker1, ":3");
+  ASSERT_TRUE(supervisor_->stop_app("wrk", [](size_t) {}).ok());
+  processes_.exit(worker0, 0, 0);
+  processes_.exit(worker1, 0, 0);
+  ASSERT_FALSE(told.empty());
+  const Json& last = told.back();
+  ASSERT_EQ(last.begin().key(), "serverExited") << last.dump();
+  EXPECT_EQ(last["serverExited"]["replaced"], false) << last.dump();
+  EXPECT_EQ(last["serverExited"]["stoppedBy"], "serverswap stop wrk") << last.dump();
+}
+
 // A readyFor of what the server holds already is said once per resource (askedAgain, with
 // the resource), so that a waiting deploy can say "asked for :8080 twice"; a loop of them
 // makes no more events.
