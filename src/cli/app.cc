@@ -132,7 +132,9 @@ int run(int argc, char** argv) {
       "stop", "take every server down gracefully and exit the daemon; with APP, only that app");
   std::string stop_app;
   bool stop_all = false;
-  stop->add_option("APP", stop_app, "the app to stop (the daemon and other apps go on)");
+  stop->add_option("APP", stop_app,
+                   "the app to stop (the daemon and other apps go on; a deploy of it in flight "
+                   "fails, \"stopped by serverswap stop APP\")");
   stop->add_flag("--all", stop_all, "every app, then the daemon exits (the default)");
   CLI::App* reload = app.add_subcommand(
       "reload", "redeploy every up server's command (also: SIGHUP); with APP, only that app's");

@@ -31,6 +31,9 @@ void DeployProgress::saw(const protocol::Event& event) {
     server.connected = false;
   } else if (kind == "resourceReady" && event.resource) {
     server.held.insert(*event.resource);
+  } else if (kind == "askedAgain" && event.resource) {
+    server.held.insert(*event.resource);
+    server.asked_again.insert(*event.resource);
   } else if (kind == "status") {
     // Shown as the server said it; the daemon's text is "...: STATUS=<what it said>".
     size_t at = event.text.find("STATUS=");
@@ -55,6 +58,7 @@ std::vector<std::string> DeployProgress::report(Millis waited) const {
       has = server.connected ? "connected" : "not connected";
       has +=
           server.held.empty() ? ", holds nothing (no readyFor yet)" : ", holds " + join(held, ", ");
+      for (const auto& resource : server.asked_again) has += ", asked for " + resource + " twice";
       has += server.connected ? "; has not sent serverUp"
                               : "; has not said it is ready (READY=1, or alive for --ready-after)";
     }

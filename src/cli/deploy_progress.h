@@ -1,9 +1,9 @@
 // DeployProgress: what a deploy's servers have and lack while the deploy waits, told from
 // the events the daemon sends the deploying command (docs/protocol.md, "event"), so that a
 // deploy that waits says why instead of staying silent until --ready-timeout ("server 42
-// (gen 3): connected, holds :8080; has not sent serverUp"). It acts on event kinds, never
-// on their text; and whether it took the servers it replaces down, so that a failure says
-// what is true. Single-threaded; owns copies of what it was told.
+// (gen 3): connected, holds :8080; has not sent serverUp"; "asked for :8080 twice"). It acts
+// on event kinds, never on their text; and whether it took the servers it replaces down, so
+// that a failure says what is true. Single-threaded; owns copies of what it was told.
 #pragma once
 
 #include <chrono>
@@ -50,6 +50,10 @@ class DeployProgress {
     bool confirming = false;     // up, in its --confirm window
     std::set<std::string> held;  // resources as the daemon named them
     std::string status;          // its last STATUS=, from the event's text
+    // Of `held`, those it asked for again (event askedAgain): a server that waits for every
+    // socket it was handed to be listened on (the Node client's automatic serverUp) may be
+    // waiting for the second one.
+    std::set<std::string> asked_again;
   };
   std::map<std::string, Waiting> servers_;  // by server id, while waiting
   std::set<std::string> started_;           // every server id this deploy started

@@ -37,6 +37,21 @@ TEST(DeployProgress, SaysWhatEachWaitingServerHasAndLacks) {
             "serverUp; its last STATUS=loading models");
 }
 
+// A server that asked twice for what it holds (event askedAgain, by kind, never by text):
+// the report says so, the usual cause of a wait when each handed socket must be listened on.
+TEST(DeployProgress, AServerThatAskedForAResourceTwiceIsSaidToHave) {
+  DeployProgress progress;
+  progress.saw(event("spawned", "a"));
+  progress.saw(event("connected", "a"));
+  progress.saw(event("resourceReady", "a", ":8080"));
+  progress.saw(event("askedAgain", "a", ":8080", "server 42 (gen 3) :8080: whatever it says"));
+  auto lines = progress.report(Millis(5000));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0],
+            "still waiting after 5s: server 42 (gen 3) connected, holds :8080, asked for :8080 "
+            "twice; has not sent serverUp");
+}
+
 TEST(DeployProgress, AListenServerThatNeverConnectsIsToldApart) {
   DeployProgress progress;
   progress.saw(event("spawned", "b"));

@@ -64,7 +64,8 @@ int reload_command(const GlobalOptions& options, const std::string& app) {
       auto queued = protocol::ReloadQueued::decode(*message);
       say("reload queued until no deploy is in flight (" +
           (queued.ok() ? queued->reason : queued.status().message()) +
-          "): a reload now would redeploy the old version over them");
+          "): a reload now would deploy the commands that serve now again, superseding the "
+          "deploys in flight");
     }
     if (name == protocol::ErrorReply::kName) {
       say("the daemon refused the reload: " + error_text(*message));

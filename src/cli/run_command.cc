@@ -225,6 +225,13 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet, const std
         say(exited.status().message());
         return kFailed;
       }
+      // Stopped (serverswap stop APP, or the daemon's stop) is no failure either, and not
+      // a replacement: said as what it was (before, "after a newer deploy replaced it").
+      if (exited->stopped_by) {
+        say("server " + std::to_string(exited->pid) + " " + exited->exit + ": stopped by " +
+            *exited->stopped_by);
+        return kOk;
+      }
       say("server " + std::to_string(exited->pid) + " " + exited->exit +
           (exited->replaced ? " after a newer deploy replaced it" : " without being replaced"));
       return exited->replaced ? kOk : kFailed;

@@ -38,9 +38,14 @@ void print_crash_loops(const std::vector<protocol::CrashLoopStatus>& loops) {
     std::string command = join(loop.argv, " ");
     if (!loop.app.empty()) command = loop.app + ": " + command;
     if (loop.worker) command.append(" (worker ").append(std::to_string(*loop.worker)).append(")");
-    std::string line = "crash loop: " + command + " crashed " + std::to_string(loop.crashes) +
-                       " times in " + format_uptime(loop.since_ms) + ", restarted " +
-                       std::to_string(loop.restarts) + " times";
+    auto times = [](int n) { return std::to_string(n) + (n == 1 ? " time" : " times"); };
+    // A loop with no crash yet (the old version a failed roll started again) has no
+    // crashes to count, nor a first crash to count from.
+    std::string line = "crash loop: " + command +
+                       (loop.crashes == 0 ? std::string(": no crash yet")
+                                          : " crashed " + times(loop.crashes) + " in " +
+                                                format_uptime(loop.since_ms)) +
+                       ", restarted " + times(loop.restarts);
     if (loop.next_restart_ms)
       line += "; next restart in " + format_duration(Millis(*loop.next_restart_ms));
     std::printf("%s\n", printable(line).c_str());
@@ -104,10 +109,13 @@ void print_table(const protocol::StatusReply& status) {
         format_uptime(file.since_ms.value_or(0)).c_str());
 }
 
-// Keeps only `app`'s servers and crash loops in the reply's body (status APP); false, with
-// the app names there are in `apps`, when it has none.
+// Keeps only `app`'s servers and crash loops in the reply's body (status APP), and of the
+// daemon's sockets ("daemon"."resources") only those its servers hold: `status --json web`
+// listed every app's sockets as if they were web's. False, with the app names there are in
+// `apps`, when it has none.
 bool only_app(protocol::Json& body, const std::string& app, std::string* apps) {
   std::set<std::string> names;
+  std::set<std::string> held;  // resource names the app's servers hold
   bool any = false;
   for (const char* list : {"servers", "crashLoops", "apps"}) {
     if (!body.contains(list) || !body[list].is_array()) continue;
@@ -115,10 +123,24 @@ bool only_app(protocol::Json& body, const std::string& app, std::string* apps) {
     for (const auto& entry : body[list]) {
       std::string of = entry.is_object() ? entry.value("app", "") : "";
       names.insert(of);
-      if (of == app) kept.push_back(entry);
+      if (of != app) continue;
+      kept.push_back(entry);
+      if (entry.contains("resources") && entry["resources"].is_array())
+        for (const auto& r : entry["resources"])
+          if (r.is_object() && r.contains("name") && r["name"].is_string())
+            held.insert(r["name"].get<std::string>());
     }
     any = any || !kept.empty();
     body[list] = kept;
+  }
+  if (body.contains("daemon") && body["daemon"].is_object() &&
+      body["daemon"].contains("resources") && body["daemon"]["resources"].is_array()) {
+    protocol::Json kept = protocol::Json::array();
+    for (const auto& r : body["daemon"]["resources"])
+      if (r.is_object() && r.contains("name") && r["name"].is_string() &&
+          held.count(r["name"].get<std::string>()))
+        kept.push_back(r);
+    body["daemon"]["resources"] = kept;
   }
   names.erase("");
   std::vector<std::string> sorted(names.begin(), names.end());

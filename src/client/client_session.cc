@@ -133,15 +133,23 @@ Result<UniqueFd> ClientSession::ready_for(const std::string& resource) {
   if (*inherited) return inherited;
   if (!managed_) return standalone_ready_for(resource);
   Status sent = channel_->send(protocol::ReadyFor{resource}.encode());
-  Result<UniqueFd> result = sent.ok() ? await_resource(resource) : Result<UniqueFd>(sent);
+  bool refused = false;
+  Result<UniqueFd> result = sent.ok() ? await_resource(resource, &refused) : Result<UniqueFd>(sent);
   // fd pairing: the socket is kept under the name it was asked for.
   if (result.ok()) channel_->memory().keep(resource, result->get());
   deliver_inbox();  // what arrived meanwhile (takeDown of other resources) is not lost
-  if (!result.ok()) return result.status().wrap(what);
+  // Most of the daemon's refusals name the readyFor themselves ("readyFor :8080: app 'web'
+  // serves it"; the Node and Python clients show them as they are): wrapped again, a server
+  // that failed with one said "readyFor :8080: readyFor :8080: …". Those that do not (a bind
+  // error, from daemons of any version) get the name here.
+  if (!result.ok())
+    return refused && result.status().message().starts_with("readyFor ")
+               ? result.status()
+               : result.status().wrap(what);
   return result;
 }
 
-Result<UniqueFd> ClientSession::await_resource(const std::string& resource) {
+Result<UniqueFd> ClientSession::await_resource(const std::string& resource, bool* refused) {
   auto reply = channel_->await(
       [&](const Incoming& in) {
         if (in.message.name == protocol::ResourceReady::kName)
@@ -151,8 +159,10 @@ Result<UniqueFd> ClientSession::await_resource(const std::string& resource) {
       },
       options_.ready_timeout);
   if (!reply.ok()) return reply.status();
-  if (reply->message.name == protocol::ErrorReply::kName)
+  if (reply->message.name == protocol::ErrorReply::kName) {
+    *refused = true;
     return Status::error(error_text(reply->message));
+  }
   if (!reply->fd) return Status::error("resourceReady came without a file descriptor");
   return std::move(reply->fd);
 }

@@ -80,7 +80,8 @@ class ClientSession {
 
   ClientSession(bool managed, std::optional<ControlChannel> channel, const Options& options);
 
-  Result<UniqueFd> await_resource(const std::string& resource);
+  // `refused`: set when the daemon answered with an error (its text names the readyFor).
+  Result<UniqueFd> await_resource(const std::string& resource, bool* refused);
   Result<UniqueFd> standalone_ready_for(const std::string& resource);
   // A descriptor of the inherited socket for `resource`; an empty UniqueFd when none matches.
   Result<UniqueFd> inherited_ready_for(const std::string& resource);

@@ -125,6 +125,18 @@ TEST(ClientSession, ErrorReplySurfacesWithItsText) {
   EXPECT_EQ(fd.status().message(), "readyFor :8080: bind :8080: Address already in use");
 }
 
+// A refusal that names the readyFor already (most of the daemon's do) is not named twice:
+// a server that failed with it said "readyFor :8080: readyFor :8080: …".
+TEST(ClientSession, AnErrorReplyThatNamesTheReadyForIsNotPrefixedAgain) {
+  Connected c = open_session();
+  ASSERT_TRUE(c.session);
+  c.daemon->send(
+      protocol::error_reply("readyFor :8080: app 'web' serves it", make("readyFor", ":8080")));
+  auto fd = c.session->ready_for(":8080");
+  ASSERT_FALSE(fd.ok());
+  EXPECT_EQ(fd.status().message(), "readyFor :8080: app 'web' serves it");
+}
+
 TEST(ClientSession, ResourceReadyWithoutADescriptorIsAnError) {
   Connected c = open_session();
   ASSERT_TRUE(c.session);

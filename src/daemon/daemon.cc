@@ -406,7 +406,7 @@ void Daemon::remove_app(Connection& connection, const std::string& app,
   }
   log_line("removing app " + app + " (asked by serverswap rm, pid " +
            std::to_string(connection.peer_pid()) + ")");
-  if (Status s = supervisor_->stop_app(app, forget); !s.ok())
+  if (Status s = supervisor_->stop_app(app, forget, "serverswap rm " + app); !s.ok())
     connection.send(protocol::error_reply(s.message(), message.whole));
 }
 

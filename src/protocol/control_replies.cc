@@ -131,7 +131,9 @@ Result<DeployFailed> DeployFailed::decode(const Message& message) {
 }
 
 Json ServerExited::encode() const {
-  return make(kName, {{"id", id}, {"pid", pid}, {"exit", exit}, {"replaced", replaced}});
+  Json body = {{"id", id}, {"pid", pid}, {"exit", exit}, {"replaced", replaced}};
+  if (stopped_by) body["stoppedBy"] = *stopped_by;
+  return make(kName, body);
 }
 
 Result<ServerExited> ServerExited::decode(const Message& message) {
@@ -141,6 +143,7 @@ Result<ServerExited> ServerExited::decode(const Message& message) {
   exited.pid = r.integer("pid", true, kMin, kMax);
   exited.exit = r.string("exit", true);
   exited.replaced = r.boolean("replaced", true);
+  exited.stopped_by = r.optional_string("stoppedBy");
   if (!r.ok()) return r.status();
   return exited;
 }

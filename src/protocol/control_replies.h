@@ -83,8 +83,11 @@ struct DeployFailed {
 struct ServerExited {
   std::string id;
   int64_t pid = 0;
-  std::string exit;  // how it ended, for people: "exited with status 0"
-  bool replaced = false;
+  std::string exit;       // how it ended, for people: "exited with status 0"
+  bool replaced = false;  // it was taken down by a newer deploy
+  // Who stopped it, when it was no newer deploy: "serverswap stop web", "the daemon, which is
+  // stopping" (then `replaced` is false). Absent from daemons before it was added.
+  std::optional<std::string> stopped_by;
 
   static constexpr const char* kName = "serverExited";
   Json encode() const;

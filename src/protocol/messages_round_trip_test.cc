@@ -195,8 +195,10 @@ TEST(MessageRoundTrip, DeployOutcomes) {
   EXPECT_EQ(encode(DeployFailed{std::nullopt, "x", std::nullopt, std::nullopt}.encode()),
             "{\"deployFailed\":{\"reason\":\"x\"}}\n");
 
-  ServerExited exited{"3.x", 1234, "exited with status 0", true};
+  ServerExited exited{"3.x", 1234, "exited with status 0", true, std::nullopt};
   EXPECT_EQ(round_trip(exited), exited);
+  ServerExited stopped{"3.x", 1234, "exited with status 0", false, "serverswap stop web"};
+  EXPECT_EQ(round_trip(stopped), stopped);
 }
 
 TEST(MessageRoundTrip, Status) {

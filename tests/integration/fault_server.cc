@@ -14,7 +14,9 @@
 // then comes up on RESOURCE and waits for takeDown), say TEXT (sends STATUS=TEXT, then
 // READY=1, on NOTIFY_SOCKET, with no client; waits for its takedown signal), fail-with TEXT
 // (connects and fails with TEXT as its reason), crash-after-up (comes up, keeps reading its
-// control socket for 500 ms, then exits 3: a release that dies in its first second).
+// control socket for 500 ms, then exits 3: a release that dies in its first second),
+// claim-after-up RESOURCE OTHER (comes up on RESOURCE, then asks for OTHER; refused, prints
+// "refused OTHER: ERROR" and sends fail with ERROR, after it was up).
 #include <fcntl.h>
 #include <poll.h>
 #include <serverswap/client.h>
@@ -255,6 +257,21 @@ int main(int argc, char** argv) {
       }
     }
     client.server_up();
+    idle(client);
+  }
+  if (mode == "claim-after-up") {
+    // Up on RESOURCE, then asks for OTHER; refused, it prints why and sends fail with it.
+    if (argc < 4) return 2;
+    client.on_takedown(resource, [](std::string_view) {});
+    client.ready_for(resource);
+    client.server_up();
+    try {
+      client.ready_for(argv[3]);
+      std::fprintf(stderr, "fault_server: claimed %s\n", argv[3]);
+    } catch (const serverswap::Error& e) {
+      std::fprintf(stderr, "fault_server: refused %s: %s\n", argv[3], e.what());
+      client.fail(e.what());
+    }
     idle(client);
   }
   if (mode == "bad-resource") {

@@ -183,7 +183,8 @@ void CrashRestarts::restore(const SpawnSpec& request, const std::set<std::string
     it->second->member = started->id;
     return;
   }
-  back_off_unspawned(*it->second, key, "start of the old version");
+  // Not "of the old version": with the roll's own command line it runs what is on disk now.
+  back_off_unspawned(*it->second, key, "start again");
 }
 
 // Not even spawned (the program is gone): backs off as for a crash, and says so.
@@ -191,8 +192,9 @@ void CrashRestarts::back_off_unspawned(Loop& loop, const std::string& key,
                                        const std::string& what) {
   auto now = clock_.now();
   Millis delay = loop.backoff.crashed(now);
-  log_line(what + " of '" + join(loop.request.argv, " ") + "' " +
-           loop.backoff.describe(now, delay));
+  // Said as what happened: it was never started, so it did not crash (it is counted as one).
+  log_line("could not " + what + " '" + join(loop.request.argv, " ") +
+           "' (counted as a crash: " + loop.backoff.describe(now, delay) + ")");
   schedule(loop, key, delay);
 }
 
@@ -312,9 +314,12 @@ std::vector<protocol::CrashLoopStatus> CrashRestarts::status() const {
     entry.cwd = loop->request.cwd;
     entry.crashes = loop->backoff.crashes();
     entry.restarts = loop->restarts;
-    entry.since_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now - loop->backoff.first_crash())
-            .count();
+    // No crash yet (the old version a failed roll started again): no first crash to count
+    // from (it was the clock's epoch: "crashed 0 times in 23h12m").
+    entry.since_ms = entry.crashes == 0 ? 0
+                                        : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              now - loop->backoff.first_crash())
+                                              .count();
     if (loop->request.worker >= 0) entry.worker = loop->request.worker;
     if (loop->restart_pending)
       entry.next_restart_ms = std::max<long long>(

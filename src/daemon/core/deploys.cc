@@ -70,12 +70,27 @@ void Deploys::check(const std::string& server_id) {
   if (server_gone || !record.follow_exit) records_.erase(it);
 }
 
+void Deploys::stopped(const std::string& server_id, const std::string& who) {
+  auto it = records_.find(server_id);
+  if (it == records_.end()) return;
+  Record& record = it->second;
+  record.stopped_by = who;
+  if (record.outcome != Outcome::kPending) return;
+  record.outcome = Outcome::kFailed;
+  record.replacing.clear();
+  record.sink(protocol::DeployFailed{server_id, "stopped by " + who, std::nullopt, false}.encode());
+  if (!record.follow_exit) records_.erase(it);
+}
+
 void Deploys::exited(const Server& server, const std::string& description, bool replaced,
                      std::optional<bool> others_serving) {
   if (auto it = records_.find(server.id); it != records_.end()) {
     Record& record = it->second;
     bool pending = record.outcome == Outcome::kPending;
-    Json exited = protocol::ServerExited{server.id, server.pid, description, replaced}.encode();
+    // Taken down by whoever stopped it, not by a newer deploy: "replaced" would be false.
+    Json exited = protocol::ServerExited{server.id, server.pid, description,
+                                         replaced && !record.stopped_by, record.stopped_by}
+                      .encode();
     if (pending && !server.failure.empty()) {
       record.outcome = Outcome::kFailed;
       record.sink(

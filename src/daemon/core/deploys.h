@@ -44,6 +44,12 @@ class Deploys {
   // Hook: keep_serving(). The deploy of `server_id`, if it has not reported yet, fails with
   // `reason` although its server stays (it serves what it took over with `serving`).
   void failed(const std::string& server_id, const std::string& reason);
+  // Hook: stop_app() and stop(). The server of `server_id` is being stopped by `who`
+  // ("serverswap stop web"), not replaced by a newer deploy: a deploy without its outcome
+  // fails now ("stopped by serverswap stop web", othersServing false: the app's other
+  // servers are stopped too), and one in deploy mode is told who stopped its server when it
+  // exits (serverExited "stoppedBy", instead of "replaced").
+  void stopped(const std::string& server_id, const std::string& who);
   // Hook: exited(). `server` has exited (`description`: how), `replaced`: it was draining.
   // Its deploy reports (failure, or serverExited); deploys that waited for it may be done.
   // `others_serving`: whether an older server serves its resources untouched now (said in a
@@ -79,6 +85,7 @@ class Deploys {
     // Its server was replaced and exited before the servers it replaced had: the
     // serverExited to send after `deployed`.
     protocol::Json server_exited;
+    std::optional<std::string> stopped_by;  // stopped(): who stopped its server
   };
 
   std::map<std::string, Record> records_;  // by the id of the server it started

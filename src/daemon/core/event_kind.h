@@ -11,6 +11,7 @@ enum class EventKind {
   kSpawned,          // a server process was started
   kConnected,        // it opened its control connection
   kResourceReady,    // it is ready on one resource (or was handed a listening socket)
+  kAskedAgain,       // it sent readyFor of a resource it holds already (said once per resource)
   kStatus,           // it sent STATUS= on NOTIFY_SOCKET
   kStopping,         // it sent STOPPING=1
   kMainPid,          // it sent MAINPID=
@@ -50,6 +51,8 @@ constexpr const char* event_kind_name(EventKind kind) {
       return "connected";
     case EventKind::kResourceReady:
       return "resourceReady";
+    case EventKind::kAskedAgain:
+      return "askedAgain";
     case EventKind::kStatus:
       return "status";
     case EventKind::kStopping:

@@ -82,6 +82,9 @@ struct Server {
   // Asked for and not answered yet (a bind as another user under way): they count against
   // the per-server cap too, or a burst of readyFor would bind far more than it.
   std::set<std::string> asking;
+  // Held resources it asked for again (event askedAgain, said once per resource): a deploy
+  // waiting for it says so ("asked for :8080 twice").
+  std::set<std::string> asked_again;
   std::set<std::string> subscribed;  // onTakedown, canonical names
   std::set<std::string> taken;       // held resources handed over to a newer server
   // Of `taken`, those it was not told about (it did not subscribe): it still accepts there.

@@ -131,10 +131,13 @@ class Supervisor {
   // Takes every server down gracefully; `done` runs once the last one has exited.
   void stop(std::function<void()> done);
   // `stop APP`: every server of `app` is taken down gracefully (as stop() does) and its crash
-  // loops end; `done(n)` runs once its n servers have exited. An error, and nothing done,
-  // when no server or crash loop of the app exists (it names the apps that do), when a
-  // deploy of the app is in flight, or when the daemon is stopping.
-  Status stop_app(const std::string& app, std::function<void(size_t)> done);
+  // loops end; `done(n)` runs once its n servers have exited. A deploy of the app in flight
+  // fails ("stopped by serverswap stop APP") and its servers are stopped too. An error, and
+  // nothing done, when no server or crash loop of the app exists (it names the apps that
+  // do), or when the daemon is stopping. `who`: what stops it, as deploys are told ("stopped
+  // by <who>"); empty: "serverswap stop APP" (give "serverswap rm APP" for another command).
+  Status stop_app(const std::string& app, std::function<void(size_t)> done,
+                  const std::string& who = "");
   // `rollback APP`: the app's previous good version deployed again (progress and outcome to
   // `sink`, as a deploy's). An error, and nothing done, when it has none or the daemon stops.
   Status roll_back(const std::string& app, Sink sink);

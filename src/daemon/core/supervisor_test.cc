@@ -1693,5 +1693,141 @@ TEST_F(SupervisorTest, RollbackGoesToThePreviousVersionAndRestartStartsTheCurren
   EXPECT_FALSE(supervisor_->restart("srv", [](const Json&) {}).ok());
 }
 
+// ---- True outcomes (issue 13) ----------------------------------------------------------
+
+// A failed roll of the same command line (argv and working directory) as the old version's:
+// what starts again runs the files on disk now (after an in-place update, the failed
+// release's), so the outcome says "the same command is started again", never "the old
+// version ... is started again". A changed command line still gets the old version back.
+class FailedRollOutcomeTest : public SupervisorTest {
+ protected:
+  // Two workers of "wrk v1" up on :3; a roll of `argv` whose worker 1 comes up (old worker 1
+  // exits) and whose worker 0 fails: the roll's outcome.
+  std::string failed_roll(std::vector<std::string> argv) {
+    deploy_spec(both_at_once({"wrk", "v1"}));
+    pid_t old0 = last_pid() - 1, old1 = last_pid();
+    bring_up(old0, ":3");
+    bring_up(old1, ":3");
+    size_t roll = deploy_spec(both_at_once(std::move(argv)));
+    pid_t new0 = last_pid() - 1, new1 = last_pid();
+    bring_up(new1, ":3");  // old worker 1 is taken down
+    processes_.exit(old1, 0, 0);
+    processes_.exit(new0, 1, 0);  // the roll fails
+    return outcome(roll);
+  }
+};
+
+TEST_F(FailedRollOutcomeTest, TheSameCommandLineIsTheSameCommandStartedAgain) {
+  std::string said = failed_roll({"wrk", "v1"});
+  EXPECT_NE(said.find("; the old version keeps serving; the same command is started again as "
+                      "worker 1 (the old version's argv and working directory are this "
+                      "deploy's): it runs the files on disk now"),
+            std::string::npos)
+      << said;
+  EXPECT_EQ(said.find("old version keeps serving and is started again"), std::string::npos) << said;
+}
+
+TEST_F(FailedRollOutcomeTest, AChangedCommandLineIsTheOldVersionStartedAgain) {
+  std::string said = failed_roll({"wrk", "v2"});
+  EXPECT_NE(said.find("; the old version keeps serving and is started again as worker 1"),
+            std::string::npos)
+      << said;
+  EXPECT_EQ(said.find("the same command"), std::string::npos) << said;
+}
+
+// `stop APP` while a deploy of the app is in flight (before: refused until the deploy had its
+// outcome): the deploy fails saying who stopped it, with othersServing false, and every
+// server of the app goes, the starting one and the one it would have replaced.
+TEST_F(SupervisorTest, StopAppDuringItsDeployFailsTheDeployAndStopsEveryServerOfTheApp) {
+  auto old = deploy_up({"srv", "v1"}, ":8080");
+  std::vector<Json> told;
+  SpawnSpec spec;
+  spec.argv = {"srv", "v2"};
+  spec.cwd = "/srv";
+  supervisor_->deploy(
+      spec, [&](const Json& m) { told.push_back(m); }, false);
+  pid_t starting = last_pid();
+  hello(starting);
+  std::optional<size_t> stopped;
+  Status s = supervisor_->stop_app("srv", [&](size_t n) { stopped = n; });
+  ASSERT_TRUE(s.ok()) << s.message();
+  const Json* failed = nullptr;
+  for (const auto& m : told)
+    if (m.begin().key() == "deployFailed") failed = &m;
+  ASSERT_NE(failed, nullptr) << Json(told).dump();
+  EXPECT_EQ((*failed)["deployFailed"]["reason"], "stopped by serverswap stop srv");
+  EXPECT_EQ((*failed)["deployFailed"]["othersServing"], false);
+  EXPECT_TRUE(got(old.peer, "takeDown"));
+  EXPECT_EQ(state_of(starting), "failed");
+  processes_.exit(old.pid, 0, 0);
+  EXPECT_FALSE(stopped.has_value()) << "done before the starting server exited";
+  processes_.exit(starting, 0, SIGTERM);
+  EXPECT_EQ(stopped, std::optional<size_t>(2));
+  EXPECT_TRUE(supervisor_->status().empty());
+  EXPECT_TRUE(supervisor_->crash_loops().empty());
+}
+
+// A deploy in deploy mode (serverswap-deploy attached) whose server `stop APP` takes down is
+// told so (serverExited "stoppedBy"), not that a newer deploy replaced it.
+TEST_F(SupervisorTest, ADeployModeDeployHearsWhoStoppedItsServer) {
+  std::vector<Json> told;
+  SpawnSpec spec;
+  spec.argv = {"srv", "v1"};
+  spec.cwd = "/srv";
+  supervisor_->deploy(
+      spec, [&](const Json& m) { told.push_back(m); }, true);
+  pid_t pid = last_pid();
+  bring_up(pid, ":8080");
+  ASSERT_TRUE(supervisor_->stop_app("srv", [](size_t) {}).ok());
+  processes_.exit(pid, 0, 0);
+  ASSERT_FALSE(told.empty());
+  const Json& last = told.back();
+  ASSERT_EQ(last.begin().key(), "serverExited") << last.dump();
+  EXPECT_EQ(last["serverExited"]["replaced"], false) << last.dump();
+  EXPECT_EQ(last["serverExited"]["stoppedBy"], "serverswap stop srv") << last.dump();
+}
+
+// The same for a rolling deploy in deploy mode: once its last worker has exited it is told
+// who stopped them.
+TEST_F(SupervisorTest, ADeployModeRollHearsWhoStoppedItsWorkers) {
+  std::vector<Json> told;
+  SpawnSpec spec = both_at_once({"wrk", "v1"});
+  spec.cwd = "/srv";
+  supervisor_->deploy(
+      spec, [&](const Json& m) { told.push_back(m); }, true);
+  pid_t worker0 = last_pid() - 1, worker1 = last_pid();
+  bring_up(worker0, ":3");
+  bring_up(worker1, ":3");
+  ASSERT_TRUE(supervisor_->stop_app("wrk", [](size_t) {}).ok());
+  processes_.exit(worker0, 0, 0);
+  processes_.exit(worker1, 0, 0);
+  ASSERT_FALSE(told.empty());
+  const Json& last = told.back();
+  ASSERT_EQ(last.begin().key(), "serverExited") << last.dump();
+  EXPECT_EQ(last["serverExited"]["replaced"], false) << last.dump();
+  EXPECT_EQ(last["serverExited"]["stoppedBy"], "serverswap stop wrk") << last.dump();
+}
+
+// A readyFor of what the server holds already is said once per resource (askedAgain, with
+// the resource), so that a waiting deploy can say "asked for :8080 twice"; a loop of them
+// makes no more events.
+TEST_F(SupervisorTest, AReadyForOfAHeldResourceIsSaidOnceAsAskedAgain) {
+  std::vector<Json> told;
+  SpawnSpec spec;
+  spec.argv = {"srv", "v1"};
+  spec.cwd = "/srv";
+  supervisor_->deploy(
+      spec, [&](const Json& m) { told.push_back(m); }, false);
+  FakePeer& peer = hello(last_pid(), true);
+  for (int i = 0; i < 5; ++i) send(peer, protocol::make("readyFor", ":8080"));
+  size_t asked_again = 0;
+  for (const auto& m : told)
+    if (m.begin().key() == "event" && m["event"]["kind"] == "askedAgain") {
+      ++asked_again;
+      EXPECT_EQ(m["event"]["resource"], ":8080") << m.dump();
+    }
+  EXPECT_EQ(asked_again, 1u);
+}
+
 }  // namespace
 }  // namespace serverswap::daemon

@@ -433,6 +433,10 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   }
   bool restore = !superseded && !plain_serves && (old_copy_serves(*roll) || !up);
   std::vector<std::string> restored;
+  // Of `restored`, the indices whose old version has this roll's command line (argv and
+  // working directory): what starts there runs the files on disk now, and after an in-place
+  // update those are the failed release's, so it is not known to be the old version.
+  std::vector<std::string> restarted_same;
   std::set<int> restoring;
   if (restore) {
     std::vector<std::pair<int, OldVersion>> todo;
@@ -448,7 +452,8 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
     std::set<std::string> resources = roll->resources;
     uint64_t rank = roll->first_generation;
     for (const auto& [index, old] : todo) {
-      restored.push_back(std::to_string(index));
+      bool same = old.request.argv == roll->request.argv && old.request.cwd == roll->request.cwd;
+      (same ? restarted_same : restored).push_back(std::to_string(index));
       restoring.insert(index);
       host_.end_crash_loops(resources, rank, index);
       host_.restore(old.request, resources);
@@ -545,12 +550,24 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
     roll = find_roll(roll_id);
     if (!roll) return;
   }
+  // True when said (issue 13, "True outcomes"): "the old version is started again" only for
+  // an old version whose command line differs from this roll's; one with the same command
+  // line is "the same command, started again", as its files may have changed in place.
   std::string text = why;
   if (!superseded && !old_serves && kept && restoring.empty()) {
     text += "; no old version serves, so the new workers that came up keep serving";
   } else if (!superseded) {
-    text += "; the old version keeps serving";
-    if (!restored.empty()) text += " and is started again as worker " + join(restored, ", ");
+    // Old copies that serve (restored ones are still starting) run what they loaded.
+    if (old_serves) text += "; the old version keeps serving";
+    if (!restored.empty())
+      text += std::string(old_serves ? " and" : "; the old version") +
+              " is started again as worker " + join(restored, ", ");
+    if (!restarted_same.empty())
+      text += "; the same command is started again as worker " + join(restarted_same, ", ") +
+              " (the old version's argv and working directory are this deploy's): it runs the "
+              "files on disk now, which may be the new release's";
+    if (!old_serves && restored.empty() && restarted_same.empty())
+      text += "; no server of the old version serves now";
   }
   if (!superseded) {
     log_line("rollout of '" + join(roll->request.argv, " ") + "' failed: " + text);
@@ -644,8 +661,9 @@ void WorkerRolls::exited(const Server& gone) {
     if (any_alive) continue;
     bool replaced = gone.state == ServerState::kGone && gone.taken.size() == gone.held.size() &&
                     !gone.held.empty();
-    roll->sink(
-        protocol::ServerExited{gone.id, gone.pid, "every worker has exited", replaced}.encode());
+    roll->sink(protocol::ServerExited{gone.id, gone.pid, "every worker has exited",
+                                      replaced && !roll->stopped_by, roll->stopped_by}
+                   .encode());
     rolls_.erase(id);
   }
 }
@@ -693,6 +711,22 @@ void WorkerRolls::stop() {
               .encode());
     }
   rolls_.clear();
+}
+
+void WorkerRolls::stop_app(const std::string& app, const std::string& who) {
+  std::vector<uint64_t> ended;
+  for (auto& [id, roll] : rolls_) {
+    if (roll->key != app) continue;
+    roll->stopped_by = who;
+    if (roll->reported) continue;
+    roll->reported = true;
+    undeployed_.insert(roll->first_generation);
+    log_line("rollout of '" + join(roll->request.argv, " ") + "' stopped by " + who);
+    roll->sink(
+        protocol::DeployFailed{std::nullopt, "stopped by " + who, std::nullopt, false}.encode());
+    ended.push_back(id);
+  }
+  for (uint64_t id : ended) rolls_.erase(id);
 }
 
 void WorkerRolls::concerned(const std::string& server_id, std::vector<Sink*>* sinks) {

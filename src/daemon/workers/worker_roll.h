@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -108,6 +109,12 @@ class WorkerRolls {
   void exited(const Server& gone);
   // Hook: stop(). Rolls in progress fail ("the daemon is stopping"); no more steps.
   void stop();
+  // Hook: stop_app(). The rolls of app `app` end, its servers stopped by `who` ("serverswap
+  // stop web"): one without its outcome fails now ("stopped by serverswap stop web"; nothing is
+  // started again, the app is being stopped) and takes no more steps; one in deploy mode that
+  // was deployed is told who stopped its workers when the last exits (serverExited
+  // "stoppedBy"). The caller stops the app's servers, the roll's workers among them.
+  void stop_app(const std::string& app, const std::string& who);
 
   // For emit(): appends the sinks of the rolls an event of `server_id` concerns.
   void concerned(const std::string& server_id, std::vector<Sink*>* sinks);
@@ -143,7 +150,8 @@ class WorkerRolls {
     // it took over: that roll's workers there are not the old version.
     std::map<int, uint64_t> inherited_from;
     protocol::Json replaced_pids = protocol::Json::array();
-    bool reported = false;  // deployed or deployFailed sent
+    bool reported = false;                  // deployed or deployFailed sent
+    std::optional<std::string> stopped_by;  // stop_app(): who stopped its workers
 
     bool concerns(const std::string& server_id) const {
       if (draining.count(server_id)) return true;
