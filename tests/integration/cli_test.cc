@@ -18,9 +18,9 @@ TEST(Cli, ASubcommandWithAnArgumentItDoesNotTakeIsAUsageErrorAndChangesNothing) 
   ASSERT_EQ(deploy.code, 0) << deploy.output;
   const std::vector<pid_t> servers = daemon.server_pids();
   const std::vector<std::vector<std::string>> mistakes = {
-      {"status", "--jsn"},      {"status", "web", "extra"}, {"stop", "--force"},
-      {"stop", "web", "extra"}, {"reload", "now"},          {"upgrade", "latest"},
-      {"daemon", "extra"}};
+      {"status", "--jsn"},      {"status", "web", "extra"},   {"stop", "--force"},
+      {"stop", "web", "extra"}, {"reload", "web", "extra"},   {"upgrade", "latest"},
+      {"daemon", "extra"},      {"rollback", "web", "extra"}, {"rm", "web", "--force"}};
   for (const auto& args : mistakes) {
     auto run = serverswap(daemon, args);
     EXPECT_EQ(run.code, 2) << args[0] << " " << args.back() << ": " << run.output;
