@@ -365,6 +365,7 @@ class World {
     if (spec.batch) command += " --batch " + std::to_string(*spec.batch);
     if (spec.max_surge) command += " --max-surge " + std::to_string(*spec.max_surge);
     deploys_.push_back({command, {}, spec.workers.value_or(0)});
+    ++requests_of_app_[app_of(spec)];
     note(std::string(how) + " #" + std::to_string(index) + ": " + command);
     if (chance(0.1)) processes_.fail_next_spawn = "spawn failed (sim)";
     in_deploy_ = true;
@@ -569,6 +570,10 @@ class World {
       if (s["pid"].get<pid_t>() == pid) m.rank = s["deployOrder"].get<uint64_t>();
     for (const auto& e : record->spec.env)
       if (e.starts_with(kRelease)) m.tag = std::stoi(e.substr(kRelease.size()));
+    if (!rolling_back_.empty() && app_of(record->spec) == rolling_back_) {
+      rollbacks_[rolling_back_] = {m.tag, requests_of_app_[rolling_back_]};
+      rolling_back_.clear();
+    }
     // A deploy's own server ranks by its generation, and every worker of a roll by the
     // generation of its first worker (one deploy); only crash restarts inherit. (A roll that
     // fails at once may start old versions again meanwhile: they run an older release.)
@@ -673,6 +678,8 @@ class World {
     if (kind == event_kind_name(EventKind::kFailed) && models_.count(pid) &&
         models_[pid].worker >= 0 && models_[pid].tag >= 0 && models_[pid].by_deploy)
       deploys_[models_[pid].tag].failing = true;
+    if (kind == event_kind_name(EventKind::kRolledBack) && models_.count(pid))
+      rolling_back_ = models_[pid].argv.at(1), ++result_.rollbacks;  // the app (name_app)
     if (kind == event_kind_name(EventKind::kUp) && models_.count(pid)) {
       Model& m = models_[pid];
       m.was_up = true;
@@ -930,6 +937,24 @@ class World {
       if (generations.empty() && had_up_.count(r) && !excused_.count(r))
         return violated("I3: quiet, and nobody serves " + r + ", which had an up server");
     }
+    check_rollbacks();
+  }
+
+  // I7: after an automatic rollback that came up, and no deploy or reload of the app since,
+  // only the release it went back to serves the app once quiet.
+  void check_rollbacks() {
+    for (const auto& [app, back] : rollbacks_) {
+      if (requests_of_app_[app] != back.requests_at) continue;
+      bool came_up = false;
+      for (const auto& [pid, m] : models_)
+        if (m.argv.at(1) == app && m.tag == back.release && m.was_up) came_up = true;
+      if (!came_up) continue;
+      for (const auto& [pid, m] : models_)
+        if (!m.exited && !m.accepting.empty() && m.argv.at(1) == app && m.tag != back.release)
+          return violated("I7: quiet after app " + app + " was rolled back to release " +
+                          std::to_string(back.release) + ", and pid " + std::to_string(pid) +
+                          " of release " + std::to_string(m.tag) + " accepts");
+    }
   }
 
   bool workers_on(const std::string& r,
@@ -1032,6 +1057,17 @@ class World {
   std::vector<DeployRecord> deploys_;
   std::set<std::string> had_up_;
   std::set<std::string> excused_;
+  // I7: deploy and reload requests per app, and each app's last automatic rollback: the
+  // release it went back to (the tag of the server it started), and the app's request count
+  // when it happened. `rolling_back_`: the app of a rolledBack event whose server is not
+  // spawned yet.
+  std::map<std::string, int> requests_of_app_;
+  struct RollbackSeen {
+    int release = -1;
+    int requests_at = 0;
+  };
+  std::map<std::string, RollbackSeen> rollbacks_;
+  std::string rolling_back_;
   int deploy_requests_ = 0;
   int reloads_ = 0;
   int crashes_ = 0;

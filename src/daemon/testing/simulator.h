@@ -16,7 +16,9 @@
 //      no NOTIFY_SOCKET is left open;
 //   I6 no server that was up is taken down on a resource because of a newer server before a
 //      newer server holding it has passed its confirmation window (--confirm, or the default
-//      of how it came up), unless that one said `serving` there.
+//      of how it came up), unless that one said `serving` there;
+//   I7 once quiet after an automatic rollback that came up, with no deploy or reload of the
+//      app since, only the release it rolled back to serves the app.
 // The same seed replays exactly. Single-threaded; one World per schedule.
 #pragma once
 
@@ -44,6 +46,7 @@ struct ScheduleResult {
   // Quiet states where a server that did not subscribe kept accepting on a resource it was
   // taken down on, beside the newer server, because it still served another alone.
   int partial_takedowns = 0;
+  int rollbacks = 0;  // automatic rollbacks (rolledBack events): I7 checked them
 };
 
 struct SimulatorOptions {

@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
   auto start = std::chrono::steady_clock::now();
   uint64_t steps = 0;
   uint64_t partial = 0;
+  uint64_t rollbacks = 0;
   for (uint64_t seed = first; seed < first + schedules; ++seed) {
     SimulatorOptions options;
     options.record_trace = one;
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
     auto result = run_schedule(seed, options);
     steps += static_cast<uint64_t>(result.steps);
     partial += result.partial_takedowns > 0;
+    rollbacks += static_cast<uint64_t>(result.rollbacks);
     if (!result.ok && keep_going) {
       ++failed;
       std::printf("seed %llu: %s\n", static_cast<unsigned long long>(seed),
@@ -104,9 +106,10 @@ int main(int argc, char** argv) {
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
       "%llu schedules (seeds %llu..%llu), %llu steps, every invariant held, %.1f s; %llu ended "
-      "with a partial takedown of a server without onTakedown\n",
+      "with a partial takedown of a server without onTakedown; %llu automatic rollbacks\n",
       static_cast<unsigned long long>(schedules), static_cast<unsigned long long>(first),
       static_cast<unsigned long long>(first + schedules - 1),
-      static_cast<unsigned long long>(steps), seconds, static_cast<unsigned long long>(partial));
+      static_cast<unsigned long long>(steps), seconds, static_cast<unsigned long long>(partial),
+      static_cast<unsigned long long>(rollbacks));
   return 0;
 }
