@@ -8,19 +8,20 @@ remembered settings), since it holds no control connection. With --kind hello it
 hello_server on a Unix socket of its own (the C++ client library: a control connection
 too). The daemon's anonymous memory (smaps_rollup "Anonymous") is read before the first
 deploy and 1 s after the last (before any `status`), the difference divided by the apps
-up, and again after the `status` calls; `status --json` (the CLI
-started, connected, answered and exited) is timed 9 times before and after, the median and
-the slowest reported.
+up, and again after the `status` calls; `status --json` (the CLI started, connected,
+answered and exited) is timed 15 times with N apps, the median and the slowest reported.
 
 Several builds are measured side by side in one run (`--bin DIR` given more than once, the
-first is the one the goals are checked on), so that a before/after comparison shares the
-machine's noise. The deploys carry this script's environment (its size is printed): each
-server keeps its deploy's environment, so a larger one costs more per app.
+first is the one the goals are checked on): each build's daemon is deployed to in turn and
+kept running, then the `status --json` calls go to each daemon in turn, round after round,
+so that a before/after comparison shares the machine's noise. The deploys carry this
+script's environment (its size is printed; --env-bytes pads it): each server keeps its
+deploy's environment, so a larger one costs more per app.
 
 Goals (issue 13): at most 16 KiB of anonymous memory per app, and `status --json` under
 50 ms, with 1,000 apps.
 
-  python3 bench/apps.py [--apps 1000] [--kind sleep|hello] [--parallel 16]
+  python3 bench/apps.py [--apps 1000] [--kind sleep|hello] [--parallel 16] [--env-bytes N]
                         [--bin build/bin [--bin OTHER/bin ...]] [--json FILE]
 
 Exit status 1 if a deploy fails or a goal is missed on the first build. Every process it
@@ -42,7 +43,7 @@ import benchlib as b
 
 MEMORY_GOAL_KIB = 16
 STATUS_GOAL_MS = 50.0
-STATUS_RUNS = 9
+STATUS_RUNS = 15
 DEPLOY_DEADLINE_S = 90.0  # one daemon's deploy phase, bounded
 IDLE_BEFORE_READING_S = 1.0
 
@@ -54,6 +55,9 @@ def parse_args():
     p.add_argument("--parallel", type=int, default=16, help="deploys at once")
     p.add_argument("--bin", action="append", default=None,
                    help="a build's bin directory; repeat to compare builds (default build/bin)")
+    p.add_argument("--env-bytes", type=int, default=0,
+                   help="pad the deploys' environment to this many bytes (one variable "
+                        "BENCH_PAD; 0: as it is)")
     p.add_argument("--json", help="also write the figures to this file")
     a = p.parse_args()
     a.bin = a.bin or [os.path.join(b.ROOT, "build", "bin")]
@@ -69,62 +73,75 @@ def app_argv(a, bindir, i, rdir):
     return name + ["--", os.path.join(bindir, "hello_server"), f"unix:{rdir}/app-{i}.sock"]
 
 
-def time_status(serverswap, sock, runs=STATUS_RUNS):
-    times = []
-    for _ in range(runs):
+def time_status_once(serverswap, sock):
+    start = time.monotonic()
+    subprocess.run([serverswap, "--socket", sock, "status", "--json"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=True)
+    return (time.monotonic() - start) * 1000
+
+
+def time_status_side_by_side(runs):
+    """`status --json` of every build's daemon in turn, `STATUS_RUNS` rounds: each build's
+    times, measured interleaved so that the machine's noise falls on all alike."""
+    times = [[] for _ in runs]
+    for _ in range(STATUS_RUNS):
+        for i, run in enumerate(runs):
+            times[i].append(time_status_once(run.serverswap, run.daemon.sock))
+    return times
+
+
+class Run:
+    """One daemon of the build in `bindir`, with its apps; stop() ends it and them by pid."""
+
+    def __init__(self, a, bindir, env):
+        self.a, self.env = a, env
+        self.serverswap = os.path.join(bindir, "serverswap")
+        self.rdir = tempfile.mkdtemp(prefix="serverswap-apps-")
+        os.chmod(self.rdir, 0o700)
+        self.log_path = os.path.join(self.rdir, "daemon.log")
+        self.log_file = open(self.log_path, "wb")
+        self.r = {"bin": bindir, "kind": a.kind, "apps": a.apps}
+        self.daemon = b.Daemon(self.serverswap, self.rdir, self.log_file, env=env)
+
+    def deploy_all(self):
+        a, r, sock = self.a, self.r, self.daemon.sock
+        r["base_anon_kib"] = b.proc_usage(self.daemon.proc.pid)["anon_kib"]
+        r["base_status_ms"] = statistics.median(
+            time_status_once(self.serverswap, sock) for _ in range(3))
+        deadline = time.monotonic() + DEPLOY_DEADLINE_S
+
+        def deploy(i):
+            if time.monotonic() > deadline:
+                return 124
+            return subprocess.run([self.serverswap, "--socket", sock, "--quiet"]
+                                  + app_argv(a, r["bin"], i, self.rdir),
+                                  stdout=subprocess.DEVNULL, stderr=self.log_file,
+                                  env=self.env, timeout=b.SWAP_CMD_TIMEOUT_S).returncode
+
         start = time.monotonic()
-        subprocess.run([serverswap, "--socket", sock, "status", "--json"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=True)
-        times.append((time.monotonic() - start) * 1000)
-    return statistics.median(times), max(times)
+        with ThreadPoolExecutor(max_workers=a.parallel) as pool:
+            codes = list(pool.map(deploy, range(a.apps)))
+        r["deploy_s"] = time.monotonic() - start
+        r["failed"] = sum(1 for c in codes if c != 0)
+        # The last --ready-after timers fire and their state writes finish (nothing to wait
+        # on from outside: the daemon is idle after this).
+        time.sleep(IDLE_BEFORE_READING_S)
+        usage = b.proc_usage(self.daemon.proc.pid)
+        r["anon_kib"] = usage["anon_kib"]
+        r["rss_kib"] = usage["rss_kib"]
+        r["fds"] = b.fd_count(self.daemon.proc.pid)
+        r["up"] = len(b.status_pids(self.serverswap, sock))
+        r["per_app_kib"] = (r["anon_kib"] - r["base_anon_kib"]) / max(1, r["up"])
 
-
-def measure(a, bindir, env):
-    """One daemon of the build in `bindir`: 0 apps, then a.apps apps. The figures, as a dict."""
-    serverswap = os.path.join(bindir, "serverswap")
-    rdir = tempfile.mkdtemp(prefix="serverswap-apps-")
-    os.chmod(rdir, 0o700)
-    log_path = os.path.join(rdir, "daemon.log")
-    r = {"bin": bindir, "kind": a.kind, "apps": a.apps}
-    with open(log_path, "wb") as log_file:
-        daemon = b.Daemon(serverswap, rdir, log_file, env=env)
-        try:
-            r["base_anon_kib"] = b.proc_usage(daemon.proc.pid)["anon_kib"]
-            r["base_status_ms"], _ = time_status(serverswap, daemon.sock)
-            deadline = time.monotonic() + DEPLOY_DEADLINE_S
-
-            def deploy(i):
-                if time.monotonic() > deadline:
-                    return 124
-                return subprocess.run([serverswap, "--socket", daemon.sock, "--quiet"]
-                                      + app_argv(a, bindir, i, rdir), stdout=subprocess.DEVNULL,
-                                      stderr=log_file, env=env,
-                                      timeout=b.SWAP_CMD_TIMEOUT_S).returncode
-
-            start = time.monotonic()
-            with ThreadPoolExecutor(max_workers=a.parallel) as pool:
-                codes = list(pool.map(deploy, range(a.apps)))
-            r["deploy_s"] = time.monotonic() - start
-            r["failed"] = sum(1 for c in codes if c != 0)
-            # The last --ready-after timers fire and their state writes finish (no waiting
-            # on an event is possible from outside: the daemon is idle after this).
-            time.sleep(IDLE_BEFORE_READING_S)
-            usage = b.proc_usage(daemon.proc.pid)
-            r["anon_kib"] = usage["anon_kib"]
-            r["rss_kib"] = usage["rss_kib"]
-            r["fds"] = b.fd_count(daemon.proc.pid)
-            r["up"] = len(b.status_pids(serverswap, daemon.sock))
-            r["status_ms"], r["status_max_ms"] = time_status(serverswap, daemon.sock)
-            r["anon_after_status_kib"] = b.proc_usage(daemon.proc.pid)["anon_kib"]
-            r["per_app_kib"] = (r["anon_kib"] - r["base_anon_kib"]) / max(1, r["up"])
-        finally:
-            daemon.stop("hello_server" if a.kind == "hello" else "sleep")
-    r["ok"] = r.get("failed", 1) == 0 and r.get("up") == a.apps
-    if r["ok"]:
-        shutil.rmtree(rdir, ignore_errors=True)
-    else:
-        b.log(f"{bindir}: a deploy failed or an app is not up; the daemon's log: {log_path}")
-    return r
+    def stop(self):
+        self.daemon.stop("hello_server" if self.a.kind == "hello" else "sleep")
+        self.log_file.close()
+        self.r["ok"] = self.r.get("failed", 1) == 0 and self.r.get("up") == self.a.apps
+        if self.r["ok"]:
+            shutil.rmtree(self.rdir, ignore_errors=True)
+        else:
+            b.log(f"{self.r['bin']}: a deploy failed or an app is not up; the daemon's log: "
+                  f"{self.log_path}")
 
 
 def main():
@@ -132,14 +149,28 @@ def main():
     # The deploys' environment: this script's, without serverswap's own variables.
     env = b.server_env()
     env_bytes = sum(len(k) + len(v) + 2 for k, v in env.items())
+    if a.env_bytes > env_bytes + 32:
+        env["BENCH_PAD"] = "x" * (a.env_bytes - env_bytes - len("BENCH_PAD") - 2)
+        env_bytes = a.env_bytes
     b.log(f"{a.apps} apps ({a.kind}) per build, {a.parallel} deploys at once; the deploys' "
           f"environment: {len(env)} variables, {env_bytes} bytes")
-    results = []
-    for bindir in a.bin:
-        r = measure(a, bindir, env)
-        results.append(r)
-        b.log(f"{bindir}: {r.get('up')} up, {r.get('failed')} failed, deployed in "
-              f"{r.get('deploy_s', 0):.1f} s")
+    runs = []
+    try:
+        # One build's deploys at a time (each its own daemon, kept running), then the status
+        # calls of all of them interleaved.
+        for bindir in a.bin:
+            runs.append(Run(a, bindir, env))
+            runs[-1].deploy_all()
+            r = runs[-1].r
+            b.log(f"{bindir}: {r.get('up')} up, {r.get('failed')} failed, deployed in "
+                  f"{r.get('deploy_s', 0):.1f} s")
+        for run, times in zip(runs, time_status_side_by_side(runs)):
+            run.r["status_ms"], run.r["status_max_ms"] = statistics.median(times), max(times)
+            run.r["anon_after_status_kib"] = b.proc_usage(run.daemon.proc.pid)["anon_kib"]
+    finally:
+        for run in runs:
+            run.stop()
+    results = [run.r for run in runs]
     print(f"\n| build | apps up | daemon anon KiB, 0 apps -> {a.apps} | KiB per app "
           f"(goal <= {MEMORY_GOAL_KIB}) | anon KiB after the status calls | status --json ms, "
           f"0 apps | median / slowest of {STATUS_RUNS}, {a.apps} apps (goal < "
