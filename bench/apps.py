@@ -84,9 +84,11 @@ def time_status_side_by_side(runs):
     """`status --json` of every build's daemon in turn, `STATUS_RUNS` rounds: each build's
     times, measured interleaved so that the machine's noise falls on all alike."""
     times = [[] for _ in runs]
-    for _ in range(STATUS_RUNS):
-        for i, run in enumerate(runs):
-            times[i].append(time_status_once(run.serverswap, run.daemon.sock))
+    for k in range(STATUS_RUNS):
+        # Each round starts at the next build: none is always first after a pause.
+        for j in range(len(runs)):
+            i = (k + j) % len(runs)
+            times[i].append(time_status_once(runs[i].serverswap, runs[i].daemon.sock))
     return times
 
 
