@@ -28,14 +28,19 @@ namespace {
 // its memory back after: malloc_trim walks the free heap, a fraction of the write's cost.
 constexpr size_t kTrimAfterStateBytes = 64 * 1024;
 
-// Returns the heap's free pages to the kernel (glibc's malloc_trim; elsewhere nothing).
+}  // namespace
+
 void release_free_heap() {
 #if defined(__GLIBC__)
   ::malloc_trim(0);
 #endif
 }
 
-}  // namespace
+void fix_heap_thresholds() {
+#if defined(__GLIBC__)
+  ::mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+}
 
 // The sockets the previous image kept open across execve, at the numbers it wrote down.
 Status Daemon::inherit_upgraded_sockets(const DaemonState& state) {
