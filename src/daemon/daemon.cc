@@ -42,6 +42,7 @@ void close_inherited_fds_on_exec() {
 
 Daemon::Daemon(SupervisorOptions options, InstanceLock lock)
     : options_(std::move(options)), lock_(std::move(lock)) {
+  fix_heap_thresholds();
   uv_loop_init(&loop_);
   sockets_ = std::make_unique<SocketSet>(&loop_);
   clock_ = std::make_unique<UvClock>(&loop_);
@@ -278,6 +279,9 @@ bool refused_body(Connection& connection, const protocol::Message& message) {
   return true;
 }
 
+// A `status` of this many servers is worth giving its memory back after (release_free_heap).
+constexpr size_t kTrimAfterStatusServers = 32;
+
 }  // namespace
 
 void Daemon::control_request(Connection& connection, const protocol::Message& message) {
@@ -310,6 +314,11 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
     status.crash_loops = supervisor_->crash_loops();
     status.apps = supervisor_->app_status();
     connection.send(status.encode());
+    // Its records and JSON (about 2 KiB a server) are freed, then given back; the encoded
+    // text, once large, is in a mapping of its own (fix_heap_thresholds), unmapped when sent.
+    size_t servers = status.servers.size();
+    status = {};
+    if (servers >= kTrimAfterStatusServers) release_free_heap();
   } else if (message.name == protocol::ReloadRequest::kName) {
     auto app = protocol::ReloadRequest::decode(message)->app;
     reload("asked by serverswap reload" + (app ? " " + *app : std::string()) + " (pid " +

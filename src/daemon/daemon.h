@@ -43,6 +43,15 @@ struct RestartSettings {
   bool resuming_upgrade = false;
 };
 
+// The daemon's memory per app (issue 13): transient work that grows with the number of
+// servers (a state.json rewrite, a `status` reply) frees megabytes that glibc would keep,
+// free but resident, for reuse. release_free_heap() gives the heap's free pages back to the
+// kernel (malloc_trim); fix_heap_thresholds(), once at start, keeps blocks of 128 KiB and
+// more in mappings of their own, returned when freed (glibc otherwise raises that threshold
+// to the largest block freed, up to 32 MiB). Elsewhere than glibc, both do nothing.
+void release_free_heap();
+void fix_heap_thresholds();
+
 class Daemon {
  public:
   Daemon(SupervisorOptions options, InstanceLock lock);

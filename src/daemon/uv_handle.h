@@ -63,19 +63,39 @@ class UvClock : public Clock {
 };
 
 // A one-shot timer as a plain member: on a libuv loop, or on any Clock (the supervisor's
-// seam). Destroying it cancels it.
+// seam). Destroying it cancels it. The loop's timer is made at the first start(): a Server
+// has seven Timers and most are never started, and each made one costs a heap block
+// (about 250 bytes) for as long as the server lives (issue 13: the daemon's memory per app).
+// The loop or clock must outlive the Timer.
 class Timer {
  public:
-  explicit Timer(uv_loop_t* loop) : alarm_(std::make_unique<UvAlarm>(loop)) {}
-  explicit Timer(Clock& clock) : alarm_(clock.alarm()) {}
+  explicit Timer(uv_loop_t* loop) : loop_(loop) {}
+  explicit Timer(Clock& clock) : clock_(&clock) {}
 
-  void start(Millis after, std::function<void()> fn) { alarm_->start(after, std::move(fn)); }
-  void stop() { alarm_->stop(); }
+  void start(Millis after, std::function<void()> fn) { made().start(after, std::move(fn)); }
+  // A Timer never started has nothing to stop.
+  void stop() {
+    if (alarm_) alarm_->stop();
+  }
   // It no longer keeps the loop running by itself (uv_unref): for housekeeping that must not
-  // delay the daemon's exit.
-  void unref() { alarm_->unref(); }
+  // delay the daemon's exit. Remembered until the timer is made.
+  void unref() {
+    unref_ = true;
+    if (alarm_) alarm_->unref();
+  }
 
  private:
+  Alarm& made() {
+    if (!alarm_) {
+      alarm_ = clock_ ? clock_->alarm() : std::make_unique<UvAlarm>(loop_);
+      if (unref_) alarm_->unref();
+    }
+    return *alarm_;
+  }
+
+  uv_loop_t* loop_ = nullptr;
+  Clock* clock_ = nullptr;
+  bool unref_ = false;
   std::unique_ptr<Alarm> alarm_;
 };
 

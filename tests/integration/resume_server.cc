@@ -187,7 +187,10 @@ int main(int argc, char** argv) {
   for (;;) {
     pollfd fds[3] = {{signal_fd, POLLIN, 0}, {listener, POLLIN, 0}, {control, POLLIN, 0}};
     int reconnecting = control == -1;
-    poll(fds, control >= 0 ? 3 : 2, reconnecting ? backoff_ms : -1);
+    // A line read together with an earlier one (a takeDown right behind the resume's
+    // welcome) waits in `pending`: the socket does not poll readable for it again.
+    bool buffered = control >= 0 && pending.find('\n') != std::string::npos;
+    poll(fds, control >= 0 ? 3 : 2, buffered ? 0 : reconnecting ? backoff_ms : -1);
     if (fds[0].revents) {
       signalfd_siginfo info{};
       if (read(signal_fd, &info, sizeof info) > 0) {
@@ -199,7 +202,7 @@ int main(int argc, char** argv) {
       int c = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
       if (c >= 0) answer(c);
     }
-    if (control >= 0 && fds[2].revents) {
+    if (control >= 0 && (fds[2].revents || buffered)) {
       std::string line;
       // A whole line is there or the connection ended.
       if (!read_line(&line, nullptr)) {

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <limits>
 
 #include "daemon/spawn/spawn_environment.h"
@@ -257,7 +258,9 @@ Status StateFile::write(const DaemonState& state) {
   // Never throws: what could be other than UTF-8 (argv, cwd, env) is base64 in the JSON.
   std::string text =
       state_to_json(state).dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-  if (text == last_written_) return {};
+  last_text_bytes_ = text.size();
+  Digest written = digest(text);
+  if (written == last_written_) return {};
   std::string tmp_name = name_ + ".tmp";
   std::string tmp = path_ + ".tmp";
   UniqueFd dir = open_dir();
@@ -283,7 +286,7 @@ Status StateFile::write(const DaemonState& state) {
     return Status::system_error("rename " + tmp + " to " + path_, errno);
   // The rename itself survives a crash only once the directory is on disk.
   ::fsync(dir.get());
-  last_written_ = std::move(text);
+  last_written_ = written;
   return {};
 }
 
@@ -346,7 +349,14 @@ Result<std::optional<DaemonState>> StateFile::read(bool* refused) const {
 
 void StateFile::remove() {
   if (UniqueFd dir = open_dir()) ::unlinkat(dir.get(), name_.c_str(), 0);
-  last_written_.clear();
+  last_written_.reset();
+}
+
+StateFile::Digest StateFile::digest(std::string_view text) {
+  // libstdc++'s string hash and FNV-1a, independent of each other.
+  uint64_t fnv = 14695981039346656037ull;
+  for (unsigned char c : text) fnv = (fnv ^ c) * 1099511628211ull;
+  return {text.size(), std::hash<std::string_view>{}(text), fnv};
 }
 
 }  // namespace serverswap::daemon

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -110,6 +111,9 @@ class StateFile {
   // (O_NOFOLLOW, 0600), fsync, renameat. The error names the file and the errno text; a
   // failed write is not remembered, so the next call tries again.
   Status write(const DaemonState& state);
+  // The size in bytes of the text the last write() made (written or found unchanged): what
+  // a write of this state costs in transient memory, a few KiB per server.
+  size_t last_text_bytes() const { return last_text_bytes_; }
   // nullopt when there is no file. An error when it cannot be read or parsed, or when it is
   // not trusted (a symbolic link, not a regular file, another owner, group/other
   // permissions, more than one link): then *refused (if given) is set, and the message
@@ -127,7 +131,18 @@ class StateFile {
   std::string path_;
   std::string dir_;
   std::string name_;
-  std::string last_written_;
+  // What was last written, as its size and two hashes of it (the text itself is a few KiB
+  // per server, kept for as long as the daemon runs; issue 13's memory per app). Texts that
+  // differ and yet match here (a collision of both 64-bit hashes at one size) are not a
+  // concern.
+  struct Digest {
+    size_t size = 0;
+    uint64_t a = 0, b = 0;
+    bool operator==(const Digest&) const = default;
+  };
+  static Digest digest(std::string_view text);
+  std::optional<Digest> last_written_;
+  size_t last_text_bytes_ = 0;
 };
 
 }  // namespace serverswap::daemon

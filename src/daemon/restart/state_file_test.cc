@@ -92,6 +92,11 @@ TEST(StateFile, WritesAtomicallyReadsBackAndRemoves) {
   std::filesystem::remove_all(dir);
 }
 
+ino_t ino_of(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
 // A fresh directory for one test; removed with everything in it.
 class StateDir {
  public:
@@ -188,6 +193,35 @@ TEST(StateFile, AFailedWriteSaysWhyAndIsRetriedByTheNextWrite) {
   // The same text again: not skipped as already written.
   ASSERT_TRUE(file.write(sample()).ok());
   EXPECT_TRUE(std::filesystem::exists(file.path()));
+}
+
+// The state file remembers what it last wrote by size and hashes (not a copy of the text):
+// the same state is not written again, a state that differs in one byte is.
+TEST(StateFile, WritesAStateOnlyWhenItsTextChanged) {
+  StateDir d("unchanged");
+  StateFile file(state_path_for(d.dir() + "/c.sock"));
+  auto inode = [&] { return std::filesystem::exists(file.path()) ? ino_of(file.path()) : 0; };
+  ASSERT_TRUE(file.write(sample()).ok());
+  ino_t first = inode();
+  ASSERT_NE(first, 0u);
+  EXPECT_GT(file.last_text_bytes(), 0u);
+  // Removed behind its back: an unchanged state is not written again (a rename would
+  // bring the file back).
+  std::filesystem::remove(file.path());
+  ASSERT_TRUE(file.write(sample()).ok());
+  EXPECT_FALSE(std::filesystem::exists(file.path()));
+  DaemonState changed = sample();
+  changed.servers.at(0).pid = 1235;
+  ASSERT_TRUE(file.write(changed).ok());
+  EXPECT_TRUE(std::filesystem::exists(file.path()));
+  auto back = file.read();
+  ASSERT_TRUE(back.ok() && back->has_value());
+  EXPECT_EQ((*back)->servers.at(0).pid, 1235);
+  // After remove(), the same state is written again.
+  file.remove();
+  ASSERT_TRUE(file.write(changed).ok());
+  EXPECT_TRUE(std::filesystem::exists(file.path()));
+  EXPECT_NE(inode(), 0u);
 }
 
 TEST(StateFile, WritesThroughNoSymbolicLinkAtTheTmpPath) {
