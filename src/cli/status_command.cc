@@ -62,6 +62,7 @@ void print_apps(const protocol::StatusReply& status) {
                          " ago from generation " + std::to_string(back.from_generation) +
                          " to generation " + std::to_string(back.to_generation) + ": " +
                          back.reason;
+      if (back.failure) line += "; the rollback failed: " + *back.failure;
       std::printf("%s\n", printable(line).c_str());
     }
     bool runs = false;

@@ -304,6 +304,8 @@ Json AppStatus::to_json() const {
                               {"toGeneration", rolled_back->to_generation},
                               {"reason", rolled_back->reason},
                               {"since_ms", rolled_back->since_ms}};
+  if (rolled_back && rolled_back->failure)
+    app_json["rolledBack"]["failure"] = *rolled_back->failure;
   return app_json;
 }
 
@@ -329,6 +331,7 @@ Result<AppStatus> AppStatus::from_json(const Json& value, const std::string& whe
     rollback.to_generation = b.integer("toGeneration", true, kMin, kMax);
     rollback.reason = b.string("reason", true);
     rollback.since_ms = b.integer("since_ms", true, kMin, kMax);
+    rollback.failure = b.optional_string("failure");
     if (!b.ok()) return b.status();
     status.rolled_back = std::move(rollback);
   }

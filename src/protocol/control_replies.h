@@ -182,7 +182,8 @@ struct AppStatus {
     int64_t from_generation = 0;
     int64_t to_generation = 0;
     std::string reason;
-    int64_t since_ms = 0;  // how long ago
+    int64_t since_ms = 0;                // how long ago
+    std::optional<std::string> failure;  // why the deploy of the version went back to failed
     bool operator==(const Rollback&) const = default;
   };
   std::string app;

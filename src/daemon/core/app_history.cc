@@ -29,19 +29,45 @@ std::string said(const SpawnSpec& request, uint64_t generation) {
          (request.cwd.empty() ? "/" : request.cwd) + ")";
 }
 
+std::string packed_env(const std::vector<std::string>& env) {
+  std::string packed;
+  for (const auto& e : env) packed.append(e).push_back('\0');
+  return packed;
+}
+
 }  // namespace
+
+SpawnSpec AppHistory::Version::request() const {
+  SpawnSpec spec = bare;
+  for (size_t at = 0; at < env.size();) {
+    size_t end = env.find('\0', at);
+    spec.env.push_back(env.substr(at, end - at));
+    at = end + 1;
+  }
+  return spec;
+}
+
+bool AppHistory::Version::is(const SpawnSpec& other) const {
+  return bare.argv == other.argv && bare.cwd == other.cwd && env == packed_env(other.env);
+}
 
 void AppHistory::up(const Server& server) {
   if (server.restarts > 0) return;  // a crash restart: the version it restarts is known
   App& app = apps_[app_of(server.request)];
-  if (!app.versions.empty() && same_version(app.versions.back().request, server.request)) return;
+  if (!app.versions.empty() && app.versions.back().is(server.request)) return;
   // A version the app had before (a rollback, or the same release deployed again) moves to
   // the end: it is current again.
-  auto old = std::find_if(app.versions.begin(), app.versions.end(), [&](const Version& v) {
-    return same_version(v.request, server.request);
-  });
+  auto old = std::find_if(app.versions.begin(), app.versions.end(),
+                          [&](const Version& v) { return v.is(server.request); });
   if (old != app.versions.end()) app.versions.erase(old);
-  app.versions.push_back(Version{version_of(server.request), server.generation, clock_.now(), 0});
+  Version version;
+  version.bare = version_of(server.request);
+  version.env = packed_env(version.bare.env);
+  version.bare.env.clear();
+  version.bare.env.shrink_to_fit();
+  version.generation = server.generation;
+  version.since = clock_.now();
+  app.versions.push_back(std::move(version));
   while (app.versions.size() > kVersionsKept) app.versions.pop_front();
 }
 
@@ -51,45 +77,66 @@ std::optional<AppHistory::Rollback> AppHistory::crashed(const Server& gone, std:
   if (it == apps_.end() || it->second.versions.empty()) return std::nullopt;
   App& app = it->second;
   Version& current = app.versions.back();
-  if (!same_version(current.request, gone.request)) return std::nullopt;  // an older version
+  if (!current.is(gone.request)) return std::nullopt;  // an older version
   auto now = clock_.now();
   if (now - current.since > rollback_window_) return std::nullopt;
-  if (++current.crashes < kCrashesToRollBack) return std::nullopt;
-  if (app.versions.size() < 2) {
+  // Decided once, at the crash that makes it a crash loop: later crashes of the same version
+  // are its crash loop's (a rollback that failed leaves that loop going).
+  if (++current.crashes != kCrashesToRollBack) return std::nullopt;
+  current.crash_looped = true;
+  const Version* previous = nullptr;
+  for (size_t i = app.versions.size() - 1; i-- > 0;)
+    if (!app.versions[i].crash_looped) {
+      previous = &app.versions[i];
+      break;
+    }
+  if (!previous) {
     if (why_not)
-      *why_not = "it has no earlier version to roll back to (it is the app's first version)";
+      *why_not =
+          app.versions.size() < 2
+              ? "it is the app's first version: there is no earlier one to roll back to"
+              : "its earlier versions crash-looped too: there is no good one to roll back to";
     return std::nullopt;
   }
-  const Version& previous = app.versions[app.versions.size() - 2];
-  Rollback rollback{previous.request, previous.generation, current.generation,
+  Rollback rollback{previous->request(), previous->generation, current.generation,
                     "generation " + std::to_string(current.generation) + " crashed " +
                         std::to_string(current.crashes) + " times within " +
                         format_duration(rollback_window_) + " of being put in place"};
   app.versions.pop_back();  // a version that crash-loops is no good version to go back to
   app.last_rollback = rollback;
   app.rolled_back_at = now;
+  app.rollback_failure.reset();
   return rollback;
+}
+
+void AppHistory::rollback_failed(const std::string& app, const std::string& reason) {
+  if (auto it = apps_.find(app); it != apps_.end()) it->second.rollback_failure = reason;
 }
 
 Result<AppHistory::Rollback> AppHistory::previous(const std::string& app) const {
   auto it = apps_.find(app);
   if (it == apps_.end() || it->second.versions.empty())
-    return Status::error("no version of app " + app + " has been up: nothing to roll back to");
+    return Status::error("the daemon knows no version of app " + app +
+                         " (none was up, or it was removed): nothing to roll back to");
   const auto& versions = it->second.versions;
+  for (size_t i = versions.size() - 1; i-- > 0;)
+    if (!versions[i].crash_looped)
+      return Rollback{versions[i].request(), versions[i].generation, versions.back().generation,
+                      "asked by serverswap rollback"};
   if (versions.size() < 2)
-    return Status::error("app " + app + " has had one version only (" +
-                         said(versions.back().request, versions.back().generation) +
+    return Status::error("app " + app + " has one good version known (" +
+                         said(versions.back().bare, versions.back().generation) +
                          "): nothing to roll back to");
-  const Version& previous = versions[versions.size() - 2];
-  return Rollback{previous.request, previous.generation, versions.back().generation,
-                  "asked by serverswap rollback"};
+  return Status::error("app " + app +
+                       "'s earlier versions known crash-looped: no good version to roll back to");
 }
 
 Result<SpawnSpec> AppHistory::current(const std::string& app) const {
   auto it = apps_.find(app);
   if (it == apps_.end() || it->second.versions.empty())
-    return Status::error("no version of app " + app + " has been up");
-  return it->second.versions.back().request;
+    return Status::error("the daemon knows no version of app " + app +
+                         " (none was up, or it was removed)");
+  return it->second.versions.back().request();
 }
 
 std::vector<protocol::AppStatus> AppHistory::status() const {
@@ -99,12 +146,13 @@ std::vector<protocol::AppStatus> AppHistory::status() const {
     protocol::AppStatus status;
     status.app = name;
     for (const auto& v : app.versions)
-      status.versions.push_back({v.request.argv, v.request.cwd, int64_t(v.generation)});
+      status.versions.push_back({v.bare.argv, v.bare.cwd, int64_t(v.generation)});
     if (app.last_rollback)
       status.rolled_back = protocol::AppStatus::Rollback{
           int64_t(app.last_rollback->from_generation), int64_t(app.last_rollback->to_generation),
           app.last_rollback->reason,
-          std::chrono::duration_cast<Millis>(now - app.rolled_back_at).count()};
+          std::chrono::duration_cast<Millis>(now - app.rolled_back_at).count(),
+          app.rollback_failure};
     list.push_back(std::move(status));
   }
   return list;

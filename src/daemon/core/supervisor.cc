@@ -1153,15 +1153,17 @@ void Supervisor::roll_back_if_crash_looping(const Server& gone, ServerState befo
   if (!rollback) {
     if (!why_not.empty())
       log_line("app " + app + " crash-loops within --rollback-window of its deploy, but " +
-               why_not + ": it is restarted as before");
+               why_not);
     return;
   }
-  crash_restarts_.end_app(app);
+  // Its crash loop goes on meanwhile: once the previous version is up there, the loop's next
+  // restart is dropped (a later deploy serves its resources); if the rollback fails (the old
+  // release was deleted), the loop keeps restarting what it can.
   emit(gone, EventKind::kRolledBack,
        "app " + app + ": " + rollback->reason + "; rolling back to generation " +
            std::to_string(rollback->to_generation) + "'s version ('" +
            join(rollback->to.argv, " ") + "' in " + rollback->to.cwd + ")");
-  deploy_version(*rollback, [app, from = rollback->from_generation](const Json& message) {
+  deploy_version(*rollback, [this, app, from = rollback->from_generation](const Json& message) {
     auto name = protocol::message_name(message);
     if (name == protocol::Deployed::kName)
       log_line("app " + app + " rolled back: the previous version is up and generation " +
@@ -1170,8 +1172,10 @@ void Supervisor::roll_back_if_crash_looping(const Server& gone, ServerState befo
       auto as = protocol::as_message(message);
       auto failed = as.ok() ? protocol::DeployFailed::decode(*as)
                             : Result<protocol::DeployFailed>(as.status());
-      log_line("app " + app + ": the rollback failed (" +
-               (failed.ok() ? failed->reason : failed.status().message()) + ")");
+      std::string reason = failed.ok() ? failed->reason : failed.status().message();
+      history_.rollback_failed(app, reason);
+      log_line("app " + app + ": the rollback failed (" + reason +
+               "); its crash loop goes on, restarting the version that crashed");
     }
   });
 }

@@ -1829,5 +1829,49 @@ TEST_F(SupervisorTest, AReadyForOfAHeldResourceIsSaidOnceAsAskedAgain) {
   EXPECT_EQ(asked_again, 1u);
 }
 
+// A rollback whose deploy fails (the old release was deleted) leaves the crash loop going:
+// the app is never left with nothing that restarts it, and status says the rollback failed.
+TEST_F(SupervisorTest, AFailedRollbackLeavesTheCrashLoopGoingAndStatusSaysSo) {
+  UpServer v1 = deploy_up({"srv", "v1"}, ":8080");
+  UpServer v2 = deploy_up({"srv", "v2"}, ":8080");
+  processes_.exit(v1.pid, 0, 0);
+  processes_.exit(v2.pid, 1, 0);
+  ASSERT_TRUE(clock_.fire_next());
+  pid_t restart = last_pid();
+  bring_up(restart, ":8080");
+  processes_.fail_next_spawn = "no such file or directory";  // the rollback's spawn
+  processes_.exit(restart, 1, 0);
+  EXPECT_EQ(last_pid(), restart) << "something was spawned";
+  auto apps = supervisor_->app_status();
+  ASSERT_TRUE(apps.at(0).rolled_back && apps[0].rolled_back->failure) << "no failure said";
+  ASSERT_TRUE(clock_.fire_next());  // the crash loop's restart
+  EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "v2"}));
+}
+
+// A version that crash-looped is no good version: neither an automatic rollback nor
+// `rollback APP` goes back to it.
+TEST_F(SupervisorTest, AVersionThatCrashLoopedIsNoVersionToRollBackTo) {
+  pid_t a = deploy_up({"srv", "a"}, ":8080").pid;
+  processes_.exit(a, 1, 0);
+  ASSERT_TRUE(clock_.fire_next());
+  pid_t again = last_pid();
+  bring_up(again, ":8080");
+  processes_.exit(again, 1, 0);  // a crash-loops: its first version, nothing to go back to
+  ASSERT_TRUE(clock_.fire_next());
+  bring_up(last_pid(), ":8080");
+  pid_t a_last = last_pid();
+  UpServer b = deploy_up({"srv", "b"}, ":8080");
+  processes_.exit(a_last, 0, 0);
+  EXPECT_FALSE(supervisor_->roll_back("srv", [](const Json&) {}).ok());
+  processes_.exit(b.pid, 1, 0);
+  ASSERT_TRUE(clock_.fire_next());
+  pid_t b_again = last_pid();
+  bring_up(b_again, ":8080");
+  processes_.exit(b_again, 1, 0);
+  EXPECT_FALSE(supervisor_->app_status().at(0).rolled_back.has_value());
+  ASSERT_TRUE(clock_.fire_next());
+  EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "b"}));
+}
+
 }  // namespace
 }  // namespace serverswap::daemon
