@@ -1165,9 +1165,13 @@ void Supervisor::roll_back_if_crash_looping(const Server& gone, ServerState befo
            join(rollback->to.argv, " ") + "' in " + rollback->to.cwd + ")");
   deploy_version(*rollback, [this, app, from = rollback->from_generation](const Json& message) {
     auto name = protocol::message_name(message);
-    if (name == protocol::Deployed::kName)
+    if (name == protocol::Deployed::kName) {
+      // The crashing version's loop stood for a restart left to this deploy: over now, not
+      // after --restart-reset (status listed it as crash-looping meanwhile).
+      crash_restarts_.end_app(app);
       log_line("app " + app + " rolled back: the previous version is up and generation " +
                std::to_string(from) + "'s version is dropped from its history");
+    }
     if (name == protocol::DeployFailed::kName) {
       auto as = protocol::as_message(message);
       auto failed = as.ok() ? protocol::DeployFailed::decode(*as)

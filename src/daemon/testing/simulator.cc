@@ -571,7 +571,7 @@ class World {
     for (const auto& e : record->spec.env)
       if (e.starts_with(kRelease)) m.tag = std::stoi(e.substr(kRelease.size()));
     if (!rolling_back_.empty() && app_of(record->spec) == rolling_back_) {
-      rollbacks_[rolling_back_] = {m.tag, requests_of_app_[rolling_back_]};
+      rollbacks_[rolling_back_] = {m.tag, requests_of_app_[rolling_back_], pid};
       rolling_back_.clear();
     }
     // A deploy's own server ranks by its generation, and every worker of a roll by the
@@ -941,13 +941,15 @@ class World {
   }
 
   // I7: after an automatic rollback that came up, and no deploy or reload of the app since,
-  // only the release it went back to serves the app once quiet.
+  // only the release it went back to serves the app once quiet. (One that failed leaves the
+  // crash loop of the version that crashed going: that is I1 and I3's to judge.)
   void check_rollbacks() {
     for (const auto& [app, back] : rollbacks_) {
       if (requests_of_app_[app] != back.requests_at) continue;
       bool came_up = false;
       for (const auto& [pid, m] : models_)
-        if (m.argv.at(1) == app && m.tag == back.release && m.was_up) came_up = true;
+        if (pid >= back.pid && m.argv.at(1) == app && m.tag == back.release && m.was_up)
+          came_up = true;
       if (!came_up) continue;
       for (const auto& [pid, m] : models_)
         if (!m.exited && !m.accepting.empty() && m.argv.at(1) == app && m.tag != back.release)
@@ -1065,6 +1067,7 @@ class World {
   struct RollbackSeen {
     int release = -1;
     int requests_at = 0;
+    pid_t pid = 0;  // the server it started (fake pids only grow)
   };
   std::map<std::string, RollbackSeen> rollbacks_;
   std::string rolling_back_;
