@@ -189,6 +189,21 @@ int run(int argc, char** argv) {
                  words.c_str(), app.get_name().c_str(), sub->get_name().c_str());
     return kUsage;
   }
+  // Options of a deployed COMMAND mean nothing to a subcommand (`--workers 2 restart web`
+  // restarts with the remembered settings): said, not ignored.
+  for (CLI::App* sub : {status, stop, reload, rollback, restart, rm, upgrade}) {
+    if (!sub->parsed()) continue;
+    for (const char* option : {"--listen", "--grant", "--ready-after", "--workers", "--batch",
+                               "--max-surge", "--name", "--replace", "--confirm"})
+      if (app.count(option) > 0) {
+        std::fprintf(stderr,
+                     "%s %s: %s is for deploying a COMMAND, not for %s (an app's settings are "
+                     "remembered from its deploys)\n",
+                     app.get_name().c_str(), sub->get_name().c_str(), option,
+                     sub->get_name().c_str());
+        return kUsage;
+      }
+  }
   options.takedown_signal_given = app.count("--takedown-signal") > 0;
   for (const char* setting : {"--ready-timeout", "--takedown-timeout", "--settle",
                               "--rollback-window", "--adopt-timeout", "--metrics", "--log-format"})
