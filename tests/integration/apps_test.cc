@@ -235,7 +235,10 @@ TEST(Rollback, RollbackRestartAndRmOfAnApp) {
                                                 {"rollback", "--force", "web"},
                                                 {"reload", "--jsn"},
                                                 {"reload", ""},
-                                                {"restart", "all"}})
+                                                {"restart", "all"},
+                                                {"--workers", "2", "restart", "web"},
+                                                {"--listen", ":0", "reload"},
+                                                {"--name", "web", "rollback", "web"}})
     EXPECT_EQ(serverswap(daemon, usage).code, 2) << usage[0] << " " << usage.size();
 }
 
