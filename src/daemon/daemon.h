@@ -95,8 +95,7 @@ class Daemon {
                     const std::optional<std::set<std::string>>& apps);
   // rollback, restart and rm APP (docs/protocol.md section 7).
   void app_request(Connection& connection, const protocol::Message& message);
-  void remove_app(Connection& connection, const std::string& app,
-                  const protocol::Message& message);
+  void remove_app(Connection& connection, const std::string& app, const protocol::Message& message);
   void reloaded(const protocol::Reloaded& outcome, const std::vector<uint64_t>& requesters);
   Status adopt_activated_sockets();
   bool may_control(const Connection& connection) const;
