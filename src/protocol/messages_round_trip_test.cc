@@ -152,6 +152,16 @@ TEST(MessageRoundTrip, UpgradeAndFlagRequests) {
   EXPECT_FALSE(StopRequest::decode({"stop", Json{{"app", "a b"}}, {}}).ok());
   EXPECT_FALSE(StopRequest::decode({"stop", Json{{"app", 1}}, {}}).ok());
   EXPECT_EQ(round_trip(ReloadRequest{}), ReloadRequest{});
+  EXPECT_EQ(round_trip(ReloadRequest{"web"}), ReloadRequest{"web"});
+  EXPECT_FALSE(ReloadRequest::decode({"reload", Json{{"app", "all"}}, {}}).ok());
+  EXPECT_EQ(round_trip(RollbackRequest{"web"}), RollbackRequest{"web"});
+  EXPECT_EQ(round_trip(RestartRequest{"web"}), RestartRequest{"web"});
+  EXPECT_EQ(round_trip(RmRequest{"web"}), RmRequest{"web"});
+  EXPECT_EQ(encode(RmRequest{"web"}.encode()), "{\"rm\":{\"app\":\"web\"}}\n");
+  // An app request names its app: a missing, empty or bad one is refused.
+  for (const Json& body : {Json(true), Json::object(), Json{{"app", ""}}, Json{{"app", "-x"}}})
+    EXPECT_FALSE(RollbackRequest::decode({"rollback", body, {}}).ok()) << body.dump();
+  EXPECT_EQ(round_trip(Removed{"web", 2}), (Removed{"web", 2}));
   EXPECT_EQ(encode(StatusRequest{}.encode()), "{\"status\":true}\n");
   // `true` or an object; anything else names the request.
   EXPECT_TRUE(StopRequest::decode({"stop", Json::object(), {}}).ok());
@@ -226,6 +236,9 @@ TEST(MessageRoundTrip, Status) {
   status.servers = {server, unmanaged};
   status.crash_loops = {{"a", {"node", "a.js"}, "/srv", 3, 2, 4000, std::nullopt, 1600},
                         {"w", {"w"}, "/", 1, 0, 10, 3, std::nullopt}};
+  AppStatus rolled{"web", {{{"node", "a.js"}, "/srv/r1", 1}}, AppStatus::Rollback{}};
+  rolled.rolled_back = AppStatus::Rollback{2, 1, "generation 2 crashed 2 times", 300, "gone"};
+  status.apps = {rolled, AppStatus{"api", {}, std::nullopt}};
   EXPECT_EQ(round_trip(status), status);
   // A server that is not a worker says so with null, not by leaving "worker" out.
   EXPECT_NE(encode(status.encode()).find("\"worker\":null"), std::string::npos);

@@ -359,30 +359,33 @@ Result<DeployRequest> DeployRequest::decode(const Message& message) {
   return decode_deploy(message.body);
 }
 
-Result<StopRequest> StopRequest::decode(const Message& message) {
-  if (Status s = expect_true_or_object(message.body, kName); !s.ok()) return s;
-  StopRequest stop;
-  if (!message.body.is_object()) return stop;
-  FieldReader r(message.body, kName);
-  stop.app = r.optional_string("app");
-  if (r.ok() && stop.app)
-    if (Status s = check_app_name(*stop.app); !s.ok())
+namespace {
+
+// The body of stop and reload: `true`, or an object whose optional "app" is an app name.
+Result<std::optional<std::string>> optional_app(const Message& message, const char* name) {
+  if (Status s = expect_true_or_object(message.body, name); !s.ok()) return s;
+  if (!message.body.is_object()) return std::optional<std::string>();
+  FieldReader r(message.body, name);
+  std::optional<std::string> app = r.optional_string("app");
+  if (r.ok() && app)
+    if (Status s = check_app_name(*app); !s.ok())
       r.fail("app", "is not an app name: " + s.message());
   if (!r.ok()) return r.status();
-  return stop;
+  return app;
+}
+
+}  // namespace
+
+Result<StopRequest> StopRequest::decode(const Message& message) {
+  auto app = optional_app(message, kName);
+  if (!app.ok()) return app.status();
+  return StopRequest{*app};
 }
 
 Result<ReloadRequest> ReloadRequest::decode(const Message& message) {
-  if (Status s = expect_true_or_object(message.body, kName); !s.ok()) return s;
-  ReloadRequest reload;
-  if (!message.body.is_object()) return reload;
-  FieldReader r(message.body, kName);
-  reload.app = r.optional_string("app");
-  if (r.ok() && reload.app)
-    if (Status s = check_app_name(*reload.app); !s.ok())
-      r.fail("app", "is not an app name: " + s.message());
-  if (!r.ok()) return r.status();
-  return reload;
+  auto app = optional_app(message, kName);
+  if (!app.ok()) return app.status();
+  return ReloadRequest{*app};
 }
 
 Json UpgradeRequest::encode() const {
