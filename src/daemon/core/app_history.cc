@@ -6,10 +6,6 @@
 
 namespace serverswap::daemon {
 
-bool same_version(const SpawnSpec& a, const SpawnSpec& b) {
-  return a.argv == b.argv && a.cwd == b.cwd && a.env == b.env;
-}
-
 namespace {
 
 // A version as kept: the request of the app, not of one worker, and without the apps it
@@ -156,12 +152,6 @@ std::vector<protocol::AppStatus> AppHistory::status() const {
     list.push_back(std::move(status));
   }
   return list;
-}
-
-std::vector<std::string> AppHistory::names() const {
-  std::vector<std::string> names;
-  for (const auto& [name, app] : apps_) names.push_back(name);
-  return names;
 }
 
 }  // namespace serverswap::daemon

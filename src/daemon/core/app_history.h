@@ -33,9 +33,6 @@ inline constexpr size_t kVersionsKept = 3;
 // Crashes of the current version within the rollback window that roll it back.
 inline constexpr int kCrashesToRollBack = 2;
 
-// Whether two requests are one version: the same argv, working directory and environment.
-bool same_version(const SpawnSpec& a, const SpawnSpec& b);
-
 class AppHistory {
  public:
   // `rollback_window`: how long after a version was put in place its crashes count toward an
@@ -76,7 +73,6 @@ class AppHistory {
   void forget(const std::string& app) { apps_.erase(app); }
   // For `status`: each app's versions and its last rollback, if any.
   std::vector<protocol::AppStatus> status() const;
-  std::vector<std::string> names() const;
 
  private:
   struct Version {
@@ -86,6 +82,7 @@ class AppHistory {
     SpawnSpec bare;
     std::string env;
     SpawnSpec request() const;
+    // Whether `other` is this version: the same argv, working directory and environment.
     bool is(const SpawnSpec& other) const;
     uint64_t generation = 0;
     std::chrono::steady_clock::time_point since;  // put in place (its first server up)

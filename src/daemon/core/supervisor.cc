@@ -1163,7 +1163,7 @@ void Supervisor::roll_back_if_crash_looping(const Server& gone, ServerState befo
        "app " + app + ": " + rollback->reason + "; rolling back to generation " +
            std::to_string(rollback->to_generation) + "'s version ('" +
            join(rollback->to.argv, " ") + "' in " + rollback->to.cwd + ")");
-  deploy_version(*rollback, [this, app, from = rollback->from_generation](const Json& message) {
+  Sink outcome = [this, app, from = rollback->from_generation](const Json& message) {
     auto name = protocol::message_name(message);
     if (name == protocol::Deployed::kName) {
       // The crashing version's loop stood for a restart left to this deploy: over now, not
@@ -1181,11 +1181,8 @@ void Supervisor::roll_back_if_crash_looping(const Server& gone, ServerState befo
       log_line("app " + app + ": the rollback failed (" + reason +
                "); its crash loop goes on, restarting the version that crashed");
     }
-  });
-}
-
-void Supervisor::deploy_version(const AppHistory::Rollback& rollback, Sink sink) {
-  deploy(rollback.to, std::move(sink), /*follow_exit=*/false);
+  };
+  deploy(rollback->to, std::move(outcome), /*follow_exit=*/false);
 }
 
 Status Supervisor::roll_back(const std::string& app, Sink sink) {
@@ -1194,7 +1191,7 @@ Status Supervisor::roll_back(const std::string& app, Sink sink) {
   if (!rollback.ok()) return rollback.status();
   log_line("rolling back app " + app + " to generation " + std::to_string(rollback->to_generation) +
            "'s version ('" + join(rollback->to.argv, " ") + "' in " + rollback->to.cwd + ")");
-  deploy_version(*rollback, std::move(sink));
+  deploy(rollback->to, std::move(sink), /*follow_exit=*/false);
   return {};
 }
 

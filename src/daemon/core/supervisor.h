@@ -241,7 +241,6 @@ class Supervisor {
   // current version's kCrashesToRollBack'th crash within the rollback window, the previous
   // version is deployed (AppHistory::crashed).
   void roll_back_if_crash_looping(const Server& gone, ServerState before);
-  void deploy_version(const AppHistory::Rollback& rollback, Sink sink);
   void begin_draining(Server& server);
   void fail(Server& server, const std::string& reason, Millis signal_after = Millis(0));
   void exited(const std::string& id, int64_t status, int term_signal);

@@ -94,6 +94,12 @@ class SupervisorTest : public ::testing::Test {
     return index;
   }
   pid_t last_pid() const { return processes_.all().rbegin()->first; }
+  // The NOTIFY_SOCKET the supervisor gave `pid` ("" when none).
+  std::string notify_socket_of(pid_t pid) {
+    for (const auto& e : processes_.find(pid)->spec.env)
+      if (e.starts_with("NOTIFY_SOCKET=")) return e.substr(14);
+    return "";
+  }
   std::string id_of(pid_t pid) {
     for (const auto& e : processes_.find(pid)->spec.env)
       if (e.starts_with("SERVERSWAP_ID=")) return e.substr(14);
@@ -1424,9 +1430,7 @@ TEST_F(SupervisorTest, ReadyOnNotifySocketGetsADefaultWindowAndServerUpNone) {
   spec.listen = {{"", ":8080"}};
   deploy_spec(spec);
   pid_t fresh = last_pid();
-  std::string notify;
-  for (const auto& e : processes_.find(fresh)->spec.env)
-    if (e.starts_with("NOTIFY_SOCKET=")) notify = e.substr(14);
+  std::string notify = notify_socket_of(fresh);
   NotifyMessage ready;
   ready.sender = fresh;
   ready.fields = {{"READY", "1"}};
@@ -1481,9 +1485,7 @@ TEST_F(SupervisorTest, ADaemonRestartInsideTheWindowStartsTheWindowAgain) {
   spec.confirm = Millis(2000);
   deploy_spec(spec);
   pid_t fresh = last_pid();
-  std::string notify;
-  for (const auto& e : processes_.find(fresh)->spec.env)
-    if (e.starts_with("NOTIFY_SOCKET=")) notify = e.substr(14);
+  std::string notify = notify_socket_of(fresh);
   NotifyMessage ready;
   ready.sender = fresh;
   ready.fields = {{"READY", "1"}};
