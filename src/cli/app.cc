@@ -140,17 +140,18 @@ int run(int argc, char** argv) {
       "reload", "redeploy every up server's command (also: SIGHUP); with APP, only that app's");
   std::string reload_app;
   reload->add_option("APP", reload_app, "the app to reload (default: every app)");
-  // Requests about one app: APP is required.
+  // Requests about one app: APP is required (checked after the unexpected words, so that
+  // `rollback -x` says what is wrong with what was given).
   std::string rollback_app, restart_app, rm_app;
   CLI::App* rollback = app.add_subcommand(
       "rollback", "deploy APP's previous good version again (zero downtime, as a deploy)");
-  rollback->add_option("APP", rollback_app, "the app to roll back")->required();
+  rollback->add_option("APP", rollback_app, "the app to roll back");
   CLI::App* restart = app.add_subcommand(
       "restart", "deploy APP's current version again, whether it runs or was stopped");
-  restart->add_option("APP", restart_app, "the app to restart")->required();
+  restart->add_option("APP", restart_app, "the app to restart");
   CLI::App* rm = app.add_subcommand(
       "rm", "stop APP's servers and forget its versions and remembered settings");
-  rm->add_option("APP", rm_app, "the app to remove")->required();
+  rm->add_option("APP", rm_app, "the app to remove");
   CLI::App* daemon = app.add_subcommand("daemon", "run only the daemon, in the foreground");
   bool resume_upgrade = false;
   daemon
@@ -189,6 +190,12 @@ int run(int argc, char** argv) {
                  words.c_str(), app.get_name().c_str(), sub->get_name().c_str());
     return kUsage;
   }
+  for (CLI::App* sub : {rollback, restart, rm})
+    if (sub->parsed() && sub->count("APP") == 0) {
+      std::fprintf(stderr, "%s %s: APP is required; see %s %s --help\n", app.get_name().c_str(),
+                   sub->get_name().c_str(), app.get_name().c_str(), sub->get_name().c_str());
+      return kUsage;
+    }
   // Options of a deployed COMMAND mean nothing to a subcommand (`--workers 2 restart web`
   // restarts with the remembered settings): said, not ignored.
   for (CLI::App* sub : {status, stop, reload, rollback, restart, rm, upgrade}) {
@@ -230,9 +237,9 @@ int run(int argc, char** argv) {
     return stop_command(options, stop_app);
   }
   if (reload->parsed()) return reload_command(options, reload_app);
-  if (rollback->parsed()) return app_command(options, "rollback", rollback_app);
-  if (restart->parsed()) return app_command(options, "restart", restart_app);
-  if (rm->parsed()) return app_command(options, "rm", rm_app);
+  if (rollback->parsed()) return app_command(options, "rollback", rollback_app, deploy_mode);
+  if (restart->parsed()) return app_command(options, "restart", restart_app, deploy_mode);
+  if (rm->parsed()) return app_command(options, "rm", rm_app, false);
   if (daemon->parsed()) return daemon_command(options, resume_upgrade);
   if (upgrade->parsed()) return upgrade_command(options, upgrade_binary);
   if (relay->parsed()) return node_relay_command();

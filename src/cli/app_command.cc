@@ -1,6 +1,7 @@
 // `serverswap rollback APP`, `restart APP` and `rm APP`: requests about one app
 // (docs/protocol.md section 7). rollback and restart are deploys of a version the daemon
-// remembers, reported as any deploy; rm stops the app and forgets it.
+// remembers, reported as any deploy (serverswap-deploy's stay attached until the server
+// exits, as its deploys do); rm stops the app and forgets it.
 #include "cli/commands.h"
 #include "cli/control_client.h"
 #include "cli/socket_path.h"
@@ -35,19 +36,20 @@ int remove_app(ControlClient& client, const std::string& app, bool quiet) {
 
 }  // namespace
 
-int app_command(const GlobalOptions& options, const std::string& verb, const std::string& app) {
+int app_command(const GlobalOptions& options, const std::string& verb, const std::string& app,
+                bool follow_exit) {
   int code = kOk;
   auto client = connect_or_say(options.socket, &code);
   if (!client) return code;
-  protocol::Json request = verb == "rollback"  ? protocol::RollbackRequest{app}.encode()
-                           : verb == "restart" ? protocol::RestartRequest{app}.encode()
+  protocol::Json request = verb == "rollback" ? protocol::RollbackRequest{app, follow_exit}.encode()
+                           : verb == "restart" ? protocol::RestartRequest{app, follow_exit}.encode()
                                                : protocol::RmRequest{app}.encode();
   if (Status s = client->send(request); !s.ok()) {
     say(s.message());
     return kSystemError;
   }
   if (verb == "rm") return remove_app(*client, app, options.quiet);
-  return follow_deploy(*client, /*follow_exit=*/false, options.quiet, verb + " of app " + app);
+  return follow_deploy(*client, follow_exit, options.quiet, verb + " of app " + app);
 }
 
 }  // namespace serverswap::cli

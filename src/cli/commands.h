@@ -102,8 +102,10 @@ int stop_command(const GlobalOptions& options, const std::string& app = "");
 int reload_command(const GlobalOptions& options, const std::string& app = "");
 // `rollback APP`, `restart APP` (a deploy of a version the app had: the deploy's exit codes)
 // and `rm APP` (its servers stopped, its versions and settings forgotten: 0, or 1 when the
-// daemon refused). `verb` is one of those three.
-int app_command(const GlobalOptions& options, const std::string& verb, const std::string& app);
+// daemon refused). `verb` is one of those three. `follow_exit` (serverswap-deploy): a
+// rollback or restart stays attached until its server exits, with serverswap-deploy's codes.
+int app_command(const GlobalOptions& options, const std::string& verb, const std::string& app,
+                bool follow_exit);
 // Prints a deploy's progress and outcome as they come; returns the exit code once it is
 // decided (0 deployed; 1 failed or refused; 3 the daemon was lost). `what` names it in a
 // refusal ("deploy", "rollback").

@@ -8,6 +8,7 @@ void DeployProgress::saw(const protocol::Event& event) {
   if (!event.id) return;
   const std::string& kind = event.kind;
   if (event.worker) rolled_ = true;
+  if (kind == "rolledBack") rolled_back_ = true;
   if ((kind == "takeDown" || kind == "signalled" || kind == "killed") && !started_.count(*event.id))
     took_down_others_ = true;
   if (kind == "spawned") {

@@ -41,6 +41,9 @@ class DeployProgress {
   // True once a server of this deploy entered its --confirm window (event "confirming"): a
   // failure inside it says itself what serves ("generation 6 was never touched").
   bool confirming() const { return confirming_; }
+  // True once the daemon rolled the app back (event "rolledBack"): the server that exited
+  // is not started again; the app's previous version is deployed instead.
+  bool rolled_back() const { return rolled_back_; }
 
  private:
   struct Waiting {
@@ -60,6 +63,7 @@ class DeployProgress {
   bool took_down_others_ = false;
   bool rolled_ = false;
   bool confirming_ = false;
+  bool rolled_back_ = false;
 };
 
 }  // namespace serverswap::cli

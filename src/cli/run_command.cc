@@ -232,8 +232,12 @@ int follow_deploy(ControlClient& client, bool follow_exit, bool quiet, const std
             *exited->stopped_by);
         return kOk;
       }
+      // The events before it said what the daemon does about a crash (a restart, or a
+      // rollback: then this version is not started again).
       say("server " + std::to_string(exited->pid) + " " + exited->exit +
-          (exited->replaced ? " after a newer deploy replaced it" : " without being replaced"));
+          (exited->replaced         ? " after a newer deploy replaced it"
+           : progress.rolled_back() ? "; its app is rolled back to its previous version"
+                                    : " without being replaced"));
       return exited->replaced ? kOk : kFailed;
     } else if (name == protocol::ErrorReply::kName) {
       say("the daemon refused the " + what + ": " + error_text(*message));

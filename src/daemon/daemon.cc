@@ -270,13 +270,15 @@ void Daemon::handle_line(Connection& connection, const std::string& line) {
 
 namespace {
 
-// A request without fields whose body is not `true` or an object: refused, nothing done.
+// The request, decoded once; nullopt after an `error` reply saying what is wrong with it
+// (nothing is done).
 template <typename Request>
-bool refused_body(Connection& connection, const protocol::Message& message) {
+std::optional<Request> decoded_or_refused(Connection& connection,
+                                          const protocol::Message& message) {
   auto decoded = Request::decode(message);
-  if (decoded.ok()) return false;
+  if (decoded.ok()) return std::move(*decoded);
   connection.send(protocol::error_reply(decoded.status().message(), message.whole));
-  return true;
+  return std::nullopt;
 }
 
 // A `status` of this many servers is worth giving its memory back after (release_free_heap).
@@ -285,70 +287,74 @@ constexpr size_t kTrimAfterStatusServers = 32;
 }  // namespace
 
 void Daemon::control_request(Connection& connection, const protocol::Message& message) {
-  if ((message.name == protocol::StatusRequest::kName &&
-       refused_body<protocol::StatusRequest>(connection, message)) ||
-      (message.name == protocol::StopRequest::kName &&
-       refused_body<protocol::StopRequest>(connection, message)) ||
-      (message.name == protocol::ReloadRequest::kName &&
-       refused_body<protocol::ReloadRequest>(connection, message)) ||
-      (message.name == protocol::RollbackRequest::kName &&
-       refused_body<protocol::RollbackRequest>(connection, message)) ||
-      (message.name == protocol::RestartRequest::kName &&
-       refused_body<protocol::RestartRequest>(connection, message)) ||
-      (message.name == protocol::RmRequest::kName &&
-       refused_body<protocol::RmRequest>(connection, message)))
-    return;
-  if (message.name == protocol::DeployRequest::kName) {
+  using namespace protocol;
+  const std::string& name = message.name;
+  if (name == DeployRequest::kName) {
     deploy_request(connection, message);
-  } else if (message.name == protocol::StatusRequest::kName) {
-    protocol::StatusReply status;
-    status.daemon.pid = getpid();
-    status.daemon.version = SERVERSWAP_VERSION;
-    status.daemon.socket = options_.socket_path;
-    status.daemon.stopping = stopping_;
-    for (const auto& [name, entry] : sockets_->entries())
-      status.daemon.resources.push_back({name, entry.address});
-    if (metrics_endpoint_) status.daemon.metrics = metrics_endpoint_->address();
-    status.daemon.state_file = state_file_status();
-    status.servers = supervisor_->server_status();
-    status.crash_loops = supervisor_->crash_loops();
-    status.apps = supervisor_->app_status();
-    connection.send(status.encode());
-    // Its records and JSON (about 2 KiB a server) are freed, then given back; the encoded
-    // text, once large, is in a mapping of its own (fix_heap_thresholds), unmapped when sent.
-    size_t servers = status.servers.size();
-    status = {};
-    if (servers >= kTrimAfterStatusServers) release_free_heap();
-  } else if (message.name == protocol::ReloadRequest::kName) {
-    auto app = protocol::ReloadRequest::decode(message)->app;
-    reload("asked by serverswap reload" + (app ? " " + *app : std::string()) + " (pid " +
-               std::to_string(connection.peer_pid()) + ")",
-           connection.id(), app);
-  } else if (message.name == protocol::RollbackRequest::kName ||
-             message.name == protocol::RestartRequest::kName ||
-             message.name == protocol::RmRequest::kName) {
-    app_request(connection, message);
-  } else if (message.name == protocol::UpgradeRequest::kName) {
+  } else if (name == UpgradeRequest::kName) {
     upgrade_request(connection, message);
-  } else if (message.name == protocol::StopRequest::kName &&
-             protocol::StopRequest::decode(message)->app) {
-    std::string app = *protocol::StopRequest::decode(message)->app;
-    log_line("stopping app " + app + " (asked by serverswap stop, pid " +
-             std::to_string(connection.peer_pid()) + ")");
-    Status s = supervisor_->stop_app(app, [this, app, id = connection.id()](size_t n) {
-      log_line("app " + app + " stopped: " + std::to_string(n) + " server" + (n == 1 ? "" : "s") +
-               " exited");
-      if (Connection* c = control_->find(id))
-        c->send(protocol::Stopped{app, static_cast<int64_t>(n)}.encode());
-    });
-    if (!s.ok()) connection.send(protocol::error_reply(s.message(), message.whole));
-  } else if (message.name == protocol::StopRequest::kName) {
+  } else if (name == StatusRequest::kName) {
+    if (decoded_or_refused<StatusRequest>(connection, message)) status_request(connection);
+  } else if (name == StopRequest::kName) {
+    if (auto stop = decoded_or_refused<StopRequest>(connection, message))
+      stop_request(connection, stop->app, message);
+  } else if (name == ReloadRequest::kName) {
+    if (auto asked = decoded_or_refused<ReloadRequest>(connection, message))
+      reload("asked by serverswap reload" + (asked->app ? " " + *asked->app : std::string()) +
+                 " (pid " + std::to_string(connection.peer_pid()) + ")",
+             connection.id(), asked->app);
+  } else if (name == RollbackRequest::kName) {
+    if (auto asked = decoded_or_refused<RollbackRequest>(connection, message))
+      redeploy_app(connection, AppRedeploy::kRollback, asked->app, asked->follow_exit, message);
+  } else if (name == RestartRequest::kName) {
+    if (auto asked = decoded_or_refused<RestartRequest>(connection, message))
+      redeploy_app(connection, AppRedeploy::kRestart, asked->app, asked->follow_exit, message);
+  } else if (name == RmRequest::kName) {
+    if (auto asked = decoded_or_refused<RmRequest>(connection, message))
+      remove_app(connection, asked->app, message);
+  } else {
+    connection.send(error_reply("unknown control request '" + name + "'", message.whole));
+  }
+}
+
+void Daemon::status_request(Connection& connection) {
+  protocol::StatusReply status;
+  status.daemon.pid = getpid();
+  status.daemon.version = SERVERSWAP_VERSION;
+  status.daemon.socket = options_.socket_path;
+  status.daemon.stopping = stopping_;
+  for (const auto& [name, entry] : sockets_->entries())
+    status.daemon.resources.push_back({name, entry.address});
+  if (metrics_endpoint_) status.daemon.metrics = metrics_endpoint_->address();
+  status.daemon.state_file = state_file_status();
+  status.servers = supervisor_->server_status();
+  status.crash_loops = supervisor_->crash_loops();
+  status.apps = supervisor_->app_status();
+  connection.send(status.encode());
+  // Its records and JSON (about 2 KiB a server) are freed, then given back; the encoded
+  // text, once large, is in a mapping of its own (fix_heap_thresholds), unmapped when sent.
+  size_t servers = status.servers.size();
+  status = {};
+  if (servers >= kTrimAfterStatusServers) release_free_heap();
+}
+
+// `stop`: every server and the daemon; `stop APP`: that app's servers, the daemon goes on.
+void Daemon::stop_request(Connection& connection, const std::optional<std::string>& app,
+                          const protocol::Message& message) {
+  if (!app) {
     stop_requesters_.push_back(connection.id());
     stop("asked by serverswap stop (pid " + std::to_string(connection.peer_pid()) + ")");
-  } else {
-    connection.send(
-        protocol::error_reply("unknown control request '" + message.name + "'", message.whole));
+    return;
   }
+  log_line("stopping app " + *app + " (asked by serverswap stop, pid " +
+           std::to_string(connection.peer_pid()) + ")");
+  Status s = supervisor_->stop_app(*app, [this, app = *app, id = connection.id()](size_t n) {
+    log_line("app " + app + " stopped: " + std::to_string(n) + " server" + (n == 1 ? "" : "s") +
+             " exited");
+    if (Connection* c = control_->find(id))
+      c->send(protocol::Stopped{app, static_cast<int64_t>(n)}.encode());
+  });
+  if (!s.ok()) connection.send(protocol::error_reply(s.message(), message.whole));
 }
 
 void Daemon::deploy_request(Connection& connection, const protocol::Message& message) {
@@ -370,22 +376,17 @@ void Daemon::deploy_request(Connection& connection, const protocol::Message& mes
   go();
 }
 
-// rollback and restart deploy a version the app had (replies as a deploy's); rm stops the
-// app and forgets it.
-void Daemon::app_request(Connection& connection, const protocol::Message& message) {
-  const bool rollback = message.name == protocol::RollbackRequest::kName;
-  const bool restart = message.name == protocol::RestartRequest::kName;
-  std::string app = rollback  ? protocol::RollbackRequest::decode(message)->app
-                    : restart ? protocol::RestartRequest::decode(message)->app
-                              : protocol::RmRequest::decode(message)->app;
-  uint64_t id = connection.id();
-  std::string who = " (pid " + std::to_string(connection.peer_pid()) + ")";
-  if (!rollback && !restart) return remove_app(connection, app, message);
-  auto go = [this, rollback, app, id, who, whole = message.whole] {
-    log_line(std::string(rollback ? "rollback" : "restart") + " of app " + app +
-             " asked by serverswap" + who);
-    Status s = rollback ? supervisor_->roll_back(app, sink_for(id))
-                        : supervisor_->restart(app, sink_for(id));
+// rollback and restart APP deploy a version the app had; the replies are a deploy's (with
+// `follow_exit`, up to `serverExited`). The supervisor logs what it deploys, with who asked.
+void Daemon::redeploy_app(Connection& connection, AppRedeploy kind, const std::string& app,
+                          bool follow_exit, const protocol::Message& message) {
+  std::string who = "serverswap " +
+                    std::string(kind == AppRedeploy::kRollback ? "rollback" : "restart") +
+                    ", pid " + std::to_string(connection.peer_pid());
+  auto go = [this, kind, app, follow_exit, who, id = connection.id(), whole = message.whole] {
+    Status s = kind == AppRedeploy::kRollback
+                   ? supervisor_->roll_back(app, sink_for(id), follow_exit, who)
+                   : supervisor_->restart(app, sink_for(id), follow_exit, who);
     if (!s.ok())
       if (Connection* c = control_->find(id)) c->send(protocol::error_reply(s.message(), whole));
   };

@@ -93,8 +93,13 @@ class Daemon {
   void run_queued_reload();
   void start_reload(const std::string& why, const std::vector<uint64_t>& requesters,
                     const std::optional<std::set<std::string>>& apps);
+  void status_request(Connection& connection);
+  void stop_request(Connection& connection, const std::optional<std::string>& app,
+                    const protocol::Message& message);
   // rollback, restart and rm APP (docs/protocol.md section 7).
-  void app_request(Connection& connection, const protocol::Message& message);
+  enum class AppRedeploy { kRollback, kRestart };
+  void redeploy_app(Connection& connection, AppRedeploy kind, const std::string& app,
+                    bool follow_exit, const protocol::Message& message);
   void remove_app(Connection& connection, const std::string& app, const protocol::Message& message);
   void reloaded(const protocol::Reloaded& outcome, const std::vector<uint64_t>& requesters);
   Status adopt_activated_sockets();

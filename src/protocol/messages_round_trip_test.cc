@@ -156,6 +156,14 @@ TEST(MessageRoundTrip, UpgradeAndFlagRequests) {
   EXPECT_FALSE(ReloadRequest::decode({"reload", Json{{"app", "all"}}, {}}).ok());
   EXPECT_EQ(round_trip(RollbackRequest{"web"}), RollbackRequest{"web"});
   EXPECT_EQ(round_trip(RestartRequest{"web"}), RestartRequest{"web"});
+  // serverswap-deploy's: follow "exit", sent only then (what earlier clients sent is unchanged).
+  EXPECT_EQ(round_trip(RollbackRequest{"web", true}), (RollbackRequest{"web", true}));
+  EXPECT_EQ(round_trip(RestartRequest{"web", true}), (RestartRequest{"web", true}));
+  EXPECT_EQ(encode(RollbackRequest{"web"}.encode()), "{\"rollback\":{\"app\":\"web\"}}\n");
+  EXPECT_EQ(encode(RestartRequest{"web", true}.encode()),
+            "{\"restart\":{\"app\":\"web\",\"follow\":\"exit\"}}\n");
+  EXPECT_FALSE(
+      RestartRequest::decode({"restart", Json{{"app", "web"}, {"follow", "down"}}, {}}).ok());
   EXPECT_EQ(round_trip(RmRequest{"web"}), RmRequest{"web"});
   EXPECT_EQ(encode(RmRequest{"web"}.encode()), "{\"rm\":{\"app\":\"web\"}}\n");
   // An app request names its app: a missing, empty or bad one is refused.

@@ -199,20 +199,33 @@ struct ReloadRequest {
 //   rollback: the app's previous good version deployed again (replies as a deploy's);
 //   restart:  its current version deployed again, running or not (replies as a deploy's);
 //   rm:       its servers stopped and its versions and settings forgotten (`removed`).
+// `follow` ("up", the default, or "exit": serverswap-deploy) is a deploy's (DeployRequest):
+// with "exit", a rollback's or restart's connection stays open until `serverExited`. rm
+// ignores it. Encoded only when "exit", so that a request without it is what earlier
+// clients sent.
 template <const char* Name>
 struct AppRequest {
   std::string app;
+  bool follow_exit = false;
 
   static constexpr const char* kName = Name;
-  Json encode() const { return make(kName, {{"app", app}}); }
+  Json encode() const {
+    Json body = {{"app", app}};
+    if (follow_exit) body["follow"] = "exit";
+    return make(kName, std::move(body));
+  }
   static Result<AppRequest> decode(const Message& message) {
     FieldReader r(message.body, kName);
     AppRequest request;
     request.app = r.string("app", true);
+    std::string follow = r.string("follow", false, "up");
     if (r.ok())
       if (Status s = check_app_name(request.app); !s.ok())
         r.fail("app", "is not an app name: " + s.message());
+    if (r.ok() && follow != "up" && follow != "exit")
+      r.fail("follow", "must be \"up\" or \"exit\"");
     if (!r.ok()) return r.status();
+    request.follow_exit = follow == "exit";
     return request;
   }
   bool operator==(const AppRequest&) const = default;

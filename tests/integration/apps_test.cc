@@ -1,10 +1,15 @@
 // Apps (docs/architecture.md, "Apps"), with real servers: deploys of one app are versions of
 // each other whatever their arguments or resources, an app keeps its settings across
 // versions, and one app cannot take another's resource unless its deploy says --replace.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +24,20 @@ std::vector<std::string> apps_of(DaemonUnderTest& daemon) {
   nlohmann::json status = daemon.status();  // kept: a range over a temporary's member dangles
   for (const auto& s : status["servers"]) apps.push_back(s["app"].get<std::string>());
   return apps;
+}
+
+// Whether a TCP connect to 127.0.0.1:`port` is refused (nothing bound there listens), rather
+// than accepted (a server or the daemon's listen backlog takes it).
+bool connect_refused(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool refused = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 &&
+                 errno == ECONNREFUSED;
+  ::close(fd);
+  return refused;
 }
 
 // The issue's "same command moved to a new port": both releases stayed up ("nothing to
@@ -232,6 +251,8 @@ TEST(Rollback, RollbackRestartAndRmOfAnApp) {
                                                 {"restart"},
                                                 {"rm"},
                                                 {"rm", "web", "api"},
+                                                {"rollback", "-x"},
+                                                {"restart", "--all"},
                                                 {"rollback", "--force", "web"},
                                                 {"reload", "--jsn"},
                                                 {"reload", ""},
@@ -240,6 +261,55 @@ TEST(Rollback, RollbackRestartAndRmOfAnApp) {
                                                 {"--listen", ":0", "reload"},
                                                 {"--name", "web", "rollback", "web"}})
     EXPECT_EQ(serverswap(daemon, usage).code, 2) << usage[0] << " " << usage.size();
+  // What is wrong is said: the unknown option, not that APP is missing.
+  auto unknown = serverswap(daemon, {"rollback", "-x"});
+  EXPECT_TRUE(contains(unknown.output, "unexpected argument '-x'")) << unknown.output;
+  auto missing = serverswap(daemon, {"restart"});
+  EXPECT_TRUE(contains(missing.output, "APP is required")) << missing.output;
+}
+
+// serverswap-deploy rollback APP stays attached as serverswap-deploy COMMAND does (it used to
+// exit at `deployed`), and exits 0 once a later deploy replaced the rolled-back server.
+TEST(Rollback, ServerswapDeployRollbackStaysAttachedUntilItsServerIsReplaced) {
+  DaemonUnderTest daemon({"--takedown-timeout", "2s", "--settle", "100ms"});
+  daemon.deploy_options = {"--name", "web"};
+  uint16_t port = free_ephemeral_port();
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v1"}).code, 0);
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v2"}).code, 0);
+  Child attached(
+      {std::string(SERVERSWAP_BIN) + "-deploy", "--socket", daemon.socket(), "rollback", "web"});
+  ASSERT_TRUE(attached.wait_for_output("deployed: pid", 15s)) << attached.output();
+  EXPECT_TRUE(contains(http_get(port, "/"), "v1"));
+  EXPECT_FALSE(attached.wait(300ms).has_value()) << "it left at deployed: " << attached.output();
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v3"}).code, 0);
+  EXPECT_EQ(attached.wait(10s), 0) << attached.output();
+  EXPECT_TRUE(contains(attached.output(), "after a newer deploy replaced it")) << attached.output();
+}
+
+// rm of an app whose only trace is a crash loop between restarts closed nothing: its socket
+// stayed bound, clients waiting in a backlog no one would read, until --idle-socket-grace.
+// Its sockets close at once now, as `stop APP`'s do once its servers have exited.
+TEST(Rollback, RmOfACrashLoopingAppClosesItsSocketAtOnce) {
+  DaemonUnderTest daemon({"--idle-socket-grace", "120s", "--settle", "100ms"});
+  daemon.deploy_options = {"--name", "web"};
+  uint16_t port = free_ephemeral_port();
+  auto crashing =
+      daemon.deploy({FAULT_SERVER_BIN, "crash-after-up", "127.0.0.1:" + std::to_string(port)});
+  ASSERT_EQ(crashing.code, 0) << crashing.output;
+  // Between two restarts (the backoff doubles: the wait soon outlasts a poll): only the loop.
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto status = daemon.status();
+        return !status["crashLoops"].empty() && status["servers"].empty();
+      },
+      15s));
+  EXPECT_FALSE(connect_refused(port)) << "the crash loop keeps its socket for the restart";
+  auto removed = serverswap(daemon, {"rm", "web"});
+  ASSERT_EQ(removed.code, 0) << removed.output;
+  EXPECT_TRUE(eventually([&] { return connect_refused(port); }, 5s))
+      << "still bound after rm: " << daemon.status().dump();
+  EXPECT_TRUE(daemon.status()["crashLoops"].empty()) << daemon.status().dump();
 }
 
 }  // namespace

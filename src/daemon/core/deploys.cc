@@ -107,6 +107,11 @@ void Deploys::exited(const Server& server, const std::string& description, bool 
     } else if (pending) {
       // Replaced in turn before its own predecessors exited: `deployed` once they have.
       record.server_exited = exited;
+    } else if (record.follow_exit && !replaced && !record.stopped_by) {
+      // A crash: serverExited waits for exit_handled(), so that the follower hears first
+      // what the daemon does about it (a crash restart, an automatic rollback).
+      record.server_exited = exited;
+      record.exit_handled_later = true;
     } else {
       if (record.follow_exit) record.sink(exited);
       records_.erase(it);
@@ -116,6 +121,15 @@ void Deploys::exited(const Server& server, const std::string& description, bool 
   for (auto& [deploy_id, record] : records_)
     if (record.replacing.erase(server.id)) waiting.push_back(deploy_id);
   for (const auto& w : waiting) check(w);
+}
+
+void Deploys::exit_handled(const std::string& server_id) {
+  auto it = records_.find(server_id);
+  if (it == records_.end() || !it->second.exit_handled_later) return;
+  Sink sink = std::move(it->second.sink);
+  Json exited = std::move(it->second.server_exited);
+  records_.erase(it);
+  sink(exited);
 }
 
 uint64_t Deploys::concerned(const std::string& server_id, std::vector<Sink*>* sinks) {

@@ -56,6 +56,10 @@ class Deploys {
   // failure, deployFailed's "othersServing"); nullopt when not known.
   void exited(const Server& server, const std::string& description, bool replaced,
               std::optional<bool> others_serving = std::nullopt);
+  // Hook: the end of exited(), once crash restarts and rollbacks have decided what follows
+  // the exit of `server_id`. A deploy in deploy mode whose server crashed is sent its
+  // serverExited now: the events that said what follows went to it first.
+  void exit_handled(const std::string& server_id);
   // Sends `deployed` if the deploy of `server_id` is done: its server came up and every server
   // it replaced has exited. Idempotent.
   void check(const std::string& server_id);
@@ -86,6 +90,8 @@ class Deploys {
     // serverExited to send after `deployed`.
     protocol::Json server_exited;
     std::optional<std::string> stopped_by;  // stopped(): who stopped its server
+    // Its server crashed after its outcome: `server_exited` goes at exit_handled().
+    bool exit_handled_later = false;
   };
 
   std::map<std::string, Record> records_;  // by the id of the server it started

@@ -1119,6 +1119,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
   crash_restarts_.exited(*gone, before);
   rolls_.exited(*gone);
   roll_back_if_crash_looping(*gone, before);
+  deploys_.exit_handled(gone->id);
   close_idle_sockets();
   app_stop_exited(gone->id);
   if (servers_.empty() && stop_done_) {
@@ -1185,22 +1186,26 @@ void Supervisor::roll_back_if_crash_looping(const Server& gone, ServerState befo
   deploy(rollback->to, std::move(outcome), /*follow_exit=*/false);
 }
 
-Status Supervisor::roll_back(const std::string& app, Sink sink) {
+Status Supervisor::roll_back(const std::string& app, Sink sink, bool follow_exit,
+                             const std::string& who) {
   if (stopping()) return Status::error("the daemon is stopping");
   auto rollback = history_.previous(app);
   if (!rollback.ok()) return rollback.status();
   log_line("rolling back app " + app + " to generation " + std::to_string(rollback->to_generation) +
-           "'s version ('" + join(rollback->to.argv, " ") + "' in " + rollback->to.cwd + ")");
-  deploy(rollback->to, std::move(sink), /*follow_exit=*/false);
+           "'s version ('" + join(rollback->to.argv, " ") + "' in " + rollback->to.cwd +
+           "), asked by " + who);
+  deploy(rollback->to, std::move(sink), follow_exit);
   return {};
 }
 
-Status Supervisor::restart(const std::string& app, Sink sink) {
+Status Supervisor::restart(const std::string& app, Sink sink, bool follow_exit,
+                           const std::string& who) {
   if (stopping()) return Status::error("the daemon is stopping");
   auto current = history_.current(app);
   if (!current.ok()) return current.status();
-  log_line("restarting app " + app + ": '" + join(current->argv, " ") + "' in " + current->cwd);
-  deploy(*current, std::move(sink), /*follow_exit=*/false);
+  log_line("restarting app " + app + ": '" + join(current->argv, " ") + "' in " + current->cwd +
+           ", asked by " + who);
+  deploy(*current, std::move(sink), follow_exit);
   return {};
 }
 
@@ -1500,22 +1505,21 @@ Status Supervisor::stop_app(const std::string& app, std::function<void(size_t)> 
         "no app named '" + app + "' runs" +
         (known.empty() ? std::string(" (no app runs)") : " (apps: " + join(known, ", ") + ")"));
   }
-  crash_restarts_.end_app(app);
-  if (ids.empty()) {
-    done(0);
-    return {};
-  }
   // Its sockets close as soon as its servers have exited (not after --idle-socket-grace):
   // a client of a stopped app is refused, rather than left waiting in a backlog no one reads.
-  std::set<std::string> resources;
-  for (const auto& id : ids)
-    for (const auto& [name, spelled] : find(id)->held) resources.insert(name);
+  // Those of its crash loops too (a loop waiting for its next restart holds no server).
+  std::set<std::string> resources = app_resources(app, ids);
+  crash_restarts_.end_app(app);
   auto close_then_done = [this, resources, done = std::move(done)](size_t n) {
     for (const auto& name : resources)
       sockets_.close_when_idle(
           name, Millis(0), [this](const std::string& r) { return stopping() || socket_wanted(r); });
     done(n);
   };
+  if (ids.empty()) {
+    close_then_done(0);
+    return {};
+  }
   app_stops_.push_back(
       {std::set<std::string>(ids.begin(), ids.end()), ids.size(), std::move(close_then_done)});
   const std::string who = who_stops.empty() ? "serverswap stop " + app : who_stops;
@@ -1534,6 +1538,23 @@ Status Supervisor::stop_app(const std::string& app, std::function<void(size_t)> 
   for (const auto& id : ids)
     if (Server* s = find(id); s && s->starting()) fail(*s, "stopped by " + who);
   return {};
+}
+
+// The resources app `app`'s servers `ids` hold or inherit (--listen), and those its crash
+// loops hold open for their next restart: canonical names.
+std::set<std::string> Supervisor::app_resources(const std::string& app,
+                                                const std::vector<std::string>& ids) const {
+  std::set<std::string> resources;
+  for (const auto& id : ids) {
+    const Server& s = *servers_.at(id);
+    for (const auto& [name, spelled] : s.held) resources.insert(name);
+    for (const auto& l : s.request.listen)
+      if (auto parsed = protocol::parse_resource(l.resource); parsed.ok())
+        resources.insert(parsed->name());
+  }
+  for (const auto& loop : crash_restarts_.loops())
+    if (app_of(loop.request) == app) resources.insert(loop.resources.begin(), loop.resources.end());
+  return resources;
 }
 
 void Supervisor::app_stop_exited(const std::string& id) {

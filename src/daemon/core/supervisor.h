@@ -139,11 +139,13 @@ class Supervisor {
   Status stop_app(const std::string& app, std::function<void(size_t)> done,
                   const std::string& who = "");
   // `rollback APP`: the app's previous good version deployed again (progress and outcome to
-  // `sink`, as a deploy's). An error, and nothing done, when it has none or the daemon stops.
-  Status roll_back(const std::string& app, Sink sink);
+  // `sink`, as a deploy's; `follow_exit`: up to its server's exit, as serverswap-deploy's).
+  // `who` asked, for the log. An error, and nothing done, when it has none or the daemon
+  // stops.
+  Status roll_back(const std::string& app, Sink sink, bool follow_exit, const std::string& who);
   // `restart APP`: the app's current version deployed again, whether or not it runs (after
-  // `stop APP`, it starts it). An error when no version of it has been up.
-  Status restart(const std::string& app, Sink sink);
+  // `stop APP`, it starts it); as roll_back. An error when no version of it has been up.
+  Status restart(const std::string& app, Sink sink, bool follow_exit, const std::string& who);
   // `rm APP`: its versions are forgotten (the caller stops its servers first). Whether it had
   // any.
   bool forget_app(const std::string& app);
@@ -240,6 +242,8 @@ class Supervisor {
   // `gone` crashed (or a restart of it died before it was up): when that is its app's
   // current version's kCrashesToRollBack'th crash within the rollback window, the previous
   // version is deployed (AppHistory::crashed).
+  std::set<std::string> app_resources(const std::string& app,
+                                      const std::vector<std::string>& ids) const;
   void roll_back_if_crash_looping(const Server& gone, ServerState before);
   void begin_draining(Server& server);
   void fail(Server& server, const std::string& reason, Millis signal_after = Millis(0));

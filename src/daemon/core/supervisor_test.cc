@@ -1642,7 +1642,10 @@ TEST_F(SupervisorTest, AVersionThatCrashesTwiceAfterItsDeployIsRolledBackToThePr
   EXPECT_NE(apps[0].rolled_back->reason.find("crashed 2 times"), std::string::npos);
   // v2 is no good version any more: the history is v1 only, so nothing to roll back to.
   EXPECT_EQ(apps[0].versions.size(), 1u);
-  EXPECT_FALSE(supervisor_->roll_back("srv", [](const Json&) {}).ok());
+  EXPECT_FALSE(supervisor_
+                   ->roll_back(
+                       "srv", [](const Json&) {}, /*follow_exit=*/false, "a test")
+                   .ok());
 }
 
 // Crashes of a version long after its deploy, or of an app's first version, are restarted as
@@ -1678,7 +1681,11 @@ TEST_F(SupervisorTest, RollbackGoesToThePreviousVersionAndRestartStartsTheCurren
   UpServer v2 = deploy_up({"srv", "v2"}, ":8080");
   processes_.exit(v1.pid, 0, 0);
   std::vector<Json> said;
-  ASSERT_TRUE(supervisor_->roll_back("srv", [&](const Json& m) { said.push_back(m); }).ok());
+  ASSERT_TRUE(
+      supervisor_
+          ->roll_back(
+              "srv", [&](const Json& m) { said.push_back(m); }, /*follow_exit=*/false, "a test")
+          .ok());
   pid_t back = last_pid();
   EXPECT_EQ(processes_.find(back)->spec.argv, (std::vector<std::string>{"srv", "v1"}));
   bring_up(back, ":8080");
@@ -1686,13 +1693,25 @@ TEST_F(SupervisorTest, RollbackGoesToThePreviousVersionAndRestartStartsTheCurren
   processes_.exit(v2.pid, 0, 0);
   ASSERT_FALSE(said.empty());
   EXPECT_EQ(said.back().begin().key(), "deployed");
-  ASSERT_TRUE(supervisor_->roll_back("srv", [](const Json&) {}).ok());
+  ASSERT_TRUE(supervisor_
+                  ->roll_back(
+                      "srv", [](const Json&) {}, /*follow_exit=*/false, "a test")
+                  .ok());
   EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "v2"}));
 
-  EXPECT_FALSE(supervisor_->restart("nope", [](const Json&) {}).ok());
-  EXPECT_FALSE(supervisor_->roll_back("nope", [](const Json&) {}).ok());
+  EXPECT_FALSE(supervisor_
+                   ->restart(
+                       "nope", [](const Json&) {}, /*follow_exit=*/false, "a test")
+                   .ok());
+  EXPECT_FALSE(supervisor_
+                   ->roll_back(
+                       "nope", [](const Json&) {}, /*follow_exit=*/false, "a test")
+                   .ok());
   EXPECT_TRUE(supervisor_->forget_app("srv"));
-  EXPECT_FALSE(supervisor_->restart("srv", [](const Json&) {}).ok());
+  EXPECT_FALSE(supervisor_
+                   ->restart(
+                       "srv", [](const Json&) {}, /*follow_exit=*/false, "a test")
+                   .ok());
 }
 
 // ---- True outcomes (issue 13) ----------------------------------------------------------
@@ -1864,7 +1883,10 @@ TEST_F(SupervisorTest, AVersionThatCrashLoopedIsNoVersionToRollBackTo) {
   pid_t a_last = last_pid();
   UpServer b = deploy_up({"srv", "b"}, ":8080");
   processes_.exit(a_last, 0, 0);
-  EXPECT_FALSE(supervisor_->roll_back("srv", [](const Json&) {}).ok());
+  EXPECT_FALSE(supervisor_
+                   ->roll_back(
+                       "srv", [](const Json&) {}, /*follow_exit=*/false, "a test")
+                   .ok());
   processes_.exit(b.pid, 1, 0);
   ASSERT_TRUE(clock_.fire_next());
   pid_t b_again = last_pid();
@@ -1873,6 +1895,57 @@ TEST_F(SupervisorTest, AVersionThatCrashLoopedIsNoVersionToRollBackTo) {
   EXPECT_FALSE(supervisor_->app_status().at(0).rolled_back.has_value());
   ASSERT_TRUE(clock_.fire_next());
   EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "b"}));
+}
+
+// The kind of each message a deploy's sink was sent: "deployed", "serverExited", or an
+// event's kind ("restarting").
+std::vector<std::string> kinds_of(const std::vector<Json>& messages) {
+  std::vector<std::string> kinds;
+  for (const auto& m : messages)
+    kinds.push_back(m.contains("event") ? m["event"]["kind"].get<std::string>() : m.begin().key());
+  return kinds;
+}
+
+// serverswap-deploy whose server crashes hears what the daemon does about it (a crash
+// restart; an automatic rollback) before serverExited ends it: before, serverExited went
+// first and the connection closed, so it never learnt of the restart or the rollback.
+TEST_F(SupervisorTest, ADeployModeDeployHearsWhatFollowsItsServersCrashBeforeServerExited) {
+  UpServer v1 = deploy_up({"srv", "v1"}, ":8080");
+  std::vector<Json> said;
+  SpawnSpec spec;
+  spec.argv = {"srv", "v2"};
+  spec.cwd = "/srv";
+  supervisor_->deploy(
+      spec, [&](const Json& m) { said.push_back(m); }, /*follow_exit=*/true);
+  pid_t v2 = last_pid();
+  bring_up(v2, ":8080");
+  processes_.exit(v1.pid, 0, 0);
+  processes_.exit(v2, 1, 0);
+  auto kinds = kinds_of(said);
+  auto restarting = std::find(kinds.begin(), kinds.end(), "restarting");
+  ASSERT_NE(restarting, kinds.end());
+  ASSERT_EQ(kinds.back(), "serverExited");
+  EXPECT_LT(restarting - kinds.begin(), static_cast<long>(kinds.size()) - 1);
+
+  // `restart srv` in deploy mode: the same version again, whose crash is its second within
+  // the rollback window; the follower hears the rollback, then serverExited.
+  ASSERT_TRUE(clock_.fire_next());
+  bring_up(last_pid(), ":8080");  // the crash restart
+  said.clear();
+  ASSERT_TRUE(supervisor_
+                  ->restart(
+                      "srv", [&](const Json& m) { said.push_back(m); },
+                      /*follow_exit=*/true, "a test")
+                  .ok());
+  pid_t again = last_pid();
+  bring_up(again, ":8080");
+  processes_.exit(again - 1, 0, 0);  // the restart it replaced
+  processes_.exit(again, 1, 0);
+  kinds = kinds_of(said);
+  auto rolled_back = std::find(kinds.begin(), kinds.end(), "rolledBack");
+  ASSERT_NE(rolled_back, kinds.end()) << ::testing::PrintToString(kinds);
+  EXPECT_EQ(kinds.back(), "serverExited");
+  EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "v1"}));
 }
 
 }  // namespace
