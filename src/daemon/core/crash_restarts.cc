@@ -79,8 +79,7 @@ void CrashRestarts::crashed(const Server& gone) {
     loops_.erase(key);
     return;
   }
-  if (gone.restarts > 0 && gone.failure.starts_with("superseded by generation ") &&
-      !winner_starting(gone.failure)) {
+  if (gone.restarts > 0 && gone.superseded_by != 0 && !winner_starting(gone.superseded_by)) {
     log_line("restart of '" + join(gone.request.argv, " ") + "' dropped: " + gone.failure);
     loops_.erase(key);
     return;
@@ -265,9 +264,7 @@ const Server* CrashRestarts::deploy_in_progress(const SpawnSpec& request) const 
   return nullptr;
 }
 
-bool CrashRestarts::winner_starting(const std::string& failure) const {
-  const std::string prefix = "superseded by generation ";
-  uint64_t generation = std::strtoull(failure.c_str() + prefix.size(), nullptr, 10);
+bool CrashRestarts::winner_starting(uint64_t generation) const {
   for (const auto& [id, s] : host_.servers())
     if (s->generation == generation) return s->starting() && s->request.worker < 0;
   return false;

@@ -128,9 +128,9 @@ class CrashRestarts {
   // A server of the same command, started by a deploy (not by a crash restart), not up yet.
   const Server* deploy_in_progress(const SpawnSpec& request) const;
   const Server* find(const std::string& id) const;
-  // `failure` is "superseded by generation N": whether server N is a server that is no
-  // worker, still starting.
-  bool winner_starting(const std::string& failure) const;
+  // Whether the server of `generation` (the deploy that superseded a restart) is no worker
+  // and still starting.
+  bool winner_starting(uint64_t generation) const;
 
   Clock& clock_;
   Host& host_;

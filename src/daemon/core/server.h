@@ -106,6 +106,8 @@ struct Server {
   TokenBucket hellos{kHellosPerSecond, kHelloBurst};
   Signalled signalled = Signalled::kNone;
   std::string failure;  // why it failed, when it did
+  // It failed as superseded by a newer deploy: that deploy's generation (0: it was not).
+  uint64_t superseded_by = 0;
   // It asked for a resource that another app serves, and was refused (Supervisor::
   // other_apps_holder): that app. A crash restart refused so is not retried.
   std::string lost_to_app;

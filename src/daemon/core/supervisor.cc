@@ -188,7 +188,7 @@ bool Supervisor::same_slot(const Server& newer, const Server& older) {
 // arrived: it is stopped, and its deploy fails with the reason.
 void Supervisor::supersede(Server& older, const Server& newer_server) {
   std::string why = "superseded by generation " + std::to_string(newer_server.generation);
-  if (!keep_serving(older, why)) fail(older, why);
+  if (!keep_serving(older, why)) fail_superseded(older, newer_server, why);
   // A roll hears of it at once when the loser is one of its workers (its own deploy record
   // reports only at its exit) or an old copy the winner's roll now replaces.
   rolls_.superseded(older, newer_server, why);
@@ -919,7 +919,7 @@ void Supervisor::become_up(Server& server, const std::string& how) {
     if (other->starting()) {
       std::string why =
           "superseded by generation " + std::to_string(server.generation) + " before it came up";
-      if (!keep_serving(*other, why)) fail(*other, why);
+      if (!keep_serving(*other, why)) fail_superseded(*other, server, why);
     }
     if (other->serving()) {
       replace(*other, shared, "replaced by generation " + std::to_string(server.generation),
@@ -1021,6 +1021,12 @@ void Supervisor::begin_draining(Server& server) {
   kill_after_grace(server);
 }
 
+void Supervisor::fail_superseded(Server& server, const Server& newer, const std::string& reason) {
+  if (!server.starting()) return;
+  fail(server, reason);
+  server.superseded_by = newer.generation;
+}
+
 void Supervisor::fail(Server& server, const std::string& reason, Millis signal_after) {
   if (!server.starting()) return;
   // True when said: a failure inside the window says what serves itself (window_failure).
@@ -1096,6 +1102,7 @@ void Supervisor::exited(const std::string& id, int64_t status, int term_signal) 
     fail(server, description + " before it was up" + (hint.empty() ? "" : "; " + hint));
   } else if (server.disconnected_before_up) {
     // More telling than the disconnect (said as a window's failure when it was in one).
+    server.superseded_by = 0;
     server.failure = server.failed_in_window ? window_failure(server, description)
                                              : description + " before it was up";
   }

@@ -246,6 +246,8 @@ class Supervisor {
                                       const std::vector<std::string>& ids) const;
   void roll_back_if_crash_looping(const Server& gone, ServerState before);
   void begin_draining(Server& server);
+  // fail() as superseded by `newer` (Server::superseded_by), with `reason`.
+  void fail_superseded(Server& server, const Server& newer, const std::string& reason);
   void fail(Server& server, const std::string& reason, Millis signal_after = Millis(0));
   void exited(const std::string& id, int64_t status, int term_signal);
   void kill_after_grace(Server& server);
