@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "unmodified.h"
 #include "verify/load.h"
@@ -67,13 +68,11 @@ void write_app(const std::string& dir, const std::string& text) {
   std::ofstream(dir + "/app.py") << text;
 }
 
-// gunicorn sends READY=1 when its arbiter starts, before its worker imports the app: a
-// release whose app.py fails at import says "ready" and exits (status 3) a moment later.
-// With READY=1's default window (5 s) that deploy exits 1, and the old release served every
-// request.
-TEST(Confirm, GunicornWithABrokenImportFailsInsideTheDefaultWindowAndTheOldOneServes) {
-  if (access("/usr/bin/gunicorn", X_OK) != 0) GTEST_SKIP() << "gunicorn is not installed";
-  DaemonUnderTest daemon;
+// Two gunicorn releases in the daemon's directory: r1 answers "hello from r1", r2's app.py
+// fails at import (as a release with a broken dependency). Returns the command of a release
+// by its name.
+std::function<std::vector<std::string>(const std::string&)> gunicorn_releases(
+    DaemonUnderTest& daemon) {
   write_app(daemon.dir() + "/r1",
             "def app(environ, start_response):\n"
             "    body = b'hello from r1\\n'\n"
@@ -81,16 +80,21 @@ TEST(Confirm, GunicornWithABrokenImportFailsInsideTheDefaultWindowAndTheOldOneSe
             "                              ('Content-Length', str(len(body)))])\n"
             "    return [body]\n");
   write_app(daemon.dir() + "/r2", "raise ImportError('r2 is broken')\n");
-  auto release = [&](const std::string& name) {
-    return std::vector<std::string>{"/usr/bin/gunicorn",
-                                    "--chdir",
-                                    daemon.dir() + "/" + name,
-                                    "--workers",
-                                    "1",
-                                    "--graceful-timeout",
-                                    "5",
-                                    "app:app"};
+  return [dir = daemon.dir()](const std::string& name) {
+    return std::vector<std::string>{
+        "/usr/bin/gunicorn",  "--chdir", dir + "/" + name, "--workers", "1",
+        "--graceful-timeout", "5",       "app:app"};
   };
+}
+
+// gunicorn sends READY=1 when its arbiter starts, before its worker imports the app: a
+// release whose app.py fails at import says "ready" and exits (status 3) a moment later.
+// With READY=1's default window (5 s) that deploy exits 1, and the old release served every
+// request.
+TEST(Confirm, GunicornWithABrokenImportFailsInsideTheDefaultWindowAndTheOldOneServes) {
+  if (access("/usr/bin/gunicorn", X_OK) != 0) GTEST_SKIP() << "gunicorn is not installed";
+  DaemonUnderTest daemon;
+  auto release = gunicorn_releases(daemon);
   auto first = deploy_with(daemon, {"--listen", "127.0.0.1:0"}, release("r1"));
   ASSERT_EQ(first.code, 0) << first.output;
   std::vector<pid_t> old = daemon.server_pids();
@@ -124,23 +128,7 @@ TEST(Confirm, GunicornWithABrokenImportAfterItsWindowIsRolledBackAutomatically) 
   if (access("/usr/bin/gunicorn", X_OK) != 0) GTEST_SKIP() << "gunicorn is not installed";
   DaemonUnderTest daemon({"--rollback-window", "60s"});
   daemon.deploy_options = {"--name", "web", "--listen", "127.0.0.1:0"};
-  write_app(daemon.dir() + "/r1",
-            "def app(environ, start_response):\n"
-            "    body = b'hello from r1\\n'\n"
-            "    start_response('200 OK', [('Content-Type', 'text/plain'),\n"
-            "                              ('Content-Length', str(len(body)))])\n"
-            "    return [body]\n");
-  write_app(daemon.dir() + "/r2", "raise ImportError('r2 is broken')\n");
-  auto release = [&](const std::string& name) {
-    return std::vector<std::string>{"/usr/bin/gunicorn",
-                                    "--chdir",
-                                    daemon.dir() + "/" + name,
-                                    "--workers",
-                                    "1",
-                                    "--graceful-timeout",
-                                    "5",
-                                    "app:app"};
-  };
+  auto release = gunicorn_releases(daemon);
   auto first = daemon.deploy(release("r1"));
   ASSERT_EQ(first.code, 0) << first.output;
   uint16_t port = port_of(daemon.address_of("127.0.0.1:0"));
