@@ -402,6 +402,7 @@ void Daemon::remove_app(Connection& connection, const std::string& app,
   auto forget = [this, app, id](size_t servers) {
     supervisor_->forget_app(app);
     remembered_.forget(app);
+    state_changed();  // a daemon restarted now must not know its versions again
     log_line("app " + app + " removed: " + std::to_string(servers) + " server" +
              (servers == 1 ? "" : "s") + " exited; its versions and settings are forgotten");
     if (Connection* c = control_->find(id))

@@ -265,6 +265,55 @@ TEST(Resume, TheClientLibraryResumesAfterKillNineAndAfterAnUpgradeUnderLoad) {
   stop_daemon(daemon, *again);
 }
 
+// An app's versions survive a SIGKILL of the daemon and an upgrade (the state file keeps
+// them): `rollback web` after each deploys the version before, and no request fails.
+TEST(Resume, AnAppsVersionsSurviveKillNineAndAnUpgradeSoRollbackStillWorksUnderLoad) {
+  DaemonUnderTest daemon(kDaemonOptions);
+  daemon.deploy_options = {"--name", "web"};
+  uint16_t port = free_ephemeral_port();
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  auto serves = [&](const std::string& body) {
+    return eventually([&] { return http_get(port, "/").find(body) != std::string::npos; }, 10s);
+  };
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v1"}).code, 0);
+  ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v2"}).code, 0);
+  ASSERT_TRUE(serves("v2"));
+  std::string state_path = daemon.socket() + ".state.json";
+  ASSERT_TRUE(
+      eventually([&] { return read_file(state_path).find("\"v1\"") != std::string::npos; }, 5s))
+      << read_file(state_path);
+  std::atomic<uint64_t> ok_so_far{0};
+  verify::LoadOptions options = load_on(address);
+  options.on_progress = [&](uint64_t ok, uint64_t) { ok_so_far = ok; };
+  verify::LoadRun load(options);
+  ASSERT_TRUE(load.wait_for_ok(100, 10s)) << "the load never got going";
+
+  daemon.process().signal(SIGKILL);
+  ASSERT_TRUE(daemon.process().wait(10s).has_value());
+  auto again = restart_daemon(daemon);
+  ASSERT_TRUE(again->wait_for_output("resumed, up", 10s)) << again->output();
+  auto back = serverswap(daemon, {"rollback", "web"});
+  ASSERT_EQ(back.code, 0) << back.output << again->output();
+  EXPECT_TRUE(serves("v1")) << again->output();
+
+  // And across an upgrade: the rollback's version is current, v2 the one before it.
+  Child upgrade({SERVERSWAP_BIN, "--socket", daemon.socket(), "upgrade"});
+  ASSERT_EQ(upgrade.wait(30s), 0) << upgrade.output() << again->output();
+  ASSERT_TRUE(resumed_after_upgrade(*again)) << again->output();
+  auto forth = serverswap(daemon, {"rollback", "web"});
+  ASSERT_EQ(forth.code, 0) << forth.output << again->output();
+  EXPECT_TRUE(serves("v2")) << again->output();
+  auto status = daemon.status();
+  ASSERT_EQ(status["apps"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["apps"][0]["versions"].size(), 2u) << status.dump();
+
+  ASSERT_TRUE(load.wait_for_ok(ok_so_far + 100, 10s));
+  load.stop();
+  verify::LoadReport report = load.join();
+  EXPECT_EQ(report.counts.failed(), 0u) << verify::to_text(report);
+  stop_daemon(daemon, *again);
+}
+
 // A --listen program has no client library: the new daemon copies its listening socket
 // back from its fd 3 with pidfd_getfd (the tests run as root), and the next deploy of the
 // same command swaps on that very socket.

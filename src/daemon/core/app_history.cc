@@ -25,6 +25,11 @@ std::string said(const SpawnSpec& request, uint64_t generation) {
          (request.cwd.empty() ? "/" : request.cwd) + ")";
 }
 
+int64_t unix_ms() {
+  return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string packed_env(const std::vector<std::string>& env) {
   std::string packed;
   for (const auto& e : env) packed.append(e).push_back('\0');
@@ -47,6 +52,16 @@ bool AppHistory::Version::is(const SpawnSpec& other) const {
   return bare.argv == other.argv && bare.cwd == other.cwd && env == packed_env(other.env);
 }
 
+AppHistory::Version AppHistory::keep(const SpawnSpec& request, uint64_t generation) {
+  Version version;
+  version.bare = version_of(request);
+  version.env = packed_env(version.bare.env);
+  version.bare.env.clear();
+  version.bare.env.shrink_to_fit();
+  version.generation = generation;
+  return version;
+}
+
 void AppHistory::up(const Server& server) {
   if (server.restarts > 0) return;  // a crash restart: the version it restarts is known
   App& app = apps_[app_of(server.request)];
@@ -56,12 +71,7 @@ void AppHistory::up(const Server& server) {
   auto old = std::find_if(app.versions.begin(), app.versions.end(),
                           [&](const Version& v) { return v.is(server.request); });
   if (old != app.versions.end()) app.versions.erase(old);
-  Version version;
-  version.bare = version_of(server.request);
-  version.env = packed_env(version.bare.env);
-  version.bare.env.clear();
-  version.bare.env.shrink_to_fit();
-  version.generation = server.generation;
+  Version version = keep(server.request, server.generation);
   version.since = clock_.now();
   app.versions.push_back(std::move(version));
   while (app.versions.size() > kVersionsKept) app.versions.pop_front();
@@ -101,6 +111,7 @@ std::optional<AppHistory::Rollback> AppHistory::crashed(const Server& gone, std:
   app.versions.pop_back();  // a version that crash-loops is no good version to go back to
   app.last_rollback = rollback;
   app.rolled_back_at = now;
+  app.rolled_back_unix_ms = unix_ms();
   app.rollback_failure.reset();
   return rollback;
 }
@@ -152,6 +163,44 @@ std::vector<protocol::AppStatus> AppHistory::status() const {
     list.push_back(std::move(status));
   }
   return list;
+}
+
+std::vector<AppRecord> AppHistory::record() const {
+  std::vector<AppRecord> list;
+  for (const auto& [name, app] : apps_) {
+    AppRecord record{name, {}, std::nullopt};
+    for (const auto& v : app.versions)
+      record.versions.push_back({v.request(), v.generation, v.crash_looped});
+    if (const auto& r = app.last_rollback)
+      record.last_rollback = RollbackRecord{r->from_generation, r->to_generation, r->reason,
+                                            app.rolled_back_unix_ms, app.rollback_failure};
+    list.push_back(std::move(record));
+  }
+  return list;
+}
+
+void AppHistory::restore(const std::vector<AppRecord>& apps) {
+  auto now = clock_.now();
+  for (const auto& record : apps) {
+    if (record.versions.empty()) continue;
+    App& app = apps_[record.app];
+    app.versions.clear();
+    for (const auto& v : record.versions) {
+      Version version = keep(v.request, v.generation);
+      version.crash_looped = v.crash_looped;
+      // Its window is over (see restore() in the header): crashed() counts none of its crashes.
+      version.since = now - rollback_window_ - Millis(1);
+      app.versions.push_back(std::move(version));
+    }
+    while (app.versions.size() > kVersionsKept) app.versions.pop_front();
+    if (const auto& r = record.last_rollback) {
+      app.last_rollback = Rollback{SpawnSpec{}, r->to_generation, r->from_generation, r->reason};
+      app.rollback_failure = r->failure;
+      app.rolled_back_unix_ms = r->at_unix_ms;
+      // Only for status's "since": the wall clock is what both daemons share.
+      app.rolled_back_at = now - std::max(Millis(0), Millis(unix_ms() - r->at_unix_ms));
+    }
+  }
 }
 
 }  // namespace serverswap::daemon

@@ -23,6 +23,7 @@
 #include "daemon/core/clock.h"
 #include "daemon/core/server.h"
 #include "daemon/core/spawn_spec.h"
+#include "daemon/restart/state_file.h"
 #include "protocol/control_replies.h"
 
 namespace serverswap::daemon {
@@ -74,6 +75,15 @@ class AppHistory {
   // For `status`: each app's versions and its last rollback, if any.
   std::vector<protocol::AppStatus> status() const;
 
+  // For the state file: each app's versions (oldest first) and its last automatic rollback.
+  std::vector<AppRecord> record() const;
+  // A daemon that resumes from the state file (restarted after SIGKILL, or `serverswap
+  // upgrade`) knows the apps' versions again; called before any server is taken back. Each
+  // app's versions replace what it had. A restored version's rollback window is over: the
+  // crashes counted and the time its window began stayed with the previous daemon, so this
+  // one never rolls it back on its own (docs/architecture.md, "Apps: versions and rollback").
+  void restore(const std::vector<AppRecord>& apps);
+
  private:
   struct Version {
     // The request without its environment, which is kept packed in `env` ("K=V\0K=V\0"):
@@ -97,7 +107,11 @@ class AppHistory {
     std::optional<Rollback> last_rollback;
     std::chrono::steady_clock::time_point rolled_back_at;
     std::optional<std::string> rollback_failure;  // why its deploy failed, if it did
+    int64_t rolled_back_unix_ms = 0;              // the same moment, for the state file
   };
+
+  // `request` as a version is kept, put in place by `generation` (`since` is the caller's).
+  static Version keep(const SpawnSpec& request, uint64_t generation);
 
   Clock& clock_;
   Millis rollback_window_;

@@ -44,6 +44,11 @@ uid_t owner_of(pid_t pid) {
 }  // namespace
 
 void Supervisor::adopt(const DaemonState& state) {
+  // The apps' versions first: a server taken back in its --confirm window that comes up later
+  // finds the versions before its own (AppHistory::up).
+  for (const std::string& why : state.dropped_versions)
+    log_line("state.json: an app version is not trusted, dropped (never deployed): " + why);
+  history_.restore(state.apps);
   for (const ServerRecord& record : state.servers) {
     auto now = processes_.start_time(record.pid);
     if (!now.ok() || *now != record.start_time) {
@@ -499,6 +504,7 @@ DaemonState Supervisor::record() const {
                                                        : s->notify->address();
     state.servers.push_back(std::move(r));
   }
+  state.apps = history_.record();
   return state;
 }
 

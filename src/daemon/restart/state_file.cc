@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <set>
 
+#include "daemon/core/app_history.h"
 #include "daemon/spawn/spawn_environment.h"
 #include "protocol/bytes.h"
 #include "protocol/requests.h"
@@ -134,6 +136,120 @@ Result<SocketFileRecord> socket_file_from_json(const Json& json, const std::stri
   return file;
 }
 
+Json apps_to_json(const std::vector<AppRecord>& apps) {
+  Json list = Json::array();
+  for (const auto& app : apps) {
+    Json versions = Json::array();
+    for (const auto& v : app.versions) {
+      versions.push_back({{"request", request_to_json(v.request)}, {"generation", v.generation}});
+      if (v.crash_looped) versions.back()["crashLooped"] = true;
+    }
+    Json entry = {{"app", app.app}, {"versions", std::move(versions)}};
+    if (const auto& r = app.last_rollback) {
+      entry["lastRollback"] = {{"fromGeneration", r->from_generation},
+                               {"toGeneration", r->to_generation},
+                               {"reason", r->reason},
+                               {"atUnixMs", r->at_unix_ms}};
+      if (r->failure) entry["lastRollback"]["failure"] = *r->failure;
+    }
+    list.push_back(std::move(entry));
+  }
+  return {{"format", kAppVersionsFormat}, {"apps", std::move(list)}};
+}
+
+// A version is trusted as a server's request is (request_from_json: the deploy request's own
+// checks), and must be what AppHistory keeps: of this app, not one worker, no --replace.
+Result<VersionRecord> version_from_json(const Json& json, const std::string& app,
+                                        const std::string& where) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  protocol::FieldReader r(json, where);
+  VersionRecord version;
+  version.generation = static_cast<uint64_t>(r.integer("generation", true, 0, kMax));
+  version.crash_looped = r.boolean("crashLooped", false);
+  const Json* request = r.object("request", true);
+  if (!r.ok()) return r.status();
+  auto spec = request_from_json(*request);
+  if (!spec.ok()) return spec.status().wrap(where + ".request");
+  if (app_of(*spec) != app)
+    return Status::error(where + ": a version of app '" + app_of(*spec) + "', not of '" + app +
+                         "'");
+  if (spec->worker != -1 || !spec->replace.empty())
+    return Status::error(where + ": names a worker or apps to replace, as no kept version does");
+  version.request = std::move(*spec);
+  return version;
+}
+
+Result<RollbackRecord> rollback_from_json(const Json& json, const std::string& where) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  protocol::FieldReader r(json, where);
+  RollbackRecord rollback;
+  rollback.from_generation = static_cast<uint64_t>(r.integer("fromGeneration", true, 0, kMax));
+  rollback.to_generation = static_cast<uint64_t>(r.integer("toGeneration", true, 0, kMax));
+  rollback.reason = r.string("reason", true);
+  rollback.at_unix_ms = r.integer("atUnixMs", true, 0, kMax);
+  rollback.failure = r.optional_string("failure");
+  if (!r.ok()) return r.status();
+  return rollback;
+}
+
+// One app's entry. What is not trusted is dropped and said in `dropped`: a bad version alone
+// (the others stay), or the whole entry when it is not one; never the servers.
+std::optional<AppRecord> app_from_json(const Json& json, const std::string& where,
+                                       std::vector<std::string>& dropped) {
+  protocol::FieldReader r(json, where);
+  AppRecord app;
+  app.app = r.string("app", true);
+  const Json* versions = r.array("versions", true);
+  const Json* rollback = r.object("lastRollback", false);
+  if (r.ok() && app.app.empty()) r.fail("app", "must not be empty");
+  if (r.ok() && versions->size() > kVersionsKept)
+    r.fail("versions", "has " + std::to_string(versions->size()) + " versions, more than the " +
+                           std::to_string(kVersionsKept) + " the daemon keeps");
+  if (!r.ok()) {
+    dropped.push_back(r.status().message());
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < versions->size(); ++i) {
+    auto version =
+        version_from_json((*versions)[i], app.app, where + ".versions[" + std::to_string(i) + "]");
+    if (version.ok())
+      app.versions.push_back(std::move(*version));
+    else
+      dropped.push_back(version.status().message());
+  }
+  if (rollback) {
+    auto last = rollback_from_json(*rollback, where + ".lastRollback");
+    if (last.ok())
+      app.last_rollback = std::move(*last);
+    else
+      dropped.push_back(last.status().message());
+  }
+  if (app.versions.empty()) return std::nullopt;  // nothing of it is known: as if removed
+  return app;
+}
+
+// "appVersions": ignored as a whole (said in `dropped`) when it is of another format.
+void apps_from_json(const Json& json, DaemonState& state) {
+  protocol::FieldReader r(json, "state.appVersions");
+  r.integer("format", true, kAppVersionsFormat, kAppVersionsFormat);
+  const Json* apps = r.array("apps", true);
+  if (!r.ok()) {
+    state.dropped_versions.push_back(r.status().message() + "; no app version is taken back");
+    return;
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < apps->size(); ++i) {
+    std::string where = "state.appVersions.apps[" + std::to_string(i) + "]";
+    auto app = app_from_json((*apps)[i], where, state.dropped_versions);
+    if (!app) continue;
+    if (!seen.insert(app->app).second) {
+      state.dropped_versions.push_back(where + ": app " + app->app + " is listed twice");
+      continue;
+    }
+    state.apps.push_back(std::move(*app));
+  }
+}
+
 }  // namespace
 
 Json state_to_json(const DaemonState& state) {
@@ -164,6 +280,7 @@ Json state_to_json(const DaemonState& state) {
       servers.back()["output"] = {{"dev", s.output.dev}, {"ino", s.output.ino}};
   }
   Json json = {{"version", 1}, {"servers", servers}};
+  if (!state.apps.empty()) json["appVersions"] = apps_to_json(state.apps);
   if (!state.user_directory.empty())
     json["userDirectory"] = protocol::encode_bytes(state.user_directory);
   if (!state.socket_files.empty()) {
@@ -218,6 +335,7 @@ Result<DaemonState> state_from_json(const Json& json) {
     if (!file.ok()) return file.status();
     state.socket_files.push_back(std::move(*file));
   }
+  if (auto apps = json.find("appVersions"); apps != json.end()) apps_from_json(*apps, state);
   return state;
 }
 

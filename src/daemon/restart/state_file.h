@@ -82,8 +82,40 @@ struct SocketFileRecord {
   bool operator==(const SocketFileRecord&) const = default;
 };
 
+// One of an app's good versions (AppHistory), so that `rollback APP` and `restart APP` still
+// work after the daemon restarts or upgrades (docs/protocol.md, "appVersions").
+struct VersionRecord {
+  SpawnSpec request;  // as a server's request is kept: worker -1, no --replace
+  uint64_t generation = 0;
+  bool crash_looped = false;
+};
+
+// The last automatic rollback of an app, for `status`.
+struct RollbackRecord {
+  uint64_t from_generation = 0;
+  uint64_t to_generation = 0;
+  std::string reason;
+  int64_t at_unix_ms = 0;  // wall clock: the steady clock means nothing to the next daemon
+  std::optional<std::string> failure;
+  bool operator==(const RollbackRecord&) const = default;
+};
+
+struct AppRecord {
+  std::string app;
+  std::vector<VersionRecord> versions;  // oldest first, at most kVersionsKept
+  std::optional<RollbackRecord> last_rollback;
+};
+
+// The format of "appVersions" this daemon writes; another one is ignored as a whole (logged),
+// never a reason to take no server back.
+inline constexpr int kAppVersionsFormat = 1;
+
 struct DaemonState {
   std::vector<ServerRecord> servers;
+  std::vector<AppRecord> apps;
+  // Versions in the file that were not trusted, each with why: logged by the daemon that
+  // reads them, and never deployed.
+  std::vector<std::string> dropped_versions;
   std::vector<SocketRecord> sockets;  // only when written for an upgrade
   std::vector<SocketFileRecord> socket_files;
   int control_fd = -1;  // the control listener, only for an upgrade

@@ -326,5 +326,133 @@ TEST(StateFile, RoundTripsServedAndTakenResources) {
   EXPECT_FALSE(older["servers"][0]["held"][0].contains("served"));
 }
 
+// A version as AppHistory keeps it: of app `app`, no worker, no --replace.
+VersionRecord version(const std::string& app, const std::string& release, uint64_t generation) {
+  VersionRecord v;
+  v.request.name = app;
+  v.request.argv = {"/srv/" + release + "/server", "--port", "8080"};
+  v.request.cwd = "/srv/" + release;
+  v.request.env = {"RELEASE=" + release, "RAW=\xff\xfe"};  // not UTF-8: kept exactly
+  v.request.listen = {{"web", ":8080"}};
+  v.generation = generation;
+  return v;
+}
+
+DaemonState with_versions() {
+  DaemonState state = sample();
+  AppRecord web{"web", {version("web", "v1", 1), version("web", "v2", 4)}, std::nullopt};
+  web.versions[1].crash_looped = true;
+  web.last_rollback = RollbackRecord{4, 1, "generation 4 crashed 2 times within 1m", 1700, "gone"};
+  state.apps = {web, AppRecord{"api", {version("api", "a1", 2)}, std::nullopt}};
+  return state;
+}
+
+TEST(StateFile, RoundTripsAppVersions) {
+  DaemonState state = with_versions();
+  auto back = state_from_json(state_to_json(state));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->dropped_versions.empty());
+  ASSERT_EQ(back->apps.size(), 2u);
+  for (size_t a = 0; a < 2; ++a) {
+    const AppRecord& got = back->apps[a];
+    const AppRecord& want = state.apps[a];
+    EXPECT_EQ(got.app, want.app);
+    ASSERT_EQ(got.versions.size(), want.versions.size());
+    for (size_t i = 0; i < want.versions.size(); ++i) {
+      EXPECT_EQ(got.versions[i].request.argv, want.versions[i].request.argv);
+      EXPECT_EQ(got.versions[i].request.cwd, want.versions[i].request.cwd);
+      EXPECT_EQ(got.versions[i].request.env, want.versions[i].request.env);
+      EXPECT_EQ(got.versions[i].request.listen, want.versions[i].request.listen);
+      EXPECT_EQ(got.versions[i].request.worker, -1);
+      EXPECT_EQ(got.versions[i].generation, want.versions[i].generation);
+      EXPECT_EQ(got.versions[i].crash_looped, want.versions[i].crash_looped);
+    }
+    EXPECT_EQ(got.last_rollback, want.last_rollback);
+  }
+  // A version's request is encoded as a server's: the same deploy encoding, byte for byte.
+  DaemonState as_server = sample();
+  as_server.servers.at(0).request = state.apps[0].versions[0].request;
+  protocol::Json json = state_to_json(state);
+  EXPECT_EQ(json["appVersions"]["format"], kAppVersionsFormat);
+  EXPECT_EQ(json["appVersions"]["apps"][0]["versions"][0]["request"],
+            state_to_json(as_server)["servers"][0]["request"]);
+}
+
+// A file an older daemon wrote has no versions: its servers load, and no app is known.
+TEST(StateFile, AFileWithoutAppVersionsLoads) {
+  protocol::Json json = state_to_json(sample());
+  EXPECT_FALSE(json.contains("appVersions"));
+  auto back = state_from_json(json);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->servers.size(), 1u);
+  EXPECT_TRUE(back->apps.empty());
+  EXPECT_TRUE(back->dropped_versions.empty());
+}
+
+// A version is trusted only as a server's request is: one that fails those checks, or that is
+// not what the daemon keeps, is dropped and said; the servers and the other versions load.
+TEST(StateFile, AHostileAppVersionIsDroppedAndSaid) {
+  protocol::Json good = state_to_json(with_versions());
+  auto web_version = [&](auto change) {
+    protocol::Json json = good;
+    change(json["appVersions"]["apps"][0]["versions"][0]);
+    return json;
+  };
+  struct Case {
+    const char* what;
+    protocol::Json json;
+    size_t web_versions;  // left of web's 2 (0: web is not known at all)
+  };
+  std::vector<Case> cases = {
+      {"argv not strings", web_version([](auto& v) {
+         v["request"]["argv"] = {1, 2};
+       }),
+       1},
+      {"no argv", web_version([](auto& v) { v["request"].erase("argv"); }), 1},
+      {"env not strings", web_version([](auto& v) {
+         v["request"]["env"] = {{{"x", 1}}};
+       }),
+       1},
+      {"a bad --listen", web_version([](auto& v) { v["request"]["listen"] = {"::nope::"}; }), 1},
+      {"a resource that is not one", web_version([](auto& v) {
+         v["request"]["listen"] = {{{"resource", "no such"}}};
+       }),
+       1},
+      {"not an app name", web_version([](auto& v) { v["request"]["name"] = "../x"; }), 1},
+      {"another app's", web_version([](auto& v) { v["request"]["name"] = "api"; }), 1},
+      {"a worker", web_version([](auto& v) { v["request"]["worker"] = 0; }), 1},
+      {"--replace", web_version([](auto& v) { v["request"]["replace"] = {"api"}; }), 1},
+      {"negative generation", web_version([](auto& v) { v["generation"] = -1; }), 1},
+      {"not an object", web_version([](auto& v) { v = "rm -rf /"; }), 1},
+  };
+  protocol::Json many = good;
+  for (int i = 0; i < 3; ++i)
+    many["appVersions"]["apps"][0]["versions"].push_back(
+        good["appVersions"]["apps"][0]["versions"][0]);
+  cases.push_back({"more versions than kept", many, 0});
+  protocol::Json twice = good;
+  twice["appVersions"]["apps"][1] = good["appVersions"]["apps"][0];
+  cases.push_back({"an app listed twice", twice, 2});
+  protocol::Json format = good;
+  format["appVersions"]["format"] = kAppVersionsFormat + 1;
+  cases.push_back({"another format", format, 0});
+  protocol::Json not_object = good;
+  not_object["appVersions"] = protocol::Json::array();
+  cases.push_back({"appVersions not an object", not_object, 0});
+  for (const auto& c : cases) {
+    Result<DaemonState> state = Status::error("not run");
+    EXPECT_NO_THROW(state = state_from_json(c.json)) << c.what;
+    ASSERT_TRUE(state.ok()) << c.what << ": " << state.status().message();
+    EXPECT_EQ(state->servers.size(), 1u) << c.what;
+    EXPECT_FALSE(state->dropped_versions.empty()) << c.what;
+    size_t web = 0;
+    for (const auto& app : state->apps)
+      if (app.app == "web") web = app.versions.size();
+    EXPECT_EQ(web, c.web_versions) << c.what;
+    for (const auto& app : state->apps)
+      for (const auto& v : app.versions) EXPECT_EQ(app_of(v.request), app.app) << c.what;
+  }
+}
+
 }  // namespace
 }  // namespace serverswap::daemon
