@@ -1695,6 +1695,58 @@ TEST_F(SupervisorTest, RollbackGoesToThePreviousVersionAndRestartStartsTheCurren
   EXPECT_FALSE(supervisor_->restart("srv", [](const Json&) {}).ok());
 }
 
+// The pid of the live server of `argv` at worker index `index`, 0 when there is none.
+pid_t worker_of(const FakeProcesses& processes, const std::vector<std::string>& argv, int index) {
+  pid_t found = 0;
+  std::string worker = "SERVERSWAP_WORKER=" + std::to_string(index);
+  for (const auto& [pid, record] : processes.all())
+    if (!record->exited && record->spec.argv == argv &&
+        std::find(record->spec.env.begin(), record->spec.env.end(), worker) != record->spec.env.end())
+      found = pid;
+  return found;
+}
+
+// A worker app's version that crashes twice within --rollback-window of its roll is rolled back
+// as a roll of the app's worker count: each index keeps its server until the previous version's
+// worker there is up, and the crashing version's crash loop ends.
+TEST_F(SupervisorTest, AWorkerVersionThatCrashesTwiceIsRolledBackAsARollOfItsWorkerCount) {
+  SpawnSpec v1 = both_at_once({"wrk", "v1"});
+  v1.workers = 3;  // the rollback rolls as many as v2 runs, not v1's 3
+  v1.batch = v1.max_surge = 3;
+  deploy_spec(v1);
+  for (int i = 0; i < 3; ++i) bring_up(worker_of(processes_, {"wrk", "v1"}, i), ":3");
+  size_t roll = deploy_spec(both_at_once({"wrk", "v2"}));
+  pid_t b0 = worker_of(processes_, {"wrk", "v2"}, 0), b1 = worker_of(processes_, {"wrk", "v2"}, 1);
+  FakePeer& b0_peer = bring_up(b0, ":3");
+  bring_up(b1, ":3");
+  for (int i = 0; i < 3; ++i)
+    if (pid_t old = worker_of(processes_, {"wrk", "v1"}, i)) processes_.exit(old, 0, 0);
+  ASSERT_EQ(outcome(roll), "deployed");
+  processes_.exit(b1, 1, 0);  // crash 1: restarted after the delay
+  ASSERT_TRUE(clock_.fire_next());
+  pid_t restart = worker_of(processes_, {"wrk", "v2"}, 1);
+  ASSERT_NE(restart, 0);
+  bring_up(restart, ":3");
+  processes_.exit(restart, 1, 0);  // crash 2: rolled back, not restarted
+  auto apps = supervisor_->app_status();
+  ASSERT_EQ(apps.size(), 1u);
+  ASSERT_TRUE(apps[0].rolled_back.has_value()) << "no rollback";
+  for (int i = 0; i < 2; ++i) {
+    pid_t back = worker_of(processes_, {"wrk", "v1"}, i);
+    ASSERT_NE(back, 0) << "v1's worker " << i << " was not started";
+    EXPECT_EQ(state_of(b0), "up") << "v2's worker 0 goes only once v1's is up";
+    bring_up(back, ":3");
+  }
+  EXPECT_EQ(worker_of(processes_, {"wrk", "v1"}, 2), 0) << "the rollback rolls 2 workers";
+  EXPECT_TRUE(got(b0_peer, "takeDown"));
+  processes_.exit(b0, 0, 0);
+  for (int i = 0; i < 5; ++i) clock_.fire_next();  // no pending restart of v2 starts
+  EXPECT_EQ(processes_.alive(), 2u);
+  EXPECT_EQ(worker_of(processes_, {"wrk", "v2"}, 1), 0);
+  EXPECT_TRUE(supervisor_->crash_loops().empty());
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 0u);
+}
+
 // ---- True outcomes (issue 13) ----------------------------------------------------------
 
 // A failed roll of the same command line (argv and working directory) as the old version's:

@@ -203,6 +203,13 @@ bool WorkerRolls::gone_release(uint64_t rank) const {
   return true;
 }
 
+void WorkerRolls::rolling_back(const std::string& app) {
+  Roll* newest = nullptr;
+  for (auto& [id, roll] : rolls_)
+    if (roll->key == app && !roll->reported) newest = roll.get();
+  if (newest) newest->rollback = true;
+}
+
 bool WorkerRolls::in_roll(const Server& server) const {
   return roll_of(server) != nullptr;
 }
@@ -431,7 +438,18 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
           s->taken.size() < s->held.size() && s->rank >= newest)
         plain_serves = true;
   }
-  bool restore = !superseded && !plain_serves && (old_copy_serves(*roll) || !up);
+  // An automatic rollback every new worker of which that came up replaced the crashing
+  // version at its index (taken down, or its crash restart superseded): undone, it gives that
+  // version back, whose crash loop goes on, as a failed rollback of one server does. Kept, what
+  // came up would leave the indices it failed at empty. Found by the simulator (seed 607 of the
+  // worker mix): the rollback's worker 1 superseded the crash restart there and failed, its
+  // worker 0 had replaced the crashing version's, and index 1 was left empty.
+  bool all_replaced = roll->rollback && !roll->replaced.empty();
+  for (const auto& [index, id] : roll->workers)
+    if (const Server* s = find(id); s && s->state == ServerState::kUp && !roll->replaced.count(index))
+      all_replaced = false;
+  bool restore =
+      !superseded && !plain_serves && (old_copy_serves(*roll) || !up || all_replaced);
   std::vector<std::string> restored;
   // Of `restored`, the indices whose old version has this roll's command line (argv and
   // working directory): what starts there runs the files on disk now, and after an in-place
