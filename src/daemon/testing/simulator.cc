@@ -679,6 +679,10 @@ class World {
     if (kind == event_kind_name(EventKind::kFailed) && models_.count(pid) &&
         models_[pid].worker >= 0 && models_[pid].tag >= 0 && models_[pid].by_deploy)
       deploys_[models_[pid].tag].failing = true;
+    // So is an automatic rollback's roll: its workers are those of the release it went back
+    // to started since (the model has no deploy record of its own for it).
+    if (kind == event_kind_name(EventKind::kFailed) && models_.count(pid))
+      if (RollbackSeen* back = rollback_worker(models_[pid])) back->failing = true;
     if (kind == event_kind_name(EventKind::kRolledBack) && models_.count(pid)) {
       rolling_back_ = models_[pid].argv.at(1), ++result_.rollbacks;  // the app (name_app)
       // A worker app is rolled back as it runs: as many workers as the crashing release's.
@@ -790,6 +794,8 @@ class World {
       // A worker of a failed roll goes while an up server of the old version serves (the
       // roll is undone; the resource is never without an up server).
       if (m.worker >= 0 && m.tag >= 0 && deploys_[m.tag].failing && other_up_serves(m, r)) continue;
+      if (RollbackSeen* back = rollback_worker(m); back && back->failing && other_up_serves(m, r))
+        continue;
       // A newer server up there, or (apps) a newer version of its app that is up: an app's
       // new version replaces the old on everything the old one held.
       bool newer_up = false;
@@ -945,6 +951,20 @@ class World {
     check_rollbacks();
   }
 
+  struct RollbackSeen;
+  // The automatic rollback of a worker app whose roll started worker `m`, or nullptr.
+  RollbackSeen* rollback_worker(const Model& m) {
+    if (m.worker < 0) return nullptr;
+    auto it = rollbacks_.find(m.argv.at(1));
+    if (it == rollbacks_.end() || it->second.workers == 0 || m.tag != it->second.release)
+      return nullptr;
+    // Its roll's workers rank by the roll's deploy order (a restart of an older deploy of the
+    // release does not).
+    auto first = models_.find(it->second.pid);
+    if (first == models_.end() || m.rank != first->second.rank) return nullptr;
+    return &it->second;
+  }
+
   // The last automatic rollback of `app` stands: no deploy or reload of the app since, and its
   // deploy did not fail (a roll's worker may come up before another fails; the crash loop of
   // the version that crashed goes on then, for I1 and I3 to judge).
@@ -1096,6 +1116,7 @@ class World {
     int requests_at = 0;
     pid_t pid = 0;    // the server it started (fake pids only grow)
     int workers = 0;  // of a worker app: the count it rolls (the crashing release's)
+    bool failing = false;  // a worker of its roll failed: the roll is being undone
   };
   std::map<std::string, RollbackSeen> rollbacks_;
   std::string rolling_back_;
