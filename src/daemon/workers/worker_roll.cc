@@ -438,18 +438,22 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
           s->taken.size() < s->held.size() && s->rank >= newest)
         plain_serves = true;
   }
-  // An automatic rollback every new worker of which that came up replaced the crashing
-  // version at its index (taken down, or its crash restart superseded): undone, it gives that
-  // version back, whose crash loop goes on, as a failed rollback of one server does. Kept, what
-  // came up would leave the indices it failed at empty. Found by the simulator (seed 607 of the
-  // worker mix): the rollback's worker 1 superseded the crash restart there and failed, its
-  // worker 0 had replaced the crashing version's, and index 1 was left empty.
-  bool all_replaced = roll->rollback && !roll->replaced.empty();
+  // An automatic rollback is undone to the crashing version wherever it knows it (its workers
+  // or crash loops met at start, its restarts superseded since), even where none of that
+  // version serves any more: its crash loop goes on, as after a failed rollback of one server.
+  // Kept, what came up would leave the indices it failed at empty. Found by the simulator
+  // (seeds 607 and 5134 of the worker mix): the rollback's worker superseded the crash restart
+  // of its index, or started beside it, and failed; its worker that came up stayed, and the
+  // other index was left empty.
+  // Only where it knows the crashing version of every index where a worker of it came up: else
+  // the indices it does not know would keep the rollback's workers beside the crashing
+  // version's (seed 514), and it is undone as any roll.
+  bool undo_rollback = roll->rollback && !roll->old.empty();
   for (const auto& [index, id] : roll->workers)
-    if (const Server* s = find(id); s && s->state == ServerState::kUp && !roll->replaced.count(index))
-      all_replaced = false;
+    if (const Server* s = find(id); s && s->state == ServerState::kUp && !roll->old.count(index))
+      undo_rollback = false;
   bool restore =
-      !superseded && !plain_serves && (old_copy_serves(*roll) || !up || all_replaced);
+      !superseded && !plain_serves && (old_copy_serves(*roll) || !up || undo_rollback);
   std::vector<std::string> restored;
   // Of `restored`, the indices whose old version has this roll's command line (argv and
   // working directory): what starts there runs the files on disk now, and after an in-place
