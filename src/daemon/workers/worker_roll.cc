@@ -603,8 +603,18 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
 // stay: nothing else would serve.
 bool WorkerRolls::old_copy_serves(const Roll& roll) const {
   for (const auto& [id, s] : host_.servers())
-    if (s->serving() && is_old_copy(roll, *s) && s->taken.size() < s->held.size()) return true;
+    if (s->serving() && is_old_copy(roll, *s) && s->taken.size() < s->held.size() &&
+        !rolled_back_to(roll, *s))
+      return true;
   return false;
+}
+
+// Found by the simulator (seeds 736, 8877, 9690 of the worker mix): a rollback to the release
+// of a superseded roll whose worker still served took that worker for the old version when it
+// failed, and took its own workers of that same release down before anything newer was up.
+bool WorkerRolls::rolled_back_to(const Roll& roll, const Server& server) const {
+  return roll.rollback && server.request.argv == roll.request.argv &&
+         server.request.cwd == roll.request.cwd && server.request.env == roll.request.env;
 }
 
 void WorkerRolls::note_old(Roll& roll, const Server& server) {

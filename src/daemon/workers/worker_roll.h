@@ -182,6 +182,8 @@ class WorkerRolls {
   // `superseded`: a newer deploy won (docs/architecture.md, "The newest deploy wins").
   void failed(uint64_t roll_id, const std::string& reason, bool superseded = false);
   bool old_copy_serves(const Roll& roll) const;
+  // `server` runs the version an automatic rollback `roll` goes back to: no old version of it.
+  bool rolled_back_to(const Roll& roll, const Server& server) const;
   // `winner` supersedes `loser` on a shared resource: it takes over the loser's old version of
   // each index when the loser knows the old version of every index where a worker of it serves.
   void inherit(Roll& winner, const Roll& loser);
