@@ -1701,7 +1701,8 @@ pid_t worker_of(const FakeProcesses& processes, const std::vector<std::string>& 
   std::string worker = "SERVERSWAP_WORKER=" + std::to_string(index);
   for (const auto& [pid, record] : processes.all())
     if (!record->exited && record->spec.argv == argv &&
-        std::find(record->spec.env.begin(), record->spec.env.end(), worker) != record->spec.env.end())
+        std::find(record->spec.env.begin(), record->spec.env.end(), worker) !=
+            record->spec.env.end())
       found = pid;
   return found;
 }
@@ -1752,7 +1753,9 @@ TEST_F(SupervisorTest, AWorkerVersionThatCrashesTwiceIsRolledBackAsARollOfItsWor
 // every index it replaced, whose crash loop goes on (as a failed rollback of one server does):
 // it kept its worker 0 that came up, and index 1 was left empty.
 TEST_F(SupervisorTest, AFailedWorkerRollbackGivesTheCrashingVersionBackAtEveryIndexItReplaced) {
-  deploy_spec(both_at_once({"wrk", "v1"}));
+  SpawnSpec v1 = both_at_once({"wrk", "v1"});
+  v1.batch = v1.max_surge = 1;  // the rollback rolls one worker at a time, as v1 did
+  deploy_spec(v1);
   bring_up(worker_of(processes_, {"wrk", "v1"}, 0), ":3");
   bring_up(worker_of(processes_, {"wrk", "v1"}, 1), ":3");
   size_t roll = deploy_spec(both_at_once({"wrk", "v2"}));

@@ -1114,8 +1114,8 @@ class World {
   struct RollbackSeen {
     int release = -1;
     int requests_at = 0;
-    pid_t pid = 0;    // the server it started (fake pids only grow)
-    int workers = 0;  // of a worker app: the count it rolls (the crashing release's)
+    pid_t pid = 0;         // the server it started (fake pids only grow)
+    int workers = 0;       // of a worker app: the count it rolls (the crashing release's)
     bool failing = false;  // a worker of its roll failed: the roll is being undone
   };
   std::map<std::string, RollbackSeen> rollbacks_;

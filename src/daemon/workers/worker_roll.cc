@@ -452,8 +452,7 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
   for (const auto& [index, id] : roll->workers)
     if (const Server* s = find(id); s && s->state == ServerState::kUp && !roll->old.count(index))
       undo_rollback = false;
-  bool restore =
-      !superseded && !plain_serves && (old_copy_serves(*roll) || !up || undo_rollback);
+  bool restore = !superseded && !plain_serves && (old_copy_serves(*roll) || !up || undo_rollback);
   std::vector<std::string> restored;
   // Of `restored`, the indices whose old version has this roll's command line (argv and
   // working directory): what starts there runs the files on disk now, and after an in-place
