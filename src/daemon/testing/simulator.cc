@@ -427,6 +427,12 @@ class World {
     ++restarts_;
     note(upgrade ? "the daemon upgrades (no deploy in flight)" : "the daemon dies and restarts");
     DaemonState state = supervisor_->record();
+    // The daemon's own deploys in flight (a worker rollback's roll) die with it: the next
+    // daemon knows nothing of the rollback, and its roll is never completed or undone.
+    size_t requested = 0;
+    for (const auto& d : deploys_) requested += d.outcomes.empty() && !d.lost;
+    if (supervisor_->deploys_in_flight() > requested)
+      for (auto& [app, back] : rollbacks_) back.lost = true;
     // A deploy in flight lost its requester's connection with the daemon: no outcome.
     for (auto& d : deploys_)
       if (d.outcomes.empty()) d.lost = true;
@@ -970,7 +976,9 @@ class World {
   // the version that crashed goes on then, for I1 and I3 to judge).
   bool rollback_stands(const std::string& app) {
     auto it = rollbacks_.find(app);
-    if (it == rollbacks_.end() || requests_of_app_[app] != it->second.requests_at) return false;
+    if (it == rollbacks_.end() || requests_of_app_[app] != it->second.requests_at ||
+        it->second.lost)
+      return false;
     for (const auto& status : supervisor_->app_status())
       if (status.app == app && status.rolled_back && status.rolled_back->failure) return false;
     return true;
@@ -1117,6 +1125,7 @@ class World {
     pid_t pid = 0;         // the server it started (fake pids only grow)
     int workers = 0;       // of a worker app: the count it rolls (the crashing release's)
     bool failing = false;  // a worker of its roll failed: the roll is being undone
+    bool lost = false;     // the daemon died, its deploy perhaps still in flight
   };
   std::map<std::string, RollbackSeen> rollbacks_;
   std::string rolling_back_;
