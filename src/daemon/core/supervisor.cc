@@ -1144,11 +1144,6 @@ void Supervisor::roll_back_if_crash_looping(const Server& gone, ServerState befo
   bool restart_died = gone.restarts > 0 && gone.signalled == Signalled::kNone &&
                       before != ServerState::kDraining && before != ServerState::kUp;
   if (before != ServerState::kUp && !restart_died) return;
-  // Workers: a rollback would be a roll of its own, interleaved with the crash restarts and
-  // the restores of the roll that put the version in place (the simulator found an index
-  // left empty, seed 7220 of the worker mix). Until that is modelled, a worker app's crash
-  // loop goes on and `rollback APP` is for the operator to run.
-  if (gone.request.worker >= 0 || gone.request.workers) return;
   std::string app = app_of(gone.request);
   // A deploy of the app in progress replaces the crashing version anyway; a rollback now
   // would supersede it.
@@ -1190,7 +1185,10 @@ void Supervisor::roll_back_if_crash_looping(const Server& gone, ServerState befo
                "); its crash loop goes on, restarting the version that crashed");
     }
   };
+  // Workers: the previous version is rolled as the app runs now, N workers of it.
+  if (gone.request.workers && rollback->to.workers) rollback->to.workers = gone.request.workers;
   deploy(rollback->to, std::move(outcome), /*follow_exit=*/false);
+  if (rollback->to.workers) rolls_.rolling_back(app);
 }
 
 Status Supervisor::roll_back(const std::string& app, Sink sink, bool follow_exit,

@@ -1714,6 +1714,109 @@ TEST_F(SupervisorTest, RollbackGoesToThePreviousVersionAndRestartStartsTheCurren
                    .ok());
 }
 
+// The pid of the live server of `argv` at worker index `index`, 0 when there is none.
+pid_t worker_of(const FakeProcesses& processes, const std::vector<std::string>& argv, int index) {
+  pid_t found = 0;
+  std::string worker = "SERVERSWAP_WORKER=" + std::to_string(index);
+  for (const auto& [pid, record] : processes.all())
+    if (!record->exited && record->spec.argv == argv &&
+        std::find(record->spec.env.begin(), record->spec.env.end(), worker) !=
+            record->spec.env.end())
+      found = pid;
+  return found;
+}
+
+// A worker app's version that crashes twice within --rollback-window of its roll is rolled back
+// as a roll of the app's worker count: each index keeps its server until the previous version's
+// worker there is up, and the crashing version's crash loop ends.
+TEST_F(SupervisorTest, AWorkerVersionThatCrashesTwiceIsRolledBackAsARollOfItsWorkerCount) {
+  SpawnSpec v1 = both_at_once({"wrk", "v1"});
+  v1.workers = 3;  // the rollback rolls as many as v2 runs, not v1's 3
+  v1.batch = v1.max_surge = 3;
+  deploy_spec(v1);
+  for (int i = 0; i < 3; ++i) bring_up(worker_of(processes_, {"wrk", "v1"}, i), ":3");
+  size_t roll = deploy_spec(both_at_once({"wrk", "v2"}));
+  pid_t b0 = worker_of(processes_, {"wrk", "v2"}, 0), b1 = worker_of(processes_, {"wrk", "v2"}, 1);
+  FakePeer& b0_peer = bring_up(b0, ":3");
+  bring_up(b1, ":3");
+  for (int i = 0; i < 3; ++i)
+    if (pid_t old = worker_of(processes_, {"wrk", "v1"}, i)) processes_.exit(old, 0, 0);
+  ASSERT_EQ(outcome(roll), "deployed");
+  processes_.exit(b1, 1, 0);  // crash 1: restarted after the delay
+  ASSERT_TRUE(clock_.fire_next());
+  pid_t restart = worker_of(processes_, {"wrk", "v2"}, 1);
+  ASSERT_NE(restart, 0);
+  bring_up(restart, ":3");
+  processes_.exit(restart, 1, 0);  // crash 2: rolled back, not restarted
+  auto apps = supervisor_->app_status();
+  ASSERT_EQ(apps.size(), 1u);
+  ASSERT_TRUE(apps[0].rolled_back.has_value()) << "no rollback";
+  for (int i = 0; i < 2; ++i) {
+    pid_t back = worker_of(processes_, {"wrk", "v1"}, i);
+    ASSERT_NE(back, 0) << "v1's worker " << i << " was not started";
+    EXPECT_EQ(state_of(b0), "up") << "v2's worker 0 goes only once v1's is up";
+    bring_up(back, ":3");
+  }
+  EXPECT_EQ(worker_of(processes_, {"wrk", "v1"}, 2), 0) << "the rollback rolls 2 workers";
+  EXPECT_TRUE(got(b0_peer, "takeDown"));
+  processes_.exit(b0, 0, 0);
+  for (int i = 0; i < 5; ++i) clock_.fire_next();  // no pending restart of v2 starts
+  EXPECT_EQ(processes_.alive(), 2u);
+  EXPECT_EQ(worker_of(processes_, {"wrk", "v2"}, 1), 0);
+  EXPECT_TRUE(supervisor_->crash_loops().empty());
+  EXPECT_EQ(supervisor_->deploys_in_flight(), 0u);
+}
+
+// Found by the simulator (seed 607 of the worker mix): a worker rollback's roll whose worker
+// superseded the crash restart of its index and then failed gives the crashing version back at
+// every index it replaced, whose crash loop goes on (as a failed rollback of one server does):
+// it kept its worker 0 that came up, and index 1 was left empty.
+TEST_F(SupervisorTest, AFailedWorkerRollbackGivesTheCrashingVersionBackAtEveryIndexItReplaced) {
+  SpawnSpec v1 = both_at_once({"wrk", "v1"});
+  v1.batch = v1.max_surge = 1;  // the rollback rolls one worker at a time, as v1 did
+  deploy_spec(v1);
+  bring_up(worker_of(processes_, {"wrk", "v1"}, 0), ":3");
+  bring_up(worker_of(processes_, {"wrk", "v1"}, 1), ":3");
+  size_t roll = deploy_spec(both_at_once({"wrk", "v2"}));
+  pid_t b0 = worker_of(processes_, {"wrk", "v2"}, 0), b1 = worker_of(processes_, {"wrk", "v2"}, 1);
+  FakePeer& b0_peer = bring_up(b0, ":3");
+  bring_up(b1, ":3");
+  for (int i = 0; i < 2; ++i) processes_.exit(worker_of(processes_, {"wrk", "v1"}, i), 0, 0);
+  ASSERT_EQ(outcome(roll), "deployed");
+  processes_.exit(b1, 1, 0);  // crash 1
+  ASSERT_TRUE(clock_.fire_next());
+  pid_t r1 = worker_of(processes_, {"wrk", "v2"}, 1);
+  ASSERT_NE(r1, 0);
+  hello(r1);
+  processes_.exit(r1, 1, 0);  // crash 2, before it was up: rolled back
+  ASSERT_TRUE(supervisor_->app_status().at(0).rolled_back.has_value());
+  pid_t c0 = worker_of(processes_, {"wrk", "v1"}, 0);
+  ASSERT_NE(c0, 0) << "the rollback started no worker 0";
+  while (worker_of(processes_, {"wrk", "v2"}, 1) == 0) ASSERT_TRUE(clock_.fire_next());
+  pid_t r2 = worker_of(processes_, {"wrk", "v2"}, 1);  // the crash loop's next restart
+  bring_up(c0, ":3");
+  ASSERT_TRUE(got(b0_peer, "takeDown"));
+  processes_.exit(b0, 0, 0);
+  pid_t c1 = worker_of(processes_, {"wrk", "v1"}, 1);
+  ASSERT_NE(c1, 0) << "the rollback started no worker 1";
+  FakePeer& r2_peer = hello(r2);
+  send(r2_peer, protocol::make("readyFor", ":3"));
+  send(r2_peer, protocol::make("serverUp", true));
+  ASSERT_EQ(state_of(r2), "failed") << "the restart is superseded by the rollback's worker 1";
+  processes_.exit(r2, 0, SIGTERM);
+  processes_.exit(c1, 1, 0);  // the rollback's worker 1 fails: its roll fails
+  auto apps = supervisor_->app_status();
+  ASSERT_TRUE(apps.at(0).rolled_back && apps[0].rolled_back->failure) << "no failure said";
+  pid_t again0 = worker_of(processes_, {"wrk", "v2"}, 0);
+  pid_t again1 = worker_of(processes_, {"wrk", "v2"}, 1);
+  ASSERT_NE(again1, 0) << "index 1 was left empty";
+  ASSERT_NE(again0, 0) << "v2 was not started again at index 0";
+  EXPECT_EQ(state_of(c0), "up") << "the rollback's worker 0 goes only once v2's is up again";
+  bring_up(again0, ":3");
+  bring_up(again1, ":3");
+  EXPECT_NE(state_of(c0), "up");
+}
+
 // ---- True outcomes (issue 13) ----------------------------------------------------------
 
 // A failed roll of the same command line (argv and working directory) as the old version's:

@@ -427,6 +427,12 @@ class World {
     ++restarts_;
     note(upgrade ? "the daemon upgrades (no deploy in flight)" : "the daemon dies and restarts");
     DaemonState state = supervisor_->record();
+    // The daemon's own deploys in flight (a worker rollback's roll) die with it: the next
+    // daemon knows nothing of the rollback, and its roll is never completed or undone.
+    size_t requested = 0;
+    for (const auto& d : deploys_) requested += d.outcomes.empty() && !d.lost;
+    if (supervisor_->deploys_in_flight() > requested)
+      for (auto& [app, back] : rollbacks_) back.lost = true;
     // A deploy in flight lost its requester's connection with the daemon: no outcome.
     for (auto& d : deploys_)
       if (d.outcomes.empty()) d.lost = true;
@@ -571,7 +577,8 @@ class World {
     for (const auto& e : record->spec.env)
       if (e.starts_with(kRelease)) m.tag = std::stoi(e.substr(kRelease.size()));
     if (!rolling_back_.empty() && app_of(record->spec) == rolling_back_) {
-      rollbacks_[rolling_back_] = {m.tag, requests_of_app_[rolling_back_], pid};
+      rollbacks_[rolling_back_] = {m.tag, requests_of_app_[rolling_back_], pid,
+                                   rolling_back_workers_};
       rolling_back_.clear();
     }
     // A deploy's own server ranks by its generation, and every worker of a roll by the
@@ -678,8 +685,16 @@ class World {
     if (kind == event_kind_name(EventKind::kFailed) && models_.count(pid) &&
         models_[pid].worker >= 0 && models_[pid].tag >= 0 && models_[pid].by_deploy)
       deploys_[models_[pid].tag].failing = true;
-    if (kind == event_kind_name(EventKind::kRolledBack) && models_.count(pid))
+    // So is an automatic rollback's roll: its workers are those of the release it went back
+    // to started since (the model has no deploy record of its own for it).
+    if (kind == event_kind_name(EventKind::kFailed) && models_.count(pid))
+      if (RollbackSeen* back = rollback_worker(models_[pid])) back->failing = true;
+    if (kind == event_kind_name(EventKind::kRolledBack) && models_.count(pid)) {
       rolling_back_ = models_[pid].argv.at(1), ++result_.rollbacks;  // the app (name_app)
+      // A worker app is rolled back as it runs: as many workers as the crashing release's.
+      int crashed = models_[pid].tag;
+      rolling_back_workers_ = crashed >= 0 ? deploys_[crashed].workers : 0;
+    }
     if (kind == event_kind_name(EventKind::kUp) && models_.count(pid)) {
       Model& m = models_[pid];
       m.was_up = true;
@@ -785,6 +800,8 @@ class World {
       // A worker of a failed roll goes while an up server of the old version serves (the
       // roll is undone; the resource is never without an up server).
       if (m.worker >= 0 && m.tag >= 0 && deploys_[m.tag].failing && other_up_serves(m, r)) continue;
+      if (RollbackSeen* back = rollback_worker(m); back && back->failing && other_up_serves(m, r))
+        continue;
       // A newer server up there, or (apps) a newer version of its app that is up: an app's
       // new version replaces the old on everything the old one held.
       bool newer_up = false;
@@ -940,12 +957,39 @@ class World {
     check_rollbacks();
   }
 
+  struct RollbackSeen;
+  // The automatic rollback of a worker app whose roll started worker `m`, or nullptr.
+  RollbackSeen* rollback_worker(const Model& m) {
+    if (m.worker < 0) return nullptr;
+    auto it = rollbacks_.find(m.argv.at(1));
+    if (it == rollbacks_.end() || it->second.workers == 0 || m.tag != it->second.release)
+      return nullptr;
+    // Its roll's workers rank by the roll's deploy order (a restart of an older deploy of the
+    // release does not).
+    auto first = models_.find(it->second.pid);
+    if (first == models_.end() || m.rank != first->second.rank) return nullptr;
+    return &it->second;
+  }
+
+  // The last automatic rollback of `app` stands: no deploy or reload of the app since, and its
+  // deploy did not fail (a roll's worker may come up before another fails; the crash loop of
+  // the version that crashed goes on then, for I1 and I3 to judge).
+  bool rollback_stands(const std::string& app) {
+    auto it = rollbacks_.find(app);
+    if (it == rollbacks_.end() || requests_of_app_[app] != it->second.requests_at ||
+        it->second.lost)
+      return false;
+    for (const auto& status : supervisor_->app_status())
+      if (status.app == app && status.rolled_back && status.rolled_back->failure) return false;
+    return true;
+  }
+
   // I7: after an automatic rollback that came up, and no deploy or reload of the app since,
   // only the release it went back to serves the app once quiet. (One that failed leaves the
   // crash loop of the version that crashed going: that is I1 and I3's to judge.)
   void check_rollbacks() {
     for (const auto& [app, back] : rollbacks_) {
-      if (requests_of_app_[app] != back.requests_at) continue;
+      if (!rollback_stands(app)) continue;
       bool came_up = false;
       for (const auto& [pid, m] : models_)
         if (pid >= back.pid && m.argv.at(1) == app && m.tag == back.release && m.was_up)
@@ -957,6 +1001,14 @@ class World {
                           std::to_string(back.release) + ", and pid " + std::to_string(pid) +
                           " of release " + std::to_string(m.tag) + " accepts");
     }
+  }
+
+  // The worker count of an automatic rollback to release `tag` that started a server, with no
+  // deploy or reload of its app since; 0 when there is none.
+  int rolled_back_workers(int tag) {
+    for (const auto& [app, back] : rollbacks_)
+      if (back.release == tag && back.workers > 0 && rollback_stands(app)) return back.workers;
+    return 0;
   }
 
   bool workers_on(const std::string& r,
@@ -999,6 +1051,9 @@ class World {
       if (t >= 0 && !deploys_[t].outcomes.empty() && deploys_[t].outcomes[0].contains("deployed"))
         done = t;
     int expected = done >= 0 ? deploys_[done].workers : tag >= 0 ? deploys_[tag].workers : -1;
+    // An automatic rollback to their release, with no deploy of the app since: its count.
+    if (tags.size() == 1 && tag >= 0)
+      if (int rolled = rolled_back_workers(tag); rolled > 0) expected = rolled;
     // A failed roll that had nothing to replace keeps the workers that came up.
     bool failed_first = done < 0 && tag >= 0 && !deploys_[tag].outcomes.empty() &&
                         deploys_[tag].outcomes[0].contains("deployFailed") &&
@@ -1067,10 +1122,14 @@ class World {
   struct RollbackSeen {
     int release = -1;
     int requests_at = 0;
-    pid_t pid = 0;  // the server it started (fake pids only grow)
+    pid_t pid = 0;         // the server it started (fake pids only grow)
+    int workers = 0;       // of a worker app: the count it rolls (the crashing release's)
+    bool failing = false;  // a worker of its roll failed: the roll is being undone
+    bool lost = false;     // the daemon died, its deploy perhaps still in flight
   };
   std::map<std::string, RollbackSeen> rollbacks_;
   std::string rolling_back_;
+  int rolling_back_workers_ = 0;
   int deploy_requests_ = 0;
   int reloads_ = 0;
   int crashes_ = 0;

@@ -17,8 +17,9 @@
 //   I6 no server that was up is taken down on a resource because of a newer server before a
 //      newer server holding it has passed its confirmation window (--confirm, or the default
 //      of how it came up), unless that one said `serving` there;
-//   I7 once quiet after an automatic rollback that came up, with no deploy or reload of the
-//      app since, only the release it rolled back to serves the app.
+//   I7 once quiet after an automatic rollback that came up (a worker app's: whose roll did not
+//      fail), with no deploy or reload of the app since and no daemon death while it may have
+//      been in flight, only the release it rolled back to serves the app.
 // The same seed replays exactly. Single-threaded; one World per schedule.
 #pragma once
 

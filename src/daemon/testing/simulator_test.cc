@@ -115,6 +115,16 @@ const SeedMix kMixes[] = {
     // everything, so when it exited the older server that had kept accepting there unheard
     // was not given it back (nobody said to serve it once quiet).
     {"confirm", "--no-workers", {.workers = false}, {57125}},
+    // Automatic rollbacks of worker apps (with random --confirm windows): 607, a failed
+    // rollback's roll kept its worker that came up, and the index whose crash restart its other
+    // worker had superseded was left empty; 5134, 6269, 7668, the same with the rollback's worker
+    // started beside the crash loop's restart (one worker short); 736, 8877, 9690, a failed
+    // rollback took a worker of the release it went back to for the old version and took its own
+    // workers of that release down before anything newer was up (I2).
+    {"workerback",
+     "--no-listen --no-serving --no-restarts",
+     {.listen = false, .serving = false, .restarts = false},
+     {607, 736, 5134, 6269, 7668, 8877, 9690}},
 };
 
 struct RegressionSeed {

@@ -203,6 +203,13 @@ bool WorkerRolls::gone_release(uint64_t rank) const {
   return true;
 }
 
+void WorkerRolls::rolling_back(const std::string& app) {
+  Roll* newest = nullptr;
+  for (auto& [id, roll] : rolls_)
+    if (roll->key == app && !roll->reported) newest = roll.get();
+  if (newest) newest->rollback = true;
+}
+
 bool WorkerRolls::in_roll(const Server& server) const {
   return roll_of(server) != nullptr;
 }
@@ -431,7 +438,21 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
           s->taken.size() < s->held.size() && s->rank >= newest)
         plain_serves = true;
   }
-  bool restore = !superseded && !plain_serves && (old_copy_serves(*roll) || !up);
+  // An automatic rollback is undone to the crashing version wherever it knows it (its workers
+  // or crash loops met at start, its restarts superseded since), even where none of that
+  // version serves any more: its crash loop goes on, as after a failed rollback of one server.
+  // Kept, what came up would leave the indices it failed at empty. Found by the simulator
+  // (seeds 607 and 5134 of the worker mix): the rollback's worker superseded the crash restart
+  // of its index, or started beside it, and failed; its worker that came up stayed, and the
+  // other index was left empty.
+  // Only where it knows the crashing version of every index where a worker of it came up: else
+  // the indices it does not know would keep the rollback's workers beside the crashing
+  // version's (seed 514), and it is undone as any roll.
+  bool undo_rollback = roll->rollback && !roll->old.empty();
+  for (const auto& [index, id] : roll->workers)
+    if (const Server* s = find(id); s && s->state == ServerState::kUp && !roll->old.count(index))
+      undo_rollback = false;
+  bool restore = !superseded && !plain_serves && (old_copy_serves(*roll) || !up || undo_rollback);
   std::vector<std::string> restored;
   // Of `restored`, the indices whose old version has this roll's command line (argv and
   // working directory): what starts there runs the files on disk now, and after an in-place
@@ -581,8 +602,18 @@ void WorkerRolls::failed(uint64_t roll_id, const std::string& reason, bool super
 // stay: nothing else would serve.
 bool WorkerRolls::old_copy_serves(const Roll& roll) const {
   for (const auto& [id, s] : host_.servers())
-    if (s->serving() && is_old_copy(roll, *s) && s->taken.size() < s->held.size()) return true;
+    if (s->serving() && is_old_copy(roll, *s) && s->taken.size() < s->held.size() &&
+        !rolled_back_to(roll, *s))
+      return true;
   return false;
+}
+
+// Found by the simulator (seeds 736, 8877, 9690 of the worker mix): a rollback to the release
+// of a superseded roll whose worker still served took that worker for the old version when it
+// failed, and took its own workers of that same release down before anything newer was up.
+bool WorkerRolls::rolled_back_to(const Roll& roll, const Server& server) const {
+  return roll.rollback && server.request.argv == roll.request.argv &&
+         server.request.cwd == roll.request.cwd && server.request.env == roll.request.env;
 }
 
 void WorkerRolls::note_old(Roll& roll, const Server& server) {

@@ -78,6 +78,10 @@ class WorkerRolls {
   // limits are invalid. A roll of the same command in progress is superseded by it (the
   // newest deploy wins; docs/architecture.md).
   void start(const SpawnSpec& request, Sink sink, bool follow_exit);
+  // The roll of app `app` just started is an automatic rollback (Supervisor::
+  // roll_back_if_crash_looping): when it fails, every index it replaced gets the crashing
+  // version back, whose crash loop goes on, even where none of that version serves any more.
+  void rolling_back(const std::string& app);
   // Whether `server` is a worker of a roll in progress: its coming up is the roll's step,
   // not the ordinary takedown rule.
   bool in_roll(const Server& server) const;
@@ -150,6 +154,7 @@ class WorkerRolls {
     // it took over: that roll's workers there are not the old version.
     std::map<int, uint64_t> inherited_from;
     protocol::Json replaced_pids = protocol::Json::array();
+    bool rollback = false;                  // an automatic rollback (rolling_back())
     bool reported = false;                  // deployed or deployFailed sent
     std::optional<std::string> stopped_by;  // stop_app(): who stopped its workers
 
@@ -177,6 +182,8 @@ class WorkerRolls {
   // `superseded`: a newer deploy won (docs/architecture.md, "The newest deploy wins").
   void failed(uint64_t roll_id, const std::string& reason, bool superseded = false);
   bool old_copy_serves(const Roll& roll) const;
+  // `server` runs the version an automatic rollback `roll` goes back to: no old version of it.
+  bool rolled_back_to(const Roll& roll, const Server& server) const;
   // `winner` supersedes `loser` on a shared resource: it takes over the loser's old version of
   // each index when the loser knows the old version of every index where a worker of it serves.
   void inherit(Roll& winner, const Roll& loser);
