@@ -312,7 +312,8 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
     status.daemon.state_file = state_file_status();
     status.servers = supervisor_->server_status();
     status.crash_loops = supervisor_->crash_loops();
-    status.apps = supervisor_->app_status();
+    status.apps =
+        supervisor_->app_status(protocol::StatusRequest::decode(message)->app.value_or(""));
     connection.send(status.encode());
     // Its records and JSON (about 2 KiB a server) are freed, then given back; the encoded
     // text, once large, is in a mapping of its own (fix_heap_thresholds), unmapped when sent.
