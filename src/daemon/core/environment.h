@@ -50,7 +50,7 @@ class Environment {
   friend bool operator==(const Environment& a, const Environment& b) {
     return a.entries_ == b.entries_ || a.list() == b.list();
   }
-  // Whether `a` and `b` share one copy (for tests and the bench's explanation).
+  // Whether `a` and `b` share one copy (for tests).
   static bool same_copy(const Environment& a, const Environment& b) {
     return a.entries_ == b.entries_;
   }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <optional>
 #include <thread>
 
@@ -75,15 +76,18 @@ TEST(Environment, EditedIsInternedAndLeavesTheOriginal) {
 // finds it by content).
 TEST(Environment, ThreadsInterningAndDroppingAtOnce) {
   size_t before = Environment::interned();
-  auto churn = [] {
+  std::atomic<int> wrong = 0;
+  auto churn = [&wrong] {
     for (int i = 0; i < 2000; ++i) {
-      Environment env{"A=1", "B=" + std::to_string(i % 3)};
-      if (env.list().back() != "B=" + std::to_string(i % 3)) std::abort();
+      std::string b = "B=" + std::to_string(i % 3);
+      Environment env{"A=1", b};
+      if (env.list() != Environment::List{"A=1", b}) ++wrong;
     }
   };
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) threads.emplace_back(churn);
   for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wrong, 0);
   EXPECT_EQ(Environment::interned(), before);
 }
 
