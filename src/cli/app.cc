@@ -127,7 +127,8 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   status->add_option("--count", watch.count, "with --watch, stop after this many refreshes");
   std::string status_app;
-  status->add_option("APP", status_app, "only this app's servers and crash loops");
+  status->add_option("APP", status_app,
+                     "only this app's servers and crash loops, and its versions");
   CLI::App* stop = app.add_subcommand(
       "stop", "take every server down gracefully and exit the daemon; with APP, only that app");
   std::string stop_app;

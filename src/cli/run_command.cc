@@ -61,7 +61,9 @@ Result<daemon::SpawnSpec> spec_for(std::vector<std::string> command, const Globa
   auto cwd = working_directory();
   if (!cwd.ok()) return cwd.status();
   spec.cwd = *cwd;
-  for (char** e = environ; *e; ++e) spec.env.emplace_back(*e);
+  daemon::Environment::List env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  spec.env = std::move(env);
   spec.user = options.user;
   spec.group = options.group;
   return spec;

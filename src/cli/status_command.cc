@@ -68,12 +68,11 @@ void print_apps(const protocol::StatusReply& status) {
     bool runs = false;
     for (const auto& s : status.servers) runs = runs || s.app == app.app;
     for (const auto& l : status.crash_loops) runs = runs || l.app == app.app;
-    if (!runs && !app.versions.empty())
-      std::printf("%s\n",
-                  printable("app " + app.app + ": no server runs (`serverswap restart " + app.app +
-                            "` starts generation " +
-                            std::to_string(app.versions.back().generation) + "'s version again)")
-                      .c_str());
+    if (!runs && app.generation > 0)
+      std::printf("%s\n", printable("app " + app.app + ": no server runs (`serverswap restart " +
+                                    app.app + "` starts generation " +
+                                    std::to_string(app.generation) + "'s version again)")
+                              .c_str());
   }
 }
 
@@ -154,7 +153,10 @@ int print_status(const GlobalOptions& options, bool json, const std::string& app
   int code = kOk;
   auto client = connect_or_say(options.socket, &code);
   if (!client) return code;
-  auto reply = client->send(protocol::StatusRequest{}.encode()).ok()
+  // With an app, its versions too (the daemon leaves every app's versions out otherwise).
+  protocol::StatusRequest request;
+  if (!app.empty()) request.app = app;
+  auto reply = client->send(request.encode()).ok()
                    ? client->next(Millis(10'000))
                    : Result<protocol::Message>(Status::error("could not ask the daemon"));
   if (!reply.ok() || reply->name != protocol::StatusReply::kName) {

@@ -294,7 +294,8 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
   } else if (name == UpgradeRequest::kName) {
     upgrade_request(connection, message);
   } else if (name == StatusRequest::kName) {
-    if (decoded_or_refused<StatusRequest>(connection, message)) status_request(connection);
+    if (auto asked = decoded_or_refused<StatusRequest>(connection, message))
+      status_request(connection, asked->app);
   } else if (name == StopRequest::kName) {
     if (auto stop = decoded_or_refused<StopRequest>(connection, message))
       stop_request(connection, stop->app, message);
@@ -317,7 +318,7 @@ void Daemon::control_request(Connection& connection, const protocol::Message& me
   }
 }
 
-void Daemon::status_request(Connection& connection) {
+void Daemon::status_request(Connection& connection, const std::optional<std::string>& app) {
   protocol::StatusReply status;
   status.daemon.pid = getpid();
   status.daemon.version = SERVERSWAP_VERSION;
@@ -329,7 +330,7 @@ void Daemon::status_request(Connection& connection) {
   status.daemon.state_file = state_file_status();
   status.servers = supervisor_->server_status();
   status.crash_loops = supervisor_->crash_loops();
-  status.apps = supervisor_->app_status();
+  status.apps = supervisor_->app_status(app.value_or(""));
   connection.send(status.encode());
   // Its records and JSON (about 2 KiB a server) are freed, then given back; the encoded
   // text, once large, is in a mapping of its own (fix_heap_thresholds), unmapped when sent.

@@ -93,7 +93,8 @@ class Daemon {
   void run_queued_reload();
   void start_reload(const std::string& why, const std::vector<uint64_t>& requesters,
                     const std::optional<std::set<std::string>>& apps);
-  void status_request(Connection& connection);
+  // `status`; with `app`, that app's versions are listed too (`status APP`).
+  void status_request(Connection& connection, const std::optional<std::string>& app);
   void stop_request(Connection& connection, const std::optional<std::string>& app,
                     const protocol::Message& message);
   // rollback, restart and rm APP (docs/protocol.md section 7).

@@ -295,10 +295,13 @@ Result<CrashLoopStatus> CrashLoopStatus::from_json(const Json& value, const std:
 }
 
 Json AppStatus::to_json() const {
-  Json list = Json::array();
-  for (const auto& v : versions)
-    list.push_back({{"argv", v.argv}, {"cwd", v.cwd}, {"generation", v.generation}});
-  Json app_json = {{"app", app}, {"versions", list}};
+  Json app_json = {{"app", app}, {"generation", generation}};
+  if (!versions.empty()) {
+    Json list = Json::array();
+    for (const auto& v : versions)
+      list.push_back({{"argv", v.argv}, {"cwd", v.cwd}, {"generation", v.generation}});
+    app_json["versions"] = std::move(list);
+  }
   if (rolled_back)
     app_json["rolledBack"] = {{"fromGeneration", rolled_back->from_generation},
                               {"toGeneration", rolled_back->to_generation},
@@ -313,9 +316,12 @@ Result<AppStatus> AppStatus::from_json(const Json& value, const std::string& whe
   FieldReader r(value, where);
   AppStatus status;
   status.app = r.string("app", true);
-  const Json* versions = r.array("versions", true);
+  // Optional both: a daemon older than `generation` lists every app's versions; a newer
+  // one lists them only for `status APP`.
+  auto generation = r.optional_integer("generation", kMin, kMax);
+  const Json* versions = r.array("versions", false);
   if (!r.ok()) return r.status();
-  for (size_t i = 0; i < versions->size(); ++i) {
+  for (size_t i = 0; versions && i < versions->size(); ++i) {
     FieldReader v((*versions)[i], where + ".versions[" + std::to_string(i) + "]");
     AppStatus::Version version;
     version.argv = v.strings("argv", true);
@@ -324,6 +330,8 @@ Result<AppStatus> AppStatus::from_json(const Json& value, const std::string& whe
     if (!v.ok()) return v.status();
     status.versions.push_back(std::move(version));
   }
+  status.generation =
+      generation.value_or(status.versions.empty() ? 0 : status.versions.back().generation);
   if (const Json* rolled = r.object("rolledBack", false)) {
     FieldReader b(*rolled, where + ".rolledBack");
     AppStatus::Rollback rollback;

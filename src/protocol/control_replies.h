@@ -169,8 +169,10 @@ struct CrashLoopStatus {
   bool operator==(const CrashLoopStatus&) const = default;
 };
 
-// An app the daemon knows (it had a version up, and was not removed): its versions, newest
-// last, and its last automatic rollback.
+// An app the daemon knows (it had a version up, and was not removed): the generation of its
+// current version, its versions (newest last; only in the reply to `status` of this app: a
+// list of commands per app made plain `status` a third longer), and its last automatic
+// rollback.
 struct AppStatus {
   struct Version {
     std::vector<std::string> argv;
@@ -187,7 +189,8 @@ struct AppStatus {
     bool operator==(const Rollback&) const = default;
   };
   std::string app;
-  std::vector<Version> versions;
+  int64_t generation = 0;         // the current version's
+  std::vector<Version> versions;  // empty: not asked for (not on the wire)
   std::optional<Rollback> rolled_back;
 
   Json to_json() const;

@@ -146,6 +146,9 @@ TEST(MessageRoundTrip, UpgradeAndFlagRequests) {
   EXPECT_EQ(round_trip(UpgradeRequest{}), UpgradeRequest{});
   EXPECT_EQ(encode(UpgradeRequest{}.encode()), "{\"upgrade\":{}}\n");
   EXPECT_EQ(round_trip(StatusRequest{}), StatusRequest{});
+  EXPECT_EQ(round_trip(StatusRequest{"web"}), StatusRequest{"web"});
+  EXPECT_EQ(encode(StatusRequest{"web"}.encode()), "{\"status\":{\"app\":\"web\"}}\n");
+  EXPECT_FALSE(StatusRequest::decode({"status", Json{{"app", "a b"}}, {}}).ok());
   EXPECT_EQ(round_trip(StopRequest{}), StopRequest{});
   EXPECT_EQ(round_trip(StopRequest{"web"}), StopRequest{"web"});
   EXPECT_EQ(encode(StopRequest{"web"}.encode()), "{\"stop\":{\"app\":\"web\"}}\n");
@@ -244,15 +247,30 @@ TEST(MessageRoundTrip, Status) {
   status.servers = {server, unmanaged};
   status.crash_loops = {{"a", {"node", "a.js"}, "/srv", 3, 2, 4000, std::nullopt, 1600},
                         {"w", {"w"}, "/", 1, 0, 10, 3, std::nullopt}};
-  AppStatus rolled{"web", {{{"node", "a.js"}, "/srv/r1", 1}}, AppStatus::Rollback{}};
+  AppStatus rolled{"web", 1, {{{"node", "a.js"}, "/srv/r1", 1}}, AppStatus::Rollback{}};
   rolled.rolled_back = AppStatus::Rollback{2, 1, "generation 2 crashed 2 times", 300, "gone"};
-  status.apps = {rolled, AppStatus{"api", {}, std::nullopt}};
+  status.apps = {rolled, AppStatus{"api", 4, {}, std::nullopt}};
   EXPECT_EQ(round_trip(status), status);
   // A server that is not a worker says so with null, not by leaving "worker" out.
   EXPECT_NE(encode(status.encode()).find("\"worker\":null"), std::string::npos);
+  // An app whose versions were not asked for has no "versions" on the wire.
+  EXPECT_EQ(encode(AppStatus{"api", 4, {}, std::nullopt}.to_json()),
+            "{\"app\":\"api\",\"generation\":4}\n");
 
   StatusReply empty;
   EXPECT_EQ(round_trip(empty), empty);
+}
+
+// A daemon older than "generation" listed every app's versions: the current generation is
+// the last version's.
+TEST(MessageRoundTrip, AppStatusOfAnOlderDaemonTakesItsGenerationFromItsVersions) {
+  Json older = {{"app", "web"},
+                {"versions", Json::array({{{"argv", {"a"}}, {"cwd", "/"}, {"generation", 2}},
+                                          {{"argv", {"b"}}, {"cwd", "/"}, {"generation", 5}}})}};
+  auto decoded = AppStatus::from_json(older, "status.apps[0]");
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  EXPECT_EQ(decoded->generation, 5);
+  EXPECT_EQ(decoded->versions.size(), 2u);
 }
 
 TEST(MessageRoundTrip, StopReloadUpgrade) {

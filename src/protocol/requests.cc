@@ -382,6 +382,12 @@ Result<StopRequest> StopRequest::decode(const Message& message) {
   return StopRequest{*app};
 }
 
+Result<StatusRequest> StatusRequest::decode(const Message& message) {
+  auto app = optional_app(message, kName);
+  if (!app.ok()) return app.status();
+  return StatusRequest{*app};
+}
+
 Result<ReloadRequest> ReloadRequest::decode(const Message& message) {
   auto app = optional_app(message, kName);
   if (!app.ok()) return app.status();

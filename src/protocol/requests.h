@@ -178,8 +178,19 @@ struct FlagRequest {
   }
   bool operator==(const FlagRequest&) const = default;
 };
-inline constexpr char kStatusName[] = "status";
-using StatusRequest = FlagRequest<kStatusName>;
+
+// {"status": true}: the daemon, every server, crash loop and app, each app without its list
+// of versions. {"status": {"app": "web"}}: the same, with app web's versions (an addition
+// within version 1; a daemon that predates it answers as to `true`, with every app's
+// versions). `app`, when given, must be an app name.
+struct StatusRequest {
+  std::optional<std::string> app;
+
+  static constexpr const char* kName = "status";
+  Json encode() const { return app ? make(kName, {{"app", *app}}) : make(kName, true); }
+  static Result<StatusRequest> decode(const Message& message);
+  bool operator==(const StatusRequest&) const = default;
+};
 
 // {"reload": true}: every up server's command deployed again. {"reload": {"app": "web"}}:
 // only app web's (an addition within version 1; a daemon that predates it reloads every app,

@@ -141,6 +141,16 @@ TEST(Apps, StopAppStopsThatAppOnlyAndTheDaemonGoesOn) {
   auto json = nlohmann::json::parse(only_web.output);
   ASSERT_EQ(json["servers"].size(), 1u) << only_web.output;
   EXPECT_EQ(json["servers"][0]["app"], "web");
+  // Only `status APP` lists the app's versions; plain `status` gives each app its current
+  // generation (a list of commands per app made it a third longer).
+  ASSERT_EQ(json["apps"].size(), 1u) << only_web.output;
+  EXPECT_EQ(json["apps"][0]["versions"].size(), 1u) << only_web.output;
+  auto all = daemon.status();
+  ASSERT_EQ(all["apps"].size(), 2u) << all.dump();
+  for (const auto& app : all["apps"]) {
+    EXPECT_FALSE(app.contains("versions")) << all.dump();
+    EXPECT_GT(app["generation"].get<int>(), 0) << all.dump();
+  }
 
   EXPECT_EQ(serverswap(daemon, {"stop", ""}).code, 2) << "an empty APP stopped something";
   EXPECT_EQ(serverswap(daemon, {"status", ""}).code, 2);

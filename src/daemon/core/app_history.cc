@@ -30,34 +30,15 @@ int64_t unix_ms() {
       .count();
 }
 
-std::string packed_env(const std::vector<std::string>& env) {
-  std::string packed;
-  for (const auto& e : env) packed.append(e).push_back('\0');
-  return packed;
-}
-
 }  // namespace
 
-SpawnSpec AppHistory::Version::request() const {
-  SpawnSpec spec = bare;
-  for (size_t at = 0; at < env.size();) {
-    size_t end = env.find('\0', at);
-    spec.env.push_back(env.substr(at, end - at));
-    at = end + 1;
-  }
-  return spec;
-}
-
 bool AppHistory::Version::is(const SpawnSpec& other) const {
-  return bare.argv == other.argv && bare.cwd == other.cwd && env == packed_env(other.env);
+  return request.argv == other.argv && request.cwd == other.cwd && request.env == other.env;
 }
 
 AppHistory::Version AppHistory::keep(const SpawnSpec& request, uint64_t generation) {
   Version version;
-  version.bare = version_of(request);
-  version.env = packed_env(version.bare.env);
-  version.bare.env.clear();
-  version.bare.env.shrink_to_fit();
+  version.request = version_of(request);  // its environment shared, not copied (Environment)
   version.generation = generation;
   return version;
 }
@@ -104,7 +85,7 @@ std::optional<AppHistory::Rollback> AppHistory::crashed(const Server& gone, std:
               : "its earlier versions crash-looped too: there is no good one to roll back to";
     return std::nullopt;
   }
-  Rollback rollback{previous->request(), previous->generation, current.generation,
+  Rollback rollback{previous->request, previous->generation, current.generation,
                     "generation " + std::to_string(current.generation) + " crashed " +
                         std::to_string(current.crashes) + " times within " +
                         format_duration(rollback_window_) + " of being put in place"};
@@ -128,11 +109,11 @@ Result<AppHistory::Rollback> AppHistory::previous(const std::string& app) const 
   const auto& versions = it->second.versions;
   for (size_t i = versions.size() - 1; i-- > 0;)
     if (!versions[i].crash_looped)
-      return Rollback{versions[i].request(), versions[i].generation, versions.back().generation,
+      return Rollback{versions[i].request, versions[i].generation, versions.back().generation,
                       "asked by serverswap rollback"};
   if (versions.size() < 2)
     return Status::error("app " + app + " has one good version known (" +
-                         said(versions.back().bare, versions.back().generation) +
+                         said(versions.back().request, versions.back().generation) +
                          "): nothing to roll back to");
   return Status::error("app " + app +
                        "'s earlier versions known crash-looped: no good version to roll back to");
@@ -143,17 +124,19 @@ Result<SpawnSpec> AppHistory::current(const std::string& app) const {
   if (it == apps_.end() || it->second.versions.empty())
     return Status::error("the daemon knows no version of app " + app +
                          " (none was up, or it was removed)");
-  return it->second.versions.back().request();
+  return it->second.versions.back().request;
 }
 
-std::vector<protocol::AppStatus> AppHistory::status() const {
+std::vector<protocol::AppStatus> AppHistory::status(const std::string& versions_of) const {
   std::vector<protocol::AppStatus> list;
   auto now = clock_.now();
   for (const auto& [name, app] : apps_) {
     protocol::AppStatus status;
     status.app = name;
-    for (const auto& v : app.versions)
-      status.versions.push_back({v.bare.argv, v.bare.cwd, int64_t(v.generation)});
+    if (!app.versions.empty()) status.generation = int64_t(app.versions.back().generation);
+    if (name == versions_of)
+      for (const auto& v : app.versions)
+        status.versions.push_back({v.request.argv, v.request.cwd, int64_t(v.generation)});
     if (app.last_rollback)
       status.rolled_back = protocol::AppStatus::Rollback{
           int64_t(app.last_rollback->from_generation), int64_t(app.last_rollback->to_generation),
@@ -170,7 +153,7 @@ std::vector<AppRecord> AppHistory::record() const {
   for (const auto& [name, app] : apps_) {
     AppRecord record{name, {}, std::nullopt};
     for (const auto& v : app.versions)
-      record.versions.push_back({v.request(), v.generation, v.crash_looped});
+      record.versions.push_back({v.request, v.generation, v.crash_looped});
     if (const auto& r = app.last_rollback)
       record.last_rollback = RollbackRecord{r->from_generation, r->to_generation, r->reason,
                                             app.rolled_back_unix_ms, app.rollback_failure};

@@ -29,7 +29,8 @@
 namespace serverswap::daemon {
 
 // Versions kept per app: the current one and two before it (a rollback, and a rollback of
-// that). Each keeps its deploy request, environment included (a few KiB).
+// that). Each keeps its deploy request; its environment is shared with the servers and
+// versions that have an equal one.
 inline constexpr size_t kVersionsKept = 3;
 // Crashes of the current version within the rollback window that roll it back.
 inline constexpr int kCrashesToRollBack = 2;
@@ -72,8 +73,9 @@ class AppHistory {
   bool knows(const std::string& app) const { return apps_.count(app) > 0; }
   // `rm APP`: its versions are forgotten.
   void forget(const std::string& app) { apps_.erase(app); }
-  // For `status`: each app's versions and its last rollback, if any.
-  std::vector<protocol::AppStatus> status() const;
+  // For `status`: each app's current generation and its last rollback, if any, and the
+  // versions of `versions_of` (status APP; empty: none).
+  std::vector<protocol::AppStatus> status(const std::string& versions_of = "") const;
 
   // For the state file: each app's versions (oldest first) and its last automatic rollback.
   std::vector<AppRecord> record() const;
@@ -86,12 +88,8 @@ class AppHistory {
 
  private:
   struct Version {
-    // The request without its environment, which is kept packed in `env` ("K=V\0K=V\0"):
-    // one block instead of a string each (bench/apps.py: about 2 KiB less per app with 40
-    // variables). request() unpacks it.
-    SpawnSpec bare;
-    std::string env;
-    SpawnSpec request() const;
+    // Its environment is the one its servers hold (Environment: one copy of equal ones).
+    SpawnSpec request;
     // Whether `other` is this version: the same argv, working directory and environment.
     bool is(const SpawnSpec& other) const;
     uint64_t generation = 0;

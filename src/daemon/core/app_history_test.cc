@@ -56,11 +56,11 @@ TEST(AppHistory, TheVersionsRecordedAreRestoredByTheNextDaemon) {
   auto current = after.current("web");
   ASSERT_TRUE(current.ok()) << current.status().message();
   EXPECT_EQ(current->argv, v2->request.argv);
-  ASSERT_EQ(after.status().size(), 1u);
-  EXPECT_EQ(after.status()[0].versions.size(), 2u);
+  ASSERT_EQ(after.status("web").size(), 1u);
+  EXPECT_EQ(after.status("web")[0].versions.size(), 2u);
   // The server of v2 that the next daemon takes back is its current version, not a third.
   after.up(*v2);
-  EXPECT_EQ(after.status()[0].versions.size(), 2u);
+  EXPECT_EQ(after.status("web")[0].versions.size(), 2u);
 }
 
 // A restored version's rollback window is over: its crashes right after the restart roll
@@ -91,7 +91,7 @@ TEST(AppHistory, ARestoredVersionsRollbackWindowIsOver) {
   clock.advance(Millis(5'000));
   AppHistory third(clock, kWindow);
   third.restore(through_the_state_file(after));
-  auto status = third.status();
+  auto status = third.status("web");
   ASSERT_EQ(status.size(), 1u);
   EXPECT_EQ(status[0].versions.size(), 2u);  // v3 crash-looped: dropped
   ASSERT_TRUE(status[0].rolled_back.has_value());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/duration.h"
+#include "daemon/core/environment.h"
 #include "daemon/service/identity.h"
 #include "protocol/app_name.h"
 
@@ -32,7 +33,7 @@ struct SpawnSpec {
   std::vector<std::string> replace;
   std::vector<std::string> argv;
   std::string cwd;
-  std::vector<std::string> env;  // "K=V"
+  Environment env;  // "K=V", one copy shared by every spec of equal content
   std::vector<ListenAddress> listen;
   // --grant RESOURCE, as given: what a server run as another user may be handed beyond what
   // that user could bind itself (a privileged port, a socket bound for someone else).

@@ -63,15 +63,20 @@ Status run_as_requested_identity(SpawnSpec& spec, const SupervisorOptions& optio
   auto identity = resolve_identity(spec.user, spec.group);
   if (!identity.ok()) return identity.status();
   if (identity->uid == getuid() && identity->gid == getgid()) return {};
+  std::optional<std::string> user_socket;  // its own control socket: another uid's
   if (identity->uid != getuid()) {
     if (!options.socket_for_user) return Status::error("--user: no socket for other users");
     auto socket = options.socket_for_user(identity->uid, identity->gid);
     if (!socket.ok()) return socket.status();
-    std::erase_if(spec.env,
-                  [](const std::string& e) { return e.starts_with("SERVERSWAP_SOCKET="); });
-    spec.env.push_back("SERVERSWAP_SOCKET=" + *socket);
+    user_socket = *socket;
   }
-  set_login_environment(*identity, spec.env);
+  spec.env = spec.env.edited([&](Environment::List& env) {
+    if (user_socket) {
+      std::erase_if(env, [](const std::string& e) { return e.starts_with("SERVERSWAP_SOCKET="); });
+      env.push_back("SERVERSWAP_SOCKET=" + *user_socket);
+    }
+    set_login_environment(*identity, env);
+  });
   spec.run_as = *identity;
   return {};
 }
@@ -301,8 +306,10 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   if (!path.ok()) return refuse(path.status());
   auto notify = open_notify_socket(id, *path, uid);
   if (!notify.ok()) return refuse(notify.status());
-  spec.env.push_back("NOTIFY_SOCKET=" + (*notify)->address());
-  if (!passed->empty()) add_einhorn_socket(spec.env);
+  spec.env = spec.env.edited([&](Environment::List& env) {
+    env.push_back("NOTIFY_SOCKET=" + (*notify)->address());
+    if (!passed->empty()) add_einhorn_socket(env);
+  });
   std::vector<int> inherited;
   for (const auto& p : *passed) inherited.push_back(p.daemon_fd);
   auto process = processes_.spawn(

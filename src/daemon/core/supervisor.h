@@ -153,7 +153,10 @@ class Supervisor {
   // Whether `app` has a live server or a crash loop.
   bool runs_app(const std::string& app) const;
   // `status`'s apps: each app's versions and its last automatic rollback.
-  std::vector<protocol::AppStatus> app_status() const { return history_.status(); }
+  // Each app's current generation and last rollback; the versions of `versions_of` only.
+  std::vector<protocol::AppStatus> app_status(const std::string& versions_of = "") const {
+    return history_.status(versions_of);
+  }
   // SIGKILL to every server's process group (a second Ctrl-C).
   void kill_all();
   bool stopping() const { return static_cast<bool>(stop_done_); }

@@ -1636,7 +1636,7 @@ TEST_F(SupervisorTest, AVersionThatCrashesTwiceAfterItsDeployIsRolledBackToThePr
   EXPECT_EQ(processes_.alive(), 1u);
   EXPECT_EQ(last_pid(), back);
   EXPECT_TRUE(supervisor_->crash_loops().empty());
-  auto apps = supervisor_->app_status();
+  auto apps = supervisor_->app_status("srv");
   ASSERT_EQ(apps.size(), 1u);
   ASSERT_TRUE(apps[0].rolled_back.has_value());
   EXPECT_NE(apps[0].rolled_back->reason.find("crashed 2 times"), std::string::npos);

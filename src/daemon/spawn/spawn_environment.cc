@@ -104,13 +104,16 @@ bool is_per_server_variable(const std::string& kv) {
 SpawnSpec spawned_spec(const SpawnSpec& request, const std::vector<std::string>& daemon_env,
                        const std::vector<PassedSocket>& sockets, const std::string& self) {
   SpawnSpec spec = request;
-  // The caller's environment may carry another daemon's or supervisor's values (a deploy run
-  // from inside a server); ours must be the only ones, since getenv returns the first match.
-  std::erase_if(spec.env, is_per_server_variable);
-  spec.env.insert(spec.env.end(), daemon_env.begin(), daemon_env.end());
-  if (sockets.empty()) return spec;
-  for (auto& kv : listen_environment(sockets)) spec.env.push_back(std::move(kv));
-  spec.argv = exec_shim_argv(self, request.argv);
+  spec.env = request.env.edited([&](Environment::List& env) {
+    // The caller's environment may carry another daemon's or supervisor's values (a deploy
+    // run from inside a server); ours must be the only ones, since getenv returns the first
+    // match.
+    std::erase_if(env, is_per_server_variable);
+    env.insert(env.end(), daemon_env.begin(), daemon_env.end());
+    if (sockets.empty()) return;
+    for (auto& kv : listen_environment(sockets)) env.push_back(std::move(kv));
+  });
+  if (!sockets.empty()) spec.argv = exec_shim_argv(self, request.argv);
   return spec;
 }
 
@@ -179,7 +182,7 @@ protocol::DeployRequest request_from_spec(const SpawnSpec& spec, bool follow_exi
   request.name = spec.name;
   request.replace = spec.replace;
   request.cwd = spec.cwd;
-  request.env = spec.env;
+  request.env = spec.env.list();
   request.user = spec.user;
   request.group = spec.group;
   request.follow_exit = follow_exit;

@@ -354,8 +354,10 @@ class World {
     size_t index = deploys_.size();
     // Each deploy is a release of its own (a reload too: it counts as the new deploy).
     SpawnSpec spec = requested;
-    std::erase_if(spec.env, [](const std::string& e) { return e.starts_with(kRelease); });
-    spec.env.push_back(kRelease + std::to_string(index));
+    spec.env = spec.env.edited([&](Environment::List& env) {
+      std::erase_if(env, [](const std::string& e) { return e.starts_with(kRelease); });
+      env.push_back(kRelease + std::to_string(index));
+    });
     std::string command = join(spec.argv, " ");
     if (!spec.replace.empty()) command += " --replace *";
     for (const auto& l : spec.listen) command += " --listen " + l.resource;
