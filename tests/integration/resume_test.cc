@@ -303,7 +303,10 @@ TEST(Resume, AnAppsVersionsSurviveKillNineAndAnUpgradeSoRollbackStillWorksUnderL
   auto forth = serverswap(daemon, {"rollback", "web"});
   ASSERT_EQ(forth.code, 0) << forth.output << again->output();
   EXPECT_TRUE(serves("v2")) << again->output();
-  auto status = daemon.status();
+  // `status APP` lists the app's versions (plain status leaves them out).
+  auto web = serverswap(daemon, {"status", "--json", "web"});
+  ASSERT_EQ(web.code, 0) << web.output;
+  auto status = nlohmann::json::parse(web.output);
   ASSERT_EQ(status["apps"].size(), 1u) << status.dump();
   EXPECT_EQ(status["apps"][0]["versions"].size(), 2u) << status.dump();
 
