@@ -171,15 +171,22 @@ TEST(Apps, StopAppStopsThatAppOnlyAndTheDaemonGoesOn) {
   EXPECT_TRUE(eventually([&] { return !http_ok(web_address); }, 5s)) << web_address;
 }
 
+// The Rollback tests' daemon, with app web's releases (hello_server --body VERSION) deployed on
+// one port of loopback.
+struct WebOnOnePort {
+  DaemonUnderTest daemon{{"--takedown-timeout", "2s", "--settle", "100ms"}};
+  uint16_t port = free_ephemeral_port();
+  std::string address = "127.0.0.1:" + std::to_string(port);
+  WebOnOnePort() { daemon.deploy_options = {"--name", "web"}; }
+};
+
 // The "a release that crashes after the window": v2 comes up (serverUp: no window),
 // replaces v1, then crashes 0.5 s later, and so does its crash restart. Within
 // --rollback-window the daemon deploys v1's version again; clients under load are answered
 // by v1 afterwards, and the log, status and metrics say "rolled back".
 TEST(Rollback, AVersionThatCrashesAfterItsDeployIsRolledBackUnderLoad) {
-  DaemonUnderTest daemon({"--takedown-timeout", "2s", "--settle", "100ms"});
-  daemon.deploy_options = {"--name", "web"};
-  uint16_t port = free_ephemeral_port();
-  const std::string address = "127.0.0.1:" + std::to_string(port);
+  WebOnOnePort web;
+  auto& [daemon, port, address] = web;
   ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v1"}).code, 0);
   ASSERT_TRUE(contains(http_get(port, "/"), "v1"));
 
@@ -221,10 +228,8 @@ TEST(Rollback, AVersionThatCrashesAfterItsDeployIsRolledBackUnderLoad) {
 
 // rollback, restart and rm of an app, with real servers; and their usage errors.
 TEST(Rollback, RollbackRestartAndRmOfAnApp) {
-  DaemonUnderTest daemon({"--takedown-timeout", "2s", "--settle", "100ms"});
-  daemon.deploy_options = {"--name", "web"};
-  uint16_t port = free_ephemeral_port();
-  const std::string address = "127.0.0.1:" + std::to_string(port);
+  WebOnOnePort web;
+  auto& [daemon, port, address] = web;
   EXPECT_EQ(serverswap(daemon, {"rollback", "web"}).code, 1);  // nothing known yet
   ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v1"}).code, 0);
   auto only_one = serverswap(daemon, {"rollback", "web"});
@@ -281,10 +286,8 @@ TEST(Rollback, RollbackRestartAndRmOfAnApp) {
 // serverswap-deploy rollback APP stays attached as serverswap-deploy COMMAND does (it used to
 // exit at `deployed`), and exits 0 once a later deploy replaced the rolled-back server.
 TEST(Rollback, ServerswapDeployRollbackStaysAttachedUntilItsServerIsReplaced) {
-  DaemonUnderTest daemon({"--takedown-timeout", "2s", "--settle", "100ms"});
-  daemon.deploy_options = {"--name", "web"};
-  uint16_t port = free_ephemeral_port();
-  const std::string address = "127.0.0.1:" + std::to_string(port);
+  WebOnOnePort web;
+  auto& [daemon, port, address] = web;
   ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v1"}).code, 0);
   ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v2"}).code, 0);
   Child attached(
