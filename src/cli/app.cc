@@ -141,18 +141,19 @@ int run(int argc, char** argv) {
       "reload", "redeploy every up server's command (also: SIGHUP); with APP, only that app's");
   std::string reload_app;
   reload->add_option("APP", reload_app, "the app to reload (default: every app)");
-  // Requests about one app: APP is required (checked after the unexpected words, so that
-  // `rollback -x` says what is wrong with what was given).
+  // Requests about one app: APP is required (`rollback -x` says the unexpected word first).
   std::string rollback_app, restart_app, rm_app;
   CLI::App* rollback = app.add_subcommand(
-      "rollback", "deploy APP's previous good version again (zero downtime, as a deploy)");
-  rollback->add_option("APP", rollback_app, "the app to roll back");
+      "rollback",
+      "deploy APP's previous good version again (zero downtime, as a deploy); a second "
+      "rollback returns to the version left, as kubectl rollout undo");
+  rollback->add_option("APP", rollback_app, "the app to roll back")->required();
   CLI::App* restart = app.add_subcommand(
       "restart", "deploy APP's current version again, whether it runs or was stopped");
-  restart->add_option("APP", restart_app, "the app to restart");
+  restart->add_option("APP", restart_app, "the app to restart")->required();
   CLI::App* rm = app.add_subcommand(
       "rm", "stop APP's servers and forget its versions and remembered settings");
-  rm->add_option("APP", rm_app, "the app to remove");
+  rm->add_option("APP", rm_app, "the app to remove")->required();
   CLI::App* daemon = app.add_subcommand("daemon", "run only the daemon, in the foreground");
   bool resume_upgrade = false;
   daemon
@@ -171,32 +172,32 @@ int run(int argc, char** argv) {
   for (CLI::App* sub : {status, stop, reload, rollback, restart, rm, daemon, upgrade})
     sub->fallthrough();
 
+  // A subcommand takes only its own options: `status --jsn` or `stop web` is a mistake to
+  // say, not something to ignore (CLI11 leaves what it does not know in remaining()).
+  auto said_unexpected = [&] {
+    for (CLI::App* sub : {status, stop, reload, rollback, restart, rm, daemon, upgrade}) {
+      if (!sub->parsed()) continue;
+      std::vector<std::string> extra = sub->remaining();
+      for (const auto& word : app.remaining()) extra.push_back(word);
+      if (extra.empty()) continue;
+      std::string words;
+      for (const auto& word : extra) words += (words.empty() ? "'" : " '") + word + "'";
+      std::fprintf(stderr, "%s %s: unexpected argument%s %s; see %s %s --help\n",
+                   app.get_name().c_str(), sub->get_name().c_str(), extra.size() > 1 ? "s" : "",
+                   words.c_str(), app.get_name().c_str(), sub->get_name().c_str());
+      return true;
+    }
+    return false;
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // `rollback -x`: the word it did not expect is the mistake, not the APP it displaced.
+    if (dynamic_cast<const CLI::RequiredError*>(&e) && said_unexpected()) return kUsage;
     int code = app.exit(e);
     return code == 0 ? kOk : kUsage;
   }
-  // A subcommand takes only its own options: `status --jsn` or `stop web` is a mistake to
-  // say, not something to ignore (CLI11 leaves what it does not know in remaining()).
-  for (CLI::App* sub : {status, stop, reload, rollback, restart, rm, daemon, upgrade}) {
-    if (!sub->parsed()) continue;
-    std::vector<std::string> extra = sub->remaining();
-    for (const auto& word : app.remaining()) extra.push_back(word);
-    if (extra.empty()) continue;
-    std::string words;
-    for (const auto& word : extra) words += (words.empty() ? "'" : " '") + word + "'";
-    std::fprintf(stderr, "%s %s: unexpected argument%s %s; see %s %s --help\n",
-                 app.get_name().c_str(), sub->get_name().c_str(), extra.size() > 1 ? "s" : "",
-                 words.c_str(), app.get_name().c_str(), sub->get_name().c_str());
-    return kUsage;
-  }
-  for (CLI::App* sub : {rollback, restart, rm})
-    if (sub->parsed() && sub->count("APP") == 0) {
-      std::fprintf(stderr, "%s %s: APP is required; see %s %s --help\n", app.get_name().c_str(),
-                   sub->get_name().c_str(), app.get_name().c_str(), sub->get_name().c_str());
-      return kUsage;
-    }
+  if (said_unexpected()) return kUsage;
   // Options of a deployed COMMAND mean nothing to a subcommand (`--workers 2 restart web`
   // restarts with the remembered settings): said, not ignored.
   for (CLI::App* sub : {status, stop, reload, rollback, restart, rm, upgrade}) {

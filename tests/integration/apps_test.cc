@@ -255,6 +255,9 @@ TEST(Rollback, RollbackRestartAndRmOfAnApp) {
   auto removed = serverswap(daemon, {"rm", "web"});
   EXPECT_EQ(removed.code, 0) << removed.output;
   EXPECT_TRUE(contains(removed.output, "app web removed: 1 server exited")) << removed.output;
+  // Its socket closes at once, not after --idle-socket-grace (60 s): the grace its server's
+  // exit started was kept before.
+  EXPECT_TRUE(eventually([&] { return connect_refused(port); }, 5s)) << daemon.status().dump();
   EXPECT_TRUE(daemon.server_pids().empty());
   EXPECT_TRUE(daemon.status()["apps"].empty()) << daemon.status().dump();
   EXPECT_EQ(serverswap(daemon, {"restart", "web"}).code, 1);

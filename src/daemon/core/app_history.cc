@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/duration.h"
+#include "base/join.h"
 
 namespace serverswap::daemon {
 
@@ -71,18 +72,10 @@ std::optional<AppHistory::Rollback> AppHistory::crashed(const Server& gone, std:
   // are its crash loop's (a rollback that failed leaves that loop going).
   if (++current.crashes != kCrashesToRollBack) return std::nullopt;
   current.crash_looped = true;
-  const Version* previous = nullptr;
-  for (size_t i = app.versions.size() - 1; i-- > 0;)
-    if (!app.versions[i].crash_looped) {
-      previous = &app.versions[i];
-      break;
-    }
+  std::string none;
+  const Version* previous = rollback_target(it->first, app.versions, &none);
   if (!previous) {
-    if (why_not)
-      *why_not =
-          app.versions.size() < 2
-              ? "it is the app's first version: there is no earlier one to roll back to"
-              : "its earlier versions crash-looped too: there is no good one to roll back to";
+    if (why_not) *why_not = none;
     return std::nullopt;
   }
   Rollback rollback{previous->request, previous->generation, current.generation,
@@ -107,16 +100,47 @@ Result<AppHistory::Rollback> AppHistory::previous(const std::string& app) const 
     return Status::error("the daemon knows no version of app " + app +
                          " (none was up, or it was removed): nothing to roll back to");
   const auto& versions = it->second.versions;
-  for (size_t i = versions.size() - 1; i-- > 0;)
-    if (!versions[i].crash_looped)
-      return Rollback{versions[i].request, versions[i].generation, versions.back().generation,
-                      "asked by serverswap rollback"};
+  std::string none;
+  if (const Version* target = rollback_target(app, versions, &none))
+    return Rollback{target->request, target->generation, versions.back().generation,
+                    "asked by serverswap rollback"};
   if (versions.size() < 2)
     return Status::error("app " + app + " has one good version known (" +
                          said(versions.back().request, versions.back().generation) +
                          "): nothing to roll back to");
-  return Status::error("app " + app +
-                       "'s earlier versions known crash-looped: no good version to roll back to");
+  return Status::error("app " + app + ": " + none);
+}
+
+// The latest version before the current one that did not crash-loop and is another command
+// line or directory: one with the current's argv and working directory runs the files on
+// disk now (a release directory switched behind a symbolic link, files changed in place), so
+// "rolling back" to it would start the release that crashed again under an older name.
+const AppHistory::Version* AppHistory::rollback_target(const std::string& app,
+                                                       const std::deque<Version>& versions,
+                                                       std::string* none) {
+  const SpawnSpec& current = versions.back().request;
+  bool same_command = false;
+  for (size_t i = versions.size() - 1; i-- > 0;) {
+    const Version& v = versions[i];
+    if (v.crash_looped) continue;
+    if (v.request.argv == current.argv && v.request.cwd == current.cwd) {
+      same_command = true;
+      continue;
+    }
+    return &v;
+  }
+  if (versions.size() < 2)
+    *none = "it is the app's first version: there is no earlier one to roll back to";
+  else if (same_command)
+    *none = "its earlier good versions are the same command in the same directory ('" +
+            join(current.argv, " ") + "' in " + current.cwd +
+            "): they would run the files on disk now, the release that crashed (a release "
+            "directory behind a symbolic link? point it back at the earlier release, then "
+            "serverswap restart " +
+            app + ")";
+  else
+    *none = "its earlier versions crash-looped too: there is no good one to roll back to";
+  return nullptr;
 }
 
 Result<SpawnSpec> AppHistory::current(const std::string& app) const {

@@ -110,6 +110,9 @@ class AppHistory {
 
   // `request` as a version is kept, put in place by `generation` (`since` is the caller's).
   static Version keep(const SpawnSpec& request, uint64_t generation);
+  // What a rollback from versions.back() deploys, or nullptr with `none` saying why none.
+  static const Version* rollback_target(const std::string& app, const std::deque<Version>& versions,
+                                        std::string* none);
 
   Clock& clock_;
   Millis rollback_window_;

@@ -100,5 +100,40 @@ TEST(AppHistory, ARestoredVersionsRollbackWindowIsOver) {
   EXPECT_NE(status[0].rolled_back->reason.find("crashed 2 times"), std::string::npos);
 }
 
+// A release directory switched behind a symbolic link (`current -> releases/r2`): the
+// versions differ only in their environment, and the earlier one runs the files on disk now.
+// Rolling back to it would start the release that crashed again, as "the previous version"
+// (found by a new user: status said "rolled back", the load got r2's answers). Neither the
+// automatic rollback nor `rollback APP` takes it; they say why, and a different command
+// before it is still a target.
+TEST(AppHistory, AnEarlierVersionOfTheSameCommandAndDirectoryIsNoRollbackTarget) {
+  FakeClock clock;
+  AppHistory history(clock, kWindow);
+  auto other = server_of(clock, "r0", 1);
+  auto r1 = server_of(clock, "current", 2), r2 = server_of(clock, "current", 3);
+  r2->request.env = {"OLDPWD=/somewhere/else"};
+  history.up(*r1);
+  history.up(*r2);
+  auto refused = history.previous("web");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("same command in the same directory"),
+            std::string::npos)
+      << refused.status().message();
+  std::string why_not;
+  EXPECT_FALSE(history.crashed(*r2, &why_not).has_value());
+  EXPECT_FALSE(history.crashed(*r2, &why_not).has_value());
+  EXPECT_NE(why_not.find("point it back at the earlier release, then serverswap restart web"),
+            std::string::npos)
+      << why_not;
+
+  AppHistory with_other(clock, kWindow);
+  with_other.up(*other);
+  with_other.up(*r1);
+  with_other.up(*r2);
+  auto back = with_other.previous("web");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->to_generation, 1u);
+}
+
 }  // namespace
 }  // namespace serverswap::daemon

@@ -305,7 +305,13 @@ const SocketSet::Entry* SocketSet::find(const std::string& name) const {
 void SocketSet::close_when_idle(const std::string& name, Millis grace,
                                 std::function<bool(const std::string&)> in_use) {
   auto it = entries_.find(name);
-  if (it == entries_.end() || !it->second.bound_here || idle_timers_.count(name)) return;
+  if (it == entries_.end() || !it->second.bound_here) return;
+  // A pending close keeps its time, unless this one is due at once (stop APP, rm APP): the
+  // --idle-socket-grace an exit started just before must not keep a stopped app's socket.
+  if (auto pending = idle_timers_.find(name); pending != idle_timers_.end()) {
+    if (grace > Millis(0)) return;
+    idle_timers_.erase(pending);
+  }
   auto timer = std::make_unique<Timer>(loop_);
   Timer* t = timer.get();
   t->unref();  // a pending close must not keep a stopping daemon's loop alive
