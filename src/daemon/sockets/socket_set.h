@@ -77,7 +77,8 @@ class SocketSet : public Listeners {
 
   // After `grace`, closes the socket of `name` (unlinking its file by its inode) unless
   // `in_use(name)` says a server still wants it; nothing if one is already pending for it
-  // (unless `grace` is 0: that one replaces it), or the daemon did not bind it. Logs "closed NAME: no server has held it for GRACE".
+  // (unless `grace` is 0: that one replaces it), or the daemon did not bind it. Logs "closed NAME:
+  // no server has held it for GRACE".
   void close_when_idle(const std::string& name, Millis grace,
                        std::function<bool(const std::string&)> in_use) override;
 
