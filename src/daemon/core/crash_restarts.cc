@@ -201,6 +201,17 @@ void CrashRestarts::up(const Server& server) {
   std::string key = crash_key(server.request);
   auto it = loops_.find(key);
   if (it == loops_.end()) return;
+  // A deploy (not a restart) of the command is up: whatever it runs now, the loop of the
+  // earlier crashes is over, and a crash of it starts with the first delay again. Before, a
+  // release that crashed after a crash-looping one was deployed over met the old loop's
+  // count and backoff ("crashed 5 times in 15s; next restart in 1.6s"). Workers keep the
+  // rule of --restart-reset: their rolls hand loops over between indexes (restore()).
+  if (server.restarts == 0 && server.request.worker < 0) {
+    host_.emit(server, EventKind::kStable,
+               "a deploy of it is up: the crash loop of its command is over");
+    loops_.erase(it);
+    return;
+  }
   it->second->restart_timer.stop();
   it->second->restart_pending = false;
   std::string id = server.id;

@@ -62,7 +62,8 @@ class CrashRestarts {
   // another up server serves every resource it held.
   void exited(const Server& gone, ServerState before);
   // Hook: become_up(). A server of a crash-looping command is up: once it has stayed up for
-  // `reset`, the loop is over and the next crash starts the backoff afresh.
+  // `reset`, the loop is over and the next crash starts the backoff afresh; at once when a
+  // deploy (not a restart) started it, and it is no worker.
   void up(const Server& server);
   // Hook: stop(). Pending restarts are cancelled, and no crash is restarted any more.
   void stop();

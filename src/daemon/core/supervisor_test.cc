@@ -2051,5 +2051,29 @@ TEST_F(SupervisorTest, ADeployModeDeployHearsWhatFollowsItsServersCrashBeforeSer
   EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "v1"}));
 }
 
+// A deploy of a crash-looping command that comes up ends the loop: its own crash starts with
+// the first delay, not with the old loop's count and backoff (found by a new user: "crashed 5
+// times in 15s; next restart in 1.6s" at the first crash of a new release).
+TEST_F(SupervisorTest, ADeployThatComesUpEndsItsCommandsCrashLoop) {
+  pid_t pid = deploy_up({"srv", "v1"}, ":8080").pid;
+  processes_.exit(pid, 1, 0);
+  ASSERT_TRUE(clock_.fire_next());  // restart 1
+  bring_up(last_pid(), ":8080");
+  processes_.exit(last_pid(), 1, 0);
+  ASSERT_EQ(supervisor_->crash_loops().size(), 1u);
+  EXPECT_EQ(supervisor_->crash_loops()[0].next_restart_ms, 200);
+  ASSERT_TRUE(clock_.fire_next());  // restart 2, up
+  pid_t restarted = last_pid();
+  bring_up(restarted, ":8080");
+  UpServer again = deploy_up({"srv", "v1"}, ":8080");  // the same command, deployed
+  EXPECT_TRUE(supervisor_->crash_loops().empty());
+  processes_.exit(restarted, 0, 0);  // replaced
+  processes_.exit(again.pid, 1, 0);
+  auto loops = supervisor_->crash_loops();
+  ASSERT_EQ(loops.size(), 1u);
+  EXPECT_EQ(loops[0].crashes, 1);
+  EXPECT_EQ(loops[0].next_restart_ms, 100);
+}
+
 }  // namespace
 }  // namespace serverswap::daemon
