@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -301,6 +303,83 @@ TEST(Rollback, ServerswapDeployRollbackStaysAttachedUntilItsServerIsReplaced) {
   ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v3"}).code, 0);
   EXPECT_EQ(attached.wait(10s), 0) << attached.output();
   EXPECT_TRUE(contains(attached.output(), "after a newer deploy replaced it")) << attached.output();
+}
+
+// Release directories behind a symbolic link: `current -> releases/r1`, deployed from
+// `current`; then `current -> releases/r2` and the same command deployed again. `rollback web`
+// starts r1's version in releases/r1, where it ran (it was refused before: the same command
+// in the same directory as named); under load, no request fails. Once releases/r1 is
+// replaced by another directory, a rollback to it is refused with the reason.
+TEST(Rollback, ARollbackGoesBackToTheReleaseItRanInBehindASymlink) {
+  WebOnOnePort web;
+  auto& [daemon, port, address] = web;
+  const std::string root = daemon.dir() + "/app";
+  const std::string current = root + "/current";
+  auto release = [&](const std::string& name) {
+    std::filesystem::create_directories(root + "/releases/" + name);
+    std::ofstream script(root + "/releases/" + name + "/serve");
+    script << "#!/bin/sh\nexec " << HELLO_SERVER_BIN << " " << address << " --body " << name
+           << "\n";
+    script.close();
+    std::filesystem::permissions(root + "/releases/" + name + "/serve",
+                                 std::filesystem::perms::owner_all);
+  };
+  auto point = [&](const std::string& name) {
+    std::error_code ignored;
+    std::filesystem::remove(current, ignored);
+    std::filesystem::create_directory_symlink("releases/" + name, current);
+  };
+  auto deploy_from_current = [&] {
+    Child deploy({"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", current, SERVERSWAP_BIN, "--socket",
+                  daemon.socket(), "--name", "web", "./serve"});
+    EXPECT_EQ(deploy.wait(30s), 0) << deploy.output();
+  };
+  release("r1");
+  release("r2");
+  point("r1");
+  deploy_from_current();
+  ASSERT_TRUE(contains(http_get(port, "/"), "r1"));
+  point("r2");
+  deploy_from_current();
+  ASSERT_TRUE(contains(http_get(port, "/"), "r2"));
+
+  std::atomic<bool> done{false};
+  std::atomic<int> requests{0}, failed{0};
+  std::thread load([&] {
+    auto until = std::chrono::steady_clock::now() + 30s;  // bounded
+    while (!done && std::chrono::steady_clock::now() < until) {
+      ++requests;
+      if (!http_ok(port)) ++failed;
+    }
+  });
+  auto back = serverswap(daemon, {"rollback", "web"});
+  done = true;
+  load.join();
+  EXPECT_EQ(back.code, 0) << back.output;
+  EXPECT_TRUE(contains(http_get(port, "/"), "r1")) << daemon.process().output();
+  EXPECT_GT(requests, 0);
+  EXPECT_EQ(failed, 0) << failed << " of " << requests << " requests failed";
+  auto status = daemon.status();
+  ASSERT_EQ(status["servers"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["servers"][0]["cwd"], current) << status.dump();  // the app's, as named
+  const std::string real = std::filesystem::canonical(root).string() + "/releases/";
+  pid_t pid = status["servers"][0]["pid"].get<int>();
+  EXPECT_EQ(std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/cwd").string(),
+            real + "r1");
+  EXPECT_TRUE(contains(read_file("/proc/" + std::to_string(pid) + "/environ"),
+                       std::string("PWD=") + real + "r1" + '\0'));
+
+  // Back to r2 (rollout undo), then r1 replaced by a new directory of the same name: not the
+  // release that ran there, so the rollback is refused and r2 serves on.
+  ASSERT_EQ(serverswap(daemon, {"rollback", "web"}).code, 0);
+  ASSERT_TRUE(contains(http_get(port, "/"), "r2"));
+  std::filesystem::rename(root + "/releases/r1", root + "/releases/r1.old");
+  release("r1");
+  auto refused = serverswap(daemon, {"rollback", "web"});
+  EXPECT_EQ(refused.code, 1) << refused.output;
+  EXPECT_TRUE(contains(refused.output, real + "r1 (what " + current)) << refused.output;
+  EXPECT_TRUE(contains(refused.output, "is another directory now")) << refused.output;
+  EXPECT_TRUE(contains(http_get(port, "/"), "r2"));
 }
 
 // rm of an app whose only trace is a crash loop between restarts closed nothing: its socket

@@ -19,11 +19,19 @@ SpawnSpec version_of(const SpawnSpec& request) {
   return version;
 }
 
+// What a rollback to `version` deploys: it, in the directory it ran in when that is known
+// (what its cwd names now may be a later release).
+SpawnSpec pinned(const SpawnSpec& version) {
+  SpawnSpec request = version;
+  request.pinned = version.physical.has_value();
+  return request;
+}
+
 std::string said(const SpawnSpec& request, uint64_t generation) {
   std::string command;
   for (const auto& word : request.argv) command += (command.empty() ? "" : " ") + word;
   return "generation " + std::to_string(generation) + "'s version ('" + command + "' in " +
-         (request.cwd.empty() ? "/" : request.cwd) + ")";
+         directory_said(request) + ")";
 }
 
 int64_t unix_ms() {
@@ -33,8 +41,16 @@ int64_t unix_ms() {
 
 }  // namespace
 
+// Two directories known to differ; an unknown one (a version recorded by an older daemon, a
+// server taken back from one) differs from none.
+static bool other_directory(const std::optional<PhysicalDirectory>& a,
+                            const std::optional<PhysicalDirectory>& b) {
+  return a && b && !a->same_as(*b);
+}
+
 bool AppHistory::Version::is(const SpawnSpec& other) const {
-  return request.argv == other.argv && request.cwd == other.cwd && request.env == other.env;
+  return request.argv == other.argv && request.cwd == other.cwd && request.env == other.env &&
+         !other_directory(request.physical, other.physical);
 }
 
 AppHistory::Version AppHistory::keep(const SpawnSpec& request, uint64_t generation) {
@@ -78,7 +94,7 @@ std::optional<AppHistory::Rollback> AppHistory::crashed(const Server& gone, std:
     if (why_not) *why_not = none;
     return std::nullopt;
   }
-  Rollback rollback{previous->request, previous->generation, current.generation,
+  Rollback rollback{pinned(previous->request), previous->generation, current.generation,
                     "generation " + std::to_string(current.generation) + " crashed " +
                         std::to_string(current.crashes) + " times within " +
                         format_duration(rollback_window_) + " of being put in place"};
@@ -102,7 +118,7 @@ Result<AppHistory::Rollback> AppHistory::previous(const std::string& app) const 
   const auto& versions = it->second.versions;
   std::string none;
   if (const Version* target = rollback_target(app, versions, &none))
-    return Rollback{target->request, target->generation, versions.back().generation,
+    return Rollback{pinned(target->request), target->generation, versions.back().generation,
                     "asked by serverswap rollback"};
   if (versions.size() < 2)
     return Status::error("app " + app + " has one good version known (" +
@@ -112,8 +128,10 @@ Result<AppHistory::Rollback> AppHistory::previous(const std::string& app) const 
 }
 
 // The latest version before the current one that did not crash-loop and is another command
-// line or directory: one with the current's argv and working directory runs the files on
-// disk now (a release directory switched behind a symbolic link, files changed in place), so
+// line or directory: one with the current's argv and working directory as named runs the
+// files on disk now, unless it ran in another physical directory (a release directory
+// switched behind a symbolic link: the rollback is started there, SpawnSpec::pinned); else
+// (files changed in place, or a version of an older daemon, whose directory is unknown)
 // "rolling back" to it would start the release that crashed again under an older name.
 const AppHistory::Version* AppHistory::rollback_target(const std::string& app,
                                                        const std::deque<Version>& versions,
@@ -123,7 +141,8 @@ const AppHistory::Version* AppHistory::rollback_target(const std::string& app,
   for (size_t i = versions.size() - 1; i-- > 0;) {
     const Version& v = versions[i];
     if (v.crash_looped) continue;
-    if (v.request.argv == current.argv && v.request.cwd == current.cwd) {
+    if (v.request.argv == current.argv && v.request.cwd == current.cwd &&
+        !other_directory(v.request.physical, current.physical)) {
       same_command = true;
       continue;
     }
@@ -134,9 +153,9 @@ const AppHistory::Version* AppHistory::rollback_target(const std::string& app,
   else if (same_command)
     *none = "its earlier good versions are the same command in the same directory ('" +
             join(current.argv, " ") + "' in " + current.cwd +
-            "): they would run the files on disk now, the release that crashed (a release "
-            "directory behind a symbolic link? point it back at the earlier release, then "
-            "serverswap restart " +
+            "), and ran in the same directory or one not recorded: they would run the files "
+            "on disk now, the release that crashed (files changed in place? put the earlier "
+            "release back, then serverswap restart " +
             app + ")";
   else
     *none = "its earlier versions crash-looped too: there is no good one to roll back to";

@@ -122,7 +122,7 @@ TEST(AppHistory, AnEarlierVersionOfTheSameCommandAndDirectoryIsNoRollbackTarget)
   std::string why_not;
   EXPECT_FALSE(history.crashed(*r2, &why_not).has_value());
   EXPECT_FALSE(history.crashed(*r2, &why_not).has_value());
-  EXPECT_NE(why_not.find("point it back at the earlier release, then serverswap restart web"),
+  EXPECT_NE(why_not.find("put the earlier release back, then serverswap restart web"),
             std::string::npos)
       << why_not;
 
@@ -133,6 +133,45 @@ TEST(AppHistory, AnEarlierVersionOfTheSameCommandAndDirectoryIsNoRollbackTarget)
   auto back = with_other.previous("web");
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_EQ(back->to_generation, 1u);
+}
+
+// The same command from `current`, once in releases/r1 and once in releases/r2 (recorded at
+// spawn): the earlier one is a rollback target, pinned to the directory it ran in; the same
+// physical directory (files changed in place) is not.
+TEST(AppHistory, TheSameCommandThatRanInAnotherPhysicalDirectoryIsRolledBackThere) {
+  FakeClock clock;
+  AppHistory history(clock, kWindow);
+  auto r1 = server_of(clock, "current", 1), r2 = server_of(clock, "current", 2);
+  r1->request.physical = PhysicalDirectory{"/srv/releases/r1", 5, 101};
+  r2->request.physical = PhysicalDirectory{"/srv/releases/r2", 5, 102};
+  history.up(*r1);
+  history.up(*r2);
+  auto back = history.previous("web");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->to_generation, 1u);
+  EXPECT_TRUE(back->to.pinned);
+  ASSERT_TRUE(back->to.physical);
+  EXPECT_EQ(back->to.physical->path, "/srv/releases/r1");
+  EXPECT_EQ(directory_said(back->to), "/srv/current (/srv/releases/r1)");
+  // The state file keeps where each version ran (bytes that are not UTF-8 included).
+  auto records = through_the_state_file(history);
+  ASSERT_EQ(records.size(), 1u);
+  ASSERT_EQ(records[0].versions.size(), 2u);
+  EXPECT_EQ(records[0].versions[0].request.physical, r1->request.physical);
+  EXPECT_EQ(records[0].versions[1].request.physical, r2->request.physical);
+  history.crashed(*r2);
+  auto automatic = history.crashed(*r2);
+  ASSERT_TRUE(automatic.has_value());
+  EXPECT_TRUE(automatic->to.pinned);
+  EXPECT_EQ(automatic->to_generation, 1u);
+
+  AppHistory in_place(clock, kWindow);
+  auto again = server_of(clock, "current", 3);
+  again->request.physical = PhysicalDirectory{"/srv/releases/r1", 5, 101};
+  again->request.env = {"OLDPWD=/somewhere/else"};
+  in_place.up(*r1);
+  in_place.up(*again);
+  EXPECT_FALSE(in_place.previous("web").ok());
 }
 
 }  // namespace

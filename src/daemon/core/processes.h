@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,9 @@ class Process {
   // The pipe its stdout and stderr write to; empty when none is read (a fake, or an adopted
   // server that no longer holds it).
   virtual PipeId output_pipe() const { return {}; }
+  // The directory it was started in, resolved when it was spawned (working_directory.h);
+  // nullopt for a fake, or a process of an earlier daemon.
+  virtual std::optional<PhysicalDirectory> directory() const { return std::nullopt; }
 };
 
 class Processes {

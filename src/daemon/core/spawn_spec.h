@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,20 @@ struct ListenAddress {
   bool operator==(const ListenAddress&) const = default;
 };
 
+// A directory as the kernel has it: its path with every symbolic link resolved, and its
+// device and inode, so that a directory removed and made again under that name (a release
+// tool that rebuilt it) is not taken for it.
+struct PhysicalDirectory {
+  std::string path;
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  // The same directory (device and inode), whatever the path says.
+  bool same_as(const PhysicalDirectory& other) const {
+    return dev == other.dev && ino == other.ino;
+  }
+  bool operator==(const PhysicalDirectory&) const = default;
+};
+
 // A command as deployed, with the settings that belong to it (not to the daemon): a later
 // deploy, reload or restart of the same command starts it with the same ones.
 struct SpawnSpec {
@@ -32,7 +47,17 @@ struct SpawnSpec {
   // refused). Given per deploy, never remembered.
   std::vector<std::string> replace;
   std::vector<std::string> argv;
+  // The working directory as the user named it ($PWD: `current`, not `releases/r1`): what
+  // the app's version is known by, and where a deploy, restart or reload runs it.
   std::string cwd;
+  // Where a server of it ran: `cwd` as resolved when it was spawned (set on a server's
+  // request by the supervisor; unset for a request not spawned yet, or one recorded by an
+  // older daemon). A version keeps it, so that a rollback can go back to the release that
+  // `cwd` named then.
+  std::optional<PhysicalDirectory> physical;
+  // Run in `physical`, not in what `cwd` names now (a rollback; PWD is set to it too), and
+  // only while it is still that directory (device and inode): else the spawn is refused.
+  bool pinned = false;
   Environment env;  // "K=V", one copy shared by every spec of equal content
   std::vector<ListenAddress> listen;
   // --grant RESOURCE, as given: what a server run as another user may be handed beyond what
@@ -61,6 +86,15 @@ struct SpawnSpec {
 // one app are versions of each other: the newest supersedes and replaces the others.
 inline std::string app_of(const SpawnSpec& spec) {
   return spec.name.empty() ? protocol::derive_app_name(spec.argv) : spec.name;
+}
+
+// Where `spec` runs, for people: its cwd, and for a pinned spec the physical directory it
+// runs in ("/srv/current (/srv/releases/r1)").
+inline std::string directory_said(const SpawnSpec& spec) {
+  std::string named = spec.cwd.empty() ? "/" : spec.cwd;
+  if (spec.pinned && spec.physical && spec.physical->path != named)
+    return named + " (" + spec.physical->path + ")";
+  return named;
 }
 
 // One command line of an app (argv and working directory): what tells an app's old version

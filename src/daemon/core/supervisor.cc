@@ -309,6 +309,12 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   spec.env = spec.env.edited([&](Environment::List& env) {
     env.push_back("NOTIFY_SOCKET=" + (*notify)->address());
     if (!passed->empty()) add_einhorn_socket(env);
+    // A rollback runs in the release it ran in (SpawnSpec::pinned), and says so in PWD: the
+    // deployer's PWD names the symbolic link, which leads elsewhere now.
+    if (spec.pinned && spec.physical) {
+      std::erase_if(env, [](const std::string& e) { return e.starts_with("PWD="); });
+      env.push_back("PWD=" + spec.physical->path);
+    }
   });
   std::vector<int> inherited;
   for (const auto& p : *passed) inherited.push_back(p.daemon_fd);
@@ -324,6 +330,8 @@ Server* Supervisor::start_server(const SpawnSpec& request, Sink sink, bool follo
   server->cwd = spec.cwd;
   server->request = request;
   server->process = std::move(*process);
+  // Where it runs, for its version (AppHistory): a rollback goes back there.
+  if (auto dir = server->process->directory()) server->request.physical = std::move(*dir);
   server->pid = server->process->pid();
   server->started = clock_.now();
   if (auto started = processes_.start_time(server->pid); started.ok())
@@ -1172,7 +1180,7 @@ void Supervisor::roll_back_if_crash_looping(const Server& gone, ServerState befo
   emit(gone, EventKind::kRolledBack,
        "app " + app + ": " + rollback->reason + "; rolling back to generation " +
            std::to_string(rollback->to_generation) + "'s version ('" +
-           join(rollback->to.argv, " ") + "' in " + rollback->to.cwd + ")");
+           join(rollback->to.argv, " ") + "' in " + directory_said(rollback->to) + ")");
   Sink outcome = [this, app, from = rollback->from_generation](const Json& message) {
     auto name = protocol::message_name(message);
     if (name == protocol::Deployed::kName) {
@@ -1204,7 +1212,7 @@ Status Supervisor::roll_back(const std::string& app, Sink sink, bool follow_exit
   auto rollback = history_.previous(app);
   if (!rollback.ok()) return rollback.status();
   log_line("rolling back app " + app + " to generation " + std::to_string(rollback->to_generation) +
-           "'s version ('" + join(rollback->to.argv, " ") + "' in " + rollback->to.cwd +
+           "'s version ('" + join(rollback->to.argv, " ") + "' in " + directory_said(rollback->to) +
            "), asked by " + who);
   deploy(rollback->to, std::move(sink), follow_exit);
   return {};

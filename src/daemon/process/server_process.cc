@@ -11,6 +11,7 @@
 #include <charconv>
 
 #include "base/unique_fd.h"
+#include "daemon/process/working_directory.h"
 
 namespace serverswap::daemon {
 
@@ -49,11 +50,17 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, con
     stdio[3 + i].data.fd = inherited[i];
   }
 
+  // Opened and checked here, entered by the child through its descriptor: the directory
+  // recorded is the one it runs in (working_directory.h).
+  auto dir = open_working_directory(spec, static_cast<int>(stdio.size()));
+  if (!dir.ok()) return dir.status();
+  std::string chdir_path = dir->chdir_path();
+
   uv_process_options_t options{};
   options.file = args[0];
   options.args = args.data();
   options.env = env.data();
-  options.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  options.cwd = chdir_path.c_str();
   options.flags = UV_PROCESS_DETACHED;  // setsid: its own process group, no terminal signals
   if (spec.run_as) {
     // libuv also drops the supplementary groups (setgroups(0, NULL)) before setgid/setuid.
@@ -94,6 +101,7 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::spawn(uv_loop_t* loop, con
   std::unique_ptr<ServerProcess> process(new ServerProcess(block));
   process->pid_ = block->handle.pid;
   if (output) process->output_ = output->id;
+  process->directory_ = std::move(dir->physical);
   return process;
 }
 

@@ -47,6 +47,7 @@ class ServerProcess : public Process {
   bool exited() const override;
   void signal_group(int signum) const override;
   PipeId output_pipe() const override { return output_; }
+  std::optional<PhysicalDirectory> directory() const override { return directory_; }
 
  private:
   struct Block;
@@ -54,6 +55,7 @@ class ServerProcess : public Process {
   Block* block_;
   pid_t pid_ = 0;
   PipeId output_;
+  std::optional<PhysicalDirectory> directory_;  // spawned: where it was started
 };
 
 // "SIGTERM", "TERM", "15" -> 15; error on anything else.

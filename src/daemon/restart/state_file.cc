@@ -24,19 +24,57 @@ namespace {
 
 // The deploy request's own encoding (protocol/requests.h): bytes that are not UTF-8 in argv,
 // cwd or env are kept exactly, so that a restarted daemon runs the command as it was given.
+// Beside the deploy request's fields, the daemon's own (never read from a deploy):
+// "physicalCwd" {"path", "dev", "ino"}, where a server of it ran (SpawnSpec::physical), and
+// "pinned" (only when true: it runs there, a rollback).
 Json request_to_json(const SpawnSpec& spec) {
   Json body = protocol::encode_deploy(request_from_spec(spec));
   // Always present, so that a state.json read by an older daemon has every field it expects.
   if (!body.contains("listen")) body["listen"] = Json::array();
   if (!body.contains("user")) body["user"] = "";
   if (!body.contains("group")) body["group"] = "";
+  if (spec.physical)
+    body["physicalCwd"] = {{"path", protocol::encode_bytes(spec.physical->path)},
+                           {"dev", spec.physical->dev},
+                           {"ino", spec.physical->ino}};
+  if (spec.pinned) body["pinned"] = true;
   return body;
+}
+
+// "physicalCwd" as request_to_json writes it: an absolute path, and a device and inode.
+Result<PhysicalDirectory> physical_from_json(const Json& json) {
+  protocol::FieldReader r(json, "request.physicalCwd");
+  PhysicalDirectory dir;
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  dir.dev = static_cast<uint64_t>(r.integer("dev", true, 0, kMax));
+  dir.ino = static_cast<uint64_t>(r.integer("ino", true, 1, kMax));
+  if (!r.ok()) return r.status();
+  auto it = json.find("path");
+  if (it == json.end()) return Status::error("request.physicalCwd.path is required");
+  auto path = protocol::decode_bytes(*it, "request.physicalCwd.path");
+  if (!path.ok()) return path.status();
+  if (!path->starts_with('/'))
+    return Status::error("request.physicalCwd.path must be an absolute path");
+  dir.path = std::move(*path);
+  return dir;
 }
 
 Result<SpawnSpec> request_from_json(const Json& body) {
   auto request = protocol::decode_deploy(body);
   if (!request.ok()) return request.status();
-  return spec_from_request(*request);
+  auto spec = spec_from_request(*request);
+  if (!spec.ok()) return spec;
+  if (auto it = body.find("physicalCwd"); it != body.end()) {
+    auto dir = physical_from_json(*it);
+    if (!dir.ok()) return dir.status();
+    spec->physical = std::move(*dir);
+  }
+  protocol::FieldReader r(body, "request");
+  spec->pinned = r.boolean("pinned", false);
+  if (!r.ok()) return r.status();
+  if (spec->pinned && !spec->physical)
+    return Status::error("request.pinned is true without a physicalCwd to run in");
+  return spec;
 }
 
 // A path or address the daemon read from the system (getsockname, /proc) may hold bytes

@@ -424,6 +424,17 @@ TEST(StateFile, AHostileAppVersionIsDroppedAndSaid) {
       {"--replace", web_version([](auto& v) { v["request"]["replace"] = {"api"}; }), 1},
       {"negative generation", web_version([](auto& v) { v["generation"] = -1; }), 1},
       {"not an object", web_version([](auto& v) { v = "rm -rf /"; }), 1},
+      {"a relative physicalCwd", web_version([](auto& v) {
+         v["request"]["physicalCwd"] = {{"path", "releases/r1"}, {"dev", 1}, {"ino", 2}};
+       }),
+       1},
+      {"a physicalCwd without inode", web_version([](auto& v) {
+         v["request"]["physicalCwd"] = {{"path", "/srv/r1"}, {"dev", 1}};
+       }),
+       1},
+      {"pinned without physicalCwd", web_version([](auto& v) { v["request"]["pinned"] = true; }),
+       1},
+      {"pinned not a boolean", web_version([](auto& v) { v["request"]["pinned"] = "yes"; }), 1},
   };
   protocol::Json many = good;
   for (int i = 0; i < 3; ++i)
