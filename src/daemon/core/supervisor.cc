@@ -498,6 +498,21 @@ void Supervisor::hello(Peer& connection, const protocol::Message& message) {
   if (server && inherited_only) become_ready(*server);
 }
 
+// What a `fail` from a server no longer starting is said to be (it changes nothing): the
+// truth for its state, for it may never have been up (failed, or superseded, before).
+static std::string late_fail(const Server& server) {
+  switch (server.state) {
+    case ServerState::kUp:
+      return "sent fail after it was up (ignored): ";
+    case ServerState::kDraining:
+      return "sent fail while being taken down (ignored): ";
+    case ServerState::kFailed:
+      return "sent fail after its start had already failed (ignored: it is being stopped): ";
+    default:
+      return std::string("sent fail while ") + state_name(server.state) + " (ignored): ";
+  }
+}
+
 void Supervisor::server_message(Peer& connection, const protocol::Message& message) {
   Server* server = server_of(connection);
   if (!server) return;
@@ -522,7 +537,7 @@ void Supervisor::server_message(Peer& connection, const protocol::Message& messa
       // Once per server (it fails): only the length is the server's to choose.
       fail(*server, "sent fail: " + (why.empty() ? "(no reason given)" : clip_for_log(why)));
     } else {
-      emit_said(*server, EventKind::kFail, "sent fail after it was up (ignored): " + why);
+      emit_said(*server, EventKind::kFail, late_fail(*server) + why);
     }
   } else if (name == "serving") {
     serving(*server, connection, message);

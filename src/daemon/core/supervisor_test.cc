@@ -243,6 +243,31 @@ TEST_F(SupervisorTest, ANewServerThatFailsLeavesTheOldOneServingUntouched) {
   EXPECT_EQ(state_of(old_pid), "up");
 }
 
+// A `fail` from a server whose start had failed (here: --ready-timeout) is not "after it was
+// up": it never was. Said as what is true, and it changes nothing.
+TEST_F(SupervisorTest, AFailFromAServerThatWasNeverUpIsNotSaidToBeAfterItWasUp) {
+  std::vector<std::string> texts;
+  options_.observer = [&](const Json& line) {
+    if (line.contains("event") && line["event"].value("kind", "") == "fail")
+      texts.push_back(line["event"].value("text", ""));
+  };
+  supervisor_ = make_supervisor();
+  size_t d = deploy({"srv", "v1"});
+  pid_t pid = last_pid();
+  FakePeer& peer = hello(pid);
+  ASSERT_TRUE(clock_.fire_next());  // --ready-timeout: failed, being stopped
+  ASSERT_EQ(state_of(pid), "failed");
+  send(peer, protocol::make("fail", "too late"));
+  ASSERT_EQ(texts.size(), 1u);
+  EXPECT_EQ(texts[0].find("after it was up"), std::string::npos) << texts[0];
+  EXPECT_NE(texts[0].find("sent fail after its start had already failed (ignored: it is being "
+                          "stopped): too late"),
+            std::string::npos)
+      << texts[0];
+  processes_.exit(pid, 0, SIGTERM);
+  EXPECT_EQ(outcome(d).rfind("failed: not up within --ready-timeout 5s", 0), 0u) << outcome(d);
+}
+
 TEST_F(SupervisorTest, AServerNotUpWithinTheReadyTimeoutFailsAndIsSignalled) {
   size_t d = deploy({"srv", "v1"});
   pid_t pid = last_pid();
