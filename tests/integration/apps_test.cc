@@ -96,6 +96,17 @@ TEST(Apps, AnotherAppsResourceFailsTheDeployUnlessItSaysReplace) {
   EXPECT_TRUE(contains(replacing.output, "replaced pid " + std::to_string(web_pid)))
       << replacing.output;
   EXPECT_EQ(apps_of(daemon), std::vector<std::string>{"api"});
+
+  // An app that does not exist (misspelled) is refused, naming the apps there are; '*' is any.
+  auto misspelled =
+      deploy_with(daemon, {"--name", "web", "--replace", "apj"}, {HELLO_SERVER_BIN, resource});
+  EXPECT_EQ(misspelled.code, 1) << misspelled.output;
+  EXPECT_TRUE(contains(misspelled.output, "--replace apj: no app named 'apj' is known (apps: api"))
+      << misspelled.output;
+  EXPECT_EQ(apps_of(daemon), std::vector<std::string>{"api"});
+  auto any = deploy_with(daemon, {"--name", "web", "--replace", "*"}, {HELLO_SERVER_BIN, resource});
+  EXPECT_EQ(any.code, 0) << any.output;
+  EXPECT_EQ(apps_of(daemon), std::vector<std::string>{"web"});
 }
 
 // Names are checked before anything is sent: exit 2, the rule said.

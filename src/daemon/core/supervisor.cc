@@ -155,6 +155,11 @@ void Supervisor::deploy(const SpawnSpec& request, Sink requester, bool follow_ex
              .encode());
     return;
   }
+  if (Status s = check_replaced_apps(request); !s.ok()) {
+    log_line("deploy of '" + join(request.argv, " ") + "' refused: " + s.message());
+    sink(protocol::DeployFailed{std::nullopt, s.message(), std::nullopt, std::nullopt}.encode());
+    return;
+  }
   if (request.workers) return rolls_.start(request, std::move(sink), follow_exit);
   Server* started = start_server(request, std::move(sink), follow_exit);
   if (!started) return;
@@ -167,6 +172,24 @@ void Supervisor::deploy(const SpawnSpec& request, Sink requester, bool follow_ex
       older.push_back(id);
   for (const auto& id : older)
     if (Server* s = find(id)) supersede(*s, *started);
+}
+
+// Each `--replace APP` names an app the daemon runs or knows ('*': any): a misspelled one
+// would otherwise be accepted and replace nothing, and the deploy fail later on the real
+// app's resource, or silently take it with '*' in mind.
+Status Supervisor::check_replaced_apps(const SpawnSpec& request) const {
+  for (const auto& app : request.replace) {
+    if (app == "*" || runs_app(app) || history_.knows(app)) continue;
+    std::set<std::string> known;
+    for (const auto& [id, s] : servers_)
+      if (s->alive()) known.insert(app_of(s->request));
+    for (const auto& status : history_.status()) known.insert(status.app);
+    std::vector<std::string> list(known.begin(), known.end());
+    return Status::error("--replace " + app + ": no app named '" + app + "' is known (" +
+                         (list.empty() ? std::string("no app is") : "apps: " + join(list, ", ")) +
+                         "); nothing was deployed");
+  }
+  return {};
 }
 
 // A server of another deploy order is newer when its deploy came later. A crash restart

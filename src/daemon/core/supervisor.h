@@ -152,6 +152,8 @@ class Supervisor {
   bool knows_app(const std::string& app) const { return history_.knows(app); }
   // Whether `app` has a live server or a crash loop.
   bool runs_app(const std::string& app) const;
+  // OK when each of `request`'s --replace apps runs or is known ('*' is any app).
+  Status check_replaced_apps(const SpawnSpec& request) const;
   // `status`'s apps: each app's versions and its last automatic rollback.
   // Each app's current generation and last rollback; the versions of `versions_of` only.
   std::vector<protocol::AppStatus> app_status(const std::string& versions_of = "") const {

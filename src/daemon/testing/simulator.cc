@@ -342,7 +342,7 @@ class World {
   // the others meet the rule that another app's resource is refused.
   void name_app(SpawnSpec& spec) {
     spec.name = spec.argv[1];
-    if (chance(0.8)) spec.replace = {"A", "B", "C", "D", "W", "X", "L", "M"};
+    if (chance(0.8)) spec.replace = {"*"};
   }
 
   void reload() {
