@@ -53,9 +53,20 @@ void print_crash_loops(const std::vector<protocol::CrashLoopStatus>& loops) {
 }
 
 // "app web: rolled back 12s ago from generation 7 to generation 5: generation 7 crashed 2
-// times within 1m of being put in place"; and the apps known that have no server.
+// times within 1m of being put in place"; the app's versions (`status APP`); and the apps
+// known that have no server.
 void print_apps(const protocol::StatusReply& status) {
   for (const auto& app : status.apps) {
+    // Only `status APP` has them: the versions `rollback APP` and `restart APP` deploy.
+    if (!app.versions.empty())
+      std::printf("%s\n", printable("app " + app.app + ": versions, oldest first:").c_str());
+    for (size_t i = 0; i < app.versions.size(); ++i) {
+      const auto& v = app.versions[i];
+      std::string line = "  generation " + std::to_string(v.generation) +
+                         (i + 1 == app.versions.size() ? " (current)" : "") + ": " +
+                         join(v.argv, " ") + " (in " + v.cwd + ")";
+      std::printf("%s\n", printable(line).c_str());
+    }
     if (app.rolled_back) {
       const auto& back = *app.rolled_back;
       std::string line = "app " + app.app + ": rolled back " + format_uptime(back.since_ms) +

@@ -250,6 +250,17 @@ TEST(Rollback, RollbackRestartAndRmOfAnApp) {
   EXPECT_TRUE(contains(only_one.output, "nothing to roll back to")) << only_one.output;
   ASSERT_EQ(daemon.deploy({HELLO_SERVER_BIN, address, "--body", "v2"}).code, 0);
   ASSERT_TRUE(contains(http_get(port, "/"), "v2"));
+  // The text `status APP` lists the versions a rollback chooses from, as --json does;
+  // plain `status` stays compact.
+  auto versions = serverswap(daemon, {"status", "web"});
+  EXPECT_EQ(versions.code, 0) << versions.output;
+  const std::string command = std::string(HELLO_SERVER_BIN) + " " + address + " --body ";
+  EXPECT_TRUE(contains(versions.output,
+                       "app web: versions, oldest first:\n  generation 1: " + command + "v1 (in "))
+      << versions.output;
+  EXPECT_TRUE(contains(versions.output, "  generation 2 (current): " + command + "v2 (in "))
+      << versions.output;
+  EXPECT_FALSE(contains(serverswap(daemon, {"status"}).output, "versions, oldest first"));
 
   auto back = serverswap(daemon, {"rollback", "web"});
   EXPECT_EQ(back.code, 0) << back.output;
