@@ -4,7 +4,9 @@
 // worker W version V up" once up. Environment:
 //   WORKER_FAIL=N  exits 1 before asking for anything when SERVERSWAP_WORKER is N;
 //   STAGGER=1      asks for its resources one at a time, sending `serving` for each, and
-//                  waits for SIGUSR1 before each one after the first.
+//                  waits for SIGUSR1 before each one after the first;
+//   CRASH_AFTER_UP_MS=N  exits 3 N ms after it is up (between two answers: no client cut
+//                  off), a release that crashes once it is in place.
 // On takeDown it stops accepting on that resource alone; it exits once it has none left.
 #include <poll.h>
 #include <serverswap/client.h>
@@ -13,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -93,10 +96,24 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   };
   ask();
+  const int crash_after_ms = std::atoi(env_or("CRASH_AFTER_UP_MS", "0").c_str());
+  const auto crash_at =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(crash_after_ms);
   while (!listeners.empty()) {
+    int timeout = -1;
+    if (crash_after_ms > 0 && pending.empty()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          crash_at - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        std::fprintf(stderr, "worker_server: worker %s of version %s crashes on purpose\n",
+                     worker.c_str(), version.c_str());
+        return 3;
+      }
+      timeout = static_cast<int>(left.count());
+    }
     std::vector<pollfd> fds = {{client.control_fd(), POLLIN, 0}, {signals, POLLIN, 0}};
     for (const auto& [resource, fd] : listeners) fds.push_back({fd, POLLIN, 0});
-    if (poll(fds.data(), fds.size(), -1) < 0) continue;
+    if (poll(fds.data(), fds.size(), timeout) < 0) continue;
     for (size_t i = 2; i < fds.size(); ++i) {
       if (!fds[i].revents) continue;
       int connection = accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);

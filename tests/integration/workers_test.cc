@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -192,6 +193,53 @@ TEST(Workers, AWorkerThatFailsStopsTheRollAndFourOldWorkersServe) {
     }
   verify::LoadReport report = load.finish();
   EXPECT_EQ(report.counts.failed(), 0u) << verify::to_text(report);
+}
+
+// Automatic rollback of a --workers 2 app, with real processes: v2's workers come up (serverUp:
+// no confirmation window), replace v1's, and crash 1.5 s later, each within the rollback
+// window. The daemon rolls v1's version back as a roll of 2 workers; under load no request
+// fails (the listening socket stays the daemon's: clients wait in its backlog).
+TEST(Rollback, AWorkersAppWhoseNewVersionCrashesIsRolledBackToTwoWorkersUnderLoad) {
+  DaemonUnderTest daemon;
+  auto first = start_workers(daemon, {"--workers", "2"}, {kResource}, {{"VERSION", "v1"}});
+  ASSERT_EQ(first->wait(30s), 0) << first->output() << daemon.process().output();
+  auto v1 = up_workers(daemon.status());
+  ASSERT_EQ(indices(v1), (std::set<int>{0, 1}));
+  expect_version(daemon, v1, "v1");
+
+  Load load(daemon.address_of(kResource));
+  ASSERT_TRUE(load.run->wait_for_ok(100, 10s)) << "the load never got going";
+  // Another release of the program (another path, the same app): the same command line in
+  // the same directory would be no version to roll back to (it runs the files on disk now).
+  const std::string release = daemon.dir() + "/r2/worker_server";
+  std::filesystem::create_directories(daemon.dir() + "/r2");
+  std::filesystem::create_symlink(WORKER_SERVER_BIN, release);
+  Child bad({SERVERSWAP_BIN, "--socket", daemon.socket(), "--", release, kResource},
+            {{"VERSION", "v2"}, {"CRASH_AFTER_UP_MS", "1500"}});
+  ASSERT_EQ(bad.wait(30s), 0) << bad.output() << daemon.process().output();
+  Child& log = daemon.process();
+  EXPECT_TRUE(log.wait_for_output("rolling back to generation", 20s)) << log.output();
+  EXPECT_TRUE(log.wait_for_output("app worker_server rolled back: the previous version is up", 30s))
+      << log.output();
+  std::map<pid_t, int> now;
+  ASSERT_TRUE(eventually(
+      [&] {
+        json s = daemon.status();
+        now = up_workers(s);
+        return s["servers"].size() == 2 && now.size() == 2 && s["crashLoops"].empty();
+      },
+      20s))
+      << daemon.status().dump(1) << log.output();
+  EXPECT_EQ(indices(now), (std::set<int>{0, 1}));
+  for (const auto& [pid, worker] : now) EXPECT_EQ(v1.count(pid), 0u) << "a new process: " << pid;
+  expect_version(daemon, now, "v1");
+  for (int i = 0; i < 4; ++i)  // what answers now is v1
+    EXPECT_NE(http_body(daemon.address_of(kResource)).find("version=v1"), std::string::npos);
+  verify::LoadReport report = load.finish();
+  EXPECT_EQ(report.counts.failed(), 0u) << verify::to_text(report);
+  json status = daemon.status();
+  ASSERT_EQ(status["apps"].size(), 1u) << status.dump();
+  EXPECT_TRUE(status["apps"][0]["rolledBack"].is_object()) << status.dump();
 }
 
 TEST(Workers, KillNineOfOneWorkerRestartsOnlyIt) {
