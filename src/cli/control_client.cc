@@ -53,15 +53,25 @@ Status ControlClient::send(const protocol::Json& message) {
   return {};
 }
 
+Result<protocol::Message> decode_reply(std::string_view line) {
+  auto message = protocol::decode(line);
+  if (!message.ok()) return message.status().wrap("reply from the daemon");
+  return message;
+}
+
 Result<protocol::Message> ControlClient::next(Millis timeout, bool* timed_out) {
+  auto line = next_line(timeout, timed_out);
+  if (!line.ok()) return line.status();
+  return decode_reply(*line);
+}
+
+Result<std::string> ControlClient::next_line(Millis timeout, bool* timed_out) {
   using Clock = std::chrono::steady_clock;
   auto deadline = timeout == Millis::max() ? Clock::time_point::max() : Clock::now() + timeout;
   for (;;) {
     if (auto line = framer_.next_line()) {
       if (line->empty()) continue;
-      auto message = protocol::decode(*line);
-      if (!message.ok()) return message.status().wrap("reply from the daemon");
-      return message;
+      return std::move(*line);
     }
     if (framer_.overflowed()) return Status::error("reply from the daemon too long");
     int wait_ms = -1;

@@ -23,6 +23,8 @@ class ControlClient {
   // The next message; an error when the daemon hangs up or `timeout` passes (then
   // `*timed_out`, when given, is set to true).
   Result<protocol::Message> next(Millis timeout = Millis::max(), bool* timed_out = nullptr);
+  // The same, before it is decoded (decode_reply): the next non-empty line.
+  Result<std::string> next_line(Millis timeout = Millis::max(), bool* timed_out = nullptr);
 
  private:
   explicit ControlClient(UniqueFd fd) : fd_(std::move(fd)) {}
@@ -30,6 +32,9 @@ class ControlClient {
   // An error reply may echo the request, which may be as long as a deploy of this user.
   protocol::LineFramer framer_{protocol::kMaxLineOwnUser};
 };
+
+// A line of the daemon's, decoded; an error names it as the daemon's reply.
+Result<protocol::Message> decode_reply(std::string_view line);
 
 // What the daemon said in `message`, for people: an `error` reply's text
 // (protocol::ErrorReply), else the whole message as JSON (bytes that are not UTF-8

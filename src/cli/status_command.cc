@@ -14,6 +14,7 @@
 #include "cli/socket_path.h"
 #include "protocol/app_name.h"
 #include "protocol/control_replies.h"
+#include "protocol/indented_body.h"
 #include "protocol/requests.h"
 
 namespace serverswap::cli {
@@ -167,9 +168,19 @@ int print_status(const GlobalOptions& options, bool json, const std::string& app
   // With an app, its versions too (the daemon leaves every app's versions out otherwise).
   protocol::StatusRequest request;
   if (!app.empty()) request.app = app;
-  auto reply = client->send(request.encode()).ok()
-                   ? client->next(Millis(10'000))
-                   : Result<protocol::Message>(Status::error("could not ask the daemon"));
+  auto line = client->send(request.encode()).ok()
+                  ? client->next_line(Millis(10'000))
+                  : Result<std::string>(Status::error("could not ask the daemon"));
+  if (line.ok() && json && app.empty()) {
+    // Re-indented as it is parsed, without a tree (the same text as the tree's dump below).
+    if (auto text = protocol::indented_body(*line, protocol::StatusReply::kName)) {
+      text->push_back('\n');
+      std::fwrite(text->data(), 1, text->size(), stdout);
+      std::fflush(stdout);
+      return kOk;
+    }
+  }
+  auto reply = line.ok() ? decode_reply(*line) : Result<protocol::Message>(line.status());
   if (!reply.ok() || reply->name != protocol::StatusReply::kName) {
     say(reply.ok() ? "unexpected reply: " + reply->whole.dump() : reply.status().message());
     return kSystemError;

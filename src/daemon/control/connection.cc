@@ -195,7 +195,12 @@ std::string Connection::peer() const {
 
 void Connection::write(const protocol::Json& message, uv_stream_t* handle) {
   if (closing_) return;
-  auto* request = new WriteRequest{{}, protocol::encode(message)};
+  write_line(protocol::encode(message), handle);
+}
+
+void Connection::write_line(std::string line, uv_stream_t* handle) {
+  if (closing_) return;
+  auto* request = new WriteRequest{{}, std::move(line)};
   uv_buf_t buf = uv_buf_init(request->data.data(), static_cast<unsigned>(request->data.size()));
   auto done = [](uv_write_t* req, int) { delete reinterpret_cast<WriteRequest*>(req); };
   int rc = handle ? uv_write2(&request->req, stream(), &buf, 1, handle, done)

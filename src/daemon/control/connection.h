@@ -82,6 +82,8 @@ class Connection : public Peer {
   void start(Handlers handlers);
 
   void send(const protocol::Json& message) override { write(message, nullptr); }
+  // A line written already (protocol::status_reply_line), '\n' included.
+  void send_line(std::string line) { write_line(std::move(line), nullptr); }
   // Sends a listening socket with the line (SCM_RIGHTS on the sendmsg that carries it).
   void send_with_handle(const protocol::Json& message, uv_stream_t* handle) override {
     write(message, handle);
@@ -102,6 +104,7 @@ class Connection : public Peer {
 
  private:
   void write(const protocol::Json& message, uv_stream_t* handle);
+  void write_line(std::string line, uv_stream_t* handle);
   void on_read(ssize_t nread, const uv_buf_t* buf);
   bool admit_message();
   void receive_fds();
