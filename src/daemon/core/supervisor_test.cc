@@ -1175,6 +1175,40 @@ TEST_F(SupervisorTest, ASupersededRollsWorkerThatCrashedIsNotRestartedBesideTheO
   EXPECT_EQ(state_of(old0), "up");
 }
 
+// Found by the simulator (seed 9114 of the worker mix): an old worker's crash restart started
+// before a newer roll's worker of the same command and index came up and crashed (its loop taken
+// over by the newer deploy) does not stand for that loop when it comes up: the newer deploy's
+// restart is still owed. It used to cancel that restart and end the loop, and the roll waited
+// for its crashed worker for ever (no outcome, I4).
+TEST_F(SupervisorTest, AnOlderRestartThatComesUpDoesNotCancelTheRestartOfANewerRollsWorker) {
+  deploy_spec(both_at_once({"wrk", "v0"}));
+  pid_t a0 = last_pid() - 1, a1 = last_pid();
+  bring_up(a0, ":3");
+  bring_up(a1, ":3");
+  processes_.exit(a1, 1, 0);        // crashes while up
+  ASSERT_TRUE(clock_.fire_next());  // its restart starts
+  pid_t old_restart = last_pid();
+  ASSERT_GT(old_restart, a1);
+  FakePeer& old_peer = hello(old_restart);
+  size_t roll = deploy_spec(both_at_once({"wrk", "v0"}));
+  pid_t b0 = last_pid() - 1, b1 = last_pid();
+  bring_up(b0, ":3");
+  bring_up(b1, ":3");         // the batch is up: a0 goes
+  processes_.exit(b1, 1, 0);  // crashes while up: the loop of index 1 is the roll's now
+  send(old_peer, protocol::make("onTakedown", ":3"));
+  send(old_peer, protocol::make("readyFor", ":3"));
+  send(old_peer, protocol::make("serverUp", true));  // the older restart comes up
+  processes_.exit(a0, 0, 0);
+  EXPECT_EQ(outcomes_[roll].size(), 0u);
+  ASSERT_TRUE(clock_.fire_next()) << "the restart of the roll's worker 1 was cancelled";
+  pid_t restart = last_pid();
+  ASSERT_GT(restart, old_restart) << "the roll's worker 1 was not restarted";
+  bring_up(restart, ":3");
+  EXPECT_TRUE(got(old_peer, "takeDown"));
+  processes_.exit(old_restart, 0, 0);
+  EXPECT_EQ(outcome(roll), "deployed");
+}
+
 // Adoptions, at the hook resumed(): an unmanaged server that resumes late is taken back all
 // the same, and the state file records it as it is now.
 TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {
