@@ -1209,6 +1209,35 @@ TEST_F(SupervisorTest, AnOlderRestartThatComesUpDoesNotCancelTheRestartOfANewerR
   EXPECT_EQ(outcome(roll), "deployed");
 }
 
+// Found by the simulator (seed 5364 of the worker mix): a plain server of an older deploy than a
+// roll, which replaced the old workers during the roll and then crashed (its crash loop going
+// on), stands for every index when the roll fails, as it would while up: nothing is started
+// again. The failed roll used to start the old workers again, and one of them superseded the
+// plain server's restart (one worker of two once quiet).
+TEST_F(SupervisorTest, AFailedRollLeavesTheCrashLoopOfAPlainServerThatReplacedTheOldWorkers) {
+  deploy_spec(both_at_once({"wrk", "v0"}));
+  pid_t a0 = last_pid() - 1, a1 = last_pid();
+  bring_up(a0, ":3");
+  bring_up(a1, ":3");
+  deploy({"srv", "X"});
+  pid_t plain = last_pid();
+  FakePeer& plain_peer = hello(plain);
+  send(plain_peer, protocol::make("onTakedown", ":3"));
+  send(plain_peer, protocol::make("readyFor", ":3"));
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t b0 = last_pid() - 1, b1 = last_pid();
+  send(plain_peer, protocol::make("serverUp", true));  // replaces the old workers
+  processes_.exit(a0, 0, 0);
+  processes_.exit(a1, 0, 0);
+  processes_.exit(plain, 1, 0);  // crashes while up: its restart is pending
+  processes_.exit(b0, 1, 0);     // the roll fails
+  EXPECT_EQ(outcome(roll).rfind("failed: the rollout stopped", 0), 0u) << outcome(roll);
+  EXPECT_EQ(last_pid(), b1) << "the old workers were started again";
+  processes_.exit(b1, 0, 0);
+  ASSERT_TRUE(clock_.fire_next());
+  EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "X"}));
+}
+
 // Adoptions, at the hook resumed(): an unmanaged server that resumes late is taken back all
 // the same, and the state file records it as it is now.
 TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {

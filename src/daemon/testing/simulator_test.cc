@@ -121,11 +121,13 @@ const SeedMix kMixes[] = {
     // started beside the crash loop's restart (one worker short); 736, 8877, 9690, a failed
     // rollback took a worker of the release it went back to for the old version and took its own
     // workers of that release down before anything newer was up (I2); 9114, an older deploy's
-    // crash restart that came up cancelled the restart of a newer roll's crashed worker (I4).
+    // crash restart that came up cancelled the restart of a newer roll's crashed worker (I4);
+    // 5364, a failed roll started the old workers again though a plain server that replaced them
+    // had crashed and its crash loop went on (one worker short).
     {"workerback",
      "--no-listen --no-serving --no-restarts",
      {.listen = false, .serving = false, .restarts = false},
-     {607, 736, 5134, 6269, 7668, 8877, 9114, 9690}},
+     {607, 736, 5134, 5364, 6269, 7668, 8877, 9114, 9690}},
 };
 
 struct RegressionSeed {
