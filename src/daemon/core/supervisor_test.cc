@@ -1238,6 +1238,41 @@ TEST_F(SupervisorTest, AFailedRollLeavesTheCrashLoopOfAPlainServerThatReplacedTh
   EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "X"}));
 }
 
+// Found by the simulator (seed 9107 of the worker mix): a plain server that replaced the old
+// workers during a roll, and that the roll then replaced, stands for every index when the roll
+// fails: only it is started again, not also the old worker it had replaced at another index
+// (which it took down once up: one worker of two once quiet).
+TEST_F(SupervisorTest, AFailedRollGivesBackOnlyThePlainServerThatReplacedTheOldWorkers) {
+  deploy_spec(both_at_once({"wrk", "v0"}));
+  pid_t a0 = last_pid() - 1, a1 = last_pid();
+  bring_up(a0, ":3");
+  bring_up(a1, ":3");
+  deploy({"srv", "X"});
+  pid_t plain = last_pid();
+  FakePeer& plain_peer = hello(plain);
+  send(plain_peer, protocol::make("onTakedown", ":3"));
+  send(plain_peer, protocol::make("readyFor", ":3"));
+  SpawnSpec one_by_one;
+  one_by_one.argv = {"wrk", "v1"};
+  one_by_one.workers = 2;
+  one_by_one.batch = 1;
+  one_by_one.max_surge = 1;
+  size_t roll = deploy_spec(one_by_one);  // meets the v0 workers as the old versions
+  pid_t b0 = last_pid();
+  send(plain_peer, protocol::make("serverUp", true));  // replaces the v0 workers
+  processes_.exit(a0, 0, 0);
+  processes_.exit(a1, 0, 0);
+  bring_up(b0, ":3");  // replaces the plain server
+  EXPECT_TRUE(got(plain_peer, "takeDown"));
+  processes_.exit(plain, 0, 0);
+  pid_t b1 = last_pid();
+  ASSERT_GT(b1, b0) << "worker 1 did not start";
+  processes_.exit(b1, 1, 0);  // the roll fails
+  EXPECT_EQ(outcome(roll).rfind("failed: the rollout stopped", 0), 0u) << outcome(roll);
+  ASSERT_EQ(last_pid(), b1 + 1) << "the plain server was not started again, or more was";
+  EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "X"}));
+}
+
 // Adoptions, at the hook resumed(): an unmanaged server that resumes late is taken back all
 // the same, and the state file records it as it is now.
 TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {
