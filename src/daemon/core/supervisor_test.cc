@@ -1230,7 +1230,9 @@ TEST_F(SupervisorTest, AFailedRollLeavesTheCrashLoopOfAPlainServerThatReplacedTh
   processes_.exit(a0, 0, 0);
   processes_.exit(a1, 0, 0);
   processes_.exit(plain, 1, 0);  // crashes while up: its restart is pending
-  processes_.exit(b0, 1, 0);     // the roll fails
+  FakePeer& b0_peer = hello(b0);
+  send(b0_peer, protocol::make("readyFor", ":3"));  // the roll learns its resource
+  processes_.exit(b0, 1, 0);                        // the roll fails
   EXPECT_EQ(outcome(roll).rfind("failed: the rollout stopped", 0), 0u) << outcome(roll);
   EXPECT_EQ(last_pid(), b1) << "the old workers were started again";
   processes_.exit(b1, 0, 0);
@@ -1267,6 +1269,7 @@ TEST_F(SupervisorTest, AFailedRollGivesBackOnlyThePlainServerThatReplacedTheOldW
   processes_.exit(plain, 0, 0);
   pid_t b1 = last_pid();
   ASSERT_GT(b1, b0) << "worker 1 did not start";
+  processes_.exit(b0, 1, 0);  // crashes while up: nothing of the roll is up
   processes_.exit(b1, 1, 0);  // the roll fails
   EXPECT_EQ(outcome(roll).rfind("failed: the rollout stopped", 0), 0u) << outcome(roll);
   ASSERT_EQ(last_pid(), b1 + 1) << "the plain server was not started again, or more was";
