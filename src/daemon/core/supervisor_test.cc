@@ -1201,6 +1201,107 @@ TEST_F(SupervisorTest, ASupersededRollsWorkerThatCrashedIsNotRestartedBesideTheO
   EXPECT_EQ(state_of(old0), "up");
 }
 
+// Found by the simulator (seed 9114 of the worker mix): an old worker's crash restart started
+// before a newer roll's worker of the same command and index came up and crashed (its loop taken
+// over by the newer deploy) does not stand for that loop when it comes up: the newer deploy's
+// restart is still owed. It used to cancel that restart and end the loop, and the roll waited
+// for its crashed worker for ever (no outcome, I4).
+TEST_F(SupervisorTest, AnOlderRestartThatComesUpDoesNotCancelTheRestartOfANewerRollsWorker) {
+  deploy_spec(both_at_once({"wrk", "v0"}));
+  pid_t a0 = last_pid() - 1, a1 = last_pid();
+  bring_up(a0, ":3");
+  bring_up(a1, ":3");
+  processes_.exit(a1, 1, 0);        // crashes while up
+  ASSERT_TRUE(clock_.fire_next());  // its restart starts
+  pid_t old_restart = last_pid();
+  ASSERT_GT(old_restart, a1);
+  FakePeer& old_peer = hello(old_restart);
+  size_t roll = deploy_spec(both_at_once({"wrk", "v0"}));
+  pid_t b0 = last_pid() - 1, b1 = last_pid();
+  bring_up(b0, ":3");
+  bring_up(b1, ":3");         // the batch is up: a0 goes
+  processes_.exit(b1, 1, 0);  // crashes while up: the loop of index 1 is the roll's now
+  send(old_peer, protocol::make("onTakedown", ":3"));
+  send(old_peer, protocol::make("readyFor", ":3"));
+  send(old_peer, protocol::make("serverUp", true));  // the older restart comes up
+  processes_.exit(a0, 0, 0);
+  EXPECT_EQ(outcomes_[roll].size(), 0u);
+  ASSERT_TRUE(clock_.fire_next()) << "the restart of the roll's worker 1 was cancelled";
+  pid_t restart = last_pid();
+  ASSERT_GT(restart, old_restart) << "the roll's worker 1 was not restarted";
+  bring_up(restart, ":3");
+  EXPECT_TRUE(got(old_peer, "takeDown"));
+  processes_.exit(old_restart, 0, 0);
+  EXPECT_EQ(outcome(roll), "deployed");
+}
+
+// Found by the simulator (seed 5364 of the worker mix): a plain server of an older deploy than a
+// roll, which replaced the old workers during the roll and then crashed (its crash loop going
+// on), stands for every index when the roll fails, as it would while up: nothing is started
+// again. The failed roll used to start the old workers again, and one of them superseded the
+// plain server's restart (one worker of two once quiet).
+TEST_F(SupervisorTest, AFailedRollLeavesTheCrashLoopOfAPlainServerThatReplacedTheOldWorkers) {
+  deploy_spec(both_at_once({"wrk", "v0"}));
+  pid_t a0 = last_pid() - 1, a1 = last_pid();
+  bring_up(a0, ":3");
+  bring_up(a1, ":3");
+  deploy({"srv", "X"});
+  pid_t plain = last_pid();
+  FakePeer& plain_peer = hello(plain);
+  send(plain_peer, protocol::make("onTakedown", ":3"));
+  send(plain_peer, protocol::make("readyFor", ":3"));
+  size_t roll = deploy_spec(both_at_once({"wrk", "v1"}));
+  pid_t b0 = last_pid() - 1, b1 = last_pid();
+  send(plain_peer, protocol::make("serverUp", true));  // replaces the old workers
+  processes_.exit(a0, 0, 0);
+  processes_.exit(a1, 0, 0);
+  processes_.exit(plain, 1, 0);  // crashes while up: its restart is pending
+  FakePeer& b0_peer = hello(b0);
+  send(b0_peer, protocol::make("readyFor", ":3"));  // the roll learns its resource
+  processes_.exit(b0, 1, 0);                        // the roll fails
+  EXPECT_EQ(outcome(roll).rfind("failed: the rollout stopped", 0), 0u) << outcome(roll);
+  EXPECT_EQ(last_pid(), b1) << "the old workers were started again";
+  processes_.exit(b1, 0, 0);
+  ASSERT_TRUE(clock_.fire_next());
+  EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "X"}));
+}
+
+// Found by the simulator (seed 9107 of the worker mix): a plain server that replaced the old
+// workers during a roll, and that the roll then replaced, stands for every index when the roll
+// fails: only it is started again, not also the old worker it had replaced at another index
+// (which it took down once up: one worker of two once quiet).
+TEST_F(SupervisorTest, AFailedRollGivesBackOnlyThePlainServerThatReplacedTheOldWorkers) {
+  deploy_spec(both_at_once({"wrk", "v0"}));
+  pid_t a0 = last_pid() - 1, a1 = last_pid();
+  bring_up(a0, ":3");
+  bring_up(a1, ":3");
+  deploy({"srv", "X"});
+  pid_t plain = last_pid();
+  FakePeer& plain_peer = hello(plain);
+  send(plain_peer, protocol::make("onTakedown", ":3"));
+  send(plain_peer, protocol::make("readyFor", ":3"));
+  SpawnSpec one_by_one;
+  one_by_one.argv = {"wrk", "v1"};
+  one_by_one.workers = 2;
+  one_by_one.batch = 1;
+  one_by_one.max_surge = 1;
+  size_t roll = deploy_spec(one_by_one);  // meets the v0 workers as the old versions
+  pid_t b0 = last_pid();
+  send(plain_peer, protocol::make("serverUp", true));  // replaces the v0 workers
+  processes_.exit(a0, 0, 0);
+  processes_.exit(a1, 0, 0);
+  bring_up(b0, ":3");  // replaces the plain server
+  EXPECT_TRUE(got(plain_peer, "takeDown"));
+  processes_.exit(plain, 0, 0);
+  pid_t b1 = last_pid();
+  ASSERT_GT(b1, b0) << "worker 1 did not start";
+  processes_.exit(b0, 1, 0);  // crashes while up: nothing of the roll is up
+  processes_.exit(b1, 1, 0);  // the roll fails
+  EXPECT_EQ(outcome(roll).rfind("failed: the rollout stopped", 0), 0u) << outcome(roll);
+  ASSERT_EQ(last_pid(), b1 + 1) << "the plain server was not started again, or more was";
+  EXPECT_EQ(processes_.find(last_pid())->spec.argv, (std::vector<std::string>{"srv", "X"}));
+}
+
 // Adoptions, at the hook resumed(): an unmanaged server that resumes late is taken back all
 // the same, and the state file records it as it is now.
 TEST_F(SupervisorTest, AnUnmanagedServerThatResumesLateIsUpAgain) {

@@ -120,11 +120,15 @@ const SeedMix kMixes[] = {
     // worker had superseded was left empty; 5134, 6269, 7668, the same with the rollback's worker
     // started beside the crash loop's restart (one worker short); 736, 8877, 9690, a failed
     // rollback took a worker of the release it went back to for the old version and took its own
-    // workers of that release down before anything newer was up (I2).
+    // workers of that release down before anything newer was up (I2); 9114, an older deploy's
+    // crash restart that came up cancelled the restart of a newer roll's crashed worker (I4);
+    // 5364, a failed roll started the old workers again though a plain server that replaced them
+    // had crashed and its crash loop went on (one worker short); 9107, a failed roll started
+    // again both a plain server it had replaced and an old worker that one had replaced.
     {"workerback",
      "--no-listen --no-serving --no-restarts",
      {.listen = false, .serving = false, .restarts = false},
-     {607, 736, 5134, 6269, 7668, 8877, 9690}},
+     {607, 736, 5134, 5364, 6269, 7668, 8877, 9107, 9114, 9690}},
 };
 
 struct RegressionSeed {
