@@ -88,6 +88,7 @@ void Supervisor::adopt_server(const ServerRecord& record) {
   server->state = state_from_name(record.state);
   server->restarts = record.restarts;
   server->kept = record.kept;
+  server->taken_back = true;
   for (const auto& held : record.held) {
     server->held[held.name] = held.spelled;
     if (held.served) server->served.insert(held.name);
