@@ -55,6 +55,9 @@ bool CrashRestarts::orphaned_worker(const Server& gone) const {
   if (!gone.taken_back || gone.request.worker < 0 || gone.failure.empty() ||
       gone.superseded_by != 0 || !gone.lost_to_app.empty())
     return false;
+  // A loop of its index already goes on (Supervisor::start_missing_workers started it, or a
+  // crash of it did): its own rules decide.
+  if (loops_.count(crash_key(gone.request))) return false;
   std::set<std::string> resources;
   for (const auto& [name, spelled] : gone.held) resources.insert(name);
   return !served_elsewhere(resources, gone.id, gone.request.worker, 0);
