@@ -41,7 +41,26 @@ void CrashRestarts::exited(const Server& gone, ServerState before) {
       loop != loops_.end() && (loop->second->member.empty() ? gone.rank >= loop->second->rank
                                                             : loop->second->member == gone.id);
   bool loop_goes_on = !gone.failure.empty() && !fresh_worker && member;
-  if (crashed_while_up || loop_goes_on) crashed(gone);
+  if (crashed_while_up || loop_goes_on || orphaned_worker(gone)) crashed(gone);
+}
+
+// A worker taken back from state.json that failed before it was up (it did not resume
+// within --adopt-timeout, or was not up in time after it did), superseded by nothing: its
+// roll died with the daemon, so nothing else would ever start its index again, and the app
+// would stay a worker short for good (found by the simulator, seed 4 of the full mix). Its
+// index is started again with the same command, as a crash restart would, unless another
+// server (of any deploy) serves that index: a roll interrupted half-way keeps the old worker
+// it had not replaced yet.
+bool CrashRestarts::orphaned_worker(const Server& gone) const {
+  if (!gone.taken_back || gone.request.worker < 0 || gone.failure.empty() ||
+      gone.superseded_by != 0 || !gone.lost_to_app.empty())
+    return false;
+  // A loop of its index already goes on (Supervisor::start_missing_workers started it, or a
+  // crash of it did): its own rules decide.
+  if (loops_.count(crash_key(gone.request))) return false;
+  std::set<std::string> resources;
+  for (const auto& [name, spelled] : gone.held) resources.insert(name);
+  return !served_elsewhere(resources, gone.id, gone.request.worker, 0);
 }
 
 // Restarts the command after its backoff unless another up server serves every resource it

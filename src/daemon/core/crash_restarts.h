@@ -118,6 +118,7 @@ class CrashRestarts {
   };
 
   void crashed(const Server& gone);
+  bool orphaned_worker(const Server& gone) const;
   void restart(const std::string& key);
   void schedule(Loop& loop, const std::string& key, Millis delay);
   void back_off_unspawned(Loop& loop, const std::string& key, const std::string& what);

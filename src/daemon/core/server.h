@@ -95,6 +95,10 @@ struct Server {
   // Kept up by keep_serving (its deploy failed): it takes nothing more over by settling, only
   // by `serving`, since it never said serverUp.
   bool kept = false;
+  // Taken back from state.json by a restarted daemon: no roll owns it any more (a roll in
+  // flight died with the daemon), so a worker of it that fails before it is up leaves its
+  // index to the crash restarts (CrashRestarts::exited).
+  bool taken_back = false;
   // Resources it said `serving` on: said again, it changes nothing, and is not logged again
   // beyond the rate of what a server says (Supervisor::emit_said).
   std::set<std::string> said_serving;

@@ -515,7 +515,7 @@ void Supervisor::hello(Peer& connection, const protocol::Message& message) {
   // is managed again, as if it had resumed (found by the simulator: it was made unmanaged
   // at --adopt-timeout while connected, and then took nothing over).
   std::string id = server->id;
-  if (adoptions_.adopted(id) && adoptions_.resumed(id) && adoption_done_) adoption_done_();
+  if (adoptions_.adopted(id) && adoptions_.resumed(id)) adoption_over();
   server = find(id);
   // A --listen server with a client library has its sockets already and asks for none.
   if (server && inherited_only) become_ready(*server);

@@ -193,6 +193,9 @@ class Supervisor {
   void restart_readiness_timers(Server& server);
   void resumed(Server& server, Peer& connection, bool up);
   void resettle_resumed(Server& server);
+  // Adoption is over (every server taken back resumed or was given up on).
+  void adoption_over();
+  void start_missing_workers();
   // Unmodified programs (docs/protocol.md, "Inherited sockets and unmodified programs").
   void hold_listen_sockets(Server& server, const std::vector<PassedSocket>& passed);
   void notified(const std::string& id, const NotifyMessage& message);

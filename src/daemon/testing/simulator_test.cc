@@ -129,6 +129,11 @@ const SeedMix kMixes[] = {
      "--no-listen --no-serving --no-restarts",
      {.listen = false, .serving = false, .restarts = false},
      {607, 736, 5134, 5364, 6269, 7668, 8877, 9107, 9114, 9690}},
+    // The whole mix (workers, --listen, `serving`, daemon restarts), for worker apps taken back
+    // after a daemon death: 4, a taken-back worker that failed before it was up (its roll died
+    // with the daemon) left its index empty for good; 92, a worker whose crash restart was
+    // pending when the daemon died (loops are not in state.json) was never started again.
+    {"resume", "", {}, {4, 92}},
 };
 
 struct RegressionSeed {
