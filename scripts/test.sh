@@ -27,7 +27,8 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 # go to a scratch directory, crashes to build-fuzz/TARGET-crash-*.
 fuzz_seconds=${SERVERSWAP_FUZZ_SECONDS:-20}
 echo "== fuzz: each target for ${fuzz_seconds}s (clang, libFuzzer + ASan + UBSan)"
-fuzz_targets=(framer_message_fuzz resource_fuzz fd_passing_fuzz daemon_decode_fuzz output_line_fuzz)
+fuzz_targets=(framer_message_fuzz resource_fuzz fd_passing_fuzz daemon_decode_fuzz output_line_fuzz
+  status_text_fuzz)
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSERVERSWAP_FUZZ=ON -DSERVERSWAP_TESTS=OFF \
   -DSERVERSWAP_WERROR=ON >/dev/null
